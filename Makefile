@@ -1,0 +1,122 @@
+# batch.h - build, test, bench. `make test` alone sets up a fresh Debian machine (libstb-dev).
+CC ?= cc
+CXX ?= g++
+STB_INCLUDE ?= /usr/include/stb
+PREFIX ?= /usr/local
+DESTDIR ?=
+BENCH_QUICK ?=
+
+WARN := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
+# user CFLAGS are appended, so they win
+ALL_CFLAGS = $(WARN) -I$(STB_INCLUDE) -O2 -g $(CFLAGS)
+LDLIBS := -pthread -lm
+SAN_FLAGS := -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+# The one ordered list of implementation parts (api.h comes first, then these).
+PARTS := batch_impl/internal.h batch_impl/platform.c batch_impl/deque.c batch_impl/pool.c
+
+TEST_SRC := tests/main.c tests/test.h $(wildcard tests/test_*.c)
+STB_DS := $(STB_INCLUDE)/stb_ds.h
+EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
+
+.PHONY: all test asan tsan nothreads bench examples install check-amalgamation check-parts clean stb
+
+all: batch.h build/test/run examples
+
+# ---- the single header ----------------------------------------------------------------------
+batch.h: batch_impl/api.h $(PARTS) batch_impl/amalgamate.sh LICENSE
+	sh batch_impl/amalgamate.sh $@ LICENSE batch_impl/api.h $(PARTS)
+
+check-amalgamation:
+	@tmp=$$(mktemp); sh batch_impl/amalgamate.sh $$tmp LICENSE batch_impl/api.h $(PARTS); \
+	if cmp -s $$tmp batch.h; then rm -f $$tmp; echo "batch.h is current"; \
+	else diff -u batch.h $$tmp | head -n 20; rm -f $$tmp; \
+	     echo "batch.h differs from batch_impl/: run 'make batch.h' and commit it"; exit 1; fi
+
+# Each part compiles on its own (with the parts it depends on).
+check-parts: | stb
+	@for p in $(PARTS); do \
+	    $(CC) $(ALL_CFLAGS) -DBATCH_IMPLEMENTATION -fsyntax-only -x c $$p || exit 1; done; \
+	echo "each part compiles alone"
+
+# ---- stb_ds: from Debian's libstb-dev, installed on demand -----------------------------------
+stb: $(STB_DS)
+$(STB_DS):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing libstb-dev (stb_ds.h)"; \
+	    apt-get install -y -q libstb-dev >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q libstb-dev >/dev/null; }; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+	    sudo apt-get install -y -q libstb-dev >/dev/null 2>&1 || \
+	    { sudo apt-get update -q >/dev/null && sudo apt-get install -y -q libstb-dev >/dev/null; }; \
+	fi; \
+	test -f $@ || { echo "batch.h needs stb_ds.h: apt-get install libstb-dev (or make STB_INCLUDE=<dir with stb_ds.h>)"; exit 1; }
+
+# ---- tests ----------------------------------------------------------------------------------
+build/test/run: $(TEST_SRC) batch.h | stb
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ tests/main.c $(LDLIBS)
+
+build/test/cpp_api: tests/cpp_api.cpp tests/cpp_impl.c batch.h | stb
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o build/test/cpp_impl.o tests/cpp_impl.c
+	$(CXX) -std=c++11 -Wall -Wextra -Wpedantic -Werror -I. -c -o build/test/cpp_api.o tests/cpp_api.cpp
+	$(CXX) -o $@ build/test/cpp_api.o build/test/cpp_impl.o $(LDLIBS)
+
+build/test/static_link: tests/static_a.c tests/static_b.c batch.h | stb
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ tests/static_a.c tests/static_b.c $(LDLIBS)
+
+test: batch.h check-parts build/test/cpp_api build/test/static_link build/test/run
+	./build/test/cpp_api
+	./build/test/static_link
+	./build/test/run
+
+# Sanitizers run on the pthreads backend: TSan crashes on C11 thrd_create and LSan misses leaks
+# there (../shared/TESTING.md). BATCH_TEST_SCALE shrinks the stress loops for the slow builds.
+build/asan/run: $(TEST_SRC) batch.h | stb
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -O1 -DBATCH_USE_PTHREADS -fsanitize=address,undefined $(SAN_FLAGS) -o $@ tests/main.c $(LDLIBS)
+asan: build/asan/run
+	BATCH_TEST_SCALE=4 ./build/asan/run
+
+build/tsan/run: $(TEST_SRC) batch.h | stb
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -O1 -DBATCH_USE_PTHREADS -fsanitize=thread $(SAN_FLAGS) -o $@ tests/main.c $(LDLIBS)
+tsan: build/tsan/run
+	BATCH_TEST_SCALE=10 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ./build/tsan/run
+
+build/nothreads/run: $(TEST_SRC) batch.h | stb
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -DBATCH_NO_THREADS -o $@ tests/main.c -lm
+nothreads: build/nothreads/run
+	./build/nothreads/run
+
+build/pthreads/run: $(TEST_SRC) batch.h | stb
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -DBATCH_USE_PTHREADS -o $@ tests/main.c $(LDLIBS)
+pthreads: build/pthreads/run
+	./build/pthreads/run
+
+# ---- examples and bench -----------------------------------------------------------------------
+examples: $(EXAMPLES)
+build/examples/%: examples/%.c batch.h | stb
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -I. -o $@ $< $(LDLIBS)
+
+build/bench/bench: bench/bench.c bench/workloads.h batch.h | stb
+	@mkdir -p $(@D)
+	$(CC) $(WARN) -I$(STB_INCLUDE) -I. -O2 -DNDEBUG -fopenmp $(CFLAGS) -o $@ bench/bench.c $(LDLIBS)
+
+bench: build/bench/bench
+	./build/bench/bench $(if $(BENCH_QUICK),--quick) --csv bench/results.csv
+
+# ---- install ---------------------------------------------------------------------------------
+install: batch.h
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 batch.h $(DESTDIR)$(PREFIX)/include/batch.h
+	printf 'prefix=%s\nincludedir=$${prefix}/include\n\nName: batch\nDescription: batch.h, run batch work on every core (single-header C11)\nVersion: 0.1.0\nRequires.private: stb\nCflags: -I$${includedir} -I%s\nLibs: -pthread\n' \
+	    '$(PREFIX)' '$(STB_INCLUDE)' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/batch.pc
+
+clean:
+	rm -rf build

@@ -1,0 +1,253 @@
+/* batch.h - run batch work on every core of one machine. Pure C11, libc only.
+
+   Do this:
+       #define BATCH_IMPLEMENTATION
+       #include "batch.h"
+   in *one* C file (compiled as C11) before you include this file in any other.
+   Other files just #include "batch.h".
+
+   TABLE OF CONTENTS
+       COMPILE-TIME OPTIONS
+       RESULT CODES
+       THE POOL          workers, priorities, submit, counters, parallel-for, shutdown
+       THREAD SAFETY AND CALLBACKS
+       OWNERSHIP
+       LICENSE           MIT, at the end of this file
+
+   COMPILE-TIME OPTIONS (define before including the implementation)
+       BATCH_STATIC            every function is static: two copies may live in one program
+       BATCH_USE_PTHREADS      use the pthreads backend instead of C11 <threads.h> (automatic on
+                               macOS and wherever __STDC_NO_THREADS__ is defined; the
+                               ThreadSanitizer build uses it)
+       BATCH_NO_THREADS        no threads at all: <threads.h> is never included and every pool
+                               runs its tasks inline on the thread that waits for them
+       BATCH_MALLOC(sz,ctx) BATCH_REALLOC(p,sz,ctx) BATCH_FREE(p,ctx)
+                               your allocator; define all three or none. ctx is the
+                               alloc_ctx of the desc (NULL for stb_ds containers)
+       BATCH_ASSERT(c)         internal assertions (default: assert)
+       BATCH_DEFAULT_THREADS   worker count when the CPU count is unknown (default 4)
+       BATCH_MAX_WORKERS       upper bound of batch_pool_desc.workers (default 256)
+       BATCH_NO_STB_DS_IMPLEMENTATION
+                               you compile stb_ds.h's implementation yourself elsewhere
+       The implementation needs clock_gettime(CLOCK_MONOTONIC). Under a strict -std=c11 it is
+       visible only if BATCH_IMPLEMENTATION is defined before the first #include of the file
+       (batch.h then defines _POSIX_C_SOURCE) or you compile with -D_POSIX_C_SOURCE=200809L.
+
+   A 20-LINE EXAMPLE (examples/hello_pool.c)
+       static void square(batch_pool* pool, void* user) { int* v = user; *v *= *v; (void)pool; }
+       int main(void) {
+           batch_pool* pool; int v[100]; batch_counter done;
+           if (batch_pool_create(&pool, &(batch_pool_desc){0}) != BATCH_OK) return 1;
+           batch_counter_init(&done, pool);
+           for (int i = 0; i < 100; i++) {
+               v[i] = i;
+               batch_pool_submit(pool, &(batch_work){ .fn = square, .user_data = &v[i],
+                                                      .counter = &done });
+           }
+           batch_counter_wait(&done);          // sleeps, or helps if called from a worker
+           batch_pool_destroy(pool);
+       }
+*/
+#ifndef BATCH_H_INCLUDED
+#define BATCH_H_INCLUDED
+
+/* Under a strict -std=c11 glibc hides POSIX (clock_gettime, sysconf). If this is the first
+   include of the implementation file, ask for POSIX; in gnu modes nothing is changed. */
+#if defined(BATCH_IMPLEMENTATION) && defined(__STRICT_ANSI__) && !defined(_POSIX_C_SOURCE) && \
+    !defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE)
+#  define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef BATCH_API
+#  if defined(BATCH_STATIC) && (defined(__GNUC__) || defined(__clang__))
+#    define BATCH_API static __attribute__((unused))
+#  elif defined(BATCH_STATIC)
+#    define BATCH_API static
+#  else
+#    define BATCH_API extern
+#  endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+   RESULT CODES
+   Every function that can fail returns a batch_result: BATCH_OK (0), BATCH_PARTIAL (1: finished,
+   failures stayed under the threshold) or a negative error. The enum and batch_result_string()
+   are generated from this one list. */
+#define BATCH_RESULTS(X) \
+    X(BATCH_OK,             0, "success") \
+    X(BATCH_PARTIAL,        1, "finished; failures stayed under the threshold") \
+    X(BATCH_ERR_INVALID,   -1, "invalid argument") \
+    X(BATCH_ERR_NOMEM,     -2, "out of memory") \
+    X(BATCH_ERR_CYCLE,     -3, "task graph has a cycle") \
+    X(BATCH_ERR_BUSY,      -4, "object is in use") \
+    X(BATCH_ERR_CANCELLED, -5, "cancelled") \
+    X(BATCH_ERR_TIMEOUT,   -6, "timed out") \
+    X(BATCH_ERR_THRESHOLD, -7, "error threshold exceeded") \
+    X(BATCH_ERR_SHUTDOWN,  -8, "pool is shutting down") \
+    X(BATCH_ERR_THREAD,    -9, "could not create a thread") \
+    X(BATCH_ERR_FAILED,   -10, "job failed")
+
+#define BATCH__RESULT_ENUM(name, value, text) name = value,
+typedef enum batch_result { BATCH_RESULTS(BATCH__RESULT_ENUM) BATCH_RESULT_FORCE32_ = 0x7fffffff } batch_result;
+#undef BATCH__RESULT_ENUM
+
+/* A static, never-NULL English description of r ("unknown result" for values not in the list). */
+BATCH_API const char* batch_result_string(batch_result r);
+
+/* Monotonic clock in nanoseconds (arbitrary epoch). Any thread. */
+BATCH_API uint64_t batch_now_ns(void);
+
+/* Number of online CPUs, or BATCH_DEFAULT_THREADS when the platform cannot tell. */
+BATCH_API int batch_cpu_count(void);
+
+/* ---------------------------------------------------------------------------------------------
+   THE POOL
+   A fixed set of worker threads. Each worker owns a work-stealing deque; work submitted from
+   outside the pool goes to one FIFO injection queue per priority. Idle workers steal, spin
+   briefly, then sleep; no submission is ever left with every worker asleep. */
+typedef struct batch_pool batch_pool;
+
+/* workers = BATCH_WORKERS_INLINE: no threads; tasks run on whichever thread waits for them
+   (batch_counter_wait, batch_pool_parallel_for, batch_pool_wait_idle, batch_pool_destroy), in
+   priority then FIFO order. Deterministic: for tests, debugging and single-core targets. */
+#define BATCH_WORKERS_INLINE (-1)
+
+typedef struct batch_pool_desc {
+    int workers;        /* 0: one per CPU (batch_cpu_count()); BATCH_WORKERS_INLINE: no threads;
+                           otherwise 1..BATCH_MAX_WORKERS */
+    int deque_capacity; /* initial slots of each worker's deque (grows on demand); 0: 256;
+                           a power of two in [16, 2^24] */
+    int spin_rounds;    /* work searches an idle worker makes before it sleeps; 0: 16; <= 4096 */
+    void* alloc_ctx;    /* passed to BATCH_MALLOC/BATCH_REALLOC/BATCH_FREE */
+} batch_pool_desc;
+
+/* Creates a pool and starts its workers. On success *out_pool is set and BATCH_OK returned. On
+   failure *out_pool is NULL, every started worker has been joined and nothing leaks:
+   BATCH_ERR_INVALID (NULL pointers, out-of-range fields), BATCH_ERR_NOMEM, BATCH_ERR_THREAD. */
+BATCH_API batch_result batch_pool_create(batch_pool** out_pool, const batch_pool_desc* desc);
+
+/* Stops accepting work from threads that are not its workers (their submits then return
+   BATCH_ERR_SHUTDOWN), runs every task already accepted to completion - queued tasks, tasks those
+   tasks submit, and delayed tasks, which are released at once - then joins the workers.
+   The pool's memory stays valid, so threads still racing to submit get BATCH_ERR_SHUTDOWN
+   instead of a crash. Idempotent. Must not be called from a task of this pool (BATCH_ERR_BUSY). */
+BATCH_API batch_result batch_pool_shutdown(batch_pool* pool);
+
+/* batch_pool_shutdown, then frees the pool. NULL does nothing. From a task of this pool it does
+   nothing and returns BATCH_ERR_BUSY. No other thread may use the pool once this is called. */
+BATCH_API batch_result batch_pool_destroy(batch_pool* pool);
+
+/* Worker threads of the pool (0 for an inline pool). */
+BATCH_API int batch_pool_workers(const batch_pool* pool);
+
+/* Index in [0, workers) of the calling thread if it is a worker of `pool`, else -1. */
+BATCH_API int batch_pool_worker_index(const batch_pool* pool);
+
+typedef enum batch_priority {
+    BATCH_PRIORITY_DEFAULT = 0,   /* = NORMAL */
+    BATCH_PRIORITY_CRITICAL,
+    BATCH_PRIORITY_HIGH,
+    BATCH_PRIORITY_NORMAL,
+    BATCH_PRIORITY_LOW,
+    BATCH_PRIORITY_BACKGROUND,
+    BATCH_PRIORITY_COUNT_
+} batch_priority;
+
+/* A latch: a count of unfinished tasks that a thread can wait on. It lives in your memory (stack
+   is fine), is bound to one pool by batch_counter_init, and must outlive the tasks it counts.
+   Fields are private. */
+typedef struct batch_counter {
+    uint64_t state_;        /* count << 1 | waiter flag; accessed atomically */
+    batch_pool* pool_;
+} batch_counter;
+
+/* Sets the count to 0 and binds the counter to pool. BATCH_ERR_INVALID on NULL. Not thread-safe
+   with other operations on the same counter. */
+BATCH_API batch_result batch_counter_init(batch_counter* c, batch_pool* pool);
+/* Adds n (> 0) to the count. Any thread. */
+BATCH_API batch_result batch_counter_add(batch_counter* c, uint64_t n);
+/* Subtracts one; the thread that takes it to zero wakes its waiters. Any thread. It is an error
+   (BATCH_ERR_INVALID, count unchanged) to go below zero. */
+BATCH_API batch_result batch_counter_done(batch_counter* c);
+/* Current count (a snapshot). */
+BATCH_API uint64_t batch_counter_value(const batch_counter* c);
+/* Blocks until the count is zero. A worker of the counter's pool does not block: it runs other
+   tasks meanwhile, so a task that waits for tasks it submitted cannot deadlock, even with one
+   worker. On an inline pool the caller runs the queued tasks. A thread that is not a worker
+   sleeps. */
+BATCH_API batch_result batch_counter_wait(batch_counter* c);
+/* As batch_counter_wait but gives up after timeout_ns (monotonic): BATCH_ERR_TIMEOUT. */
+BATCH_API batch_result batch_counter_wait_timeout(batch_counter* c, uint64_t timeout_ns);
+
+typedef void (*batch_work_fn)(batch_pool* pool, void* user_data);
+
+/* One unit of work for batch_pool_submit. Zero-initialise and set fn. */
+typedef struct batch_work {
+    batch_work_fn fn;       /* required */
+    void* user_data;        /* borrowed; passed to fn */
+    batch_counter* counter; /* optional: incremented at submit, decremented after fn returns;
+                               must be bound to the same pool */
+    batch_priority priority;/* 0: NORMAL */
+    uint64_t delay_ns;      /* 0: ready now; else runs no earlier than now + delay_ns
+                               (no worker sleeps on it); at most 2^62 */
+} batch_work;
+
+/* Queues fn(pool, user_data). Any thread, including tasks of the pool. A NORMAL task submitted by a
+   worker goes to its own deque (LIFO for it, stolen FIFO by others); other work goes to the
+   priority's injection queue (FIFO); idle workers take CRITICAL before HIGH before ... BACKGROUND,
+   and take CRITICAL and HIGH work before their own deque.
+   BATCH_ERR_INVALID (NULL pool/work/fn, bad priority or delay, counter of another pool),
+   BATCH_ERR_SHUTDOWN (a non-worker submitting after shutdown began), BATCH_ERR_NOMEM.
+   On error nothing is queued and the counter is unchanged. */
+BATCH_API batch_result batch_pool_submit(batch_pool* pool, const batch_work* work);
+
+/* fn(pool, begin, end, user_data) over [0, n) in chunks of `chunk` items (0: n / (8 x threads),
+   at least 1). Chunks are claimed with one atomic operation each, by every worker and by the
+   caller, which returns when the whole range is done (a worker caller helps meanwhile). */
+typedef void (*batch_range_fn)(batch_pool* pool, size_t begin, size_t end, void* user_data);
+BATCH_API batch_result batch_pool_parallel_for(batch_pool* pool, size_t n, size_t chunk,
+                                               batch_range_fn fn, void* user_data);
+
+/* Blocks until every task accepted so far (and those they submit) has finished. Not from a task
+   of this pool (BATCH_ERR_BUSY). */
+BATCH_API batch_result batch_pool_wait_idle(batch_pool* pool);
+
+typedef struct batch_pool_stats {
+    int workers;
+    uint64_t executed;      /* tasks run (all workers and inline runners) */
+    uint64_t submitted;     /* tasks accepted */
+    uint64_t steals;        /* tasks taken from another worker's deque */
+    uint64_t sleeps;        /* times a worker went to sleep */
+} batch_pool_stats;
+/* A snapshot of the counters (not atomic across fields). Any thread. */
+BATCH_API batch_result batch_pool_get_stats(const batch_pool* pool, batch_pool_stats* out);
+/* Tasks executed by worker i (0 <= i < workers): per-worker statistics. */
+BATCH_API uint64_t batch_pool_worker_executed(const batch_pool* pool, int i);
+
+/* ---------------------------------------------------------------------------------------------
+   THREAD SAFETY AND CALLBACKS
+   - Every batch_pool_* function may be called from any thread at any time while the pool exists,
+     except batch_pool_destroy/shutdown/wait_idle, which must not be called from a task of the
+     same pool (they return BATCH_ERR_BUSY).
+   - A batch_work_fn runs on a worker (or, for inline pools, on the waiting thread). It may submit,
+     wait on counters and run parallel-for on any pool. It must not free its counter or the pool.
+   - Tasks cannot be preempted: a task that never returns holds its worker forever.
+   - Help-while-waiting runs other tasks on the waiting thread's stack: deeply nested waits use
+     stack in proportion to their nesting.
+
+   OWNERSHIP
+   - Descs are read during the call only. user_data is borrowed and must outlive the task.
+   - batch_counter memory is yours; it must outlive every task counted by it.
+*/
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BATCH_H_INCLUDED */

@@ -1,0 +1,157 @@
+/* internal.h - the implementation prologue: configuration, includes, stb_ds wiring, helpers.
+   In batch.h this follows the public API inside the BATCH_IMPLEMENTATION guard. */
+#ifndef BATCH__INTERNAL_H
+#define BATCH__INTERNAL_H
+#ifndef BATCH_SINGLE_FILE
+#  include "api.h"
+#endif
+
+#if defined(__cplusplus)
+#  error "compile the batch.h implementation as C11, not C++ (the API part is C++-compatible)"
+#endif
+#if !defined(__STDC_VERSION__) || __STDC_VERSION__ < 201112L
+#  error "the batch.h implementation needs C11"
+#endif
+#if defined(__STDC_NO_ATOMICS__)
+#  error "batch.h needs C11 <stdatomic.h>"
+#endif
+
+/* Threads backend: C11 <threads.h>, pthreads, or none. */
+#if defined(BATCH_NO_THREADS)
+#  undef BATCH_USE_PTHREADS
+#elif !defined(BATCH_USE_PTHREADS) && (defined(__APPLE__) || defined(__STDC_NO_THREADS__))
+#  define BATCH_USE_PTHREADS
+#endif
+
+#if (defined(BATCH_MALLOC) + defined(BATCH_REALLOC) + defined(BATCH_FREE)) % 3
+#  error "define all of BATCH_MALLOC, BATCH_REALLOC and BATCH_FREE, or none"
+#endif
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <limits.h>
+#include <time.h>
+#if defined(BATCH_USE_PTHREADS)
+#  include <pthread.h>
+#  include <sched.h>
+#elif !defined(BATCH_NO_THREADS)
+#  include <threads.h>
+#endif
+#if defined(__unix__) || defined(__APPLE__)
+#  include <unistd.h>
+#endif
+
+#ifndef BATCH_MALLOC
+#  define BATCH_MALLOC(sz, ctx)     ((void)(ctx), malloc(sz))
+#  define BATCH_REALLOC(p, sz, ctx) ((void)(ctx), realloc((p), (sz)))
+#  define BATCH_FREE(p, ctx)        ((void)(ctx), free(p))
+#endif
+#ifndef BATCH_ASSERT
+#  include <assert.h>
+#  define BATCH_ASSERT(c) assert(c)
+#endif
+#ifndef BATCH_DEFAULT_THREADS
+#  define BATCH_DEFAULT_THREADS 4
+#endif
+#ifndef BATCH_MAX_WORKERS
+#  define BATCH_MAX_WORKERS 256
+#endif
+
+/* stb_ds: BATCH_STB_DS_PATH if defined, else "stb_ds.h" if it is on the include path, else
+   Debian's <stb/stb_ds.h> (libstb-dev). Its implementation has no once-guard, so a user who
+   compiles it elsewhere opts out with BATCH_NO_STB_DS_IMPLEMENTATION. */
+#if defined(INCLUDE_STB_DS_H) && !defined(BATCH_NO_STB_DS_IMPLEMENTATION)
+#  error "stb_ds.h was included before the batch.h implementation: define BATCH_NO_STB_DS_IMPLEMENTATION and compile STB_DS_IMPLEMENTATION yourself"
+#endif
+#ifndef BATCH_NO_STB_DS_IMPLEMENTATION
+#  define STBDS_REALLOC(c, p, sz) BATCH_REALLOC((p), (sz), (c)) /* c is always NULL in stb_ds */
+#  define STBDS_FREE(c, p)        BATCH_FREE((p), (c))
+#  define STB_DS_IMPLEMENTATION
+#endif
+#if defined(BATCH_STATIC) && !defined(BATCH_NO_STB_DS_IMPLEMENTATION) && !defined(INCLUDE_STB_DS_H)
+/* BATCH_STATIC: stb_ds gets internal linkage too, so that two static copies link together.
+   An `extern` declaration after a `static` one keeps the internal linkage (C11 6.2.2p4). */
+struct stbds_string_arena;
+static void stbds_rand_seed(size_t seed);
+static size_t stbds_hash_bytes(void* p, size_t len, size_t seed);
+static size_t stbds_hash_string(char* str, size_t seed);
+static char* stbds_stralloc(struct stbds_string_arena* a, char* str);
+static void stbds_strreset(struct stbds_string_arena* a);
+static void* stbds_arrgrowf(void* a, size_t elemsize, size_t addlen, size_t min_cap);
+static void stbds_arrfreef(void* a);
+static void stbds_hmfree_func(void* p, size_t elemsize);
+static void* stbds_hmget_key(void* a, size_t elemsize, void* key, size_t keysize, int mode);
+static void* stbds_hmget_key_ts(void* a, size_t elemsize, void* key, size_t keysize, ptrdiff_t* temp, int mode);
+static void* stbds_hmput_default(void* a, size_t elemsize);
+static void* stbds_hmput_key(void* a, size_t elemsize, void* key, size_t keysize, int mode);
+static void* stbds_hmdel_key(void* a, size_t elemsize, void* key, size_t keysize, size_t keyoffset, int mode);
+static void* stbds_shmode_func(size_t elemsize, int mode);
+#endif
+#ifndef INCLUDE_STB_DS_H
+#  if defined(__GNUC__)
+#    pragma GCC diagnostic push
+#    pragma GCC diagnostic ignored "-Wsign-conversion"
+#    pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#    pragma GCC diagnostic ignored "-Wunused-function"
+#  endif
+#  if defined(BATCH_STB_DS_PATH)
+#    include BATCH_STB_DS_PATH
+#  elif defined(__has_include)
+#    if __has_include("stb_ds.h")
+#      include "stb_ds.h"
+#    else
+#      include <stb/stb_ds.h>
+#    endif
+#  else
+#    include <stb/stb_ds.h>
+#  endif
+#  if defined(__GNUC__)
+#    pragma GCC diagnostic pop
+#  endif
+#endif
+
+/* Internal linkage for everything that is not API. `unused` keeps each part compilable alone. */
+#if defined(__GNUC__) || defined(__clang__)
+#  define BATCH__PRIVATE static __attribute__((unused))
+#  define BATCH__LIKELY(x)   __builtin_expect(!!(x), 1)
+#  define BATCH__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#  define BATCH__PRIVATE static
+#  define BATCH__LIKELY(x)   (x)
+#  define BATCH__UNLIKELY(x) (x)
+#endif
+
+/* ThreadSanitizer does not model atomic_thread_fence (gcc refuses it under -fsanitize=thread).
+   Our fences only order a store before a load (Dekker); in TSan builds a seq_cst RMW on a
+   dummy gives the same hardware ordering, so the build under test still cannot lose wake-ups. */
+#if defined(__SANITIZE_THREAD__)
+#  define BATCH__TSAN 1
+#elif defined(__has_feature)
+#  if __has_feature(thread_sanitizer)
+#    define BATCH__TSAN 1
+#  endif
+#endif
+#if defined(BATCH__TSAN)
+static _Atomic int batch__tsan_fence_dummy;
+#  define BATCH__FENCE_SEQ_CST() ((void)atomic_fetch_add_explicit(&batch__tsan_fence_dummy, 0, memory_order_seq_cst))
+#else
+#  define BATCH__FENCE_SEQ_CST() atomic_thread_fence(memory_order_seq_cst)
+#endif
+
+#define BATCH__CACHE_LINE 64
+#define BATCH__ALIGNED _Alignas(BATCH__CACHE_LINE)
+
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "batch.h needs lock-free 64-bit atomics");
+_Static_assert(ATOMIC_POINTER_LOCK_FREE == 2, "batch.h needs lock-free pointer atomics");
+_Static_assert(sizeof(_Atomic uint64_t) == sizeof(uint64_t) &&
+               _Alignof(_Atomic uint64_t) == _Alignof(uint64_t),
+               "batch_counter stores an _Atomic uint64_t in a uint64_t field");
+
+/* The public batch_counter keeps its atomic state in a plain uint64_t (the API must compile as
+   C++); the static assert above makes the reinterpretation sound on every supported target. */
+#define BATCH__ATOMIC_U64(p) ((_Atomic uint64_t*)(void*)(p))
+
+#endif /* BATCH__INTERNAL_H */

@@ -1,0 +1,185 @@
+/* platform.c - threads, mutexes, condition variables, monotonic clock, CPU count, result strings.
+   Three backends behind batch__-prefixed names: C11 <threads.h> (default), pthreads
+   (BATCH_USE_PTHREADS) and none (BATCH_NO_THREADS: locks are no-ops, no thread is ever made). */
+#ifndef BATCH__PLATFORM_C
+#define BATCH__PLATFORM_C
+#ifndef BATCH_SINGLE_FILE
+#  include "internal.h"
+#endif
+
+/* ---- result strings --------------------------------------------------------------------- */
+BATCH_API const char* batch_result_string(batch_result r) {
+    switch ((int)r) {
+#define BATCH__RESULT_CASE(name, value, text) case value: return text;
+        BATCH_RESULTS(BATCH__RESULT_CASE)
+#undef BATCH__RESULT_CASE
+        default: return "unknown result";
+    }
+}
+
+/* ---- clock ------------------------------------------------------------------------------ */
+#if !defined(CLOCK_MONOTONIC)
+#  error "batch.h: clock_gettime(CLOCK_MONOTONIC) is not visible. Define BATCH_IMPLEMENTATION before the first #include of this file, or compile with -D_POSIX_C_SOURCE=200809L (or -std=gnu11)"
+#endif
+
+BATCH_API uint64_t batch_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+BATCH_API int batch_cpu_count(void) {
+#if defined(_SC_NPROCESSORS_ONLN)
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n >= 1) return n > BATCH_MAX_WORKERS ? BATCH_MAX_WORKERS : (int)n;
+#endif
+    return BATCH_DEFAULT_THREADS;
+}
+
+/* A pause hint for spin loops. */
+BATCH__PRIVATE void batch__cpu_relax(void) {
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_ia32_pause();
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Timed waits are cut into slices of at most this much wall time; between slices the monotonic
+   clock decides. A wall-clock step can then neither hang a wait nor end it early. */
+#define BATCH__WAIT_SLICE_NS 100000000u
+
+/* Test hook: a build can define BATCH__FAIL_THREAD_CREATE() to make thread creation fail. */
+#ifndef BATCH__FAIL_THREAD_CREATE
+#  define BATCH__FAIL_THREAD_CREATE() 0
+#endif
+
+typedef int (*batch__thread_fn)(void* arg);
+
+#if defined(BATCH_NO_THREADS)
+/* ---- no threads: every lock is a no-op ------------------------------------------------- */
+typedef struct batch__mutex { int unused; } batch__mutex;
+typedef struct batch__cond { int unused; } batch__cond;
+typedef struct batch__thread { int unused; } batch__thread;
+BATCH__PRIVATE bool batch__mutex_init(batch__mutex* m) { (void)m; return true; }
+BATCH__PRIVATE void batch__mutex_destroy(batch__mutex* m) { (void)m; }
+BATCH__PRIVATE void batch__mutex_lock(batch__mutex* m) { (void)m; }
+BATCH__PRIVATE void batch__mutex_unlock(batch__mutex* m) { (void)m; }
+BATCH__PRIVATE bool batch__cond_init(batch__cond* c) { (void)c; return true; }
+BATCH__PRIVATE void batch__cond_destroy(batch__cond* c) { (void)c; }
+BATCH__PRIVATE void batch__cond_signal(batch__cond* c) { (void)c; }
+BATCH__PRIVATE void batch__cond_broadcast(batch__cond* c) { (void)c; }
+BATCH__PRIVATE void batch__yield(void) {}
+BATCH__PRIVATE bool batch__thread_create(batch__thread* t, batch__thread_fn fn, void* arg) {
+    (void)t; (void)fn; (void)arg; return false;
+}
+BATCH__PRIVATE void batch__thread_join(batch__thread t) { (void)t; }
+/* Nothing else can change the state we wait for, so sleeping is only useful for timed waits. */
+BATCH__PRIVATE void batch__cond_wait_slice(batch__cond* c, batch__mutex* m, uint64_t deadline) {
+    (void)c; (void)m;
+    uint64_t now = batch_now_ns();
+    if (deadline != UINT64_MAX && deadline > now) {
+        uint64_t d = deadline - now;
+        if (d > BATCH__WAIT_SLICE_NS) d = BATCH__WAIT_SLICE_NS;
+        struct timespec ts = { (time_t)(d / 1000000000u), (long)(d % 1000000000u) };
+        nanosleep(&ts, NULL);
+    }
+}
+#define BATCH__THREAD_LOCAL _Thread_local
+
+#elif defined(BATCH_USE_PTHREADS)
+/* ---- pthreads ------------------------------------------------------------------------------ */
+typedef pthread_mutex_t batch__mutex;
+typedef pthread_cond_t batch__cond;
+typedef pthread_t batch__thread;
+BATCH__PRIVATE bool batch__mutex_init(batch__mutex* m) { return pthread_mutex_init(m, NULL) == 0; }
+BATCH__PRIVATE void batch__mutex_destroy(batch__mutex* m) { pthread_mutex_destroy(m); }
+BATCH__PRIVATE void batch__mutex_lock(batch__mutex* m) { pthread_mutex_lock(m); }
+BATCH__PRIVATE void batch__mutex_unlock(batch__mutex* m) { pthread_mutex_unlock(m); }
+BATCH__PRIVATE bool batch__cond_init(batch__cond* c) { return pthread_cond_init(c, NULL) == 0; }
+BATCH__PRIVATE void batch__cond_destroy(batch__cond* c) { pthread_cond_destroy(c); }
+BATCH__PRIVATE void batch__cond_signal(batch__cond* c) { pthread_cond_signal(c); }
+BATCH__PRIVATE void batch__cond_broadcast(batch__cond* c) { pthread_cond_broadcast(c); }
+BATCH__PRIVATE void batch__yield(void) { sched_yield(); }
+typedef struct batch__pthread_tramp { batch__thread_fn fn; void* arg; } batch__pthread_tramp;
+static void* batch__pthread_start(void* p) {
+    batch__pthread_tramp t = *(batch__pthread_tramp*)p;
+    free(p);  /* plain malloc: thread start-up is not an allocation the user accounts */
+    t.fn(t.arg);
+    return NULL;
+}
+BATCH__PRIVATE bool batch__thread_create(batch__thread* t, batch__thread_fn fn, void* arg) {
+    if (BATCH__FAIL_THREAD_CREATE()) return false;
+    batch__pthread_tramp* tr = (batch__pthread_tramp*)malloc(sizeof *tr);
+    if (!tr) return false;
+    tr->fn = fn; tr->arg = arg;
+    if (pthread_create(t, NULL, batch__pthread_start, tr) != 0) { free(tr); return false; }
+    return true;
+}
+BATCH__PRIVATE void batch__thread_join(batch__thread t) { pthread_join(t, NULL); }
+BATCH__PRIVATE void batch__cond_timedwait_wall(batch__cond* c, batch__mutex* m, const struct timespec* ts) {
+    pthread_cond_timedwait(c, m, ts);
+}
+BATCH__PRIVATE void batch__cond_wait_forever(batch__cond* c, batch__mutex* m) { pthread_cond_wait(c, m); }
+#define BATCH__THREAD_LOCAL _Thread_local
+
+#else
+/* ---- C11 <threads.h> ---------------------------------------------------------------------- */
+typedef mtx_t batch__mutex;
+typedef cnd_t batch__cond;
+typedef thrd_t batch__thread;
+BATCH__PRIVATE bool batch__mutex_init(batch__mutex* m) { return mtx_init(m, mtx_plain) == thrd_success; }
+BATCH__PRIVATE void batch__mutex_destroy(batch__mutex* m) { mtx_destroy(m); }
+BATCH__PRIVATE void batch__mutex_lock(batch__mutex* m) { mtx_lock(m); }
+BATCH__PRIVATE void batch__mutex_unlock(batch__mutex* m) { mtx_unlock(m); }
+BATCH__PRIVATE bool batch__cond_init(batch__cond* c) { return cnd_init(c) == thrd_success; }
+BATCH__PRIVATE void batch__cond_destroy(batch__cond* c) { cnd_destroy(c); }
+BATCH__PRIVATE void batch__cond_signal(batch__cond* c) { cnd_signal(c); }
+BATCH__PRIVATE void batch__cond_broadcast(batch__cond* c) { cnd_broadcast(c); }
+BATCH__PRIVATE void batch__yield(void) { thrd_yield(); }
+BATCH__PRIVATE bool batch__thread_create(batch__thread* t, batch__thread_fn fn, void* arg) {
+    if (BATCH__FAIL_THREAD_CREATE()) return false;
+    return thrd_create(t, fn, arg) == thrd_success;
+}
+BATCH__PRIVATE void batch__thread_join(batch__thread t) { thrd_join(t, NULL); }
+BATCH__PRIVATE void batch__cond_timedwait_wall(batch__cond* c, batch__mutex* m, const struct timespec* ts) {
+    cnd_timedwait(c, m, ts);
+}
+BATCH__PRIVATE void batch__cond_wait_forever(batch__cond* c, batch__mutex* m) { cnd_wait(c, m); }
+#define BATCH__THREAD_LOCAL _Thread_local
+#endif
+
+#if !defined(BATCH_NO_THREADS)
+/* Waits on c (m held) until signalled, a spurious wake-up, or the monotonic `deadline` (UINT64_MAX:
+   no deadline). One slice at most: callers loop and re-check their condition, which they must
+   do anyway because of spurious wake-ups. */
+BATCH__PRIVATE void batch__cond_wait_slice(batch__cond* c, batch__mutex* m, uint64_t deadline) {
+    if (deadline == UINT64_MAX) { batch__cond_wait_forever(c, m); return; }
+    uint64_t now = batch_now_ns();
+    if (deadline <= now) return;
+    uint64_t d = deadline - now;
+    if (d > BATCH__WAIT_SLICE_NS) d = BATCH__WAIT_SLICE_NS;
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);   /* the condition variables take wall-clock deadlines */
+    uint64_t ns = (uint64_t)ts.tv_nsec + d % 1000000000u;
+    ts.tv_sec += (time_t)(d / 1000000000u + ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    batch__cond_timedwait_wall(c, m, &ts);
+}
+#endif
+
+/* Rounds p up to a cache line: over-aligned objects come from BATCH_MALLOC(size + line). */
+BATCH__PRIVATE void* batch__align_up(void* p) {
+    uintptr_t a = ((uintptr_t)p + BATCH__CACHE_LINE - 1) & ~(uintptr_t)(BATCH__CACHE_LINE - 1);
+    return (void*)a;
+}
+
+/* Per-thread PRNG (xorshift64*), for victim selection and jitter. Never returns 0 state. */
+BATCH__PRIVATE uint64_t batch__rand(uint64_t* s) {
+    uint64_t x = *s;
+    x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+#endif /* BATCH__PLATFORM_C */
