@@ -13,7 +13,7 @@ LDLIBS := -pthread -lm
 SAN_FLAGS := -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # The one ordered list of implementation parts (api.h comes first, then these).
-PARTS := batch_impl/internal.h batch_impl/platform.c batch_impl/deque.c batch_impl/pool.c
+PARTS := batch_impl/internal.h batch_impl/platform.c batch_impl/deque.c batch_impl/pool.c batch_impl/graph.c
 
 TEST_SRC := tests/main.c tests/test.h $(wildcard tests/test_*.c)
 STB_DS := $(STB_INCLUDE)/stb_ds.h
@@ -110,6 +110,17 @@ build/bench/bench: bench/bench.c bench/workloads.h batch.h | stb
 
 bench: build/bench/bench
 	./build/bench/bench $(if $(BENCH_QUICK),--quick) --csv bench/results.csv
+
+# The same bench.c with oneTBB as a fourth system (needs libtbb-dev): make bench-tbb
+.PHONY: bench-tbb
+build/bench/bench_tbb: bench/bench.c bench/bench_tbb.cpp bench/workloads.h batch.h | stb
+	@mkdir -p $(@D)
+	$(CXX) -std=c++17 -Wall -Wextra -Wpedantic -Wshadow -Werror -O2 -DNDEBUG -c -o build/bench/bench_tbb.o bench/bench_tbb.cpp
+	$(CC) $(WARN) -I$(STB_INCLUDE) -I. -O2 -DNDEBUG -DBENCH_TBB -fopenmp $(CFLAGS) -c -o build/bench/bench_main_tbb.o bench/bench.c
+	$(CXX) -fopenmp -o $@ build/bench/bench_main_tbb.o build/bench/bench_tbb.o -ltbb $(LDLIBS)
+
+bench-tbb: build/bench/bench_tbb
+	./build/bench/bench_tbb $(if $(BENCH_QUICK),--quick) --csv bench/results_tbb.csv
 
 # ---- install ---------------------------------------------------------------------------------
 install: batch.h

@@ -11,6 +11,7 @@
        COMPILE-TIME OPTIONS
        RESULT CODES
        THE POOL          workers, priorities, submit, counters, parallel-for, shutdown
+       JOB GRAPHS        tasks, edges, groups, validation, runs as jobs, failure policies
        THREAD SAFETY AND CALLBACKS
        OWNERSHIP
        LICENSE           MIT, at the end of this file
@@ -61,6 +62,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifndef BATCH_API
 #  if defined(BATCH_STATIC) && (defined(__GNUC__) || defined(__clang__))
@@ -93,7 +95,8 @@ extern "C" {
     X(BATCH_ERR_THRESHOLD, -7, "error threshold exceeded") \
     X(BATCH_ERR_SHUTDOWN,  -8, "pool is shutting down") \
     X(BATCH_ERR_THREAD,    -9, "could not create a thread") \
-    X(BATCH_ERR_FAILED,   -10, "job failed")
+    X(BATCH_ERR_FAILED,   -10, "job failed") \
+    X(BATCH_ERR_NOT_FOUND,-11, "no such task")
 
 #define BATCH__RESULT_ENUM(name, value, text) name = value,
 typedef enum batch_result { BATCH_RESULTS(BATCH__RESULT_ENUM) BATCH_RESULT_FORCE32_ = 0x7fffffff } batch_result;
@@ -232,6 +235,175 @@ BATCH_API batch_result batch_pool_get_stats(const batch_pool* pool, batch_pool_s
 /* Tasks executed by worker i (0 <= i < workers): per-worker statistics. */
 BATCH_API uint64_t batch_pool_worker_executed(const batch_pool* pool, int i);
 
+
+/* ---------------------------------------------------------------------------------------------
+   JOB GRAPHS
+   A graph is a DAG of tasks built once and run any number of times (one run at a time). A run
+   is a job on a pool: tasks whose predecessors all finished run in parallel; a failed task's
+   dependents are SKIPPED (policy CONTINUE) or everything not started is CANCELLED (FAIL_FAST);
+   a failing task is retried after base * 2^attempt through the pool's delayed queue. */
+typedef struct batch_graph batch_graph;
+typedef struct batch_job batch_job;
+typedef struct batch_ctx batch_ctx;     /* the running task's context; valid during the call */
+
+/* A task handle: an index into its graph (graphs move their arrays as they grow, so no pointer
+   is handed out). id 0 is never a valid task. tag identifies the graph. */
+typedef struct batch_task { uint32_t id; uint32_t tag; } batch_task;
+
+/* Returns 0 on success or an error code (any non-zero int; see batch_fail for a message). */
+typedef int (*batch_task_fn)(batch_ctx* ctx, void* user_data);
+
+typedef enum batch_task_status {
+    BATCH_TASK_PENDING = 0,   /* not run (yet) */
+    BATCH_TASK_QUEUED,        /* ready, or waiting for a retry */
+    BATCH_TASK_RUNNING,
+    BATCH_TASK_COMPLETED,
+    BATCH_TASK_FAILED,        /* failed after its retries */
+    BATCH_TASK_SKIPPED,       /* a predecessor failed or was skipped (policy CONTINUE) */
+    BATCH_TASK_CANCELLED      /* never started: cancel, deadline or FAIL_FAST */
+} batch_task_status;
+BATCH_API const char* batch_task_status_string(batch_task_status s);
+
+typedef struct batch_task_desc {
+    batch_task_fn fn;         /* NULL: a no-op node (a barrier) */
+    void* user_data;          /* borrowed */
+    const char* name;         /* optional, copied; unique names can be found with batch_graph_find */
+    batch_priority priority;  /* 0: the run's priority */
+    int max_retries;          /* extra attempts after a failure; 0..1000 */
+    uint64_t retry_base_ns;   /* delay before retry k (k = 0, 1, ...) is base * 2^k; 0: 1 ms */
+    uint64_t retry_max_ns;    /* cap of that delay; 0: 60 s */
+    int retry_jitter;         /* non-zero: each delay is scaled by a random factor in [0.5, 1] */
+} batch_task_desc;
+
+typedef struct batch_graph_desc {
+    const char* name;         /* optional, copied (DOT output) */
+    void* alloc_ctx;
+} batch_graph_desc;
+
+/* desc may be NULL (defaults). BATCH_ERR_INVALID, BATCH_ERR_NOMEM. */
+BATCH_API batch_result batch_graph_create(batch_graph** out_graph, const batch_graph_desc* desc);
+/* NULL does nothing. BATCH_ERR_BUSY (nothing freed) while a job of the graph is not yet
+   destroyed or waited for. */
+BATCH_API batch_result batch_graph_destroy(batch_graph* g);
+
+/* Adds a task; *out_task receives its handle. BATCH_ERR_INVALID (bad desc field, NULL pointer),
+   BATCH_ERR_BUSY (the graph is running), BATCH_ERR_NOMEM. On error the graph is unchanged. */
+BATCH_API batch_result batch_graph_add(batch_graph* g, const batch_task_desc* desc, batch_task* out_task);
+/* Number of tasks. */
+BATCH_API size_t batch_graph_size(const batch_graph* g);
+
+/* a runs before b. A self-edge is BATCH_ERR_CYCLE; a handle of another graph (or 0, or out of
+   range) BATCH_ERR_INVALID; a duplicate edge is accepted and counts once. Longer cycles are found
+   by batch_graph_validate (and by every run). On error the graph is unchanged. */
+BATCH_API batch_result batch_task_precede(batch_graph* g, batch_task a, batch_task b);
+/* b runs after a (the same edge, written the other way round). */
+BATCH_API batch_result batch_task_succeed(batch_graph* g, batch_task b, batch_task a);
+/* a before each of bs[0..n); b after each of as[0..n). All or nothing. */
+BATCH_API batch_result batch_task_precede_n(batch_graph* g, batch_task a, const batch_task* bs, size_t n);
+BATCH_API batch_result batch_task_succeed_n(batch_graph* g, batch_task b, const batch_task* as, size_t n);
+/* Groups in sequence: adds a barrier task (no-op) after every task of before[0..n) and before
+   every task of after[0..m): n + m edges instead of n * m. *out_barrier may be NULL. */
+BATCH_API batch_result batch_graph_join(batch_graph* g, const batch_task* before, size_t n,
+                                        const batch_task* after, size_t m, batch_task* out_barrier);
+/* The task with this name (the first added, if several share it): BATCH_ERR_NOT_FOUND. */
+BATCH_API batch_result batch_graph_find(batch_graph* g, const char* name, batch_task* out_task);
+
+/* Checks the graph: BATCH_OK, or BATCH_ERR_CYCLE with the tasks of one cycle named in msg (e.g.
+   "cycle: a -> b -> c -> a"; names, or #id for unnamed tasks). msg may be NULL. */
+BATCH_API batch_result batch_graph_validate(batch_graph* g, char* msg, size_t msg_size);
+
+/* Graphviz DOT of the graph, each task coloured by its status after the last run. */
+BATCH_API batch_result batch_graph_dump_dot(const batch_graph* g, FILE* out);
+
+typedef enum batch_failure_policy {
+    BATCH_POLICY_CONTINUE = 0,   /* dependents of a failure are SKIPPED; the rest runs */
+    BATCH_POLICY_FAIL_FAST       /* the first failure (after retries) cancels what has not started */
+} batch_failure_policy;
+
+typedef enum batch_job_status {
+    BATCH_JOB_RUNNING = 0,
+    BATCH_JOB_COMPLETED,         /* every task completed */
+    BATCH_JOB_PARTIAL_FAILURE,   /* some failed or were skipped, some completed (CONTINUE) */
+    BATCH_JOB_FAILED,            /* FAIL_FAST after a failure, or nothing completed */
+    BATCH_JOB_CANCELLED          /* batch_job_cancel or the deadline */
+} batch_job_status;
+BATCH_API const char* batch_job_status_string(batch_job_status s);
+
+typedef struct batch_run_desc {
+    batch_failure_policy policy;
+    int max_concurrency;      /* at most this many tasks of the job run at once; 0: no limit */
+    uint64_t timeout_ns;      /* deadline = launch + timeout: what has not started is CANCELLED
+                                 and running tasks see batch_should_stop; 0: none */
+    batch_priority priority;  /* for tasks whose own priority is 0; 0: NORMAL */
+    int no_task_times;        /* non-zero: do not read the clock per task (fastest); start/end
+                                 times, busy time and peak concurrency are then 0 */
+} batch_run_desc;
+
+typedef struct batch_job_summary {
+    batch_job_status status;
+    batch_result result;      /* what batch_job_wait returned */
+    uint64_t total, completed, failed, skipped, cancelled;   /* completed+failed+skipped+cancelled == total */
+    uint64_t retries;         /* attempts beyond the first, over all tasks */
+    uint64_t wall_ns;         /* launch to the last task's end */
+    uint64_t busy_ns;         /* sum of task run times (all attempts) */
+    uint64_t peak_concurrency;/* most tasks running at once (from the last attempts' times) */
+} batch_job_summary;
+
+/* Starts a run of g on pool and returns at once. desc may be NULL. Validates first
+   (BATCH_ERR_CYCLE). BATCH_ERR_BUSY: g has a job that was not yet waited for or destroyed. */
+BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, const batch_run_desc* desc,
+                                          batch_job** out_job);
+/* Waits for the job (a worker helps meanwhile). BATCH_OK (all completed), BATCH_PARTIAL,
+   BATCH_ERR_FAILED, BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT (the deadline passed). Fills *summary
+   if non-NULL. May be called again; returns the same. */
+BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary);
+/* Cooperative: tasks not started become CANCELLED; running ones see batch_should_stop. Any
+   thread, any time before destroy; idempotent; after completion it changes nothing. */
+BATCH_API batch_result batch_job_cancel(batch_job* job);
+/* Waits if needed, then frees the job; the graph can then run again or be changed. NULL: no-op. */
+BATCH_API batch_result batch_job_destroy(batch_job* job);
+/* Launch + wait + destroy. */
+BATCH_API batch_result batch_graph_run(batch_pool* pool, batch_graph* g, const batch_run_desc* desc,
+                                       batch_job_summary* summary);
+
+/* After a run (once its job was waited for): the task's outcome. Strings are borrowed from the
+   graph until its next run or destroy. */
+typedef struct batch_task_info {
+    const char* name;         /* NULL if unnamed */
+    batch_task_status status;
+    int attempts;             /* 0 if never started */
+    int error;                /* the function's last non-zero return, else 0 */
+    const char* message;      /* from batch_fail, or NULL */
+    uint64_t start_ns, end_ns;/* of the last attempt (batch_now_ns clock), 0 if not run */
+    int worker;               /* worker index of the last attempt; -1: not a worker thread */
+    void* output;             /* what the task published with batch_set_output */
+} batch_task_info;
+BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t, batch_task_info* out);
+
+/* ---- inside a running task ---- */
+/* Records code and a printf-style message (copied, at most BATCH_MESSAGE_MAX - 1 bytes) and
+   returns code, so that a task can `return batch_fail(ctx, 3, "bad %s", x);`. */
+#define BATCH_MESSAGE_MAX 256
+BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* True once the job is cancelled, failed fast or past its deadline: return early. */
+BATCH_API int batch_should_stop(const batch_ctx* ctx);
+/* Publishes a pointer that successors read with batch_input (data flow). Borrowed. */
+BATCH_API void batch_set_output(batch_ctx* ctx, void* output);
+/* Number of predecessors, and the output published by predecessor i (in edge order of the
+   sorted predecessor ids; NULL if it published none). */
+BATCH_API size_t batch_input_count(const batch_ctx* ctx);
+BATCH_API void* batch_input(const batch_ctx* ctx, size_t i);
+/* The output of any task that is a (transitive) predecessor: NULL otherwise or if none. */
+BATCH_API void* batch_output_of(const batch_ctx* ctx, batch_task t);
+BATCH_API batch_task batch_ctx_task(const batch_ctx* ctx);
+BATCH_API int batch_ctx_attempt(const batch_ctx* ctx);      /* 0 for the first attempt */
+BATCH_API int batch_ctx_worker(const batch_ctx* ctx);       /* -1: not a worker thread */
+BATCH_API batch_pool* batch_ctx_pool(const batch_ctx* ctx);
+
 /* ---------------------------------------------------------------------------------------------
    THREAD SAFETY AND CALLBACKS
    - Every batch_pool_* function may be called from any thread at any time while the pool exists,
@@ -290,6 +462,7 @@ BATCH_API uint64_t batch_pool_worker_executed(const batch_pool* pool, int i);
 #endif
 
 #include <stdatomic.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,8 +501,28 @@ BATCH_API uint64_t batch_pool_worker_executed(const batch_pool* pool, int i);
 #if defined(INCLUDE_STB_DS_H) && !defined(BATCH_NO_STB_DS_IMPLEMENTATION)
 #  error "stb_ds.h was included before the batch.h implementation: define BATCH_NO_STB_DS_IMPLEMENTATION and compile STB_DS_IMPLEMENTATION yourself"
 #endif
+/* stb_ds dereferences the result of a failed realloc. Its allocations go through
+   batch__ds_realloc, which on failure longjmps back to the batch.h function that opened a guard
+   (BATCH__DS_TRY); that function returns BATCH_ERR_NOMEM. stb_ds calls realloc before it changes
+   a container, so the container is left as it was. Only the thread's own guard is used. */
+#include <setjmp.h>
+typedef struct batch__ds_guard { jmp_buf env; } batch__ds_guard;
+static _Thread_local batch__ds_guard* batch__ds_active;
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((unused))
+#endif
+static void* batch__ds_realloc(void* p, size_t sz) {
+    void* r = BATCH_REALLOC(p, sz, NULL);
+    batch__ds_guard* g = batch__ds_active;
+    if (!r && sz) {
+        if (g) longjmp(g->env, 1);
+        fputs("batch.h: out of memory in stb_ds outside a guard\n", stderr);
+        abort();
+    }
+    return r;
+}
 #ifndef BATCH_NO_STB_DS_IMPLEMENTATION
-#  define STBDS_REALLOC(c, p, sz) BATCH_REALLOC((p), (sz), (c)) /* c is always NULL in stb_ds */
+#  define STBDS_REALLOC(c, p, sz) ((void)(c), batch__ds_realloc((p), (sz)))
 #  define STBDS_FREE(c, p)        BATCH_FREE((p), (c))
 #  define STB_DS_IMPLEMENTATION
 #endif
@@ -1655,6 +1848,898 @@ BATCH_API batch_result batch_pool_parallel_for(batch_pool* p, size_t n, size_t c
 
 #endif /* BATCH__POOL_C */
 /* ---- end batch_impl/pool.c ---- */
+/* ---- begin batch_impl/graph.c ---- */
+/* graph.c - job graphs: build (stb_ds arrays and a name map), validate (sorted, de-duplicated
+   edges in CSR form, Kahn's algorithm, a named cycle on failure), and run as a job on the pool:
+   in-degree counters, the first ready successor runs in place (iteratively: a chain of any
+   length uses constant stack), failure policies, retries through the delayed queue,
+   cooperative cancellation and deadlines, a concurrency limit, data flow between tasks. */
+#ifndef BATCH__GRAPH_C
+#define BATCH__GRAPH_C
+#ifndef BATCH_SINGLE_FILE
+#  include "pool.c"
+#endif
+
+enum { BATCH__POISON_SKIP = 1, BATCH__POISON_CANCEL = 2 };
+enum { BATCH__STOP_NONE = 0, BATCH__STOP_CANCEL, BATCH__STOP_FAIL_FAST, BATCH__STOP_DEADLINE, BATCH__STOP_LAUNCH };
+#define BATCH__NO_NODE UINT32_MAX
+#define BATCH__LEVEL_RUN 0xff    /* a task without its own priority takes the run's */
+
+typedef struct batch__gnode {
+    batch_task_fn fn;
+    void* user;
+    char* name;
+    uint64_t retry_base, retry_max;
+    struct batch__job* job;
+    char* msg;
+    _Atomic(void*) output;
+    uint64_t start_ns, end_ns;
+    _Atomic uint32_t pending;     /* predecessors not finished in this run */
+    uint32_t next_local;          /* park queue / local overflow list link */
+    int32_t error;
+    uint16_t max_retries;
+    uint16_t attempts;
+    int16_t worker;
+    uint8_t level;
+    uint8_t jitter;
+    uint8_t has_slot;             /* resumed from the park queue with a concurrency slot */
+    _Atomic uint8_t status;
+    _Atomic uint8_t poison;       /* BATCH__POISON_*: set by predecessors before they release */
+} batch__gnode;
+
+typedef struct batch__name_entry { char* key; uint32_t value; } batch__name_entry;
+
+struct batch_graph {
+    void* alloc_ctx;
+    char* name;
+    uint32_t tag;
+    batch__gnode* nodes;          /* stb_ds array */
+    uint64_t* edges;              /* stb_ds array of from << 32 | to; sorted and unique when !dirty */
+    batch__name_entry* names;     /* stb_ds string map (keys are the nodes' own name copies) */
+    bool dirty;                   /* edges or nodes changed since the last finalize */
+    bool has_cycle;
+    uint32_t* succ_off;           /* CSR, n + 1 offsets */
+    uint32_t* succ;
+    uint32_t* pred_off;
+    uint32_t* pred;
+    uint32_t* roots;
+    size_t nroots, csr_n;
+    char cycle_msg[256];
+    _Atomic int busy;             /* a job exists that was not waited for */
+};
+
+/* One line per worker (and one shared line for other threads): written without contention. */
+typedef struct batch__job_stats {
+    BATCH__ALIGNED _Atomic uint64_t completed;
+    _Atomic uint64_t failed, skipped, cancelled, retried, busy_ns;
+} batch__job_stats;
+
+typedef struct batch__job {
+    batch_pool* pool;
+    batch_graph* g;
+    void* raw;
+    batch_counter latch;          /* tasks not finished */
+    BATCH__ALIGNED _Atomic int stop;
+    uint64_t launch_ns, deadline_ns;
+    batch_failure_policy policy;
+    int max_conc;
+    uint8_t level;
+    bool times;
+    batch_result launch_error;
+    /* concurrency limit */
+    batch__mutex park_lock;
+    int running;
+    uint32_t park_head, park_tail;
+    /* results, filled by the first wait */
+    bool done;
+    batch_job_summary summary;
+    int nstats;
+    batch__job_stats* stats;      /* nstats lines: workers, then the shared one */
+} batch__job;
+
+struct batch_ctx {
+    batch_pool* pool;
+    batch__job* job;
+    batch__gnode* node;
+    int worker;
+    int attempt;
+};
+
+/* ---- strings ------------------------------------------------------------------------------ */
+BATCH_API const char* batch_task_status_string(batch_task_status s) {
+    static const char* const names[] = { "pending", "queued", "running", "completed", "failed", "skipped", "cancelled" };
+    return ((unsigned)s < sizeof names / sizeof names[0]) ? names[s] : "unknown";
+}
+BATCH_API const char* batch_job_status_string(batch_job_status s) {
+    static const char* const names[] = { "running", "completed", "partial_failure", "failed", "cancelled" };
+    return ((unsigned)s < sizeof names / sizeof names[0]) ? names[s] : "unknown";
+}
+
+BATCH__PRIVATE char* batch__strdup(const char* s, void* ctx) {
+    size_t n = strlen(s) + 1;
+    char* r = (char*)BATCH_MALLOC(n, ctx);
+    if (r) memcpy(r, s, n);
+    return r;
+}
+
+/* ---- build --------------------------------------------------------------------------------- */
+BATCH_API batch_result batch_graph_create(batch_graph** out, const batch_graph_desc* desc) {
+    if (!out) return BATCH_ERR_INVALID;
+    *out = NULL;
+    batch_graph_desc d;
+    memset(&d, 0, sizeof d);
+    if (desc) d = *desc;
+    batch_graph* g = (batch_graph*)BATCH_MALLOC(sizeof *g, d.alloc_ctx);
+    if (!g) return BATCH_ERR_NOMEM;
+    memset(g, 0, sizeof *g);
+    g->alloc_ctx = d.alloc_ctx;
+    /* a tag that differs between graphs alive at once (addresses differ) and, very likely,
+       from a destroyed graph whose address was reused */
+    uint64_t h = (uint64_t)(uintptr_t)g * 0x9E3779B97F4A7C15ull ^ batch_now_ns();
+    g->tag = (uint32_t)(h >> 32) ^ (uint32_t)h;
+    if (d.name && !(g->name = batch__strdup(d.name, d.alloc_ctx))) { BATCH_FREE(g, d.alloc_ctx); return BATCH_ERR_NOMEM; }
+    *out = g;
+    return BATCH_OK;
+}
+
+BATCH__PRIVATE void batch__graph_free_csr(batch_graph* g) {
+    void* ctx = g->alloc_ctx;
+    if (g->succ_off) BATCH_FREE(g->succ_off, ctx);
+    if (g->succ) BATCH_FREE(g->succ, ctx);
+    if (g->pred_off) BATCH_FREE(g->pred_off, ctx);
+    if (g->pred) BATCH_FREE(g->pred, ctx);
+    if (g->roots) BATCH_FREE(g->roots, ctx);
+    g->succ_off = g->succ = g->pred_off = g->pred = g->roots = NULL;
+    g->nroots = g->csr_n = 0;
+}
+
+BATCH_API batch_result batch_graph_destroy(batch_graph* g) {
+    if (!g) return BATCH_OK;
+    if (atomic_load(&g->busy)) return BATCH_ERR_BUSY;
+    void* ctx = g->alloc_ctx;
+    for (ptrdiff_t i = 0; i < stbds_arrlen(g->nodes); i++) {
+        if (g->nodes[i].name) BATCH_FREE(g->nodes[i].name, ctx);
+        if (g->nodes[i].msg) BATCH_FREE(g->nodes[i].msg, ctx);
+    }
+    stbds_arrfree(g->nodes);
+    stbds_arrfree(g->edges);
+    stbds_shfree(g->names);
+    batch__graph_free_csr(g);
+    if (g->name) BATCH_FREE(g->name, ctx);
+    BATCH_FREE(g, ctx);
+    return BATCH_OK;
+}
+
+BATCH_API size_t batch_graph_size(const batch_graph* g) { return g ? (size_t)stbds_arrlen(g->nodes) : 0; }
+
+/* The node index of a handle of g, or -1. */
+BATCH__PRIVATE int64_t batch__task_index(const batch_graph* g, batch_task t) {
+    if (!g || t.tag != g->tag || t.id == 0 || (ptrdiff_t)t.id > stbds_arrlen(g->nodes)) return -1;
+    return (int64_t)t.id - 1;
+}
+
+BATCH__PRIVATE batch_result batch__check_task_desc(const batch_task_desc* d) {
+    if (!d) return BATCH_ERR_INVALID;
+    if ((int)d->priority < 0 || d->priority >= BATCH_PRIORITY_COUNT_) return BATCH_ERR_INVALID;
+    if (d->max_retries < 0 || d->max_retries > 1000) return BATCH_ERR_INVALID;
+    if (d->retry_base_ns > ((uint64_t)1 << 50) || d->retry_max_ns > ((uint64_t)1 << 50)) return BATCH_ERR_INVALID;
+    return BATCH_OK;
+}
+
+/* stb_ds operations under an allocation guard (see internal.h): BATCH_ERR_NOMEM leaves the
+   container as it was. One small function per operation keeps setjmp's rules simple: nothing
+   that changes after setjmp is read after longjmp. */
+BATCH__PRIVATE batch_result batch__ds_push_node(batch_graph* g, const batch__gnode* n) {
+    batch__ds_guard gd;
+    batch__ds_guard* saved = batch__ds_active;
+    if (setjmp(gd.env)) { batch__ds_active = saved; return BATCH_ERR_NOMEM; }
+    batch__ds_active = &gd;
+    stbds_arrput(g->nodes, *n);
+    batch__ds_active = saved;
+    return BATCH_OK;
+}
+BATCH__PRIVATE batch_result batch__ds_put_name(batch_graph* g, char* name, uint32_t idx) {
+    batch__ds_guard gd;
+    batch__ds_guard* saved = batch__ds_active;
+    if (setjmp(gd.env)) { batch__ds_active = saved; return BATCH_ERR_NOMEM; }
+    batch__ds_active = &gd;
+    /* the first name wins; shgeti on an empty map allocates it (valid, empty) */
+    if (stbds_shgeti(g->names, name) < 0) stbds_shput(g->names, name, idx);
+    batch__ds_active = saved;
+    return BATCH_OK;
+}
+BATCH__PRIVATE batch_result batch__ds_reserve_edges(batch_graph* g, size_t cap) {
+    batch__ds_guard gd;
+    batch__ds_guard* saved = batch__ds_active;
+    if (setjmp(gd.env)) { batch__ds_active = saved; return BATCH_ERR_NOMEM; }
+    batch__ds_active = &gd;
+    stbds_arrsetcap(g->edges, cap);
+    batch__ds_active = saved;
+    return BATCH_OK;
+}
+
+BATCH_API batch_result batch_graph_add(batch_graph* g, const batch_task_desc* d, batch_task* out) {
+    if (!g || !out) return BATCH_ERR_INVALID;
+    batch_result r = batch__check_task_desc(d);
+    if (r != BATCH_OK) return r;
+    if (atomic_load(&g->busy)) return BATCH_ERR_BUSY;
+    if (stbds_arrlen(g->nodes) >= (ptrdiff_t)(UINT32_MAX - 2)) return BATCH_ERR_NOMEM;
+    char* name = NULL;
+    if (d->name && !(name = batch__strdup(d->name, g->alloc_ctx))) return BATCH_ERR_NOMEM;
+    batch__gnode n;
+    memset(&n, 0, sizeof n);
+    n.fn = d->fn;
+    n.user = d->user_data;
+    n.name = name;
+    n.retry_base = d->retry_base_ns ? d->retry_base_ns : 1000000u;
+    n.retry_max = d->retry_max_ns ? d->retry_max_ns : 60ull * 1000000000u;
+    n.max_retries = (uint16_t)d->max_retries;
+    n.level = d->priority == BATCH_PRIORITY_DEFAULT ? BATCH__LEVEL_RUN : (uint8_t)(d->priority - 1);
+    n.jitter = d->retry_jitter != 0;
+    n.worker = -1;
+    uint32_t idx = (uint32_t)stbds_arrlen(g->nodes);
+    if (batch__ds_push_node(g, &n) != BATCH_OK) {
+        if (name) BATCH_FREE(name, g->alloc_ctx);
+        return BATCH_ERR_NOMEM;
+    }
+    if (name && batch__ds_put_name(g, name, idx) != BATCH_OK) {
+        stbds_arrsetlen(g->nodes, idx);
+        BATCH_FREE(name, g->alloc_ctx);
+        return BATCH_ERR_NOMEM;
+    }
+    g->dirty = true;
+    out->id = idx + 1;
+    out->tag = g->tag;
+    return BATCH_OK;
+}
+
+/* Appends edges from[i] -> to[i] (i < n) after checking them all: all or nothing. */
+BATCH__PRIVATE batch_result batch__add_edges(batch_graph* g, const batch_task* from, size_t nfrom,
+                                             const batch_task* to, size_t nto) {
+    if (!g || (nfrom && !from) || (nto && !to)) return BATCH_ERR_INVALID;
+    size_t n = nfrom > nto ? nfrom : nto;
+    if (n > ((size_t)1 << 40)) return BATCH_ERR_INVALID;
+    for (size_t i = 0; i < n; i++) {
+        int64_t a = batch__task_index(g, from[nfrom == 1 ? 0 : i]);
+        int64_t b = batch__task_index(g, to[nto == 1 ? 0 : i]);
+        if (a < 0 || b < 0) return BATCH_ERR_INVALID;
+        if (a == b) return BATCH_ERR_CYCLE;
+    }
+    if (atomic_load(&g->busy)) return BATCH_ERR_BUSY;
+    size_t len = (size_t)stbds_arrlen(g->edges);
+    if (batch__ds_reserve_edges(g, len + n) != BATCH_OK) return BATCH_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t a = (uint64_t)batch__task_index(g, from[nfrom == 1 ? 0 : i]);
+        uint64_t b = (uint64_t)batch__task_index(g, to[nto == 1 ? 0 : i]);
+        stbds_arrput(g->edges, a << 32 | b);   /* capacity reserved: cannot allocate */
+    }
+    g->dirty = true;
+    return BATCH_OK;
+}
+
+BATCH_API batch_result batch_task_precede(batch_graph* g, batch_task a, batch_task b) { return batch__add_edges(g, &a, 1, &b, 1); }
+BATCH_API batch_result batch_task_succeed(batch_graph* g, batch_task b, batch_task a) { return batch__add_edges(g, &a, 1, &b, 1); }
+BATCH_API batch_result batch_task_precede_n(batch_graph* g, batch_task a, const batch_task* bs, size_t n) {
+    if (n == 0) return g ? BATCH_OK : BATCH_ERR_INVALID;
+    return batch__add_edges(g, &a, 1, bs, n);
+}
+BATCH_API batch_result batch_task_succeed_n(batch_graph* g, batch_task b, const batch_task* as, size_t n) {
+    if (n == 0) return g ? BATCH_OK : BATCH_ERR_INVALID;
+    return batch__add_edges(g, as, n, &b, 1);
+}
+
+BATCH_API batch_result batch_graph_join(batch_graph* g, const batch_task* before, size_t n,
+                                        const batch_task* after, size_t m, batch_task* out_barrier) {
+    if (!g || (n && !before) || (m && !after)) return BATCH_ERR_INVALID;
+    for (size_t i = 0; i < n; i++) if (batch__task_index(g, before[i]) < 0) return BATCH_ERR_INVALID;
+    for (size_t i = 0; i < m; i++) if (batch__task_index(g, after[i]) < 0) return BATCH_ERR_INVALID;
+    batch_task bar;
+    batch_result r = batch_graph_add(g, &(batch_task_desc){ .fn = NULL }, &bar);
+    if (r != BATCH_OK) return r;
+    size_t len = (size_t)stbds_arrlen(g->edges);
+    r = batch__add_edges(g, before, n, &bar, 1);
+    if (r == BATCH_OK && m) r = batch__add_edges(g, &bar, 1, after, m);
+    if (r != BATCH_OK) {   /* undo: the barrier is the last node and owns no name */
+        stbds_arrsetlen(g->edges, len);
+        stbds_arrsetlen(g->nodes, bar.id - 1);
+        return r;
+    }
+    if (out_barrier) *out_barrier = bar;
+    return BATCH_OK;
+}
+
+BATCH_API batch_result batch_graph_find(batch_graph* g, const char* name, batch_task* out) {
+    if (!g || !name || !out) return BATCH_ERR_INVALID;
+    if (!g->names) return BATCH_ERR_NOT_FOUND;
+    ptrdiff_t i = stbds_shgeti(g->names, name);
+    if (i < 0) return BATCH_ERR_NOT_FOUND;
+    out->id = g->names[i].value + 1;
+    out->tag = g->tag;
+    return BATCH_OK;
+}
+
+/* ---- validate: CSR, Kahn, a named cycle ------------------------------------------------- */
+BATCH__PRIVATE int batch__cmp_u64(const void* a, const void* b) {
+    uint64_t x = *(const uint64_t*)a, y = *(const uint64_t*)b;
+    return (x > y) - (x < y);
+}
+
+BATCH__PRIVATE void batch__node_label(const batch_graph* g, uint32_t i, char* buf, size_t n) {
+    if (g->nodes[i].name) snprintf(buf, n, "%s", g->nodes[i].name);
+    else snprintf(buf, n, "#%u", (unsigned)(i + 1));
+}
+
+/* Names one cycle among the nodes Kahn could not remove (indeg[i] > 0). Each of them has a
+   predecessor among them, so walking predecessors must come back to a node already on the
+   walk: from there the walk, read backwards, is a cycle. path has room for n nodes. */
+BATCH__PRIVATE void batch__describe_cycle(batch_graph* g, const uint32_t* indeg, uint32_t* path, uint32_t* onpath) {
+    uint32_t n = (uint32_t)stbds_arrlen(g->nodes), cur = 0, len = 0;
+    while (cur < n && indeg[cur] == 0) cur++;
+    for (uint32_t i = 0; i < n; i++) onpath[i] = 0;
+    while (!onpath[cur]) {
+        path[len++] = cur;
+        onpath[cur] = len;              /* position + 1 */
+        for (uint32_t k = g->pred_off[cur]; k < g->pred_off[cur + 1]; k++)
+            if (indeg[g->pred[k]] > 0) { cur = g->pred[k]; break; }
+    }
+    /* path[j] = cur ... path[len-1]; edges run path[k+1] -> path[k] and cur -> path[len-1] */
+    uint32_t j = onpath[cur] - 1;
+    char* m = g->cycle_msg;
+    size_t cap = sizeof g->cycle_msg, used = (size_t)snprintf(m, cap, "cycle:");
+    char label[64];
+    batch__node_label(g, cur, label, sizeof label);
+    used += (size_t)snprintf(m + used, cap - used, " %s", label);
+    for (uint32_t k = len; k-- > j;) {
+        if (used >= cap) break;
+        batch__node_label(g, k == j ? cur : path[k], label, sizeof label);
+        used += (size_t)snprintf(m + used, cap - used, " -> %s", label);
+    }
+}
+
+/* Builds the CSR form and checks for cycles; a no-op when nothing changed. */
+BATCH__PRIVATE batch_result batch__graph_finalize(batch_graph* g) {
+    if (!g->dirty && g->succ_off) return g->has_cycle ? BATCH_ERR_CYCLE : BATCH_OK;
+    void* ctx = g->alloc_ctx;
+    size_t n = (size_t)stbds_arrlen(g->nodes);
+    size_t e = (size_t)stbds_arrlen(g->edges);
+    if (e > 1) qsort(g->edges, e, sizeof(uint64_t), batch__cmp_u64);
+    size_t u = 0;   /* de-duplicate in place: a duplicate edge counts once */
+    for (size_t i = 0; i < e; i++) if (u == 0 || g->edges[i] != g->edges[u - 1]) g->edges[u++] = g->edges[i];
+    if (u != e) stbds_arrsetlen(g->edges, u);
+    e = u;
+    uint32_t* succ_off = (uint32_t*)BATCH_MALLOC((n + 1) * sizeof(uint32_t), ctx);
+    uint32_t* pred_off = (uint32_t*)BATCH_MALLOC((n + 1) * sizeof(uint32_t), ctx);
+    uint32_t* succ = (uint32_t*)BATCH_MALLOC((e ? e : 1) * sizeof(uint32_t), ctx);
+    uint32_t* pred = (uint32_t*)BATCH_MALLOC((e ? e : 1) * sizeof(uint32_t), ctx);
+    uint32_t* indeg = (uint32_t*)BATCH_MALLOC((n ? n : 1) * sizeof(uint32_t), ctx);
+    uint32_t* queue = (uint32_t*)BATCH_MALLOC((n ? n : 1) * sizeof(uint32_t), ctx);
+    if (!succ_off || !pred_off || !succ || !pred || !indeg || !queue) {
+        if (succ_off) BATCH_FREE(succ_off, ctx);
+        if (pred_off) BATCH_FREE(pred_off, ctx);
+        if (succ) BATCH_FREE(succ, ctx);
+        if (pred) BATCH_FREE(pred, ctx);
+        if (indeg) BATCH_FREE(indeg, ctx);
+        if (queue) BATCH_FREE(queue, ctx);
+        return BATCH_ERR_NOMEM;
+    }
+    memset(succ_off, 0, (n + 1) * sizeof(uint32_t));
+    memset(pred_off, 0, (n + 1) * sizeof(uint32_t));
+    for (size_t i = 0; i < e; i++) {
+        succ_off[(g->edges[i] >> 32) + 1]++;
+        pred_off[(uint32_t)g->edges[i] + 1]++;
+    }
+    for (size_t i = 0; i < n; i++) { succ_off[i + 1] += succ_off[i]; pred_off[i + 1] += pred_off[i]; }
+    for (size_t i = 0; i < n; i++) indeg[i] = pred_off[i];   /* fill cursors */
+    for (size_t i = 0; i < e; i++) {
+        uint32_t a = (uint32_t)(g->edges[i] >> 32), b = (uint32_t)g->edges[i];
+        succ[i] = b;                         /* edges are sorted by source */
+        pred[indeg[b]++] = a;                /* and so each target's sources come in order */
+    }
+    batch__graph_free_csr(g);
+    g->succ_off = succ_off; g->succ = succ; g->pred_off = pred_off; g->pred = pred;
+    g->csr_n = n;
+    /* Kahn: roots first (they become the run's roots), then everything they release */
+    size_t head = 0, tail = 0;
+    for (size_t i = 0; i < n; i++) {
+        indeg[i] = pred_off[i + 1] - pred_off[i];
+        if (!indeg[i]) queue[tail++] = (uint32_t)i;
+    }
+    size_t nroots = tail;
+    while (head < tail) {
+        uint32_t x = queue[head++];
+        for (uint32_t k = succ_off[x]; k < succ_off[x + 1]; k++)
+            if (--indeg[succ[k]] == 0) queue[tail++] = succ[k];
+    }
+    g->has_cycle = tail < n;
+    g->cycle_msg[0] = 0;
+    if (g->has_cycle) {
+        uint32_t* onpath = (uint32_t*)BATCH_MALLOC(n * sizeof(uint32_t), ctx);
+        if (onpath) { batch__describe_cycle(g, indeg, queue, onpath); BATCH_FREE(onpath, ctx); }
+        else snprintf(g->cycle_msg, sizeof g->cycle_msg, "cycle (no memory to name it)");
+    }
+    BATCH_FREE(indeg, ctx);
+    /* keep the roots: shrink the queue to them */
+    uint32_t* roots = (uint32_t*)BATCH_REALLOC(queue, (nroots ? nroots : 1) * sizeof(uint32_t), ctx);
+    g->roots = roots ? roots : queue;
+    g->nroots = nroots;
+    g->dirty = false;
+    return g->has_cycle ? BATCH_ERR_CYCLE : BATCH_OK;
+}
+
+BATCH_API batch_result batch_graph_validate(batch_graph* g, char* msg, size_t msg_size) {
+    if (!g || (msg_size && !msg)) return BATCH_ERR_INVALID;
+    if (atomic_load(&g->busy)) return BATCH_ERR_BUSY;
+    batch_result r = batch__graph_finalize(g);
+    if (msg && msg_size) snprintf(msg, msg_size, "%s", r == BATCH_ERR_CYCLE ? g->cycle_msg : "");
+    return r;
+}
+
+/* ---- run ------------------------------------------------------------------------------------- */
+BATCH__PRIVATE batch__job_stats* batch__job_slot(batch__job* job, int worker, bool* shared) {
+    *shared = worker < 0 || worker >= job->nstats - 1;
+    return &job->stats[*shared ? job->nstats - 1 : worker];
+}
+/* Adds v to a stats counter: a plain store on the worker's own line, an RMW on the shared one. */
+BATCH__PRIVATE void batch__stat_add(_Atomic uint64_t* c, uint64_t v, bool shared) {
+    if (shared) atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+    else atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
+}
+
+BATCH__PRIVATE void batch__gnode_task(batch_pool* p, void* user);
+
+/* Queues node n on the pool; false if that is impossible (memory, or shutdown for a
+   non-worker), and the caller then processes it itself. */
+BATCH__PRIVATE bool batch__gnode_submit(batch__job* job, batch__gnode* n, uint64_t delay_ns) {
+    uint8_t level = n->level == BATCH__LEVEL_RUN ? job->level : n->level;
+    return batch_pool_submit(job->pool, &(batch_work){ .fn = batch__gnode_task, .user_data = n,
+                                                       .priority = (batch_priority)(level + 1),
+                                                       .delay_ns = delay_ns }) == BATCH_OK;
+}
+
+/* With a concurrency limit: take a slot, or park n (FIFO) until a running task hands its slot
+   over. Returns false when parked. */
+BATCH__PRIVATE bool batch__slot_acquire(batch__job* job, batch__gnode* n) {
+    batch_graph* g = job->g;
+    batch__mutex_lock(&job->park_lock);
+    bool ok = job->running < job->max_conc;
+    if (ok) job->running++;
+    else {
+        uint32_t idx = (uint32_t)(n - g->nodes);
+        n->next_local = BATCH__NO_NODE;
+        if (job->park_tail == BATCH__NO_NODE) job->park_head = idx;
+        else g->nodes[job->park_tail].next_local = idx;
+        job->park_tail = idx;
+    }
+    batch__mutex_unlock(&job->park_lock);
+    return ok;
+}
+
+/* Gives the slot to the oldest parked node (returned, to be queued) or frees it. */
+BATCH__PRIVATE batch__gnode* batch__slot_release(batch__job* job) {
+    batch_graph* g = job->g;
+    batch__gnode* next = NULL;
+    batch__mutex_lock(&job->park_lock);
+    if (job->park_head != BATCH__NO_NODE) {
+        next = &g->nodes[job->park_head];
+        job->park_head = next->next_local;
+        if (job->park_head == BATCH__NO_NODE) job->park_tail = BATCH__NO_NODE;
+        next->has_slot = 1;
+    } else {
+        job->running--;
+    }
+    batch__mutex_unlock(&job->park_lock);
+    return next;
+}
+
+BATCH__PRIVATE uint64_t batch__backoff(batch__gnode* n, int attempt, uint64_t* rng) {
+    uint64_t d = n->retry_base;
+    for (int k = 0; k < attempt && d < n->retry_max; k++) d *= 2;
+    if (d > n->retry_max) d = n->retry_max;
+    if (n->jitter) d = d / 2 + batch__rand(rng) % (d / 2 + 1);
+    return d ? d : 1;
+}
+
+/* Runs (or settles) node n, then every successor it makes ready: the first in place, the rest
+   through the pool; iterative, so any chain uses constant stack. */
+BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
+    batch_graph* g = job->g;
+    int worker = batch_pool_worker_index(job->pool);
+    bool shared;
+    batch__job_stats* st = batch__job_slot(job, worker, &shared);
+    uint64_t rng = (uint64_t)(uintptr_t)n ^ batch_now_ns();
+    uint64_t last_end = 0;          /* the previous task's end is this one's start (one clock read) */
+    uint32_t overflow = BATCH__NO_NODE;   /* ready nodes the pool could not take */
+    while (n) {
+        bool slot = false;
+        if (n->has_slot) { n->has_slot = 0; slot = true; }
+        /* relaxed: ordered after the predecessors' writes by the acq_rel release of pending */
+        uint8_t poison = atomic_load_explicit(&n->poison, memory_order_relaxed);
+        int stop = atomic_load_explicit(&job->stop, memory_order_relaxed);
+        batch_task_status outcome;
+        if (!stop && job->deadline_ns && batch_now_ns() >= job->deadline_ns) {
+            int expected = BATCH__STOP_NONE;
+            atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_DEADLINE);
+            stop = 1;
+        }
+        if (stop || (poison & BATCH__POISON_CANCEL)) {
+            outcome = BATCH_TASK_CANCELLED;
+        } else if (poison & BATCH__POISON_SKIP) {
+            outcome = BATCH_TASK_SKIPPED;
+        } else {
+            if (job->max_conc && !slot) {
+                if (!batch__slot_acquire(job, n)) { last_end = 0; goto next_node; }   /* parked */
+                slot = true;
+            }
+            atomic_store_explicit(&n->status, BATCH_TASK_RUNNING, memory_order_relaxed);
+            if (n->attempts) batch__stat_add(&st->retried, 1, shared);   /* a retry that runs */
+            batch_ctx ctx = { job->pool, job, n, worker, n->attempts };
+            uint64_t start = job->times ? (last_end ? last_end : batch_now_ns()) : 0;
+            int rc = n->fn ? n->fn(&ctx, n->user) : 0;
+            uint64_t end = job->times ? batch_now_ns() : 0;
+            last_end = end;
+            n->start_ns = start;
+            n->end_ns = end;
+            n->attempts++;
+            n->worker = (int16_t)worker;
+            if (job->times) batch__stat_add(&st->busy_ns, end - start, shared);
+            if (slot) {
+                slot = false;
+                batch__gnode* resumed = batch__slot_release(job);
+                if (resumed && !batch__gnode_submit(job, resumed, 0)) {
+                    resumed->next_local = overflow;
+                    overflow = (uint32_t)(resumed - g->nodes);
+                }
+            }
+            if (rc != 0) {
+                n->error = rc;
+                if (n->attempts <= n->max_retries && !atomic_load_explicit(&job->stop, memory_order_relaxed)) {
+                    atomic_store_explicit(&n->status, BATCH_TASK_QUEUED, memory_order_relaxed);
+                    if (batch__gnode_submit(job, n, batch__backoff(n, n->attempts - 1, &rng))) {
+                        last_end = 0;
+                        goto next_node;
+                    }
+                    continue;   /* the delayed queue is out of memory: retry at once, here */
+                }
+                outcome = BATCH_TASK_FAILED;
+                if (job->policy == BATCH_POLICY_FAIL_FAST) {
+                    int expected = BATCH__STOP_NONE;
+                    atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_FAIL_FAST);
+                }
+            } else {
+                outcome = BATCH_TASK_COMPLETED;
+            }
+        }
+        if (slot) {   /* settled without running, holding a handed-over slot: pass it on */
+            batch__gnode* resumed = batch__slot_release(job);
+            if (resumed && !batch__gnode_submit(job, resumed, 0)) {
+                resumed->next_local = overflow;
+                overflow = (uint32_t)(resumed - g->nodes);
+            }
+        }
+        atomic_store_explicit(&n->status, (uint8_t)outcome, memory_order_relaxed);
+        switch (outcome) {
+            case BATCH_TASK_COMPLETED: batch__stat_add(&st->completed, 1, shared); break;
+            case BATCH_TASK_FAILED: batch__stat_add(&st->failed, 1, shared); break;
+            case BATCH_TASK_SKIPPED: batch__stat_add(&st->skipped, 1, shared); break;
+            default: batch__stat_add(&st->cancelled, 1, shared); break;
+        }
+        {
+            uint8_t prop = outcome == BATCH_TASK_COMPLETED ? 0
+                         : outcome == BATCH_TASK_CANCELLED ? BATCH__POISON_CANCEL : BATCH__POISON_SKIP;
+            uint32_t idx = (uint32_t)(n - g->nodes);
+            batch__gnode* first = NULL;
+            for (uint32_t k = g->succ_off[idx]; k < g->succ_off[idx + 1]; k++) {
+                batch__gnode* s = &g->nodes[g->succ[k]];
+                /* relaxed: published by the acq_rel decrement below */
+                if (prop) atomic_fetch_or_explicit(&s->poison, prop, memory_order_relaxed);
+                /* acq_rel: the last predecessor to finish sees every predecessor's writes
+                   (acquire) and publishes its own to the successor it releases (release) */
+                if (atomic_fetch_sub_explicit(&s->pending, 1, memory_order_acq_rel) == 1) {
+                    if (!first) first = s;
+                    else if (!batch__gnode_submit(job, s, 0)) {
+                        s->next_local = overflow;
+                        overflow = (uint32_t)(s - g->nodes);
+                    }
+                }
+            }
+            /* the job may be freed once the latch reaches zero: a released successor keeps it
+               above zero, so n's own decrement comes last */
+            batch__counter_sub1(&job->latch);
+            n = first;
+            if (n) continue;
+        }
+    next_node:
+        n = NULL;
+        if (overflow != BATCH__NO_NODE) {
+            n = &g->nodes[overflow];
+            overflow = n->next_local;
+            last_end = 0;
+        }
+    }
+}
+
+BATCH__PRIVATE void batch__gnode_task(batch_pool* p, void* user) {
+    (void)p;
+    batch__gnode* n = (batch__gnode*)user;
+    batch__gnode_process(n->job, n);
+}
+
+BATCH__PRIVATE void batch__job_free(batch__job* job) {
+    void* ctx = job->g->alloc_ctx;
+    batch__mutex_destroy(&job->park_lock);
+    BATCH_FREE(job->raw, ctx);
+}
+
+BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, const batch_run_desc* desc, batch_job** out) {
+    if (!out) return BATCH_ERR_INVALID;
+    *out = NULL;
+    if (!pool || !g) return BATCH_ERR_INVALID;
+    batch_run_desc d;
+    memset(&d, 0, sizeof d);
+    if (desc) d = *desc;
+    if ((unsigned)d.policy > BATCH_POLICY_FAIL_FAST || d.max_concurrency < 0 ||
+        (int)d.priority < 0 || d.priority >= BATCH_PRIORITY_COUNT_ || d.timeout_ns > ((uint64_t)1 << 62))
+        return BATCH_ERR_INVALID;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&g->busy, &expected, 1)) return BATCH_ERR_BUSY;
+    batch_result r = batch__graph_finalize(g);
+    if (r != BATCH_OK) { atomic_store(&g->busy, 0); return r; }
+    int nstats = batch_pool_workers(pool) + 1;
+    size_t sz = sizeof(batch__job) + BATCH__CACHE_LINE + (size_t)nstats * sizeof(batch__job_stats) + BATCH__CACHE_LINE;
+    void* raw = BATCH_MALLOC(sz, g->alloc_ctx);
+    if (!raw) { atomic_store(&g->busy, 0); return BATCH_ERR_NOMEM; }
+    memset(raw, 0, sz);
+    batch__job* job = (batch__job*)batch__align_up(raw);
+    job->raw = raw;
+    job->stats = (batch__job_stats*)batch__align_up(job + 1);
+    job->nstats = nstats;
+    if (!batch__mutex_init(&job->park_lock)) { BATCH_FREE(raw, g->alloc_ctx); atomic_store(&g->busy, 0); return BATCH_ERR_NOMEM; }
+    job->pool = pool;
+    job->g = g;
+    job->policy = d.policy;
+    job->max_conc = d.max_concurrency;
+    job->level = (uint8_t)(d.priority == BATCH_PRIORITY_DEFAULT ? BATCH__LEVEL_NORMAL : (int)d.priority - 1);
+    job->times = !d.no_task_times;
+    job->park_head = job->park_tail = BATCH__NO_NODE;
+    job->launch_ns = batch_now_ns();
+    job->deadline_ns = d.timeout_ns ? job->launch_ns + d.timeout_ns : 0;
+    batch_counter_init(&job->latch, pool);
+    size_t n = (size_t)stbds_arrlen(g->nodes);
+    for (size_t i = 0; i < n; i++) {
+        batch__gnode* x = &g->nodes[i];
+        atomic_store_explicit(&x->pending, g->pred_off[i + 1] - g->pred_off[i], memory_order_relaxed);
+        atomic_store_explicit(&x->status, BATCH_TASK_PENDING, memory_order_relaxed);
+        atomic_store_explicit(&x->poison, 0, memory_order_relaxed);
+        atomic_store_explicit(&x->output, NULL, memory_order_relaxed);
+        x->job = job;
+        x->attempts = 0;
+        x->error = 0;
+        x->worker = -1;
+        x->start_ns = x->end_ns = 0;
+        x->has_slot = 0;
+        if (x->msg) x->msg[0] = 0;
+    }
+    if (n) batch_counter_add(&job->latch, n);
+    /* the pool task submissions publish the reset state (release in the queues) */
+    for (size_t i = 0; i < g->nroots; i++) {
+        batch__gnode* x = &g->nodes[g->roots[i]];
+        atomic_store_explicit(&x->status, BATCH_TASK_QUEUED, memory_order_relaxed);
+        if (!batch__gnode_submit(job, x, 0)) {
+            /* the pool refused (memory, shutdown): cancel the run and settle the rest here */
+            int e = BATCH__STOP_NONE;
+            atomic_compare_exchange_strong(&job->stop, &e, BATCH__STOP_LAUNCH);
+            job->launch_error = batch_pool_submit(pool, &(batch_work){ .fn = batch__gnode_task, .user_data = x });
+            if (job->launch_error == BATCH_OK) continue;   /* it went through after all */
+            for (size_t k = i; k < g->nroots; k++) batch__gnode_process(job, &g->nodes[g->roots[k]]);
+            break;
+        }
+    }
+    *out = (batch_job*)job;
+    return BATCH_OK;
+}
+
+/* Most tasks running at once, from the recorded [start, end) of each task's last attempt. */
+BATCH__PRIVATE uint64_t batch__peak_concurrency(const batch_graph* g, void* ctx) {
+    size_t n = (size_t)stbds_arrlen(g->nodes), m = 0;
+    uint64_t* ev = (uint64_t*)BATCH_MALLOC((2 * n + 1) * sizeof(uint64_t), ctx);
+    if (!ev) return 0;
+    /* event = time << 1 | is_start; ends sort before starts at the same time */
+    for (size_t i = 0; i < n; i++) {
+        const batch__gnode* x = &g->nodes[i];
+        if (!x->attempts || !x->start_ns) continue;
+        ev[m++] = x->start_ns << 1 | 1;
+        ev[m++] = x->end_ns << 1;
+    }
+    qsort(ev, m, sizeof(uint64_t), batch__cmp_u64);
+    uint64_t cur = 0, peak = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (ev[i] & 1) { if (++cur > peak) peak = cur; }
+        else if (cur) cur--;
+    }
+    BATCH_FREE(ev, ctx);
+    return peak;
+}
+
+BATCH_API batch_result batch_job_wait(batch_job* pub, batch_job_summary* summary) {
+    batch__job* job = (batch__job*)pub;
+    if (!job) return BATCH_ERR_INVALID;
+    if (!job->done) {
+        batch_result wr = batch_counter_wait(&job->latch);
+        if (wr != BATCH_OK) return wr;
+        batch_job_summary* s = &job->summary;
+        batch_graph* g = job->g;
+        s->total = (uint64_t)stbds_arrlen(g->nodes);
+        uint64_t last_end = job->launch_ns;
+        for (int i = 0; i < job->nstats; i++) {
+            batch__job_stats* st = &job->stats[i];
+            s->completed += atomic_load(&st->completed);
+            s->failed += atomic_load(&st->failed);
+            s->skipped += atomic_load(&st->skipped);
+            s->cancelled += atomic_load(&st->cancelled);
+            s->retries += atomic_load(&st->retried);
+            s->busy_ns += atomic_load(&st->busy_ns);
+        }
+        for (size_t i = 0; i < (size_t)s->total; i++) if (g->nodes[i].end_ns > last_end) last_end = g->nodes[i].end_ns;
+        s->wall_ns = (job->times ? last_end : batch_now_ns()) - job->launch_ns;
+        s->peak_concurrency = job->times ? batch__peak_concurrency(g, g->alloc_ctx) : 0;
+        int stop = atomic_load(&job->stop);
+        if (s->cancelled) {
+            if (stop == BATCH__STOP_DEADLINE) { s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT; }
+            else if (stop == BATCH__STOP_FAIL_FAST) { s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED; }
+            else if (stop == BATCH__STOP_LAUNCH) { s->status = BATCH_JOB_FAILED; s->result = job->launch_error; }
+            else { s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_CANCELLED; }
+        } else if (s->failed || s->skipped) {
+            if (job->policy == BATCH_POLICY_FAIL_FAST || s->completed == 0) { s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED; }
+            else { s->status = BATCH_JOB_PARTIAL_FAILURE; s->result = BATCH_PARTIAL; }
+        } else {
+            s->status = BATCH_JOB_COMPLETED;
+            s->result = BATCH_OK;
+        }
+        job->done = true;
+        atomic_store(&g->busy, 0);   /* the graph may run again or change */
+    }
+    if (summary) *summary = job->summary;
+    return job->summary.result;
+}
+
+BATCH_API batch_result batch_job_cancel(batch_job* pub) {
+    batch__job* job = (batch__job*)pub;
+    if (!job) return BATCH_ERR_INVALID;
+    int expected = BATCH__STOP_NONE;
+    atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_CANCEL);
+    return BATCH_OK;
+}
+
+BATCH_API batch_result batch_job_destroy(batch_job* pub) {
+    batch__job* job = (batch__job*)pub;
+    if (!job) return BATCH_OK;
+    batch_job_wait(pub, NULL);
+    batch__job_free(job);
+    return BATCH_OK;
+}
+
+BATCH_API batch_result batch_graph_run(batch_pool* pool, batch_graph* g, const batch_run_desc* desc, batch_job_summary* summary) {
+    batch_job* job;
+    batch_result r = batch_graph_launch(pool, g, desc, &job);
+    if (r != BATCH_OK) return r;
+    r = batch_job_wait(job, summary);
+    batch_job_destroy(job);
+    return r;
+}
+
+BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t, batch_task_info* out) {
+    int64_t i = batch__task_index(g, t);
+    if (i < 0 || !out) return BATCH_ERR_INVALID;
+    if (atomic_load(&((batch_graph*)(uintptr_t)g)->busy)) return BATCH_ERR_BUSY;
+    const batch__gnode* x = &g->nodes[i];
+    out->name = x->name;
+    out->status = (batch_task_status)atomic_load_explicit(&((batch__gnode*)(uintptr_t)x)->status, memory_order_relaxed);
+    out->attempts = x->attempts;
+    out->error = x->error;
+    out->message = (x->msg && x->msg[0]) ? x->msg : NULL;
+    out->start_ns = x->start_ns;
+    out->end_ns = x->end_ns;
+    out->worker = x->worker;
+    out->output = atomic_load_explicit(&((batch__gnode*)(uintptr_t)x)->output, memory_order_relaxed);
+    return BATCH_OK;
+}
+
+/* ---- inside a task ---------------------------------------------------------------------------- */
+BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...) {
+    if (!ctx || !ctx->node || !fmt) return code;
+    batch__gnode* n = ctx->node;
+    if (!n->msg) n->msg = (char*)BATCH_MALLOC(BATCH_MESSAGE_MAX, ctx->job->g->alloc_ctx);
+    if (n->msg) {   /* out of memory: the code is kept, the message is lost */
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(n->msg, BATCH_MESSAGE_MAX, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+BATCH_API int batch_should_stop(const batch_ctx* ctx) {
+    if (!ctx || !ctx->job) return 0;
+    if (atomic_load_explicit(&ctx->job->stop, memory_order_relaxed)) return 1;
+    return ctx->job->deadline_ns && batch_now_ns() >= ctx->job->deadline_ns;
+}
+
+BATCH_API void batch_set_output(batch_ctx* ctx, void* output) {
+    /* release: a successor that acquires it sees what it points to (it is also ordered by the
+       release of the successor, which happens after this) */
+    if (ctx && ctx->node) atomic_store_explicit(&ctx->node->output, output, memory_order_release);
+}
+
+BATCH_API size_t batch_input_count(const batch_ctx* ctx) {
+    if (!ctx || !ctx->node) return 0;
+    const batch_graph* g = ctx->job->g;
+    uint32_t i = (uint32_t)(ctx->node - g->nodes);
+    return g->pred_off[i + 1] - g->pred_off[i];
+}
+
+BATCH_API void* batch_input(const batch_ctx* ctx, size_t k) {
+    if (!ctx || !ctx->node) return NULL;
+    const batch_graph* g = ctx->job->g;
+    uint32_t i = (uint32_t)(ctx->node - g->nodes);
+    if (k >= (size_t)(g->pred_off[i + 1] - g->pred_off[i])) return NULL;
+    return atomic_load_explicit(&g->nodes[g->pred[g->pred_off[i] + k]].output, memory_order_acquire);
+}
+
+BATCH_API void* batch_output_of(const batch_ctx* ctx, batch_task t) {
+    if (!ctx || !ctx->job) return NULL;
+    int64_t i = batch__task_index(ctx->job->g, t);
+    return i < 0 ? NULL : atomic_load_explicit(&ctx->job->g->nodes[i].output, memory_order_acquire);
+}
+
+BATCH_API batch_task batch_ctx_task(const batch_ctx* ctx) {
+    batch_task t = { 0, 0 };
+    if (ctx && ctx->node) { t.id = (uint32_t)(ctx->node - ctx->job->g->nodes) + 1; t.tag = ctx->job->g->tag; }
+    return t;
+}
+BATCH_API int batch_ctx_attempt(const batch_ctx* ctx) { return ctx ? ctx->attempt : 0; }
+BATCH_API int batch_ctx_worker(const batch_ctx* ctx) { return ctx ? ctx->worker : -1; }
+BATCH_API batch_pool* batch_ctx_pool(const batch_ctx* ctx) { return ctx ? ctx->pool : NULL; }
+
+/* ---- DOT ------------------------------------------------------------------------------------ */
+BATCH__PRIVATE void batch__dot_string(FILE* out, const char* s) {
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', out);
+        if (*s == '\n') { fputs("\\n", out); continue; }
+        fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+BATCH_API batch_result batch_graph_dump_dot(const batch_graph* cg, FILE* out) {
+    if (!cg || !out) return BATCH_ERR_INVALID;
+    batch_graph* g = (batch_graph*)(uintptr_t)cg;
+    if (atomic_load(&g->busy)) return BATCH_ERR_BUSY;
+    batch_result r = batch__graph_finalize(g);
+    if (r != BATCH_OK && r != BATCH_ERR_CYCLE) return r;
+    static const char* const colour[] = { "white", "lightblue", "yellow", "palegreen", "salmon", "lightgrey", "orange" };
+    fputs("digraph ", out);
+    batch__dot_string(out, g->name ? g->name : "batch");
+    fputs(" {\n  node [shape=box style=filled];\n", out);
+    size_t n = (size_t)stbds_arrlen(g->nodes);
+    for (size_t i = 0; i < n; i++) {
+        char label[300];
+        unsigned st = atomic_load_explicit(&g->nodes[i].status, memory_order_relaxed);
+        if (g->nodes[i].name) snprintf(label, sizeof label, "%s\n%s", g->nodes[i].name, batch_task_status_string((batch_task_status)st));
+        else snprintf(label, sizeof label, "#%zu\n%s", i + 1, batch_task_status_string((batch_task_status)st));
+        fprintf(out, "  t%zu [label=", i + 1);
+        batch__dot_string(out, label);
+        fprintf(out, " fillcolor=%s];\n", colour[st < 7 ? st : 0]);
+    }
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t k = g->succ_off[i]; k < g->succ_off[i + 1]; k++)
+            fprintf(out, "  t%zu -> t%u;\n", i + 1, (unsigned)g->succ[k] + 1);
+    fputs("}\n", out);
+    return ferror(out) ? BATCH_ERR_INVALID : BATCH_OK;
+}
+
+#endif /* BATCH__GRAPH_C */
+/* ---- end batch_impl/graph.c ---- */
 #endif /* BATCH_IMPLEMENTATION */
 
 /* LICENSE

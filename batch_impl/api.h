@@ -10,6 +10,7 @@
        COMPILE-TIME OPTIONS
        RESULT CODES
        THE POOL          workers, priorities, submit, counters, parallel-for, shutdown
+       JOB GRAPHS        tasks, edges, groups, validation, runs as jobs, failure policies
        THREAD SAFETY AND CALLBACKS
        OWNERSHIP
        LICENSE           MIT, at the end of this file
@@ -60,6 +61,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifndef BATCH_API
 #  if defined(BATCH_STATIC) && (defined(__GNUC__) || defined(__clang__))
@@ -92,7 +94,8 @@ extern "C" {
     X(BATCH_ERR_THRESHOLD, -7, "error threshold exceeded") \
     X(BATCH_ERR_SHUTDOWN,  -8, "pool is shutting down") \
     X(BATCH_ERR_THREAD,    -9, "could not create a thread") \
-    X(BATCH_ERR_FAILED,   -10, "job failed")
+    X(BATCH_ERR_FAILED,   -10, "job failed") \
+    X(BATCH_ERR_NOT_FOUND,-11, "no such task")
 
 #define BATCH__RESULT_ENUM(name, value, text) name = value,
 typedef enum batch_result { BATCH_RESULTS(BATCH__RESULT_ENUM) BATCH_RESULT_FORCE32_ = 0x7fffffff } batch_result;
@@ -230,6 +233,175 @@ typedef struct batch_pool_stats {
 BATCH_API batch_result batch_pool_get_stats(const batch_pool* pool, batch_pool_stats* out);
 /* Tasks executed by worker i (0 <= i < workers): per-worker statistics. */
 BATCH_API uint64_t batch_pool_worker_executed(const batch_pool* pool, int i);
+
+
+/* ---------------------------------------------------------------------------------------------
+   JOB GRAPHS
+   A graph is a DAG of tasks built once and run any number of times (one run at a time). A run
+   is a job on a pool: tasks whose predecessors all finished run in parallel; a failed task's
+   dependents are SKIPPED (policy CONTINUE) or everything not started is CANCELLED (FAIL_FAST);
+   a failing task is retried after base * 2^attempt through the pool's delayed queue. */
+typedef struct batch_graph batch_graph;
+typedef struct batch_job batch_job;
+typedef struct batch_ctx batch_ctx;     /* the running task's context; valid during the call */
+
+/* A task handle: an index into its graph (graphs move their arrays as they grow, so no pointer
+   is handed out). id 0 is never a valid task. tag identifies the graph. */
+typedef struct batch_task { uint32_t id; uint32_t tag; } batch_task;
+
+/* Returns 0 on success or an error code (any non-zero int; see batch_fail for a message). */
+typedef int (*batch_task_fn)(batch_ctx* ctx, void* user_data);
+
+typedef enum batch_task_status {
+    BATCH_TASK_PENDING = 0,   /* not run (yet) */
+    BATCH_TASK_QUEUED,        /* ready, or waiting for a retry */
+    BATCH_TASK_RUNNING,
+    BATCH_TASK_COMPLETED,
+    BATCH_TASK_FAILED,        /* failed after its retries */
+    BATCH_TASK_SKIPPED,       /* a predecessor failed or was skipped (policy CONTINUE) */
+    BATCH_TASK_CANCELLED      /* never started: cancel, deadline or FAIL_FAST */
+} batch_task_status;
+BATCH_API const char* batch_task_status_string(batch_task_status s);
+
+typedef struct batch_task_desc {
+    batch_task_fn fn;         /* NULL: a no-op node (a barrier) */
+    void* user_data;          /* borrowed */
+    const char* name;         /* optional, copied; unique names can be found with batch_graph_find */
+    batch_priority priority;  /* 0: the run's priority */
+    int max_retries;          /* extra attempts after a failure; 0..1000 */
+    uint64_t retry_base_ns;   /* delay before retry k (k = 0, 1, ...) is base * 2^k; 0: 1 ms */
+    uint64_t retry_max_ns;    /* cap of that delay; 0: 60 s */
+    int retry_jitter;         /* non-zero: each delay is scaled by a random factor in [0.5, 1] */
+} batch_task_desc;
+
+typedef struct batch_graph_desc {
+    const char* name;         /* optional, copied (DOT output) */
+    void* alloc_ctx;
+} batch_graph_desc;
+
+/* desc may be NULL (defaults). BATCH_ERR_INVALID, BATCH_ERR_NOMEM. */
+BATCH_API batch_result batch_graph_create(batch_graph** out_graph, const batch_graph_desc* desc);
+/* NULL does nothing. BATCH_ERR_BUSY (nothing freed) while a job of the graph is not yet
+   destroyed or waited for. */
+BATCH_API batch_result batch_graph_destroy(batch_graph* g);
+
+/* Adds a task; *out_task receives its handle. BATCH_ERR_INVALID (bad desc field, NULL pointer),
+   BATCH_ERR_BUSY (the graph is running), BATCH_ERR_NOMEM. On error the graph is unchanged. */
+BATCH_API batch_result batch_graph_add(batch_graph* g, const batch_task_desc* desc, batch_task* out_task);
+/* Number of tasks. */
+BATCH_API size_t batch_graph_size(const batch_graph* g);
+
+/* a runs before b. A self-edge is BATCH_ERR_CYCLE; a handle of another graph (or 0, or out of
+   range) BATCH_ERR_INVALID; a duplicate edge is accepted and counts once. Longer cycles are found
+   by batch_graph_validate (and by every run). On error the graph is unchanged. */
+BATCH_API batch_result batch_task_precede(batch_graph* g, batch_task a, batch_task b);
+/* b runs after a (the same edge, written the other way round). */
+BATCH_API batch_result batch_task_succeed(batch_graph* g, batch_task b, batch_task a);
+/* a before each of bs[0..n); b after each of as[0..n). All or nothing. */
+BATCH_API batch_result batch_task_precede_n(batch_graph* g, batch_task a, const batch_task* bs, size_t n);
+BATCH_API batch_result batch_task_succeed_n(batch_graph* g, batch_task b, const batch_task* as, size_t n);
+/* Groups in sequence: adds a barrier task (no-op) after every task of before[0..n) and before
+   every task of after[0..m): n + m edges instead of n * m. *out_barrier may be NULL. */
+BATCH_API batch_result batch_graph_join(batch_graph* g, const batch_task* before, size_t n,
+                                        const batch_task* after, size_t m, batch_task* out_barrier);
+/* The task with this name (the first added, if several share it): BATCH_ERR_NOT_FOUND. */
+BATCH_API batch_result batch_graph_find(batch_graph* g, const char* name, batch_task* out_task);
+
+/* Checks the graph: BATCH_OK, or BATCH_ERR_CYCLE with the tasks of one cycle named in msg (e.g.
+   "cycle: a -> b -> c -> a"; names, or #id for unnamed tasks). msg may be NULL. */
+BATCH_API batch_result batch_graph_validate(batch_graph* g, char* msg, size_t msg_size);
+
+/* Graphviz DOT of the graph, each task coloured by its status after the last run. */
+BATCH_API batch_result batch_graph_dump_dot(const batch_graph* g, FILE* out);
+
+typedef enum batch_failure_policy {
+    BATCH_POLICY_CONTINUE = 0,   /* dependents of a failure are SKIPPED; the rest runs */
+    BATCH_POLICY_FAIL_FAST       /* the first failure (after retries) cancels what has not started */
+} batch_failure_policy;
+
+typedef enum batch_job_status {
+    BATCH_JOB_RUNNING = 0,
+    BATCH_JOB_COMPLETED,         /* every task completed */
+    BATCH_JOB_PARTIAL_FAILURE,   /* some failed or were skipped, some completed (CONTINUE) */
+    BATCH_JOB_FAILED,            /* FAIL_FAST after a failure, or nothing completed */
+    BATCH_JOB_CANCELLED          /* batch_job_cancel or the deadline */
+} batch_job_status;
+BATCH_API const char* batch_job_status_string(batch_job_status s);
+
+typedef struct batch_run_desc {
+    batch_failure_policy policy;
+    int max_concurrency;      /* at most this many tasks of the job run at once; 0: no limit */
+    uint64_t timeout_ns;      /* deadline = launch + timeout: what has not started is CANCELLED
+                                 and running tasks see batch_should_stop; 0: none */
+    batch_priority priority;  /* for tasks whose own priority is 0; 0: NORMAL */
+    int no_task_times;        /* non-zero: do not read the clock per task (fastest); start/end
+                                 times, busy time and peak concurrency are then 0 */
+} batch_run_desc;
+
+typedef struct batch_job_summary {
+    batch_job_status status;
+    batch_result result;      /* what batch_job_wait returned */
+    uint64_t total, completed, failed, skipped, cancelled;   /* completed+failed+skipped+cancelled == total */
+    uint64_t retries;         /* attempts beyond the first, over all tasks */
+    uint64_t wall_ns;         /* launch to the last task's end */
+    uint64_t busy_ns;         /* sum of task run times (all attempts) */
+    uint64_t peak_concurrency;/* most tasks running at once (from the last attempts' times) */
+} batch_job_summary;
+
+/* Starts a run of g on pool and returns at once. desc may be NULL. Validates first
+   (BATCH_ERR_CYCLE). BATCH_ERR_BUSY: g has a job that was not yet waited for or destroyed. */
+BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, const batch_run_desc* desc,
+                                          batch_job** out_job);
+/* Waits for the job (a worker helps meanwhile). BATCH_OK (all completed), BATCH_PARTIAL,
+   BATCH_ERR_FAILED, BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT (the deadline passed). Fills *summary
+   if non-NULL. May be called again; returns the same. */
+BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary);
+/* Cooperative: tasks not started become CANCELLED; running ones see batch_should_stop. Any
+   thread, any time before destroy; idempotent; after completion it changes nothing. */
+BATCH_API batch_result batch_job_cancel(batch_job* job);
+/* Waits if needed, then frees the job; the graph can then run again or be changed. NULL: no-op. */
+BATCH_API batch_result batch_job_destroy(batch_job* job);
+/* Launch + wait + destroy. */
+BATCH_API batch_result batch_graph_run(batch_pool* pool, batch_graph* g, const batch_run_desc* desc,
+                                       batch_job_summary* summary);
+
+/* After a run (once its job was waited for): the task's outcome. Strings are borrowed from the
+   graph until its next run or destroy. */
+typedef struct batch_task_info {
+    const char* name;         /* NULL if unnamed */
+    batch_task_status status;
+    int attempts;             /* 0 if never started */
+    int error;                /* the function's last non-zero return, else 0 */
+    const char* message;      /* from batch_fail, or NULL */
+    uint64_t start_ns, end_ns;/* of the last attempt (batch_now_ns clock), 0 if not run */
+    int worker;               /* worker index of the last attempt; -1: not a worker thread */
+    void* output;             /* what the task published with batch_set_output */
+} batch_task_info;
+BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t, batch_task_info* out);
+
+/* ---- inside a running task ---- */
+/* Records code and a printf-style message (copied, at most BATCH_MESSAGE_MAX - 1 bytes) and
+   returns code, so that a task can `return batch_fail(ctx, 3, "bad %s", x);`. */
+#define BATCH_MESSAGE_MAX 256
+BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* True once the job is cancelled, failed fast or past its deadline: return early. */
+BATCH_API int batch_should_stop(const batch_ctx* ctx);
+/* Publishes a pointer that successors read with batch_input (data flow). Borrowed. */
+BATCH_API void batch_set_output(batch_ctx* ctx, void* output);
+/* Number of predecessors, and the output published by predecessor i (in edge order of the
+   sorted predecessor ids; NULL if it published none). */
+BATCH_API size_t batch_input_count(const batch_ctx* ctx);
+BATCH_API void* batch_input(const batch_ctx* ctx, size_t i);
+/* The output of any task that is a (transitive) predecessor: NULL otherwise or if none. */
+BATCH_API void* batch_output_of(const batch_ctx* ctx, batch_task t);
+BATCH_API batch_task batch_ctx_task(const batch_ctx* ctx);
+BATCH_API int batch_ctx_attempt(const batch_ctx* ctx);      /* 0 for the first attempt */
+BATCH_API int batch_ctx_worker(const batch_ctx* ctx);       /* -1: not a worker thread */
+BATCH_API batch_pool* batch_ctx_pool(const batch_ctx* ctx);
 
 /* ---------------------------------------------------------------------------------------------
    THREAD SAFETY AND CALLBACKS

@@ -28,6 +28,7 @@
 #endif
 
 #include <stdatomic.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,8 +67,28 @@
 #if defined(INCLUDE_STB_DS_H) && !defined(BATCH_NO_STB_DS_IMPLEMENTATION)
 #  error "stb_ds.h was included before the batch.h implementation: define BATCH_NO_STB_DS_IMPLEMENTATION and compile STB_DS_IMPLEMENTATION yourself"
 #endif
+/* stb_ds dereferences the result of a failed realloc. Its allocations go through
+   batch__ds_realloc, which on failure longjmps back to the batch.h function that opened a guard
+   (BATCH__DS_TRY); that function returns BATCH_ERR_NOMEM. stb_ds calls realloc before it changes
+   a container, so the container is left as it was. Only the thread's own guard is used. */
+#include <setjmp.h>
+typedef struct batch__ds_guard { jmp_buf env; } batch__ds_guard;
+static _Thread_local batch__ds_guard* batch__ds_active;
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((unused))
+#endif
+static void* batch__ds_realloc(void* p, size_t sz) {
+    void* r = BATCH_REALLOC(p, sz, NULL);
+    batch__ds_guard* g = batch__ds_active;
+    if (!r && sz) {
+        if (g) longjmp(g->env, 1);
+        fputs("batch.h: out of memory in stb_ds outside a guard\n", stderr);
+        abort();
+    }
+    return r;
+}
 #ifndef BATCH_NO_STB_DS_IMPLEMENTATION
-#  define STBDS_REALLOC(c, p, sz) BATCH_REALLOC((p), (sz), (c)) /* c is always NULL in stb_ds */
+#  define STBDS_REALLOC(c, p, sz) ((void)(c), batch__ds_realloc((p), (sz)))
 #  define STBDS_FREE(c, p)        BATCH_FREE((p), (c))
 #  define STB_DS_IMPLEMENTATION
 #endif

@@ -1,0 +1,94 @@
+/* workloads.h - the kernels of the batch.h benchmark, one copy of each, shared by every system
+   (serial, OpenMP and batch.h in bench.c; oneTBB in bench_tbb.cpp). Compiles as C11 and C++. */
+#ifndef BENCH_WORKLOADS_H
+#define BENCH_WORKLOADS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#  define BENCH_NOINLINE __attribute__((noinline))
+#  define BENCH_UNUSED __attribute__((unused))
+#else
+#  define BENCH_NOINLINE
+#  define BENCH_UNUSED
+#endif
+
+/* ---- spawn: an empty task ---------------------------------------------------------------------
+   Every system runs one indirect call per task through this volatile pointer (batch.h calls its
+   task function through a pointer as well), so no system can have its task body optimized away. */
+static inline void bench_empty(void* user) { (void)user; }
+static void (*volatile bench_empty_fp)(void*) BENCH_UNUSED = bench_empty;
+
+/* ---- fib: recursive fork-join ------------------------------------------------------------------ */
+#define BENCH_FIB_N 30
+#define BENCH_FIB_CUTOFF 16     /* n < BENCH_FIB_CUTOFF is computed serially, by every system */
+
+static BENCH_UNUSED BENCH_NOINLINE long bench_fib_serial(int n) {
+    return n < 2 ? n : bench_fib_serial(n - 1) + bench_fib_serial(n - 2);
+}
+
+/* The expected value, computed iteratively: checks every system's result. */
+static inline long bench_fib_expected(int n) {
+    long a = 0, b = 1;
+    for (int i = 0; i < n; i++) { long t = a + b; a = b; b = t; }
+    return a;
+}
+
+/* ---- parfor: sum of fmix64(i) over [0, n) ------------------------------------------------------ */
+/* The murmur3 64-bit finalizer: a few multiplies and shifts, not vectorizable without 64-bit
+   vector multiplies, so the item cost is the same in every system's loop. */
+static inline uint64_t bench_fmix64(uint64_t k) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ull;
+    k ^= k >> 33;
+    return k;
+}
+
+/* One chunk: accumulates locally; the caller adds the result into its total once per chunk. */
+static inline uint64_t bench_sum_range(size_t begin, size_t end) {
+    uint64_t s = 0;
+    for (size_t i = begin; i < end; i++) s += bench_fmix64((uint64_t)i);
+    return s;
+}
+
+/* Per-thread totals, far enough apart (128 bytes: two cache lines, against the adjacent-line
+   prefetcher) that threads adding into their own slot never share a line. */
+typedef struct bench_slot {
+    uint64_t v;
+    char pad[128 - sizeof(uint64_t)];
+} bench_slot;
+
+static inline uint64_t bench_slots_sum(const bench_slot* slots, int count) {
+    uint64_t s = 0;
+    for (int i = 0; i < count; i++) s += slots[i].v;
+    return s;
+}
+
+/* How a parfor workload splits [0, n). */
+typedef enum bench_split {
+    BENCH_SPLIT_CHUNK = 0,  /* fixed chunks of `chunk` items, handed out dynamically */
+    BENCH_SPLIT_STATIC = 1, /* one contiguous block per thread */
+    BENCH_SPLIT_GUIDED = 2  /* the system's own adaptive default */
+} bench_split;
+
+/* ---- oneTBB side (bench_tbb.cpp), linked only into build/bench/bench_tbb -------------------- */
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* Creates an arena of `threads` slots (the calling thread takes one). 0 on failure. */
+int bench_tbb_init(int threads);
+void bench_tbb_fini(void);
+/* n empty tasks from one task_group, then wait. */
+void bench_tbb_spawn(size_t n);
+/* fib(n) with task_group fork-join and the BENCH_FIB_CUTOFF serial cutoff. */
+long bench_tbb_fib(int n);
+/* sum of fmix64(i) over [0, n): parallel_for with per-thread totals. */
+uint64_t bench_tbb_parfor(size_t n, size_t chunk, int split);
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BENCH_WORKLOADS_H */

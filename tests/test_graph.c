@@ -1,0 +1,567 @@
+/* test_graph.c - job graphs: building, validation and named cycles, random-DAG ordering and
+   exactly-once, failure propagation, FAIL_FAST, retries and backoff, concurrency limits,
+   cancellation, deadlines, nested graphs, long chains, data flow, re-runs, allocation failure,
+   and scenario A (the feature pipeline). */
+
+static batch_graph* make_graph(void) {
+    batch_graph* g = NULL;
+    CHECK_OK(batch_graph_create(&g, NULL));
+    return g;
+}
+
+static batch_task add_task(batch_graph* g, batch_task_fn fn, void* user, const char* name) {
+    batch_task t = { 0, 0 };
+    CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = fn, .user_data = user, .name = name }, &t));
+    CHECK(t.id != 0);
+    return t;
+}
+
+static int task_ok(batch_ctx* ctx, void* u) { (void)ctx; (void)u; return 0; }
+
+/* ---- build and validate --------------------------------------------------------------------- */
+static void test_graph_build_bad_input(void) {
+    batch_graph* g = make_graph();
+    batch_graph* h = make_graph();
+    batch_task a = add_task(g, task_ok, NULL, "a"), b = add_task(g, task_ok, NULL, "b");
+    batch_task x = add_task(h, task_ok, NULL, "x");
+    batch_task zero = { 0, a.tag }, past = { 99, a.tag };
+    CHECK_EQ(batch_graph_create(NULL, NULL), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_graph_add(NULL, &(batch_task_desc){0}, &a), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_graph_add(g, NULL, &a), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_graph_add(g, &(batch_task_desc){0}, NULL), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_graph_add(g, &(batch_task_desc){ .max_retries = -1 }, &x), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_graph_add(g, &(batch_task_desc){ .max_retries = 1001 }, &x), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_graph_add(g, &(batch_task_desc){ .priority = BATCH_PRIORITY_COUNT_ }, &x), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_task_precede(g, a, a), BATCH_ERR_CYCLE);        /* self-edge */
+    CHECK_EQ(batch_task_precede(g, a, x), BATCH_ERR_INVALID);      /* other graph */
+    CHECK_EQ(batch_task_precede(g, zero, a), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_task_precede(g, a, past), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_task_precede(NULL, a, b), BATCH_ERR_INVALID);
+    batch_task list[2] = { b, x };
+    CHECK_EQ(batch_task_precede_n(g, a, list, 2), BATCH_ERR_INVALID);  /* all or nothing */
+    CHECK_EQ(batch_task_precede_n(g, a, NULL, 2), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_graph_join(g, list, 2, NULL, 0, NULL), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_graph_size(g), 2);                               /* nothing was added */
+    CHECK_OK(batch_graph_validate(g, NULL, 0));
+    CHECK_OK(batch_task_precede(g, a, b));
+    CHECK_OK(batch_task_precede(g, a, b));                          /* duplicate: counts once */
+    CHECK_OK(batch_graph_validate(g, NULL, 0));
+    batch_task f;
+    CHECK_OK(batch_graph_find(g, "b", &f));
+    CHECK(f.id == b.id && f.tag == b.tag);
+    CHECK_EQ(batch_graph_find(g, "nope", &f), BATCH_ERR_NOT_FOUND);
+    CHECK_EQ(batch_graph_find(g, NULL, &f), BATCH_ERR_INVALID);
+    CHECK_OK(batch_graph_destroy(NULL));
+    CHECK_OK(batch_graph_destroy(g));
+    CHECK_OK(batch_graph_destroy(h));
+}
+
+static void test_graph_cycles_named(void) {
+    char msg[256];
+    /* length 2 */
+    batch_graph* g = make_graph();
+    batch_task a = add_task(g, task_ok, NULL, "a"), b = add_task(g, task_ok, NULL, "b");
+    CHECK_OK(batch_task_precede(g, a, b));
+    CHECK_OK(batch_task_precede(g, b, a));
+    CHECK_EQ(batch_graph_validate(g, msg, sizeof msg), BATCH_ERR_CYCLE);
+    CHECK(strstr(msg, "a") && strstr(msg, "b") && strstr(msg, "->"));
+    batch_pool* p = make_pool(1);
+    batch_job* job = (batch_job*)1;
+    CHECK_EQ(batch_graph_launch(p, g, NULL, &job), BATCH_ERR_CYCLE);
+    CHECK(job == NULL);
+    CHECK_OK(batch_graph_destroy(g));
+    /* length N inside a bigger acyclic graph, unnamed tasks show as #id */
+    for (int len = 3; len <= 30; len += 27) {
+        g = make_graph();
+        batch_task t[60];
+        char name[16];
+        for (int i = 0; i < 60; i++) { snprintf(name, sizeof name, "n%d", i); t[i] = add_task(g, task_ok, NULL, i == 12 ? NULL : name); }
+        for (int i = 0; i + 1 < 60; i++) CHECK_OK(batch_task_precede(g, t[i], t[i + 1]));   /* a chain */
+        CHECK_OK(batch_graph_validate(g, msg, sizeof msg));
+        CHECK_OK(batch_task_precede(g, t[10 + len - 1], t[10]));                          /* closes a cycle */
+        CHECK_EQ(batch_graph_validate(g, msg, sizeof msg), BATCH_ERR_CYCLE);
+        /* the message names exactly the tasks 10 .. 10+len-1, as a closed walk */
+        int named = 0;
+        for (int i = 0; i < 60; i++) {
+            if (i == 12) snprintf(name, sizeof name, " #13 ");
+            else snprintf(name, sizeof name, " n%d ", i);
+            char padded[300];
+            snprintf(padded, sizeof padded, "%s ", msg + 6);   /* after "cycle:" */
+            if (strstr(padded, name)) {
+                CHECK(i >= 10 && i < 10 + len);
+                named++;
+            }
+        }
+        CHECK_EQ(named, len);
+        CHECK_OK(batch_graph_destroy(g));
+    }
+    CHECK_OK(batch_pool_destroy(p));
+}
+
+/* ---- random DAGs ------------------------------------------------------------------------------ */
+typedef struct rd_node {
+    _Atomic int runs;           /* attempts that ran */
+    _Atomic int done;           /* final attempt finished */
+    int fail_attempts;          /* fail this many attempts first */
+    int retries;
+    struct rd_graph* G;
+    int idx;
+} rd_node;
+typedef struct rd_graph {
+    int n;
+    rd_node* nodes;
+    int* pred_off; int* preds; /* reference adjacency */
+    _Atomic int order_violation;
+    _Atomic int running, peak;
+    _Atomic int after_wait;    /* set once wait returned: nothing may run after */
+    _Atomic int ran_after;
+} rd_graph;
+
+static int rd_task(batch_ctx* ctx, void* u) {
+    rd_node* nd = (rd_node*)u;
+    rd_graph* G = nd->G;
+    if (atomic_load(&G->after_wait)) atomic_store(&G->ran_after, 1);
+    int r = atomic_fetch_add(&G->running, 1) + 1;
+    int pk = atomic_load(&G->peak);
+    while (r > pk && !atomic_compare_exchange_weak(&G->peak, &pk, r)) {}
+    for (int k = G->pred_off[nd->idx]; k < G->pred_off[nd->idx + 1]; k++)
+        if (!atomic_load(&G->nodes[G->preds[k]].done)) atomic_store(&G->order_violation, 1);
+    int attempt = atomic_fetch_add(&nd->runs, 1);
+    CHECK_EQ(attempt, batch_ctx_attempt(ctx));
+    int fail = attempt < nd->fail_attempts;
+    atomic_fetch_sub(&G->running, 1);
+    if (fail) return batch_fail(ctx, 7, "node %d attempt %d", nd->idx, attempt);
+    atomic_store(&nd->done, 1);
+    return 0;
+}
+
+typedef struct rd_opts { int fail_pct; int retry_pct; int max_conc; int fail_fast; int cancel; } rd_opts;
+
+static void rd_run(uint64_t* rng, int workers, rd_opts o) {
+    int n = 1 + (int)(test_rand(rng) % 200);
+    rd_graph G;
+    memset(&G, 0, sizeof G);
+    G.n = n;
+    G.nodes = (rd_node*)calloc((size_t)n, sizeof(rd_node));
+    batch_graph* g = make_graph();
+    batch_task* t = (batch_task*)malloc((size_t)n * sizeof *t);
+    for (int i = 0; i < n; i++) {
+        rd_node* nd = &G.nodes[i];
+        nd->G = &G;
+        nd->idx = i;
+        nd->retries = (int)(test_rand(rng) % 100) < o.retry_pct ? 1 + (int)(test_rand(rng) % 3) : 0;
+        nd->fail_attempts = (int)(test_rand(rng) % 100) < o.fail_pct ? 1 + (int)(test_rand(rng) % 4) : 0;
+        CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = rd_task, .user_data = nd, .max_retries = nd->retries,
+                                                         .retry_base_ns = 1000, .retry_max_ns = 50000,
+                                                         .priority = (batch_priority)(test_rand(rng) % 6) }, &t[i]));
+    }
+    /* edges only from lower to higher index: acyclic */
+    int m = n > 1 ? (int)(test_rand(rng) % (size_t)(3 * n)) : 0;
+    int* ea = (int*)malloc(((size_t)m + 1) * sizeof(int));
+    int* eb = (int*)malloc(((size_t)m + 1) * sizeof(int));
+    for (int k = 0; k < m; k++) {
+        int a = (int)(test_rand(rng) % (uint64_t)(n - 1));
+        int b = a + 1 + (int)(test_rand(rng) % (uint64_t)(n - a - 1));
+        ea[k] = a; eb[k] = b;
+        CHECK_OK(batch_task_precede(g, t[a], t[b]));
+    }
+    /* reference predecessor lists (duplicates harmless) */
+    G.pred_off = (int*)calloc((size_t)n + 1, sizeof(int));
+    G.preds = (int*)malloc(((size_t)m + 1) * sizeof(int));
+    for (int k = 0; k < m; k++) G.pred_off[eb[k] + 1]++;
+    for (int i = 0; i < n; i++) G.pred_off[i + 1] += G.pred_off[i];
+    int* fill = (int*)malloc(((size_t)n + 1) * sizeof(int));
+    memcpy(fill, G.pred_off, (size_t)n * sizeof(int));
+    for (int k = 0; k < m; k++) G.preds[fill[eb[k]]++] = ea[k];
+    free(fill);
+
+    batch_pool* p = make_pool(workers);
+    batch_job* job;
+    CHECK_OK(batch_graph_launch(p, g, &(batch_run_desc){ .policy = o.fail_fast ? BATCH_POLICY_FAIL_FAST : BATCH_POLICY_CONTINUE,
+                                                         .max_concurrency = o.max_conc }, &job));
+    if (o.cancel) {
+        uint64_t spin = test_rand(rng) % 200000;
+        uint64_t t0 = batch_now_ns();
+        while (batch_now_ns() - t0 < spin) {}
+        CHECK_OK(batch_job_cancel(job));
+    }
+    batch_job_summary s;
+    batch_result r = batch_job_wait(job, &s);
+    atomic_store(&G.after_wait, 1);
+    CHECK_EQ(atomic_load(&G.order_violation), 0);
+    CHECK_EQ(s.total, (uint64_t)n);
+    CHECK_EQ(s.completed + s.failed + s.skipped + s.cancelled, s.total);
+    if (o.max_conc) CHECK(atomic_load(&G.peak) <= o.max_conc);
+    /* expected outcome per node, computed in topological (index) order */
+    int* want = (int*)malloc((size_t)n * sizeof(int));
+    uint64_t c_completed = 0, c_failed = 0, c_skipped = 0, c_cancelled = 0, c_retries = 0;
+    for (int i = 0; i < n; i++) {
+        batch_task_info info;
+        CHECK_OK(batch_graph_task_info(g, t[i], &info));
+        rd_node* nd = &G.nodes[i];
+        int runs = atomic_load(&nd->runs);
+        CHECK_EQ(runs, info.attempts);
+        if (info.attempts) c_retries += (uint64_t)info.attempts - 1;
+        switch (info.status) {
+            case BATCH_TASK_COMPLETED: c_completed++; CHECK(atomic_load(&nd->done)); CHECK_EQ(runs, nd->fail_attempts + 1); break;
+            case BATCH_TASK_FAILED: c_failed++; CHECK_EQ(info.error, 7); CHECK(info.message != NULL);
+                if (!o.fail_fast && !o.cancel) CHECK_EQ(runs, nd->retries + 1);
+                break;
+            case BATCH_TASK_SKIPPED: c_skipped++; CHECK_EQ(runs, 0); break;
+            case BATCH_TASK_CANCELLED: c_cancelled++; break;
+            default: CHECK(0);
+        }
+        if (!o.fail_fast && !o.cancel) {
+            /* CONTINUE without cancel: exactly determined */
+            int w = nd->fail_attempts > nd->retries ? BATCH_TASK_FAILED : BATCH_TASK_COMPLETED;
+            for (int k = G.pred_off[i]; k < G.pred_off[i + 1]; k++)
+                if (want[G.preds[k]] != BATCH_TASK_COMPLETED) w = BATCH_TASK_SKIPPED;
+            want[i] = w;
+            CHECK_EQ((int)info.status, w);
+        }
+        if (info.status == BATCH_TASK_CANCELLED) CHECK(runs == 0 || nd->fail_attempts > 0);
+    }
+    CHECK_EQ(c_completed, s.completed);
+    CHECK_EQ(c_failed, s.failed);
+    CHECK_EQ(c_skipped, s.skipped);
+    CHECK_EQ(c_cancelled, s.cancelled);
+    CHECK_EQ(c_retries, s.retries);
+    if (o.fail_fast && s.failed) CHECK_EQ(r, BATCH_ERR_FAILED);
+    if (!o.cancel && !o.fail_fast) {
+        if (s.failed || s.skipped) CHECK(r == BATCH_PARTIAL || (r == BATCH_ERR_FAILED && s.completed == 0));
+        else CHECK_OK(r);
+    }
+    CHECK_OK(batch_job_destroy(job));
+    CHECK_EQ(atomic_load(&G.ran_after), 0);
+    CHECK_OK(batch_pool_destroy(p));
+    CHECK_OK(batch_graph_destroy(g));
+    free(want); free(ea); free(eb); free(G.pred_off); free(G.preds); free(t); free(G.nodes);
+}
+
+static void test_graph_random_dags(void) {
+    uint64_t rng = test_seed;
+    int rounds = (int)scaled(600);
+    for (int i = 0; i < rounds; i++) {
+        int workers = (int)(test_rand(&rng) % 17);   /* 0 -> inline */
+        rd_opts o = { (int)(test_rand(&rng) % 20), (int)(test_rand(&rng) % 50), 0, 0, 0 };
+        rd_run(&rng, workers ? workers : BATCH_WORKERS_INLINE, o);
+    }
+}
+
+static void test_graph_fail_fast_and_limits(void) {
+    uint64_t rng = test_seed ^ 0x55;
+    int rounds = (int)scaled(300);
+    for (int i = 0; i < rounds; i++) {
+        int workers = 1 + (int)(test_rand(&rng) % 8);
+        rd_opts o = { 10, 20, (int)(test_rand(&rng) % 4), (int)(test_rand(&rng) & 1), 0 };
+        rd_run(&rng, (i % 5 == 0) ? BATCH_WORKERS_INLINE : workers, o);
+    }
+}
+
+static void test_graph_cancel_random(void) {
+    uint64_t rng = test_seed ^ 0xCA;
+    int rounds = (int)scaled(300);
+    for (int i = 0; i < rounds; i++) {
+        int workers = 1 + (int)(test_rand(&rng) % 16);
+        rd_opts o = { 5, 20, (int)(test_rand(&rng) % 3), 0, 1 };
+        rd_run(&rng, workers, o);
+    }
+}
+
+/* ---- retries ----------------------------------------------------------------------------------- */
+typedef struct retry_log { int fails; int n; uint64_t at[16]; } retry_log;
+static int retry_task(batch_ctx* ctx, void* u) {
+    retry_log* l = (retry_log*)u;
+    l->at[l->n++] = batch_now_ns();
+    return batch_ctx_attempt(ctx) < l->fails ? 3 : 0;
+}
+
+static void test_graph_retries_backoff(void) {
+    int sizes[] = { 2, BATCH_WORKERS_INLINE };
+    for (int s = 0; s < 2; s++) {
+        batch_pool* p = make_pool(sizes[s]);
+        batch_graph* g = make_graph();
+        retry_log ok = { 3, 0, {0} }, bad = { 100, 0, {0} };
+        uint64_t base = 2000000;   /* 2 ms */
+        batch_task a, b, c;
+        CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = retry_task, .user_data = &ok, .name = "ok", .max_retries = 5,
+                                                         .retry_base_ns = base, .retry_max_ns = 6000000 }, &a));
+        CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = retry_task, .user_data = &bad, .name = "bad", .max_retries = 2,
+                                                         .retry_base_ns = base }, &b));
+        c = add_task(g, task_ok, NULL, "after_bad");
+        CHECK_OK(batch_task_precede(g, b, c));
+        batch_job_summary sum;
+        CHECK_EQ(batch_graph_run(p, g, NULL, &sum), BATCH_PARTIAL);
+        CHECK_EQ(ok.n, 4);           /* 3 failures, then success */
+        CHECK_EQ(bad.n, 3);          /* 1 + max_retries */
+        CHECK_EQ(sum.retries, 3 + 2);
+        /* delays: base, 2 base, then capped at 6 ms; never early, non-decreasing */
+        uint64_t want[3] = { base, 2 * base, 6000000 };
+        for (int i = 1; i < ok.n; i++) {
+            uint64_t d = ok.at[i] - ok.at[i - 1];
+            CHECK(d >= want[i - 1]);
+        }
+        batch_task_info info;
+        CHECK_OK(batch_graph_task_info(g, a, &info));
+        CHECK_EQ(info.status, BATCH_TASK_COMPLETED);
+        CHECK_EQ(info.attempts, 4);
+        CHECK_OK(batch_graph_task_info(g, b, &info));
+        CHECK_EQ(info.status, BATCH_TASK_FAILED);
+        CHECK_EQ(info.error, 3);
+        CHECK_OK(batch_graph_task_info(g, c, &info));
+        CHECK_EQ(info.status, BATCH_TASK_SKIPPED);
+        CHECK_OK(batch_graph_destroy(g));
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
+/* ---- deadline --------------------------------------------------------------------------------- */
+static int slow_task(batch_ctx* ctx, void* u) {
+    (void)u;
+    uint64_t t0 = batch_now_ns();
+    while (batch_now_ns() - t0 < 2000000u && !batch_should_stop(ctx)) batch__yield();
+    return 0;
+}
+static void test_graph_deadline(void) {
+    batch_pool* p = make_pool(2);
+    batch_graph* g = make_graph();
+    batch_task prev = add_task(g, slow_task, NULL, NULL);
+    for (int i = 0; i < 200; i++) { batch_task t = add_task(g, slow_task, NULL, NULL); CHECK_OK(batch_task_precede(g, prev, t)); prev = t; }
+    batch_job_summary s;
+    uint64_t t0 = batch_now_ns();
+    CHECK_EQ(batch_graph_run(p, g, &(batch_run_desc){ .timeout_ns = 20000000u }, &s), BATCH_ERR_TIMEOUT);
+    CHECK(batch_now_ns() - t0 < 2000000000u);
+    CHECK_EQ(s.status, BATCH_JOB_CANCELLED);
+    CHECK(s.cancelled > 0);
+    CHECK(s.completed < 201);
+    CHECK_EQ(s.completed + s.cancelled, 201);
+    CHECK_OK(batch_graph_destroy(g));
+    CHECK_OK(batch_pool_destroy(p));
+}
+
+/* ---- nested graphs, long chains, re-runs --------------------------------------------------- */
+typedef struct nested_arg { batch_graph* inner; _Atomic int inner_runs; } nested_arg;
+static int inner_task(batch_ctx* ctx, void* u) { (void)ctx; atomic_fetch_add((_Atomic int*)u, 1); return 0; }
+static int outer_task(batch_ctx* ctx, void* u) {
+    nested_arg* a = (nested_arg*)u;
+    batch_job_summary s;
+    CHECK_OK(batch_graph_run(batch_ctx_pool(ctx), a->inner, NULL, &s));   /* waits, helping */
+    CHECK_EQ(s.completed, 50);
+    return 0;
+}
+static void test_graph_nested_one_worker(void) {
+    int sizes[] = { 1, BATCH_WORKERS_INLINE };
+    for (int s = 0; s < 2; s++) {
+        batch_pool* p = make_pool(sizes[s]);
+        nested_arg a;
+        a.inner = make_graph();
+        atomic_init(&a.inner_runs, 0);
+        batch_task root = add_task(a.inner, inner_task, &a.inner_runs, NULL);
+        for (int i = 0; i < 49; i++) CHECK_OK(batch_task_precede(a.inner, root, add_task(a.inner, inner_task, &a.inner_runs, NULL)));
+        batch_graph* outer = make_graph();
+        add_task(outer, outer_task, &a, "outer");
+        CHECK_OK(batch_graph_run(p, outer, NULL, NULL));
+        CHECK_EQ(atomic_load(&a.inner_runs), 50);
+        CHECK_OK(batch_graph_destroy(outer));
+        CHECK_OK(batch_graph_destroy(a.inner));
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
+static int count_task(batch_ctx* ctx, void* u) { (void)ctx; atomic_fetch_add_explicit((_Atomic long*)u, 1, memory_order_relaxed); return 0; }
+
+static void test_graph_long_chain_and_rerun(void) {
+    long n = scaled(1000000);
+    _Atomic long count = 0;
+    batch_graph* g = make_graph();
+    batch_task prev = add_task(g, count_task, &count, "first");
+    for (long i = 1; i < n; i++) { batch_task t = add_task(g, count_task, &count, NULL); CHECK_OK(batch_task_precede(g, prev, t)); prev = t; }
+    int sizes[] = { 2, BATCH_WORKERS_INLINE };
+    for (int s = 0; s < 2; s++) {
+        batch_pool* p = make_pool(sizes[s]);
+        for (int run = 0; run < 2; run++) {   /* the same graph runs again, fresh state */
+            atomic_store(&count, 0);
+            batch_job_summary sum;
+            CHECK_OK(batch_graph_run(p, g, &(batch_run_desc){ .no_task_times = run }, &sum));
+            CHECK_EQ(atomic_load(&count), n);
+            CHECK_EQ(sum.completed, (uint64_t)n);
+            if (!run) CHECK(sum.peak_concurrency == 1);
+        }
+        CHECK_OK(batch_pool_destroy(p));
+    }
+    /* change between runs: add a task and run again */
+    batch_task extra = add_task(g, count_task, &count, "extra");
+    CHECK_OK(batch_task_precede(g, prev, extra));
+    batch_pool* p = make_pool(1);
+    atomic_store(&count, 0);
+    CHECK_OK(batch_graph_run(p, g, NULL, NULL));
+    CHECK_EQ(atomic_load(&count), n + 1);
+    CHECK_OK(batch_pool_destroy(p));
+    CHECK_OK(batch_graph_destroy(g));
+}
+
+static void test_graph_busy_while_running(void) {
+    batch_pool* p = make_pool(1);
+    batch_graph* g = make_graph();
+    batch_task a = add_task(g, slow_task, NULL, "a");
+    batch_job* job;
+    CHECK_OK(batch_graph_launch(p, g, NULL, &job));
+    batch_task b;
+    batch_job* job2 = (batch_job*)1;
+    CHECK_EQ(batch_graph_launch(p, g, NULL, &job2), BATCH_ERR_BUSY);
+    CHECK(job2 == NULL);
+    CHECK_EQ(batch_graph_add(g, &(batch_task_desc){ .fn = task_ok }, &b), BATCH_ERR_BUSY);
+    CHECK_EQ(batch_graph_destroy(g), BATCH_ERR_BUSY);
+    batch_task_info info;
+    CHECK_EQ(batch_graph_task_info(g, a, &info), BATCH_ERR_BUSY);
+    CHECK_OK(batch_job_wait(job, NULL));
+    CHECK_OK(batch_job_wait(job, NULL));           /* again: the same answer */
+    CHECK_OK(batch_job_cancel(job));               /* after completion: nothing changes */
+    batch_job_summary s;
+    CHECK_OK(batch_job_wait(job, &s));
+    CHECK_EQ(s.status, BATCH_JOB_COMPLETED);
+    CHECK_OK(batch_job_destroy(job));
+    CHECK_OK(batch_job_destroy(NULL));
+    CHECK_EQ(batch_job_cancel(NULL), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_job_wait(NULL, NULL), BATCH_ERR_INVALID);
+    CHECK_OK(batch_graph_run(p, g, NULL, NULL));  /* free again */
+    CHECK_EQ(batch_graph_run(p, g, &(batch_run_desc){ .max_concurrency = -1 }, NULL), BATCH_ERR_INVALID);
+    CHECK_OK(batch_graph_destroy(g));
+    CHECK_OK(batch_pool_destroy(p));
+}
+
+/* ---- scenario A: the feature pipeline with data flow ------------------------------------ */
+enum { F_TEST, F_COVERAGE, F_FLAKY, F_INTENT, F_IMPACT, F_AGGREGATE, F_MIGRATION, F_VALIDATION, F_COUNT };
+static const char* const feature_names[F_COUNT] = { "TEST_EXECUTION", "COVERAGE_COLLECTION", "FLAKY_DETECTION", "INTENT_EXTRACTION",
+                                                    "IMPACT_ANALYSIS", "RESULT_AGGREGATION", "MIGRATION", "VALIDATION" };
+typedef struct feature { int kind; long value; _Atomic int* seq; int order; } feature;
+static int feature_task(batch_ctx* ctx, void* u) {
+    feature* f = (feature*)u;
+    f->order = atomic_fetch_add(f->seq, 1);
+    f->value = 100 + f->kind;
+    long sum = 0;
+    for (size_t i = 0; i < batch_input_count(ctx); i++) {
+        long* in = (long*)batch_input(ctx, i);
+        if (in) sum += *in;   /* barriers (groups) publish nothing */
+    }
+    if (f->kind == F_AGGREGATE) CHECK_EQ(sum, (100 + F_TEST) + (100 + F_COVERAGE) + (100 + F_FLAKY));
+    if (f->kind == F_IMPACT) CHECK_EQ(sum, 100 + F_INTENT);
+    if (f->kind == F_VALIDATION) CHECK_EQ(sum, 100 + F_MIGRATION);
+    batch_set_output(ctx, &f->value);
+    return 0;
+}
+
+static void test_graph_scenario_a(void) {
+    for (int mode = 0; mode < 2; mode++) {   /* 0: pipeline by dependencies, 1: three groups */
+        batch_pool* p = make_pool(4);
+        batch_graph* g = make_graph();
+        _Atomic int seq = 0;
+        feature f[F_COUNT];
+        batch_task t[F_COUNT];
+        for (int i = 0; i < F_COUNT; i++) {
+            f[i].kind = i; f[i].value = 0; f[i].seq = &seq; f[i].order = -1;
+            t[i] = add_task(g, feature_task, &f[i], feature_names[i]);
+        }
+        batch_task agg_in[3] = { t[F_TEST], t[F_COVERAGE], t[F_FLAKY] };
+        CHECK_OK(batch_task_succeed_n(g, t[F_AGGREGATE], agg_in, 3));
+        CHECK_OK(batch_task_precede(g, t[F_INTENT], t[F_IMPACT]));
+        CHECK_OK(batch_task_precede(g, t[F_MIGRATION], t[F_VALIDATION]));
+        if (mode == 1) {
+            batch_task g1[2] = { t[F_TEST], t[F_COVERAGE] };
+            batch_task g2[3] = { t[F_FLAKY], t[F_INTENT], t[F_IMPACT] };
+            batch_task g3[2] = { t[F_AGGREGATE], t[F_VALIDATION] };
+            batch_task b1, b2;
+            CHECK_OK(batch_graph_join(g, g1, 2, g2, 3, &b1));
+            CHECK_OK(batch_graph_join(g, g2, 3, g3, 2, &b2));
+            CHECK_EQ(batch_graph_size(g), F_COUNT + 2);
+        }
+        batch_job_summary s;
+        CHECK_OK(batch_graph_run(p, g, &(batch_run_desc){ .max_concurrency = 4 }, &s));
+        CHECK_EQ(s.completed, s.total);
+        CHECK(s.peak_concurrency <= 4);
+        if (mode == 1) {   /* groups in sequence */
+            for (int a = 0; a < F_COUNT; a++) for (int b = 0; b < F_COUNT; b++) {
+                int ga = (a == F_TEST || a == F_COVERAGE) ? 0 : (a == F_AGGREGATE || a == F_VALIDATION) ? 2 : (a == F_MIGRATION ? -1 : 1);
+                int gb = (b == F_TEST || b == F_COVERAGE) ? 0 : (b == F_AGGREGATE || b == F_VALIDATION) ? 2 : (b == F_MIGRATION ? -1 : 1);
+                if (ga >= 0 && gb >= 0 && ga < gb) CHECK(f[a].order < f[b].order);
+            }
+        }
+        CHECK(f[F_AGGREGATE].order > f[F_FLAKY].order && f[F_IMPACT].order > f[F_INTENT].order);
+        /* DOT names every feature and shows the status */
+        char buf[8192];
+        FILE* mem = fmemopen(buf, sizeof buf, "w");
+        CHECK(mem != NULL);
+        CHECK_OK(batch_graph_dump_dot(g, mem));
+        fclose(mem);
+        for (int i = 0; i < F_COUNT; i++) CHECK(strstr(buf, feature_names[i]) != NULL);
+        CHECK(strstr(buf, "completed") != NULL && strstr(buf, "->") != NULL);
+        CHECK_OK(batch_graph_destroy(g));
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
+/* ---- allocation failure ---------------------------------------------------------------------- */
+/* Builds a 40-task chain (some named), validates it and runs it; returns the first error. */
+static batch_result graph_alloc_sequence(batch_pool* p, batch_graph** out, int* added) {
+    batch_graph* g = NULL;
+    *added = 0;
+    batch_result r = batch_graph_create(&g, &(batch_graph_desc){ .name = "alloc" });
+    batch_task t[40];
+    for (int i = 0; r == BATCH_OK && i < 40; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "t%d", i);
+        r = batch_graph_add(g, &(batch_task_desc){ .fn = task_ok, .name = (i % 3) ? name : NULL }, &t[i]);
+        if (r == BATCH_OK) ++*added;
+        if (r == BATCH_OK && i) r = batch_task_precede(g, t[i - 1], t[i]);
+    }
+    if (r == BATCH_OK) r = batch_graph_validate(g, NULL, 0);
+    if (r == BATCH_OK) r = batch_graph_run(p, g, NULL, NULL);
+    *out = g;
+    return r;
+}
+
+static void test_graph_alloc_failure(void) {
+    long long live0 = atomic_load(&test_live_bytes);
+    batch_pool* p = make_pool(BATCH_WORKERS_INLINE);   /* inline: the allocation order is fixed */
+    batch_graph* g;
+    int added;
+    test_alloc_reset(TEST_FAIL_NEVER, -1);
+    CHECK_OK(graph_alloc_sequence(p, &g, &added));
+    long total = atomic_load(&test_alloc_count);
+    CHECK_OK(batch_graph_destroy(g));
+    CHECK(total > 5);
+    for (long n = 1; n <= total; n++) {
+        long long live = atomic_load(&test_live_bytes);
+        test_alloc_reset(TEST_FAIL_ONCE, n);
+        batch_result r = graph_alloc_sequence(p, &g, &added);
+        test_alloc_reset(TEST_FAIL_NEVER, -1);
+        CHECK(r == BATCH_OK || r == BATCH_ERR_NOMEM);
+        if (g) {
+            /* whatever failed, the graph is consistent: it has what was added, and runs */
+            CHECK_EQ(batch_graph_size(g), (size_t)added);
+            batch_task f;
+            if (added > 2) CHECK_OK(batch_graph_find(g, "t2", &f));
+            batch_job_summary s;
+            CHECK_OK(batch_graph_run(p, g, NULL, &s));
+            CHECK_EQ(s.completed, (uint64_t)added);
+            CHECK_OK(batch_graph_destroy(g));
+        }
+        CHECK_EQ(atomic_load(&test_live_bytes), live);
+    }
+    CHECK_OK(batch_pool_destroy(p));
+    CHECK_EQ(atomic_load(&test_live_bytes), live0);
+}
+
+#define GRAPH_TESTS \
+    { "graph_build_bad_input", test_graph_build_bad_input }, \
+    { "graph_cycles_named", test_graph_cycles_named }, \
+    { "graph_random_dags", test_graph_random_dags }, \
+    { "graph_fail_fast_and_limits", test_graph_fail_fast_and_limits }, \
+    { "graph_cancel_random", test_graph_cancel_random }, \
+    { "graph_retries_backoff", test_graph_retries_backoff }, \
+    { "graph_deadline", test_graph_deadline }, \
+    { "graph_nested_one_worker", test_graph_nested_one_worker }, \
+    { "graph_long_chain_and_rerun", test_graph_long_chain_and_rerun }, \
+    { "graph_busy_while_running", test_graph_busy_while_running }, \
+    { "graph_scenario_a", test_graph_scenario_a }, \
+    { "graph_alloc_failure", test_graph_alloc_failure },
