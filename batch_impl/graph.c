@@ -629,6 +629,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     if ((unsigned)d.policy > BATCH_POLICY_FAIL_FAST || d.max_concurrency < 0 ||
         (int)d.priority < 0 || d.priority >= BATCH_PRIORITY_COUNT_ || d.timeout_ns > ((uint64_t)1 << 62))
         return BATCH_ERR_INVALID;
+    if (!batch__self(pool) && batch__tls_inline != pool && atomic_load(&pool->shutdown)) return BATCH_ERR_SHUTDOWN;
     int expected = 0;
     if (!atomic_compare_exchange_strong(&g->busy, &expected, 1)) return BATCH_ERR_BUSY;
     batch_result r = batch__graph_finalize(g);
@@ -674,11 +675,11 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
         batch__gnode* x = &g->nodes[g->roots[i]];
         atomic_store_explicit(&x->status, BATCH_TASK_QUEUED, memory_order_relaxed);
         if (!batch__gnode_submit(job, x, 0)) {
-            /* the pool refused (memory, shutdown): cancel the run and settle the rest here */
+            /* out of task memory half-way: what was queued runs; the rest is settled here as
+               CANCELLED, and the job reports the error */
             int e = BATCH__STOP_NONE;
             atomic_compare_exchange_strong(&job->stop, &e, BATCH__STOP_LAUNCH);
-            job->launch_error = batch_pool_submit(pool, &(batch_work){ .fn = batch__gnode_task, .user_data = x });
-            if (job->launch_error == BATCH_OK) continue;   /* it went through after all */
+            job->launch_error = atomic_load(&pool->shutdown) ? BATCH_ERR_SHUTDOWN : BATCH_ERR_NOMEM;
             for (size_t k = i; k < g->nroots; k++) batch__gnode_process(job, &g->nodes[g->roots[k]]);
             break;
         }
