@@ -12,6 +12,8 @@
        RESULT CODES
        THE POOL          workers, priorities, submit, counters, parallel-for, shutdown
        JOB GRAPHS        tasks, edges, groups, validation, runs as jobs, failure policies
+       BATCH SIZING      complexity classes, the keyed registry, remembered cost per item
+       BATCHED MAPS      items in batches: thresholds, batch retries, streaming, folds
        THREAD SAFETY AND CALLBACKS
        OWNERSHIP
        LICENSE           MIT, at the end of this file
@@ -403,6 +405,170 @@ BATCH_API batch_task batch_ctx_task(const batch_ctx* ctx);
 BATCH_API int batch_ctx_attempt(const batch_ctx* ctx);      /* 0 for the first attempt */
 BATCH_API int batch_ctx_worker(const batch_ctx* ctx);       /* -1: not a worker thread */
 BATCH_API batch_pool* batch_ctx_pool(const batch_ctx* ctx);
+
+
+/* ---------------------------------------------------------------------------------------------
+   BATCH SIZING
+   Complexity classes give batch sizes (SIMPLE 50, MODERATE 20, COMPLEX 10, VERY_COMPLEX 5 by
+   default). A registry maps keys ("D3-Q2") to classes and remembers the measured cost per item
+   of the maps that ran with that key, so the next adaptive map starts at the right size.
+   A registry is not thread-safe: use it from one thread at a time (maps read it at launch and
+   update it in batch_map_wait, on the waiting thread). */
+typedef enum batch_complexity {
+    BATCH_COMPLEXITY_DEFAULT = 0,   /* unknown: the registry's default size */
+    BATCH_COMPLEXITY_SIMPLE,
+    BATCH_COMPLEXITY_MODERATE,
+    BATCH_COMPLEXITY_COMPLEX,
+    BATCH_COMPLEXITY_VERY_COMPLEX,
+    BATCH_COMPLEXITY_COUNT_
+} batch_complexity;
+
+typedef struct batch_sizing batch_sizing;
+typedef struct batch_sizing_desc {
+    size_t class_size[BATCH_COMPLEXITY_COUNT_];  /* [SIMPLE..VERY_COMPLEX]; 0: 50, 20, 10, 5;
+                                                    [0] is the default size, 0: 10 */
+    size_t min_size, max_size;                   /* clamp; 0: 1 and 1 << 20 */
+    void* alloc_ctx;
+} batch_sizing_desc;
+BATCH_API batch_result batch_sizing_create(batch_sizing** out, const batch_sizing_desc* desc);
+BATCH_API void batch_sizing_destroy(batch_sizing* s);
+/* Sets the class of key (copied). BATCH_ERR_INVALID, BATCH_ERR_NOMEM (registry unchanged). */
+BATCH_API batch_result batch_sizing_set(batch_sizing* s, const char* key, batch_complexity c);
+/* The class of key, BATCH_COMPLEXITY_DEFAULT if unknown (or s/key NULL). */
+BATCH_API batch_complexity batch_sizing_class(const batch_sizing* s, const char* key);
+/* The batch size for key: its class's size, or the default size; clamped to [min, max]. */
+BATCH_API size_t batch_sizing_size(const batch_sizing* s, const char* key);
+/* The size of a class in this registry (0 for an invalid class). */
+BATCH_API size_t batch_sizing_class_size(const batch_sizing* s, batch_complexity c);
+/* Measured cost per item remembered for key, in ns (0: none yet); and recording one (an
+   exponential moving average with the previous value). */
+BATCH_API uint64_t batch_sizing_cost(const batch_sizing* s, const char* key);
+BATCH_API batch_result batch_sizing_record_cost(batch_sizing* s, const char* key, uint64_t ns_per_item);
+
+/* ---------------------------------------------------------------------------------------------
+   BATCHED MAPS
+   Items go through item_fn in batches on the pool. Each finished batch is SUCCESS (no failed
+   item), PARTIAL_SUCCESS (failed / size <= error_threshold) or FAILED (above it); a FAILED batch
+   is retried whole after retry_base * 2^k, up to max_retries. Finished batches are delivered in
+   completion order (or batch order when `ordered`), to on_batch or to batch_map_next, and their
+   accumulators are combined into the job's: each successful item is folded exactly once. At
+   most max_in_flight batches exist at once (running, finished but not delivered, or delivered to
+   batch_map_next and not yet released), so memory does not grow with the input. */
+typedef struct batch_item {
+    size_t index;       /* position in the input, from 0 */
+    void* ptr;          /* what the pull source produced; NULL for counted input */
+} batch_item;
+
+/* Process one item: write result_size bytes to `result` (if result_size > 0), return 0 or an
+   error code (batch_fail(ctx, ...) adds a message). Runs on a worker. */
+typedef int (*batch_item_fn)(batch_ctx* ctx, const batch_item* item, void* result, void* user_data);
+/* Produce the next item in *out and return 1, or return 0 at the end. Called under the job's
+   lock, from one thread at a time, never ahead of the max_in_flight window. */
+typedef int (*batch_pull_fn)(void* user_data, void** out);
+typedef void (*batch_init_fn)(void* acc, void* user_data);
+typedef void (*batch_fold_fn)(void* acc, const batch_item* item, const void* result, void* user_data);
+typedef void (*batch_combine_fn)(void* acc, const void* other, void* user_data);
+
+typedef enum batch_batch_status {
+    BATCH_BATCH_SUCCESS = 0,
+    BATCH_BATCH_PARTIAL_SUCCESS,
+    BATCH_BATCH_FAILED
+} batch_batch_status;
+BATCH_API const char* batch_batch_status_string(batch_batch_status s);
+
+typedef struct batch_item_error { size_t index; int code; const char* message; } batch_item_error;
+
+/* A finished batch, as delivered. Everything it points to is borrowed until the callback returns
+   (on_batch) or until the next batch_map_next / batch_map_wait (iterator). */
+typedef struct batch_batch {
+    size_t batch_index;           /* 0, 1, 2 ... in input order */
+    size_t first_index, count;    /* items first_index .. first_index + count - 1 */
+    batch_batch_status status;
+    size_t succeeded, failed;
+    const batch_item* items;      /* count items (pull sources); NULL for counted input, where
+                                     item i has index first_index + i */
+    const int* codes;             /* count codes: 0 = success */
+    const unsigned char* results; /* count * result_size bytes: item i's result at i * result_size */
+    const batch_item_error* errors;  /* the failed items with their messages */
+    size_t nerrors;
+    const void* acc;              /* this batch's accumulator (NULL without a fold) */
+    uint64_t exec_ns;             /* last attempt's run time */
+    int retries_used;
+    int worker;                   /* of the last attempt, -1: not a worker */
+} batch_batch;
+typedef void (*batch_on_batch_fn)(const batch_batch* b, void* user_data);
+
+typedef struct batch_map_desc {
+    /* input: count items (item.ptr NULL), or a pull source when pull_fn is set */
+    size_t count;
+    batch_pull_fn pull_fn;
+    /* work */
+    batch_item_fn item_fn;        /* required */
+    void* user_data;              /* passed to every callback; borrowed */
+    size_t result_size;           /* bytes of each item's result slot; 0: none */
+    /* sizing: batch_size, else complexity, else key in sizing, else adaptive */
+    size_t batch_size;
+    batch_complexity complexity;
+    batch_sizing* sizing;         /* optional registry (class table, remembered cost) */
+    const char* key;              /* looked up in sizing; copied */
+    size_t min_batch, max_batch;  /* clamp; 0: 1 and 4096 (or the registry's) */
+    uint64_t target_batch_ns;     /* adaptive: run time a batch aims at; 0: 200 us */
+    /* thresholds and retries */
+    double error_threshold;       /* [0, 1]: FAILED when failed / size > this; 0: any failure */
+    int max_retries;              /* of a FAILED batch; 0..1000 */
+    uint64_t retry_base_ns;       /* 0: 1 ms */
+    uint64_t retry_max_ns;        /* 0: 60 s */
+    double halt_error_ratio;      /* (0, 1]: stop starting batches once failed items / finished
+                                     items > this; 0: never halt */
+    /* flow */
+    int max_in_flight;            /* batches alive at once; 0: 4 x threads */
+    int max_concurrent_batches;   /* batches running at once; 0: no limit beyond max_in_flight */
+    batch_priority priority;
+    uint64_t timeout_ns;          /* 0: none; then no batch starts and the job ends TIMEOUT */
+    /* results */
+    batch_on_batch_fn on_batch;   /* called for each finished batch, one at a time, on a worker */
+    int iterate;                  /* non-zero: finished batches wait for batch_map_next */
+    int ordered;                  /* deliver and combine in batch order (deterministic folds;
+                                     batch sizes then never depend on timing) */
+    size_t acc_size;              /* accumulator bytes; 0: no fold */
+    batch_init_fn init_fn;        /* required with acc_size: sets a fresh accumulator */
+    batch_fold_fn fold_fn;        /* required with acc_size */
+    batch_combine_fn combine_fn;  /* required with acc_size */
+} batch_map_desc;
+
+typedef struct batch_map_summary {
+    batch_job_status status;
+    batch_result result;
+    uint64_t batches, batches_succeeded, batches_partial, batches_failed;
+    uint64_t items, succeeded, failed, unprocessed;  /* unprocessed: never run (halt, cancel) */
+    uint64_t retries;             /* batch retries */
+    double success_rate;          /* succeeded / (succeeded + failed); 1 when nothing ran */
+    uint64_t wall_ns, busy_ns;
+    double parallel_efficiency;   /* busy / (wall x threads) */
+    uint64_t peak_concurrent_batches;
+    size_t final_batch_size;      /* the last size used (adaptive: what it converged to) */
+} batch_map_summary;
+
+/* Starts a map; validates desc first (nothing starts on error): BATCH_ERR_INVALID for a missing
+   item_fn, count * result_size overflow, min > max, a threshold outside [0, 1] or NaN, acc_size
+   without its three functions (or functions without acc_size), both on_batch and iterate,
+   negative limits. */
+BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* desc, batch_job** out_job);
+/* Iterator mode: the next finished batch in *out (borrowed until the next call), or *out = NULL
+   when the map is over. Blocks; a worker helps meanwhile. BATCH_ERR_INVALID if the job does not
+   iterate. */
+BATCH_API batch_result batch_map_next(batch_job* job, const batch_batch** out);
+/* Waits for the end (in iterator mode, undelivered batches are released unread), copies the
+   final accumulator to acc_out (acc_size bytes, may be NULL) and fills *summary. Returns
+   BATCH_OK, BATCH_PARTIAL (some items failed, no batch FAILED), BATCH_ERR_FAILED (a batch FAILED
+   or the halt ratio was passed), BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT. batch_job_wait also
+   works on map jobs (completed = items that succeeded, cancelled = unprocessed). */
+BATCH_API batch_result batch_map_wait(batch_job* job, batch_map_summary* summary, void* acc_out);
+/* Launch + wait + destroy. */
+BATCH_API batch_result batch_map_run(batch_pool* pool, const batch_map_desc* desc, batch_map_summary* summary,
+                                     void* acc_out);
+/* Inside an item function: the batch's index. */
+BATCH_API size_t batch_ctx_batch_index(const batch_ctx* ctx);
 
 /* ---------------------------------------------------------------------------------------------
    THREAD SAFETY AND CALLBACKS
@@ -1914,7 +2080,15 @@ typedef struct batch__job_stats {
     _Atomic uint64_t failed, skipped, cancelled, retried, busy_ns;
 } batch__job_stats;
 
+/* Every job (graph run or map) starts with its operations, so that batch_job_* dispatch. */
+typedef struct batch__job_ops {
+    batch_result (*wait)(batch_job* job, batch_job_summary* summary);
+    batch_result (*cancel)(batch_job* job);
+    void (*free)(batch_job* job);
+} batch__job_ops;
+
 typedef struct batch__job {
+    const batch__job_ops* ops;
     batch_pool* pool;
     batch_graph* g;
     void* raw;
@@ -1937,10 +2111,16 @@ typedef struct batch__job {
     batch__job_stats* stats;      /* nstats lines: workers, then the shared one */
 } batch__job;
 
+/* The context of a running graph task or map item. */
 struct batch_ctx {
     batch_pool* pool;
-    batch__job* job;
+    batch__job* job;              /* graph tasks */
     batch__gnode* node;
+    size_t batch_index;           /* map items */
+    char* msg;                    /* map items: where batch_fail writes */
+    int msg_set;
+    const _Atomic int* stop;      /* non-zero: batch_should_stop */
+    uint64_t deadline_ns;
     int worker;
     int attempt;
 };
@@ -2372,7 +2552,15 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
             }
             atomic_store_explicit(&n->status, BATCH_TASK_RUNNING, memory_order_relaxed);
             if (n->attempts) batch__stat_add(&st->retried, 1, shared);   /* a retry that runs */
-            batch_ctx ctx = { job->pool, job, n, worker, n->attempts };
+            batch_ctx ctx;
+            memset(&ctx, 0, sizeof ctx);
+            ctx.pool = job->pool;
+            ctx.job = job;
+            ctx.node = n;
+            ctx.worker = worker;
+            ctx.attempt = n->attempts;
+            ctx.stop = &job->stop;
+            ctx.deadline_ns = job->deadline_ns;
             uint64_t start = job->times ? (last_end ? last_end : batch_now_ns()) : 0;
             int rc = n->fn ? n->fn(&ctx, n->user) : 0;
             uint64_t end = job->times ? batch_now_ns() : 0;
@@ -2470,6 +2658,8 @@ BATCH__PRIVATE void batch__job_free(batch__job* job) {
     BATCH_FREE(job->raw, ctx);
 }
 
+static const batch__job_ops batch__graph_job_ops;   /* defined below */
+
 BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, const batch_run_desc* desc, batch_job** out) {
     if (!out) return BATCH_ERR_INVALID;
     *out = NULL;
@@ -2492,6 +2682,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     memset(raw, 0, sz);
     batch__job* job = (batch__job*)batch__align_up(raw);
     job->raw = raw;
+    job->ops = &batch__graph_job_ops;
     job->stats = (batch__job_stats*)batch__align_up(job + 1);
     job->nstats = nstats;
     if (!batch__mutex_init(&job->park_lock)) { BATCH_FREE(raw, g->alloc_ctx); atomic_store(&g->busy, 0); return BATCH_ERR_NOMEM; }
@@ -2561,9 +2752,8 @@ BATCH__PRIVATE uint64_t batch__peak_concurrency(const batch_graph* g, void* ctx)
     return peak;
 }
 
-BATCH_API batch_result batch_job_wait(batch_job* pub, batch_job_summary* summary) {
+BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summary* summary) {
     batch__job* job = (batch__job*)pub;
-    if (!job) return BATCH_ERR_INVALID;
     if (!job->done) {
         batch_result wr = batch_counter_wait(&job->latch);
         if (wr != BATCH_OK) return wr;
@@ -2603,19 +2793,32 @@ BATCH_API batch_result batch_job_wait(batch_job* pub, batch_job_summary* summary
     return job->summary.result;
 }
 
-BATCH_API batch_result batch_job_cancel(batch_job* pub) {
+BATCH__PRIVATE batch_result batch__graph_job_cancel(batch_job* pub) {
     batch__job* job = (batch__job*)pub;
-    if (!job) return BATCH_ERR_INVALID;
     int expected = BATCH__STOP_NONE;
     atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_CANCEL);
     return BATCH_OK;
 }
 
-BATCH_API batch_result batch_job_destroy(batch_job* pub) {
-    batch__job* job = (batch__job*)pub;
+BATCH__PRIVATE void batch__graph_job_free(batch_job* pub) { batch__job_free((batch__job*)pub); }
+
+static const batch__job_ops batch__graph_job_ops = { batch__graph_job_wait, batch__graph_job_cancel, batch__graph_job_free };
+
+BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary) {
+    if (!job) return BATCH_ERR_INVALID;
+    return (*(const batch__job_ops* const*)(void*)job)->wait(job, summary);
+}
+
+BATCH_API batch_result batch_job_cancel(batch_job* job) {
+    if (!job) return BATCH_ERR_INVALID;
+    return (*(const batch__job_ops* const*)(void*)job)->cancel(job);
+}
+
+BATCH_API batch_result batch_job_destroy(batch_job* job) {
     if (!job) return BATCH_OK;
-    batch_job_wait(pub, NULL);
-    batch__job_free(job);
+    const batch__job_ops* ops = *(const batch__job_ops* const*)(void*)job;
+    ops->wait(job, NULL);
+    ops->free(job);
     return BATCH_OK;
 }
 
@@ -2647,22 +2850,27 @@ BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t,
 
 /* ---- inside a task ---------------------------------------------------------------------------- */
 BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...) {
-    if (!ctx || !ctx->node || !fmt) return code;
-    batch__gnode* n = ctx->node;
-    if (!n->msg) n->msg = (char*)BATCH_MALLOC(BATCH_MESSAGE_MAX, ctx->job->g->alloc_ctx);
-    if (n->msg) {   /* out of memory: the code is kept, the message is lost */
+    if (!ctx || !fmt) return code;
+    char* dst = ctx->msg;
+    if (ctx->node) {
+        batch__gnode* n = ctx->node;
+        if (!n->msg) n->msg = (char*)BATCH_MALLOC(BATCH_MESSAGE_MAX, ctx->job->g->alloc_ctx);
+        dst = n->msg;   /* out of memory: the code is kept, the message is lost */
+    }
+    if (dst) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(n->msg, BATCH_MESSAGE_MAX, fmt, ap);
+        vsnprintf(dst, BATCH_MESSAGE_MAX, fmt, ap);
         va_end(ap);
+        ctx->msg_set = 1;
     }
     return code;
 }
 
 BATCH_API int batch_should_stop(const batch_ctx* ctx) {
-    if (!ctx || !ctx->job) return 0;
-    if (atomic_load_explicit(&ctx->job->stop, memory_order_relaxed)) return 1;
-    return ctx->job->deadline_ns && batch_now_ns() >= ctx->job->deadline_ns;
+    if (!ctx) return 0;
+    if (ctx->stop && atomic_load_explicit(ctx->stop, memory_order_relaxed)) return 1;
+    return ctx->deadline_ns && batch_now_ns() >= ctx->deadline_ns;
 }
 
 BATCH_API void batch_set_output(batch_ctx* ctx, void* output) {
@@ -2741,6 +2949,765 @@ BATCH_API batch_result batch_graph_dump_dot(const batch_graph* cg, FILE* out) {
 
 #endif /* BATCH__GRAPH_C */
 /* ---- end batch_impl/graph.c ---- */
+/* ---- begin batch_impl/sizing.c ---- */
+/* sizing.c - complexity classes and the keyed sizing registry (an stb_ds string map, created
+   and changed only on the calling thread, under the stb_ds allocation guard). */
+#ifndef BATCH__SIZING_C
+#define BATCH__SIZING_C
+#ifndef BATCH_SINGLE_FILE
+#  include "graph.c"
+#endif
+
+typedef struct batch__sizing_value { batch_complexity cls; uint64_t cost_ns; } batch__sizing_value;
+typedef struct batch__sizing_entry { char* key; batch__sizing_value value; } batch__sizing_entry;
+
+struct batch_sizing {
+    void* alloc_ctx;
+    size_t size[BATCH_COMPLEXITY_COUNT_];   /* [0] default */
+    size_t min_size, max_size;
+    batch__sizing_entry* map;
+};
+
+static const size_t batch__default_class_size[BATCH_COMPLEXITY_COUNT_] = { 10, 50, 20, 10, 5 };
+
+/* Runs one stb_ds put under the allocation guard (see internal.h). */
+BATCH__PRIVATE batch_result batch__ds_sizing_put(batch_sizing* s, char* key, batch__sizing_value v) {
+    batch__ds_guard gd;
+    batch__ds_guard* saved = batch__ds_active;
+    if (setjmp(gd.env)) { batch__ds_active = saved; return BATCH_ERR_NOMEM; }
+    batch__ds_active = &gd;
+    stbds_shput(s->map, key, v);
+    batch__ds_active = saved;
+    return BATCH_OK;
+}
+BATCH__PRIVATE batch_result batch__ds_sizing_make(batch_sizing* s) {
+    batch__ds_guard gd;
+    batch__ds_guard* saved = batch__ds_active;
+    if (setjmp(gd.env)) { batch__ds_active = saved; return BATCH_ERR_NOMEM; }
+    batch__ds_active = &gd;
+    (void)stbds_shgeti(s->map, "");   /* allocates the empty map: later gets never allocate */
+    batch__ds_active = saved;
+    return BATCH_OK;
+}
+
+BATCH_API batch_result batch_sizing_create(batch_sizing** out, const batch_sizing_desc* desc) {
+    if (!out) return BATCH_ERR_INVALID;
+    *out = NULL;
+    batch_sizing_desc d;
+    memset(&d, 0, sizeof d);
+    if (desc) d = *desc;
+    size_t mn = d.min_size ? d.min_size : 1, mx = d.max_size ? d.max_size : ((size_t)1 << 20);
+    if (mn > mx) return BATCH_ERR_INVALID;
+    batch_sizing* s = (batch_sizing*)BATCH_MALLOC(sizeof *s, d.alloc_ctx);
+    if (!s) return BATCH_ERR_NOMEM;
+    memset(s, 0, sizeof *s);
+    s->alloc_ctx = d.alloc_ctx;
+    for (int i = 0; i < BATCH_COMPLEXITY_COUNT_; i++) s->size[i] = d.class_size[i] ? d.class_size[i] : batch__default_class_size[i];
+    s->min_size = mn;
+    s->max_size = mx;
+    if (batch__ds_sizing_make(s) != BATCH_OK) { BATCH_FREE(s, d.alloc_ctx); return BATCH_ERR_NOMEM; }
+    *out = s;
+    return BATCH_OK;
+}
+
+BATCH_API void batch_sizing_destroy(batch_sizing* s) {
+    if (!s) return;
+    for (ptrdiff_t i = 0; i < stbds_shlen(s->map); i++) BATCH_FREE(s->map[i].key, s->alloc_ctx);
+    stbds_shfree(s->map);
+    BATCH_FREE(s, s->alloc_ctx);
+}
+
+BATCH__PRIVATE ptrdiff_t batch__sizing_find(const batch_sizing* s, const char* key) {
+    batch__sizing_entry* m = s->map;   /* the map exists: shgeti does not allocate */
+    return stbds_shgeti(m, (char*)(uintptr_t)key);
+}
+
+/* Inserts or updates key; `v` gets the entry's current value (or zeros) first when update is set. */
+BATCH__PRIVATE batch_result batch__sizing_store(batch_sizing* s, const char* key, batch__sizing_value v) {
+    ptrdiff_t i = batch__sizing_find(s, key);
+    if (i >= 0) { s->map[i].value = v; return BATCH_OK; }
+    char* copy = batch__strdup(key, s->alloc_ctx);
+    if (!copy) return BATCH_ERR_NOMEM;
+    if (batch__ds_sizing_put(s, copy, v) != BATCH_OK) { BATCH_FREE(copy, s->alloc_ctx); return BATCH_ERR_NOMEM; }
+    return BATCH_OK;
+}
+
+BATCH_API batch_result batch_sizing_set(batch_sizing* s, const char* key, batch_complexity c) {
+    if (!s || !key || (int)c < 0 || c >= BATCH_COMPLEXITY_COUNT_) return BATCH_ERR_INVALID;
+    ptrdiff_t i = batch__sizing_find(s, key);
+    batch__sizing_value v = { c, i >= 0 ? s->map[i].value.cost_ns : 0 };
+    return batch__sizing_store(s, key, v);
+}
+
+BATCH_API batch_complexity batch_sizing_class(const batch_sizing* s, const char* key) {
+    if (!s || !key) return BATCH_COMPLEXITY_DEFAULT;
+    ptrdiff_t i = batch__sizing_find(s, key);
+    return i >= 0 ? s->map[i].value.cls : BATCH_COMPLEXITY_DEFAULT;
+}
+
+BATCH__PRIVATE size_t batch__clamp(size_t v, size_t lo, size_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+BATCH_API size_t batch_sizing_class_size(const batch_sizing* s, batch_complexity c) {
+    if ((int)c < 0 || c >= BATCH_COMPLEXITY_COUNT_) return 0;
+    return s ? batch__clamp(s->size[c], s->min_size, s->max_size) : batch__default_class_size[c];
+}
+
+BATCH_API size_t batch_sizing_size(const batch_sizing* s, const char* key) {
+    return batch_sizing_class_size(s, batch_sizing_class(s, key));
+}
+
+BATCH_API uint64_t batch_sizing_cost(const batch_sizing* s, const char* key) {
+    if (!s || !key) return 0;
+    ptrdiff_t i = batch__sizing_find(s, key);
+    return i >= 0 ? s->map[i].value.cost_ns : 0;
+}
+
+BATCH_API batch_result batch_sizing_record_cost(batch_sizing* s, const char* key, uint64_t ns) {
+    if (!s || !key || ns == 0) return BATCH_ERR_INVALID;
+    ptrdiff_t i = batch__sizing_find(s, key);
+    batch__sizing_value v = { BATCH_COMPLEXITY_DEFAULT, ns };
+    if (i >= 0) {
+        v = s->map[i].value;
+        v.cost_ns = v.cost_ns ? (v.cost_ns + ns + 1) / 2 : ns;   /* EMA, weight 1/2 */
+    }
+    return batch__sizing_store(s, key, v);
+}
+
+#endif /* BATCH__SIZING_C */
+/* ---- end batch_impl/sizing.c ---- */
+/* ---- begin batch_impl/map.c ---- */
+/* map.c - batched maps: items in batches on the pool, per-batch SUCCESS / PARTIAL_SUCCESS /
+   FAILED by failure ratio, whole-batch retries through the delayed queue, delivery in
+   completion or batch order to a callback or an iterator, streaming fold, backpressure, halt,
+   adaptive sizing.
+
+   A map owns max_in_flight slots. A slot holds one batch from dispatch until it is delivered
+   (or, for the iterator, until the consumer moves on): memory is O(slots x batch size). The
+   job lock guards the input cursor, the slots' states, delivery and the job's accumulator;
+   running a batch's items and folding them into the batch's own accumulator happen outside it.
+   The latch counts live slots plus one "dispatch token" held until no batch will start again. */
+#ifndef BATCH__MAP_C
+#define BATCH__MAP_C
+#ifndef BATCH_SINGLE_FILE
+#  include "sizing.c"
+#endif
+
+enum { BATCH__SLOT_FREE, BATCH__SLOT_RUNNING, BATCH__SLOT_FINISHED, BATCH__SLOT_QUEUED, BATCH__SLOT_HELD };
+enum { BATCH__MSTOP_CANCEL = 1, BATCH__MSTOP_HALT, BATCH__MSTOP_DEADLINE, BATCH__MSTOP_NOMEM };
+
+typedef struct batch__mslot {
+    struct batch__mjob* job;
+    int state;
+    size_t batch_index, first, count, cap;
+    batch_item* items;            /* pull sources only */
+    int* codes;
+    unsigned char* results;
+    batch_item_error* errors;
+    char* msgs;                   /* errcap x BATCH_MESSAGE_MAX */
+    size_t nerrors, errcap;
+    void* acc;
+    size_t succeeded, failed;
+    batch_batch_status status;
+    uint64_t exec_ns;
+    int retries_used, worker;
+    struct batch__mslot* next;    /* free list, iterator queue, submit list */
+    batch_batch view;
+} batch__mslot;
+
+typedef struct batch__mjob {
+    const batch__job_ops* ops;    /* first: see batch__job_ops */
+    batch_pool* pool;
+    void* alloc_ctx;
+    batch_map_desc d;
+    char* key;
+    batch__mutex lock;
+    /* input and sizing */
+    size_t next_item, next_batch;
+    bool input_done, token_released;
+    bool adaptive;
+    size_t size, min_b, max_b;
+    uint64_t target_ns, ema_ns;   /* ema: ns per item x 16 (fixed point) */
+    int threads;
+    /* slots */
+    int nslots, running;
+    batch__mslot* slots;
+    batch__mslot* free_slots;
+    size_t next_deliver;
+    batch__mslot* iq_head;
+    batch__mslot* iq_tail;
+    batch__mslot* held;
+    bool consumer_waiting, draining;
+    batch_counter avail;
+    void* acc;
+    /* results (under lock) */
+    batch_map_summary s;
+    uint64_t conc_now;
+    /* life */
+    batch_counter latch;
+    int dec_pending;              /* latch decrements owed, applied after the lock is released */
+    _Atomic int stop;
+    uint64_t launch_ns, deadline_ns;
+    bool done;
+} batch__mjob;
+
+BATCH_API const char* batch_batch_status_string(batch_batch_status s) {
+    static const char* const names[] = { "success", "partial_success", "failed" };
+    return ((unsigned)s < 3) ? names[s] : "unknown";
+}
+
+BATCH_API size_t batch_ctx_batch_index(const batch_ctx* ctx) { return ctx ? ctx->batch_index : 0; }
+
+/* ---- slots ------------------------------------------------------------------------------- */
+/* Makes room for n items; job lock held. */
+BATCH__PRIVATE bool batch__slot_reserve(batch__mjob* m, batch__mslot* sl, size_t n) {
+    if (n <= sl->cap) return true;
+    void* ctx = m->alloc_ctx;
+    size_t rs = m->d.result_size;
+    int* codes = (int*)BATCH_REALLOC(sl->codes, n * sizeof(int), ctx);
+    if (!codes) return false;
+    sl->codes = codes;
+    if (rs) {
+        unsigned char* r = (unsigned char*)BATCH_REALLOC(sl->results, n * rs, ctx);
+        if (!r) return false;
+        sl->results = r;
+    }
+    if (m->d.pull_fn) {
+        batch_item* it = (batch_item*)BATCH_REALLOC(sl->items, n * sizeof(batch_item), ctx);
+        if (!it) return false;
+        sl->items = it;
+    }
+    sl->cap = n;
+    return true;
+}
+
+/* Records a failed item's message; on a worker, without the lock. Out of memory: the code is
+   kept and the message is lost. */
+BATCH__PRIVATE void batch__slot_error(batch__mjob* m, batch__mslot* sl, size_t index, int code, const char* msg) {
+    if (sl->nerrors == sl->errcap) {
+        size_t ncap = sl->errcap ? sl->errcap * 2 : 8;
+        batch_item_error* e = (batch_item_error*)BATCH_REALLOC(sl->errors, ncap * sizeof *e, m->alloc_ctx);
+        if (!e) return;
+        sl->errors = e;
+        char* ms = (char*)BATCH_REALLOC(sl->msgs, ncap * BATCH_MESSAGE_MAX, m->alloc_ctx);
+        if (!ms) return;
+        sl->msgs = ms;
+        sl->errcap = ncap;
+    }
+    size_t k = sl->nerrors++;
+    sl->errors[k].index = index;
+    sl->errors[k].code = code;
+    sl->errors[k].message = NULL;
+    if (msg) {
+        memcpy(sl->msgs + k * BATCH_MESSAGE_MAX, msg, BATCH_MESSAGE_MAX);
+        sl->errors[k].message = (const char*)(uintptr_t)(k + 1);   /* resolved at delivery: msgs may move */
+    }
+}
+
+/* ---- sizing ------------------------------------------------------------------------------ */
+BATCH__PRIVATE size_t batch__map_next_size(batch__mjob* m) {
+    size_t size = m->size;
+    if (m->adaptive && m->ema_ns) {
+        uint64_t per = m->ema_ns / 16 ? m->ema_ns / 16 : 1;
+        size = (size_t)(m->target_ns / per);
+    }
+    if (m->adaptive && !m->d.pull_fn) {
+        /* keep at least 4 batches per thread ahead of the end of the input */
+        size_t rest = m->d.count - m->next_item;
+        size_t cap = rest / (4 * (size_t)m->threads);
+        if (size > cap) size = cap;
+    }
+    return batch__clamp(size, m->min_b, m->max_b);
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------- */
+BATCH__PRIVATE void batch__map_wake_consumer(batch__mjob* m) {
+    if (m->consumer_waiting) {
+        m->consumer_waiting = false;
+        batch_counter_done(&m->avail);
+    }
+}
+
+BATCH__PRIVATE void batch__map_release_token(batch__mjob* m) {
+    if (!m->token_released) {
+        m->token_released = true;
+        batch__map_wake_consumer(m);   /* the end may now be near: let it look */
+        m->dec_pending++;
+    }
+}
+
+/* Job lock held. Fills free slots with new batches while input, room and the concurrency limit
+   allow; returns them linked, to be queued once the lock is released. */
+BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
+    batch__mslot* out = NULL;
+    batch__mslot** tail = &out;
+    if (!m->token_released && !atomic_load_explicit(&m->stop, memory_order_relaxed) && m->deadline_ns &&
+        batch_now_ns() >= m->deadline_ns)
+        atomic_store_explicit(&m->stop, BATCH__MSTOP_DEADLINE, memory_order_relaxed);
+    while (!m->token_released) {
+        if (atomic_load_explicit(&m->stop, memory_order_relaxed) || m->input_done) { batch__map_release_token(m); break; }
+        if (!m->free_slots) break;
+        if (m->d.max_concurrent_batches && m->running >= m->d.max_concurrent_batches) break;
+        size_t size = batch__map_next_size(m);
+        if (!m->d.pull_fn && size > m->d.count - m->next_item) size = m->d.count - m->next_item;
+        batch__mslot* sl = m->free_slots;
+        if (!batch__slot_reserve(m, sl, size)) {
+            /* retry when a batch finishes; with nothing in flight there is nothing to wait for */
+            if (m->running == 0 && !m->iq_head && !m->held) {
+                atomic_store_explicit(&m->stop, BATCH__MSTOP_NOMEM, memory_order_relaxed);
+                batch__map_release_token(m);
+            }
+            break;
+        }
+        size_t n = 0;
+        if (m->d.pull_fn) {
+            while (n < size) {
+                void* p = NULL;
+                if (!m->d.pull_fn(m->d.user_data, &p)) { m->input_done = true; break; }
+                sl->items[n].index = m->next_item + n;
+                sl->items[n].ptr = p;
+                n++;
+            }
+        } else {
+            n = size;
+            if (m->next_item + n >= m->d.count) m->input_done = true;
+        }
+        if (n == 0) { m->input_done = true; continue; }
+        m->free_slots = sl->next;
+        sl->next = NULL;
+        sl->state = BATCH__SLOT_RUNNING;
+        sl->batch_index = m->next_batch++;
+        sl->first = m->next_item;
+        sl->count = n;
+        sl->retries_used = 0;
+        m->next_item += n;
+        m->running++;
+        if (++m->conc_now > m->s.peak_concurrent_batches) m->s.peak_concurrent_batches = m->conc_now;
+        m->s.final_batch_size = n;
+        batch_counter_add(&m->latch, 1);
+        *tail = sl;
+        tail = &sl->next;
+    }
+    return out;
+}
+
+BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user);
+
+/* Queues the slots `list` (no lock held). A slot the pool cannot take runs here. */
+BATCH__PRIVATE void batch__map_submit(batch__mjob* m, batch__mslot* list) {
+    while (list) {
+        batch__mslot* sl = list;
+        list = sl->next;
+        sl->next = NULL;
+        if (batch_pool_submit(m->pool, &(batch_work){ .fn = batch__mslot_task, .user_data = sl, .priority = m->d.priority }) != BATCH_OK)
+            batch__mslot_task(m->pool, sl);
+    }
+}
+
+/* Releases the job lock, queues `list`, then pays the latch decrements owed. The last decrement
+   may let a waiter free the job, so it is the last thing this thread does with it. */
+BATCH__PRIVATE void batch__map_unlock(batch__mjob* m, batch__mslot* list) {
+    int dec = m->dec_pending;
+    m->dec_pending = 0;
+    batch__mutex_unlock(&m->lock);
+    batch__map_submit(m, list);
+    while (dec-- > 0) batch__counter_sub1(&m->latch);
+}
+
+/* ---- delivery ---------------------------------------------------------------------------- */
+/* Job lock held. The slot becomes free again and leaves the latch. */
+BATCH__PRIVATE void batch__slot_free(batch__mjob* m, batch__mslot* sl) {
+    sl->state = BATCH__SLOT_FREE;
+    sl->next = m->free_slots;
+    m->free_slots = sl;
+    m->dec_pending++;
+}
+
+/* Job lock held: combine, count, call on_batch, then free the slot or queue it for next(). */
+BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
+    batch_batch* v = &sl->view;
+    v->batch_index = sl->batch_index;
+    v->first_index = sl->first;
+    v->count = sl->count;
+    v->status = sl->status;
+    v->succeeded = sl->succeeded;
+    v->failed = sl->failed;
+    v->items = sl->items;
+    v->codes = sl->codes;
+    v->results = sl->results;
+    for (size_t k = 0; k < sl->nerrors; k++)
+        if (sl->errors[k].message) sl->errors[k].message = sl->msgs + ((size_t)(uintptr_t)sl->errors[k].message - 1) * BATCH_MESSAGE_MAX;
+    v->errors = sl->errors;
+    v->nerrors = sl->nerrors;
+    v->acc = (m->d.acc_size && sl->status != BATCH_BATCH_FAILED) ? sl->acc : NULL;
+    v->exec_ns = sl->exec_ns;
+    v->retries_used = sl->retries_used;
+    v->worker = sl->worker;
+    if (v->acc) m->d.combine_fn(m->acc, sl->acc, m->d.user_data);
+    m->s.batches++;
+    if (sl->status == BATCH_BATCH_SUCCESS) m->s.batches_succeeded++;
+    else if (sl->status == BATCH_BATCH_PARTIAL_SUCCESS) m->s.batches_partial++;
+    else m->s.batches_failed++;
+    m->s.succeeded += sl->succeeded;
+    m->s.failed += sl->failed;
+    if (m->d.halt_error_ratio > 0 && m->s.failed &&
+        (double)m->s.failed > m->d.halt_error_ratio * (double)(m->s.succeeded + m->s.failed)) {
+        int e = 0;
+        atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_HALT);
+    }
+    if (m->d.on_batch) m->d.on_batch(v, m->d.user_data);
+    if (m->d.iterate && !m->draining) {
+        sl->state = BATCH__SLOT_QUEUED;
+        sl->next = NULL;
+        if (m->iq_tail) m->iq_tail->next = sl; else m->iq_head = sl;
+        m->iq_tail = sl;
+        batch__map_wake_consumer(m);
+    } else {
+        batch__slot_free(m, sl);
+    }
+}
+
+/* Job lock held: a batch finished its last attempt. */
+BATCH__PRIVATE void batch__map_finished(batch__mjob* m, batch__mslot* sl) {
+    m->running--;
+    m->conc_now--;
+    sl->state = BATCH__SLOT_FINISHED;
+    if (m->adaptive && sl->count) {
+        uint64_t x = sl->exec_ns * 16 / sl->count;
+        m->ema_ns = m->ema_ns ? (m->ema_ns * 3 + x) / 4 : x;
+    }
+    if (!m->d.ordered) { batch__map_deliver(m, sl); return; }
+    for (bool more = true; more;) {   /* deliver every batch now next in order */
+        more = false;
+        for (int i = 0; i < m->nslots; i++) {
+            batch__mslot* x = &m->slots[i];
+            if (x->state == BATCH__SLOT_FINISHED && x->batch_index == m->next_deliver) {
+                m->next_deliver++;
+                batch__map_deliver(m, x);
+                more = true;
+            }
+        }
+    }
+}
+
+/* ---- running a batch --------------------------------------------------------------------- */
+BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
+    batch__mslot* sl = (batch__mslot*)user;
+    batch__mjob* m = sl->job;
+    const batch_map_desc* d = &m->d;
+    char msg[BATCH_MESSAGE_MAX];
+    batch_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.pool = p;
+    ctx.batch_index = sl->batch_index;
+    ctx.msg = msg;
+    ctx.worker = batch_pool_worker_index(p);
+    ctx.attempt = sl->retries_used;
+    ctx.stop = &m->stop;
+    ctx.deadline_ns = m->deadline_ns;
+    sl->nerrors = 0;
+    sl->succeeded = sl->failed = 0;
+    sl->worker = ctx.worker;
+    size_t rs = d->result_size;
+    uint64_t t0 = batch_now_ns();
+    for (size_t i = 0; i < sl->count; i++) {
+        batch_item it;
+        if (sl->items && d->pull_fn) it = sl->items[i];
+        else { it.index = sl->first + i; it.ptr = NULL; }
+        ctx.msg_set = 0;
+        int rc = d->item_fn(&ctx, &it, rs ? sl->results + i * rs : NULL, d->user_data);
+        sl->codes[i] = rc;
+        if (rc) {
+            sl->failed++;
+            batch__slot_error(m, sl, it.index, rc, ctx.msg_set ? msg : NULL);
+        } else {
+            sl->succeeded++;
+        }
+    }
+    sl->exec_ns = batch_now_ns() - t0;
+    if (sl->failed == 0) sl->status = BATCH_BATCH_SUCCESS;
+    else if ((double)sl->failed <= d->error_threshold * (double)sl->count) sl->status = BATCH_BATCH_PARTIAL_SUCCESS;
+    else sl->status = BATCH_BATCH_FAILED;
+    if (sl->status == BATCH_BATCH_FAILED && sl->retries_used < d->max_retries &&
+        !atomic_load_explicit(&m->stop, memory_order_relaxed)) {
+        /* the whole batch again after base * 2^k, from the delayed queue; it keeps its slot */
+        uint64_t delay = d->retry_base_ns;
+        for (int k = 0; k < sl->retries_used && delay < d->retry_max_ns; k++) delay *= 2;
+        if (delay > d->retry_max_ns) delay = d->retry_max_ns;
+        sl->retries_used++;
+        batch__mutex_lock(&m->lock);
+        m->s.retries++;
+        m->s.busy_ns += sl->exec_ns;
+        batch__mutex_unlock(&m->lock);
+        if (batch_pool_submit(p, &(batch_work){ .fn = batch__mslot_task, .user_data = sl, .priority = d->priority,
+                                                .delay_ns = delay ? delay : 1 }) == BATCH_OK)
+            return;
+        batch__mslot_task(p, sl);   /* no memory for the delay: retry at once */
+        return;
+    }
+    /* fold the successful items into the batch's fresh accumulator (never for a FAILED batch) */
+    if (d->acc_size && sl->status != BATCH_BATCH_FAILED) {
+        d->init_fn(sl->acc, d->user_data);
+        for (size_t i = 0; i < sl->count; i++) {
+            if (sl->codes[i]) continue;
+            batch_item it;
+            if (sl->items && d->pull_fn) it = sl->items[i];
+            else { it.index = sl->first + i; it.ptr = NULL; }
+            d->fold_fn(sl->acc, &it, rs ? sl->results + i * rs : NULL, d->user_data);
+        }
+    }
+    batch__mutex_lock(&m->lock);
+    m->s.busy_ns += sl->exec_ns;
+    batch__map_finished(m, sl);
+    batch__map_unlock(m, batch__map_pump(m));
+}
+
+/* ---- launch --------------------------------------------------------------------------------- */
+BATCH__PRIVATE void batch__map_free_buffers(batch__mjob* m) {
+    void* ctx = m->alloc_ctx;
+    if (m->slots) {
+        for (int i = 0; i < m->nslots; i++) {
+            batch__mslot* sl = &m->slots[i];
+            if (sl->items) BATCH_FREE(sl->items, ctx);
+            if (sl->codes) BATCH_FREE(sl->codes, ctx);
+            if (sl->results) BATCH_FREE(sl->results, ctx);
+            if (sl->errors) BATCH_FREE(sl->errors, ctx);
+            if (sl->msgs) BATCH_FREE(sl->msgs, ctx);
+            if (sl->acc) BATCH_FREE(sl->acc, ctx);
+        }
+        BATCH_FREE(m->slots, ctx);
+    }
+    if (m->acc) BATCH_FREE(m->acc, ctx);
+    if (m->key) BATCH_FREE(m->key, ctx);
+}
+
+BATCH__PRIVATE void batch__map_job_free(batch_job* pub) {
+    batch__mjob* m = (batch__mjob*)pub;
+    batch__map_free_buffers(m);
+    batch__mutex_destroy(&m->lock);
+    BATCH_FREE(m, m->alloc_ctx);
+}
+
+BATCH__PRIVATE batch_result batch__map_check(const batch_map_desc* d) {
+    if (!d->item_fn) return BATCH_ERR_INVALID;
+    if (d->result_size && !d->pull_fn && d->count > SIZE_MAX / d->result_size) return BATCH_ERR_INVALID;
+    if (d->result_size > ((size_t)1 << 30)) return BATCH_ERR_INVALID;
+    if (d->min_batch && d->max_batch && d->min_batch > d->max_batch) return BATCH_ERR_INVALID;
+    if (d->batch_size > ((size_t)1 << 30) || d->max_batch > ((size_t)1 << 30)) return BATCH_ERR_INVALID;
+    if (!(d->error_threshold >= 0.0 && d->error_threshold <= 1.0)) return BATCH_ERR_INVALID;   /* NaN too */
+    if (!(d->halt_error_ratio >= 0.0 && d->halt_error_ratio <= 1.0)) return BATCH_ERR_INVALID;
+    if (d->max_retries < 0 || d->max_retries > 1000) return BATCH_ERR_INVALID;
+    if (d->retry_base_ns > ((uint64_t)1 << 50) || d->retry_max_ns > ((uint64_t)1 << 50)) return BATCH_ERR_INVALID;
+    if (d->max_in_flight < 0 || d->max_in_flight > 65536 || d->max_concurrent_batches < 0) return BATCH_ERR_INVALID;
+    if ((int)d->priority < 0 || d->priority >= BATCH_PRIORITY_COUNT_) return BATCH_ERR_INVALID;
+    if ((int)d->complexity < 0 || d->complexity >= BATCH_COMPLEXITY_COUNT_) return BATCH_ERR_INVALID;
+    if (d->timeout_ns > ((uint64_t)1 << 62) || d->target_batch_ns > ((uint64_t)1 << 40)) return BATCH_ERR_INVALID;
+    bool any_fold = d->init_fn || d->fold_fn || d->combine_fn;
+    if (d->acc_size && !(d->init_fn && d->fold_fn && d->combine_fn)) return BATCH_ERR_INVALID;
+    if (!d->acc_size && any_fold) return BATCH_ERR_INVALID;
+    if (d->acc_size > ((size_t)1 << 30)) return BATCH_ERR_INVALID;
+    if (d->on_batch && d->iterate) return BATCH_ERR_INVALID;
+    return BATCH_OK;
+}
+
+static const batch__job_ops batch__map_job_ops;   /* defined below */
+
+BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* desc, batch_job** out) {
+    if (!out) return BATCH_ERR_INVALID;
+    *out = NULL;
+    if (!pool || !desc) return BATCH_ERR_INVALID;
+    batch_result r = batch__map_check(desc);
+    if (r != BATCH_OK) return r;
+    if (!batch__self(pool) && batch__tls_inline != pool && atomic_load(&pool->shutdown)) return BATCH_ERR_SHUTDOWN;
+    void* ctx = pool->alloc_ctx;
+    batch__mjob* m = (batch__mjob*)BATCH_MALLOC(sizeof *m, ctx);
+    if (!m) return BATCH_ERR_NOMEM;
+    memset(m, 0, sizeof *m);
+    m->ops = &batch__map_job_ops;
+    m->pool = pool;
+    m->alloc_ctx = ctx;
+    m->d = *desc;
+    batch_map_desc* d = &m->d;
+    if (!batch__mutex_init(&m->lock)) { BATCH_FREE(m, ctx); return BATCH_ERR_NOMEM; }
+    m->threads = batch_pool_workers(pool) ? batch_pool_workers(pool) : 1;
+    if (!d->retry_base_ns) d->retry_base_ns = 1000000u;
+    if (!d->retry_max_ns) d->retry_max_ns = 60ull * 1000000000u;
+    if (!d->max_in_flight) d->max_in_flight = 4 * m->threads;
+    m->nslots = d->max_in_flight;
+    /* sizing: explicit, complexity, key, else adaptive (ordered maps never size by timing) */
+    m->min_b = d->min_batch ? d->min_batch : (d->sizing ? d->sizing->min_size : 1);
+    m->max_b = d->max_batch ? d->max_batch : (d->sizing ? d->sizing->max_size : 4096);
+    if (m->min_b > m->max_b) m->min_b = m->max_b;
+    m->target_ns = d->target_batch_ns ? d->target_batch_ns : 200000u;
+    uint64_t remembered = (d->sizing && d->key) ? batch_sizing_cost(d->sizing, d->key) : 0;
+    if (d->batch_size) m->size = d->batch_size;
+    else if (d->complexity) m->size = batch_sizing_class_size(d->sizing, d->complexity);
+    else if (d->sizing && d->key && batch_sizing_class(d->sizing, d->key) != BATCH_COMPLEXITY_DEFAULT)
+        m->size = batch_sizing_size(d->sizing, d->key);
+    else if (remembered) { m->size = (size_t)(m->target_ns / remembered); m->adaptive = !d->ordered; m->ema_ns = remembered * 16; }
+    else if (d->ordered) m->size = d->pull_fn ? 64 : d->count / 64;
+    else { m->size = 16; m->adaptive = true; }
+    if (m->size > m->max_b) m->size = m->max_b;
+    if (m->size < m->min_b) m->size = m->min_b;
+    m->key = d->key ? batch__strdup(d->key, ctx) : NULL;
+    d->key = m->key;
+    m->slots = (batch__mslot*)BATCH_MALLOC((size_t)m->nslots * sizeof(batch__mslot), ctx);
+    m->acc = d->acc_size ? BATCH_MALLOC(d->acc_size, ctx) : NULL;
+    bool ok = m->slots && (!desc->key || m->key) && (!d->acc_size || m->acc);
+    if (m->slots) memset(m->slots, 0, (size_t)m->nslots * sizeof(batch__mslot));
+    for (int i = 0; ok && i < m->nslots; i++) {
+        batch__mslot* sl = &m->slots[i];
+        sl->job = m;
+        if (d->acc_size && !(sl->acc = BATCH_MALLOC(d->acc_size, ctx))) ok = false;
+        sl->next = (i + 1 < m->nslots) ? &m->slots[i + 1] : NULL;
+    }
+    if (!ok) { batch__map_free_buffers(m); batch__mutex_destroy(&m->lock); BATCH_FREE(m, ctx); return BATCH_ERR_NOMEM; }
+    m->free_slots = m->slots;
+    if (d->acc_size) d->init_fn(m->acc, d->user_data);
+    batch_counter_init(&m->latch, pool);
+    batch_counter_init(&m->avail, pool);
+    batch_counter_add(&m->latch, 1);   /* the dispatch token */
+    m->launch_ns = batch_now_ns();
+    m->deadline_ns = d->timeout_ns ? m->launch_ns + d->timeout_ns : 0;
+    if (!d->pull_fn && d->count == 0) m->input_done = true;
+    *out = (batch_job*)m;
+    batch__mutex_lock(&m->lock);
+    batch__map_unlock(m, batch__map_pump(m));
+    return BATCH_OK;
+}
+
+/* ---- consuming --------------------------------------------------------------------------- */
+BATCH_API batch_result batch_map_next(batch_job* pub, const batch_batch** out) {
+    if (!out) return BATCH_ERR_INVALID;
+    *out = NULL;
+    batch__mjob* m = (batch__mjob*)pub;
+    if (!m || m->ops != &batch__map_job_ops || !m->d.iterate) return BATCH_ERR_INVALID;
+    batch__mslot* list = NULL;
+    batch__mutex_lock(&m->lock);
+    if (m->held) {
+        batch__slot_free(m, m->held);
+        m->held = NULL;
+        list = batch__map_pump(m);
+    }
+    for (;;) {
+        if (m->iq_head) {
+            batch__mslot* sl = m->iq_head;
+            m->iq_head = sl->next;
+            if (!m->iq_head) m->iq_tail = NULL;
+            sl->state = BATCH__SLOT_HELD;
+            m->held = sl;
+            *out = &sl->view;
+            break;
+        }
+        if (m->token_released && m->running == 0) {
+            bool all_free = true;   /* ordered: finished batches may still wait for an earlier one */
+            for (int i = 0; i < m->nslots; i++) if (m->slots[i].state != BATCH__SLOT_FREE) all_free = false;
+            if (all_free) break;
+        }
+        m->consumer_waiting = true;
+        batch_counter_add(&m->avail, 1);
+        batch__map_unlock(m, list);   /* the job outlives this call: the consumer destroys it */
+        list = NULL;
+        batch_counter_wait(&m->avail);
+        batch__mutex_lock(&m->lock);
+    }
+    batch__map_unlock(m, list);
+    return BATCH_OK;
+}
+
+/* Waits for the end and fills m->s once. */
+BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
+    if (m->done) return m->s.result;
+    if (m->d.iterate) {
+        /* release what the consumer did not read; later batches are freed on delivery */
+        batch__mslot* list;
+        batch__mutex_lock(&m->lock);
+        m->draining = true;
+        if (m->held) { batch__slot_free(m, m->held); m->held = NULL; }
+        while (m->iq_head) { batch__mslot* sl = m->iq_head; m->iq_head = sl->next; batch__slot_free(m, sl); }
+        m->iq_tail = NULL;
+        list = batch__map_pump(m);
+        batch__map_unlock(m, list);
+    }
+    batch_counter_wait(&m->latch);
+    batch_map_summary* s = &m->s;
+    s->wall_ns = batch_now_ns() - m->launch_ns;
+    s->items = s->succeeded + s->failed;
+    if (!m->d.pull_fn) s->unprocessed = m->d.count - m->next_item;
+    s->success_rate = s->items ? (double)s->succeeded / (double)s->items : 1.0;
+    s->parallel_efficiency = s->wall_ns ? (double)s->busy_ns / ((double)s->wall_ns * m->threads) : 0.0;
+    int stop = atomic_load(&m->stop);
+    if (stop == BATCH__MSTOP_CANCEL && s->unprocessed + (m->d.pull_fn ? !m->input_done : 0)) {
+        s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_CANCELLED;
+    } else if (stop == BATCH__MSTOP_DEADLINE) {
+        s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT;
+    } else if (stop == BATCH__MSTOP_HALT) {
+        s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED;
+    } else if (stop == BATCH__MSTOP_NOMEM) {
+        s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_NOMEM;
+    } else if (s->failed) {
+        s->status = s->succeeded ? BATCH_JOB_PARTIAL_FAILURE : BATCH_JOB_FAILED;
+        s->result = s->batches_failed ? BATCH_ERR_FAILED : BATCH_PARTIAL;
+    } else {
+        s->status = BATCH_JOB_COMPLETED; s->result = BATCH_OK;
+    }
+    /* remember the cost per item for the next map with this key (on this, the waiting thread) */
+    if (m->d.sizing && m->key && s->items && s->busy_ns)
+        batch_sizing_record_cost(m->d.sizing, m->key, s->busy_ns / s->items + 1);
+    m->done = true;
+    return s->result;
+}
+
+BATCH_API batch_result batch_map_wait(batch_job* pub, batch_map_summary* summary, void* acc_out) {
+    batch__mjob* m = (batch__mjob*)pub;
+    if (!m || m->ops != &batch__map_job_ops) return BATCH_ERR_INVALID;
+    batch_result r = batch__map_finish(m);
+    if (summary) *summary = m->s;
+    if (acc_out && m->d.acc_size) memcpy(acc_out, m->acc, m->d.acc_size);
+    return r;
+}
+
+BATCH_API batch_result batch_map_run(batch_pool* pool, const batch_map_desc* desc, batch_map_summary* summary, void* acc_out) {
+    batch_job* job;
+    batch_result r = batch_map_launch(pool, desc, &job);
+    if (r != BATCH_OK) return r;
+    r = batch_map_wait(job, summary, acc_out);
+    batch_job_destroy(job);
+    return r;
+}
+
+BATCH__PRIVATE batch_result batch__map_job_wait(batch_job* pub, batch_job_summary* out) {
+    batch__mjob* m = (batch__mjob*)pub;
+    batch_result r = batch__map_finish(m);
+    if (out) {
+        memset(out, 0, sizeof *out);
+        out->status = m->s.status;
+        out->result = m->s.result;
+        out->completed = m->s.succeeded;
+        out->failed = m->s.failed;
+        out->cancelled = m->s.unprocessed;
+        out->total = out->completed + out->failed + out->cancelled;
+        out->retries = m->s.retries;
+        out->wall_ns = m->s.wall_ns;
+        out->busy_ns = m->s.busy_ns;
+        out->peak_concurrency = m->s.peak_concurrent_batches;
+    }
+    return r;
+}
+
+BATCH__PRIVATE batch_result batch__map_job_cancel(batch_job* pub) {
+    batch__mjob* m = (batch__mjob*)pub;
+    int e = 0;
+    atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_CANCEL);
+    /* wake a consumer so that it sees the end once the running batches are delivered */
+    batch__mutex_lock(&m->lock);
+    batch__map_unlock(m, batch__map_pump(m));
+    return BATCH_OK;
+}
+
+static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__map_job_cancel, batch__map_job_free };
+
+#endif /* BATCH__MAP_C */
+/* ---- end batch_impl/map.c ---- */
 #endif /* BATCH_IMPLEMENTATION */
 
 /* LICENSE

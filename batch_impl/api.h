@@ -11,6 +11,8 @@
        RESULT CODES
        THE POOL          workers, priorities, submit, counters, parallel-for, shutdown
        JOB GRAPHS        tasks, edges, groups, validation, runs as jobs, failure policies
+       BATCH SIZING      complexity classes, the keyed registry, remembered cost per item
+       BATCHED MAPS      items in batches: thresholds, batch retries, streaming, folds
        THREAD SAFETY AND CALLBACKS
        OWNERSHIP
        LICENSE           MIT, at the end of this file
@@ -402,6 +404,170 @@ BATCH_API batch_task batch_ctx_task(const batch_ctx* ctx);
 BATCH_API int batch_ctx_attempt(const batch_ctx* ctx);      /* 0 for the first attempt */
 BATCH_API int batch_ctx_worker(const batch_ctx* ctx);       /* -1: not a worker thread */
 BATCH_API batch_pool* batch_ctx_pool(const batch_ctx* ctx);
+
+
+/* ---------------------------------------------------------------------------------------------
+   BATCH SIZING
+   Complexity classes give batch sizes (SIMPLE 50, MODERATE 20, COMPLEX 10, VERY_COMPLEX 5 by
+   default). A registry maps keys ("D3-Q2") to classes and remembers the measured cost per item
+   of the maps that ran with that key, so the next adaptive map starts at the right size.
+   A registry is not thread-safe: use it from one thread at a time (maps read it at launch and
+   update it in batch_map_wait, on the waiting thread). */
+typedef enum batch_complexity {
+    BATCH_COMPLEXITY_DEFAULT = 0,   /* unknown: the registry's default size */
+    BATCH_COMPLEXITY_SIMPLE,
+    BATCH_COMPLEXITY_MODERATE,
+    BATCH_COMPLEXITY_COMPLEX,
+    BATCH_COMPLEXITY_VERY_COMPLEX,
+    BATCH_COMPLEXITY_COUNT_
+} batch_complexity;
+
+typedef struct batch_sizing batch_sizing;
+typedef struct batch_sizing_desc {
+    size_t class_size[BATCH_COMPLEXITY_COUNT_];  /* [SIMPLE..VERY_COMPLEX]; 0: 50, 20, 10, 5;
+                                                    [0] is the default size, 0: 10 */
+    size_t min_size, max_size;                   /* clamp; 0: 1 and 1 << 20 */
+    void* alloc_ctx;
+} batch_sizing_desc;
+BATCH_API batch_result batch_sizing_create(batch_sizing** out, const batch_sizing_desc* desc);
+BATCH_API void batch_sizing_destroy(batch_sizing* s);
+/* Sets the class of key (copied). BATCH_ERR_INVALID, BATCH_ERR_NOMEM (registry unchanged). */
+BATCH_API batch_result batch_sizing_set(batch_sizing* s, const char* key, batch_complexity c);
+/* The class of key, BATCH_COMPLEXITY_DEFAULT if unknown (or s/key NULL). */
+BATCH_API batch_complexity batch_sizing_class(const batch_sizing* s, const char* key);
+/* The batch size for key: its class's size, or the default size; clamped to [min, max]. */
+BATCH_API size_t batch_sizing_size(const batch_sizing* s, const char* key);
+/* The size of a class in this registry (0 for an invalid class). */
+BATCH_API size_t batch_sizing_class_size(const batch_sizing* s, batch_complexity c);
+/* Measured cost per item remembered for key, in ns (0: none yet); and recording one (an
+   exponential moving average with the previous value). */
+BATCH_API uint64_t batch_sizing_cost(const batch_sizing* s, const char* key);
+BATCH_API batch_result batch_sizing_record_cost(batch_sizing* s, const char* key, uint64_t ns_per_item);
+
+/* ---------------------------------------------------------------------------------------------
+   BATCHED MAPS
+   Items go through item_fn in batches on the pool. Each finished batch is SUCCESS (no failed
+   item), PARTIAL_SUCCESS (failed / size <= error_threshold) or FAILED (above it); a FAILED batch
+   is retried whole after retry_base * 2^k, up to max_retries. Finished batches are delivered in
+   completion order (or batch order when `ordered`), to on_batch or to batch_map_next, and their
+   accumulators are combined into the job's: each successful item is folded exactly once. At
+   most max_in_flight batches exist at once (running, finished but not delivered, or delivered to
+   batch_map_next and not yet released), so memory does not grow with the input. */
+typedef struct batch_item {
+    size_t index;       /* position in the input, from 0 */
+    void* ptr;          /* what the pull source produced; NULL for counted input */
+} batch_item;
+
+/* Process one item: write result_size bytes to `result` (if result_size > 0), return 0 or an
+   error code (batch_fail(ctx, ...) adds a message). Runs on a worker. */
+typedef int (*batch_item_fn)(batch_ctx* ctx, const batch_item* item, void* result, void* user_data);
+/* Produce the next item in *out and return 1, or return 0 at the end. Called under the job's
+   lock, from one thread at a time, never ahead of the max_in_flight window. */
+typedef int (*batch_pull_fn)(void* user_data, void** out);
+typedef void (*batch_init_fn)(void* acc, void* user_data);
+typedef void (*batch_fold_fn)(void* acc, const batch_item* item, const void* result, void* user_data);
+typedef void (*batch_combine_fn)(void* acc, const void* other, void* user_data);
+
+typedef enum batch_batch_status {
+    BATCH_BATCH_SUCCESS = 0,
+    BATCH_BATCH_PARTIAL_SUCCESS,
+    BATCH_BATCH_FAILED
+} batch_batch_status;
+BATCH_API const char* batch_batch_status_string(batch_batch_status s);
+
+typedef struct batch_item_error { size_t index; int code; const char* message; } batch_item_error;
+
+/* A finished batch, as delivered. Everything it points to is borrowed until the callback returns
+   (on_batch) or until the next batch_map_next / batch_map_wait (iterator). */
+typedef struct batch_batch {
+    size_t batch_index;           /* 0, 1, 2 ... in input order */
+    size_t first_index, count;    /* items first_index .. first_index + count - 1 */
+    batch_batch_status status;
+    size_t succeeded, failed;
+    const batch_item* items;      /* count items (pull sources); NULL for counted input, where
+                                     item i has index first_index + i */
+    const int* codes;             /* count codes: 0 = success */
+    const unsigned char* results; /* count * result_size bytes: item i's result at i * result_size */
+    const batch_item_error* errors;  /* the failed items with their messages */
+    size_t nerrors;
+    const void* acc;              /* this batch's accumulator (NULL without a fold) */
+    uint64_t exec_ns;             /* last attempt's run time */
+    int retries_used;
+    int worker;                   /* of the last attempt, -1: not a worker */
+} batch_batch;
+typedef void (*batch_on_batch_fn)(const batch_batch* b, void* user_data);
+
+typedef struct batch_map_desc {
+    /* input: count items (item.ptr NULL), or a pull source when pull_fn is set */
+    size_t count;
+    batch_pull_fn pull_fn;
+    /* work */
+    batch_item_fn item_fn;        /* required */
+    void* user_data;              /* passed to every callback; borrowed */
+    size_t result_size;           /* bytes of each item's result slot; 0: none */
+    /* sizing: batch_size, else complexity, else key in sizing, else adaptive */
+    size_t batch_size;
+    batch_complexity complexity;
+    batch_sizing* sizing;         /* optional registry (class table, remembered cost) */
+    const char* key;              /* looked up in sizing; copied */
+    size_t min_batch, max_batch;  /* clamp; 0: 1 and 4096 (or the registry's) */
+    uint64_t target_batch_ns;     /* adaptive: run time a batch aims at; 0: 200 us */
+    /* thresholds and retries */
+    double error_threshold;       /* [0, 1]: FAILED when failed / size > this; 0: any failure */
+    int max_retries;              /* of a FAILED batch; 0..1000 */
+    uint64_t retry_base_ns;       /* 0: 1 ms */
+    uint64_t retry_max_ns;        /* 0: 60 s */
+    double halt_error_ratio;      /* (0, 1]: stop starting batches once failed items / finished
+                                     items > this; 0: never halt */
+    /* flow */
+    int max_in_flight;            /* batches alive at once; 0: 4 x threads */
+    int max_concurrent_batches;   /* batches running at once; 0: no limit beyond max_in_flight */
+    batch_priority priority;
+    uint64_t timeout_ns;          /* 0: none; then no batch starts and the job ends TIMEOUT */
+    /* results */
+    batch_on_batch_fn on_batch;   /* called for each finished batch, one at a time, on a worker */
+    int iterate;                  /* non-zero: finished batches wait for batch_map_next */
+    int ordered;                  /* deliver and combine in batch order (deterministic folds;
+                                     batch sizes then never depend on timing) */
+    size_t acc_size;              /* accumulator bytes; 0: no fold */
+    batch_init_fn init_fn;        /* required with acc_size: sets a fresh accumulator */
+    batch_fold_fn fold_fn;        /* required with acc_size */
+    batch_combine_fn combine_fn;  /* required with acc_size */
+} batch_map_desc;
+
+typedef struct batch_map_summary {
+    batch_job_status status;
+    batch_result result;
+    uint64_t batches, batches_succeeded, batches_partial, batches_failed;
+    uint64_t items, succeeded, failed, unprocessed;  /* unprocessed: never run (halt, cancel) */
+    uint64_t retries;             /* batch retries */
+    double success_rate;          /* succeeded / (succeeded + failed); 1 when nothing ran */
+    uint64_t wall_ns, busy_ns;
+    double parallel_efficiency;   /* busy / (wall x threads) */
+    uint64_t peak_concurrent_batches;
+    size_t final_batch_size;      /* the last size used (adaptive: what it converged to) */
+} batch_map_summary;
+
+/* Starts a map; validates desc first (nothing starts on error): BATCH_ERR_INVALID for a missing
+   item_fn, count * result_size overflow, min > max, a threshold outside [0, 1] or NaN, acc_size
+   without its three functions (or functions without acc_size), both on_batch and iterate,
+   negative limits. */
+BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* desc, batch_job** out_job);
+/* Iterator mode: the next finished batch in *out (borrowed until the next call), or *out = NULL
+   when the map is over. Blocks; a worker helps meanwhile. BATCH_ERR_INVALID if the job does not
+   iterate. */
+BATCH_API batch_result batch_map_next(batch_job* job, const batch_batch** out);
+/* Waits for the end (in iterator mode, undelivered batches are released unread), copies the
+   final accumulator to acc_out (acc_size bytes, may be NULL) and fills *summary. Returns
+   BATCH_OK, BATCH_PARTIAL (some items failed, no batch FAILED), BATCH_ERR_FAILED (a batch FAILED
+   or the halt ratio was passed), BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT. batch_job_wait also
+   works on map jobs (completed = items that succeeded, cancelled = unprocessed). */
+BATCH_API batch_result batch_map_wait(batch_job* job, batch_map_summary* summary, void* acc_out);
+/* Launch + wait + destroy. */
+BATCH_API batch_result batch_map_run(batch_pool* pool, const batch_map_desc* desc, batch_map_summary* summary,
+                                     void* acc_out);
+/* Inside an item function: the batch's index. */
+BATCH_API size_t batch_ctx_batch_index(const batch_ctx* ctx);
 
 /* ---------------------------------------------------------------------------------------------
    THREAD SAFETY AND CALLBACKS

@@ -63,7 +63,15 @@ typedef struct batch__job_stats {
     _Atomic uint64_t failed, skipped, cancelled, retried, busy_ns;
 } batch__job_stats;
 
+/* Every job (graph run or map) starts with its operations, so that batch_job_* dispatch. */
+typedef struct batch__job_ops {
+    batch_result (*wait)(batch_job* job, batch_job_summary* summary);
+    batch_result (*cancel)(batch_job* job);
+    void (*free)(batch_job* job);
+} batch__job_ops;
+
 typedef struct batch__job {
+    const batch__job_ops* ops;
     batch_pool* pool;
     batch_graph* g;
     void* raw;
@@ -86,10 +94,16 @@ typedef struct batch__job {
     batch__job_stats* stats;      /* nstats lines: workers, then the shared one */
 } batch__job;
 
+/* The context of a running graph task or map item. */
 struct batch_ctx {
     batch_pool* pool;
-    batch__job* job;
+    batch__job* job;              /* graph tasks */
     batch__gnode* node;
+    size_t batch_index;           /* map items */
+    char* msg;                    /* map items: where batch_fail writes */
+    int msg_set;
+    const _Atomic int* stop;      /* non-zero: batch_should_stop */
+    uint64_t deadline_ns;
     int worker;
     int attempt;
 };
@@ -521,7 +535,15 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
             }
             atomic_store_explicit(&n->status, BATCH_TASK_RUNNING, memory_order_relaxed);
             if (n->attempts) batch__stat_add(&st->retried, 1, shared);   /* a retry that runs */
-            batch_ctx ctx = { job->pool, job, n, worker, n->attempts };
+            batch_ctx ctx;
+            memset(&ctx, 0, sizeof ctx);
+            ctx.pool = job->pool;
+            ctx.job = job;
+            ctx.node = n;
+            ctx.worker = worker;
+            ctx.attempt = n->attempts;
+            ctx.stop = &job->stop;
+            ctx.deadline_ns = job->deadline_ns;
             uint64_t start = job->times ? (last_end ? last_end : batch_now_ns()) : 0;
             int rc = n->fn ? n->fn(&ctx, n->user) : 0;
             uint64_t end = job->times ? batch_now_ns() : 0;
@@ -619,6 +641,8 @@ BATCH__PRIVATE void batch__job_free(batch__job* job) {
     BATCH_FREE(job->raw, ctx);
 }
 
+static const batch__job_ops batch__graph_job_ops;   /* defined below */
+
 BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, const batch_run_desc* desc, batch_job** out) {
     if (!out) return BATCH_ERR_INVALID;
     *out = NULL;
@@ -641,6 +665,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     memset(raw, 0, sz);
     batch__job* job = (batch__job*)batch__align_up(raw);
     job->raw = raw;
+    job->ops = &batch__graph_job_ops;
     job->stats = (batch__job_stats*)batch__align_up(job + 1);
     job->nstats = nstats;
     if (!batch__mutex_init(&job->park_lock)) { BATCH_FREE(raw, g->alloc_ctx); atomic_store(&g->busy, 0); return BATCH_ERR_NOMEM; }
@@ -710,9 +735,8 @@ BATCH__PRIVATE uint64_t batch__peak_concurrency(const batch_graph* g, void* ctx)
     return peak;
 }
 
-BATCH_API batch_result batch_job_wait(batch_job* pub, batch_job_summary* summary) {
+BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summary* summary) {
     batch__job* job = (batch__job*)pub;
-    if (!job) return BATCH_ERR_INVALID;
     if (!job->done) {
         batch_result wr = batch_counter_wait(&job->latch);
         if (wr != BATCH_OK) return wr;
@@ -752,19 +776,32 @@ BATCH_API batch_result batch_job_wait(batch_job* pub, batch_job_summary* summary
     return job->summary.result;
 }
 
-BATCH_API batch_result batch_job_cancel(batch_job* pub) {
+BATCH__PRIVATE batch_result batch__graph_job_cancel(batch_job* pub) {
     batch__job* job = (batch__job*)pub;
-    if (!job) return BATCH_ERR_INVALID;
     int expected = BATCH__STOP_NONE;
     atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_CANCEL);
     return BATCH_OK;
 }
 
-BATCH_API batch_result batch_job_destroy(batch_job* pub) {
-    batch__job* job = (batch__job*)pub;
+BATCH__PRIVATE void batch__graph_job_free(batch_job* pub) { batch__job_free((batch__job*)pub); }
+
+static const batch__job_ops batch__graph_job_ops = { batch__graph_job_wait, batch__graph_job_cancel, batch__graph_job_free };
+
+BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary) {
+    if (!job) return BATCH_ERR_INVALID;
+    return (*(const batch__job_ops* const*)(void*)job)->wait(job, summary);
+}
+
+BATCH_API batch_result batch_job_cancel(batch_job* job) {
+    if (!job) return BATCH_ERR_INVALID;
+    return (*(const batch__job_ops* const*)(void*)job)->cancel(job);
+}
+
+BATCH_API batch_result batch_job_destroy(batch_job* job) {
     if (!job) return BATCH_OK;
-    batch_job_wait(pub, NULL);
-    batch__job_free(job);
+    const batch__job_ops* ops = *(const batch__job_ops* const*)(void*)job;
+    ops->wait(job, NULL);
+    ops->free(job);
     return BATCH_OK;
 }
 
@@ -796,22 +833,27 @@ BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t,
 
 /* ---- inside a task ---------------------------------------------------------------------------- */
 BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...) {
-    if (!ctx || !ctx->node || !fmt) return code;
-    batch__gnode* n = ctx->node;
-    if (!n->msg) n->msg = (char*)BATCH_MALLOC(BATCH_MESSAGE_MAX, ctx->job->g->alloc_ctx);
-    if (n->msg) {   /* out of memory: the code is kept, the message is lost */
+    if (!ctx || !fmt) return code;
+    char* dst = ctx->msg;
+    if (ctx->node) {
+        batch__gnode* n = ctx->node;
+        if (!n->msg) n->msg = (char*)BATCH_MALLOC(BATCH_MESSAGE_MAX, ctx->job->g->alloc_ctx);
+        dst = n->msg;   /* out of memory: the code is kept, the message is lost */
+    }
+    if (dst) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(n->msg, BATCH_MESSAGE_MAX, fmt, ap);
+        vsnprintf(dst, BATCH_MESSAGE_MAX, fmt, ap);
         va_end(ap);
+        ctx->msg_set = 1;
     }
     return code;
 }
 
 BATCH_API int batch_should_stop(const batch_ctx* ctx) {
-    if (!ctx || !ctx->job) return 0;
-    if (atomic_load_explicit(&ctx->job->stop, memory_order_relaxed)) return 1;
-    return ctx->job->deadline_ns && batch_now_ns() >= ctx->job->deadline_ns;
+    if (!ctx) return 0;
+    if (ctx->stop && atomic_load_explicit(ctx->stop, memory_order_relaxed)) return 1;
+    return ctx->deadline_ns && batch_now_ns() >= ctx->deadline_ns;
 }
 
 BATCH_API void batch_set_output(batch_ctx* ctx, void* output) {

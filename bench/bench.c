@@ -19,7 +19,7 @@
                 the taskwait. oneTBB: an arena of T slots, the caller takes one and helps at wait().
 
    Usage: bench [--quick] [--threads T] [--reps R] [--only W[,W...]] [--systems S[,S...]]
-                [--settle-us U] [--csv FILE]                                                    */
+                [--settle-us U] [--spin-rounds R] [--csv FILE]                                  */
 #define BATCH_IMPLEMENTATION
 #include "batch.h"   /* first: under -std=c11 it asks for POSIX (nanosleep, clock_gettime) */
 #include "workloads.h"
@@ -74,6 +74,7 @@ typedef struct bench_state {
     int fib_calls;              /* back-to-back fib(fib_n) calls per sample (a sample is ~3 ms) */
     unsigned settle_us;         /* idle time before each sample (lets other runtimes' spinning
                                    threads go to sleep so they do not steal the next system's CPU) */
+    int spin_rounds;            /* batch_pool_desc.spin_rounds of both pools; 0: the library default */
     bool sys_on[SYS_COUNT];
     bool wl_on[WL_COUNT];
     const char* csv_path;
@@ -444,6 +445,7 @@ static void usage(FILE* f) {
     fprintf(f,
             "\n  --systems LIST   comma-separated systems: serial openmp%s batch (default: all)\n"
             "  --settle-us U    idle microseconds before each sample (default 20000; 0: none)\n"
+            "  --spin-rounds R  batch_pool_desc.spin_rounds of the batch pools (default 0: the library's)\n"
             "  --csv FILE       write workload,system,threads,n,unit,median,min,max\n",
             BENCH_HAVE_TBB ? " tbb" : "");
 }
@@ -492,12 +494,16 @@ static void parse_args(int argc, char** argv) {
     for (int i = 1; i < argc; i++) {
         const char* a = argv[i];
         if (!strcmp(a, "--quick")) S.quick = true;
-        else if (!strcmp(a, "--threads")) S.threads = (int)parse_long(a, need_arg(argc, argv, &i), 1, BATCH_MAX_WORKERS);
+        else if (!strcmp(a, "--threads"))
+            S.threads = (int)parse_long(a, need_arg(argc, argv, &i), 1, BATCH_MAX_WORKERS);
         else if (!strcmp(a, "--reps")) reps = (int)parse_long(a, need_arg(argc, argv, &i), 1, 1000);
         else if (!strcmp(a, "--only")) parse_list(a, need_arg(argc, argv, &i), wl_names, WL_COUNT, S.wl_on, NULL);
         else if (!strcmp(a, "--systems"))
             parse_list(a, need_arg(argc, argv, &i), sys_names, SYS_COUNT, S.sys_on, sys_allowed);
-        else if (!strcmp(a, "--settle-us")) S.settle_us = (unsigned)parse_long(a, need_arg(argc, argv, &i), 0, 10000000);
+        else if (!strcmp(a, "--spin-rounds"))
+            S.spin_rounds = (int)parse_long(a, need_arg(argc, argv, &i), 0, 4096);
+        else if (!strcmp(a, "--settle-us"))
+            S.settle_us = (unsigned)parse_long(a, need_arg(argc, argv, &i), 0, 10000000);
         else if (!strcmp(a, "--csv")) S.csv_path = need_arg(argc, argv, &i);
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
         else { usage(stderr); die("unknown option '%s'", a); }
@@ -515,8 +521,10 @@ int main(int argc, char** argv) {
     parse_args(argc, argv);
 
     int pfor_workers = S.threads - 1 < 1 ? 1 : S.threads - 1;
-    BATCH_CHECK(batch_pool_create(&S.pool_task, &(batch_pool_desc){ .workers = S.threads }));
-    BATCH_CHECK(batch_pool_create(&S.pool_pfor, &(batch_pool_desc){ .workers = pfor_workers }));
+    BATCH_CHECK(batch_pool_create(&S.pool_task,
+                                  &(batch_pool_desc){ .workers = S.threads, .spin_rounds = S.spin_rounds }));
+    BATCH_CHECK(batch_pool_create(&S.pool_pfor,
+                                  &(batch_pool_desc){ .workers = pfor_workers, .spin_rounds = S.spin_rounds }));
     S.nslots = pfor_workers + 1;
     S.slots = (bench_slot*)calloc((size_t)S.nslots, sizeof *S.slots);
     if (!S.slots) die("out of memory");
@@ -541,6 +549,7 @@ int main(int argc, char** argv) {
     printf("batch.h bench: T=%d threads (%d CPUs), %d timed reps per system after 1 warm-up, interleaved "
            "round-robin%s, %u us settle before each sample\n",
            S.threads, batch_cpu_count(), S.reps, S.quick ? ", --quick" : "", S.settle_us);
+    if (S.spin_rounds) printf("batch pools: spin_rounds = %d\n", S.spin_rounds);
     printf("threads: parfor_*   batch = caller + %d worker%s = %d; openmp = team of %d%s\n", pfor_workers,
            pfor_workers == 1 ? "" : "s", pfor_workers + 1, S.threads,
            BENCH_HAVE_TBB ? "; tbb = arena of T slots (caller is one)" : "");

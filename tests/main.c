@@ -39,12 +39,14 @@ void test_fail_at(const char* file, int line, const char* expr, const char* deta
 #include "test_deque.c"
 #include "test_pool.c"
 #include "test_graph.c"
+#include "test_map.c"
 
 static const test_case all_tests[] = {
     PLATFORM_TESTS
     DEQUE_TESTS
     POOL_TESTS
     GRAPH_TESTS
+    MAP_TESTS
 };
 
 static double now_ms(void) { return (double)batch_now_ns() / 1e6; }

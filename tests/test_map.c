@@ -1,0 +1,536 @@
+/* test_map.c - batched maps: the threshold table, batch retries and exactly-once folds, ordered
+   folds that are bit-identical for any worker count, backpressure of pull sources, the sizing
+   registry, adaptive sizing logic, iterator mode, halt, cancel, bounded memory, bad input,
+   and scenario B (entities). */
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+typedef struct map_rec {
+    _Atomic int batches;
+    int status[256];          /* per batch index */
+    int retries[256];
+    size_t sizes[256];
+    _Atomic long folded;      /* items folded, through on_batch's acc */
+} map_rec;
+
+static void rec_on_batch(const batch_batch* b, void* u) {
+    map_rec* r = (map_rec*)u;
+    atomic_fetch_add(&r->batches, 1);
+    if (b->batch_index < 256) {
+        r->status[b->batch_index] = (int)b->status;
+        r->retries[b->batch_index] = b->retries_used;
+        r->sizes[b->batch_index] = b->count;
+    }
+    CHECK_EQ(b->succeeded + b->failed, b->count);
+    CHECK_EQ(b->nerrors, b->failed);
+    for (size_t k = 0; k < b->nerrors; k++) {
+        CHECK(b->errors[k].index >= b->first_index && b->errors[k].index < b->first_index + b->count);
+        CHECK(b->codes[b->errors[k].index - b->first_index] == b->errors[k].code);
+    }
+}
+
+#define rec_on_batch_cb rec_on_batch
+static int ok_item_count_only(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)ctx; (void)u;
+    if (res) *(uint64_t*)res = it->index * 3;
+    return 0;
+}
+
+/* fails item i when (i % 10) < fails_per_10[batch] */
+typedef struct thr_ctx { map_rec rec; int fails[16]; } thr_ctx;
+static int thr_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)res;
+    thr_ctx* t = (thr_ctx*)u;
+    size_t b = batch_ctx_batch_index(ctx);
+    if ((int)(it->index % 10) < t->fails[b]) return batch_fail(ctx, 42, "item %zu of batch %zu", it->index, b);
+    return 0;
+}
+static void thr_on_batch(const batch_batch* b, void* u) { rec_on_batch(b, &((thr_ctx*)u)->rec); }
+
+static void test_map_threshold_table(void) {
+    batch_pool* p = make_pool(2);
+    /* batches of 10 with 0, 1, 5, 6, 7, 10 failures */
+    thr_ctx t;
+    memset(&t, 0, sizeof t);
+    int fails[6] = { 0, 1, 5, 6, 7, 10 };
+    memcpy(t.fails, fails, sizeof fails);
+    struct { double thr; int want[6]; } rows[] = {
+        { 0.6, { BATCH_BATCH_SUCCESS, BATCH_BATCH_PARTIAL_SUCCESS, BATCH_BATCH_PARTIAL_SUCCESS, BATCH_BATCH_PARTIAL_SUCCESS, BATCH_BATCH_FAILED, BATCH_BATCH_FAILED } },
+        { 0.0, { BATCH_BATCH_SUCCESS, BATCH_BATCH_FAILED, BATCH_BATCH_FAILED, BATCH_BATCH_FAILED, BATCH_BATCH_FAILED, BATCH_BATCH_FAILED } },
+        { 1.0, { BATCH_BATCH_SUCCESS, BATCH_BATCH_PARTIAL_SUCCESS, BATCH_BATCH_PARTIAL_SUCCESS, BATCH_BATCH_PARTIAL_SUCCESS, BATCH_BATCH_PARTIAL_SUCCESS, BATCH_BATCH_PARTIAL_SUCCESS } },
+        { 0.5, { BATCH_BATCH_SUCCESS, BATCH_BATCH_PARTIAL_SUCCESS, BATCH_BATCH_PARTIAL_SUCCESS, BATCH_BATCH_FAILED, BATCH_BATCH_FAILED, BATCH_BATCH_FAILED } },
+    };
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        memset(&t.rec, 0, sizeof t.rec);
+        batch_map_summary s;
+        batch_result res = batch_map_run(p, &(batch_map_desc){ .count = 60, .item_fn = thr_item, .user_data = &t, .batch_size = 10,
+                                                                .error_threshold = rows[r].thr, .on_batch = thr_on_batch }, &s, NULL);
+        CHECK_EQ(atomic_load(&t.rec.batches), 6);
+        for (int b = 0; b < 6; b++) CHECK_EQ(t.rec.status[b], rows[r].want[b]);
+        CHECK_EQ(s.batches, 6);
+        CHECK_EQ(s.items, 60);
+        CHECK_EQ(s.failed, 0 + 1 + 5 + 6 + 7 + 10);
+        bool any_failed = false;
+        for (int b = 0; b < 6; b++) any_failed |= rows[r].want[b] == BATCH_BATCH_FAILED;
+        CHECK_EQ(res, any_failed ? BATCH_ERR_FAILED : BATCH_PARTIAL);
+        CHECK_EQ(s.status, BATCH_JOB_PARTIAL_FAILURE);
+    }
+    CHECK_OK(batch_pool_destroy(p));
+}
+
+/* ---- retries and exactly-once folds -------------------------------------------------------- */
+typedef struct retry_map { _Atomic int attempts[64]; int flaky_batch, flaky_times, dead_batch; map_rec rec; } retry_map;
+static int retry_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    retry_map* r = (retry_map*)u;
+    size_t b = batch_ctx_batch_index(ctx);
+    if (it->index % 10 == 0 && b < 64) atomic_fetch_add(&r->attempts[b], 1);
+    *(uint64_t*)res = it->index * 3;
+    if ((int)b == r->dead_batch) return 9;
+    if ((int)b == r->flaky_batch && batch_ctx_attempt(ctx) < r->flaky_times) return 8;
+    return 0;
+}
+static void sum_init(void* acc, void* u) { (void)u; *(uint64_t*)acc = 0; }
+static void sum_fold(void* acc, const batch_item* it, const void* res, void* u) {
+    (void)u;
+    CHECK_EQ(*(const uint64_t*)res, it->index * 3);
+    *(uint64_t*)acc += it->index;
+}
+static void sum_combine(void* acc, const void* other, void* u) { (void)u; *(uint64_t*)acc += *(const uint64_t*)other; }
+static void retry_on_batch(const batch_batch* b, void* u) { rec_on_batch(b, &((retry_map*)u)->rec); }
+
+static void test_map_retries_fold_once(void) {
+    int sizes[] = { 1, 3, BATCH_WORKERS_INLINE };
+    for (int s = 0; s < 3; s++) {
+        batch_pool* p = make_pool(sizes[s]);
+        retry_map r;
+        memset(&r, 0, sizeof r);
+        r.flaky_batch = 3; r.flaky_times = 2; r.dead_batch = 5;
+        uint64_t acc = 0;
+        batch_map_summary sum;
+        batch_result res = batch_map_run(p, &(batch_map_desc){ .count = 100, .item_fn = retry_item, .user_data = &r, .result_size = 8,
+            .batch_size = 10, .error_threshold = 0.3, .max_retries = 2, .retry_base_ns = 100000,
+            .acc_size = 8, .init_fn = sum_init, .fold_fn = sum_fold, .combine_fn = sum_combine, .on_batch = retry_on_batch }, &sum, &acc);
+        CHECK_EQ(res, BATCH_ERR_FAILED);
+        CHECK_EQ(atomic_load(&r.attempts[3]), 3);        /* failed twice, then succeeded */
+        CHECK_EQ(r.rec.retries[3], 2);
+        CHECK_EQ(r.rec.status[3], BATCH_BATCH_SUCCESS);
+        CHECK_EQ(atomic_load(&r.attempts[5]), 3);        /* 1 + max_retries, then FAILED */
+        CHECK_EQ(r.rec.status[5], BATCH_BATCH_FAILED);
+        CHECK_EQ(atomic_load(&r.attempts[0]), 1);
+        /* every successful item folded exactly once; the dead batch folds nothing */
+        uint64_t want = 0;
+        for (uint64_t i = 0; i < 100; i++) if (i / 10 != 5) want += i;
+        CHECK_EQ(acc, want);
+        CHECK_EQ(sum.retries, 4);
+        CHECK_EQ(sum.succeeded, 90);
+        CHECK_EQ(sum.failed, 10);
+        CHECK_EQ(sum.batches_failed, 1);
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
+/* ---- ordered folds -------------------------------------------------------------------------- */
+typedef struct mat2 { uint32_t a, b, c, d; } mat2;
+static int mat_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)ctx; (void)u;
+    uint32_t x = (uint32_t)(it->index * 2654435761u);
+    mat2 m = { x | 1, x >> 3, x >> 7, (x >> 11) | 1 };
+    memcpy(res, &m, sizeof m);
+    return (it->index % 17 == 5) ? 1 : 0;   /* some failures, under the threshold */
+}
+static void mat_mul(mat2* acc, const mat2* o) {   /* acc = acc x o, mod 2^32: not commutative */
+    mat2 r = { acc->a * o->a + acc->b * o->c, acc->a * o->b + acc->b * o->d, acc->c * o->a + acc->d * o->c, acc->c * o->b + acc->d * o->d };
+    *acc = r;
+}
+static void mat_init(void* acc, void* u) { (void)u; mat2 id = { 1, 0, 0, 1 }; memcpy(acc, &id, sizeof id); }
+static void mat_fold(void* acc, const batch_item* it, const void* res, void* u) { (void)it; (void)u; mat_mul((mat2*)acc, (const mat2*)res); }
+static void mat_combine(void* acc, const void* o, void* u) { (void)u; mat_mul((mat2*)acc, (const mat2*)o); }
+
+static mat2 ordered_fold(int workers, size_t n, int pull, size_t batch_size);
+typedef struct pull_state { size_t next, n; _Atomic long live_items; long max_live; size_t bsize; } pull_state;
+static int pull_counter(void* u, void** out) {
+    pull_state* ps = (pull_state*)u;
+    if (ps->next >= ps->n) return 0;
+    *out = (void*)(uintptr_t)(ps->next++ + 1);
+    return 1;
+}
+
+static mat2 ordered_fold(int workers, size_t n, int pull, size_t batch_size) {
+    batch_pool* p = make_pool(workers);
+    mat2 acc;
+    pull_state ps = { 0, n, 0, 0, 0 };
+    batch_map_summary s;
+    batch_result r = batch_map_run(p, &(batch_map_desc){ .count = pull ? 0 : n, .pull_fn = pull ? pull_counter : NULL,
+        .item_fn = mat_item, .user_data = &ps, .result_size = sizeof(mat2), .batch_size = batch_size, .error_threshold = 0.2,
+        .ordered = 1, .acc_size = sizeof(mat2), .init_fn = mat_init, .fold_fn = mat_fold, .combine_fn = mat_combine }, &s, &acc);
+    CHECK_EQ(r, BATCH_PARTIAL);
+    CHECK_EQ(s.items, n);
+    CHECK_OK(batch_pool_destroy(p));
+    return acc;
+}
+
+static void test_map_ordered_fold_identical(void) {
+    size_t n = 5000;
+    /* the serial answer */
+    mat2 want;
+    mat_init(&want, NULL);
+    for (size_t i = 0; i < n; i++) {
+        if (i % 17 == 5) continue;
+        batch_item it = { i, NULL };
+        mat2 m;
+        mat_item(NULL, &it, &m, NULL);
+        mat_mul(&want, &m);
+    }
+    int workers[] = { 1, 2, 3, 4, 7, 8, 16, BATCH_WORKERS_INLINE };
+    for (int pull = 0; pull < 2; pull++)
+        for (int w = 0; w < 8; w++)
+            for (size_t bs = 0; bs <= 37; bs += 37) {   /* default (n/64) and 37 */
+                mat2 got = ordered_fold(workers[w], n, pull, bs);
+                CHECK(memcmp(&got, &want, sizeof got) == 0);
+            }
+}
+
+static void test_map_unordered_sum(void) {
+    uint64_t rng = test_seed;
+    for (int round = 0; round < scaled(40); round++) {
+        int w = (int)(test_rand(&rng) % 9);
+        batch_pool* p = make_pool(w ? w : BATCH_WORKERS_INLINE);
+        size_t n = (size_t)(test_rand(&rng) % 200000);
+        retry_map r;
+        memset(&r, 0, sizeof r);
+        r.flaky_batch = r.dead_batch = -1;
+        uint64_t acc = 0;
+        batch_map_summary s;
+        CHECK_OK(batch_map_run(p, &(batch_map_desc){ .count = n, .item_fn = retry_item, .user_data = &r, .result_size = 8,
+            .acc_size = 8, .init_fn = sum_init, .fold_fn = sum_fold, .combine_fn = sum_combine,
+            .max_in_flight = 1 + (int)(test_rand(&rng) % 8), .max_concurrent_batches = (int)(test_rand(&rng) % 3) }, &s, &acc));
+        CHECK_EQ(acc, (uint64_t)n * (n ? n - 1 : 0) / 2);
+        CHECK_EQ(s.items, n);
+        CHECK_EQ(s.succeeded, n);
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
+/* ---- backpressure and memory ------------------------------------------------------------- */
+static int pull_tracked(void* u, void** out) {
+    pull_state* ps = (pull_state*)u;
+    if (ps->next >= ps->n) return 0;
+    *out = (void*)(uintptr_t)(++ps->next);
+    long live = atomic_fetch_add(&ps->live_items, 1) + 1;
+    if (live > ps->max_live) ps->max_live = live;
+    return 1;
+}
+static int ok_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)ctx; (void)u;
+    CHECK(it->ptr == (void*)(uintptr_t)(it->index + 1));
+    if (res) *(uint64_t*)res = it->index * 3;
+    return 0;
+}
+static void tracked_on_batch(const batch_batch* b, void* u) {
+    pull_state* ps = (pull_state*)u;
+    atomic_fetch_sub(&ps->live_items, (long)b->count);
+    CHECK(b->items != NULL);
+}
+
+static void test_map_pull_backpressure(void) {
+    int sizes[] = { 1, 4, BATCH_WORKERS_INLINE };
+    for (int s = 0; s < 3; s++) {
+        batch_pool* p = make_pool(sizes[s]);
+        pull_state ps = { 0, 10007, 0, 0, 5 };
+        batch_map_summary sum;
+        CHECK_OK(batch_map_run(p, &(batch_map_desc){ .pull_fn = pull_tracked, .item_fn = ok_item, .user_data = &ps,
+                                                      .batch_size = 5, .max_in_flight = 2, .on_batch = tracked_on_batch }, &sum, NULL));
+        CHECK(ps.max_live <= 2 * 5);   /* never more than 2 batches of 5 alive */
+        CHECK_EQ(sum.items, 10007);
+        CHECK(sum.peak_concurrent_batches <= 2);
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
+static long long mem_peak;
+static void mem_on_batch(const batch_batch* b, void* u) {
+    (void)b; (void)u;
+    long long live = atomic_load(&test_live_bytes);
+    if (live > mem_peak) mem_peak = live;
+}
+static void test_map_memory_bounded(void) {
+    long long base = atomic_load(&test_live_bytes);
+    batch_pool* p = make_pool(2);
+    size_t ns[2] = { 10000, (size_t)scaled(2000000) };
+    long long peaks[2];
+    for (int k = 0; k < 2; k++) {
+        pull_state ps = { 0, ns[k], 0, 0, 0 };
+        mem_peak = base;
+        uint64_t acc = 0;
+        CHECK_OK(batch_map_run(p, &(batch_map_desc){ .pull_fn = pull_counter, .item_fn = ok_item, .user_data = &ps, .result_size = 8,
+            .acc_size = 8, .init_fn = sum_init, .fold_fn = sum_fold, .combine_fn = sum_combine, .on_batch = mem_on_batch, .batch_size = 256 }, NULL, &acc));
+        CHECK_EQ(acc, (uint64_t)ns[k] * (ns[k] - 1) / 2);
+        peaks[k] = mem_peak - base;
+    }
+    /* 200x the input, the same memory (slots are reused): growth stays under a few KiB */
+    CHECK(peaks[1] - peaks[0] < 64 * 1024);
+    CHECK_OK(batch_pool_destroy(p));   /* the pool keeps its task slabs until then */
+    CHECK_EQ(atomic_load(&test_live_bytes), base);
+}
+
+/* ---- sizing ---------------------------------------------------------------------------------- */
+static void test_map_sizing_registry(void) {
+    batch_sizing* reg;
+    CHECK_OK(batch_sizing_create(&reg, &(batch_sizing_desc){ .class_size = { 10 }, .min_size = 2, .max_size = 100 }));
+    CHECK_EQ(batch_sizing_class_size(reg, BATCH_COMPLEXITY_SIMPLE), 50);
+    CHECK_EQ(batch_sizing_class_size(reg, BATCH_COMPLEXITY_MODERATE), 20);
+    CHECK_EQ(batch_sizing_class_size(reg, BATCH_COMPLEXITY_COMPLEX), 10);
+    CHECK_EQ(batch_sizing_class_size(reg, BATCH_COMPLEXITY_VERY_COMPLEX), 5);
+    CHECK_EQ(batch_sizing_class_size(reg, BATCH_COMPLEXITY_COUNT_), 0);
+    const char* moderate[] = { "D1-Q1", "D1-Q2", "D2-Q1" };
+    const char* complex_[] = { "D2-Q3", "D3-Q1", "D4-Q2" };
+    const char* very[] = { "D2-Q2", "D3-Q2", "D3-Q3", "D3-Q4", "D3-Q5", "D4-Q1", "D5-Q2" };
+    for (int i = 0; i < 3; i++) CHECK_OK(batch_sizing_set(reg, moderate[i], BATCH_COMPLEXITY_MODERATE));
+    for (int i = 0; i < 3; i++) CHECK_OK(batch_sizing_set(reg, complex_[i], BATCH_COMPLEXITY_COMPLEX));
+    for (int i = 0; i < 7; i++) CHECK_OK(batch_sizing_set(reg, very[i], BATCH_COMPLEXITY_VERY_COMPLEX));
+    CHECK_EQ(batch_sizing_size(reg, "D1-Q2"), 20);
+    CHECK_EQ(batch_sizing_size(reg, "D4-Q2"), 10);
+    CHECK_EQ(batch_sizing_size(reg, "D3-Q4"), 5);
+    CHECK_EQ(batch_sizing_size(reg, "D9-Q9"), 10);            /* unknown: the default */
+    CHECK_EQ(batch_sizing_class(reg, "D9-Q9"), BATCH_COMPLEXITY_DEFAULT);
+    CHECK_EQ(batch_sizing_set(reg, NULL, BATCH_COMPLEXITY_SIMPLE), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_sizing_set(reg, "x", BATCH_COMPLEXITY_COUNT_), BATCH_ERR_INVALID);
+    batch_sizing* bad = (batch_sizing*)1;
+    CHECK_EQ(batch_sizing_create(&bad, &(batch_sizing_desc){ .min_size = 10, .max_size = 5 }), BATCH_ERR_INVALID);
+    CHECK(bad == NULL);
+    /* clamping */
+    batch_sizing* tight;
+    CHECK_OK(batch_sizing_create(&tight, &(batch_sizing_desc){ .min_size = 8, .max_size = 30 }));
+    CHECK_EQ(batch_sizing_class_size(tight, BATCH_COMPLEXITY_SIMPLE), 30);
+    CHECK_EQ(batch_sizing_class_size(tight, BATCH_COMPLEXITY_VERY_COMPLEX), 8);
+    batch_sizing_destroy(tight);
+    /* a map with a key uses the class size */
+    batch_pool* p = make_pool(2);
+    map_rec rec;
+    memset(&rec, 0, sizeof rec);
+    CHECK_OK(batch_map_run(p, &(batch_map_desc){ .count = 47, .item_fn = ok_item_count_only, .user_data = &rec,
+                                                  .sizing = reg, .key = "D3-Q2", .on_batch = rec_on_batch_cb }, NULL, NULL));
+    CHECK_EQ(atomic_load(&rec.batches), 10);   /* 9 x 5 + 2 */
+    CHECK_EQ(rec.sizes[0], 5);
+    /* remembered cost: an adaptive map under a new key records it */
+    CHECK_EQ(batch_sizing_cost(reg, "adaptive-key"), 0);
+    CHECK_OK(batch_map_run(p, &(batch_map_desc){ .count = 5000, .item_fn = ok_item_count_only, .user_data = &rec,
+                                                  .sizing = reg, .key = "adaptive-key" }, NULL, NULL));
+    CHECK(batch_sizing_cost(reg, "adaptive-key") > 0);
+    CHECK_OK(batch_sizing_record_cost(reg, "k2", 1000));
+    CHECK_OK(batch_sizing_record_cost(reg, "k2", 3000));
+    CHECK_EQ(batch_sizing_cost(reg, "k2"), 2000);
+    CHECK_OK(batch_pool_destroy(p));
+    batch_sizing_destroy(reg);
+    batch_sizing_destroy(NULL);
+}
+
+static void test_map_adaptive_logic(void) {
+    /* white box: the size follows target / cost, clamped, and keeps 4 batches per thread ahead */
+    batch__mjob m;
+    memset(&m, 0, sizeof m);
+    m.adaptive = true;
+    m.min_b = 1; m.max_b = 4096; m.threads = 2; m.target_ns = 200000; m.size = 16;
+    m.d.count = 1000000;
+    CHECK_EQ(batch__map_next_size(&m), 16);          /* nothing measured yet */
+    m.ema_ns = 1000 * 16;                            /* 1 us per item */
+    CHECK_EQ(batch__map_next_size(&m), 200);
+    m.ema_ns = 10 * 16;                              /* 10 ns: 20000, clamped */
+    CHECK_EQ(batch__map_next_size(&m), 4096);
+    m.next_item = m.d.count - 800;                   /* near the end: 800 / (4 x 2) */
+    m.ema_ns = 1000 * 16;
+    CHECK_EQ(batch__map_next_size(&m), 100);
+    m.next_item = m.d.count - 3;
+    CHECK_EQ(batch__map_next_size(&m), 1);
+    /* and a real run converges near target / cost: the final size is within 4x of it */
+    batch_pool* p = make_pool(2);
+    batch_map_summary s;
+    CHECK_OK(batch_map_run(p, &(batch_map_desc){ .count = (size_t)scaled(400000), .item_fn = ok_item_count_only, .user_data = NULL,
+                                                  .target_batch_ns = 50000 }, &s, NULL));
+    CHECK(s.final_batch_size >= 1);
+    CHECK_OK(batch_pool_destroy(p));
+}
+
+/* ---- iterator, halt, cancel, timeout -------------------------------------------------------- */
+static void test_map_iterator(void) {
+    int sizes[] = { 1, 3, BATCH_WORKERS_INLINE };
+    for (int s = 0; s < 3; s++) {
+        for (int ordered = 0; ordered < 2; ordered++) {
+            batch_pool* p = make_pool(sizes[s]);
+            batch_job* job;
+            pull_state ps = { 0, 1000, 0, 0, 0 };
+            CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .pull_fn = pull_counter, .item_fn = ok_item, .user_data = &ps, .result_size = 8,
+                                                            .batch_size = 7, .max_in_flight = 3, .iterate = 1, .ordered = ordered }, &job));
+            const batch_batch* b;
+            size_t items = 0, expect_index = 0;
+            for (;;) {
+                CHECK_OK(batch_map_next(job, &b));
+                if (!b) break;
+                if (ordered) CHECK_EQ(b->batch_index, expect_index++);
+                for (size_t i = 0; i < b->count; i++) CHECK_EQ(((const uint64_t*)(const void*)b->results)[i], b->items[i].index * 3);
+                items += b->count;
+            }
+            CHECK_EQ(items, 1000);
+            CHECK_OK(batch_map_next(job, &b));   /* still over */
+            CHECK(b == NULL);
+            batch_map_summary sum;
+            CHECK_OK(batch_map_wait(job, &sum, NULL));
+            CHECK_EQ(sum.items, 1000);
+            CHECK_OK(batch_job_destroy(job));
+            /* a consumer that stops early: wait releases the rest, the map still completes */
+            CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .count = 1000, .item_fn = ok_item_count_only, .batch_size = 7,
+                                                            .max_in_flight = 2, .iterate = 1, .ordered = ordered }, &job));
+            CHECK_OK(batch_map_next(job, &b));
+            CHECK(b != NULL);
+            CHECK_OK(batch_map_wait(job, &sum, NULL));
+            CHECK_EQ(sum.items, 1000);
+            CHECK_OK(batch_job_destroy(job));
+            CHECK_OK(batch_pool_destroy(p));
+        }
+    }
+}
+
+static int half_fail(batch_ctx* ctx, const batch_item* it, void* res, void* u) { (void)ctx; (void)res; (void)u; return (int)(it->index & 1); }
+static int slowish(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)it; (void)res; (void)u;
+    uint64_t t0 = batch_now_ns();
+    while (batch_now_ns() - t0 < 20000u && !batch_should_stop(ctx)) {}
+    return 0;
+}
+
+static void test_map_halt_cancel_timeout(void) {
+    batch_pool* p = make_pool(2);
+    batch_map_summary s;
+    /* halt: half the items fail, the ratio passes 0.2 after the first batches */
+    CHECK_EQ(batch_map_run(p, &(batch_map_desc){ .count = 100000, .item_fn = half_fail, .batch_size = 10, .error_threshold = 1.0,
+                                                  .halt_error_ratio = 0.2, .max_in_flight = 2 }, &s, NULL), BATCH_ERR_FAILED);
+    CHECK_EQ(s.status, BATCH_JOB_FAILED);
+    CHECK(s.unprocessed > 0);
+    CHECK_EQ(s.items + s.unprocessed, 100000);
+    /* cancel */
+    batch_job* job;
+    CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .count = 200000, .item_fn = slowish, .batch_size = 10 }, &job));
+    { uint64_t t0 = batch_now_ns(); while (batch_now_ns() - t0 < 3000000u) batch__yield(); }
+    CHECK_OK(batch_job_cancel(job));
+    CHECK_OK(batch_job_cancel(job));
+    CHECK_EQ(batch_map_wait(job, &s, NULL), BATCH_ERR_CANCELLED);
+    CHECK_EQ(s.status, BATCH_JOB_CANCELLED);
+    CHECK_EQ(s.items + s.unprocessed, 200000);
+    batch_job_summary js;
+    CHECK_EQ(batch_job_wait(job, &js), BATCH_ERR_CANCELLED);
+    CHECK_EQ(js.completed + js.failed + js.cancelled, 200000);
+    CHECK_OK(batch_job_destroy(job));
+    /* timeout */
+    CHECK_EQ(batch_map_run(p, &(batch_map_desc){ .count = 200000, .item_fn = slowish, .batch_size = 10, .timeout_ns = 5000000u }, &s, NULL),
+             BATCH_ERR_TIMEOUT);
+    CHECK(s.unprocessed > 0);
+    CHECK_OK(batch_pool_destroy(p));
+}
+
+/* ---- bad input ---------------------------------------------------------------------------- */
+static void test_map_bad_input(void) {
+    batch_pool* p = make_pool(1);
+    batch_job* job = (batch_job*)1;
+    double nan = 0.0 / 0.0;
+    batch_map_desc bad[] = {
+        { .count = 10 },                                                                      /* no item_fn */
+        { .count = SIZE_MAX / 2, .item_fn = ok_item_count_only, .result_size = 16 },          /* N x result_size overflow */
+        { .count = 10, .item_fn = ok_item_count_only, .min_batch = 10, .max_batch = 5 },
+        { .count = 10, .item_fn = ok_item_count_only, .error_threshold = -0.1 },
+        { .count = 10, .item_fn = ok_item_count_only, .error_threshold = 1.5 },
+        { .count = 10, .item_fn = ok_item_count_only, .error_threshold = nan },
+        { .count = 10, .item_fn = ok_item_count_only, .halt_error_ratio = nan },
+        { .count = 10, .item_fn = ok_item_count_only, .acc_size = 8 },                        /* acc without fold */
+        { .count = 10, .item_fn = ok_item_count_only, .fold_fn = sum_fold },                  /* fold without acc */
+        { .count = 10, .item_fn = ok_item_count_only, .max_retries = -1 },
+        { .count = 10, .item_fn = ok_item_count_only, .max_retries = 5000 },
+        { .count = 10, .item_fn = ok_item_count_only, .max_in_flight = -1 },
+        { .count = 10, .item_fn = ok_item_count_only, .max_concurrent_batches = -3 },
+        { .count = 10, .item_fn = ok_item_count_only, .iterate = 1, .on_batch = rec_on_batch_cb },
+        { .count = 10, .item_fn = ok_item_count_only, .priority = BATCH_PRIORITY_COUNT_ },
+        { .count = 10, .item_fn = ok_item_count_only, .complexity = BATCH_COMPLEXITY_COUNT_ },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        job = (batch_job*)1;
+        CHECK_EQ(batch_map_launch(p, &bad[i], &job), BATCH_ERR_INVALID);
+        CHECK(job == NULL);
+    }
+    CHECK_EQ(batch_map_launch(NULL, &bad[2], &job), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_map_launch(p, NULL, &job), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_map_launch(p, &bad[2], NULL), BATCH_ERR_INVALID);
+    const batch_batch* b;
+    CHECK_EQ(batch_map_next(NULL, &b), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_map_wait(NULL, NULL, NULL), BATCH_ERR_INVALID);
+    /* a graph job is not a map */
+    batch_graph* g = make_graph();
+    add_task(g, task_ok, NULL, NULL);
+    CHECK_OK(batch_graph_launch(p, g, NULL, &job));
+    CHECK_EQ(batch_map_next(job, &b), BATCH_ERR_INVALID);
+    CHECK_OK(batch_job_destroy(job));
+    CHECK_OK(batch_graph_destroy(g));
+    /* an empty map completes at once */
+    batch_map_summary s;
+    CHECK_OK(batch_map_run(p, &(batch_map_desc){ .count = 0, .item_fn = ok_item_count_only }, &s, NULL));
+    CHECK_EQ(s.items, 0);
+    CHECK_EQ(s.batches, 0);
+    CHECK_OK(batch_pool_destroy(p));
+}
+
+/* ---- scenario B: entities ---------------------------------------------------------------- */
+typedef struct entity_score { double total; long count; } entity_score;
+static int entity_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)u;
+    /* entity i scores i % 7; every 9th entity is malformed */
+    if (it->index % 9 == 4) return batch_fail(ctx, 22, "entity %zu: missing field", it->index);
+    *(double*)res = (double)(it->index % 7);
+    return 0;
+}
+static void score_init(void* acc, void* u) { (void)u; memset(acc, 0, sizeof(entity_score)); }
+static void score_fold(void* acc, const batch_item* it, const void* res, void* u) {
+    (void)it; (void)u;
+    entity_score* a = (entity_score*)acc;
+    a->total += *(const double*)res;
+    a->count++;
+}
+static void score_combine(void* acc, const void* o, void* u) {
+    (void)u;
+    entity_score* a = (entity_score*)acc;
+    const entity_score* b = (const entity_score*)o;
+    a->total += b->total;
+    a->count += b->count;
+}
+
+static void test_map_scenario_b(void) {
+    batch_pool* p = make_pool(4);
+    map_rec rec;
+    memset(&rec, 0, sizeof rec);
+    entity_score acc;
+    batch_map_summary s;
+    batch_result r = batch_map_run(p, &(batch_map_desc){ .count = 100, .item_fn = entity_item, .user_data = &rec, .result_size = sizeof(double),
+        .batch_size = 10, .error_threshold = 0.3, .max_retries = 2, .retry_base_ns = 100000, .max_concurrent_batches = 4,
+        .acc_size = sizeof acc, .init_fn = score_init, .fold_fn = score_fold, .combine_fn = score_combine,
+        .on_batch = rec_on_batch_cb }, &s, &acc);
+    CHECK_EQ(r, BATCH_PARTIAL);
+    CHECK_EQ(s.batches, 10);
+    CHECK_EQ(s.failed, 11);            /* indices 4, 13, ..., 94 */
+    CHECK_EQ(s.succeeded, 89);
+    CHECK_EQ(acc.count, 89);
+    double want = 0;
+    for (int i = 0; i < 100; i++) if (i % 9 != 4) want += i % 7;
+    CHECK(acc.total == want);
+    CHECK(s.peak_concurrent_batches <= 4);
+    CHECK_OK(batch_pool_destroy(p));
+}
+
+#define MAP_TESTS \
+    { "map_threshold_table", test_map_threshold_table }, \
+    { "map_retries_fold_once", test_map_retries_fold_once }, \
+    { "map_ordered_fold_identical", test_map_ordered_fold_identical }, \
+    { "map_unordered_sum", test_map_unordered_sum }, \
+    { "map_pull_backpressure", test_map_pull_backpressure }, \
+    { "map_memory_bounded", test_map_memory_bounded }, \
+    { "map_sizing_registry", test_map_sizing_registry }, \
+    { "map_adaptive_logic", test_map_adaptive_logic }, \
+    { "map_iterator", test_map_iterator }, \
+    { "map_halt_cancel_timeout", test_map_halt_cancel_timeout }, \
+    { "map_bad_input", test_map_bad_input }, \
+    { "map_scenario_b", test_map_scenario_b },
