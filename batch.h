@@ -948,6 +948,25 @@ BATCH__PRIVATE void batch__cond_wait_slice(batch__cond* c, batch__mutex* m, uint
 }
 #endif
 
+/* A spin lock for short critical sections on hot paths (the injection queues): a sleeping
+   mutex turns every collision into two futex calls. Test-and-test-and-set; after a while of
+   spinning it yields, so that a preempted holder (oversubscription) can run. */
+typedef struct batch__spin { _Atomic int locked; } batch__spin;
+BATCH__PRIVATE void batch__spin_init(batch__spin* l) { atomic_init(&l->locked, 0); }
+BATCH__PRIVATE void batch__spin_lock(batch__spin* l) {
+    /* acquire: the critical section sees what the previous holder wrote */
+    while (atomic_exchange_explicit(&l->locked, 1, memory_order_acquire)) {
+        int n = 0;
+        while (atomic_load_explicit(&l->locked, memory_order_relaxed)) {
+            if (++n < 64) batch__cpu_relax();
+            else { batch__yield(); n = 0; }
+        }
+    }
+}
+BATCH__PRIVATE void batch__spin_unlock(batch__spin* l) {
+    atomic_store_explicit(&l->locked, 0, memory_order_release);   /* publishes the section */
+}
+
 /* Rounds p up to a cache line: over-aligned objects come from BATCH_MALLOC(size + line). */
 BATCH__PRIVATE void* batch__align_up(void* p) {
     uintptr_t a = ((uintptr_t)p + BATCH__CACHE_LINE - 1) & ~(uintptr_t)(BATCH__CACHE_LINE - 1);
@@ -1131,7 +1150,7 @@ BATCH__PRIVATE int64_t batch__deque_size(batch__deque* d) {
 #define BATCH__LEVEL_NORMAL 2
 #define BATCH__HIGH_LEVELS_MASK 3u      /* CRITICAL | HIGH: looked at before the own deque */
 #define BATCH__MAG 128                  /* tasks per free-list chunk moved between threads */
-#define BATCH__INJECT_GRAB_MAX 32       /* most tasks a worker moves from injection to its deque */
+#define BATCH__INJECT_GRAB_MAX 16       /* most tasks a worker moves from injection to its deque */
 #define BATCH__EC_WAITER_BITS 16
 #define BATCH__EC_WAITER_MASK ((1ull << BATCH__EC_WAITER_BITS) - 1)
 #define BATCH__EC_EPOCH_ONE (1ull << BATCH__EC_WAITER_BITS)
@@ -1145,7 +1164,8 @@ typedef struct batch__task {
     batch_work_fn fn;
     void* user;
     batch_counter* counter;
-    struct batch__task* next;        /* queue link, free-list link */
+    struct batch__task* next;        /* free-list and local list link */
+    _Atomic(struct batch__task*) qnext;  /* injection queue link (multi-producer) */
     struct batch__task* next_chunk;  /* links chunks on the spare list */
     uint64_t due;                    /* delayed tasks: monotonic ns */
     uint8_t level;
@@ -1155,6 +1175,15 @@ _Static_assert(sizeof(batch__task_slot) == BATCH__CACHE_LINE, "a pool task is on
 
 typedef struct batch__slab { struct batch__slab* next; void* raw; } batch__slab;
 
+/* One injection queue: Vyukov's intrusive multi-producer single-consumer queue. Producers
+   exchange the tail and then link the previous tail to their node; the (locked) consumer walks
+   from head. A stub node keeps the queue non-empty. */
+typedef struct batch__inj_queue {
+    BATCH__ALIGNED _Atomic(batch__task*) tail;
+    BATCH__ALIGNED batch__task* head;
+    batch__task_slot stub;
+} batch__inj_queue;
+
 typedef struct batch__worker {
     batch__deque dq;
     BATCH__ALIGNED batch_pool* pool;
@@ -1162,6 +1191,8 @@ typedef struct batch__worker {
     uint64_t rng;
     batch__task* free_head;
     int free_count;
+    batch_counter* owed_counter;    /* see batch__worker_pay */
+    uint64_t owed;
     /* single writer (this worker), read by stats and quiescence checks */
     _Atomic uint64_t submitted, executed, steals, sleeps;
     batch__thread thread;
@@ -1176,17 +1207,18 @@ struct batch_pool {
     int spin_rounds;
     bool inline_mode;
 
-    /* injection queues, and the free-task cache of threads that are not workers */
-    BATCH__ALIGNED batch__mutex inj_lock;
-    batch__task* inj_head[BATCH__LEVELS];
-    batch__task* inj_tail[BATCH__LEVELS];
-    int64_t inj_len[BATCH__LEVELS];
+    /* injection queues: producers push without a lock; consumers pop under inj_lock */
+    batch__inj_queue inj[BATCH__LEVELS];
+    BATCH__ALIGNED _Atomic unsigned inj_mask;  /* bit l: level l may be non-empty */
+    BATCH__ALIGNED batch__spin inj_lock;
+    batch__task* front[BATCH__LEVELS];   /* under inj_lock: tasks put back, taken first */
+    batch__task* inline_stack;           /* under inj_lock; inline pools: NORMAL tasks that tasks submit (LIFO) */
+    /* the free-task cache of threads that are not workers */
+    BATCH__ALIGNED batch__spin ext_lock;
     batch__task* ext_free;
     int ext_free_count;
-    batch__task* inline_stack;           /* inline pools: NORMAL tasks submitted by tasks (LIFO) */
-    _Atomic uint64_t ext_submitted;      /* written under inj_lock */
+    BATCH__ALIGNED _Atomic uint64_t ext_submitted;   /* submissions by threads that are not workers */
     _Atomic uint64_t ext_executed;       /* tasks run by inline runners */
-    BATCH__ALIGNED _Atomic unsigned inj_mask;  /* bit l: level l non-empty; written under inj_lock */
 
     /* spare free-task chunks and the slabs they come from */
     BATCH__ALIGNED batch__mutex spare_lock;
@@ -1255,7 +1287,7 @@ BATCH__PRIVATE batch__task* batch__refill(batch_pool* p) {
     return c;
 }
 
-/* w == NULL: the non-worker cache, which the caller must guard with inj_lock. */
+/* w == NULL: the non-worker cache, which the caller must guard with ext_lock. */
 BATCH__PRIVATE batch__task* batch__task_alloc(batch_pool* p, batch__worker* w) {
     batch__task** head = w ? &w->free_head : &p->ext_free;
     int* count = w ? &w->free_count : &p->ext_free_count;
@@ -1330,58 +1362,97 @@ BATCH__PRIVATE void batch__ec_notify(batch_pool* p, bool all) {
 }
 
 /* ---- injection queues -------------------------------------------------------------------- */
-/* inj_lock held. */
-BATCH__PRIVATE void batch__inj_append(batch_pool* p, batch__task* t) {
-    int l = t->level;
-    t->next = NULL;
-    if (p->inj_tail[l]) p->inj_tail[l]->next = t; else p->inj_head[l] = t;
-    p->inj_tail[l] = t;
-    if (p->inj_len[l]++ == 0)
-        /* relaxed: a hint read without the lock; the lock orders the queue itself */
-        atomic_fetch_or_explicit(&p->inj_mask, 1u << l, memory_order_relaxed);
+BATCH__PRIVATE void batch__inj_init(batch__inj_queue* q) {
+    atomic_init(&q->stub.t.qnext, NULL);
+    atomic_init(&q->tail, &q->stub.t);
+    q->head = &q->stub.t;
 }
 
-/* inj_lock held. Pops the oldest task of the highest non-empty level in `levels`. */
-BATCH__PRIVATE batch__task* batch__inj_pop(batch_pool* p, unsigned levels) {
-    for (int l = 0; l < BATCH__LEVELS; l++) {
-        if (!(levels & (1u << l)) || !p->inj_head[l]) continue;
-        batch__task* t = p->inj_head[l];
-        p->inj_head[l] = t->next;
-        if (!p->inj_head[l]) p->inj_tail[l] = NULL;
-        if (--p->inj_len[l] == 0)
-            atomic_fetch_and_explicit(&p->inj_mask, ~(1u << l), memory_order_relaxed);
-        return t;
+/* Any thread, no lock. */
+BATCH__PRIVATE void batch__inj_push(batch_pool* p, batch__task* t) {
+    int l = t->level;
+    batch__inj_queue* q = &p->inj[l];
+    atomic_store_explicit(&t->qnext, NULL, memory_order_relaxed);
+    /* seq_cst: a Dekker pair with the consumer that clears the mask bit and then re-reads the
+       tail (batch__inj_pop_level); acq_rel would not order this exchange before the mask load */
+    batch__task* prev = atomic_exchange_explicit(&q->tail, t, memory_order_seq_cst);
+    /* release: the consumer that acquires this link sees the task's fields */
+    atomic_store_explicit(&prev->qnext, t, memory_order_release);
+    if (!(atomic_load_explicit(&p->inj_mask, memory_order_seq_cst) & (1u << l)))
+        atomic_fetch_or_explicit(&p->inj_mask, 1u << l, memory_order_seq_cst);
+}
+
+/* inj_lock held. NULL when the queue is empty or a push is half-way (its producer notifies
+   after it completes, so nothing is lost). */
+BATCH__PRIVATE batch__task* batch__inj_mpsc_pop(batch__inj_queue* q) {
+    batch__task* stub = &q->stub.t;
+    batch__task* head = q->head;
+    batch__task* next = atomic_load_explicit(&head->qnext, memory_order_acquire);
+    if (head == stub) {
+        if (!next) return NULL;
+        q->head = head = next;
+        next = atomic_load_explicit(&head->qnext, memory_order_acquire);
+    }
+    if (next) { q->head = next; return head; }
+    if (atomic_load_explicit(&q->tail, memory_order_acquire) != head) return NULL;
+    /* head is the last node: queue the stub behind it, so that head can leave */
+    atomic_store_explicit(&stub->qnext, NULL, memory_order_relaxed);
+    batch__task* prev = atomic_exchange_explicit(&q->tail, stub, memory_order_acq_rel);
+    atomic_store_explicit(&prev->qnext, stub, memory_order_release);
+    next = atomic_load_explicit(&head->qnext, memory_order_acquire);
+    if (next) { q->head = next; return head; }
+    return NULL;
+}
+
+BATCH__PRIVATE bool batch__inj_empty(batch__inj_queue* q) {
+    return q->head == &q->stub.t && atomic_load_explicit(&q->tail, memory_order_seq_cst) == &q->stub.t;
+}
+
+/* inj_lock held. One task of level l, or NULL; clears the level's mask bit when it is empty. */
+BATCH__PRIVATE batch__task* batch__inj_pop_level(batch_pool* p, int l) {
+    batch__task* t = p->front[l];
+    if (t) { p->front[l] = t->next; return t; }
+    batch__inj_queue* q = &p->inj[l];
+    if ((t = batch__inj_mpsc_pop(q))) return t;
+    if (batch__inj_empty(q)) {
+        atomic_fetch_and_explicit(&p->inj_mask, ~(1u << l), memory_order_seq_cst);
+        /* a push may have slipped in before the bit was cleared: see batch__inj_push */
+        if (!batch__inj_empty(q)) atomic_fetch_or_explicit(&p->inj_mask, 1u << l, memory_order_seq_cst);
     }
     return NULL;
 }
 
-/* A worker takes the oldest task of the highest level; from NORMAL and below it also moves a
-   fair share of that level into its own deque, where other workers can steal it. They are
+/* inj_lock held. The oldest task of the highest non-empty level in `levels`. */
+BATCH__PRIVATE batch__task* batch__inj_pop(batch_pool* p, unsigned levels) {
+    unsigned mask = atomic_load_explicit(&p->inj_mask, memory_order_relaxed) & levels;
+    for (int l = 0; l < BATCH__LEVELS; l++) {
+        if (!(mask & (1u << l)) && !p->front[l]) continue;
+        batch__task* t = batch__inj_pop_level(p, l);
+        if (t) return t;
+    }
+    return NULL;
+}
+
+/* A worker takes the oldest task of the highest level; from NORMAL and below it also moves up
+   to BATCH__INJECT_GRAB_MAX more of that level into its own deque, where other workers can
+   steal them: one lock round trip serves many tasks when submissions come in bursts. They are
    pushed newest first, so that the owner, popping LIFO, still runs them oldest first. */
 BATCH__PRIVATE batch__task* batch__inj_take(batch_pool* p, batch__worker* w, unsigned levels) {
     batch__task* grab[BATCH__INJECT_GRAB_MAX];
-    int moved = 0;
-    batch__mutex_lock(&p->inj_lock);
+    int n = 0, moved = 0;
+    batch__spin_lock(&p->inj_lock);
     batch__task* t = batch__inj_pop(p, levels);
     if (t && t->level >= BATCH__LEVEL_NORMAL) {
         int l = t->level;
-        int64_t n = p->inj_len[l] / p->nworkers;
-        if (n > BATCH__INJECT_GRAB_MAX) n = BATCH__INJECT_GRAB_MAX;
-        for (int i = 0; i < n; i++) grab[i] = batch__inj_pop(p, 1u << l);
-        int i = (int)n - 1;
+        while (n < BATCH__INJECT_GRAB_MAX && (grab[n] = batch__inj_pop_level(p, l))) n++;
+        int i = n - 1;
         for (; i >= 0; i--)
             if (!batch__deque_push(&w->dq, grab[i])) break;
-        moved = (int)n - 1 - i;
+        moved = n - 1 - i;
         /* a deque that cannot grow: the rest goes back to the front, in order */
-        for (; i >= 0; i--) {
-            batch__task* x = grab[i];
-            x->next = p->inj_head[l];
-            p->inj_head[l] = x;
-            if (!p->inj_tail[l]) p->inj_tail[l] = x;
-            if (p->inj_len[l]++ == 0) atomic_fetch_or_explicit(&p->inj_mask, 1u << l, memory_order_relaxed);
-        }
+        for (; i >= 0; i--) { grab[i]->next = p->front[l]; p->front[l] = grab[i]; }
     }
-    batch__mutex_unlock(&p->inj_lock);
+    batch__spin_unlock(&p->inj_lock);
     if (moved) batch__ec_notify(p, false);
     return t;
 }
@@ -1430,9 +1501,7 @@ BATCH__PRIVATE int batch__release_due(batch_pool* p, uint64_t now) {
     atomic_store_explicit(&p->delay_next, p->heap_len ? p->heap[0]->due : UINT64_MAX, memory_order_relaxed);
     batch__mutex_unlock(&p->delay_lock);
     if (!n) return 0;
-    batch__mutex_lock(&p->inj_lock);
-    while (list) { batch__task* t = list; list = t->next; batch__inj_append(p, t); }
-    batch__mutex_unlock(&p->inj_lock);
+    while (list) { batch__task* t = list; list = t->next; batch__inj_push(p, t); }
     batch__ec_notify(p, n > 1);
     /* an inline runner or a quiescence waiter may sleep on done_cond */
     batch__mutex_lock(&p->done_lock);
@@ -1459,12 +1528,30 @@ BATCH__PRIVATE void batch__counter_wake(batch_pool* p, uint64_t flags) {
 
 /* The count is known to be >= 1. Does not touch *c after the decrement: the waiter may return
    and free it at once, so the pool is read first. */
-BATCH__PRIVATE void batch__counter_sub1(batch_counter* c) {
+/* Subtracts n (the count is known to be >= n). */
+BATCH__PRIVATE void batch__counter_subn(batch_counter* c, uint64_t n) {
     batch_pool* p = c->pool_;
     /* seq_cst: pairs with the waiter's flag RMW and the eventcount fence (see batch__ec_*) */
-    uint64_t old = atomic_fetch_sub_explicit(BATCH__ATOMIC_U64(&c->state_), BATCH__CNT_ONE, memory_order_seq_cst);
-    if (old / BATCH__CNT_ONE == 1 && (old & (BATCH__CNT_ONE - 1)))
+    uint64_t old = atomic_fetch_sub_explicit(BATCH__ATOMIC_U64(&c->state_), n * BATCH__CNT_ONE, memory_order_seq_cst);
+    if (old / BATCH__CNT_ONE == n && (old & (BATCH__CNT_ONE - 1)))
         batch__counter_wake(p, old);
+}
+BATCH__PRIVATE void batch__counter_sub1(batch_counter* c) { batch__counter_subn(c, 1); }
+
+/* A worker defers the decrements of consecutive tasks with the same counter and pays them in
+   one RMW: many small tasks of one job then do not bounce the counter's cache line between
+   workers. The debt is paid before the worker runs a task of another counter, before it looks
+   for work elsewhere or sleeps, and before it waits; those tasks count as executed only then,
+   so a quiescent pool owes nothing and no counter is touched after its waiter returned. */
+BATCH__PRIVATE void batch__worker_pay(batch__worker* w) {
+    if (!w->owed_counter) return;
+    batch_counter* c = w->owed_counter;
+    uint64_t n = w->owed;
+    w->owed_counter = NULL;
+    w->owed = 0;
+    batch__counter_subn(c, n);
+    /* release: quiescence checks acquire executed (see the file comment) */
+    atomic_store_explicit(&w->executed, atomic_load_explicit(&w->executed, memory_order_relaxed) + n, memory_order_release);
 }
 
 /* ---- running tasks ----------------------------------------------------------------------- */
@@ -1472,11 +1559,21 @@ BATCH__PRIVATE void batch__execute(batch_pool* p, batch__worker* w, batch__task*
     batch_work_fn fn = t->fn;
     void* user = t->user;
     batch_counter* c = t->counter;
-    if (w) batch__task_free(p, w, t);   /* hot in cache for the tasks fn submits */
+    if (!w) {
+        fn(p, user);
+        if (c) batch__counter_sub1(c);
+        atomic_fetch_add_explicit(&p->ext_executed, 1, memory_order_release);
+        return;
+    }
+    batch__task_free(p, w, t);   /* hot in cache for the tasks fn submits */
+    if (w->owed_counter != c) batch__worker_pay(w);
     fn(p, user);
-    if (c) batch__counter_sub1(c);
-    if (w) batch__bump(&w->executed);
-    else atomic_fetch_add_explicit(&p->ext_executed, 1, memory_order_release);
+    if (c) {
+        w->owed_counter = c;
+        w->owed++;
+    } else {
+        batch__bump(&w->executed);
+    }
 }
 
 BATCH__PRIVATE batch__task* batch__steal_any(batch_pool* p, batch__worker* w) {
@@ -1504,6 +1601,7 @@ BATCH__PRIVATE batch__task* batch__find_work(batch_pool* p, batch__worker* w) {
     batch__task* t;
     if ((mask & BATCH__HIGH_LEVELS_MASK) && (t = batch__inj_take(p, w, BATCH__HIGH_LEVELS_MASK))) return t;
     if ((t = (batch__task*)batch__deque_pop(&w->dq))) return t;
+    batch__worker_pay(w);   /* about to look elsewhere, or to go idle */
     if (atomic_load_explicit(&p->inj_mask, memory_order_relaxed) && (t = batch__inj_take(p, w, ~0u))) return t;
     uint64_t due = atomic_load_explicit(&p->delay_next, memory_order_relaxed);
     if (due != UINT64_MAX && due <= batch_now_ns() && batch__release_due(p, batch_now_ns()) &&
@@ -1555,14 +1653,16 @@ BATCH__PRIVATE bool batch__inline_run_one(batch_pool* p) {
     if (due != UINT64_MAX && due <= batch_now_ns()) batch__release_due(p, batch_now_ns());
     /* the order of a one-worker pool: urgent injected work, then the work tasks submitted
        (newest first, like a worker's own deque: nested waits stay shallow), then the rest */
-    batch__mutex_lock(&p->inj_lock);
+    batch__spin_lock(&p->inj_lock);
     batch__task* t = batch__inj_pop(p, BATCH__HIGH_LEVELS_MASK);
     if (!t && (t = p->inline_stack)) p->inline_stack = t->next;
     if (!t) t = batch__inj_pop(p, ~0u);
-    batch__task copy;
-    if (t) { copy = *t; batch__task_free(p, NULL, t); }
-    batch__mutex_unlock(&p->inj_lock);
+    batch__spin_unlock(&p->inj_lock);
     if (!t) return false;
+    batch__task copy = *t;
+    batch__spin_lock(&p->ext_lock);
+    batch__task_free(p, NULL, t);
+    batch__spin_unlock(&p->ext_lock);
     batch_pool* saved = batch__tls_inline;
     batch__tls_inline = p;
     batch__execute(p, NULL, &copy);
@@ -1617,23 +1717,25 @@ BATCH__PRIVATE void batch__wait_quiescent(batch_pool* p, bool flush_delays) {
 
 /* ---- create / destroy ---------------------------------------------------------------------- */
 /* The pool's locks and condition variables, in one order for init and destroy. Returns true
-   when all 8 were made; on failure the ones made are destroyed again. */
+   when all 7 were made; on failure the ones made are destroyed again. */
 BATCH__PRIVATE void batch__pool_sync_destroy(batch_pool* p, int made) {
     switch (made) {
-        case 8: batch__mutex_destroy(&p->life_lock); /* fall through */
-        case 7: batch__cond_destroy(&p->done_cond); /* fall through */
-        case 6: batch__mutex_destroy(&p->done_lock); /* fall through */
-        case 5: batch__mutex_destroy(&p->delay_lock); /* fall through */
-        case 4: batch__cond_destroy(&p->ec_cond); /* fall through */
-        case 3: batch__mutex_destroy(&p->ec_lock); /* fall through */
-        case 2: batch__mutex_destroy(&p->spare_lock); /* fall through */
-        case 1: batch__mutex_destroy(&p->inj_lock); /* fall through */
+        case 7: batch__mutex_destroy(&p->life_lock); /* fall through */
+        case 6: batch__cond_destroy(&p->done_cond); /* fall through */
+        case 5: batch__mutex_destroy(&p->done_lock); /* fall through */
+        case 4: batch__mutex_destroy(&p->delay_lock); /* fall through */
+        case 3: batch__cond_destroy(&p->ec_cond); /* fall through */
+        case 2: batch__mutex_destroy(&p->ec_lock); /* fall through */
+        case 1: batch__mutex_destroy(&p->spare_lock); /* fall through */
         default: break;
     }
 }
 BATCH__PRIVATE bool batch__pool_sync_init(batch_pool* p) {
     int made = 0;
-    if (batch__mutex_init(&p->inj_lock) && ++made && batch__mutex_init(&p->spare_lock) && ++made &&
+    batch__spin_init(&p->inj_lock);
+    batch__spin_init(&p->ext_lock);
+    for (int l = 0; l < BATCH__LEVELS; l++) batch__inj_init(&p->inj[l]);
+    if (batch__mutex_init(&p->spare_lock) && ++made &&
         batch__mutex_init(&p->ec_lock) && ++made && batch__cond_init(&p->ec_cond) && ++made &&
         batch__mutex_init(&p->delay_lock) && ++made && batch__mutex_init(&p->done_lock) && ++made &&
         batch__cond_init(&p->done_cond) && ++made && batch__mutex_init(&p->life_lock) && ++made)
@@ -1649,7 +1751,7 @@ BATCH__PRIVATE void batch__pool_free(batch_pool* p) {
     while (p->slabs) { batch__slab* s = p->slabs; p->slabs = s->next; BATCH_FREE(s->raw, ctx); }
     if (p->heap) BATCH_FREE(p->heap, ctx);
     if (p->raw_workers) BATCH_FREE(p->raw_workers, ctx);
-    batch__pool_sync_destroy(p, 8);
+    batch__pool_sync_destroy(p, 7);
     BATCH_FREE(p->raw_self, ctx);
 }
 
@@ -1772,6 +1874,16 @@ BATCH_API uint64_t batch_pool_worker_executed(const batch_pool* p, int i) {
 }
 
 /* ---- submit ---------------------------------------------------------------------------------- */
+/* After queueing on the injection queues: wake a worker, or an inline runner. */
+BATCH__PRIVATE void batch__after_inject(batch_pool* p) {
+    batch__ec_notify(p, false);
+    if (p->inline_mode) {
+        batch__mutex_lock(&p->done_lock);
+        batch__cond_broadcast(&p->done_cond);
+        batch__mutex_unlock(&p->done_lock);
+    }
+}
+
 /* Queues an initialised task (counter already incremented). Cannot fail except for delayed
    tasks (heap growth): then returns false and nothing was queued. */
 BATCH__PRIVATE bool batch__enqueue(batch_pool* p, batch__worker* w, batch__task* t, uint64_t delay_ns) {
@@ -1808,26 +1920,20 @@ BATCH__PRIVATE bool batch__enqueue(batch_pool* p, batch__worker* w, batch__task*
             return true;
         }
         /* other priorities, or a deque that cannot grow: the injection queue needs no memory */
-        batch__mutex_lock(&p->inj_lock);
     } else {
-        batch__mutex_lock(&p->inj_lock);
-        atomic_store_explicit(&p->ext_submitted, atomic_load_explicit(&p->ext_submitted, memory_order_relaxed) + 1,
-                              memory_order_release);
+        /* an RMW: delayed submissions count here too, under delay_lock */
+        atomic_fetch_add_explicit(&p->ext_submitted, 1, memory_order_release);
         if (batch__tls_inline == p && t->level == BATCH__LEVEL_NORMAL) {
+            /* a task of an inline pool submits: LIFO, like a worker's deque (inline_run_one) */
+            batch__spin_lock(&p->inj_lock);
             t->next = p->inline_stack;
             p->inline_stack = t;
-            batch__mutex_unlock(&p->inj_lock);
+            batch__spin_unlock(&p->inj_lock);
             return true;
         }
     }
-    batch__inj_append(p, t);
-    batch__mutex_unlock(&p->inj_lock);
-    batch__ec_notify(p, false);
-    if (p->inline_mode) {
-        batch__mutex_lock(&p->done_lock);
-        batch__cond_broadcast(&p->done_cond);
-        batch__mutex_unlock(&p->done_lock);
-    }
+    batch__inj_push(p, t);
+    batch__after_inject(p);
     return true;
 }
 
@@ -1851,9 +1957,9 @@ BATCH_API batch_result batch_pool_submit(batch_pool* p, const batch_work* work) 
     if (w) {
         t = batch__task_alloc(p, w);
     } else {
-        batch__mutex_lock(&p->inj_lock);
+        batch__spin_lock(&p->ext_lock);
         t = batch__task_alloc(p, NULL);
-        batch__mutex_unlock(&p->inj_lock);
+        batch__spin_unlock(&p->ext_lock);
     }
     if (!t) {
         r = BATCH_ERR_NOMEM;
@@ -1868,7 +1974,7 @@ BATCH_API batch_result batch_pool_submit(batch_pool* p, const batch_work* work) 
             if (t->counter)  /* back to where it was; no task ran, so nobody can be at zero */
                 atomic_fetch_sub_explicit(BATCH__ATOMIC_U64(&t->counter->state_), BATCH__CNT_ONE, memory_order_relaxed);
             if (w) batch__task_free(p, w, t);
-            else { batch__mutex_lock(&p->inj_lock); batch__task_free(p, NULL, t); batch__mutex_unlock(&p->inj_lock); }
+            else { batch__spin_lock(&p->ext_lock); batch__task_free(p, NULL, t); batch__spin_unlock(&p->ext_lock); }
             r = BATCH_ERR_NOMEM;
         }
     }
@@ -1913,7 +2019,9 @@ BATCH__PRIVATE batch_result batch__counter_wait(batch_counter* c, uint64_t deadl
     if (w) {
         /* a worker helps: it runs any task until the count is zero */
         int idle = 0;
-        while (batch__counter_load(c) != 0) {
+        for (;;) {
+            batch__worker_pay(w);   /* we may owe this very counter */
+            if (batch__counter_load(c) == 0) break;
             batch__task* t = batch__find_work(p, w);
             if (t) { batch__execute(p, w, t); idle = 0; continue; }
             if (deadline != UINT64_MAX && batch_now_ns() >= deadline) return BATCH_ERR_TIMEOUT;

@@ -168,6 +168,25 @@ BATCH__PRIVATE void batch__cond_wait_slice(batch__cond* c, batch__mutex* m, uint
 }
 #endif
 
+/* A spin lock for short critical sections on hot paths (the injection queues): a sleeping
+   mutex turns every collision into two futex calls. Test-and-test-and-set; after a while of
+   spinning it yields, so that a preempted holder (oversubscription) can run. */
+typedef struct batch__spin { _Atomic int locked; } batch__spin;
+BATCH__PRIVATE void batch__spin_init(batch__spin* l) { atomic_init(&l->locked, 0); }
+BATCH__PRIVATE void batch__spin_lock(batch__spin* l) {
+    /* acquire: the critical section sees what the previous holder wrote */
+    while (atomic_exchange_explicit(&l->locked, 1, memory_order_acquire)) {
+        int n = 0;
+        while (atomic_load_explicit(&l->locked, memory_order_relaxed)) {
+            if (++n < 64) batch__cpu_relax();
+            else { batch__yield(); n = 0; }
+        }
+    }
+}
+BATCH__PRIVATE void batch__spin_unlock(batch__spin* l) {
+    atomic_store_explicit(&l->locked, 0, memory_order_release);   /* publishes the section */
+}
+
 /* Rounds p up to a cache line: over-aligned objects come from BATCH_MALLOC(size + line). */
 BATCH__PRIVATE void* batch__align_up(void* p) {
     uintptr_t a = ((uintptr_t)p + BATCH__CACHE_LINE - 1) & ~(uintptr_t)(BATCH__CACHE_LINE - 1);
