@@ -687,6 +687,20 @@ static void* batch__ds_realloc(void* p, size_t sz) {
     }
     return r;
 }
+/* Runs op(arg), which may grow stb_ds containers, under a guard: BATCH_ERR_NOMEM if an
+   allocation failed (op was cut short before it changed anything), else BATCH_OK. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((unused))
+#endif
+static int batch__ds_guarded(void (*op)(void* arg), void* arg) {
+    batch__ds_guard gd;
+    batch__ds_guard* saved = batch__ds_active;
+    if (setjmp(gd.env)) { batch__ds_active = saved; return -2; /* BATCH_ERR_NOMEM */ }
+    batch__ds_active = &gd;
+    op(arg);
+    batch__ds_active = saved;
+    return 0;
+}
 #ifndef BATCH_NO_STB_DS_IMPLEMENTATION
 #  define STBDS_REALLOC(c, p, sz) ((void)(c), batch__ds_realloc((p), (sz)))
 #  define STBDS_FREE(c, p)        BATCH_FREE((p), (c))
@@ -2314,37 +2328,16 @@ BATCH__PRIVATE batch_result batch__check_task_desc(const batch_task_desc* d) {
     return BATCH_OK;
 }
 
-/* stb_ds operations under an allocation guard (see internal.h): BATCH_ERR_NOMEM leaves the
-   container as it was. One small function per operation keeps setjmp's rules simple: nothing
-   that changes after setjmp is read after longjmp. */
-BATCH__PRIVATE batch_result batch__ds_push_node(batch_graph* g, const batch__gnode* n) {
-    batch__ds_guard gd;
-    batch__ds_guard* saved = batch__ds_active;
-    if (setjmp(gd.env)) { batch__ds_active = saved; return BATCH_ERR_NOMEM; }
-    batch__ds_active = &gd;
-    stbds_arrput(g->nodes, *n);
-    batch__ds_active = saved;
-    return BATCH_OK;
-}
-BATCH__PRIVATE batch_result batch__ds_put_name(batch_graph* g, char* name, uint32_t idx) {
-    batch__ds_guard gd;
-    batch__ds_guard* saved = batch__ds_active;
-    if (setjmp(gd.env)) { batch__ds_active = saved; return BATCH_ERR_NOMEM; }
-    batch__ds_active = &gd;
+/* stb_ds operations, each run under the allocation guard (batch__ds_guarded, internal.h):
+   BATCH_ERR_NOMEM leaves the container as it was. */
+typedef struct batch__ds_op { batch_graph* g; const batch__gnode* node; char* name; uint32_t idx; size_t cap; } batch__ds_op;
+BATCH__PRIVATE void batch__ds_push_node(void* a) { batch__ds_op* o = (batch__ds_op*)a; stbds_arrput(o->g->nodes, *o->node); }
+BATCH__PRIVATE void batch__ds_put_name(void* a) {
+    batch__ds_op* o = (batch__ds_op*)a;
     /* the first name wins; shgeti on an empty map allocates it (valid, empty) */
-    if (stbds_shgeti(g->names, name) < 0) stbds_shput(g->names, name, idx);
-    batch__ds_active = saved;
-    return BATCH_OK;
+    if (stbds_shgeti(o->g->names, o->name) < 0) stbds_shput(o->g->names, o->name, o->idx);
 }
-BATCH__PRIVATE batch_result batch__ds_reserve_edges(batch_graph* g, size_t cap) {
-    batch__ds_guard gd;
-    batch__ds_guard* saved = batch__ds_active;
-    if (setjmp(gd.env)) { batch__ds_active = saved; return BATCH_ERR_NOMEM; }
-    batch__ds_active = &gd;
-    stbds_arrsetcap(g->edges, cap);
-    batch__ds_active = saved;
-    return BATCH_OK;
-}
+BATCH__PRIVATE void batch__ds_reserve_edges(void* a) { batch__ds_op* o = (batch__ds_op*)a; stbds_arrsetcap(o->g->edges, o->cap); }
 
 BATCH_API batch_result batch_graph_add(batch_graph* g, const batch_task_desc* d, batch_task* out) {
     if (!g || !out) return BATCH_ERR_INVALID;
@@ -2366,11 +2359,12 @@ BATCH_API batch_result batch_graph_add(batch_graph* g, const batch_task_desc* d,
     n.jitter = d->retry_jitter != 0;
     n.worker = -1;
     uint32_t idx = (uint32_t)stbds_arrlen(g->nodes);
-    if (batch__ds_push_node(g, &n) != BATCH_OK) {
+    batch__ds_op op = { g, &n, name, idx, 0 };
+    if (batch__ds_guarded(batch__ds_push_node, &op) != BATCH_OK) {
         if (name) BATCH_FREE(name, g->alloc_ctx);
         return BATCH_ERR_NOMEM;
     }
-    if (name && batch__ds_put_name(g, name, idx) != BATCH_OK) {
+    if (name && batch__ds_guarded(batch__ds_put_name, &op) != BATCH_OK) {
         stbds_arrsetlen(g->nodes, idx);
         BATCH_FREE(name, g->alloc_ctx);
         return BATCH_ERR_NOMEM;
@@ -2395,7 +2389,8 @@ BATCH__PRIVATE batch_result batch__add_edges(batch_graph* g, const batch_task* f
     }
     if (atomic_load(&g->busy)) return BATCH_ERR_BUSY;
     size_t len = (size_t)stbds_arrlen(g->edges);
-    if (batch__ds_reserve_edges(g, len + n) != BATCH_OK) return BATCH_ERR_NOMEM;
+    batch__ds_op op = { g, NULL, NULL, 0, len + n };
+    if (batch__ds_guarded(batch__ds_reserve_edges, &op) != BATCH_OK) return BATCH_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
         uint64_t a = (uint64_t)batch__task_index(g, from[nfrom == 1 ? 0 : i]);
         uint64_t b = (uint64_t)batch__task_index(g, to[nto == 1 ? 0 : i]);
@@ -3078,25 +3073,11 @@ struct batch_sizing {
 
 static const size_t batch__default_class_size[BATCH_COMPLEXITY_COUNT_] = { 10, 50, 20, 10, 5 };
 
-/* Runs one stb_ds put under the allocation guard (see internal.h). */
-BATCH__PRIVATE batch_result batch__ds_sizing_put(batch_sizing* s, char* key, batch__sizing_value v) {
-    batch__ds_guard gd;
-    batch__ds_guard* saved = batch__ds_active;
-    if (setjmp(gd.env)) { batch__ds_active = saved; return BATCH_ERR_NOMEM; }
-    batch__ds_active = &gd;
-    stbds_shput(s->map, key, v);
-    batch__ds_active = saved;
-    return BATCH_OK;
-}
-BATCH__PRIVATE batch_result batch__ds_sizing_make(batch_sizing* s) {
-    batch__ds_guard gd;
-    batch__ds_guard* saved = batch__ds_active;
-    if (setjmp(gd.env)) { batch__ds_active = saved; return BATCH_ERR_NOMEM; }
-    batch__ds_active = &gd;
-    (void)stbds_shgeti(s->map, "");   /* allocates the empty map: later gets never allocate */
-    batch__ds_active = saved;
-    return BATCH_OK;
-}
+/* stb_ds operations, run under the allocation guard (batch__ds_guarded, internal.h). */
+typedef struct batch__sizing_op { batch_sizing* s; char* key; batch__sizing_value v; } batch__sizing_op;
+BATCH__PRIVATE void batch__ds_sizing_put(void* a) { batch__sizing_op* o = (batch__sizing_op*)a; stbds_shput(o->s->map, o->key, o->v); }
+/* allocates the empty map, so that later gets never allocate */
+BATCH__PRIVATE void batch__ds_sizing_make(void* a) { batch__sizing_op* o = (batch__sizing_op*)a; (void)stbds_shgeti(o->s->map, ""); }
 
 BATCH_API batch_result batch_sizing_create(batch_sizing** out, const batch_sizing_desc* desc) {
     if (!out) return BATCH_ERR_INVALID;
@@ -3113,7 +3094,8 @@ BATCH_API batch_result batch_sizing_create(batch_sizing** out, const batch_sizin
     for (int i = 0; i < BATCH_COMPLEXITY_COUNT_; i++) s->size[i] = d.class_size[i] ? d.class_size[i] : batch__default_class_size[i];
     s->min_size = mn;
     s->max_size = mx;
-    if (batch__ds_sizing_make(s) != BATCH_OK) { BATCH_FREE(s, d.alloc_ctx); return BATCH_ERR_NOMEM; }
+    batch__sizing_op op = { s, NULL, { BATCH_COMPLEXITY_DEFAULT, 0 } };
+    if (batch__ds_guarded(batch__ds_sizing_make, &op) != BATCH_OK) { BATCH_FREE(s, d.alloc_ctx); return BATCH_ERR_NOMEM; }
     *out = s;
     return BATCH_OK;
 }
@@ -3136,7 +3118,8 @@ BATCH__PRIVATE batch_result batch__sizing_store(batch_sizing* s, const char* key
     if (i >= 0) { s->map[i].value = v; return BATCH_OK; }
     char* copy = batch__strdup(key, s->alloc_ctx);
     if (!copy) return BATCH_ERR_NOMEM;
-    if (batch__ds_sizing_put(s, copy, v) != BATCH_OK) { BATCH_FREE(copy, s->alloc_ctx); return BATCH_ERR_NOMEM; }
+    batch__sizing_op op = { s, copy, v };
+    if (batch__ds_guarded(batch__ds_sizing_put, &op) != BATCH_OK) { BATCH_FREE(copy, s->alloc_ctx); return BATCH_ERR_NOMEM; }
     return BATCH_OK;
 }
 

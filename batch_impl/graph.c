@@ -189,37 +189,16 @@ BATCH__PRIVATE batch_result batch__check_task_desc(const batch_task_desc* d) {
     return BATCH_OK;
 }
 
-/* stb_ds operations under an allocation guard (see internal.h): BATCH_ERR_NOMEM leaves the
-   container as it was. One small function per operation keeps setjmp's rules simple: nothing
-   that changes after setjmp is read after longjmp. */
-BATCH__PRIVATE batch_result batch__ds_push_node(batch_graph* g, const batch__gnode* n) {
-    batch__ds_guard gd;
-    batch__ds_guard* saved = batch__ds_active;
-    if (setjmp(gd.env)) { batch__ds_active = saved; return BATCH_ERR_NOMEM; }
-    batch__ds_active = &gd;
-    stbds_arrput(g->nodes, *n);
-    batch__ds_active = saved;
-    return BATCH_OK;
-}
-BATCH__PRIVATE batch_result batch__ds_put_name(batch_graph* g, char* name, uint32_t idx) {
-    batch__ds_guard gd;
-    batch__ds_guard* saved = batch__ds_active;
-    if (setjmp(gd.env)) { batch__ds_active = saved; return BATCH_ERR_NOMEM; }
-    batch__ds_active = &gd;
+/* stb_ds operations, each run under the allocation guard (batch__ds_guarded, internal.h):
+   BATCH_ERR_NOMEM leaves the container as it was. */
+typedef struct batch__ds_op { batch_graph* g; const batch__gnode* node; char* name; uint32_t idx; size_t cap; } batch__ds_op;
+BATCH__PRIVATE void batch__ds_push_node(void* a) { batch__ds_op* o = (batch__ds_op*)a; stbds_arrput(o->g->nodes, *o->node); }
+BATCH__PRIVATE void batch__ds_put_name(void* a) {
+    batch__ds_op* o = (batch__ds_op*)a;
     /* the first name wins; shgeti on an empty map allocates it (valid, empty) */
-    if (stbds_shgeti(g->names, name) < 0) stbds_shput(g->names, name, idx);
-    batch__ds_active = saved;
-    return BATCH_OK;
+    if (stbds_shgeti(o->g->names, o->name) < 0) stbds_shput(o->g->names, o->name, o->idx);
 }
-BATCH__PRIVATE batch_result batch__ds_reserve_edges(batch_graph* g, size_t cap) {
-    batch__ds_guard gd;
-    batch__ds_guard* saved = batch__ds_active;
-    if (setjmp(gd.env)) { batch__ds_active = saved; return BATCH_ERR_NOMEM; }
-    batch__ds_active = &gd;
-    stbds_arrsetcap(g->edges, cap);
-    batch__ds_active = saved;
-    return BATCH_OK;
-}
+BATCH__PRIVATE void batch__ds_reserve_edges(void* a) { batch__ds_op* o = (batch__ds_op*)a; stbds_arrsetcap(o->g->edges, o->cap); }
 
 BATCH_API batch_result batch_graph_add(batch_graph* g, const batch_task_desc* d, batch_task* out) {
     if (!g || !out) return BATCH_ERR_INVALID;
@@ -241,11 +220,12 @@ BATCH_API batch_result batch_graph_add(batch_graph* g, const batch_task_desc* d,
     n.jitter = d->retry_jitter != 0;
     n.worker = -1;
     uint32_t idx = (uint32_t)stbds_arrlen(g->nodes);
-    if (batch__ds_push_node(g, &n) != BATCH_OK) {
+    batch__ds_op op = { g, &n, name, idx, 0 };
+    if (batch__ds_guarded(batch__ds_push_node, &op) != BATCH_OK) {
         if (name) BATCH_FREE(name, g->alloc_ctx);
         return BATCH_ERR_NOMEM;
     }
-    if (name && batch__ds_put_name(g, name, idx) != BATCH_OK) {
+    if (name && batch__ds_guarded(batch__ds_put_name, &op) != BATCH_OK) {
         stbds_arrsetlen(g->nodes, idx);
         BATCH_FREE(name, g->alloc_ctx);
         return BATCH_ERR_NOMEM;
@@ -270,7 +250,8 @@ BATCH__PRIVATE batch_result batch__add_edges(batch_graph* g, const batch_task* f
     }
     if (atomic_load(&g->busy)) return BATCH_ERR_BUSY;
     size_t len = (size_t)stbds_arrlen(g->edges);
-    if (batch__ds_reserve_edges(g, len + n) != BATCH_OK) return BATCH_ERR_NOMEM;
+    batch__ds_op op = { g, NULL, NULL, 0, len + n };
+    if (batch__ds_guarded(batch__ds_reserve_edges, &op) != BATCH_OK) return BATCH_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
         uint64_t a = (uint64_t)batch__task_index(g, from[nfrom == 1 ? 0 : i]);
         uint64_t b = (uint64_t)batch__task_index(g, to[nto == 1 ? 0 : i]);

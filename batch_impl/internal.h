@@ -87,6 +87,20 @@ static void* batch__ds_realloc(void* p, size_t sz) {
     }
     return r;
 }
+/* Runs op(arg), which may grow stb_ds containers, under a guard: BATCH_ERR_NOMEM if an
+   allocation failed (op was cut short before it changed anything), else BATCH_OK. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((unused))
+#endif
+static int batch__ds_guarded(void (*op)(void* arg), void* arg) {
+    batch__ds_guard gd;
+    batch__ds_guard* saved = batch__ds_active;
+    if (setjmp(gd.env)) { batch__ds_active = saved; return -2; /* BATCH_ERR_NOMEM */ }
+    batch__ds_active = &gd;
+    op(arg);
+    batch__ds_active = saved;
+    return 0;
+}
 #ifndef BATCH_NO_STB_DS_IMPLEMENTATION
 #  define STBDS_REALLOC(c, p, sz) ((void)(c), batch__ds_realloc((p), (sz)))
 #  define STBDS_FREE(c, p)        BATCH_FREE((p), (c))

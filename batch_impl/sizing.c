@@ -18,25 +18,11 @@ struct batch_sizing {
 
 static const size_t batch__default_class_size[BATCH_COMPLEXITY_COUNT_] = { 10, 50, 20, 10, 5 };
 
-/* Runs one stb_ds put under the allocation guard (see internal.h). */
-BATCH__PRIVATE batch_result batch__ds_sizing_put(batch_sizing* s, char* key, batch__sizing_value v) {
-    batch__ds_guard gd;
-    batch__ds_guard* saved = batch__ds_active;
-    if (setjmp(gd.env)) { batch__ds_active = saved; return BATCH_ERR_NOMEM; }
-    batch__ds_active = &gd;
-    stbds_shput(s->map, key, v);
-    batch__ds_active = saved;
-    return BATCH_OK;
-}
-BATCH__PRIVATE batch_result batch__ds_sizing_make(batch_sizing* s) {
-    batch__ds_guard gd;
-    batch__ds_guard* saved = batch__ds_active;
-    if (setjmp(gd.env)) { batch__ds_active = saved; return BATCH_ERR_NOMEM; }
-    batch__ds_active = &gd;
-    (void)stbds_shgeti(s->map, "");   /* allocates the empty map: later gets never allocate */
-    batch__ds_active = saved;
-    return BATCH_OK;
-}
+/* stb_ds operations, run under the allocation guard (batch__ds_guarded, internal.h). */
+typedef struct batch__sizing_op { batch_sizing* s; char* key; batch__sizing_value v; } batch__sizing_op;
+BATCH__PRIVATE void batch__ds_sizing_put(void* a) { batch__sizing_op* o = (batch__sizing_op*)a; stbds_shput(o->s->map, o->key, o->v); }
+/* allocates the empty map, so that later gets never allocate */
+BATCH__PRIVATE void batch__ds_sizing_make(void* a) { batch__sizing_op* o = (batch__sizing_op*)a; (void)stbds_shgeti(o->s->map, ""); }
 
 BATCH_API batch_result batch_sizing_create(batch_sizing** out, const batch_sizing_desc* desc) {
     if (!out) return BATCH_ERR_INVALID;
@@ -53,7 +39,8 @@ BATCH_API batch_result batch_sizing_create(batch_sizing** out, const batch_sizin
     for (int i = 0; i < BATCH_COMPLEXITY_COUNT_; i++) s->size[i] = d.class_size[i] ? d.class_size[i] : batch__default_class_size[i];
     s->min_size = mn;
     s->max_size = mx;
-    if (batch__ds_sizing_make(s) != BATCH_OK) { BATCH_FREE(s, d.alloc_ctx); return BATCH_ERR_NOMEM; }
+    batch__sizing_op op = { s, NULL, { BATCH_COMPLEXITY_DEFAULT, 0 } };
+    if (batch__ds_guarded(batch__ds_sizing_make, &op) != BATCH_OK) { BATCH_FREE(s, d.alloc_ctx); return BATCH_ERR_NOMEM; }
     *out = s;
     return BATCH_OK;
 }
@@ -76,7 +63,8 @@ BATCH__PRIVATE batch_result batch__sizing_store(batch_sizing* s, const char* key
     if (i >= 0) { s->map[i].value = v; return BATCH_OK; }
     char* copy = batch__strdup(key, s->alloc_ctx);
     if (!copy) return BATCH_ERR_NOMEM;
-    if (batch__ds_sizing_put(s, copy, v) != BATCH_OK) { BATCH_FREE(copy, s->alloc_ctx); return BATCH_ERR_NOMEM; }
+    batch__sizing_op op = { s, copy, v };
+    if (batch__ds_guarded(batch__ds_sizing_put, &op) != BATCH_OK) { BATCH_FREE(copy, s->alloc_ctx); return BATCH_ERR_NOMEM; }
     return BATCH_OK;
 }
 

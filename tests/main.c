@@ -1,6 +1,7 @@
 /* main.c - the test runner. Usage: run [-s SEED] [-t SECONDS] [--no-fork] [--list] [NAME...]
    Every test runs in a forked child under a watchdog: a test that hangs is reported with the
    stacks of all its threads (gdb) and killed. The last line is "N passed, N failed". */
+#define _POSIX_C_SOURCE 200809L   /* the runner forks and waits; tests use fmemopen */
 #define BATCH_STATIC
 #define BATCH_IMPLEMENTATION
 #include <stdatomic.h>
