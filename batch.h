@@ -11,6 +11,7 @@
        COMPILE-TIME OPTIONS
        RESULT CODES
        THE POOL          workers, priorities, submit, counters, parallel-for, shutdown
+       PROGRESS          snapshots, the progress callback and its events, a progress bar
        JOB GRAPHS        tasks, edges, groups, validation, runs as jobs, failure policies
        BATCH SIZING      complexity classes, the keyed registry, remembered cost per item
        BATCHED MAPS      items in batches: thresholds, batch retries, streaming, folds
@@ -238,6 +239,70 @@ BATCH_API batch_result batch_pool_get_stats(const batch_pool* pool, batch_pool_s
 BATCH_API uint64_t batch_pool_worker_executed(const batch_pool* pool, int i);
 
 
+
+/* ---------------------------------------------------------------------------------------------
+   PROGRESS
+   Every job (graph run or map) can report progress: a snapshot at any time
+   (batch_job_progress), and a callback invoked at most every progress_interval_ms by whichever
+   thread crosses the interval, plus on events. Callbacks of one job never run concurrently (a
+   per-job lock), run on worker threads (JOB_COMPLETED / JOB_CANCELLED on the thread that waits
+   for the job, inside batch_job_wait / batch_map_wait), must be quick, and may call
+   batch_job_cancel and batch_job_progress of their job but not wait for or destroy it. */
+typedef enum batch_event {
+    BATCH_EVENT_PROGRESS = 0,     /* the periodic tick */
+    BATCH_EVENT_TASK_COMPLETED,   /* graph task (not in the default mask: one call per task) */
+    BATCH_EVENT_TASK_FAILED,      /* graph task, after its retries */
+    BATCH_EVENT_BATCH_COMPLETED,  /* map batch delivered */
+    BATCH_EVENT_GROUP_COMPLETED,  /* graph barrier (a task without a function) completed */
+    BATCH_EVENT_JOB_COMPLETED,    /* the job ended (any status but cancelled) */
+    BATCH_EVENT_JOB_CANCELLED,    /* the job ended cancelled (cancel or deadline) */
+    BATCH_EVENT_COUNT_
+} batch_event;
+#define BATCH_EVENT_BIT(e) (1u << (e))
+#define BATCH_EVENTS_DEFAULT (BATCH_EVENT_BIT(BATCH_EVENT_PROGRESS) | BATCH_EVENT_BIT(BATCH_EVENT_TASK_FAILED) | \
+    BATCH_EVENT_BIT(BATCH_EVENT_BATCH_COMPLETED) | BATCH_EVENT_BIT(BATCH_EVENT_GROUP_COMPLETED) | \
+    BATCH_EVENT_BIT(BATCH_EVENT_JOB_COMPLETED) | BATCH_EVENT_BIT(BATCH_EVENT_JOB_CANCELLED))
+
+typedef struct batch_progress {
+    uint64_t total;               /* tasks or items; 0 when unknown (pull sources) */
+    uint64_t processed;           /* finished work: succeeded + failed + skipped (+ cancelled) */
+    uint64_t succeeded, failed, skipped, cancelled, retried;
+    uint64_t running, peak_running;   /* tasks or batches running now / most seen by snapshots */
+    double percent;               /* processed / total x 100; -1 when total is unknown */
+    double items_per_s;           /* processed / elapsed */
+    double eta_s;                 /* smoothed remaining seconds; -1 when unknown */
+    double elapsed_s;
+    double efficiency;            /* busy time / (elapsed x threads), 0..1 */
+} batch_progress;
+
+typedef struct batch_event_info {
+    const char* name;             /* graph task name (or NULL) */
+    uint32_t task_id;             /* graph task id, 0 otherwise */
+    size_t batch_index;           /* map batch */
+    int error;                    /* the failure code, 0 otherwise */
+} batch_event_info;
+
+typedef void (*batch_progress_fn)(batch_event event, const batch_progress* progress,
+                                  const batch_event_info* info, void* user_data);
+
+/* The progress settings of a run desc or a map desc (zero: no callback). */
+typedef struct batch_progress_desc {
+    batch_progress_fn fn;
+    void* user_data;
+    unsigned interval_ms;         /* 0: 500 */
+    unsigned events;              /* BATCH_EVENT_BIT mask; 0: BATCH_EVENTS_DEFAULT */
+} batch_progress_desc;
+
+/* A ready callback: one line on stderr (bar, percent, counts, rate, ETA), redrawn in place at
+   most ~10 times a second when stderr is a terminal (and TERM is not "dumb"), else a plain line
+   at most every 5 s; a final newline when the job ends. user_data: NULL or a zeroed
+   batch_progress_bar_state owned by the caller (throttling; one per job). Use it with
+   .progress = { .fn = batch_progress_bar, .interval_ms = 100 }. */
+typedef struct batch_progress_bar_state { uint64_t last_ns; int mode; } batch_progress_bar_state;
+BATCH_API void batch_progress_bar(batch_event event, const batch_progress* progress,
+                                  const batch_event_info* info, void* user_data);
+BATCH_API const char* batch_event_string(batch_event e);
+
 /* ---------------------------------------------------------------------------------------------
    JOB GRAPHS
    A graph is a DAG of tasks built once and run any number of times (one run at a time). A run
@@ -339,6 +404,7 @@ typedef struct batch_run_desc {
     batch_priority priority;  /* for tasks whose own priority is 0; 0: NORMAL */
     int no_task_times;        /* non-zero: do not read the clock per task (fastest); start/end
                                  times, busy time and peak concurrency are then 0 */
+    batch_progress_desc progress;
 } batch_run_desc;
 
 typedef struct batch_job_summary {
@@ -364,6 +430,8 @@ BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary
 BATCH_API batch_result batch_job_cancel(batch_job* job);
 /* Waits if needed, then frees the job; the graph can then run again or be changed. NULL: no-op. */
 BATCH_API batch_result batch_job_destroy(batch_job* job);
+/* A progress snapshot of a running or finished job (graph or map). Any thread, until destroy. */
+BATCH_API batch_result batch_job_progress(batch_job* job, batch_progress* out);
 /* Launch + wait + destroy. */
 BATCH_API batch_result batch_graph_run(batch_pool* pool, batch_graph* g, const batch_run_desc* desc,
                                        batch_job_summary* summary);
@@ -534,6 +602,7 @@ typedef struct batch_map_desc {
     batch_init_fn init_fn;        /* required with acc_size: sets a fresh accumulator */
     batch_fold_fn fold_fn;        /* required with acc_size */
     batch_combine_fn combine_fn;  /* required with acc_size */
+    batch_progress_desc progress;
 } batch_map_desc;
 
 typedef struct batch_map_summary {
@@ -2136,6 +2205,192 @@ BATCH_API batch_result batch_pool_parallel_for(batch_pool* p, size_t n, size_t c
 
 #endif /* BATCH__POOL_C */
 /* ---- end batch_impl/pool.c ---- */
+/* ---- begin batch_impl/job.c ---- */
+/* job.c - what graph runs and maps share: the job header that batch_job_* dispatch on, and
+   progress reporting (snapshots, smoothed ETA, the throttled callback, events, the bar). */
+#ifndef BATCH__JOB_C
+#define BATCH__JOB_C
+#ifndef BATCH_SINGLE_FILE
+#  include "pool.c"
+#endif
+
+typedef struct batch__job_ops {
+    batch_result (*wait)(batch_job* job, batch_job_summary* summary);
+    batch_result (*cancel)(batch_job* job);
+    void (*free)(batch_job* job);
+    /* the counts of a snapshot: total, processed ... cancelled, retried, running, busy */
+    void (*counts)(batch_job* job, batch_progress* out, uint64_t* busy_ns);
+} batch__job_ops;
+
+typedef struct batch__progress {
+    batch_progress_fn fn;
+    void* user;
+    uint64_t interval_ns;
+    unsigned events;
+    int threads;
+    uint64_t launch_ns;
+    _Atomic uint64_t next_ns;     /* the next periodic tick */
+    batch__spin lock;             /* callbacks of a job never overlap; guards the fields below */
+    double eta_prev;
+    uint64_t eta_at, peak_running;
+} batch__progress;
+
+/* The first member of every job. */
+typedef struct batch__job_head {
+    const batch__job_ops* ops;
+    batch__progress prog;
+} batch__job_head;
+
+BATCH__PRIVATE batch__job_head* batch__head(batch_job* job) { return (batch__job_head*)(void*)job; }
+
+BATCH__PRIVATE bool batch__progress_desc_ok(const batch_progress_desc* d) {
+    return d->events < (1u << BATCH_EVENT_COUNT_) && d->interval_ms <= 86400000u;
+}
+
+BATCH__PRIVATE void batch__progress_init(batch__progress* pr, const batch_progress_desc* d, int threads, uint64_t launch_ns) {
+    memset(pr, 0, sizeof *pr);
+    pr->fn = d->fn;
+    pr->user = d->user_data;
+    pr->interval_ns = (uint64_t)(d->interval_ms ? d->interval_ms : 500) * 1000000u;
+    pr->events = d->events ? d->events : BATCH_EVENTS_DEFAULT;
+    pr->threads = threads > 0 ? threads : 1;
+    pr->launch_ns = launch_ns;
+    pr->eta_prev = -1;
+    atomic_init(&pr->next_ns, launch_ns + pr->interval_ns);
+    batch__spin_init(&pr->lock);
+}
+
+/* Fills a snapshot; pr->lock held (the ETA smoothing keeps state). */
+BATCH__PRIVATE void batch__progress_fill_locked(batch_job* job, batch_progress* out) {
+    batch__job_head* h = batch__head(job);
+    batch__progress* pr = &h->prog;
+    uint64_t busy = 0, now = batch_now_ns();
+    memset(out, 0, sizeof *out);
+    h->ops->counts(job, out, &busy);
+    if (out->running > pr->peak_running) pr->peak_running = out->running;
+    out->peak_running = pr->peak_running;
+    double elapsed = (double)(now - pr->launch_ns) / 1e9;
+    out->elapsed_s = elapsed;
+    out->items_per_s = elapsed > 0 ? (double)out->processed / elapsed : 0;
+    out->efficiency = elapsed > 0 ? (double)busy / 1e9 / (elapsed * pr->threads) : 0;
+    if (out->efficiency > 1) out->efficiency = 1;
+    out->percent = -1;
+    out->eta_s = -1;
+    if (out->total) {
+        double f = (double)out->processed / (double)out->total;
+        out->percent = 100.0 * f;
+        if (out->processed && out->processed < out->total) {
+            /* the raw estimate from the average rate, blended with the previous estimate (moved
+               on by the time since) in proportion to the fraction done: early on, when the
+               rate says little, the estimate moves slowly; it does not jump (GNU parallel) */
+            double raw = (double)(out->total - out->processed) * elapsed / (double)out->processed;
+            double eta = raw;
+            if (pr->eta_prev >= 0) {
+                double moved = pr->eta_prev - (double)(now - pr->eta_at) / 1e9;
+                if (moved < 0) moved = 0;
+                eta = f * raw + (1 - f) * moved;
+            }
+            pr->eta_prev = eta;
+            pr->eta_at = now;
+            out->eta_s = eta;
+        } else if (out->processed >= out->total) {
+            out->eta_s = 0;
+        }
+    }
+}
+
+BATCH_API batch_result batch_job_progress(batch_job* job, batch_progress* out) {
+    if (!job || !out) return BATCH_ERR_INVALID;
+    batch__progress* pr = &batch__head(job)->prog;
+    batch__spin_lock(&pr->lock);
+    batch__progress_fill_locked(job, out);
+    batch__spin_unlock(&pr->lock);
+    return BATCH_OK;
+}
+
+/* Calls the progress callback for event ev, if the job wants it. */
+BATCH__PRIVATE void batch__progress_emit(batch_job* job, batch_event ev, const batch_event_info* info) {
+    batch__progress* pr = &batch__head(job)->prog;
+    if (!pr->fn || !(pr->events & BATCH_EVENT_BIT(ev))) return;
+    batch_event_info none;
+    if (!info) { memset(&none, 0, sizeof none); info = &none; }
+    batch_progress snap;
+    batch__spin_lock(&pr->lock);
+    batch__progress_fill_locked(job, &snap);
+    pr->fn(ev, &snap, info, pr->user);
+    batch__spin_unlock(&pr->lock);
+}
+
+/* The periodic tick: the one thread whose CAS moves the deadline on calls back. */
+BATCH__PRIVATE void batch__progress_tick(batch_job* job, uint64_t now) {
+    batch__progress* pr = &batch__head(job)->prog;
+    if (!pr->fn) return;
+    uint64_t next = atomic_load_explicit(&pr->next_ns, memory_order_relaxed);
+    if (now < next) return;
+    /* relaxed: only who calls back is decided here; the lock orders the callbacks */
+    if (!atomic_compare_exchange_strong_explicit(&pr->next_ns, &next, now + pr->interval_ns,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return;
+    batch__progress_emit(job, BATCH_EVENT_PROGRESS, NULL);
+}
+
+BATCH_API const char* batch_event_string(batch_event e) {
+    static const char* const names[] = { "progress", "task_completed", "task_failed", "batch_completed",
+                                         "group_completed", "job_completed", "job_cancelled" };
+    return ((unsigned)e < BATCH_EVENT_COUNT_) ? names[e] : "unknown";
+}
+
+/* ---- the progress bar ------------------------------------------------------------------------ */
+BATCH__PRIVATE bool batch__stderr_is_tty(void) {
+#if defined(__unix__) || defined(__APPLE__)
+    const char* term = getenv("TERM");
+    return isatty(2) && !(term && !strcmp(term, "dumb"));
+#else
+    return false;
+#endif
+}
+
+BATCH__PRIVATE void batch__fmt_seconds(char* buf, size_t n, double s) {
+    if (s < 0) { snprintf(buf, n, "--:--"); return; }
+    unsigned long t = (unsigned long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%lu:%02lu:%02lu", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, n, "%02lu:%02lu", t / 60, t % 60);
+}
+
+BATCH_API void batch_progress_bar(batch_event ev, const batch_progress* p, const batch_event_info* info, void* user) {
+    (void)info;
+    if (!p) return;
+    batch_progress_bar_state* st = (batch_progress_bar_state*)user;
+    bool end = ev == BATCH_EVENT_JOB_COMPLETED || ev == BATCH_EVENT_JOB_CANCELLED;
+    if (!end && ev != BATCH_EVENT_PROGRESS) return;
+    bool tty = batch__stderr_is_tty();
+    uint64_t now = batch_now_ns();
+    if (st && !end) {
+        uint64_t min_gap = tty ? 100000000u : 5000000000u;   /* ~10 redraws/s, or a line per 5 s */
+        if (st->last_ns && now - st->last_ns < min_gap) return;
+        st->last_ns = now;
+    }
+    char eta[32], el[32], line[256];
+    batch__fmt_seconds(eta, sizeof eta, p->eta_s);
+    batch__fmt_seconds(el, sizeof el, p->elapsed_s);
+    int width = 30, filled = p->percent < 0 ? 0 : (int)(p->percent / 100.0 * width + 0.5);
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : (p->percent < 0 ? '?' : '.');
+    bar[width] = 0;
+    if (p->total)
+        snprintf(line, sizeof line, "[%s] %5.1f%% %llu/%llu ok %llu fail %llu %.0f/s elapsed %s eta %s", bar, p->percent,
+                 (unsigned long long)p->processed, (unsigned long long)p->total, (unsigned long long)p->succeeded,
+                 (unsigned long long)p->failed, p->items_per_s, el, eta);
+    else
+        snprintf(line, sizeof line, "%llu done, ok %llu fail %llu %.0f/s elapsed %s", (unsigned long long)p->processed,
+                 (unsigned long long)p->succeeded, (unsigned long long)p->failed, p->items_per_s, el);
+    if (tty) fprintf(stderr, "\r%s\033[K%s", line, end ? "\n" : "");
+    else fprintf(stderr, "%s%s\n", line, end ? (ev == BATCH_EVENT_JOB_CANCELLED ? " (cancelled)" : " (done)") : "");
+    fflush(stderr);
+}
+
+#endif /* BATCH__JOB_C */
+/* ---- end batch_impl/job.c ---- */
 /* ---- begin batch_impl/graph.c ---- */
 /* graph.c - job graphs: build (stb_ds arrays and a name map), validate (sorted, de-duplicated
    edges in CSR form, Kahn's algorithm, a named cycle on failure), and run as a job on the pool:
@@ -2145,7 +2400,7 @@ BATCH_API batch_result batch_pool_parallel_for(batch_pool* p, size_t n, size_t c
 #ifndef BATCH__GRAPH_C
 #define BATCH__GRAPH_C
 #ifndef BATCH_SINGLE_FILE
-#  include "pool.c"
+#  include "job.c"
 #endif
 
 enum { BATCH__POISON_SKIP = 1, BATCH__POISON_CANCEL = 2 };
@@ -2199,18 +2454,11 @@ struct batch_graph {
 /* One line per worker (and one shared line for other threads): written without contention. */
 typedef struct batch__job_stats {
     BATCH__ALIGNED _Atomic uint64_t completed;
-    _Atomic uint64_t failed, skipped, cancelled, retried, busy_ns;
+    _Atomic uint64_t failed, skipped, cancelled, retried, busy_ns, running;
 } batch__job_stats;
 
-/* Every job (graph run or map) starts with its operations, so that batch_job_* dispatch. */
-typedef struct batch__job_ops {
-    batch_result (*wait)(batch_job* job, batch_job_summary* summary);
-    batch_result (*cancel)(batch_job* job);
-    void (*free)(batch_job* job);
-} batch__job_ops;
-
 typedef struct batch__job {
-    const batch__job_ops* ops;
+    batch__job_head head;         /* first: operations and progress */
     batch_pool* pool;
     batch_graph* g;
     void* raw;
@@ -2622,6 +2870,24 @@ BATCH__PRIVATE uint64_t batch__backoff(batch__gnode* n, int attempt, uint64_t* r
     return d ? d : 1;
 }
 
+/* Progress events of a settled node, and the periodic tick (with the task's end time, or a
+   clock read every 64 nodes when task times are off). */
+BATCH__PRIVATE void batch__gnode_events(batch__job* job, batch__gnode* n, batch_task_status outcome, uint64_t now,
+                                        unsigned* ticks) {
+    batch_event ev = BATCH_EVENT_COUNT_;
+    if (outcome == BATCH_TASK_FAILED) ev = BATCH_EVENT_TASK_FAILED;
+    else if (outcome == BATCH_TASK_COMPLETED) ev = n->fn ? BATCH_EVENT_TASK_COMPLETED : BATCH_EVENT_GROUP_COMPLETED;
+    if (ev != BATCH_EVENT_COUNT_ && (job->head.prog.events & BATCH_EVENT_BIT(ev))) {
+        batch_event_info info = { n->name, (uint32_t)(n - job->g->nodes) + 1, 0, n->error };
+        batch__progress_emit((batch_job*)job, ev, &info);
+    }
+    if (!now) {
+        if ((++*ticks & 63) != 0) return;
+        now = batch_now_ns();
+    }
+    batch__progress_tick((batch_job*)job, now);
+}
+
 /* Runs (or settles) node n, then every successor it makes ready: the first in place, the rest
    through the pool; iterative, so any chain uses constant stack. */
 BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
@@ -2632,6 +2898,7 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
     uint64_t rng = (uint64_t)(uintptr_t)n ^ batch_now_ns();
     uint64_t last_end = 0;          /* the previous task's end is this one's start (one clock read) */
     uint32_t overflow = BATCH__NO_NODE;   /* ready nodes the pool could not take */
+    unsigned ticks = 0;
     while (n) {
         bool slot = false;
         if (n->has_slot) { n->has_slot = 0; slot = true; }
@@ -2665,7 +2932,9 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
             ctx.stop = &job->stop;
             ctx.deadline_ns = job->deadline_ns;
             uint64_t start = job->times ? (last_end ? last_end : batch_now_ns()) : 0;
+            batch__stat_add(&st->running, 1, shared);
             int rc = n->fn ? n->fn(&ctx, n->user) : 0;
+            batch__stat_add(&st->running, UINT64_MAX, shared);   /* - 1 */
             uint64_t end = job->times ? batch_now_ns() : 0;
             last_end = end;
             n->start_ns = start;
@@ -2733,6 +3002,7 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
                     }
                 }
             }
+            if (job->head.prog.fn) batch__gnode_events(job, n, outcome, last_end, &ticks);
             /* the job may be freed once the latch reaches zero: a released successor keeps it
                above zero, so n's own decrement comes last */
             batch__counter_sub1(&job->latch);
@@ -2771,7 +3041,8 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     memset(&d, 0, sizeof d);
     if (desc) d = *desc;
     if ((unsigned)d.policy > BATCH_POLICY_FAIL_FAST || d.max_concurrency < 0 ||
-        (int)d.priority < 0 || d.priority >= BATCH_PRIORITY_COUNT_ || d.timeout_ns > ((uint64_t)1 << 62))
+        (int)d.priority < 0 || d.priority >= BATCH_PRIORITY_COUNT_ || d.timeout_ns > ((uint64_t)1 << 62) ||
+        !batch__progress_desc_ok(&d.progress))
         return BATCH_ERR_INVALID;
     if (!batch__self(pool) && batch__tls_inline != pool && atomic_load(&pool->shutdown)) return BATCH_ERR_SHUTDOWN;
     int expected = 0;
@@ -2785,7 +3056,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     memset(raw, 0, sz);
     batch__job* job = (batch__job*)batch__align_up(raw);
     job->raw = raw;
-    job->ops = &batch__graph_job_ops;
+    job->head.ops = &batch__graph_job_ops;
     job->stats = (batch__job_stats*)batch__align_up(job + 1);
     job->nstats = nstats;
     if (!batch__mutex_init(&job->park_lock)) { BATCH_FREE(raw, g->alloc_ctx); atomic_store(&g->busy, 0); return BATCH_ERR_NOMEM; }
@@ -2798,6 +3069,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     job->park_head = job->park_tail = BATCH__NO_NODE;
     job->launch_ns = batch_now_ns();
     job->deadline_ns = d.timeout_ns ? job->launch_ns + d.timeout_ns : 0;
+    batch__progress_init(&job->head.prog, &d.progress, batch_pool_workers(pool), job->launch_ns);
     batch_counter_init(&job->latch, pool);
     size_t n = (size_t)stbds_arrlen(g->nodes);
     for (size_t i = 0; i < n; i++) {
@@ -2890,6 +3162,7 @@ BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summ
             s->result = BATCH_OK;
         }
         job->done = true;
+        batch__progress_emit(pub, s->status == BATCH_JOB_CANCELLED ? BATCH_EVENT_JOB_CANCELLED : BATCH_EVENT_JOB_COMPLETED, NULL);
         atomic_store(&g->busy, 0);   /* the graph may run again or change */
     }
     if (summary) *summary = job->summary;
@@ -2905,21 +3178,38 @@ BATCH__PRIVATE batch_result batch__graph_job_cancel(batch_job* pub) {
 
 BATCH__PRIVATE void batch__graph_job_free(batch_job* pub) { batch__job_free((batch__job*)pub); }
 
-static const batch__job_ops batch__graph_job_ops = { batch__graph_job_wait, batch__graph_job_cancel, batch__graph_job_free };
+BATCH__PRIVATE void batch__graph_job_counts(batch_job* pub, batch_progress* out, uint64_t* busy) {
+    batch__job* job = (batch__job*)pub;
+    out->total = (uint64_t)stbds_arrlen(job->g->nodes);
+    for (int i = 0; i < job->nstats; i++) {
+        batch__job_stats* st = &job->stats[i];
+        out->succeeded += atomic_load_explicit(&st->completed, memory_order_relaxed);
+        out->failed += atomic_load_explicit(&st->failed, memory_order_relaxed);
+        out->skipped += atomic_load_explicit(&st->skipped, memory_order_relaxed);
+        out->cancelled += atomic_load_explicit(&st->cancelled, memory_order_relaxed);
+        out->retried += atomic_load_explicit(&st->retried, memory_order_relaxed);
+        out->running += atomic_load_explicit(&st->running, memory_order_relaxed);
+        *busy += atomic_load_explicit(&st->busy_ns, memory_order_relaxed);
+    }
+    out->processed = out->succeeded + out->failed + out->skipped + out->cancelled;
+}
+
+static const batch__job_ops batch__graph_job_ops = { batch__graph_job_wait, batch__graph_job_cancel, batch__graph_job_free,
+                                                     batch__graph_job_counts };
 
 BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary) {
     if (!job) return BATCH_ERR_INVALID;
-    return (*(const batch__job_ops* const*)(void*)job)->wait(job, summary);
+    return batch__head(job)->ops->wait(job, summary);
 }
 
 BATCH_API batch_result batch_job_cancel(batch_job* job) {
     if (!job) return BATCH_ERR_INVALID;
-    return (*(const batch__job_ops* const*)(void*)job)->cancel(job);
+    return batch__head(job)->ops->cancel(job);
 }
 
 BATCH_API batch_result batch_job_destroy(batch_job* job) {
     if (!job) return BATCH_OK;
-    const batch__job_ops* ops = *(const batch__job_ops* const*)(void*)job;
+    const batch__job_ops* ops = batch__head(job)->ops;
     ops->wait(job, NULL);
     ops->free(job);
     return BATCH_OK;
@@ -3206,7 +3496,7 @@ typedef struct batch__mslot {
 } batch__mslot;
 
 typedef struct batch__mjob {
-    const batch__job_ops* ops;    /* first: see batch__job_ops */
+    batch__job_head head;         /* first: operations and progress */
     batch_pool* pool;
     void* alloc_ctx;
     batch_map_desc d;
@@ -3394,15 +3684,26 @@ BATCH__PRIVATE void batch__map_submit(batch__mjob* m, batch__mslot* list) {
     }
 }
 
-/* Releases the job lock, queues `list`, then pays the latch decrements owed. The last decrement
-   may let a waiter free the job, so it is the last thing this thread does with it. */
-BATCH__PRIVATE void batch__map_unlock(batch__mjob* m, batch__mslot* list) {
+/* Releases the job lock, queues `list`, reports progress (ev: a finished batch, or NULL), then
+   pays the latch decrements owed. The last decrement may let a waiter free the job, so it is
+   the last thing this thread does with it. */
+BATCH__PRIVATE void batch__map_unlock_ev(batch__mjob* m, batch__mslot* list, const batch_event_info* ev) {
+    bool report = ev && m->head.prog.fn;
+    if (report) {   /* hold the job alive while reporting: one more count, paid below */
+        batch_counter_add(&m->latch, 1);
+        m->dec_pending++;
+    }
     int dec = m->dec_pending;
     m->dec_pending = 0;
     batch__mutex_unlock(&m->lock);
     batch__map_submit(m, list);
+    if (report) {
+        batch__progress_emit((batch_job*)m, BATCH_EVENT_BATCH_COMPLETED, ev);
+        batch__progress_tick((batch_job*)m, batch_now_ns());
+    }
     while (dec-- > 0) batch__counter_sub1(&m->latch);
 }
+BATCH__PRIVATE void batch__map_unlock(batch__mjob* m, batch__mslot* list) { batch__map_unlock_ev(m, list, NULL); }
 
 /* ---- delivery ---------------------------------------------------------------------------- */
 /* Job lock held. The slot becomes free again and leaves the latch. */
@@ -3546,10 +3847,11 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
             d->fold_fn(sl->acc, &it, rs ? sl->results + i * rs : NULL, d->user_data);
         }
     }
+    batch_event_info ev = { NULL, 0, sl->batch_index, sl->nerrors ? sl->errors[0].code : 0 };
     batch__mutex_lock(&m->lock);
     m->s.busy_ns += sl->exec_ns;
     batch__map_finished(m, sl);
-    batch__map_unlock(m, batch__map_pump(m));
+    batch__map_unlock_ev(m, batch__map_pump(m), &ev);
 }
 
 /* ---- launch --------------------------------------------------------------------------------- */
@@ -3597,6 +3899,7 @@ BATCH__PRIVATE batch_result batch__map_check(const batch_map_desc* d) {
     if (!d->acc_size && any_fold) return BATCH_ERR_INVALID;
     if (d->acc_size > ((size_t)1 << 30)) return BATCH_ERR_INVALID;
     if (d->on_batch && d->iterate) return BATCH_ERR_INVALID;
+    if (!batch__progress_desc_ok(&d->progress)) return BATCH_ERR_INVALID;
     return BATCH_OK;
 }
 
@@ -3613,7 +3916,7 @@ BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* 
     batch__mjob* m = (batch__mjob*)BATCH_MALLOC(sizeof *m, ctx);
     if (!m) return BATCH_ERR_NOMEM;
     memset(m, 0, sizeof *m);
-    m->ops = &batch__map_job_ops;
+    m->head.ops = &batch__map_job_ops;
     m->pool = pool;
     m->alloc_ctx = ctx;
     m->d = *desc;
@@ -3659,6 +3962,7 @@ BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* 
     batch_counter_add(&m->latch, 1);   /* the dispatch token */
     m->launch_ns = batch_now_ns();
     m->deadline_ns = d->timeout_ns ? m->launch_ns + d->timeout_ns : 0;
+    batch__progress_init(&m->head.prog, &d->progress, m->threads, m->launch_ns);
     if (!d->pull_fn && d->count == 0) m->input_done = true;
     *out = (batch_job*)m;
     batch__mutex_lock(&m->lock);
@@ -3671,7 +3975,7 @@ BATCH_API batch_result batch_map_next(batch_job* pub, const batch_batch** out) {
     if (!out) return BATCH_ERR_INVALID;
     *out = NULL;
     batch__mjob* m = (batch__mjob*)pub;
-    if (!m || m->ops != &batch__map_job_ops || !m->d.iterate) return BATCH_ERR_INVALID;
+    if (!m || m->head.ops != &batch__map_job_ops || !m->d.iterate) return BATCH_ERR_INVALID;
     batch__mslot* list = NULL;
     batch__mutex_lock(&m->lock);
     if (m->held) {
@@ -3745,12 +4049,13 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
     if (m->d.sizing && m->key && s->items && s->busy_ns)
         batch_sizing_record_cost(m->d.sizing, m->key, s->busy_ns / s->items + 1);
     m->done = true;
+    batch__progress_emit((batch_job*)m, s->status == BATCH_JOB_CANCELLED ? BATCH_EVENT_JOB_CANCELLED : BATCH_EVENT_JOB_COMPLETED, NULL);
     return s->result;
 }
 
 BATCH_API batch_result batch_map_wait(batch_job* pub, batch_map_summary* summary, void* acc_out) {
     batch__mjob* m = (batch__mjob*)pub;
-    if (!m || m->ops != &batch__map_job_ops) return BATCH_ERR_INVALID;
+    if (!m || m->head.ops != &batch__map_job_ops) return BATCH_ERR_INVALID;
     batch_result r = batch__map_finish(m);
     if (summary) *summary = m->s;
     if (acc_out && m->d.acc_size) memcpy(acc_out, m->acc, m->d.acc_size);
@@ -3795,7 +4100,22 @@ BATCH__PRIVATE batch_result batch__map_job_cancel(batch_job* pub) {
     return BATCH_OK;
 }
 
-static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__map_job_cancel, batch__map_job_free };
+BATCH__PRIVATE void batch__map_job_counts(batch_job* pub, batch_progress* out, uint64_t* busy) {
+    batch__mjob* m = (batch__mjob*)pub;
+    batch__mutex_lock(&m->lock);
+    out->total = m->d.pull_fn ? (m->input_done ? m->next_item : 0) : m->d.count;
+    out->succeeded = m->s.succeeded;
+    out->failed = m->s.failed;
+    out->retried = m->s.retries;
+    out->running = m->conc_now;
+    out->cancelled = m->done ? m->s.unprocessed : 0;
+    out->processed = out->succeeded + out->failed + out->cancelled;
+    *busy = m->s.busy_ns;
+    batch__mutex_unlock(&m->lock);
+}
+
+static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__map_job_cancel, batch__map_job_free,
+                                                   batch__map_job_counts };
 
 #endif /* BATCH__MAP_C */
 /* ---- end batch_impl/map.c ---- */

@@ -10,6 +10,7 @@
        COMPILE-TIME OPTIONS
        RESULT CODES
        THE POOL          workers, priorities, submit, counters, parallel-for, shutdown
+       PROGRESS          snapshots, the progress callback and its events, a progress bar
        JOB GRAPHS        tasks, edges, groups, validation, runs as jobs, failure policies
        BATCH SIZING      complexity classes, the keyed registry, remembered cost per item
        BATCHED MAPS      items in batches: thresholds, batch retries, streaming, folds
@@ -237,6 +238,70 @@ BATCH_API batch_result batch_pool_get_stats(const batch_pool* pool, batch_pool_s
 BATCH_API uint64_t batch_pool_worker_executed(const batch_pool* pool, int i);
 
 
+
+/* ---------------------------------------------------------------------------------------------
+   PROGRESS
+   Every job (graph run or map) can report progress: a snapshot at any time
+   (batch_job_progress), and a callback invoked at most every progress_interval_ms by whichever
+   thread crosses the interval, plus on events. Callbacks of one job never run concurrently (a
+   per-job lock), run on worker threads (JOB_COMPLETED / JOB_CANCELLED on the thread that waits
+   for the job, inside batch_job_wait / batch_map_wait), must be quick, and may call
+   batch_job_cancel and batch_job_progress of their job but not wait for or destroy it. */
+typedef enum batch_event {
+    BATCH_EVENT_PROGRESS = 0,     /* the periodic tick */
+    BATCH_EVENT_TASK_COMPLETED,   /* graph task (not in the default mask: one call per task) */
+    BATCH_EVENT_TASK_FAILED,      /* graph task, after its retries */
+    BATCH_EVENT_BATCH_COMPLETED,  /* map batch delivered */
+    BATCH_EVENT_GROUP_COMPLETED,  /* graph barrier (a task without a function) completed */
+    BATCH_EVENT_JOB_COMPLETED,    /* the job ended (any status but cancelled) */
+    BATCH_EVENT_JOB_CANCELLED,    /* the job ended cancelled (cancel or deadline) */
+    BATCH_EVENT_COUNT_
+} batch_event;
+#define BATCH_EVENT_BIT(e) (1u << (e))
+#define BATCH_EVENTS_DEFAULT (BATCH_EVENT_BIT(BATCH_EVENT_PROGRESS) | BATCH_EVENT_BIT(BATCH_EVENT_TASK_FAILED) | \
+    BATCH_EVENT_BIT(BATCH_EVENT_BATCH_COMPLETED) | BATCH_EVENT_BIT(BATCH_EVENT_GROUP_COMPLETED) | \
+    BATCH_EVENT_BIT(BATCH_EVENT_JOB_COMPLETED) | BATCH_EVENT_BIT(BATCH_EVENT_JOB_CANCELLED))
+
+typedef struct batch_progress {
+    uint64_t total;               /* tasks or items; 0 when unknown (pull sources) */
+    uint64_t processed;           /* finished work: succeeded + failed + skipped (+ cancelled) */
+    uint64_t succeeded, failed, skipped, cancelled, retried;
+    uint64_t running, peak_running;   /* tasks or batches running now / most seen by snapshots */
+    double percent;               /* processed / total x 100; -1 when total is unknown */
+    double items_per_s;           /* processed / elapsed */
+    double eta_s;                 /* smoothed remaining seconds; -1 when unknown */
+    double elapsed_s;
+    double efficiency;            /* busy time / (elapsed x threads), 0..1 */
+} batch_progress;
+
+typedef struct batch_event_info {
+    const char* name;             /* graph task name (or NULL) */
+    uint32_t task_id;             /* graph task id, 0 otherwise */
+    size_t batch_index;           /* map batch */
+    int error;                    /* the failure code, 0 otherwise */
+} batch_event_info;
+
+typedef void (*batch_progress_fn)(batch_event event, const batch_progress* progress,
+                                  const batch_event_info* info, void* user_data);
+
+/* The progress settings of a run desc or a map desc (zero: no callback). */
+typedef struct batch_progress_desc {
+    batch_progress_fn fn;
+    void* user_data;
+    unsigned interval_ms;         /* 0: 500 */
+    unsigned events;              /* BATCH_EVENT_BIT mask; 0: BATCH_EVENTS_DEFAULT */
+} batch_progress_desc;
+
+/* A ready callback: one line on stderr (bar, percent, counts, rate, ETA), redrawn in place at
+   most ~10 times a second when stderr is a terminal (and TERM is not "dumb"), else a plain line
+   at most every 5 s; a final newline when the job ends. user_data: NULL or a zeroed
+   batch_progress_bar_state owned by the caller (throttling; one per job). Use it with
+   .progress = { .fn = batch_progress_bar, .interval_ms = 100 }. */
+typedef struct batch_progress_bar_state { uint64_t last_ns; int mode; } batch_progress_bar_state;
+BATCH_API void batch_progress_bar(batch_event event, const batch_progress* progress,
+                                  const batch_event_info* info, void* user_data);
+BATCH_API const char* batch_event_string(batch_event e);
+
 /* ---------------------------------------------------------------------------------------------
    JOB GRAPHS
    A graph is a DAG of tasks built once and run any number of times (one run at a time). A run
@@ -338,6 +403,7 @@ typedef struct batch_run_desc {
     batch_priority priority;  /* for tasks whose own priority is 0; 0: NORMAL */
     int no_task_times;        /* non-zero: do not read the clock per task (fastest); start/end
                                  times, busy time and peak concurrency are then 0 */
+    batch_progress_desc progress;
 } batch_run_desc;
 
 typedef struct batch_job_summary {
@@ -363,6 +429,8 @@ BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary
 BATCH_API batch_result batch_job_cancel(batch_job* job);
 /* Waits if needed, then frees the job; the graph can then run again or be changed. NULL: no-op. */
 BATCH_API batch_result batch_job_destroy(batch_job* job);
+/* A progress snapshot of a running or finished job (graph or map). Any thread, until destroy. */
+BATCH_API batch_result batch_job_progress(batch_job* job, batch_progress* out);
 /* Launch + wait + destroy. */
 BATCH_API batch_result batch_graph_run(batch_pool* pool, batch_graph* g, const batch_run_desc* desc,
                                        batch_job_summary* summary);
@@ -533,6 +601,7 @@ typedef struct batch_map_desc {
     batch_init_fn init_fn;        /* required with acc_size: sets a fresh accumulator */
     batch_fold_fn fold_fn;        /* required with acc_size */
     batch_combine_fn combine_fn;  /* required with acc_size */
+    batch_progress_desc progress;
 } batch_map_desc;
 
 typedef struct batch_map_summary {

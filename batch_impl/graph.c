@@ -6,7 +6,7 @@
 #ifndef BATCH__GRAPH_C
 #define BATCH__GRAPH_C
 #ifndef BATCH_SINGLE_FILE
-#  include "pool.c"
+#  include "job.c"
 #endif
 
 enum { BATCH__POISON_SKIP = 1, BATCH__POISON_CANCEL = 2 };
@@ -60,18 +60,11 @@ struct batch_graph {
 /* One line per worker (and one shared line for other threads): written without contention. */
 typedef struct batch__job_stats {
     BATCH__ALIGNED _Atomic uint64_t completed;
-    _Atomic uint64_t failed, skipped, cancelled, retried, busy_ns;
+    _Atomic uint64_t failed, skipped, cancelled, retried, busy_ns, running;
 } batch__job_stats;
 
-/* Every job (graph run or map) starts with its operations, so that batch_job_* dispatch. */
-typedef struct batch__job_ops {
-    batch_result (*wait)(batch_job* job, batch_job_summary* summary);
-    batch_result (*cancel)(batch_job* job);
-    void (*free)(batch_job* job);
-} batch__job_ops;
-
 typedef struct batch__job {
-    const batch__job_ops* ops;
+    batch__job_head head;         /* first: operations and progress */
     batch_pool* pool;
     batch_graph* g;
     void* raw;
@@ -483,6 +476,24 @@ BATCH__PRIVATE uint64_t batch__backoff(batch__gnode* n, int attempt, uint64_t* r
     return d ? d : 1;
 }
 
+/* Progress events of a settled node, and the periodic tick (with the task's end time, or a
+   clock read every 64 nodes when task times are off). */
+BATCH__PRIVATE void batch__gnode_events(batch__job* job, batch__gnode* n, batch_task_status outcome, uint64_t now,
+                                        unsigned* ticks) {
+    batch_event ev = BATCH_EVENT_COUNT_;
+    if (outcome == BATCH_TASK_FAILED) ev = BATCH_EVENT_TASK_FAILED;
+    else if (outcome == BATCH_TASK_COMPLETED) ev = n->fn ? BATCH_EVENT_TASK_COMPLETED : BATCH_EVENT_GROUP_COMPLETED;
+    if (ev != BATCH_EVENT_COUNT_ && (job->head.prog.events & BATCH_EVENT_BIT(ev))) {
+        batch_event_info info = { n->name, (uint32_t)(n - job->g->nodes) + 1, 0, n->error };
+        batch__progress_emit((batch_job*)job, ev, &info);
+    }
+    if (!now) {
+        if ((++*ticks & 63) != 0) return;
+        now = batch_now_ns();
+    }
+    batch__progress_tick((batch_job*)job, now);
+}
+
 /* Runs (or settles) node n, then every successor it makes ready: the first in place, the rest
    through the pool; iterative, so any chain uses constant stack. */
 BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
@@ -493,6 +504,7 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
     uint64_t rng = (uint64_t)(uintptr_t)n ^ batch_now_ns();
     uint64_t last_end = 0;          /* the previous task's end is this one's start (one clock read) */
     uint32_t overflow = BATCH__NO_NODE;   /* ready nodes the pool could not take */
+    unsigned ticks = 0;
     while (n) {
         bool slot = false;
         if (n->has_slot) { n->has_slot = 0; slot = true; }
@@ -526,7 +538,9 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
             ctx.stop = &job->stop;
             ctx.deadline_ns = job->deadline_ns;
             uint64_t start = job->times ? (last_end ? last_end : batch_now_ns()) : 0;
+            batch__stat_add(&st->running, 1, shared);
             int rc = n->fn ? n->fn(&ctx, n->user) : 0;
+            batch__stat_add(&st->running, UINT64_MAX, shared);   /* - 1 */
             uint64_t end = job->times ? batch_now_ns() : 0;
             last_end = end;
             n->start_ns = start;
@@ -594,6 +608,7 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
                     }
                 }
             }
+            if (job->head.prog.fn) batch__gnode_events(job, n, outcome, last_end, &ticks);
             /* the job may be freed once the latch reaches zero: a released successor keeps it
                above zero, so n's own decrement comes last */
             batch__counter_sub1(&job->latch);
@@ -632,7 +647,8 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     memset(&d, 0, sizeof d);
     if (desc) d = *desc;
     if ((unsigned)d.policy > BATCH_POLICY_FAIL_FAST || d.max_concurrency < 0 ||
-        (int)d.priority < 0 || d.priority >= BATCH_PRIORITY_COUNT_ || d.timeout_ns > ((uint64_t)1 << 62))
+        (int)d.priority < 0 || d.priority >= BATCH_PRIORITY_COUNT_ || d.timeout_ns > ((uint64_t)1 << 62) ||
+        !batch__progress_desc_ok(&d.progress))
         return BATCH_ERR_INVALID;
     if (!batch__self(pool) && batch__tls_inline != pool && atomic_load(&pool->shutdown)) return BATCH_ERR_SHUTDOWN;
     int expected = 0;
@@ -646,7 +662,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     memset(raw, 0, sz);
     batch__job* job = (batch__job*)batch__align_up(raw);
     job->raw = raw;
-    job->ops = &batch__graph_job_ops;
+    job->head.ops = &batch__graph_job_ops;
     job->stats = (batch__job_stats*)batch__align_up(job + 1);
     job->nstats = nstats;
     if (!batch__mutex_init(&job->park_lock)) { BATCH_FREE(raw, g->alloc_ctx); atomic_store(&g->busy, 0); return BATCH_ERR_NOMEM; }
@@ -659,6 +675,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     job->park_head = job->park_tail = BATCH__NO_NODE;
     job->launch_ns = batch_now_ns();
     job->deadline_ns = d.timeout_ns ? job->launch_ns + d.timeout_ns : 0;
+    batch__progress_init(&job->head.prog, &d.progress, batch_pool_workers(pool), job->launch_ns);
     batch_counter_init(&job->latch, pool);
     size_t n = (size_t)stbds_arrlen(g->nodes);
     for (size_t i = 0; i < n; i++) {
@@ -751,6 +768,7 @@ BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summ
             s->result = BATCH_OK;
         }
         job->done = true;
+        batch__progress_emit(pub, s->status == BATCH_JOB_CANCELLED ? BATCH_EVENT_JOB_CANCELLED : BATCH_EVENT_JOB_COMPLETED, NULL);
         atomic_store(&g->busy, 0);   /* the graph may run again or change */
     }
     if (summary) *summary = job->summary;
@@ -766,21 +784,38 @@ BATCH__PRIVATE batch_result batch__graph_job_cancel(batch_job* pub) {
 
 BATCH__PRIVATE void batch__graph_job_free(batch_job* pub) { batch__job_free((batch__job*)pub); }
 
-static const batch__job_ops batch__graph_job_ops = { batch__graph_job_wait, batch__graph_job_cancel, batch__graph_job_free };
+BATCH__PRIVATE void batch__graph_job_counts(batch_job* pub, batch_progress* out, uint64_t* busy) {
+    batch__job* job = (batch__job*)pub;
+    out->total = (uint64_t)stbds_arrlen(job->g->nodes);
+    for (int i = 0; i < job->nstats; i++) {
+        batch__job_stats* st = &job->stats[i];
+        out->succeeded += atomic_load_explicit(&st->completed, memory_order_relaxed);
+        out->failed += atomic_load_explicit(&st->failed, memory_order_relaxed);
+        out->skipped += atomic_load_explicit(&st->skipped, memory_order_relaxed);
+        out->cancelled += atomic_load_explicit(&st->cancelled, memory_order_relaxed);
+        out->retried += atomic_load_explicit(&st->retried, memory_order_relaxed);
+        out->running += atomic_load_explicit(&st->running, memory_order_relaxed);
+        *busy += atomic_load_explicit(&st->busy_ns, memory_order_relaxed);
+    }
+    out->processed = out->succeeded + out->failed + out->skipped + out->cancelled;
+}
+
+static const batch__job_ops batch__graph_job_ops = { batch__graph_job_wait, batch__graph_job_cancel, batch__graph_job_free,
+                                                     batch__graph_job_counts };
 
 BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary) {
     if (!job) return BATCH_ERR_INVALID;
-    return (*(const batch__job_ops* const*)(void*)job)->wait(job, summary);
+    return batch__head(job)->ops->wait(job, summary);
 }
 
 BATCH_API batch_result batch_job_cancel(batch_job* job) {
     if (!job) return BATCH_ERR_INVALID;
-    return (*(const batch__job_ops* const*)(void*)job)->cancel(job);
+    return batch__head(job)->ops->cancel(job);
 }
 
 BATCH_API batch_result batch_job_destroy(batch_job* job) {
     if (!job) return BATCH_OK;
-    const batch__job_ops* ops = *(const batch__job_ops* const*)(void*)job;
+    const batch__job_ops* ops = batch__head(job)->ops;
     ops->wait(job, NULL);
     ops->free(job);
     return BATCH_OK;

@@ -37,7 +37,7 @@ typedef struct batch__mslot {
 } batch__mslot;
 
 typedef struct batch__mjob {
-    const batch__job_ops* ops;    /* first: see batch__job_ops */
+    batch__job_head head;         /* first: operations and progress */
     batch_pool* pool;
     void* alloc_ctx;
     batch_map_desc d;
@@ -225,15 +225,26 @@ BATCH__PRIVATE void batch__map_submit(batch__mjob* m, batch__mslot* list) {
     }
 }
 
-/* Releases the job lock, queues `list`, then pays the latch decrements owed. The last decrement
-   may let a waiter free the job, so it is the last thing this thread does with it. */
-BATCH__PRIVATE void batch__map_unlock(batch__mjob* m, batch__mslot* list) {
+/* Releases the job lock, queues `list`, reports progress (ev: a finished batch, or NULL), then
+   pays the latch decrements owed. The last decrement may let a waiter free the job, so it is
+   the last thing this thread does with it. */
+BATCH__PRIVATE void batch__map_unlock_ev(batch__mjob* m, batch__mslot* list, const batch_event_info* ev) {
+    bool report = ev && m->head.prog.fn;
+    if (report) {   /* hold the job alive while reporting: one more count, paid below */
+        batch_counter_add(&m->latch, 1);
+        m->dec_pending++;
+    }
     int dec = m->dec_pending;
     m->dec_pending = 0;
     batch__mutex_unlock(&m->lock);
     batch__map_submit(m, list);
+    if (report) {
+        batch__progress_emit((batch_job*)m, BATCH_EVENT_BATCH_COMPLETED, ev);
+        batch__progress_tick((batch_job*)m, batch_now_ns());
+    }
     while (dec-- > 0) batch__counter_sub1(&m->latch);
 }
+BATCH__PRIVATE void batch__map_unlock(batch__mjob* m, batch__mslot* list) { batch__map_unlock_ev(m, list, NULL); }
 
 /* ---- delivery ---------------------------------------------------------------------------- */
 /* Job lock held. The slot becomes free again and leaves the latch. */
@@ -377,10 +388,11 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
             d->fold_fn(sl->acc, &it, rs ? sl->results + i * rs : NULL, d->user_data);
         }
     }
+    batch_event_info ev = { NULL, 0, sl->batch_index, sl->nerrors ? sl->errors[0].code : 0 };
     batch__mutex_lock(&m->lock);
     m->s.busy_ns += sl->exec_ns;
     batch__map_finished(m, sl);
-    batch__map_unlock(m, batch__map_pump(m));
+    batch__map_unlock_ev(m, batch__map_pump(m), &ev);
 }
 
 /* ---- launch --------------------------------------------------------------------------------- */
@@ -428,6 +440,7 @@ BATCH__PRIVATE batch_result batch__map_check(const batch_map_desc* d) {
     if (!d->acc_size && any_fold) return BATCH_ERR_INVALID;
     if (d->acc_size > ((size_t)1 << 30)) return BATCH_ERR_INVALID;
     if (d->on_batch && d->iterate) return BATCH_ERR_INVALID;
+    if (!batch__progress_desc_ok(&d->progress)) return BATCH_ERR_INVALID;
     return BATCH_OK;
 }
 
@@ -444,7 +457,7 @@ BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* 
     batch__mjob* m = (batch__mjob*)BATCH_MALLOC(sizeof *m, ctx);
     if (!m) return BATCH_ERR_NOMEM;
     memset(m, 0, sizeof *m);
-    m->ops = &batch__map_job_ops;
+    m->head.ops = &batch__map_job_ops;
     m->pool = pool;
     m->alloc_ctx = ctx;
     m->d = *desc;
@@ -490,6 +503,7 @@ BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* 
     batch_counter_add(&m->latch, 1);   /* the dispatch token */
     m->launch_ns = batch_now_ns();
     m->deadline_ns = d->timeout_ns ? m->launch_ns + d->timeout_ns : 0;
+    batch__progress_init(&m->head.prog, &d->progress, m->threads, m->launch_ns);
     if (!d->pull_fn && d->count == 0) m->input_done = true;
     *out = (batch_job*)m;
     batch__mutex_lock(&m->lock);
@@ -502,7 +516,7 @@ BATCH_API batch_result batch_map_next(batch_job* pub, const batch_batch** out) {
     if (!out) return BATCH_ERR_INVALID;
     *out = NULL;
     batch__mjob* m = (batch__mjob*)pub;
-    if (!m || m->ops != &batch__map_job_ops || !m->d.iterate) return BATCH_ERR_INVALID;
+    if (!m || m->head.ops != &batch__map_job_ops || !m->d.iterate) return BATCH_ERR_INVALID;
     batch__mslot* list = NULL;
     batch__mutex_lock(&m->lock);
     if (m->held) {
@@ -576,12 +590,13 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
     if (m->d.sizing && m->key && s->items && s->busy_ns)
         batch_sizing_record_cost(m->d.sizing, m->key, s->busy_ns / s->items + 1);
     m->done = true;
+    batch__progress_emit((batch_job*)m, s->status == BATCH_JOB_CANCELLED ? BATCH_EVENT_JOB_CANCELLED : BATCH_EVENT_JOB_COMPLETED, NULL);
     return s->result;
 }
 
 BATCH_API batch_result batch_map_wait(batch_job* pub, batch_map_summary* summary, void* acc_out) {
     batch__mjob* m = (batch__mjob*)pub;
-    if (!m || m->ops != &batch__map_job_ops) return BATCH_ERR_INVALID;
+    if (!m || m->head.ops != &batch__map_job_ops) return BATCH_ERR_INVALID;
     batch_result r = batch__map_finish(m);
     if (summary) *summary = m->s;
     if (acc_out && m->d.acc_size) memcpy(acc_out, m->acc, m->d.acc_size);
@@ -626,6 +641,21 @@ BATCH__PRIVATE batch_result batch__map_job_cancel(batch_job* pub) {
     return BATCH_OK;
 }
 
-static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__map_job_cancel, batch__map_job_free };
+BATCH__PRIVATE void batch__map_job_counts(batch_job* pub, batch_progress* out, uint64_t* busy) {
+    batch__mjob* m = (batch__mjob*)pub;
+    batch__mutex_lock(&m->lock);
+    out->total = m->d.pull_fn ? (m->input_done ? m->next_item : 0) : m->d.count;
+    out->succeeded = m->s.succeeded;
+    out->failed = m->s.failed;
+    out->retried = m->s.retries;
+    out->running = m->conc_now;
+    out->cancelled = m->done ? m->s.unprocessed : 0;
+    out->processed = out->succeeded + out->failed + out->cancelled;
+    *busy = m->s.busy_ns;
+    batch__mutex_unlock(&m->lock);
+}
+
+static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__map_job_cancel, batch__map_job_free,
+                                                   batch__map_job_counts };
 
 #endif /* BATCH__MAP_C */

@@ -25,6 +25,7 @@ int test_thread_create_fails(void);
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <fcntl.h>
 
 uint64_t test_seed;
 int test_scale = 1;
@@ -41,6 +42,7 @@ void test_fail_at(const char* file, int line, const char* expr, const char* deta
 #include "test_pool.c"
 #include "test_graph.c"
 #include "test_map.c"
+#include "test_progress.c"
 
 static const test_case all_tests[] = {
     PLATFORM_TESTS
@@ -48,6 +50,7 @@ static const test_case all_tests[] = {
     POOL_TESTS
     GRAPH_TESTS
     MAP_TESTS
+    PROGRESS_TESTS
 };
 
 static double now_ms(void) { return (double)batch_now_ns() / 1e6; }

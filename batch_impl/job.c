@@ -1,0 +1,184 @@
+/* job.c - what graph runs and maps share: the job header that batch_job_* dispatch on, and
+   progress reporting (snapshots, smoothed ETA, the throttled callback, events, the bar). */
+#ifndef BATCH__JOB_C
+#define BATCH__JOB_C
+#ifndef BATCH_SINGLE_FILE
+#  include "pool.c"
+#endif
+
+typedef struct batch__job_ops {
+    batch_result (*wait)(batch_job* job, batch_job_summary* summary);
+    batch_result (*cancel)(batch_job* job);
+    void (*free)(batch_job* job);
+    /* the counts of a snapshot: total, processed ... cancelled, retried, running, busy */
+    void (*counts)(batch_job* job, batch_progress* out, uint64_t* busy_ns);
+} batch__job_ops;
+
+typedef struct batch__progress {
+    batch_progress_fn fn;
+    void* user;
+    uint64_t interval_ns;
+    unsigned events;
+    int threads;
+    uint64_t launch_ns;
+    _Atomic uint64_t next_ns;     /* the next periodic tick */
+    batch__spin lock;             /* callbacks of a job never overlap; guards the fields below */
+    double eta_prev;
+    uint64_t eta_at, peak_running;
+} batch__progress;
+
+/* The first member of every job. */
+typedef struct batch__job_head {
+    const batch__job_ops* ops;
+    batch__progress prog;
+} batch__job_head;
+
+BATCH__PRIVATE batch__job_head* batch__head(batch_job* job) { return (batch__job_head*)(void*)job; }
+
+BATCH__PRIVATE bool batch__progress_desc_ok(const batch_progress_desc* d) {
+    return d->events < (1u << BATCH_EVENT_COUNT_) && d->interval_ms <= 86400000u;
+}
+
+BATCH__PRIVATE void batch__progress_init(batch__progress* pr, const batch_progress_desc* d, int threads, uint64_t launch_ns) {
+    memset(pr, 0, sizeof *pr);
+    pr->fn = d->fn;
+    pr->user = d->user_data;
+    pr->interval_ns = (uint64_t)(d->interval_ms ? d->interval_ms : 500) * 1000000u;
+    pr->events = d->events ? d->events : BATCH_EVENTS_DEFAULT;
+    pr->threads = threads > 0 ? threads : 1;
+    pr->launch_ns = launch_ns;
+    pr->eta_prev = -1;
+    atomic_init(&pr->next_ns, launch_ns + pr->interval_ns);
+    batch__spin_init(&pr->lock);
+}
+
+/* Fills a snapshot; pr->lock held (the ETA smoothing keeps state). */
+BATCH__PRIVATE void batch__progress_fill_locked(batch_job* job, batch_progress* out) {
+    batch__job_head* h = batch__head(job);
+    batch__progress* pr = &h->prog;
+    uint64_t busy = 0, now = batch_now_ns();
+    memset(out, 0, sizeof *out);
+    h->ops->counts(job, out, &busy);
+    if (out->running > pr->peak_running) pr->peak_running = out->running;
+    out->peak_running = pr->peak_running;
+    double elapsed = (double)(now - pr->launch_ns) / 1e9;
+    out->elapsed_s = elapsed;
+    out->items_per_s = elapsed > 0 ? (double)out->processed / elapsed : 0;
+    out->efficiency = elapsed > 0 ? (double)busy / 1e9 / (elapsed * pr->threads) : 0;
+    if (out->efficiency > 1) out->efficiency = 1;
+    out->percent = -1;
+    out->eta_s = -1;
+    if (out->total) {
+        double f = (double)out->processed / (double)out->total;
+        out->percent = 100.0 * f;
+        if (out->processed && out->processed < out->total) {
+            /* the raw estimate from the average rate, blended with the previous estimate (moved
+               on by the time since) in proportion to the fraction done: early on, when the
+               rate says little, the estimate moves slowly; it does not jump (GNU parallel) */
+            double raw = (double)(out->total - out->processed) * elapsed / (double)out->processed;
+            double eta = raw;
+            if (pr->eta_prev >= 0) {
+                double moved = pr->eta_prev - (double)(now - pr->eta_at) / 1e9;
+                if (moved < 0) moved = 0;
+                eta = f * raw + (1 - f) * moved;
+            }
+            pr->eta_prev = eta;
+            pr->eta_at = now;
+            out->eta_s = eta;
+        } else if (out->processed >= out->total) {
+            out->eta_s = 0;
+        }
+    }
+}
+
+BATCH_API batch_result batch_job_progress(batch_job* job, batch_progress* out) {
+    if (!job || !out) return BATCH_ERR_INVALID;
+    batch__progress* pr = &batch__head(job)->prog;
+    batch__spin_lock(&pr->lock);
+    batch__progress_fill_locked(job, out);
+    batch__spin_unlock(&pr->lock);
+    return BATCH_OK;
+}
+
+/* Calls the progress callback for event ev, if the job wants it. */
+BATCH__PRIVATE void batch__progress_emit(batch_job* job, batch_event ev, const batch_event_info* info) {
+    batch__progress* pr = &batch__head(job)->prog;
+    if (!pr->fn || !(pr->events & BATCH_EVENT_BIT(ev))) return;
+    batch_event_info none;
+    if (!info) { memset(&none, 0, sizeof none); info = &none; }
+    batch_progress snap;
+    batch__spin_lock(&pr->lock);
+    batch__progress_fill_locked(job, &snap);
+    pr->fn(ev, &snap, info, pr->user);
+    batch__spin_unlock(&pr->lock);
+}
+
+/* The periodic tick: the one thread whose CAS moves the deadline on calls back. */
+BATCH__PRIVATE void batch__progress_tick(batch_job* job, uint64_t now) {
+    batch__progress* pr = &batch__head(job)->prog;
+    if (!pr->fn) return;
+    uint64_t next = atomic_load_explicit(&pr->next_ns, memory_order_relaxed);
+    if (now < next) return;
+    /* relaxed: only who calls back is decided here; the lock orders the callbacks */
+    if (!atomic_compare_exchange_strong_explicit(&pr->next_ns, &next, now + pr->interval_ns,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return;
+    batch__progress_emit(job, BATCH_EVENT_PROGRESS, NULL);
+}
+
+BATCH_API const char* batch_event_string(batch_event e) {
+    static const char* const names[] = { "progress", "task_completed", "task_failed", "batch_completed",
+                                         "group_completed", "job_completed", "job_cancelled" };
+    return ((unsigned)e < BATCH_EVENT_COUNT_) ? names[e] : "unknown";
+}
+
+/* ---- the progress bar ------------------------------------------------------------------------ */
+BATCH__PRIVATE bool batch__stderr_is_tty(void) {
+#if defined(__unix__) || defined(__APPLE__)
+    const char* term = getenv("TERM");
+    return isatty(2) && !(term && !strcmp(term, "dumb"));
+#else
+    return false;
+#endif
+}
+
+BATCH__PRIVATE void batch__fmt_seconds(char* buf, size_t n, double s) {
+    if (s < 0) { snprintf(buf, n, "--:--"); return; }
+    unsigned long t = (unsigned long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%lu:%02lu:%02lu", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, n, "%02lu:%02lu", t / 60, t % 60);
+}
+
+BATCH_API void batch_progress_bar(batch_event ev, const batch_progress* p, const batch_event_info* info, void* user) {
+    (void)info;
+    if (!p) return;
+    batch_progress_bar_state* st = (batch_progress_bar_state*)user;
+    bool end = ev == BATCH_EVENT_JOB_COMPLETED || ev == BATCH_EVENT_JOB_CANCELLED;
+    if (!end && ev != BATCH_EVENT_PROGRESS) return;
+    bool tty = batch__stderr_is_tty();
+    uint64_t now = batch_now_ns();
+    if (st && !end) {
+        uint64_t min_gap = tty ? 100000000u : 5000000000u;   /* ~10 redraws/s, or a line per 5 s */
+        if (st->last_ns && now - st->last_ns < min_gap) return;
+        st->last_ns = now;
+    }
+    char eta[32], el[32], line[256];
+    batch__fmt_seconds(eta, sizeof eta, p->eta_s);
+    batch__fmt_seconds(el, sizeof el, p->elapsed_s);
+    int width = 30, filled = p->percent < 0 ? 0 : (int)(p->percent / 100.0 * width + 0.5);
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : (p->percent < 0 ? '?' : '.');
+    bar[width] = 0;
+    if (p->total)
+        snprintf(line, sizeof line, "[%s] %5.1f%% %llu/%llu ok %llu fail %llu %.0f/s elapsed %s eta %s", bar, p->percent,
+                 (unsigned long long)p->processed, (unsigned long long)p->total, (unsigned long long)p->succeeded,
+                 (unsigned long long)p->failed, p->items_per_s, el, eta);
+    else
+        snprintf(line, sizeof line, "%llu done, ok %llu fail %llu %.0f/s elapsed %s", (unsigned long long)p->processed,
+                 (unsigned long long)p->succeeded, (unsigned long long)p->failed, p->items_per_s, el);
+    if (tty) fprintf(stderr, "\r%s\033[K%s", line, end ? "\n" : "");
+    else fprintf(stderr, "%s%s\n", line, end ? (ev == BATCH_EVENT_JOB_CANCELLED ? " (cancelled)" : " (done)") : "");
+    fflush(stderr);
+}
+
+#endif /* BATCH__JOB_C */
