@@ -635,6 +635,16 @@ BATCH_API batch_result batch_map_wait(batch_job* job, batch_map_summary* summary
 /* Launch + wait + destroy. */
 BATCH_API batch_result batch_map_run(batch_pool* pool, const batch_map_desc* desc, batch_map_summary* summary,
                                      void* acc_out);
+/* ---------------------------------------------------------------------------------------------
+   REPORTS of a finished job (after batch_job_wait / batch_map_wait; BATCH_ERR_BUSY before).
+   JSON: status, counts, timings in integer microseconds (never locale-dependent floats; rates
+   in per mille), and for a graph one record per task (name, status, attempts, error, message,
+   worker, start/end relative to the launch); strings are escaped. Text: a summary table fit for
+   a terminal, with the tasks that did not complete. BATCH_ERR_INVALID on NULL or when `out`
+   reports a write error (ferror). */
+BATCH_API batch_result batch_job_report_json(batch_job* job, FILE* out);
+BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out);
+
 /* Inside an item function: the batch's index. */
 BATCH_API size_t batch_ctx_batch_index(const batch_ctx* ctx);
 

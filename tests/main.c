@@ -43,6 +43,7 @@ void test_fail_at(const char* file, int line, const char* expr, const char* deta
 #include "test_graph.c"
 #include "test_map.c"
 #include "test_progress.c"
+#include "test_report.c"
 
 static const test_case all_tests[] = {
     PLATFORM_TESTS
@@ -51,6 +52,7 @@ static const test_case all_tests[] = {
     GRAPH_TESTS
     MAP_TESTS
     PROGRESS_TESTS
+    REPORT_TESTS
 };
 
 static double now_ms(void) { return (double)batch_now_ns() / 1e6; }

@@ -1,0 +1,108 @@
+/* test_report.c - JSON reports parse back (a small strict JSON checker) and carry the right
+   counts and escaped strings; text reports name what did not complete. */
+
+/* A strict JSON syntax checker: returns the position after one value, or NULL. */
+static const char* json_ws(const char* p) { while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') p++; return p; }
+static const char* json_value(const char* p, int depth);
+static const char* json_string(const char* p) {
+    if (*p++ != '"') return NULL;
+    while (*p != '"') {
+        if ((unsigned char)*p < 0x20) return NULL;   /* raw control characters are not allowed */
+        if (*p == '\\') {
+            p++;
+            if (*p == 'u') { for (int i = 1; i <= 4; i++) if (!strchr("0123456789abcdefABCDEF", p[i]) || !p[i]) return NULL; p += 5; continue; }
+            if (!strchr("\"\\/bfnrt", *p) || !*p) return NULL;
+        }
+        p++;
+    }
+    return p + 1;
+}
+static const char* json_value(const char* p, int depth) {
+    p = json_ws(p);
+    if (depth > 32) return NULL;
+    if (*p == '{' || *p == '[') {
+        char close = *p == '{' ? '}' : ']';
+        bool obj = *p == '{';
+        p = json_ws(p + 1);
+        if (*p == close) return p + 1;
+        for (;;) {
+            if (obj) { p = json_string(json_ws(p)); if (!p) return NULL; p = json_ws(p); if (*p++ != ':') return NULL; }
+            p = json_value(p, depth + 1);
+            if (!p) return NULL;
+            p = json_ws(p);
+            if (*p == ',') { p++; continue; }
+            if (*p == close) return p + 1;
+            return NULL;
+        }
+    }
+    if (*p == '"') return json_string(p);
+    if (!strncmp(p, "null", 4) || !strncmp(p, "true", 4)) return p + 4;
+    if (!strncmp(p, "false", 5)) return p + 5;
+    if (*p == '-' || (*p >= '0' && *p <= '9')) {
+        if (*p == '-') p++;
+        if (!(*p >= '0' && *p <= '9')) return NULL;
+        while (*p >= '0' && *p <= '9') p++;
+        if (*p == '.' || *p == 'e' || *p == 'E') return NULL;   /* reports write integers only */
+        return p;
+    }
+    return NULL;
+}
+static void check_json(const char* text) {
+    const char* end = json_value(text, 0);
+    if (!end || *json_ws(end)) { fprintf(stderr, "bad JSON:\n%s\n", text); CHECK(0); }
+}
+
+static int fail_quote(batch_ctx* ctx, void* u) { (void)u; return batch_fail(ctx, 9, "bad \"input\"\n\tline\x01"); }
+
+static void test_report_json_text(void) {
+    batch_pool* p = make_pool(2);
+    batch_graph* g;
+    CHECK_OK(batch_graph_create(&g, &(batch_graph_desc){ .name = "rep\"ort" }));
+    batch_task a = add_task(g, task_ok, NULL, "first");
+    batch_task b = add_task(g, fail_quote, NULL, "se\"cond\\");
+    batch_task c = add_task(g, task_ok, NULL, NULL);
+    CHECK_OK(batch_task_precede(g, a, b));
+    CHECK_OK(batch_task_precede(g, b, c));
+    batch_job* job;
+    CHECK_OK(batch_graph_launch(p, g, NULL, &job));
+    static char buf[16384];
+    FILE* f = fmemopen(buf, sizeof buf, "w");
+    batch_job_wait(job, NULL);
+    CHECK_OK(batch_job_report_json(job, f));
+    fclose(f);
+    check_json(buf);
+    CHECK(strstr(buf, "\"status\": \"partial_failure\""));
+    CHECK(strstr(buf, "\"total\": 3"));
+    CHECK(strstr(buf, "\"skipped\": 1"));
+    CHECK(strstr(buf, "\"name\": \"se\\\"cond\\\\\""));
+    CHECK(strstr(buf, "bad \\\"input\\\"\\n\\tline\\u0001"));
+    CHECK(strstr(buf, "\"graph\": \"rep\\\"ort\""));
+    f = fmemopen(buf, sizeof buf, "w");
+    CHECK_OK(batch_job_report_text(job, f));
+    fclose(f);
+    CHECK(strstr(buf, "partial_failure") && strstr(buf, "se\"cond") && strstr(buf, "skipped"));
+    CHECK(!strstr(buf, "first"));   /* completed tasks are not listed */
+    CHECK_EQ(batch_job_report_json(NULL, stdout), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_job_report_json(job, NULL), BATCH_ERR_INVALID);
+    CHECK_OK(batch_job_destroy(job));
+    CHECK_OK(batch_graph_destroy(g));
+
+    /* a map: busy before the end, then a report */
+    CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .count = 1000, .item_fn = half_fail, .batch_size = 10, .error_threshold = 0.5 }, &job));
+    f = fmemopen(buf, sizeof buf, "w");
+    batch_result early = batch_job_report_json(job, f);
+    CHECK(early == BATCH_ERR_BUSY || early == BATCH_OK);   /* it may already be over */
+    fclose(f);
+    CHECK_EQ(batch_map_wait(job, NULL, NULL), BATCH_PARTIAL);
+    f = fmemopen(buf, sizeof buf, "w");
+    CHECK_OK(batch_job_report_json(job, f));
+    fclose(f);
+    check_json(buf);
+    CHECK(strstr(buf, "\"kind\": \"map\"") && strstr(buf, "\"batches\": 100") && strstr(buf, "\"failed\": 500"));
+    CHECK(strstr(buf, "\"success_rate_permille\": 500"));
+    CHECK_OK(batch_job_destroy(job));
+    CHECK_OK(batch_pool_destroy(p));
+}
+
+#define REPORT_TESTS \
+    { "report_json_text", test_report_json_text },
