@@ -92,8 +92,15 @@ int main(int argc, char** argv) {
     char msg[256];
     if (batch_graph_validate(g, msg, sizeof msg) != BATCH_OK) { fprintf(stderr, "%s\n", msg); return 1; }
 
+    /* run it as a job: a progress bar on stderr while it runs, a report when it is done */
+    batch_progress_bar_state bar = { 0, 0 };
+    batch_job* job;
+    if (batch_graph_launch(pool, g, &(batch_run_desc){ .max_concurrency = 4,
+            .progress = { .fn = batch_progress_bar, .user_data = &bar, .interval_ms = 100 } }, &job) != BATCH_OK) return 1;
     batch_job_summary s;
-    batch_result r = batch_graph_run(pool, g, &(batch_run_desc){ .max_concurrency = 4 }, &s);
+    batch_result r = batch_job_wait(job, &s);
+    batch_job_report_text(job, stdout);
+    batch_job_destroy(job);
 
     printf("%-20s %-10s %8s %10s  %s\n", "feature", "status", "attempts", "ms", "result / last error");
     for (int i = 0; i < FEATURES; i++) {
