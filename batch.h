@@ -171,7 +171,7 @@ typedef enum batch_priority {
    is fine), is bound to one pool by batch_counter_init, and must outlive the tasks it counts.
    Fields are private. */
 typedef struct batch_counter {
-    uint64_t state_;        /* count << 1 | waiter flag; accessed atomically */
+    uint64_t state_;        /* count << 2 | two waiter flags; accessed atomically */
     batch_pool* pool_;
 } batch_counter;
 
@@ -421,12 +421,15 @@ typedef struct batch_job_summary {
    (BATCH_ERR_CYCLE). BATCH_ERR_BUSY: g has a job that was not yet waited for or destroyed. */
 BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, const batch_run_desc* desc,
                                           batch_job** out_job);
-/* Waits for the job (a worker helps meanwhile). BATCH_OK (all completed), BATCH_PARTIAL,
+/* Waits for the job (a worker helps meanwhile); one thread at a time may wait for a job.
+   BATCH_OK (all completed), BATCH_PARTIAL,
    BATCH_ERR_FAILED, BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT (the deadline passed). Fills *summary
    if non-NULL. May be called again; returns the same. */
 BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary);
-/* Cooperative: tasks not started become CANCELLED; running ones see batch_should_stop. Any
-   thread, any time before destroy; idempotent; after completion it changes nothing. */
+/* Cooperative: tasks not started become CANCELLED; running ones see batch_should_stop; a task
+   waiting for a retry is settled FAILED within 50 ms. Any thread (progress callbacks, on_batch
+   and pull_fn included), any time before destroy; idempotent; after completion it changes
+   nothing. */
 BATCH_API batch_result batch_job_cancel(batch_job* job);
 /* Waits if needed, then frees the job; the graph can then run again or be changed. NULL: no-op. */
 BATCH_API batch_result batch_job_destroy(batch_job* job);
@@ -1056,6 +1059,10 @@ BATCH__PRIVATE void batch__spin_lock(batch__spin* l) {
         }
     }
 }
+BATCH__PRIVATE bool batch__spin_trylock(batch__spin* l) {
+    return !atomic_load_explicit(&l->locked, memory_order_relaxed) &&
+           !atomic_exchange_explicit(&l->locked, 1, memory_order_acquire);
+}
 BATCH__PRIVATE void batch__spin_unlock(batch__spin* l) {
     atomic_store_explicit(&l->locked, 0, memory_order_release);   /* publishes the section */
 }
@@ -1228,8 +1235,8 @@ BATCH__PRIVATE int64_t batch__deque_size(batch__deque* d) {
    Nothing here knows about graphs or maps: both are built from pool tasks and counters.
 
    Quiescence. Each worker counts the tasks it submitted and the tasks it executed in its own
-   cache line (single writer); submissions from other threads are counted under the injection
-   lock. The pool is idle when sum(executed), read first, equals sum(submitted), read after:
+   cache line (single writer); submissions from other threads and inline executions are counted
+   with atomic adds. The pool is idle when sum(executed), read first, equals sum(submitted), read after:
    the counters only grow, and a task is counted as submitted before it can run and as executed
    only after everything it submitted was counted, so equality means nothing was in flight.
    No shared counter is touched per task. */
@@ -1306,6 +1313,7 @@ struct batch_pool {
     BATCH__ALIGNED batch__spin inj_lock;
     batch__task* front[BATCH__LEVELS];   /* under inj_lock: tasks put back, taken first */
     batch__task* inline_stack;           /* under inj_lock; inline pools: NORMAL tasks that tasks submit (LIFO) */
+    _Atomic int inline_ready;            /* inline_stack is not empty (a hint read without the lock) */
     /* the free-task cache of threads that are not workers */
     BATCH__ALIGNED batch__spin ext_lock;
     batch__task* ext_free;
@@ -1337,6 +1345,7 @@ struct batch_pool {
     _Atomic int stop;                    /* workers exit */
     _Atomic int ext_active;              /* non-workers inside batch_pool_submit */
     _Atomic int idle_waiters;            /* threads waiting for quiescence */
+    _Atomic int wakers;                  /* non-workers between a counter decrement and its wake-up */
     bool joined;
 };
 
@@ -1519,7 +1528,7 @@ BATCH__PRIVATE batch__task* batch__inj_pop_level(batch_pool* p, int l) {
 BATCH__PRIVATE batch__task* batch__inj_pop(batch_pool* p, unsigned levels) {
     unsigned mask = atomic_load_explicit(&p->inj_mask, memory_order_relaxed) & levels;
     for (int l = 0; l < BATCH__LEVELS; l++) {
-        if (!(mask & (1u << l)) && !p->front[l]) continue;
+        if (!(levels & (1u << l)) || (!(mask & (1u << l)) && !p->front[l])) continue;
         batch__task* t = batch__inj_pop_level(p, l);
         if (t) return t;
     }
@@ -1544,6 +1553,7 @@ BATCH__PRIVATE batch__task* batch__inj_take(batch_pool* p, batch__worker* w, uns
         moved = n - 1 - i;
         /* a deque that cannot grow: the rest goes back to the front, in order */
         for (; i >= 0; i--) { grab[i]->next = p->front[l]; p->front[l] = grab[i]; }
+        if (p->front[l]) atomic_fetch_or_explicit(&p->inj_mask, 1u << l, memory_order_seq_cst);
     }
     batch__spin_unlock(&p->inj_lock);
     if (moved) batch__ec_notify(p, false);
@@ -1621,13 +1631,19 @@ BATCH__PRIVATE void batch__counter_wake(batch_pool* p, uint64_t flags) {
 
 /* The count is known to be >= 1. Does not touch *c after the decrement: the waiter may return
    and free it at once, so the pool is read first. */
-/* Subtracts n (the count is known to be >= n). */
+/* Subtracts n (the count is known to be >= n). Once the count is zero the waiter may return,
+   free the counter and even destroy the pool: the pool is read first, and a thread that is not
+   a worker (workers are joined before the pool is freed) registers as a waker, so that
+   batch_pool_destroy does not free the pool under its wake-up. */
 BATCH__PRIVATE void batch__counter_subn(batch_counter* c, uint64_t n) {
     batch_pool* p = c->pool_;
+    bool outsider = !batch__self(p);
+    if (outsider) atomic_fetch_add_explicit(&p->wakers, 1, memory_order_seq_cst);
     /* seq_cst: pairs with the waiter's flag RMW and the eventcount fence (see batch__ec_*) */
     uint64_t old = atomic_fetch_sub_explicit(BATCH__ATOMIC_U64(&c->state_), n * BATCH__CNT_ONE, memory_order_seq_cst);
     if (old / BATCH__CNT_ONE == n && (old & (BATCH__CNT_ONE - 1)))
         batch__counter_wake(p, old);
+    if (outsider) atomic_fetch_sub_explicit(&p->wakers, 1, memory_order_release);
 }
 BATCH__PRIVATE void batch__counter_sub1(batch_counter* c) { batch__counter_subn(c, 1); }
 
@@ -1748,7 +1764,10 @@ BATCH__PRIVATE bool batch__inline_run_one(batch_pool* p) {
        (newest first, like a worker's own deque: nested waits stay shallow), then the rest */
     batch__spin_lock(&p->inj_lock);
     batch__task* t = batch__inj_pop(p, BATCH__HIGH_LEVELS_MASK);
-    if (!t && (t = p->inline_stack)) p->inline_stack = t->next;
+    if (!t && (t = p->inline_stack)) {
+        p->inline_stack = t->next;
+        if (!p->inline_stack) atomic_store_explicit(&p->inline_ready, 0, memory_order_relaxed);
+    }
     if (!t) t = batch__inj_pop(p, ~0u);
     batch__spin_unlock(&p->inj_lock);
     if (!t) return false;
@@ -1783,25 +1802,20 @@ BATCH__PRIVATE bool batch__quiescent(const batch_pool* p) {
 /* Blocks the calling non-worker thread until the pool is quiescent. With `flush_delays` the
    delayed tasks are released at once (shutdown). */
 BATCH__PRIVATE void batch__wait_quiescent(batch_pool* p, bool flush_delays) {
-    if (p->inline_mode) {
-        for (;;) {
-            if (flush_delays) batch__release_due(p, UINT64_MAX);
-            if (batch__inline_run_one(p)) continue;
-            if (batch__quiescent(p)) return;
-            batch__mutex_lock(&p->done_lock);
-            uint64_t due = atomic_load_explicit(&p->delay_next, memory_order_relaxed);
-            if (!batch__quiescent(p)) batch__cond_wait_slice(&p->done_cond, &p->done_lock, due);
-            batch__mutex_unlock(&p->done_lock);
-        }
-    }
+    /* seq_cst RMW + fence: a Dekker pair with a worker's fence in ec_prepare before it reads
+       idle_waiters (batch__wake_idle_waiters), and with an inline runner's wake-up */
     atomic_fetch_add_explicit(&p->idle_waiters, 1, memory_order_seq_cst);
+    BATCH__FENCE_SEQ_CST();
     for (;;) {
         if (flush_delays) batch__release_due(p, UINT64_MAX);
+        if (p->inline_mode && batch__inline_run_one(p)) continue;
         batch__mutex_lock(&p->done_lock);
         bool q = batch__quiescent(p);
-        /* the slice bound only matters for delays submitted during shutdown, flushed above */
-        if (!q) batch__cond_wait_slice(&p->done_cond, &p->done_lock,
-                                       flush_delays ? batch_now_ns() + 10000000u : UINT64_MAX);
+        uint64_t due = atomic_load_explicit(&p->delay_next, memory_order_relaxed);
+        /* sliced (100 ms) even without delays: a safety net on weakly ordered machines; the
+           wake-ups above are what normally end the wait */
+        uint64_t limit = batch_now_ns() + (flush_delays ? 10000000u : BATCH__WAIT_SLICE_NS);
+        if (!q) batch__cond_wait_slice(&p->done_cond, &p->done_lock, due < limit ? due : limit);
         batch__mutex_unlock(&p->done_lock);
         if (q) break;
     }
@@ -1930,6 +1944,8 @@ BATCH_API batch_result batch_pool_destroy(batch_pool* p) {
     if (!p) return BATCH_OK;
     batch_result r = batch_pool_shutdown(p);
     if (r != BATCH_OK) return r;
+    /* acquire: pairs with the release decrement of a waker that has finished with the pool */
+    while (atomic_load_explicit(&p->wakers, memory_order_acquire) != 0) batch__yield();
     batch__pool_free(p);
     return BATCH_OK;
 }
@@ -2021,7 +2037,12 @@ BATCH__PRIVATE bool batch__enqueue(batch_pool* p, batch__worker* w, batch__task*
             batch__spin_lock(&p->inj_lock);
             t->next = p->inline_stack;
             p->inline_stack = t;
+            atomic_store_explicit(&p->inline_ready, 1, memory_order_relaxed);
             batch__spin_unlock(&p->inj_lock);
+            /* another thread may be waiting on this inline pool for exactly this task */
+            batch__mutex_lock(&p->done_lock);
+            batch__cond_broadcast(&p->done_cond);
+            batch__mutex_unlock(&p->done_lock);
             return true;
         }
     }
@@ -2092,14 +2113,18 @@ BATCH_API batch_result batch_counter_add(batch_counter* c, uint64_t n) {
 BATCH_API batch_result batch_counter_done(batch_counter* c) {
     if (!c || !c->pool_) return BATCH_ERR_INVALID;
     batch_pool* p = c->pool_;   /* read first: once the count is zero the waiter may free c */
+    bool outsider = !batch__self(p);
+    if (outsider) atomic_fetch_add_explicit(&p->wakers, 1, memory_order_seq_cst);   /* see batch__counter_subn */
     uint64_t s = atomic_load_explicit(BATCH__ATOMIC_U64(&c->state_), memory_order_relaxed);
+    batch_result r = BATCH_OK;
     do {
-        if (s < BATCH__CNT_ONE) return BATCH_ERR_INVALID;
-        /* seq_cst: as in batch__counter_sub1 */
+        if (s < BATCH__CNT_ONE) { r = BATCH_ERR_INVALID; break; }
+        /* seq_cst: as in batch__counter_subn */
     } while (!atomic_compare_exchange_weak_explicit(BATCH__ATOMIC_U64(&c->state_), &s, s - BATCH__CNT_ONE,
                                                     memory_order_seq_cst, memory_order_relaxed));
-    if (s / BATCH__CNT_ONE == 1 && (s & (BATCH__CNT_ONE - 1))) batch__counter_wake(p, s);
-    return BATCH_OK;
+    if (r == BATCH_OK && s / BATCH__CNT_ONE == 1 && (s & (BATCH__CNT_ONE - 1))) batch__counter_wake(p, s);
+    if (outsider) atomic_fetch_sub_explicit(&p->wakers, 1, memory_order_release);
+    return r;
 }
 
 BATCH_API uint64_t batch_counter_value(const batch_counter* c) { return c ? batch__counter_load(c) : 0; }
@@ -2136,7 +2161,8 @@ BATCH__PRIVATE batch_result batch__counter_wait(batch_counter* c, uint64_t deadl
             atomic_fetch_or_explicit(st, BATCH__CNT_THREAD_WAITING, memory_order_seq_cst);
             batch__mutex_lock(&p->done_lock);
             uint64_t due = atomic_load_explicit(&p->delay_next, memory_order_relaxed);
-            bool ready = atomic_load_explicit(&p->inj_mask, memory_order_relaxed) != 0;
+            bool ready = atomic_load_explicit(&p->inj_mask, memory_order_relaxed) != 0 ||
+                         atomic_load_explicit(&p->inline_ready, memory_order_relaxed) != 0;
             if (batch__counter_load(c) != 0 && !ready)
                 batch__cond_wait_slice(&p->done_cond, &p->done_lock, due < deadline ? due : deadline);
             batch__mutex_unlock(&p->done_lock);
@@ -2155,12 +2181,25 @@ BATCH__PRIVATE batch_result batch__counter_wait(batch_counter* c, uint64_t deadl
     return r;
 }
 
-BATCH_API batch_result batch_counter_wait(batch_counter* c) { return batch__counter_wait(c, UINT64_MAX); }
+/* A waiter leaves: clear the waiter flags if the count is still zero, so that later zero
+   crossings of a reused counter do not broadcast for nobody. */
+BATCH__PRIVATE batch_result batch__counter_wait_clear(batch_counter* c, uint64_t deadline) {
+    batch_result r = batch__counter_wait(c, deadline);
+    if (r == BATCH_OK) {
+        uint64_t s = atomic_load_explicit(BATCH__ATOMIC_U64(&c->state_), memory_order_relaxed);
+        if (s && s < BATCH__CNT_ONE)
+            atomic_compare_exchange_strong_explicit(BATCH__ATOMIC_U64(&c->state_), &s, 0, memory_order_relaxed,
+                                                    memory_order_relaxed);
+    }
+    return r;
+}
+
+BATCH_API batch_result batch_counter_wait(batch_counter* c) { return batch__counter_wait_clear(c, UINT64_MAX); }
 
 BATCH_API batch_result batch_counter_wait_timeout(batch_counter* c, uint64_t timeout_ns) {
     uint64_t now = batch_now_ns();
     uint64_t deadline = timeout_ns >= UINT64_MAX - now ? UINT64_MAX - 1 : now + timeout_ns;
-    return batch__counter_wait(c, deadline);
+    return batch__counter_wait_clear(c, deadline);
 }
 
 /* ---- parallel-for ---------------------------------------------------------------------------- */
@@ -2253,6 +2292,12 @@ typedef struct batch__job_head {
 
 BATCH__PRIVATE batch__job_head* batch__head(batch_job* job) { return (batch__job_head*)(void*)job; }
 
+/* What this thread is inside of, so that a callback may call back into its own job:
+   the progress callback of a job (its progress lock is held), or a map callback that runs under
+   the map's lock (on_batch, pull_fn, init/combine). */
+static BATCH__THREAD_LOCAL batch_job* batch__tls_progress_cb;
+static BATCH__THREAD_LOCAL batch_job* batch__tls_map_locked;
+
 BATCH__PRIVATE bool batch__progress_desc_ok(const batch_progress_desc* d) {
     return d->events < (1u << BATCH_EVENT_COUNT_) && d->interval_ms <= 86400000u;
 }
@@ -2270,15 +2315,16 @@ BATCH__PRIVATE void batch__progress_init(batch__progress* pr, const batch_progre
     batch__spin_init(&pr->lock);
 }
 
-/* Fills a snapshot; pr->lock held (the ETA smoothing keeps state). */
-BATCH__PRIVATE void batch__progress_fill_locked(batch_job* job, batch_progress* out) {
+/* Fills a snapshot. With `state` (pr->lock held) it smooths the ETA and tracks the peak;
+   without (the lock is someone else's) the ETA is the raw estimate. */
+BATCH__PRIVATE void batch__progress_fill(batch_job* job, batch_progress* out, bool state) {
     batch__job_head* h = batch__head(job);
     batch__progress* pr = &h->prog;
     uint64_t busy = 0, now = batch_now_ns();
     memset(out, 0, sizeof *out);
     h->ops->counts(job, out, &busy);
-    if (out->running > pr->peak_running) pr->peak_running = out->running;
-    out->peak_running = pr->peak_running;
+    if (state && out->running > pr->peak_running) pr->peak_running = out->running;
+    out->peak_running = state ? pr->peak_running : out->running;
     double elapsed = (double)(now - pr->launch_ns) / 1e9;
     out->elapsed_s = elapsed;
     out->items_per_s = elapsed > 0 ? (double)out->processed / elapsed : 0;
@@ -2295,13 +2341,12 @@ BATCH__PRIVATE void batch__progress_fill_locked(batch_job* job, batch_progress* 
                rate says little, the estimate moves slowly; it does not jump (GNU parallel) */
             double raw = (double)(out->total - out->processed) * elapsed / (double)out->processed;
             double eta = raw;
-            if (pr->eta_prev >= 0) {
+            if (state && pr->eta_prev >= 0) {
                 double moved = pr->eta_prev - (double)(now - pr->eta_at) / 1e9;
                 if (moved < 0) moved = 0;
                 eta = f * raw + (1 - f) * moved;
             }
-            pr->eta_prev = eta;
-            pr->eta_at = now;
+            if (state) { pr->eta_prev = eta; pr->eta_at = now; }
             out->eta_s = eta;
         } else if (out->processed >= out->total) {
             out->eta_s = 0;
@@ -2312,9 +2357,17 @@ BATCH__PRIVATE void batch__progress_fill_locked(batch_job* job, batch_progress* 
 BATCH_API batch_result batch_job_progress(batch_job* job, batch_progress* out) {
     if (!job || !out) return BATCH_ERR_INVALID;
     batch__progress* pr = &batch__head(job)->prog;
-    batch__spin_lock(&pr->lock);
-    batch__progress_fill_locked(job, out);
-    batch__spin_unlock(&pr->lock);
+    if (batch__tls_progress_cb == job) {            /* from its own progress callback */
+        batch__progress_fill(job, out, true);
+    } else if (batch__tls_map_locked == job) {      /* from on_batch: never wait for pr->lock */
+        bool got = batch__spin_trylock(&pr->lock);
+        batch__progress_fill(job, out, got);
+        if (got) batch__spin_unlock(&pr->lock);
+    } else {
+        batch__spin_lock(&pr->lock);
+        batch__progress_fill(job, out, true);
+        batch__spin_unlock(&pr->lock);
+    }
     return BATCH_OK;
 }
 
@@ -2326,8 +2379,11 @@ BATCH__PRIVATE void batch__progress_emit(batch_job* job, batch_event ev, const b
     if (!info) { memset(&none, 0, sizeof none); info = &none; }
     batch_progress snap;
     batch__spin_lock(&pr->lock);
-    batch__progress_fill_locked(job, &snap);
+    batch__progress_fill(job, &snap, true);
+    batch_job* saved = batch__tls_progress_cb;
+    batch__tls_progress_cb = job;
     pr->fn(ev, &snap, info, pr->user);
+    batch__tls_progress_cb = saved;
     batch__spin_unlock(&pr->lock);
 }
 
@@ -2414,6 +2470,7 @@ BATCH_API void batch_progress_bar(batch_event ev, const batch_progress* p, const
 #endif
 
 enum { BATCH__POISON_SKIP = 1, BATCH__POISON_CANCEL = 2 };
+#define BATCH__RETRY_POLL_NS 50000000u   /* a retry's wait is cut into slices of at most 50 ms */
 enum { BATCH__STOP_NONE = 0, BATCH__STOP_CANCEL, BATCH__STOP_FAIL_FAST, BATCH__STOP_DEADLINE, BATCH__STOP_LAUNCH };
 #define BATCH__NO_NODE UINT32_MAX
 #define BATCH__LEVEL_RUN 0xff    /* a task without its own priority takes the run's */
@@ -2427,6 +2484,7 @@ typedef struct batch__gnode {
     char* msg;
     _Atomic(void*) output;
     uint64_t start_ns, end_ns;
+    uint64_t retry_due;           /* a retry waits until then (0: not waiting) */
     _Atomic uint32_t pending;     /* predecessors not finished in this run */
     uint32_t next_local;          /* park queue / local overflow list link */
     int32_t error;
@@ -2474,6 +2532,7 @@ typedef struct batch__job {
     void* raw;
     batch_counter latch;          /* tasks not finished */
     BATCH__ALIGNED _Atomic int stop;
+    _Atomic int cut;              /* a stop cut a retry short */
     uint64_t launch_ns, deadline_ns;
     batch_failure_policy policy;
     int max_conc;
@@ -2921,8 +2980,20 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
             atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_DEADLINE);
             stop = 1;
         }
+        if (n->retry_due) {
+            /* a retry waits in slices of at most BATCH__RETRY_POLL_NS, so that a cancel or a
+               deadline does not wait for a long backoff */
+            uint64_t now = batch_now_ns();
+            if (!stop && now < n->retry_due) {
+                uint64_t d = n->retry_due - now;
+                if (batch__gnode_submit(job, n, d < BATCH__RETRY_POLL_NS ? d : BATCH__RETRY_POLL_NS)) { last_end = 0; goto next_node; }
+            }
+            n->retry_due = 0;
+        }
         if (stop || (poison & BATCH__POISON_CANCEL)) {
-            outcome = BATCH_TASK_CANCELLED;
+            /* a task that failed and was waiting for a retry stays FAILED */
+            outcome = n->attempts ? BATCH_TASK_FAILED : BATCH_TASK_CANCELLED;
+            if (n->attempts && stop) atomic_store_explicit(&job->cut, 1, memory_order_relaxed);
         } else if (poison & BATCH__POISON_SKIP) {
             outcome = BATCH_TASK_SKIPPED;
         } else {
@@ -2964,11 +3035,11 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
                 n->error = rc;
                 if (n->attempts <= n->max_retries && !atomic_load_explicit(&job->stop, memory_order_relaxed)) {
                     atomic_store_explicit(&n->status, BATCH_TASK_QUEUED, memory_order_relaxed);
-                    if (batch__gnode_submit(job, n, batch__backoff(n, n->attempts - 1, &rng))) {
-                        last_end = 0;
-                        goto next_node;
-                    }
-                    continue;   /* the delayed queue is out of memory: retry at once, here */
+                    uint64_t now = batch_now_ns();
+                    uint64_t due = now + batch__backoff(n, n->attempts - 1, &rng);
+                    if (job->deadline_ns && due > job->deadline_ns) due = job->deadline_ns;   /* then settle */
+                    n->retry_due = due > now ? due : now + 1;
+                    continue;   /* the top of the loop queues the wait (or, out of memory, retries here) */
                 }
                 outcome = BATCH_TASK_FAILED;
                 if (job->policy == BATCH_POLICY_FAIL_FAST) {
@@ -3093,6 +3164,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
         x->error = 0;
         x->worker = -1;
         x->start_ns = x->end_ns = 0;
+        x->retry_due = 0;
         x->has_slot = 0;
         if (x->msg) x->msg[0] = 0;
     }
@@ -3159,7 +3231,7 @@ BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summ
         s->wall_ns = (job->times ? last_end : batch_now_ns()) - job->launch_ns;
         s->peak_concurrency = job->times ? batch__peak_concurrency(g, g->alloc_ctx) : 0;
         int stop = atomic_load(&job->stop);
-        if (s->cancelled) {
+        if (s->cancelled || (atomic_load(&job->cut) && stop != BATCH__STOP_FAIL_FAST)) {
             if (stop == BATCH__STOP_DEADLINE) { s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT; }
             else if (stop == BATCH__STOP_FAIL_FAST) { s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED; }
             else if (stop == BATCH__STOP_LAUNCH) { s->status = BATCH_JOB_FAILED; s->result = job->launch_error; }
@@ -3485,6 +3557,7 @@ BATCH_API batch_result batch_sizing_record_cost(batch_sizing* s, const char* key
 
 enum { BATCH__SLOT_FREE, BATCH__SLOT_RUNNING, BATCH__SLOT_FINISHED, BATCH__SLOT_QUEUED, BATCH__SLOT_HELD };
 enum { BATCH__MSTOP_CANCEL = 1, BATCH__MSTOP_HALT, BATCH__MSTOP_DEADLINE, BATCH__MSTOP_NOMEM };
+BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user);
 
 typedef struct batch__mslot {
     struct batch__mjob* job;
@@ -3499,7 +3572,7 @@ typedef struct batch__mslot {
     void* acc;
     size_t succeeded, failed;
     batch_batch_status status;
-    uint64_t exec_ns;
+    uint64_t exec_ns, retry_due;  /* retry_due: a retry waits until then (0: not waiting) */
     int retries_used, worker;
     struct batch__mslot* next;    /* free list, iterator queue, submit list */
     batch_batch view;
@@ -3537,6 +3610,7 @@ typedef struct batch__mjob {
     batch_counter latch;
     int dec_pending;              /* latch decrements owed, applied after the lock is released */
     _Atomic int stop;
+    _Atomic int cut;              /* a stop cut a batch's retries short */
     uint64_t launch_ns, deadline_ns;
     bool done;
 } batch__mjob;
@@ -3610,6 +3684,17 @@ BATCH__PRIVATE size_t batch__map_next_size(batch__mjob* m) {
     return batch__clamp(size, m->min_b, m->max_b);
 }
 
+/* True, and the job marked, when a cancel, halt or the deadline forbids another attempt. */
+BATCH__PRIVATE bool batch__map_stopped(batch__mjob* m, uint64_t now) {
+    if (atomic_load_explicit(&m->stop, memory_order_relaxed)) return true;
+    if (m->deadline_ns && now >= m->deadline_ns) {
+        int e = 0;
+        atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_DEADLINE);
+        return true;
+    }
+    return false;
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------- */
 BATCH__PRIVATE void batch__map_wake_consumer(batch__mjob* m) {
     if (m->consumer_waiting) {
@@ -3631,9 +3716,7 @@ BATCH__PRIVATE void batch__map_release_token(batch__mjob* m) {
 BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
     batch__mslot* out = NULL;
     batch__mslot** tail = &out;
-    if (!m->token_released && !atomic_load_explicit(&m->stop, memory_order_relaxed) && m->deadline_ns &&
-        batch_now_ns() >= m->deadline_ns)
-        atomic_store_explicit(&m->stop, BATCH__MSTOP_DEADLINE, memory_order_relaxed);
+    if (!m->token_released && m->deadline_ns) (void)batch__map_stopped(m, batch_now_ns());
     while (!m->token_released) {
         if (atomic_load_explicit(&m->stop, memory_order_relaxed) || m->input_done) { batch__map_release_token(m); break; }
         if (!m->free_slots) break;
@@ -3651,6 +3734,8 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
         }
         size_t n = 0;
         if (m->d.pull_fn) {
+            batch_job* saved = batch__tls_map_locked;
+            batch__tls_map_locked = (batch_job*)m;
             while (n < size) {
                 void* p = NULL;
                 if (!m->d.pull_fn(m->d.user_data, &p)) { m->input_done = true; break; }
@@ -3658,6 +3743,7 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
                 sl->items[n].ptr = p;
                 n++;
             }
+            batch__tls_map_locked = saved;
         } else {
             n = size;
             if (m->next_item + n >= m->d.count) m->input_done = true;
@@ -3680,8 +3766,6 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
     }
     return out;
 }
-
-BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user);
 
 /* Queues the slots `list` (no lock held). A slot the pool cannot take runs here. */
 BATCH__PRIVATE void batch__map_submit(batch__mjob* m, batch__mslot* list) {
@@ -3744,6 +3828,8 @@ BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
     v->exec_ns = sl->exec_ns;
     v->retries_used = sl->retries_used;
     v->worker = sl->worker;
+    batch_job* saved = batch__tls_map_locked;
+    batch__tls_map_locked = (batch_job*)m;
     if (v->acc) m->d.combine_fn(m->acc, sl->acc, m->d.user_data);
     m->s.batches++;
     if (sl->status == BATCH_BATCH_SUCCESS) m->s.batches_succeeded++;
@@ -3757,6 +3843,7 @@ BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
         atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_HALT);
     }
     if (m->d.on_batch) m->d.on_batch(v, m->d.user_data);
+    batch__tls_map_locked = saved;
     if (m->d.iterate && !m->draining) {
         sl->state = BATCH__SLOT_QUEUED;
         sl->next = NULL;
@@ -3792,8 +3879,14 @@ BATCH__PRIVATE void batch__map_finished(batch__mjob* m, batch__mslot* sl) {
 }
 
 /* ---- running a batch --------------------------------------------------------------------- */
-BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
-    batch__mslot* sl = (batch__mslot*)user;
+/* Queues slot sl again after delay_ns (the delayed queue; no worker sleeps). */
+BATCH__PRIVATE bool batch__mslot_requeue(batch_pool* p, batch__mslot* sl, uint64_t delay_ns) {
+    return batch_pool_submit(p, &(batch_work){ .fn = batch__mslot_task, .user_data = sl, .priority = sl->job->d.priority,
+                                                .delay_ns = delay_ns ? delay_ns : 1 }) == BATCH_OK;
+}
+
+/* Runs one attempt of a batch's items; fills codes, results, errors, counts, status. */
+BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     batch__mjob* m = sl->job;
     const batch_map_desc* d = &m->d;
     char msg[BATCH_MESSAGE_MAX];
@@ -3829,9 +3922,34 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
     if (sl->failed == 0) sl->status = BATCH_BATCH_SUCCESS;
     else if ((double)sl->failed <= d->error_threshold * (double)sl->count) sl->status = BATCH_BATCH_PARTIAL_SUCCESS;
     else sl->status = BATCH_BATCH_FAILED;
-    if (sl->status == BATCH_BATCH_FAILED && sl->retries_used < d->max_retries &&
-        !atomic_load_explicit(&m->stop, memory_order_relaxed)) {
-        /* the whole batch again after base * 2^k, from the delayed queue; it keeps its slot */
+}
+
+BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
+    batch__mslot* sl = (batch__mslot*)user;
+    batch__mjob* m = sl->job;
+    const batch_map_desc* d = &m->d;
+    size_t rs = d->result_size;
+    for (;;) {
+        if (sl->retry_due) {
+            /* a retry waits in slices of at most BATCH__RETRY_POLL_NS, so that a cancel or the
+               deadline is not held up by a long backoff */
+            uint64_t now = batch_now_ns();
+            if (batch__map_stopped(m, now)) {
+                sl->retry_due = 0;
+                atomic_store_explicit(&m->cut, 1, memory_order_relaxed);
+                break;   /* delivered as it is: FAILED, its last attempt's errors */
+            }
+            if (now < sl->retry_due) {
+                uint64_t left = sl->retry_due - now;
+                if (batch__mslot_requeue(p, sl, left < BATCH__RETRY_POLL_NS ? left : BATCH__RETRY_POLL_NS)) return;
+            }
+            sl->retry_due = 0;   /* due, or the delayed queue is out of memory: run now */
+        }
+        batch__mslot_attempt(p, sl);
+        if (sl->status != BATCH_BATCH_FAILED || sl->retries_used >= d->max_retries) break;
+        uint64_t now = batch_now_ns();
+        if (batch__map_stopped(m, now)) { atomic_store_explicit(&m->cut, 1, memory_order_relaxed); break; }
+        /* the whole batch again after base * 2^k; it keeps its slot */
         uint64_t delay = d->retry_base_ns;
         for (int k = 0; k < sl->retries_used && delay < d->retry_max_ns; k++) delay *= 2;
         if (delay > d->retry_max_ns) delay = d->retry_max_ns;
@@ -3840,11 +3958,9 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
         m->s.retries++;
         m->s.busy_ns += sl->exec_ns;
         batch__mutex_unlock(&m->lock);
-        if (batch_pool_submit(p, &(batch_work){ .fn = batch__mslot_task, .user_data = sl, .priority = d->priority,
-                                                .delay_ns = delay ? delay : 1 }) == BATCH_OK)
-            return;
-        batch__mslot_task(p, sl);   /* no memory for the delay: retry at once */
-        return;
+        uint64_t due = now + (delay ? delay : 1);
+        if (m->deadline_ns && due > m->deadline_ns) due = m->deadline_ns;   /* wake to settle */
+        sl->retry_due = due;
     }
     /* fold the successful items into the batch's fresh accumulator (never for a FAILED batch) */
     if (d->acc_size && sl->status != BATCH_BATCH_FAILED) {
@@ -4041,9 +4157,10 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
     s->success_rate = s->items ? (double)s->succeeded / (double)s->items : 1.0;
     s->parallel_efficiency = s->wall_ns ? (double)s->busy_ns / ((double)s->wall_ns * m->threads) : 0.0;
     int stop = atomic_load(&m->stop);
-    if (stop == BATCH__MSTOP_CANCEL && s->unprocessed + (m->d.pull_fn ? !m->input_done : 0)) {
+    bool cut = s->unprocessed || (m->d.pull_fn && !m->input_done) || atomic_load(&m->cut);
+    if (stop == BATCH__MSTOP_CANCEL && cut) {
         s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_CANCELLED;
-    } else if (stop == BATCH__MSTOP_DEADLINE) {
+    } else if (stop == BATCH__MSTOP_DEADLINE && cut) {
         s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT;
     } else if (stop == BATCH__MSTOP_HALT) {
         s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED;
@@ -4104,6 +4221,8 @@ BATCH__PRIVATE batch_result batch__map_job_cancel(batch_job* pub) {
     batch__mjob* m = (batch__mjob*)pub;
     int e = 0;
     atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_CANCEL);
+    /* from on_batch or pull_fn (the lock is ours): the pump that follows the callback stops */
+    if (batch__tls_map_locked == pub) return BATCH_OK;
     /* wake a consumer so that it sees the end once the running batches are delivered */
     batch__mutex_lock(&m->lock);
     batch__map_unlock(m, batch__map_pump(m));
@@ -4112,7 +4231,8 @@ BATCH__PRIVATE batch_result batch__map_job_cancel(batch_job* pub) {
 
 BATCH__PRIVATE void batch__map_job_counts(batch_job* pub, batch_progress* out, uint64_t* busy) {
     batch__mjob* m = (batch__mjob*)pub;
-    batch__mutex_lock(&m->lock);
+    bool held = batch__tls_map_locked == pub;   /* from on_batch: this thread holds the lock */
+    if (!held) batch__mutex_lock(&m->lock);
     out->total = m->d.pull_fn ? (m->input_done ? m->next_item : 0) : m->d.count;
     out->succeeded = m->s.succeeded;
     out->failed = m->s.failed;
@@ -4121,7 +4241,7 @@ BATCH__PRIVATE void batch__map_job_counts(batch_job* pub, batch_progress* out, u
     out->cancelled = m->done ? m->s.unprocessed : 0;
     out->processed = out->succeeded + out->failed + out->cancelled;
     *busy = m->s.busy_ns;
-    batch__mutex_unlock(&m->lock);
+    if (!held) batch__mutex_unlock(&m->lock);
 }
 
 static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__map_job_cancel, batch__map_job_free,

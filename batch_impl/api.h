@@ -170,7 +170,7 @@ typedef enum batch_priority {
    is fine), is bound to one pool by batch_counter_init, and must outlive the tasks it counts.
    Fields are private. */
 typedef struct batch_counter {
-    uint64_t state_;        /* count << 1 | waiter flag; accessed atomically */
+    uint64_t state_;        /* count << 2 | two waiter flags; accessed atomically */
     batch_pool* pool_;
 } batch_counter;
 
@@ -420,12 +420,15 @@ typedef struct batch_job_summary {
    (BATCH_ERR_CYCLE). BATCH_ERR_BUSY: g has a job that was not yet waited for or destroyed. */
 BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, const batch_run_desc* desc,
                                           batch_job** out_job);
-/* Waits for the job (a worker helps meanwhile). BATCH_OK (all completed), BATCH_PARTIAL,
+/* Waits for the job (a worker helps meanwhile); one thread at a time may wait for a job.
+   BATCH_OK (all completed), BATCH_PARTIAL,
    BATCH_ERR_FAILED, BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT (the deadline passed). Fills *summary
    if non-NULL. May be called again; returns the same. */
 BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary);
-/* Cooperative: tasks not started become CANCELLED; running ones see batch_should_stop. Any
-   thread, any time before destroy; idempotent; after completion it changes nothing. */
+/* Cooperative: tasks not started become CANCELLED; running ones see batch_should_stop; a task
+   waiting for a retry is settled FAILED within 50 ms. Any thread (progress callbacks, on_batch
+   and pull_fn included), any time before destroy; idempotent; after completion it changes
+   nothing. */
 BATCH_API batch_result batch_job_cancel(batch_job* job);
 /* Waits if needed, then frees the job; the graph can then run again or be changed. NULL: no-op. */
 BATCH_API batch_result batch_job_destroy(batch_job* job);

@@ -10,6 +10,7 @@
 #endif
 
 enum { BATCH__POISON_SKIP = 1, BATCH__POISON_CANCEL = 2 };
+#define BATCH__RETRY_POLL_NS 50000000u   /* a retry's wait is cut into slices of at most 50 ms */
 enum { BATCH__STOP_NONE = 0, BATCH__STOP_CANCEL, BATCH__STOP_FAIL_FAST, BATCH__STOP_DEADLINE, BATCH__STOP_LAUNCH };
 #define BATCH__NO_NODE UINT32_MAX
 #define BATCH__LEVEL_RUN 0xff    /* a task without its own priority takes the run's */
@@ -23,6 +24,7 @@ typedef struct batch__gnode {
     char* msg;
     _Atomic(void*) output;
     uint64_t start_ns, end_ns;
+    uint64_t retry_due;           /* a retry waits until then (0: not waiting) */
     _Atomic uint32_t pending;     /* predecessors not finished in this run */
     uint32_t next_local;          /* park queue / local overflow list link */
     int32_t error;
@@ -70,6 +72,7 @@ typedef struct batch__job {
     void* raw;
     batch_counter latch;          /* tasks not finished */
     BATCH__ALIGNED _Atomic int stop;
+    _Atomic int cut;              /* a stop cut a retry short */
     uint64_t launch_ns, deadline_ns;
     batch_failure_policy policy;
     int max_conc;
@@ -517,8 +520,20 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
             atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_DEADLINE);
             stop = 1;
         }
+        if (n->retry_due) {
+            /* a retry waits in slices of at most BATCH__RETRY_POLL_NS, so that a cancel or a
+               deadline does not wait for a long backoff */
+            uint64_t now = batch_now_ns();
+            if (!stop && now < n->retry_due) {
+                uint64_t d = n->retry_due - now;
+                if (batch__gnode_submit(job, n, d < BATCH__RETRY_POLL_NS ? d : BATCH__RETRY_POLL_NS)) { last_end = 0; goto next_node; }
+            }
+            n->retry_due = 0;
+        }
         if (stop || (poison & BATCH__POISON_CANCEL)) {
-            outcome = BATCH_TASK_CANCELLED;
+            /* a task that failed and was waiting for a retry stays FAILED */
+            outcome = n->attempts ? BATCH_TASK_FAILED : BATCH_TASK_CANCELLED;
+            if (n->attempts && stop) atomic_store_explicit(&job->cut, 1, memory_order_relaxed);
         } else if (poison & BATCH__POISON_SKIP) {
             outcome = BATCH_TASK_SKIPPED;
         } else {
@@ -560,11 +575,11 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
                 n->error = rc;
                 if (n->attempts <= n->max_retries && !atomic_load_explicit(&job->stop, memory_order_relaxed)) {
                     atomic_store_explicit(&n->status, BATCH_TASK_QUEUED, memory_order_relaxed);
-                    if (batch__gnode_submit(job, n, batch__backoff(n, n->attempts - 1, &rng))) {
-                        last_end = 0;
-                        goto next_node;
-                    }
-                    continue;   /* the delayed queue is out of memory: retry at once, here */
+                    uint64_t now = batch_now_ns();
+                    uint64_t due = now + batch__backoff(n, n->attempts - 1, &rng);
+                    if (job->deadline_ns && due > job->deadline_ns) due = job->deadline_ns;   /* then settle */
+                    n->retry_due = due > now ? due : now + 1;
+                    continue;   /* the top of the loop queues the wait (or, out of memory, retries here) */
                 }
                 outcome = BATCH_TASK_FAILED;
                 if (job->policy == BATCH_POLICY_FAIL_FAST) {
@@ -689,6 +704,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
         x->error = 0;
         x->worker = -1;
         x->start_ns = x->end_ns = 0;
+        x->retry_due = 0;
         x->has_slot = 0;
         if (x->msg) x->msg[0] = 0;
     }
@@ -755,7 +771,7 @@ BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summ
         s->wall_ns = (job->times ? last_end : batch_now_ns()) - job->launch_ns;
         s->peak_concurrency = job->times ? batch__peak_concurrency(g, g->alloc_ctx) : 0;
         int stop = atomic_load(&job->stop);
-        if (s->cancelled) {
+        if (s->cancelled || (atomic_load(&job->cut) && stop != BATCH__STOP_FAIL_FAST)) {
             if (stop == BATCH__STOP_DEADLINE) { s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT; }
             else if (stop == BATCH__STOP_FAIL_FAST) { s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED; }
             else if (stop == BATCH__STOP_LAUNCH) { s->status = BATCH_JOB_FAILED; s->result = job->launch_error; }

@@ -35,6 +35,12 @@ typedef struct batch__job_head {
 
 BATCH__PRIVATE batch__job_head* batch__head(batch_job* job) { return (batch__job_head*)(void*)job; }
 
+/* What this thread is inside of, so that a callback may call back into its own job:
+   the progress callback of a job (its progress lock is held), or a map callback that runs under
+   the map's lock (on_batch, pull_fn, init/combine). */
+static BATCH__THREAD_LOCAL batch_job* batch__tls_progress_cb;
+static BATCH__THREAD_LOCAL batch_job* batch__tls_map_locked;
+
 BATCH__PRIVATE bool batch__progress_desc_ok(const batch_progress_desc* d) {
     return d->events < (1u << BATCH_EVENT_COUNT_) && d->interval_ms <= 86400000u;
 }
@@ -52,15 +58,16 @@ BATCH__PRIVATE void batch__progress_init(batch__progress* pr, const batch_progre
     batch__spin_init(&pr->lock);
 }
 
-/* Fills a snapshot; pr->lock held (the ETA smoothing keeps state). */
-BATCH__PRIVATE void batch__progress_fill_locked(batch_job* job, batch_progress* out) {
+/* Fills a snapshot. With `state` (pr->lock held) it smooths the ETA and tracks the peak;
+   without (the lock is someone else's) the ETA is the raw estimate. */
+BATCH__PRIVATE void batch__progress_fill(batch_job* job, batch_progress* out, bool state) {
     batch__job_head* h = batch__head(job);
     batch__progress* pr = &h->prog;
     uint64_t busy = 0, now = batch_now_ns();
     memset(out, 0, sizeof *out);
     h->ops->counts(job, out, &busy);
-    if (out->running > pr->peak_running) pr->peak_running = out->running;
-    out->peak_running = pr->peak_running;
+    if (state && out->running > pr->peak_running) pr->peak_running = out->running;
+    out->peak_running = state ? pr->peak_running : out->running;
     double elapsed = (double)(now - pr->launch_ns) / 1e9;
     out->elapsed_s = elapsed;
     out->items_per_s = elapsed > 0 ? (double)out->processed / elapsed : 0;
@@ -77,13 +84,12 @@ BATCH__PRIVATE void batch__progress_fill_locked(batch_job* job, batch_progress* 
                rate says little, the estimate moves slowly; it does not jump (GNU parallel) */
             double raw = (double)(out->total - out->processed) * elapsed / (double)out->processed;
             double eta = raw;
-            if (pr->eta_prev >= 0) {
+            if (state && pr->eta_prev >= 0) {
                 double moved = pr->eta_prev - (double)(now - pr->eta_at) / 1e9;
                 if (moved < 0) moved = 0;
                 eta = f * raw + (1 - f) * moved;
             }
-            pr->eta_prev = eta;
-            pr->eta_at = now;
+            if (state) { pr->eta_prev = eta; pr->eta_at = now; }
             out->eta_s = eta;
         } else if (out->processed >= out->total) {
             out->eta_s = 0;
@@ -94,9 +100,17 @@ BATCH__PRIVATE void batch__progress_fill_locked(batch_job* job, batch_progress* 
 BATCH_API batch_result batch_job_progress(batch_job* job, batch_progress* out) {
     if (!job || !out) return BATCH_ERR_INVALID;
     batch__progress* pr = &batch__head(job)->prog;
-    batch__spin_lock(&pr->lock);
-    batch__progress_fill_locked(job, out);
-    batch__spin_unlock(&pr->lock);
+    if (batch__tls_progress_cb == job) {            /* from its own progress callback */
+        batch__progress_fill(job, out, true);
+    } else if (batch__tls_map_locked == job) {      /* from on_batch: never wait for pr->lock */
+        bool got = batch__spin_trylock(&pr->lock);
+        batch__progress_fill(job, out, got);
+        if (got) batch__spin_unlock(&pr->lock);
+    } else {
+        batch__spin_lock(&pr->lock);
+        batch__progress_fill(job, out, true);
+        batch__spin_unlock(&pr->lock);
+    }
     return BATCH_OK;
 }
 
@@ -108,8 +122,11 @@ BATCH__PRIVATE void batch__progress_emit(batch_job* job, batch_event ev, const b
     if (!info) { memset(&none, 0, sizeof none); info = &none; }
     batch_progress snap;
     batch__spin_lock(&pr->lock);
-    batch__progress_fill_locked(job, &snap);
+    batch__progress_fill(job, &snap, true);
+    batch_job* saved = batch__tls_progress_cb;
+    batch__tls_progress_cb = job;
     pr->fn(ev, &snap, info, pr->user);
+    batch__tls_progress_cb = saved;
     batch__spin_unlock(&pr->lock);
 }
 

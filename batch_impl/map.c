@@ -16,6 +16,7 @@
 
 enum { BATCH__SLOT_FREE, BATCH__SLOT_RUNNING, BATCH__SLOT_FINISHED, BATCH__SLOT_QUEUED, BATCH__SLOT_HELD };
 enum { BATCH__MSTOP_CANCEL = 1, BATCH__MSTOP_HALT, BATCH__MSTOP_DEADLINE, BATCH__MSTOP_NOMEM };
+BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user);
 
 typedef struct batch__mslot {
     struct batch__mjob* job;
@@ -30,7 +31,7 @@ typedef struct batch__mslot {
     void* acc;
     size_t succeeded, failed;
     batch_batch_status status;
-    uint64_t exec_ns;
+    uint64_t exec_ns, retry_due;  /* retry_due: a retry waits until then (0: not waiting) */
     int retries_used, worker;
     struct batch__mslot* next;    /* free list, iterator queue, submit list */
     batch_batch view;
@@ -68,6 +69,7 @@ typedef struct batch__mjob {
     batch_counter latch;
     int dec_pending;              /* latch decrements owed, applied after the lock is released */
     _Atomic int stop;
+    _Atomic int cut;              /* a stop cut a batch's retries short */
     uint64_t launch_ns, deadline_ns;
     bool done;
 } batch__mjob;
@@ -141,6 +143,17 @@ BATCH__PRIVATE size_t batch__map_next_size(batch__mjob* m) {
     return batch__clamp(size, m->min_b, m->max_b);
 }
 
+/* True, and the job marked, when a cancel, halt or the deadline forbids another attempt. */
+BATCH__PRIVATE bool batch__map_stopped(batch__mjob* m, uint64_t now) {
+    if (atomic_load_explicit(&m->stop, memory_order_relaxed)) return true;
+    if (m->deadline_ns && now >= m->deadline_ns) {
+        int e = 0;
+        atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_DEADLINE);
+        return true;
+    }
+    return false;
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------- */
 BATCH__PRIVATE void batch__map_wake_consumer(batch__mjob* m) {
     if (m->consumer_waiting) {
@@ -162,9 +175,7 @@ BATCH__PRIVATE void batch__map_release_token(batch__mjob* m) {
 BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
     batch__mslot* out = NULL;
     batch__mslot** tail = &out;
-    if (!m->token_released && !atomic_load_explicit(&m->stop, memory_order_relaxed) && m->deadline_ns &&
-        batch_now_ns() >= m->deadline_ns)
-        atomic_store_explicit(&m->stop, BATCH__MSTOP_DEADLINE, memory_order_relaxed);
+    if (!m->token_released && m->deadline_ns) (void)batch__map_stopped(m, batch_now_ns());
     while (!m->token_released) {
         if (atomic_load_explicit(&m->stop, memory_order_relaxed) || m->input_done) { batch__map_release_token(m); break; }
         if (!m->free_slots) break;
@@ -182,6 +193,8 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
         }
         size_t n = 0;
         if (m->d.pull_fn) {
+            batch_job* saved = batch__tls_map_locked;
+            batch__tls_map_locked = (batch_job*)m;
             while (n < size) {
                 void* p = NULL;
                 if (!m->d.pull_fn(m->d.user_data, &p)) { m->input_done = true; break; }
@@ -189,6 +202,7 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
                 sl->items[n].ptr = p;
                 n++;
             }
+            batch__tls_map_locked = saved;
         } else {
             n = size;
             if (m->next_item + n >= m->d.count) m->input_done = true;
@@ -211,8 +225,6 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
     }
     return out;
 }
-
-BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user);
 
 /* Queues the slots `list` (no lock held). A slot the pool cannot take runs here. */
 BATCH__PRIVATE void batch__map_submit(batch__mjob* m, batch__mslot* list) {
@@ -275,6 +287,8 @@ BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
     v->exec_ns = sl->exec_ns;
     v->retries_used = sl->retries_used;
     v->worker = sl->worker;
+    batch_job* saved = batch__tls_map_locked;
+    batch__tls_map_locked = (batch_job*)m;
     if (v->acc) m->d.combine_fn(m->acc, sl->acc, m->d.user_data);
     m->s.batches++;
     if (sl->status == BATCH_BATCH_SUCCESS) m->s.batches_succeeded++;
@@ -288,6 +302,7 @@ BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
         atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_HALT);
     }
     if (m->d.on_batch) m->d.on_batch(v, m->d.user_data);
+    batch__tls_map_locked = saved;
     if (m->d.iterate && !m->draining) {
         sl->state = BATCH__SLOT_QUEUED;
         sl->next = NULL;
@@ -323,8 +338,14 @@ BATCH__PRIVATE void batch__map_finished(batch__mjob* m, batch__mslot* sl) {
 }
 
 /* ---- running a batch --------------------------------------------------------------------- */
-BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
-    batch__mslot* sl = (batch__mslot*)user;
+/* Queues slot sl again after delay_ns (the delayed queue; no worker sleeps). */
+BATCH__PRIVATE bool batch__mslot_requeue(batch_pool* p, batch__mslot* sl, uint64_t delay_ns) {
+    return batch_pool_submit(p, &(batch_work){ .fn = batch__mslot_task, .user_data = sl, .priority = sl->job->d.priority,
+                                                .delay_ns = delay_ns ? delay_ns : 1 }) == BATCH_OK;
+}
+
+/* Runs one attempt of a batch's items; fills codes, results, errors, counts, status. */
+BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     batch__mjob* m = sl->job;
     const batch_map_desc* d = &m->d;
     char msg[BATCH_MESSAGE_MAX];
@@ -360,9 +381,34 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
     if (sl->failed == 0) sl->status = BATCH_BATCH_SUCCESS;
     else if ((double)sl->failed <= d->error_threshold * (double)sl->count) sl->status = BATCH_BATCH_PARTIAL_SUCCESS;
     else sl->status = BATCH_BATCH_FAILED;
-    if (sl->status == BATCH_BATCH_FAILED && sl->retries_used < d->max_retries &&
-        !atomic_load_explicit(&m->stop, memory_order_relaxed)) {
-        /* the whole batch again after base * 2^k, from the delayed queue; it keeps its slot */
+}
+
+BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
+    batch__mslot* sl = (batch__mslot*)user;
+    batch__mjob* m = sl->job;
+    const batch_map_desc* d = &m->d;
+    size_t rs = d->result_size;
+    for (;;) {
+        if (sl->retry_due) {
+            /* a retry waits in slices of at most BATCH__RETRY_POLL_NS, so that a cancel or the
+               deadline is not held up by a long backoff */
+            uint64_t now = batch_now_ns();
+            if (batch__map_stopped(m, now)) {
+                sl->retry_due = 0;
+                atomic_store_explicit(&m->cut, 1, memory_order_relaxed);
+                break;   /* delivered as it is: FAILED, its last attempt's errors */
+            }
+            if (now < sl->retry_due) {
+                uint64_t left = sl->retry_due - now;
+                if (batch__mslot_requeue(p, sl, left < BATCH__RETRY_POLL_NS ? left : BATCH__RETRY_POLL_NS)) return;
+            }
+            sl->retry_due = 0;   /* due, or the delayed queue is out of memory: run now */
+        }
+        batch__mslot_attempt(p, sl);
+        if (sl->status != BATCH_BATCH_FAILED || sl->retries_used >= d->max_retries) break;
+        uint64_t now = batch_now_ns();
+        if (batch__map_stopped(m, now)) { atomic_store_explicit(&m->cut, 1, memory_order_relaxed); break; }
+        /* the whole batch again after base * 2^k; it keeps its slot */
         uint64_t delay = d->retry_base_ns;
         for (int k = 0; k < sl->retries_used && delay < d->retry_max_ns; k++) delay *= 2;
         if (delay > d->retry_max_ns) delay = d->retry_max_ns;
@@ -371,11 +417,9 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
         m->s.retries++;
         m->s.busy_ns += sl->exec_ns;
         batch__mutex_unlock(&m->lock);
-        if (batch_pool_submit(p, &(batch_work){ .fn = batch__mslot_task, .user_data = sl, .priority = d->priority,
-                                                .delay_ns = delay ? delay : 1 }) == BATCH_OK)
-            return;
-        batch__mslot_task(p, sl);   /* no memory for the delay: retry at once */
-        return;
+        uint64_t due = now + (delay ? delay : 1);
+        if (m->deadline_ns && due > m->deadline_ns) due = m->deadline_ns;   /* wake to settle */
+        sl->retry_due = due;
     }
     /* fold the successful items into the batch's fresh accumulator (never for a FAILED batch) */
     if (d->acc_size && sl->status != BATCH_BATCH_FAILED) {
@@ -572,9 +616,10 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
     s->success_rate = s->items ? (double)s->succeeded / (double)s->items : 1.0;
     s->parallel_efficiency = s->wall_ns ? (double)s->busy_ns / ((double)s->wall_ns * m->threads) : 0.0;
     int stop = atomic_load(&m->stop);
-    if (stop == BATCH__MSTOP_CANCEL && s->unprocessed + (m->d.pull_fn ? !m->input_done : 0)) {
+    bool cut = s->unprocessed || (m->d.pull_fn && !m->input_done) || atomic_load(&m->cut);
+    if (stop == BATCH__MSTOP_CANCEL && cut) {
         s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_CANCELLED;
-    } else if (stop == BATCH__MSTOP_DEADLINE) {
+    } else if (stop == BATCH__MSTOP_DEADLINE && cut) {
         s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT;
     } else if (stop == BATCH__MSTOP_HALT) {
         s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED;
@@ -635,6 +680,8 @@ BATCH__PRIVATE batch_result batch__map_job_cancel(batch_job* pub) {
     batch__mjob* m = (batch__mjob*)pub;
     int e = 0;
     atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_CANCEL);
+    /* from on_batch or pull_fn (the lock is ours): the pump that follows the callback stops */
+    if (batch__tls_map_locked == pub) return BATCH_OK;
     /* wake a consumer so that it sees the end once the running batches are delivered */
     batch__mutex_lock(&m->lock);
     batch__map_unlock(m, batch__map_pump(m));
@@ -643,7 +690,8 @@ BATCH__PRIVATE batch_result batch__map_job_cancel(batch_job* pub) {
 
 BATCH__PRIVATE void batch__map_job_counts(batch_job* pub, batch_progress* out, uint64_t* busy) {
     batch__mjob* m = (batch__mjob*)pub;
-    batch__mutex_lock(&m->lock);
+    bool held = batch__tls_map_locked == pub;   /* from on_batch: this thread holds the lock */
+    if (!held) batch__mutex_lock(&m->lock);
     out->total = m->d.pull_fn ? (m->input_done ? m->next_item : 0) : m->d.count;
     out->succeeded = m->s.succeeded;
     out->failed = m->s.failed;
@@ -652,7 +700,7 @@ BATCH__PRIVATE void batch__map_job_counts(batch_job* pub, batch_progress* out, u
     out->cancelled = m->done ? m->s.unprocessed : 0;
     out->processed = out->succeeded + out->failed + out->cancelled;
     *busy = m->s.busy_ns;
-    batch__mutex_unlock(&m->lock);
+    if (!held) batch__mutex_unlock(&m->lock);
 }
 
 static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__map_job_cancel, batch__map_job_free,

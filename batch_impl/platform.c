@@ -183,6 +183,10 @@ BATCH__PRIVATE void batch__spin_lock(batch__spin* l) {
         }
     }
 }
+BATCH__PRIVATE bool batch__spin_trylock(batch__spin* l) {
+    return !atomic_load_explicit(&l->locked, memory_order_relaxed) &&
+           !atomic_exchange_explicit(&l->locked, 1, memory_order_acquire);
+}
 BATCH__PRIVATE void batch__spin_unlock(batch__spin* l) {
     atomic_store_explicit(&l->locked, 0, memory_order_release);   /* publishes the section */
 }

@@ -3,8 +3,8 @@
    Nothing here knows about graphs or maps: both are built from pool tasks and counters.
 
    Quiescence. Each worker counts the tasks it submitted and the tasks it executed in its own
-   cache line (single writer); submissions from other threads are counted under the injection
-   lock. The pool is idle when sum(executed), read first, equals sum(submitted), read after:
+   cache line (single writer); submissions from other threads and inline executions are counted
+   with atomic adds. The pool is idle when sum(executed), read first, equals sum(submitted), read after:
    the counters only grow, and a task is counted as submitted before it can run and as executed
    only after everything it submitted was counted, so equality means nothing was in flight.
    No shared counter is touched per task. */
@@ -81,6 +81,7 @@ struct batch_pool {
     BATCH__ALIGNED batch__spin inj_lock;
     batch__task* front[BATCH__LEVELS];   /* under inj_lock: tasks put back, taken first */
     batch__task* inline_stack;           /* under inj_lock; inline pools: NORMAL tasks that tasks submit (LIFO) */
+    _Atomic int inline_ready;            /* inline_stack is not empty (a hint read without the lock) */
     /* the free-task cache of threads that are not workers */
     BATCH__ALIGNED batch__spin ext_lock;
     batch__task* ext_free;
@@ -112,6 +113,7 @@ struct batch_pool {
     _Atomic int stop;                    /* workers exit */
     _Atomic int ext_active;              /* non-workers inside batch_pool_submit */
     _Atomic int idle_waiters;            /* threads waiting for quiescence */
+    _Atomic int wakers;                  /* non-workers between a counter decrement and its wake-up */
     bool joined;
 };
 
@@ -294,7 +296,7 @@ BATCH__PRIVATE batch__task* batch__inj_pop_level(batch_pool* p, int l) {
 BATCH__PRIVATE batch__task* batch__inj_pop(batch_pool* p, unsigned levels) {
     unsigned mask = atomic_load_explicit(&p->inj_mask, memory_order_relaxed) & levels;
     for (int l = 0; l < BATCH__LEVELS; l++) {
-        if (!(mask & (1u << l)) && !p->front[l]) continue;
+        if (!(levels & (1u << l)) || (!(mask & (1u << l)) && !p->front[l])) continue;
         batch__task* t = batch__inj_pop_level(p, l);
         if (t) return t;
     }
@@ -319,6 +321,7 @@ BATCH__PRIVATE batch__task* batch__inj_take(batch_pool* p, batch__worker* w, uns
         moved = n - 1 - i;
         /* a deque that cannot grow: the rest goes back to the front, in order */
         for (; i >= 0; i--) { grab[i]->next = p->front[l]; p->front[l] = grab[i]; }
+        if (p->front[l]) atomic_fetch_or_explicit(&p->inj_mask, 1u << l, memory_order_seq_cst);
     }
     batch__spin_unlock(&p->inj_lock);
     if (moved) batch__ec_notify(p, false);
@@ -396,13 +399,19 @@ BATCH__PRIVATE void batch__counter_wake(batch_pool* p, uint64_t flags) {
 
 /* The count is known to be >= 1. Does not touch *c after the decrement: the waiter may return
    and free it at once, so the pool is read first. */
-/* Subtracts n (the count is known to be >= n). */
+/* Subtracts n (the count is known to be >= n). Once the count is zero the waiter may return,
+   free the counter and even destroy the pool: the pool is read first, and a thread that is not
+   a worker (workers are joined before the pool is freed) registers as a waker, so that
+   batch_pool_destroy does not free the pool under its wake-up. */
 BATCH__PRIVATE void batch__counter_subn(batch_counter* c, uint64_t n) {
     batch_pool* p = c->pool_;
+    bool outsider = !batch__self(p);
+    if (outsider) atomic_fetch_add_explicit(&p->wakers, 1, memory_order_seq_cst);
     /* seq_cst: pairs with the waiter's flag RMW and the eventcount fence (see batch__ec_*) */
     uint64_t old = atomic_fetch_sub_explicit(BATCH__ATOMIC_U64(&c->state_), n * BATCH__CNT_ONE, memory_order_seq_cst);
     if (old / BATCH__CNT_ONE == n && (old & (BATCH__CNT_ONE - 1)))
         batch__counter_wake(p, old);
+    if (outsider) atomic_fetch_sub_explicit(&p->wakers, 1, memory_order_release);
 }
 BATCH__PRIVATE void batch__counter_sub1(batch_counter* c) { batch__counter_subn(c, 1); }
 
@@ -523,7 +532,10 @@ BATCH__PRIVATE bool batch__inline_run_one(batch_pool* p) {
        (newest first, like a worker's own deque: nested waits stay shallow), then the rest */
     batch__spin_lock(&p->inj_lock);
     batch__task* t = batch__inj_pop(p, BATCH__HIGH_LEVELS_MASK);
-    if (!t && (t = p->inline_stack)) p->inline_stack = t->next;
+    if (!t && (t = p->inline_stack)) {
+        p->inline_stack = t->next;
+        if (!p->inline_stack) atomic_store_explicit(&p->inline_ready, 0, memory_order_relaxed);
+    }
     if (!t) t = batch__inj_pop(p, ~0u);
     batch__spin_unlock(&p->inj_lock);
     if (!t) return false;
@@ -558,25 +570,20 @@ BATCH__PRIVATE bool batch__quiescent(const batch_pool* p) {
 /* Blocks the calling non-worker thread until the pool is quiescent. With `flush_delays` the
    delayed tasks are released at once (shutdown). */
 BATCH__PRIVATE void batch__wait_quiescent(batch_pool* p, bool flush_delays) {
-    if (p->inline_mode) {
-        for (;;) {
-            if (flush_delays) batch__release_due(p, UINT64_MAX);
-            if (batch__inline_run_one(p)) continue;
-            if (batch__quiescent(p)) return;
-            batch__mutex_lock(&p->done_lock);
-            uint64_t due = atomic_load_explicit(&p->delay_next, memory_order_relaxed);
-            if (!batch__quiescent(p)) batch__cond_wait_slice(&p->done_cond, &p->done_lock, due);
-            batch__mutex_unlock(&p->done_lock);
-        }
-    }
+    /* seq_cst RMW + fence: a Dekker pair with a worker's fence in ec_prepare before it reads
+       idle_waiters (batch__wake_idle_waiters), and with an inline runner's wake-up */
     atomic_fetch_add_explicit(&p->idle_waiters, 1, memory_order_seq_cst);
+    BATCH__FENCE_SEQ_CST();
     for (;;) {
         if (flush_delays) batch__release_due(p, UINT64_MAX);
+        if (p->inline_mode && batch__inline_run_one(p)) continue;
         batch__mutex_lock(&p->done_lock);
         bool q = batch__quiescent(p);
-        /* the slice bound only matters for delays submitted during shutdown, flushed above */
-        if (!q) batch__cond_wait_slice(&p->done_cond, &p->done_lock,
-                                       flush_delays ? batch_now_ns() + 10000000u : UINT64_MAX);
+        uint64_t due = atomic_load_explicit(&p->delay_next, memory_order_relaxed);
+        /* sliced (100 ms) even without delays: a safety net on weakly ordered machines; the
+           wake-ups above are what normally end the wait */
+        uint64_t limit = batch_now_ns() + (flush_delays ? 10000000u : BATCH__WAIT_SLICE_NS);
+        if (!q) batch__cond_wait_slice(&p->done_cond, &p->done_lock, due < limit ? due : limit);
         batch__mutex_unlock(&p->done_lock);
         if (q) break;
     }
@@ -705,6 +712,8 @@ BATCH_API batch_result batch_pool_destroy(batch_pool* p) {
     if (!p) return BATCH_OK;
     batch_result r = batch_pool_shutdown(p);
     if (r != BATCH_OK) return r;
+    /* acquire: pairs with the release decrement of a waker that has finished with the pool */
+    while (atomic_load_explicit(&p->wakers, memory_order_acquire) != 0) batch__yield();
     batch__pool_free(p);
     return BATCH_OK;
 }
@@ -796,7 +805,12 @@ BATCH__PRIVATE bool batch__enqueue(batch_pool* p, batch__worker* w, batch__task*
             batch__spin_lock(&p->inj_lock);
             t->next = p->inline_stack;
             p->inline_stack = t;
+            atomic_store_explicit(&p->inline_ready, 1, memory_order_relaxed);
             batch__spin_unlock(&p->inj_lock);
+            /* another thread may be waiting on this inline pool for exactly this task */
+            batch__mutex_lock(&p->done_lock);
+            batch__cond_broadcast(&p->done_cond);
+            batch__mutex_unlock(&p->done_lock);
             return true;
         }
     }
@@ -867,14 +881,18 @@ BATCH_API batch_result batch_counter_add(batch_counter* c, uint64_t n) {
 BATCH_API batch_result batch_counter_done(batch_counter* c) {
     if (!c || !c->pool_) return BATCH_ERR_INVALID;
     batch_pool* p = c->pool_;   /* read first: once the count is zero the waiter may free c */
+    bool outsider = !batch__self(p);
+    if (outsider) atomic_fetch_add_explicit(&p->wakers, 1, memory_order_seq_cst);   /* see batch__counter_subn */
     uint64_t s = atomic_load_explicit(BATCH__ATOMIC_U64(&c->state_), memory_order_relaxed);
+    batch_result r = BATCH_OK;
     do {
-        if (s < BATCH__CNT_ONE) return BATCH_ERR_INVALID;
-        /* seq_cst: as in batch__counter_sub1 */
+        if (s < BATCH__CNT_ONE) { r = BATCH_ERR_INVALID; break; }
+        /* seq_cst: as in batch__counter_subn */
     } while (!atomic_compare_exchange_weak_explicit(BATCH__ATOMIC_U64(&c->state_), &s, s - BATCH__CNT_ONE,
                                                     memory_order_seq_cst, memory_order_relaxed));
-    if (s / BATCH__CNT_ONE == 1 && (s & (BATCH__CNT_ONE - 1))) batch__counter_wake(p, s);
-    return BATCH_OK;
+    if (r == BATCH_OK && s / BATCH__CNT_ONE == 1 && (s & (BATCH__CNT_ONE - 1))) batch__counter_wake(p, s);
+    if (outsider) atomic_fetch_sub_explicit(&p->wakers, 1, memory_order_release);
+    return r;
 }
 
 BATCH_API uint64_t batch_counter_value(const batch_counter* c) { return c ? batch__counter_load(c) : 0; }
@@ -911,7 +929,8 @@ BATCH__PRIVATE batch_result batch__counter_wait(batch_counter* c, uint64_t deadl
             atomic_fetch_or_explicit(st, BATCH__CNT_THREAD_WAITING, memory_order_seq_cst);
             batch__mutex_lock(&p->done_lock);
             uint64_t due = atomic_load_explicit(&p->delay_next, memory_order_relaxed);
-            bool ready = atomic_load_explicit(&p->inj_mask, memory_order_relaxed) != 0;
+            bool ready = atomic_load_explicit(&p->inj_mask, memory_order_relaxed) != 0 ||
+                         atomic_load_explicit(&p->inline_ready, memory_order_relaxed) != 0;
             if (batch__counter_load(c) != 0 && !ready)
                 batch__cond_wait_slice(&p->done_cond, &p->done_lock, due < deadline ? due : deadline);
             batch__mutex_unlock(&p->done_lock);
@@ -930,12 +949,25 @@ BATCH__PRIVATE batch_result batch__counter_wait(batch_counter* c, uint64_t deadl
     return r;
 }
 
-BATCH_API batch_result batch_counter_wait(batch_counter* c) { return batch__counter_wait(c, UINT64_MAX); }
+/* A waiter leaves: clear the waiter flags if the count is still zero, so that later zero
+   crossings of a reused counter do not broadcast for nobody. */
+BATCH__PRIVATE batch_result batch__counter_wait_clear(batch_counter* c, uint64_t deadline) {
+    batch_result r = batch__counter_wait(c, deadline);
+    if (r == BATCH_OK) {
+        uint64_t s = atomic_load_explicit(BATCH__ATOMIC_U64(&c->state_), memory_order_relaxed);
+        if (s && s < BATCH__CNT_ONE)
+            atomic_compare_exchange_strong_explicit(BATCH__ATOMIC_U64(&c->state_), &s, 0, memory_order_relaxed,
+                                                    memory_order_relaxed);
+    }
+    return r;
+}
+
+BATCH_API batch_result batch_counter_wait(batch_counter* c) { return batch__counter_wait_clear(c, UINT64_MAX); }
 
 BATCH_API batch_result batch_counter_wait_timeout(batch_counter* c, uint64_t timeout_ns) {
     uint64_t now = batch_now_ns();
     uint64_t deadline = timeout_ns >= UINT64_MAX - now ? UINT64_MAX - 1 : now + timeout_ns;
-    return batch__counter_wait(c, deadline);
+    return batch__counter_wait_clear(c, deadline);
 }
 
 /* ---- parallel-for ---------------------------------------------------------------------------- */
