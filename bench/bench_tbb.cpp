@@ -1,6 +1,7 @@
 // bench_tbb.cpp - the oneTBB system of the batch.h benchmark (bench.c calls these through the
 // C interface declared in workloads.h). Built only into build/bench/bench_tbb (make bench-tbb).
 #include <oneapi/tbb/blocked_range.h>
+#include <oneapi/tbb/flow_graph.h>
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/partitioner.h>
@@ -9,6 +10,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <exception>
 #include <memory>
 #include <vector>
@@ -45,7 +47,114 @@ void add_to_slot(uint64_t s) {
     g_slots[(size_t)slot].v += s;
 }
 
+// Flow graphs of continue_nodes (graph workloads). A continue_node fires once it has heard from
+// every predecessor and then resets its count, so a graph built once runs any number of times.
+namespace flow = oneapi::tbb::flow;
+using cnode = flow::continue_node<flow::continue_msg>;
+
+struct flow_graph {
+    std::unique_ptr<flow::graph> g;
+    std::deque<cnode> nodes;   // continue_nodes cannot move: a deque keeps them in place
+    cnode* start = nullptr;
+};
+std::unique_ptr<flow_graph> g_chain, g_fanout, g_wave;
+
+// The graph workloads' task body: one count in the running thread's slot (see bench_graph_task).
+struct count_body {
+    bench_slot* slots;
+    void operator()(const flow::continue_msg&) const {
+        bench_graph_task(&slots[oneapi::tbb::this_task_arena::current_thread_index() + 1]);
+    }
+};
+
+struct wave_body {
+    uint32_t* cell;
+    size_t stride;
+    void operator()(const flow::continue_msg&) const { bench_wave_cell(cell, stride); }
+};
+
+// Builds inside the arena, so that the graph's tasks run there.
+template <class Build>
+int build_graph(std::unique_ptr<flow_graph>& slot, const char* what, Build build) {
+    try {
+        slot.reset();
+        std::unique_ptr<flow_graph> fg(new flow_graph);
+        g_arena->execute([&] {
+            fg->g.reset(new flow::graph);
+            build(*fg);
+        });
+        slot = std::move(fg);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench: oneTBB %s build failed: %s\n", what, e.what());
+        return 0;
+    }
+    return 1;
+}
+
+void run_graph(flow_graph& fg, const char* what) {
+    try {
+        g_arena->execute([&fg] {
+            fg.start->try_put(flow::continue_msg());
+            fg.g->wait_for_all();
+        });
+    } catch (const std::exception& e) {
+        fail(what, &e);
+    }
+}
+
 }  // namespace
+
+extern "C" int bench_tbb_chain_build(size_t n, bench_slot* slots) {
+    return build_graph(g_chain, "chain", [n, slots](flow_graph& fg) {
+        for (size_t i = 0; i < n; i++) {
+            fg.nodes.emplace_back(*fg.g, count_body{ slots });
+            if (i) flow::make_edge(fg.nodes[i - 1], fg.nodes[i]);
+        }
+        fg.start = &fg.nodes.front();
+    });
+}
+
+extern "C" void bench_tbb_chain_run(void) { run_graph(*g_chain, "chain"); }
+
+extern "C" int bench_tbb_fanout_build(size_t n, bench_slot* slots) {
+    return build_graph(g_fanout, "fanout", [n, slots](flow_graph& fg) {
+        fg.nodes.emplace_back(*fg.g, count_body{ slots });
+        cnode& root = fg.nodes.back();
+        for (size_t i = 0; i < n; i++) {
+            fg.nodes.emplace_back(*fg.g, count_body{ slots });
+            flow::make_edge(root, fg.nodes.back());
+        }
+        fg.nodes.emplace_back(*fg.g, count_body{ slots });
+        cnode& join = fg.nodes.back();
+        for (size_t i = 1; i <= n; i++) flow::make_edge(fg.nodes[i], join);
+        fg.start = &root;
+    });
+}
+
+extern "C" void bench_tbb_fanout_run(void) { run_graph(*g_fanout, "fanout"); }
+
+extern "C" int bench_tbb_wave_build(size_t rows, size_t cols, uint32_t* grid) {
+    return build_graph(g_wave, "wavefront", [rows, cols, grid](flow_graph& fg) {
+        size_t st = cols + 1;
+        for (size_t i = 1; i <= rows; i++) {
+            for (size_t j = 1; j <= cols; j++) {
+                fg.nodes.emplace_back(*fg.g, wave_body{ &grid[i * st + j], st });
+                size_t k = (i - 1) * cols + (j - 1);
+                if (i > 1) flow::make_edge(fg.nodes[k - cols], fg.nodes[k]);
+                if (j > 1) flow::make_edge(fg.nodes[k - 1], fg.nodes[k]);
+            }
+        }
+        fg.start = &fg.nodes.front();
+    });
+}
+
+extern "C" void bench_tbb_wave_run(void) { run_graph(*g_wave, "wavefront"); }
+
+extern "C" void bench_tbb_graphs_free(void) {
+    g_chain.reset();
+    g_fanout.reset();
+    g_wave.reset();
+}
 
 extern "C" int bench_tbb_init(int threads) {
     try {
@@ -63,6 +172,7 @@ extern "C" int bench_tbb_init(int threads) {
 }
 
 extern "C" void bench_tbb_fini(void) {
+    bench_tbb_graphs_free();
     g_arena.reset();
     g_control.reset();
 }

@@ -74,6 +74,41 @@ typedef enum bench_split {
     BENCH_SPLIT_GUIDED = 2  /* the system's own adaptive default */
 } bench_split;
 
+/* ---- graphs: chain, fanout, wavefront --------------------------------------------------------
+   A graph task (chain, fanout) is the spawn workload's empty call plus one count in the running
+   thread's own slot (slot 0: the serial loop or a thread that is not a worker; 1 + k: worker or
+   OpenMP thread k), so that every system's run is checked to have run each task exactly once
+   without a shared atomic counter. */
+static inline void bench_graph_task(bench_slot* slot) {
+    bench_empty_fp(NULL);
+    slot->v++;
+}
+
+/* Wavefront: an (R + 1) x (C + 1) grid (row stride C + 1) whose row 0 and column 0 stay 0; cell
+   (i, j), 1 <= i <= R, 1 <= j <= C, depends on (i - 1, j) and (i, j - 1) and becomes
+   max(up, left) + 1, so cell (i, j) ends as i + j - 1 and the corner (R, C) as R + C - 1. Not
+   inlined: every system pays one call per cell. */
+static BENCH_UNUSED BENCH_NOINLINE void bench_wave_cell(uint32_t* cell, size_t stride) {
+    uint32_t up = *(cell - stride), left = *(cell - 1);
+    *cell = (up > left ? up : left) + 1;
+}
+
+/* ---- deterministic random numbers (random DAGs, Pareto costs) ------------------------------- */
+static inline uint64_t bench_splitmix64(uint64_t* state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* ---- maps with skewed item costs --------------------------------------------------------------
+   An item of cost r runs r dependent rounds of fmix64 (latency-bound: the same speed in every
+   system's loop). bench.c calibrates rounds per microsecond once at startup. */
+static inline uint64_t bench_spin(uint64_t x, uint32_t rounds) {
+    for (uint32_t r = 0; r < rounds; r++) x = bench_fmix64(x + r);
+    return x;
+}
+
 /* ---- oneTBB side (bench_tbb.cpp), linked only into build/bench/bench_tbb -------------------- */
 #ifdef __cplusplus
 extern "C" {
@@ -87,6 +122,17 @@ void bench_tbb_spawn(size_t n);
 long bench_tbb_fib(int n);
 /* sum of fmix64(i) over [0, n): parallel_for with per-thread totals. */
 uint64_t bench_tbb_parfor(size_t n, size_t chunk, int split);
+/* Flow graphs of continue_nodes, built once (outside the timed region) and run any number of
+   times: a chain of n nodes; one node, n successors, one join; a rows x cols wavefront over grid
+   ((rows + 1) x (cols + 1), see bench_wave_cell). Tasks count into slots[1 + arena slot]. Each
+   build replaces the previous graph of its kind; 0 on failure. */
+int bench_tbb_chain_build(size_t n, bench_slot* slots);
+void bench_tbb_chain_run(void);
+int bench_tbb_fanout_build(size_t n, bench_slot* slots);
+void bench_tbb_fanout_run(void);
+int bench_tbb_wave_build(size_t rows, size_t cols, uint32_t* grid);
+void bench_tbb_wave_run(void);
+void bench_tbb_graphs_free(void);
 #ifdef __cplusplus
 }
 #endif
