@@ -44,6 +44,7 @@ void test_fail_at(const char* file, int line, const char* expr, const char* deta
 #include "test_map.c"
 #include "test_progress.c"
 #include "test_report.c"
+#include "test_regress.c"
 
 static const test_case all_tests[] = {
     PLATFORM_TESTS
@@ -53,6 +54,7 @@ static const test_case all_tests[] = {
     MAP_TESTS
     PROGRESS_TESTS
     REPORT_TESTS
+    REGRESS_TESTS
 };
 
 static double now_ms(void) { return (double)batch_now_ns() / 1e6; }
