@@ -618,7 +618,8 @@ typedef struct batch_map_summary {
     uint64_t wall_ns, busy_ns;
     double parallel_efficiency;   /* busy / (wall x threads) */
     uint64_t peak_concurrent_batches;
-    size_t final_batch_size;      /* the last size used (adaptive: what it converged to) */
+    size_t final_batch_size;      /* the size the last dispatch aimed at (adaptive: what it
+                                     converged to, before the taper at the end of the input) */
 } batch_map_summary;
 
 /* Starts a map; validates desc first (nothing starts on error): BATCH_ERR_INVALID for a missing
@@ -2759,10 +2760,6 @@ BATCH_API batch_result batch_graph_find(batch_graph* g, const char* name, batch_
 }
 
 /* ---- validate: CSR, Kahn, a named cycle ------------------------------------------------- */
-BATCH__PRIVATE int batch__cmp_u64(const void* a, const void* b) {
-    uint64_t x = *(const uint64_t*)a, y = *(const uint64_t*)b;
-    return (x > y) - (x < y);
-}
 
 BATCH__PRIVATE void batch__node_label(const batch_graph* g, uint32_t i, char* buf, size_t n) {
     if (g->nodes[i].name) snprintf(buf, n, "%s", g->nodes[i].name);
@@ -2796,13 +2793,37 @@ BATCH__PRIVATE void batch__describe_cycle(batch_graph* g, const uint32_t* indeg,
     }
 }
 
+/* Sorts edges (from << 32 | to) by source, then target: two stable counting sorts (LSD radix
+   with the node count as the radix), O(E + N). False when out of memory. */
+BATCH__PRIVATE bool batch__sort_edges(uint64_t* e, size_t m, size_t n, void* ctx) {
+    uint64_t* tmp = (uint64_t*)BATCH_MALLOC(m * sizeof(uint64_t), ctx);
+    size_t* cnt = (size_t*)BATCH_MALLOC((n + 1) * sizeof(size_t), ctx);
+    if (!tmp || !cnt) {
+        if (tmp) BATCH_FREE(tmp, ctx);
+        if (cnt) BATCH_FREE(cnt, ctx);
+        return false;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        int shift = pass ? 32 : 0;   /* by target first, then (stably) by source */
+        uint64_t* src = pass ? tmp : e;
+        uint64_t* dst = pass ? e : tmp;
+        memset(cnt, 0, (n + 1) * sizeof(size_t));
+        for (size_t i = 0; i < m; i++) cnt[(uint32_t)(src[i] >> shift) + 1]++;
+        for (size_t k = 0; k < n; k++) cnt[k + 1] += cnt[k];
+        for (size_t i = 0; i < m; i++) dst[cnt[(uint32_t)(src[i] >> shift)]++] = src[i];
+    }
+    BATCH_FREE(tmp, ctx);
+    BATCH_FREE(cnt, ctx);
+    return true;
+}
+
 /* Builds the CSR form and checks for cycles; a no-op when nothing changed. */
 BATCH__PRIVATE batch_result batch__graph_finalize(batch_graph* g) {
     if (!g->dirty && g->succ_off) return g->has_cycle ? BATCH_ERR_CYCLE : BATCH_OK;
     void* ctx = g->alloc_ctx;
     size_t n = (size_t)stbds_arrlen(g->nodes);
     size_t e = (size_t)stbds_arrlen(g->edges);
-    if (e > 1) qsort(g->edges, e, sizeof(uint64_t), batch__cmp_u64);
+    if (e > 1 && !batch__sort_edges(g->edges, e, n, ctx)) return BATCH_ERR_NOMEM;
     size_t u = 0;   /* de-duplicate in place: a duplicate edge counts once */
     for (size_t i = 0; i < e; i++) if (u == 0 || g->edges[i] != g->edges[u - 1]) g->edges[u++] = g->edges[i];
     if (u != e) stbds_arrsetlen(g->edges, u);
@@ -2932,6 +2953,7 @@ BATCH__PRIVATE batch__gnode* batch__slot_release(batch__job* job) {
 }
 
 BATCH__PRIVATE uint64_t batch__backoff(batch__gnode* n, int attempt, uint64_t* rng) {
+    if (n->jitter && !*rng) *rng = ((uint64_t)(uintptr_t)n ^ batch_now_ns()) | 1;
     uint64_t d = n->retry_base;
     for (int k = 0; k < attempt && d < n->retry_max; k++) d *= 2;
     if (d > n->retry_max) d = n->retry_max;
@@ -2964,7 +2986,7 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
     int worker = batch_pool_worker_index(job->pool);
     bool shared;
     batch__job_stats* st = batch__job_slot(job, worker, &shared);
-    uint64_t rng = (uint64_t)(uintptr_t)n ^ batch_now_ns();
+    uint64_t rng = 0;               /* seeded when a jittered retry first needs it */
     uint64_t last_end = 0;          /* the previous task's end is this one's start (one clock read) */
     uint32_t overflow = BATCH__NO_NODE;   /* ready nodes the pool could not take */
     unsigned ticks = 0;
@@ -3187,25 +3209,45 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     return BATCH_OK;
 }
 
-/* Most tasks running at once, from the recorded [start, end) of each task's last attempt. */
-BATCH__PRIVATE uint64_t batch__peak_concurrency(const batch_graph* g, void* ctx) {
+/* Most tasks running at once, from the recorded [start, end) of each task's last attempt:
+   the events (time since launch << 1 | is_start; an end sorts before a start at the same
+   time) are sorted by an LSD radix sort, 11 bits a pass, only as many passes as the largest
+   time needs: linear in the task count. 0 when out of memory. */
+BATCH__PRIVATE uint64_t batch__peak_concurrency(const batch__job* job, void* ctx) {
+    const batch_graph* g = job->g;
     size_t n = (size_t)stbds_arrlen(g->nodes), m = 0;
-    uint64_t* ev = (uint64_t*)BATCH_MALLOC((2 * n + 1) * sizeof(uint64_t), ctx);
-    if (!ev) return 0;
-    /* event = time << 1 | is_start; ends sort before starts at the same time */
+    uint64_t* ev = (uint64_t*)BATCH_MALLOC((4 * n + 2) * sizeof(uint64_t), ctx);
+    size_t* cnt = (size_t*)BATCH_MALLOC(2049 * sizeof(size_t), ctx);
+    if (!ev || !cnt) {
+        if (ev) BATCH_FREE(ev, ctx);
+        if (cnt) BATCH_FREE(cnt, ctx);
+        return 0;
+    }
+    uint64_t* tmp = ev + 2 * n + 1;
+    uint64_t maxv = 0;
     for (size_t i = 0; i < n; i++) {
         const batch__gnode* x = &g->nodes[i];
         if (!x->attempts || !x->start_ns) continue;
-        ev[m++] = x->start_ns << 1 | 1;
-        ev[m++] = x->end_ns << 1;
+        uint64_t a = (x->start_ns - job->launch_ns) << 1 | 1, b = (x->end_ns - job->launch_ns) << 1;
+        ev[m++] = a;
+        ev[m++] = b;
+        if (a > maxv) maxv = a;
+        if (b > maxv) maxv = b;
     }
-    qsort(ev, m, sizeof(uint64_t), batch__cmp_u64);
+    for (int shift = 0; shift < 64 && (maxv >> shift); shift += 11) {
+        memset(cnt, 0, 2049 * sizeof(size_t));
+        for (size_t i = 0; i < m; i++) cnt[((ev[i] >> shift) & 2047) + 1]++;
+        for (int k = 0; k < 2048; k++) cnt[k + 1] += cnt[k];
+        for (size_t i = 0; i < m; i++) tmp[cnt[(ev[i] >> shift) & 2047]++] = ev[i];
+        memcpy(ev, tmp, m * sizeof(uint64_t));
+    }
     uint64_t cur = 0, peak = 0;
     for (size_t i = 0; i < m; i++) {
         if (ev[i] & 1) { if (++cur > peak) peak = cur; }
         else if (cur) cur--;
     }
     BATCH_FREE(ev, ctx);
+    BATCH_FREE(cnt, ctx);
     return peak;
 }
 
@@ -3229,7 +3271,7 @@ BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summ
         }
         for (size_t i = 0; i < (size_t)s->total; i++) if (g->nodes[i].end_ns > last_end) last_end = g->nodes[i].end_ns;
         s->wall_ns = (job->times ? last_end : batch_now_ns()) - job->launch_ns;
-        s->peak_concurrency = job->times ? batch__peak_concurrency(g, g->alloc_ctx) : 0;
+        s->peak_concurrency = job->times ? batch__peak_concurrency(job, g->alloc_ctx) : 0;
         int stop = atomic_load(&job->stop);
         if (s->cancelled || (atomic_load(&job->cut) && stop != BATCH__STOP_FAIL_FAST)) {
             if (stop == BATCH__STOP_DEADLINE) { s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT; }
@@ -3675,6 +3717,7 @@ BATCH__PRIVATE size_t batch__map_next_size(batch__mjob* m) {
         uint64_t per = m->ema_ns / 16 ? m->ema_ns / 16 : 1;
         size = (size_t)(m->target_ns / per);
     }
+    m->s.final_batch_size = batch__clamp(size, m->min_b, m->max_b);   /* before the taper below */
     if (m->adaptive && !m->d.pull_fn) {
         /* keep at least 4 batches per thread ahead of the end of the input */
         size_t rest = m->d.count - m->next_item;
@@ -3759,7 +3802,6 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
         m->next_item += n;
         m->running++;
         if (++m->conc_now > m->s.peak_concurrent_batches) m->s.peak_concurrent_batches = m->conc_now;
-        m->s.final_batch_size = n;
         batch_counter_add(&m->latch, 1);
         *tail = sl;
         tail = &sl->next;
@@ -3900,24 +3942,37 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     ctx.stop = &m->stop;
     ctx.deadline_ns = m->deadline_ns;
     sl->nerrors = 0;
-    sl->succeeded = sl->failed = 0;
     sl->worker = ctx.worker;
-    size_t rs = d->result_size;
+    /* one pass: each successful item is folded at once into the batch's fresh accumulator,
+       which is private to this attempt and thrown away if the batch ends FAILED */
+    const size_t rs = d->result_size, count = sl->count, first = sl->first;
+    const batch_item_fn item_fn = d->item_fn;
+    const batch_fold_fn fold_fn = d->acc_size ? d->fold_fn : NULL;
+    const batch_item* items = d->pull_fn ? sl->items : NULL;
+    void* const user = d->user_data;
+    void* const acc = sl->acc;
+    unsigned char* res = sl->results;
+    int* const codes = sl->codes;
+    size_t failed = 0;
+    if (fold_fn) d->init_fn(acc, user);
     uint64_t t0 = batch_now_ns();
-    for (size_t i = 0; i < sl->count; i++) {
+    for (size_t i = 0; i < count; i++) {
         batch_item it;
-        if (sl->items && d->pull_fn) it = sl->items[i];
-        else { it.index = sl->first + i; it.ptr = NULL; }
+        if (items) it = items[i];
+        else { it.index = first + i; it.ptr = NULL; }
         ctx.msg_set = 0;
-        int rc = d->item_fn(&ctx, &it, rs ? sl->results + i * rs : NULL, d->user_data);
-        sl->codes[i] = rc;
-        if (rc) {
-            sl->failed++;
-            batch__slot_error(m, sl, it.index, rc, ctx.msg_set ? msg : NULL);
+        void* r = rs ? res + i * rs : NULL;
+        int rc = item_fn(&ctx, &it, r, user);
+        codes[i] = rc;
+        if (BATCH__LIKELY(rc == 0)) {
+            if (fold_fn) fold_fn(acc, &it, r, user);
         } else {
-            sl->succeeded++;
+            failed++;
+            batch__slot_error(m, sl, it.index, rc, ctx.msg_set ? msg : NULL);
         }
     }
+    sl->failed = failed;
+    sl->succeeded = count - failed;
     sl->exec_ns = batch_now_ns() - t0;
     if (sl->failed == 0) sl->status = BATCH_BATCH_SUCCESS;
     else if ((double)sl->failed <= d->error_threshold * (double)sl->count) sl->status = BATCH_BATCH_PARTIAL_SUCCESS;
@@ -3928,7 +3983,6 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
     batch__mslot* sl = (batch__mslot*)user;
     batch__mjob* m = sl->job;
     const batch_map_desc* d = &m->d;
-    size_t rs = d->result_size;
     for (;;) {
         if (sl->retry_due) {
             /* a retry waits in slices of at most BATCH__RETRY_POLL_NS, so that a cancel or the
@@ -3961,17 +4015,6 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
         uint64_t due = now + (delay ? delay : 1);
         if (m->deadline_ns && due > m->deadline_ns) due = m->deadline_ns;   /* wake to settle */
         sl->retry_due = due;
-    }
-    /* fold the successful items into the batch's fresh accumulator (never for a FAILED batch) */
-    if (d->acc_size && sl->status != BATCH_BATCH_FAILED) {
-        d->init_fn(sl->acc, d->user_data);
-        for (size_t i = 0; i < sl->count; i++) {
-            if (sl->codes[i]) continue;
-            batch_item it;
-            if (sl->items && d->pull_fn) it = sl->items[i];
-            else { it.index = sl->first + i; it.ptr = NULL; }
-            d->fold_fn(sl->acc, &it, rs ? sl->results + i * rs : NULL, d->user_data);
-        }
     }
     batch_event_info ev = { NULL, 0, sl->batch_index, sl->nerrors ? sl->errors[0].code : 0 };
     batch__mutex_lock(&m->lock);

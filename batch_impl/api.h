@@ -617,7 +617,8 @@ typedef struct batch_map_summary {
     uint64_t wall_ns, busy_ns;
     double parallel_efficiency;   /* busy / (wall x threads) */
     uint64_t peak_concurrent_batches;
-    size_t final_batch_size;      /* the last size used (adaptive: what it converged to) */
+    size_t final_batch_size;      /* the size the last dispatch aimed at (adaptive: what it
+                                     converged to, before the taper at the end of the input) */
 } batch_map_summary;
 
 /* Starts a map; validates desc first (nothing starts on error): BATCH_ERR_INVALID for a missing

@@ -299,10 +299,6 @@ BATCH_API batch_result batch_graph_find(batch_graph* g, const char* name, batch_
 }
 
 /* ---- validate: CSR, Kahn, a named cycle ------------------------------------------------- */
-BATCH__PRIVATE int batch__cmp_u64(const void* a, const void* b) {
-    uint64_t x = *(const uint64_t*)a, y = *(const uint64_t*)b;
-    return (x > y) - (x < y);
-}
 
 BATCH__PRIVATE void batch__node_label(const batch_graph* g, uint32_t i, char* buf, size_t n) {
     if (g->nodes[i].name) snprintf(buf, n, "%s", g->nodes[i].name);
@@ -336,13 +332,37 @@ BATCH__PRIVATE void batch__describe_cycle(batch_graph* g, const uint32_t* indeg,
     }
 }
 
+/* Sorts edges (from << 32 | to) by source, then target: two stable counting sorts (LSD radix
+   with the node count as the radix), O(E + N). False when out of memory. */
+BATCH__PRIVATE bool batch__sort_edges(uint64_t* e, size_t m, size_t n, void* ctx) {
+    uint64_t* tmp = (uint64_t*)BATCH_MALLOC(m * sizeof(uint64_t), ctx);
+    size_t* cnt = (size_t*)BATCH_MALLOC((n + 1) * sizeof(size_t), ctx);
+    if (!tmp || !cnt) {
+        if (tmp) BATCH_FREE(tmp, ctx);
+        if (cnt) BATCH_FREE(cnt, ctx);
+        return false;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        int shift = pass ? 32 : 0;   /* by target first, then (stably) by source */
+        uint64_t* src = pass ? tmp : e;
+        uint64_t* dst = pass ? e : tmp;
+        memset(cnt, 0, (n + 1) * sizeof(size_t));
+        for (size_t i = 0; i < m; i++) cnt[(uint32_t)(src[i] >> shift) + 1]++;
+        for (size_t k = 0; k < n; k++) cnt[k + 1] += cnt[k];
+        for (size_t i = 0; i < m; i++) dst[cnt[(uint32_t)(src[i] >> shift)]++] = src[i];
+    }
+    BATCH_FREE(tmp, ctx);
+    BATCH_FREE(cnt, ctx);
+    return true;
+}
+
 /* Builds the CSR form and checks for cycles; a no-op when nothing changed. */
 BATCH__PRIVATE batch_result batch__graph_finalize(batch_graph* g) {
     if (!g->dirty && g->succ_off) return g->has_cycle ? BATCH_ERR_CYCLE : BATCH_OK;
     void* ctx = g->alloc_ctx;
     size_t n = (size_t)stbds_arrlen(g->nodes);
     size_t e = (size_t)stbds_arrlen(g->edges);
-    if (e > 1) qsort(g->edges, e, sizeof(uint64_t), batch__cmp_u64);
+    if (e > 1 && !batch__sort_edges(g->edges, e, n, ctx)) return BATCH_ERR_NOMEM;
     size_t u = 0;   /* de-duplicate in place: a duplicate edge counts once */
     for (size_t i = 0; i < e; i++) if (u == 0 || g->edges[i] != g->edges[u - 1]) g->edges[u++] = g->edges[i];
     if (u != e) stbds_arrsetlen(g->edges, u);
@@ -472,6 +492,7 @@ BATCH__PRIVATE batch__gnode* batch__slot_release(batch__job* job) {
 }
 
 BATCH__PRIVATE uint64_t batch__backoff(batch__gnode* n, int attempt, uint64_t* rng) {
+    if (n->jitter && !*rng) *rng = ((uint64_t)(uintptr_t)n ^ batch_now_ns()) | 1;
     uint64_t d = n->retry_base;
     for (int k = 0; k < attempt && d < n->retry_max; k++) d *= 2;
     if (d > n->retry_max) d = n->retry_max;
@@ -504,7 +525,7 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
     int worker = batch_pool_worker_index(job->pool);
     bool shared;
     batch__job_stats* st = batch__job_slot(job, worker, &shared);
-    uint64_t rng = (uint64_t)(uintptr_t)n ^ batch_now_ns();
+    uint64_t rng = 0;               /* seeded when a jittered retry first needs it */
     uint64_t last_end = 0;          /* the previous task's end is this one's start (one clock read) */
     uint32_t overflow = BATCH__NO_NODE;   /* ready nodes the pool could not take */
     unsigned ticks = 0;
@@ -727,25 +748,45 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     return BATCH_OK;
 }
 
-/* Most tasks running at once, from the recorded [start, end) of each task's last attempt. */
-BATCH__PRIVATE uint64_t batch__peak_concurrency(const batch_graph* g, void* ctx) {
+/* Most tasks running at once, from the recorded [start, end) of each task's last attempt:
+   the events (time since launch << 1 | is_start; an end sorts before a start at the same
+   time) are sorted by an LSD radix sort, 11 bits a pass, only as many passes as the largest
+   time needs: linear in the task count. 0 when out of memory. */
+BATCH__PRIVATE uint64_t batch__peak_concurrency(const batch__job* job, void* ctx) {
+    const batch_graph* g = job->g;
     size_t n = (size_t)stbds_arrlen(g->nodes), m = 0;
-    uint64_t* ev = (uint64_t*)BATCH_MALLOC((2 * n + 1) * sizeof(uint64_t), ctx);
-    if (!ev) return 0;
-    /* event = time << 1 | is_start; ends sort before starts at the same time */
+    uint64_t* ev = (uint64_t*)BATCH_MALLOC((4 * n + 2) * sizeof(uint64_t), ctx);
+    size_t* cnt = (size_t*)BATCH_MALLOC(2049 * sizeof(size_t), ctx);
+    if (!ev || !cnt) {
+        if (ev) BATCH_FREE(ev, ctx);
+        if (cnt) BATCH_FREE(cnt, ctx);
+        return 0;
+    }
+    uint64_t* tmp = ev + 2 * n + 1;
+    uint64_t maxv = 0;
     for (size_t i = 0; i < n; i++) {
         const batch__gnode* x = &g->nodes[i];
         if (!x->attempts || !x->start_ns) continue;
-        ev[m++] = x->start_ns << 1 | 1;
-        ev[m++] = x->end_ns << 1;
+        uint64_t a = (x->start_ns - job->launch_ns) << 1 | 1, b = (x->end_ns - job->launch_ns) << 1;
+        ev[m++] = a;
+        ev[m++] = b;
+        if (a > maxv) maxv = a;
+        if (b > maxv) maxv = b;
     }
-    qsort(ev, m, sizeof(uint64_t), batch__cmp_u64);
+    for (int shift = 0; shift < 64 && (maxv >> shift); shift += 11) {
+        memset(cnt, 0, 2049 * sizeof(size_t));
+        for (size_t i = 0; i < m; i++) cnt[((ev[i] >> shift) & 2047) + 1]++;
+        for (int k = 0; k < 2048; k++) cnt[k + 1] += cnt[k];
+        for (size_t i = 0; i < m; i++) tmp[cnt[(ev[i] >> shift) & 2047]++] = ev[i];
+        memcpy(ev, tmp, m * sizeof(uint64_t));
+    }
     uint64_t cur = 0, peak = 0;
     for (size_t i = 0; i < m; i++) {
         if (ev[i] & 1) { if (++cur > peak) peak = cur; }
         else if (cur) cur--;
     }
     BATCH_FREE(ev, ctx);
+    BATCH_FREE(cnt, ctx);
     return peak;
 }
 
@@ -769,7 +810,7 @@ BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summ
         }
         for (size_t i = 0; i < (size_t)s->total; i++) if (g->nodes[i].end_ns > last_end) last_end = g->nodes[i].end_ns;
         s->wall_ns = (job->times ? last_end : batch_now_ns()) - job->launch_ns;
-        s->peak_concurrency = job->times ? batch__peak_concurrency(g, g->alloc_ctx) : 0;
+        s->peak_concurrency = job->times ? batch__peak_concurrency(job, g->alloc_ctx) : 0;
         int stop = atomic_load(&job->stop);
         if (s->cancelled || (atomic_load(&job->cut) && stop != BATCH__STOP_FAIL_FAST)) {
             if (stop == BATCH__STOP_DEADLINE) { s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT; }

@@ -134,6 +134,7 @@ BATCH__PRIVATE size_t batch__map_next_size(batch__mjob* m) {
         uint64_t per = m->ema_ns / 16 ? m->ema_ns / 16 : 1;
         size = (size_t)(m->target_ns / per);
     }
+    m->s.final_batch_size = batch__clamp(size, m->min_b, m->max_b);   /* before the taper below */
     if (m->adaptive && !m->d.pull_fn) {
         /* keep at least 4 batches per thread ahead of the end of the input */
         size_t rest = m->d.count - m->next_item;
@@ -218,7 +219,6 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
         m->next_item += n;
         m->running++;
         if (++m->conc_now > m->s.peak_concurrent_batches) m->s.peak_concurrent_batches = m->conc_now;
-        m->s.final_batch_size = n;
         batch_counter_add(&m->latch, 1);
         *tail = sl;
         tail = &sl->next;
@@ -359,24 +359,37 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     ctx.stop = &m->stop;
     ctx.deadline_ns = m->deadline_ns;
     sl->nerrors = 0;
-    sl->succeeded = sl->failed = 0;
     sl->worker = ctx.worker;
-    size_t rs = d->result_size;
+    /* one pass: each successful item is folded at once into the batch's fresh accumulator,
+       which is private to this attempt and thrown away if the batch ends FAILED */
+    const size_t rs = d->result_size, count = sl->count, first = sl->first;
+    const batch_item_fn item_fn = d->item_fn;
+    const batch_fold_fn fold_fn = d->acc_size ? d->fold_fn : NULL;
+    const batch_item* items = d->pull_fn ? sl->items : NULL;
+    void* const user = d->user_data;
+    void* const acc = sl->acc;
+    unsigned char* res = sl->results;
+    int* const codes = sl->codes;
+    size_t failed = 0;
+    if (fold_fn) d->init_fn(acc, user);
     uint64_t t0 = batch_now_ns();
-    for (size_t i = 0; i < sl->count; i++) {
+    for (size_t i = 0; i < count; i++) {
         batch_item it;
-        if (sl->items && d->pull_fn) it = sl->items[i];
-        else { it.index = sl->first + i; it.ptr = NULL; }
+        if (items) it = items[i];
+        else { it.index = first + i; it.ptr = NULL; }
         ctx.msg_set = 0;
-        int rc = d->item_fn(&ctx, &it, rs ? sl->results + i * rs : NULL, d->user_data);
-        sl->codes[i] = rc;
-        if (rc) {
-            sl->failed++;
-            batch__slot_error(m, sl, it.index, rc, ctx.msg_set ? msg : NULL);
+        void* r = rs ? res + i * rs : NULL;
+        int rc = item_fn(&ctx, &it, r, user);
+        codes[i] = rc;
+        if (BATCH__LIKELY(rc == 0)) {
+            if (fold_fn) fold_fn(acc, &it, r, user);
         } else {
-            sl->succeeded++;
+            failed++;
+            batch__slot_error(m, sl, it.index, rc, ctx.msg_set ? msg : NULL);
         }
     }
+    sl->failed = failed;
+    sl->succeeded = count - failed;
     sl->exec_ns = batch_now_ns() - t0;
     if (sl->failed == 0) sl->status = BATCH_BATCH_SUCCESS;
     else if ((double)sl->failed <= d->error_threshold * (double)sl->count) sl->status = BATCH_BATCH_PARTIAL_SUCCESS;
@@ -387,7 +400,6 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
     batch__mslot* sl = (batch__mslot*)user;
     batch__mjob* m = sl->job;
     const batch_map_desc* d = &m->d;
-    size_t rs = d->result_size;
     for (;;) {
         if (sl->retry_due) {
             /* a retry waits in slices of at most BATCH__RETRY_POLL_NS, so that a cancel or the
@@ -420,17 +432,6 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
         uint64_t due = now + (delay ? delay : 1);
         if (m->deadline_ns && due > m->deadline_ns) due = m->deadline_ns;   /* wake to settle */
         sl->retry_due = due;
-    }
-    /* fold the successful items into the batch's fresh accumulator (never for a FAILED batch) */
-    if (d->acc_size && sl->status != BATCH_BATCH_FAILED) {
-        d->init_fn(sl->acc, d->user_data);
-        for (size_t i = 0; i < sl->count; i++) {
-            if (sl->codes[i]) continue;
-            batch_item it;
-            if (sl->items && d->pull_fn) it = sl->items[i];
-            else { it.index = sl->first + i; it.ptr = NULL; }
-            d->fold_fn(sl->acc, &it, rs ? sl->results + i * rs : NULL, d->user_data);
-        }
     }
     batch_event_info ev = { NULL, 0, sl->batch_index, sl->nerrors ? sl->errors[0].code : 0 };
     batch__mutex_lock(&m->lock);
