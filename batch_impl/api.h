@@ -648,6 +648,10 @@ BATCH_API batch_result batch_map_run(batch_pool* pool, const batch_map_desc* des
    reports a write error (ferror). */
 BATCH_API batch_result batch_job_report_json(batch_job* job, FILE* out);
 BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out);
+/* One self-contained HTML file (no scripts, no fonts): the summary and, for a graph run with task
+   times, an inline SVG timeline with one lane per worker and a bar per task coloured by status
+   (hover shows name, status and times). */
+BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out);
 
 /* Inside an item function: the batch's index. */
 BATCH_API size_t batch_ctx_batch_index(const batch_ctx* ctx);

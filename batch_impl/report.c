@@ -139,4 +139,82 @@ BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out) {
     return ferror(out) ? BATCH_ERR_INVALID : BATCH_OK;
 }
 
+BATCH__PRIVATE void batch__html_text(FILE* out, const char* s) {
+    for (; s && *s; s++) {
+        switch (*s) {
+            case '<': fputs("&lt;", out); break;
+            case '>': fputs("&gt;", out); break;
+            case '&': fputs("&amp;", out); break;
+            case '"': fputs("&quot;", out); break;
+            default: fputc(*s, out);
+        }
+    }
+}
+
+BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out) {
+    if (!job || !out) return BATCH_ERR_INVALID;
+    batch_job_summary s;
+    batch__job* gj;
+    batch__mjob* mj;
+    batch_result r = batch__report_summary(job, &s, &gj, &mj);
+    if (r != BATCH_OK) return r;
+    static const char* const fill[] = { "#ddd", "#9cf", "#fd6", "#6c6", "#e55", "#bbb", "#f93" };
+    fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>batch.h report</title>\n"
+          "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+          "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th{background:#eee}"
+          "svg text{font-size:11px;font-family:sans-serif}</style></head><body>\n", out);
+    fprintf(out, "<h1>%s job: %s</h1>\n<p>%s</p>\n<table><tr>", gj ? "graph" : "map", batch_job_status_string(s.status),
+            batch_result_string(s.result));
+    const char* heads[] = { "total", "completed", "failed", "skipped", gj ? "cancelled" : "unprocessed", "retries",
+                            "wall ms", "busy ms", "peak" };
+    uint64_t vals[] = { s.total, s.completed, s.failed, s.skipped, s.cancelled, s.retries, batch__us(s.wall_ns) / 1000,
+                        batch__us(s.busy_ns) / 1000, s.peak_concurrency };
+    for (int i = 0; i < 9; i++) fprintf(out, "<th>%s</th>", heads[i]);
+    fputs("</tr><tr>", out);
+    for (int i = 0; i < 9; i++) fprintf(out, "<td>%llu</td>", (unsigned long long)vals[i]);
+    fputs("</tr></table>\n", out);
+    if (gj && gj->times && s.wall_ns) {
+        batch_graph* g = gj->g;
+        size_t n = (size_t)stbds_arrlen(g->nodes);
+        int lanes = gj->nstats;   /* workers, then one lane for other threads */
+        const int width = 1000, lane_h = 22, left = 80;
+        fprintf(out, "<h2>Timeline</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\">\n",
+                left + width + 10, lanes * lane_h + 30);
+        for (int l = 0; l < lanes; l++) {
+            if (l < lanes - 1) fprintf(out, "<text x=\"4\" y=\"%d\">worker %d</text>\n", l * lane_h + 15, l);
+            else fprintf(out, "<text x=\"4\" y=\"%d\">other</text>\n", l * lane_h + 15);
+            fprintf(out, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#eee\"/>\n", left, (l + 1) * lane_h,
+                    left + width, (l + 1) * lane_h);
+        }
+        for (size_t i = 0; i < n; i++) {
+            const batch__gnode* x = &g->nodes[i];
+            if (!x->attempts || !x->start_ns) continue;
+            unsigned st = atomic_load_explicit(&((batch__gnode*)(uintptr_t)x)->status, memory_order_relaxed);
+            int lane = (x->worker >= 0 && x->worker < lanes - 1) ? x->worker : lanes - 1;
+            double x0 = (double)(x->start_ns - gj->launch_ns) / (double)s.wall_ns * width;
+            double w = (double)(x->end_ns - x->start_ns) / (double)s.wall_ns * width;
+            if (w < 1) w = 1;
+            fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\" stroke=\"#555\" stroke-width=\"0.3\">"
+                         "<title>", left + (int)x0, lane * lane_h + 3, (int)w, lane_h - 6, fill[st < 7 ? st : 0]);
+            char label[64];
+            batch__node_label(g, (uint32_t)i, label, sizeof label);
+            batch__html_text(out, label);
+            fprintf(out, ": %s, %llu-%llu us, attempts %d", batch_task_status_string((batch_task_status)st),
+                    batch__us(x->start_ns - gj->launch_ns), batch__us(x->end_ns - gj->launch_ns), x->attempts);
+            if (x->msg && x->msg[0]) { fputs(", ", out); batch__html_text(out, x->msg); }
+            fputs("</title></rect>\n", out);
+        }
+        fprintf(out, "<text x=\"%d\" y=\"%d\">0</text><text x=\"%d\" y=\"%d\">%llu.%03llu ms</text>\n</svg>\n", left,
+                lanes * lane_h + 20, left + width - 70, lanes * lane_h + 20, batch__us(s.wall_ns) / 1000,
+                batch__us(s.wall_ns) % 1000);
+        fputs("<p>", out);
+        for (int k = 3; k < 7; k++)
+            fprintf(out, "<span style=\"background:%s;padding:0 6px;margin-right:6px\">%s</span>", fill[k],
+                    batch_task_status_string((batch_task_status)k));
+        fputs("</p>\n", out);
+    }
+    fputs("</body></html>\n", out);
+    return ferror(out) ? BATCH_ERR_INVALID : BATCH_OK;
+}
+
 #endif /* BATCH__REPORT_C */

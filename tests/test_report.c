@@ -82,6 +82,13 @@ static void test_report_json_text(void) {
     fclose(f);
     CHECK(strstr(buf, "partial_failure") && strstr(buf, "se\"cond") && strstr(buf, "skipped"));
     CHECK(!strstr(buf, "first"));   /* completed tasks are not listed */
+    f = fmemopen(buf, sizeof buf, "w");
+    CHECK_OK(batch_job_report_html(job, f));
+    fclose(f);
+    CHECK(strstr(buf, "<!DOCTYPE html>") && strstr(buf, "<svg") && strstr(buf, "</html>"));
+    CHECK(strstr(buf, "se&quot;cond\\"));   /* escaped in the bar titles */
+    CHECK(!strstr(buf, "<script"));
+    CHECK(strstr(buf, "<rect"));
     CHECK_EQ(batch_job_report_json(NULL, stdout), BATCH_ERR_INVALID);
     CHECK_EQ(batch_job_report_json(job, NULL), BATCH_ERR_INVALID);
     CHECK_OK(batch_job_destroy(job));
