@@ -653,6 +653,11 @@ BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out);
    times, an inline SVG timeline with one lane per worker and a bar per task coloured by status
    (hover shows name, status and times). */
 BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out);
+/* Compares two JSON reports (the text of baseline and current, NUL-terminated, as written by
+   batch_job_report_json) and writes the differences as text: status, success rate, duration and
+   count deltas, and the tasks (matched by name, else by id) whose status changed. Returns
+   BATCH_OK, or BATCH_ERR_INVALID when either text is not such a report. */
+BATCH_API batch_result batch_report_compare(const char* baseline_json, const char* current_json, FILE* out);
 
 /* Inside an item function: the batch's index. */
 BATCH_API size_t batch_ctx_batch_index(const batch_ctx* ctx);
@@ -722,6 +727,8 @@ BATCH_API size_t batch_ctx_batch_index(const batch_ctx* ctx);
 #include <stdio.h>
 #include <limits.h>
 #include <time.h>
+#include <ctype.h>
+#include <errno.h>
 #if defined(BATCH_USE_PTHREADS)
 #  include <pthread.h>
 #  include <sched.h>
@@ -4514,6 +4521,194 @@ BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out) {
     }
     fputs("</body></html>\n", out);
     return ferror(out) ? BATCH_ERR_INVALID : BATCH_OK;
+}
+
+/* ---- reading reports back (batch_report_compare) ----------------------------------------- */
+/* A small reader for the reports above: a strict JSON walker that keeps the top-level numbers
+   and strings it knows and each task's id, name and status. Strings are unescaped into a
+   bounded buffer. */
+#define BATCH__RPT_MAX_TASKS 100000
+typedef struct batch__rpt_task { long long id; char name[64]; char status[16]; } batch__rpt_task;
+typedef struct batch__rpt {
+    char status[32], kind[8];
+    long long total, completed, failed, skipped, cancelled, retries, rate, wall_us;
+    batch__rpt_task* tasks;
+    size_t ntasks, cap;
+    void* ctx;
+} batch__rpt;
+
+BATCH__PRIVATE const char* batch__js_ws(const char* p) { while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') p++; return p; }
+
+/* Reads a string into buf (truncated to n - 1); returns the position after it, or NULL. */
+BATCH__PRIVATE const char* batch__js_str(const char* p, char* buf, size_t n) {
+    size_t k = 0;
+    if (*p++ != '"') return NULL;
+    while (*p != '"') {
+        char c = *p;
+        if (!c || (unsigned char)c < 0x20) return NULL;
+        if (c == '\\') {
+            c = *++p;
+            if (c == 'n') c = '\n';
+            else if (c == 't') c = '\t';
+            else if (c == 'r') c = '\r';
+            else if (c == 'u') {
+                for (int i = 1; i <= 4; i++) if (!isxdigit((unsigned char)p[i])) return NULL;
+                c = '?';
+                p += 4;
+            } else if (c != '"' && c != '\\' && c != '/') return NULL;
+        }
+        if (buf && k + 1 < n) buf[k++] = c;
+        p++;
+    }
+    if (buf && n) buf[k] = 0;
+    return p + 1;
+}
+
+BATCH__PRIVATE const char* batch__js_skip(const char* p, int depth);
+BATCH__PRIVATE const char* batch__js_num(const char* p, long long* v) {
+    char* end;
+    errno = 0;
+    long long x = strtoll(p, &end, 10);
+    if (end == p || errno) return NULL;
+    if (*end == '.' || *end == 'e' || *end == 'E') return NULL;   /* reports hold integers */
+    if (v) *v = x;
+    return end;
+}
+BATCH__PRIVATE const char* batch__js_skip(const char* p, int depth) {
+    p = batch__js_ws(p);
+    if (depth > 16) return NULL;
+    if (*p == '"') return batch__js_str(p, NULL, 0);
+    if (*p == '{' || *p == '[') {
+        char close = *p == '{' ? '}' : ']';
+        bool obj = *p == '{';
+        p = batch__js_ws(p + 1);
+        if (*p == close) return p + 1;
+        for (;;) {
+            if (obj) {
+                if (!(p = batch__js_str(batch__js_ws(p), NULL, 0))) return NULL;
+                p = batch__js_ws(p);
+                if (*p++ != ':') return NULL;
+            }
+            if (!(p = batch__js_skip(p, depth + 1))) return NULL;
+            p = batch__js_ws(p);
+            if (*p == ',') { p++; continue; }
+            return *p == close ? p + 1 : NULL;
+        }
+    }
+    if (!strncmp(p, "null", 4) || !strncmp(p, "true", 4)) return p + 4;
+    if (!strncmp(p, "false", 5)) return p + 5;
+    return batch__js_num(p, NULL);
+}
+
+BATCH__PRIVATE const char* batch__rpt_task_read(const char* p, batch__rpt* r) {
+    if (r->ntasks == r->cap) {
+        if (r->cap >= BATCH__RPT_MAX_TASKS) return NULL;
+        size_t ncap = r->cap ? r->cap * 2 : 64;
+        batch__rpt_task* t = (batch__rpt_task*)BATCH_REALLOC(r->tasks, ncap * sizeof *t, r->ctx);
+        if (!t) return NULL;
+        r->tasks = t;
+        r->cap = ncap;
+    }
+    batch__rpt_task* t = &r->tasks[r->ntasks];
+    memset(t, 0, sizeof *t);
+    p = batch__js_ws(p);
+    if (*p++ != '{') return NULL;
+    for (;;) {
+        char key[32];
+        if (!(p = batch__js_str(batch__js_ws(p), key, sizeof key))) return NULL;
+        p = batch__js_ws(p);
+        if (*p++ != ':') return NULL;
+        p = batch__js_ws(p);
+        if (!strcmp(key, "id")) p = batch__js_num(p, &t->id);
+        else if (!strcmp(key, "name") && *p == '"') p = batch__js_str(p, t->name, sizeof t->name);
+        else if (!strcmp(key, "status")) p = batch__js_str(p, t->status, sizeof t->status);
+        else p = batch__js_skip(p, 2);
+        if (!p) return NULL;
+        p = batch__js_ws(p);
+        if (*p == ',') { p++; continue; }
+        if (*p++ != '}') return NULL;
+        r->ntasks++;
+        return p;
+    }
+}
+
+/* Reads a whole report; false when it is not one. */
+BATCH__PRIVATE bool batch__rpt_read(const char* p, batch__rpt* r) {
+    p = batch__js_ws(p);
+    if (*p++ != '{') return false;
+    bool has_status = false;
+    for (;;) {
+        char key[40];
+        if (!(p = batch__js_str(batch__js_ws(p), key, sizeof key))) return false;
+        p = batch__js_ws(p);
+        if (*p++ != ':') return false;
+        p = batch__js_ws(p);
+        long long* num = !strcmp(key, "total") ? &r->total : !strcmp(key, "completed") ? &r->completed
+                       : !strcmp(key, "failed") ? &r->failed : !strcmp(key, "skipped") ? &r->skipped
+                       : !strcmp(key, "cancelled") ? &r->cancelled : !strcmp(key, "retries") ? &r->retries
+                       : !strcmp(key, "success_rate_permille") ? &r->rate : !strcmp(key, "wall_us") ? &r->wall_us : NULL;
+        if (num) p = batch__js_num(p, num);
+        else if (!strcmp(key, "status")) { p = batch__js_str(p, r->status, sizeof r->status); has_status = p != NULL; }
+        else if (!strcmp(key, "kind")) p = batch__js_str(p, r->kind, sizeof r->kind);
+        else if (!strcmp(key, "tasks") && *p == '[') {
+            p = batch__js_ws(p + 1);
+            if (*p == ']') p++;
+            else for (;;) {
+                if (!(p = batch__rpt_task_read(p, r))) return false;
+                p = batch__js_ws(p);
+                if (*p == ',') { p++; continue; }
+                if (*p++ != ']') return false;
+                break;
+            }
+        } else p = batch__js_skip(p, 1);
+        if (!p) return false;
+        p = batch__js_ws(p);
+        if (*p == ',') { p++; continue; }
+        if (*p++ != '}') return false;
+        return has_status && *batch__js_ws(p) == 0;
+    }
+}
+
+/* A signed count of tenths as "[-]x.y". */
+BATCH__PRIVATE const char* batch__tenths(char* buf, size_t n, long long v) {
+    unsigned long long a = (unsigned long long)(v < 0 ? -v : v);
+    snprintf(buf, n, "%s%llu.%llu", v < 0 ? "-" : "+", a / 10, a % 10);
+    return buf;
+}
+
+BATCH_API batch_result batch_report_compare(const char* baseline, const char* current, FILE* out) {
+    if (!baseline || !current || !out) return BATCH_ERR_INVALID;
+    batch__rpt a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    batch_result r = BATCH_ERR_INVALID;
+    if (batch__rpt_read(baseline, &a) && batch__rpt_read(current, &b)) {
+        r = BATCH_OK;
+        fprintf(out, "status: %s -> %s\n", a.status, b.status);
+        char t1[32], t2[32], t3[32];
+        fprintf(out, "success rate: %s%% -> %s%% (%s points)\n", batch__tenths(t1, sizeof t1, a.rate) + 1,
+                batch__tenths(t2, sizeof t2, b.rate) + 1, batch__tenths(t3, sizeof t3, b.rate - a.rate));
+        long long pct = a.wall_us ? (b.wall_us - a.wall_us) * 1000 / a.wall_us : 0;
+        fprintf(out, "duration: %lld us -> %lld us (%s%%)\n", a.wall_us, b.wall_us, batch__tenths(t1, sizeof t1, pct));
+        fprintf(out, "completed %lld -> %lld, failed %lld -> %lld, skipped %lld -> %lld, cancelled %lld -> %lld, retries %lld -> %lld\n",
+                a.completed, b.completed, a.failed, b.failed, a.skipped, b.skipped, a.cancelled, b.cancelled, a.retries, b.retries);
+        size_t changed = 0;
+        for (size_t i = 0; i < b.ntasks; i++) {
+            const batch__rpt_task* y = &b.tasks[i];
+            const batch__rpt_task* x = NULL;
+            for (size_t k = 0; k < a.ntasks && !x; k++)   /* by name when both have one, else by id */
+                if (y->name[0] ? !strcmp(a.tasks[k].name, y->name) : (!a.tasks[k].name[0] && a.tasks[k].id == y->id)) x = &a.tasks[k];
+            if (x && !strcmp(x->status, y->status)) continue;
+            if (!changed++) fputs("tasks whose status changed:\n", out);
+            if (y->name[0]) fprintf(out, "  %s: %s -> %s\n", y->name, x ? x->status : "(new)", y->status);
+            else fprintf(out, "  #%lld: %s -> %s\n", y->id, x ? x->status : "(new)", y->status);
+        }
+        if (!changed && b.ntasks) fputs("no task changed status\n", out);
+        if (ferror(out)) r = BATCH_ERR_INVALID;
+    }
+    if (a.tasks) BATCH_FREE(a.tasks, a.ctx);
+    if (b.tasks) BATCH_FREE(b.tasks, b.ctx);
+    return r;
 }
 
 #endif /* BATCH__REPORT_C */

@@ -652,6 +652,11 @@ BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out);
    times, an inline SVG timeline with one lane per worker and a bar per task coloured by status
    (hover shows name, status and times). */
 BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out);
+/* Compares two JSON reports (the text of baseline and current, NUL-terminated, as written by
+   batch_job_report_json) and writes the differences as text: status, success rate, duration and
+   count deltas, and the tasks (matched by name, else by id) whose status changed. Returns
+   BATCH_OK, or BATCH_ERR_INVALID when either text is not such a report. */
+BATCH_API batch_result batch_report_compare(const char* baseline_json, const char* current_json, FILE* out);
 
 /* Inside an item function: the batch's index. */
 BATCH_API size_t batch_ctx_batch_index(const batch_ctx* ctx);

@@ -35,6 +35,8 @@
 #include <stdio.h>
 #include <limits.h>
 #include <time.h>
+#include <ctype.h>
+#include <errno.h>
 #if defined(BATCH_USE_PTHREADS)
 #  include <pthread.h>
 #  include <sched.h>

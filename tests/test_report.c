@@ -111,5 +111,48 @@ static void test_report_json_text(void) {
     CHECK_OK(batch_pool_destroy(p));
 }
 
+static int maybe_fail(batch_ctx* ctx, void* u) { return *(int*)u ? batch_fail(ctx, 4, "now failing") : 0; }
+
+static void test_report_compare(void) {
+    batch_pool* p = make_pool(2);
+    batch_graph* g = make_graph();
+    int flag = 0;
+    batch_task a = add_task(g, maybe_fail, &flag, "stable");
+    batch_task b = add_task(g, maybe_fail, &flag, "breaks");
+    batch_task c = add_task(g, task_ok, NULL, "after");
+    (void)a;
+    CHECK_OK(batch_task_precede(g, b, c));
+    static char base[8192], cur[8192], diff[4096];
+    for (int run = 0; run < 2; run++) {
+        batch_job* job;
+        CHECK_OK(batch_graph_launch(p, g, NULL, &job));
+        batch_job_wait(job, NULL);
+        FILE* f = fmemopen(run ? cur : base, sizeof base, "w");
+        CHECK_OK(batch_job_report_json(job, f));
+        fclose(f);
+        CHECK_OK(batch_job_destroy(job));
+        flag = 1;   /* the second run: every maybe_fail task fails */
+    }
+    FILE* f = fmemopen(diff, sizeof diff, "w");
+    CHECK_OK(batch_report_compare(base, cur, f));
+    fclose(f);
+    CHECK(strstr(diff, "status: completed -> failed"));
+    CHECK(strstr(diff, "success rate: 100.0% -> 0.0% (-100.0 points)"));
+    CHECK(strstr(diff, "breaks: completed -> failed"));
+    CHECK(strstr(diff, "stable: completed -> failed"));
+    CHECK(strstr(diff, "after: completed -> skipped"));
+    f = fmemopen(diff, sizeof diff, "w");
+    CHECK_OK(batch_report_compare(base, base, f));
+    fclose(f);
+    CHECK(strstr(diff, "no task changed status"));
+    CHECK_EQ(batch_report_compare(base, "{\"status\": 1.5}", stdout), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_report_compare("not json", cur, stdout), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_report_compare(base, "{\"kind\": \"graph\"", stdout), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_report_compare(NULL, cur, stdout), BATCH_ERR_INVALID);
+    CHECK_OK(batch_graph_destroy(g));
+    CHECK_OK(batch_pool_destroy(p));
+}
+
 #define REPORT_TESTS \
-    { "report_json_text", test_report_json_text },
+    { "report_json_text", test_report_json_text }, \
+    { "report_compare", test_report_compare },

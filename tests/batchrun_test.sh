@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# batchrun_test.sh - checks examples/batchrun.c end to end (about 10 s in all).
+# Usage: bash tests/batchrun_test.sh [path/to/batchrun]   (default build/examples/batchrun)
+# Last line: "N passed, N failed"; the exit status is non-zero when a check failed.
+set -u
+
+BR=${1:-build/examples/batchrun}
+case $BR in /*) ;; *) BR=$PWD/$BR ;; esac
+if [ ! -x "$BR" ]; then echo "batchrun_test: no executable at $BR"; echo "0 passed, 1 failed"; exit 1; fi
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/batchrun_test.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+cd "$T" || exit 1
+
+passed=0 failed=0
+ok()   { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1"; printf '     %s\n' "$2"; }
+check() {   # check NAME 'CONDITION': evaluates the shell condition (may use && and ||)
+    if eval "$2"; then ok "$1"; else fail "$1" "condition failed: $2"; fi
+}
+now_ms() { date +%s%3N; }
+# run_br OUT ERR ARGS...: runs batchrun with stdin from /dev/null, sets $rc
+run_br() { local out=$1 err=$2; shift 2; "$BR" "$@" </dev/null >"$out" 2>"$err"; rc=$?; }
+# field COLUMN ROW JOBLOG: a joblog field (row 1 = the first line after the header)
+field() { sed -n "$(($2 + 1))p" "$3" | cut -f "$1"; }
+lines() { wc -l <"$1" | tr -d ' '; }
+
+# ---- 1. no arguments, stdin at EOF: exits at once with 0 ----------------------------------------
+t0=$(now_ms)
+"$BR" </dev/null >/dev/null 2>&1; rc=$?
+el=$(( $(now_ms) - t0 ))
+check "no arguments, empty stdin: exit 0" '[ "$rc" = 0 ]'
+check "no arguments, empty stdin: quick (${el} ms)" '[ "$el" -lt 2000 ]'
+
+# ---- 2. plain commands from stdin; the joblog: a header + one line per command -------------------
+printf 'echo one\n\n# a comment\necho two\nexit 3\ntrue\n' | "$BR" -j 2 --joblog jl2 >out2 2>err2; rc=$?
+check "stdin commands: exit status = failed commands (1)" '[ "$rc" = 1 ]'
+check "stdin commands: output passed through" 'grep -qx two out2'
+check "joblog: header + 4 lines" '[ "$(lines jl2)" = 5 ]'
+header=$(printf 'seq\tstart\tduration\texit\tsignal\tattempts\tcommand')
+check "joblog: header first" '[ "$(head -n 1 jl2)" = "$header" ]'
+check "joblog: 7 tab-separated fields on every line" '[ -z "$(awk -F "\t" "NF != 7" jl2)" ]'
+check "joblog: exit code 3 of 'exit 3'" '[ "$(grep -P "\texit 3$" jl2 | cut -f 4)" = 3 ]'
+check "joblog: start is epoch seconds with 3 decimals" \
+    '[ -z "$(tail -n +2 jl2 | cut -f 2 | grep -Ev "^[0-9]{10,}\.[0-9]{3}$")" ]'
+check "summary line on stderr" 'grep -q "4 commands: 3 succeeded, 1 failed" err2'
+
+# ---- 3. a job file with dependencies runs in order ----------------------------------------------
+cat >order.jobs <<'EOF'
+# a -> b -> c, and d (independent); c also waits for d
+a: : sleep 0.2; echo a >> order
+b: a : echo b >> order
+d: : echo d >> order
+c: b d : echo c >> order
+EOF
+run_br out3 err3 -J order.jobs -j 4
+pos() { grep -nx "$1" order | cut -d: -f1; }
+check "job file: exit 0" '[ "$rc" = 0 ]'
+check "job file: all four ran" '[ "$(lines order)" = 4 ]'
+check "job file: a before b before c" '[ "$(pos a)" -lt "$(pos b)" ] && [ "$(pos b)" -lt "$(pos c)" ]'
+check "job file: d before c" '[ "$(pos d)" -lt "$(pos c)" ]'
+check "job file: d (a root) did not wait for a" '[ "$(pos d)" -lt "$(pos a)" ]'
+
+# ---- 4. a failing command's dependents do not run --------------------------------------------------
+cat >fail.jobs <<'EOF'
+bad:   : exit 4
+child: bad : touch child.ran
+grand: child : touch grand.ran
+other: : touch other.ran
+EOF
+run_br out4 err4 -J fail.jobs --report-json rep4.json
+check "failure: exit status 1" '[ "$rc" = 1 ]'
+check "failure: dependent did not run" '[ ! -e child.ran ]'
+check "failure: transitive dependent did not run" '[ ! -e grand.ran ]'
+check "failure: independent command ran" '[ -e other.ran ]'
+check "failure: report counts 2 skipped" 'grep -q "\"skipped\": 2," rep4.json'
+check "failure: report has the failed job" 'grep -q "\"name\": \"bad\", \"status\": \"failed\"" rep4.json'
+
+# ---- 5. a timeout kills sleep 100 within a few seconds ----------------------------------------------
+t0=$(now_ms)
+echo 'sleep 100' | "$BR" --timeout 0.5 --joblog jl5 >out5 2>err5; rc=$?
+el=$(( $(now_ms) - t0 ))
+check "timeout: exit status 1" '[ "$rc" = 1 ]'
+check "timeout: over within 3 s (${el} ms)" '[ "$el" -lt 3000 ]'
+check "timeout: joblog signal 15 (SIGTERM)" '[ "$(field 5 1 jl5)" = 15 ]'
+check "timeout: reported" 'grep -q "timed out" err5'
+# a command that ignores SIGTERM gets SIGKILL 1 s later, its whole process group with it
+t0=$(now_ms)
+echo 'trap "" TERM; sleep 99.25; true' | "$BR" --timeout 0.3 --joblog jl5b >/dev/null 2>&1
+el=$(( $(now_ms) - t0 ))
+check "timeout: SIGTERM ignored -> SIGKILL 1 s later (${el} ms)" '[ "$el" -ge 1200 ] && [ "$el" -lt 4000 ]'
+check "timeout: joblog signal 9 (SIGKILL)" '[ "$(field 5 1 jl5b)" = 9 ]'
+check "timeout: no sleep left behind" '! pgrep -f "^sleep 99.25$" >/dev/null'
+
+# ---- 6. retries happen (attempts counted in a file) ---------------------------------------------------
+cmd6='n=$(cat count6 2>/dev/null || echo 0); n=$((n + 1)); echo $n > count6; [ $n -ge 3 ]'
+echo "$cmd6" | "$BR" --retries 3 --retry-delay 10 --joblog jl6 >out6 2>err6; rc=$?
+check "retries: succeeds on the 3rd attempt (exit 0)" '[ "$rc" = 0 ]'
+check "retries: 3 attempts made" '[ "$(cat count6)" = 3 ]'
+check "retries: joblog attempts 3" '[ "$(field 6 1 jl6)" = 3 ]'
+check "retries: announced on stderr" '[ "$(grep -c "retry [12] of 3" err6)" = 2 ]'
+rm -f count6
+echo "$cmd6" | "$BR" --retries 1 --retry-delay 10 >/dev/null 2>&1; rc=$?
+check "retries: gives up after 1 retry (exit 1, 2 attempts)" '[ "$rc" = 1 ] && [ "$(cat count6)" = 2 ]'
+echo 'echo $BATCHRUN_ATTEMPT >> att6; [ $BATCHRUN_ATTEMPT = 3 ]' | "$BR" --retries 5 --retry-delay 1 >/dev/null 2>&1
+check "retries: BATCHRUN_ATTEMPT is 1, 2, 3" '[ "$(tr -d "\n" <att6)" = 123 ]'
+t0=$(now_ms)
+echo 'exit 1' | "$BR" --retries 2 --retry-delay 200 >/dev/null 2>&1
+el=$(( $(now_ms) - t0 ))
+check "retries: exponential backoff 200 + 400 ms (${el} ms)" '[ "$el" -ge 600 ] && [ "$el" -lt 2000 ]'
+
+# ---- 7. the halt threshold stops new commands -------------------------------------------------------
+for i in 1 2 3 4 5 6 7 8 9 10; do echo "echo $i >> ran7; exit 1"; done >cmds7
+run_br out7 err7 -f cmds7 -j 1 --halt 2
+check "halt N: no new command after the 3rd failure (more than 2)" '[ "$(lines ran7)" = 3 ]'
+check "halt N: exit status 3 (failed commands)" '[ "$rc" = 3 ]'
+check "halt N: summary says 7 cancelled, halted" 'grep -q "7 cancelled.*(halted)" err7'
+rm -f ran7
+run_br out7 err7 -f cmds7 -j 1 --halt 30%
+check "halt PCT%: stops once more than 30% of 10 failed (4 ran)" '[ "$(lines ran7)" = 4 ]'
+rm -f ran7
+run_br out7 err7 -f cmds7 -j 1
+check "no halt: all 10 ran, exit 10" '[ "$(lines ran7)" = 10 ] && [ "$rc" = 10 ]'
+
+# ---- 8. --ok-codes 5 counts as success (scenario E: 5 = no tests) ---------------------------------------
+echo 'exit 5' | "$BR" >/dev/null 2>&1; rc=$?
+check "exit 5 fails by default" '[ "$rc" = 1 ]'
+echo 'exit 5' | "$BR" --ok-codes 5 >/dev/null 2>&1; rc=$?
+check "--ok-codes 5: exit 5 is a success" '[ "$rc" = 0 ]'
+printf 'exit 0\nexit 5\nexit 6\n' | "$BR" --ok-codes 0,5 >/dev/null 2>&1; rc=$?
+check "--ok-codes 0,5: only exit 6 fails" '[ "$rc" = 1 ]'
+
+# ---- 9. bad job files exit 2 and name the line ------------------------------------------------------------
+printf 'a: : true\n\nb: nosuch : touch ran9\n' >unknown.jobs
+run_br out9 err9 -J unknown.jobs
+check "unknown dependency: exit 2" '[ "$rc" = 2 ]'
+check "unknown dependency: file:line named" 'grep -q "unknown.jobs:3: .*unknown job .nosuch." err9'
+check "unknown dependency: nothing ran" '[ ! -e ran9 ]'
+printf '# a cycle\na: c : true\nb: a : true\nc: b : true\n' >cycle.jobs
+run_br out9 err9 -J cycle.jobs
+check "cycle: exit 2" '[ "$rc" = 2 ]'
+check "cycle: file:line and the cycle named" 'grep -Eq "^cycle.jobs:[234]: cycle: ([abc] -> ){3}[abc]$" err9'
+printf 'a: a : true\n' >self.jobs
+run_br out9 err9 -J self.jobs
+check "self-dependency: exit 2, line named" '[ "$rc" = 2 ] && grep -q "^self.jobs:1: " err9'
+printf 'a: : true\nb: a :   \n' >empty.jobs
+run_br out9 err9 -J empty.jobs
+check "empty command: exit 2" '[ "$rc" = 2 ]'
+check "empty command: file:line named" 'grep -q "^empty.jobs:2: empty command" err9'
+printf 'a: : true\nb: : true\na: : false\n' >dup.jobs
+run_br out9 err9 -J dup.jobs
+check "duplicate name: exit 2, both lines named" \
+    '[ "$rc" = 2 ] && grep -q "^dup.jobs:3: duplicate job name .a. (first on line 1)" err9'
+printf 'just a command\n' >nocolon.jobs
+run_br out9 err9 -J nocolon.jobs
+check "line without 'name:': exit 2, line named" '[ "$rc" = 2 ] && grep -q "^nocolon.jobs:1: " err9'
+run_br out9 err9 -J no-such-file.jobs
+check "missing job file: exit 2" '[ "$rc" = 2 ]'
+
+# ---- 10. usage errors exit 2 ------------------------------------------------------------------------------
+run_br out10 err10 -j 0
+check "-j 0: exit 2" '[ "$rc" = 2 ]'
+run_br out10 err10 --bogus
+check "unknown option: exit 2" '[ "$rc" = 2 ]'
+run_br out10 err10 --halt x%
+check "bad --halt: exit 2" '[ "$rc" = 2 ]'
+run_br out10 err10 --help
+check "--help: usage on stdout, exit 0" '[ "$rc" = 0 ] && grep -q "^usage: batchrun" out10'
+
+# ---- 11. --results captures stdout and stderr per command ---------------------------------------------------
+printf 'echo out1; echo err1 >&2\necho out2\n' | "$BR" --results res/sub >out11 2>/dev/null
+check "--results: DIR/<seq>.out and .err" \
+    '[ "$(cat res/sub/1.out)" = out1 ] && [ "$(cat res/sub/1.err)" = err1 ] && [ "$(cat res/sub/2.out)" = out2 ]'
+check "--results: nothing on batchrun's stdout" '[ ! -s out11 ]'
+printf 'hello: : echo hi\n' >named.jobs
+run_br out11 err11 -J named.jobs --results res
+check "--results: job files use the name" '[ "$(cat res/hello.out)" = hi ]'
+
+# ---- 12. -j limits concurrency -----------------------------------------------------------------------------
+for i in 1 2 3 4 5 6; do echo 'if mkdir lock12 2>/dev/null; then sleep 0.05; rmdir lock12; else touch overlap12; fi'; done >cmds12
+run_br out12 err12 -f cmds12 -j 1 --report-json rep12.json
+check "-j 1: never two at once" '[ ! -e overlap12 ] && grep -q "\"peak_concurrency\": 1," rep12.json'
+t0=$(now_ms)
+for i in 1 2 3 4; do echo 'sleep 0.3'; done | "$BR" -j 4 >/dev/null 2>&1
+el=$(( $(now_ms) - t0 ))
+check "-j 4: four sleeps of 0.3 s overlap (${el} ms)" '[ "$el" -lt 1000 ]'
+
+# ---- 13. reports --------------------------------------------------------------------------------------------
+printf 'true\nfalse\n' | "$BR" --report-json rep13.json --report-text rep13.txt >/dev/null 2>&1
+check "JSON report: totals" 'grep -q "\"total\": 2," rep13.json && grep -q "\"failed\": 1," rep13.json'
+check "text report: the failed command" 'grep -q "false .*failed .*exit 1" rep13.txt'
+
+# ---- 14. SIGTERM to batchrun stops the running commands ------------------------------------------------------
+t0=$(now_ms)
+printf 'sleep 99.5\nsleep 99.5\n' | "$BR" -j 2 >/dev/null 2>err14 &
+pid=$!
+sleep 0.3
+kill -TERM "$pid"
+wait "$pid"; rc=$?
+el=$(( $(now_ms) - t0 ))
+check "SIGTERM: exit 143 within 3 s (${el} ms)" '[ "$rc" = 143 ] && [ "$el" -lt 3000 ]'
+check "SIGTERM: commands killed" '! pgrep -f "^sleep 99.5$" >/dev/null'
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
