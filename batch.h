@@ -88,7 +88,7 @@ extern "C" {
    are generated from this one list. */
 #define BATCH_RESULTS(X) \
     X(BATCH_OK,             0, "success") \
-    X(BATCH_PARTIAL,        1, "finished; failures stayed under the threshold") \
+    X(BATCH_PARTIAL,        1, "finished with some failures") \
     X(BATCH_ERR_INVALID,   -1, "invalid argument") \
     X(BATCH_ERR_NOMEM,     -2, "out of memory") \
     X(BATCH_ERR_CYCLE,     -3, "task graph has a cycle") \
@@ -244,10 +244,13 @@ BATCH_API uint64_t batch_pool_worker_executed(const batch_pool* pool, int i);
    PROGRESS
    Every job (graph run or map) can report progress: a snapshot at any time
    (batch_job_progress), and a callback invoked at most every progress_interval_ms by whichever
-   thread crosses the interval, plus on events. Callbacks of one job never run concurrently (a
+   thread crosses the interval (a finishing task, or the thread blocked in batch_job_wait /
+   batch_map_wait, which wakes once an interval to tick while tasks run long), plus on events. Callbacks of one job never run concurrently (a
    per-job lock), run on worker threads (JOB_COMPLETED / JOB_CANCELLED on the thread that waits
    for the job, inside batch_job_wait / batch_map_wait), must be quick, and may call
    batch_job_cancel and batch_job_progress of their job but not wait for or destroy it. */
+typedef struct batch_job batch_job;    /* a graph run or a map (see JOB GRAPHS, BATCHED MAPS) */
+
 typedef enum batch_event {
     BATCH_EVENT_PROGRESS = 0,     /* the periodic tick */
     BATCH_EVENT_TASK_COMPLETED,   /* graph task (not in the default mask: one call per task) */
@@ -276,6 +279,7 @@ typedef struct batch_progress {
 } batch_progress;
 
 typedef struct batch_event_info {
+    batch_job* job;               /* the job (e.g. to cancel it from the callback) */
     const char* name;             /* graph task name (or NULL) */
     uint32_t task_id;             /* graph task id, 0 otherwise */
     size_t batch_index;           /* map batch */
@@ -310,7 +314,6 @@ BATCH_API const char* batch_event_string(batch_event e);
    dependents are SKIPPED (policy CONTINUE) or everything not started is CANCELLED (FAIL_FAST);
    a failing task is retried after base * 2^attempt through the pool's delayed queue. */
 typedef struct batch_graph batch_graph;
-typedef struct batch_job batch_job;
 typedef struct batch_ctx batch_ctx;     /* the running task's context; valid during the call */
 
 /* A task handle: an index into its graph (graphs move their arrays as they grow, so no pointer
@@ -2384,17 +2387,19 @@ BATCH_API batch_result batch_job_progress(batch_job* job, batch_progress* out) {
 }
 
 /* Calls the progress callback for event ev, if the job wants it. */
-BATCH__PRIVATE void batch__progress_emit(batch_job* job, batch_event ev, const batch_event_info* info) {
+BATCH__PRIVATE void batch__progress_emit(batch_job* job, batch_event event, const batch_event_info* info) {
     batch__progress* pr = &batch__head(job)->prog;
-    if (!pr->fn || !(pr->events & BATCH_EVENT_BIT(ev))) return;
-    batch_event_info none;
-    if (!info) { memset(&none, 0, sizeof none); info = &none; }
+    if (!pr->fn || !(pr->events & BATCH_EVENT_BIT(event))) return;
+    batch_event_info ev;
+    if (info) ev = *info;
+    else memset(&ev, 0, sizeof ev);
+    ev.job = job;
     batch_progress snap;
     batch__spin_lock(&pr->lock);
     batch__progress_fill(job, &snap, true);
     batch_job* saved = batch__tls_progress_cb;
     batch__tls_progress_cb = job;
-    pr->fn(ev, &snap, info, pr->user);
+    pr->fn(event, &snap, &ev, pr->user);
     batch__tls_progress_cb = saved;
     batch__spin_unlock(&pr->lock);
 }
@@ -2410,6 +2415,18 @@ BATCH__PRIVATE void batch__progress_tick(batch_job* job, uint64_t now) {
                                                  memory_order_relaxed, memory_order_relaxed))
         return;
     batch__progress_emit(job, BATCH_EVENT_PROGRESS, NULL);
+}
+
+/* Waits for a job's latch; with a progress callback, wakes once an interval to tick, so that
+   long tasks still get their periodic progress. */
+BATCH__PRIVATE batch_result batch__job_wait_latch(batch_job* job, batch_counter* latch) {
+    batch__progress* pr = &batch__head(job)->prog;
+    if (!pr->fn) return batch_counter_wait(latch);
+    for (;;) {
+        batch_result r = batch_counter_wait_timeout(latch, pr->interval_ns);
+        if (r != BATCH_ERR_TIMEOUT) return r;
+        batch__progress_tick(job, batch_now_ns());
+    }
 }
 
 BATCH_API const char* batch_event_string(batch_event e) {
@@ -2980,7 +2997,7 @@ BATCH__PRIVATE void batch__gnode_events(batch__job* job, batch__gnode* n, batch_
     if (outcome == BATCH_TASK_FAILED) ev = BATCH_EVENT_TASK_FAILED;
     else if (outcome == BATCH_TASK_COMPLETED) ev = n->fn ? BATCH_EVENT_TASK_COMPLETED : BATCH_EVENT_GROUP_COMPLETED;
     if (ev != BATCH_EVENT_COUNT_ && (job->head.prog.events & BATCH_EVENT_BIT(ev))) {
-        batch_event_info info = { n->name, (uint32_t)(n - job->g->nodes) + 1, 0, n->error };
+        batch_event_info info = { NULL, n->name, (uint32_t)(n - job->g->nodes) + 1, 0, n->error };
         batch__progress_emit((batch_job*)job, ev, &info);
     }
     if (!now) {
@@ -3265,7 +3282,7 @@ BATCH__PRIVATE uint64_t batch__peak_concurrency(const batch__job* job, void* ctx
 BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summary* summary) {
     batch__job* job = (batch__job*)pub;
     if (!job->done) {
-        batch_result wr = batch_counter_wait(&job->latch);
+        batch_result wr = batch__job_wait_latch(pub, &job->latch);
         if (wr != BATCH_OK) return wr;
         batch_job_summary* s = &job->summary;
         batch_graph* g = job->g;
@@ -4027,7 +4044,7 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
         if (m->deadline_ns && due > m->deadline_ns) due = m->deadline_ns;   /* wake to settle */
         sl->retry_due = due;
     }
-    batch_event_info ev = { NULL, 0, sl->batch_index, sl->nerrors ? sl->errors[0].code : 0 };
+    batch_event_info ev = { NULL, NULL, 0, sl->batch_index, sl->nerrors ? sl->errors[0].code : 0 };
     batch__mutex_lock(&m->lock);
     m->s.busy_ns += sl->exec_ns;
     batch__map_finished(m, sl);
@@ -4203,7 +4220,7 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
         list = batch__map_pump(m);
         batch__map_unlock(m, list);
     }
-    batch_counter_wait(&m->latch);
+    batch__job_wait_latch((batch_job*)m, &m->latch);
     batch_map_summary* s = &m->s;
     s->wall_ns = batch_now_ns() - m->launch_ns;
     s->items = s->succeeded + s->failed;

@@ -87,7 +87,7 @@ extern "C" {
    are generated from this one list. */
 #define BATCH_RESULTS(X) \
     X(BATCH_OK,             0, "success") \
-    X(BATCH_PARTIAL,        1, "finished; failures stayed under the threshold") \
+    X(BATCH_PARTIAL,        1, "finished with some failures") \
     X(BATCH_ERR_INVALID,   -1, "invalid argument") \
     X(BATCH_ERR_NOMEM,     -2, "out of memory") \
     X(BATCH_ERR_CYCLE,     -3, "task graph has a cycle") \
@@ -243,10 +243,13 @@ BATCH_API uint64_t batch_pool_worker_executed(const batch_pool* pool, int i);
    PROGRESS
    Every job (graph run or map) can report progress: a snapshot at any time
    (batch_job_progress), and a callback invoked at most every progress_interval_ms by whichever
-   thread crosses the interval, plus on events. Callbacks of one job never run concurrently (a
+   thread crosses the interval (a finishing task, or the thread blocked in batch_job_wait /
+   batch_map_wait, which wakes once an interval to tick while tasks run long), plus on events. Callbacks of one job never run concurrently (a
    per-job lock), run on worker threads (JOB_COMPLETED / JOB_CANCELLED on the thread that waits
    for the job, inside batch_job_wait / batch_map_wait), must be quick, and may call
    batch_job_cancel and batch_job_progress of their job but not wait for or destroy it. */
+typedef struct batch_job batch_job;    /* a graph run or a map (see JOB GRAPHS, BATCHED MAPS) */
+
 typedef enum batch_event {
     BATCH_EVENT_PROGRESS = 0,     /* the periodic tick */
     BATCH_EVENT_TASK_COMPLETED,   /* graph task (not in the default mask: one call per task) */
@@ -275,6 +278,7 @@ typedef struct batch_progress {
 } batch_progress;
 
 typedef struct batch_event_info {
+    batch_job* job;               /* the job (e.g. to cancel it from the callback) */
     const char* name;             /* graph task name (or NULL) */
     uint32_t task_id;             /* graph task id, 0 otherwise */
     size_t batch_index;           /* map batch */
@@ -309,7 +313,6 @@ BATCH_API const char* batch_event_string(batch_event e);
    dependents are SKIPPED (policy CONTINUE) or everything not started is CANCELLED (FAIL_FAST);
    a failing task is retried after base * 2^attempt through the pool's delayed queue. */
 typedef struct batch_graph batch_graph;
-typedef struct batch_job batch_job;
 typedef struct batch_ctx batch_ctx;     /* the running task's context; valid during the call */
 
 /* A task handle: an index into its graph (graphs move their arrays as they grow, so no pointer

@@ -508,7 +508,7 @@ BATCH__PRIVATE void batch__gnode_events(batch__job* job, batch__gnode* n, batch_
     if (outcome == BATCH_TASK_FAILED) ev = BATCH_EVENT_TASK_FAILED;
     else if (outcome == BATCH_TASK_COMPLETED) ev = n->fn ? BATCH_EVENT_TASK_COMPLETED : BATCH_EVENT_GROUP_COMPLETED;
     if (ev != BATCH_EVENT_COUNT_ && (job->head.prog.events & BATCH_EVENT_BIT(ev))) {
-        batch_event_info info = { n->name, (uint32_t)(n - job->g->nodes) + 1, 0, n->error };
+        batch_event_info info = { NULL, n->name, (uint32_t)(n - job->g->nodes) + 1, 0, n->error };
         batch__progress_emit((batch_job*)job, ev, &info);
     }
     if (!now) {
@@ -793,7 +793,7 @@ BATCH__PRIVATE uint64_t batch__peak_concurrency(const batch__job* job, void* ctx
 BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summary* summary) {
     batch__job* job = (batch__job*)pub;
     if (!job->done) {
-        batch_result wr = batch_counter_wait(&job->latch);
+        batch_result wr = batch__job_wait_latch(pub, &job->latch);
         if (wr != BATCH_OK) return wr;
         batch_job_summary* s = &job->summary;
         batch_graph* g = job->g;

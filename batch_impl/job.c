@@ -115,17 +115,19 @@ BATCH_API batch_result batch_job_progress(batch_job* job, batch_progress* out) {
 }
 
 /* Calls the progress callback for event ev, if the job wants it. */
-BATCH__PRIVATE void batch__progress_emit(batch_job* job, batch_event ev, const batch_event_info* info) {
+BATCH__PRIVATE void batch__progress_emit(batch_job* job, batch_event event, const batch_event_info* info) {
     batch__progress* pr = &batch__head(job)->prog;
-    if (!pr->fn || !(pr->events & BATCH_EVENT_BIT(ev))) return;
-    batch_event_info none;
-    if (!info) { memset(&none, 0, sizeof none); info = &none; }
+    if (!pr->fn || !(pr->events & BATCH_EVENT_BIT(event))) return;
+    batch_event_info ev;
+    if (info) ev = *info;
+    else memset(&ev, 0, sizeof ev);
+    ev.job = job;
     batch_progress snap;
     batch__spin_lock(&pr->lock);
     batch__progress_fill(job, &snap, true);
     batch_job* saved = batch__tls_progress_cb;
     batch__tls_progress_cb = job;
-    pr->fn(ev, &snap, info, pr->user);
+    pr->fn(event, &snap, &ev, pr->user);
     batch__tls_progress_cb = saved;
     batch__spin_unlock(&pr->lock);
 }
@@ -141,6 +143,18 @@ BATCH__PRIVATE void batch__progress_tick(batch_job* job, uint64_t now) {
                                                  memory_order_relaxed, memory_order_relaxed))
         return;
     batch__progress_emit(job, BATCH_EVENT_PROGRESS, NULL);
+}
+
+/* Waits for a job's latch; with a progress callback, wakes once an interval to tick, so that
+   long tasks still get their periodic progress. */
+BATCH__PRIVATE batch_result batch__job_wait_latch(batch_job* job, batch_counter* latch) {
+    batch__progress* pr = &batch__head(job)->prog;
+    if (!pr->fn) return batch_counter_wait(latch);
+    for (;;) {
+        batch_result r = batch_counter_wait_timeout(latch, pr->interval_ns);
+        if (r != BATCH_ERR_TIMEOUT) return r;
+        batch__progress_tick(job, batch_now_ns());
+    }
 }
 
 BATCH_API const char* batch_event_string(batch_event e) {

@@ -433,7 +433,7 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
         if (m->deadline_ns && due > m->deadline_ns) due = m->deadline_ns;   /* wake to settle */
         sl->retry_due = due;
     }
-    batch_event_info ev = { NULL, 0, sl->batch_index, sl->nerrors ? sl->errors[0].code : 0 };
+    batch_event_info ev = { NULL, NULL, 0, sl->batch_index, sl->nerrors ? sl->errors[0].code : 0 };
     batch__mutex_lock(&m->lock);
     m->s.busy_ns += sl->exec_ns;
     batch__map_finished(m, sl);
@@ -609,7 +609,7 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
         list = batch__map_pump(m);
         batch__map_unlock(m, list);
     }
-    batch_counter_wait(&m->latch);
+    batch__job_wait_latch((batch_job*)m, &m->latch);
     batch_map_summary* s = &m->s;
     s->wall_ns = batch_now_ns() - m->launch_ns;
     s->items = s->succeeded + s->failed;

@@ -17,7 +17,7 @@ typedef struct prog_log {
 
 static void prog_cb(batch_event ev, const batch_progress* p, const batch_event_info* info, void* u) {
     prog_log* l = (prog_log*)u;
-    (void)info;
+    CHECK(info != NULL && info->job != NULL);
     if (atomic_fetch_add(&l->inside, 1) != 0) atomic_store(&l->overlap, 1);
     CHECK((unsigned)ev < BATCH_EVENT_COUNT_);
     if (l->end_events) l->ended_last = 0;
@@ -181,7 +181,29 @@ static void test_progress_eta_and_bar(void) {
     CHECK_OK(batch_pool_destroy(pool));
 }
 
+static int long_task(batch_ctx* ctx, void* u) {
+    (void)ctx; (void)u;
+    struct timespec ts = { 0, 150000000 };
+    nanosleep(&ts, NULL);
+    return 0;
+}
+/* long tasks still get periodic ticks: the waiting thread ticks while it waits */
+static void test_progress_ticks_while_waiting(void) {
+    batch_pool* p = make_pool(2);
+    batch_graph* g = make_graph();
+    add_task(g, long_task, NULL, NULL);
+    add_task(g, long_task, NULL, NULL);
+    prog_log l;
+    memset(&l, 0, sizeof l);
+    CHECK_OK(batch_graph_run(p, g, &(batch_run_desc){ .progress = { .fn = prog_cb, .user_data = &l, .interval_ms = 20 } }, NULL));
+    if (batch_pool_workers(p) > 0)   /* an inline pool runs the tasks on the waiting thread */
+        CHECK(l.events[BATCH_EVENT_PROGRESS] >= 3);   /* ~150 ms at 20 ms ticks; only 2 tasks finish */
+    CHECK_OK(batch_graph_destroy(g));
+    CHECK_OK(batch_pool_destroy(p));
+}
+
 #define PROGRESS_TESTS \
+    { "progress_ticks_while_waiting", test_progress_ticks_while_waiting }, \
     { "progress_graph_events", test_progress_graph_events }, \
     { "progress_map_events_and_cancel", test_progress_map_events_and_cancel }, \
     { "progress_eta_and_bar", test_progress_eta_and_bar },
