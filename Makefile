@@ -131,3 +131,16 @@ install: batch.h
 
 clean:
 	rm -rf build
+
+# ---- batchrun: the command-line tool (examples/batchrun.c), its tests and a demo --------------
+.PHONY: demo batchrun-test
+batchrun-test: build/examples/batchrun
+	bash tests/batchrun_test.sh build/examples/batchrun
+
+# Runs examples/demo.jobs (builds and runs three examples, counts lines, one flaky job that
+# passes on its retry) in a scratch directory, with the progress bar, the text report and the joblog.
+demo: build/examples/batchrun
+	@d=$$(mktemp -d) && st=0 && \
+	BATCHRUN_DEMO_DIR="$$d" CC="$(CC)" STB_INCLUDE="$(STB_INCLUDE)" ./build/examples/batchrun -J examples/demo.jobs \
+	    --retries 2 --retry-delay 200 --progress --joblog "$$d/joblog" --report-text /dev/stdout || st=$$?; \
+	echo "--- joblog"; cat "$$d/joblog"; rm -rf "$$d"; exit $$st

@@ -190,16 +190,17 @@ printf 'true\nfalse\n' | "$BR" --report-json rep13.json --report-text rep13.txt 
 check "JSON report: totals" 'grep -q "\"total\": 2," rep13.json && grep -q "\"failed\": 1," rep13.json'
 check "text report: the failed command" 'grep -q "false .*failed .*exit 1" rep13.txt'
 
-# ---- 14. SIGTERM to batchrun stops the running commands ------------------------------------------------------
+# ---- 14. SIGTERM to batchrun stops the running commands and starts no new ones -------------------------------
 t0=$(now_ms)
-printf 'sleep 99.5\nsleep 99.5\n' | "$BR" -j 2 >/dev/null 2>err14 &
+printf 'sleep 99.5\nsleep 99.5\nsleep 99.5\n' | "$BR" -j 1 >/dev/null 2>err14 &
 pid=$!
 sleep 0.3
 kill -TERM "$pid"
 wait "$pid"; rc=$?
 el=$(( $(now_ms) - t0 ))
 check "SIGTERM: exit 143 within 3 s (${el} ms)" '[ "$rc" = 143 ] && [ "$el" -lt 3000 ]'
-check "SIGTERM: commands killed" '! pgrep -f "^sleep 99.5$" >/dev/null'
+check "SIGTERM: the running command killed" '! pgrep -f "^sleep 99.5$" >/dev/null'
+check "SIGTERM: the 2 others never started" 'grep -q "1 failed, 0 skipped, 2 cancelled.*(interrupted)" err14'
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
