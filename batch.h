@@ -2603,6 +2603,11 @@ BATCH_API const char* batch_job_status_string(batch_job_status s) {
     return ((unsigned)s < sizeof names / sizeof names[0]) ? names[s] : "unknown";
 }
 
+/* A task's status after a run (or a racy read during one, for DOT and reports). */
+BATCH__PRIVATE batch_task_status batch__node_status(const batch__gnode* x) {
+    return (batch_task_status)atomic_load_explicit(&((batch__gnode*)(uintptr_t)x)->status, memory_order_relaxed);
+}
+
 BATCH__PRIVATE char* batch__strdup(const char* s, void* ctx) {
     size_t n = strlen(s) + 1;
     char* r = (char*)BATCH_MALLOC(n, ctx);
@@ -3382,7 +3387,7 @@ BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t,
     if (atomic_load(&((batch_graph*)(uintptr_t)g)->busy)) return BATCH_ERR_BUSY;
     const batch__gnode* x = &g->nodes[i];
     out->name = x->name;
-    out->status = (batch_task_status)atomic_load_explicit(&((batch__gnode*)(uintptr_t)x)->status, memory_order_relaxed);
+    out->status = batch__node_status(x);
     out->attempts = x->attempts;
     out->error = x->error;
     out->message = (x->msg && x->msg[0]) ? x->msg : NULL;
@@ -3478,7 +3483,7 @@ BATCH_API batch_result batch_graph_dump_dot(const batch_graph* cg, FILE* out) {
     size_t n = (size_t)stbds_arrlen(g->nodes);
     for (size_t i = 0; i < n; i++) {
         char label[300];
-        unsigned st = atomic_load_explicit(&g->nodes[i].status, memory_order_relaxed);
+        unsigned st = batch__node_status(&g->nodes[i]);
         if (g->nodes[i].name) snprintf(label, sizeof label, "%s\n%s", g->nodes[i].name, batch_task_status_string((batch_task_status)st));
         else snprintf(label, sizeof label, "#%zu\n%s", i + 1, batch_task_status_string((batch_task_status)st));
         fprintf(out, "  t%zu [label=", i + 1);
@@ -4352,9 +4357,10 @@ BATCH__PRIVATE unsigned long long batch__permille(uint64_t part, uint64_t whole)
     return whole ? (unsigned long long)((part * 1000u + whole / 2) / whole) : 1000ull;
 }
 
-/* The finished job's summary in graph terms, or BATCH_ERR_BUSY. */
-BATCH__PRIVATE batch_result batch__report_summary(batch_job* job, batch_job_summary* s, batch__job** graph_job,
+/* The finished job's summary in graph terms; BATCH_ERR_INVALID (NULL) or BATCH_ERR_BUSY. */
+BATCH__PRIVATE batch_result batch__report_summary(batch_job* job, FILE* out, batch_job_summary* s, batch__job** graph_job,
                                                   batch__mjob** map_job) {
+    if (!job || !out) return BATCH_ERR_INVALID;
     batch__job_head* h = batch__head(job);
     *graph_job = NULL;
     *map_job = NULL;
@@ -4373,11 +4379,10 @@ BATCH__PRIVATE batch_result batch__report_summary(batch_job* job, batch_job_summ
 }
 
 BATCH_API batch_result batch_job_report_json(batch_job* job, FILE* out) {
-    if (!job || !out) return BATCH_ERR_INVALID;
     batch_job_summary s;
     batch__job* gj;
     batch__mjob* mj;
-    batch_result r = batch__report_summary(job, &s, &gj, &mj);
+    batch_result r = batch__report_summary(job, out, &s, &gj, &mj);
     if (r != BATCH_OK) return r;
     fprintf(out, "{\n  \"kind\": \"%s\",\n  \"status\": \"%s\",\n  \"result\": ", gj ? "graph" : "map",
             batch_job_status_string(s.status));
@@ -4398,7 +4403,7 @@ BATCH_API batch_result batch_job_report_json(batch_job* job, FILE* out) {
         size_t n = (size_t)stbds_arrlen(g->nodes);
         for (size_t i = 0; i < n; i++) {
             const batch__gnode* x = &g->nodes[i];
-            unsigned st = atomic_load_explicit(&((batch__gnode*)(uintptr_t)x)->status, memory_order_relaxed);
+            unsigned st = batch__node_status(x);
             fprintf(out, "%s\n    {\"id\": %zu, \"name\": ", i ? "," : "", i + 1);
             batch__json_string(out, x->name);
             fprintf(out, ", \"status\": \"%s\", \"attempts\": %d, \"error\": %d, \"message\": ",
@@ -4423,11 +4428,10 @@ BATCH_API batch_result batch_job_report_json(batch_job* job, FILE* out) {
 }
 
 BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out) {
-    if (!job || !out) return BATCH_ERR_INVALID;
     batch_job_summary s;
     batch__job* gj;
     batch__mjob* mj;
-    batch_result r = batch__report_summary(job, &s, &gj, &mj);
+    batch_result r = batch__report_summary(job, out, &s, &gj, &mj);
     if (r != BATCH_OK) return r;
     unsigned long long rate = batch__permille(s.completed, s.completed + s.failed + s.skipped);
     fprintf(out, "%s job: %s (%s)\n", gj ? "graph" : "map", batch_job_status_string(s.status), batch_result_string(s.result));
@@ -4445,7 +4449,7 @@ BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out) {
         bool header = false;
         for (size_t i = 0; i < n; i++) {
             const batch__gnode* x = &g->nodes[i];
-            unsigned st = atomic_load_explicit(&((batch__gnode*)(uintptr_t)x)->status, memory_order_relaxed);
+            unsigned st = batch__node_status(x);
             if (st == BATCH_TASK_COMPLETED) continue;
             if (!header) { fprintf(out, "  %-24s %-10s %8s %6s  %s\n", "task", "status", "attempts", "error", "message"); header = true; }
             char label[64];
@@ -4475,11 +4479,10 @@ BATCH__PRIVATE void batch__html_text(FILE* out, const char* s) {
 }
 
 BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out) {
-    if (!job || !out) return BATCH_ERR_INVALID;
     batch_job_summary s;
     batch__job* gj;
     batch__mjob* mj;
-    batch_result r = batch__report_summary(job, &s, &gj, &mj);
+    batch_result r = batch__report_summary(job, out, &s, &gj, &mj);
     if (r != BATCH_OK) return r;
     static const char* const fill[] = { "#ddd", "#9cf", "#fd6", "#6c6", "#e55", "#bbb", "#f93" };
     fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>batch.h report</title>\n"
@@ -4512,7 +4515,7 @@ BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out) {
         for (size_t i = 0; i < n; i++) {
             const batch__gnode* x = &g->nodes[i];
             if (!x->attempts || !x->start_ns) continue;
-            unsigned st = atomic_load_explicit(&((batch__gnode*)(uintptr_t)x)->status, memory_order_relaxed);
+            unsigned st = batch__node_status(x);
             int lane = (x->worker >= 0 && x->worker < lanes - 1) ? x->worker : lanes - 1;
             double x0 = (double)(x->start_ns - gj->launch_ns) / (double)s.wall_ns * width;
             double w = (double)(x->end_ns - x->start_ns) / (double)s.wall_ns * width;

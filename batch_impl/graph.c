@@ -114,6 +114,11 @@ BATCH_API const char* batch_job_status_string(batch_job_status s) {
     return ((unsigned)s < sizeof names / sizeof names[0]) ? names[s] : "unknown";
 }
 
+/* A task's status after a run (or a racy read during one, for DOT and reports). */
+BATCH__PRIVATE batch_task_status batch__node_status(const batch__gnode* x) {
+    return (batch_task_status)atomic_load_explicit(&((batch__gnode*)(uintptr_t)x)->status, memory_order_relaxed);
+}
+
 BATCH__PRIVATE char* batch__strdup(const char* s, void* ctx) {
     size_t n = strlen(s) + 1;
     char* r = (char*)BATCH_MALLOC(n, ctx);
@@ -893,7 +898,7 @@ BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t,
     if (atomic_load(&((batch_graph*)(uintptr_t)g)->busy)) return BATCH_ERR_BUSY;
     const batch__gnode* x = &g->nodes[i];
     out->name = x->name;
-    out->status = (batch_task_status)atomic_load_explicit(&((batch__gnode*)(uintptr_t)x)->status, memory_order_relaxed);
+    out->status = batch__node_status(x);
     out->attempts = x->attempts;
     out->error = x->error;
     out->message = (x->msg && x->msg[0]) ? x->msg : NULL;
@@ -989,7 +994,7 @@ BATCH_API batch_result batch_graph_dump_dot(const batch_graph* cg, FILE* out) {
     size_t n = (size_t)stbds_arrlen(g->nodes);
     for (size_t i = 0; i < n; i++) {
         char label[300];
-        unsigned st = atomic_load_explicit(&g->nodes[i].status, memory_order_relaxed);
+        unsigned st = batch__node_status(&g->nodes[i]);
         if (g->nodes[i].name) snprintf(label, sizeof label, "%s\n%s", g->nodes[i].name, batch_task_status_string((batch_task_status)st));
         else snprintf(label, sizeof label, "#%zu\n%s", i + 1, batch_task_status_string((batch_task_status)st));
         fprintf(out, "  t%zu [label=", i + 1);
