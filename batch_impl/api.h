@@ -603,6 +603,8 @@ typedef struct batch_map_desc {
     int iterate;                  /* non-zero: finished batches wait for batch_map_next */
     int ordered;                  /* deliver and combine in batch order (deterministic folds;
                                      batch sizes then never depend on timing) */
+    int keep_batches;             /* non-zero: keep a small record of every batch for the reports
+                                     (JSON "batches_kept", the HTML timeline): O(batches) memory */
     size_t acc_size;              /* accumulator bytes; 0: no fold */
     batch_init_fn init_fn;        /* required with acc_size: sets a fresh accumulator */
     batch_fold_fn fold_fn;        /* required with acc_size */
@@ -646,14 +648,15 @@ BATCH_API batch_result batch_map_run(batch_pool* pool, const batch_map_desc* des
    REPORTS of a finished job (after batch_job_wait / batch_map_wait; BATCH_ERR_BUSY before).
    JSON: status, counts, timings in integer microseconds (never locale-dependent floats; rates
    in per mille), and for a graph one record per task (name, status, attempts, error, message,
-   worker, start/end relative to the launch); strings are escaped. Text: a summary table fit for
+   worker, start/end relative to the launch), for a map with keep_batches one per batch;
+   strings are escaped. Text: a summary table fit for
    a terminal, with the tasks that did not complete. BATCH_ERR_INVALID on NULL or when `out`
    reports a write error (ferror). */
 BATCH_API batch_result batch_job_report_json(batch_job* job, FILE* out);
 BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out);
 /* One self-contained HTML file (no scripts, no fonts): the summary and, for a graph run with task
-   times, an inline SVG timeline with one lane per worker and a bar per task coloured by status
-   (hover shows name, status and times). */
+   times or a map with keep_batches, an inline SVG timeline with one lane per worker and a bar
+   per task or batch coloured by status (hover shows name, status and times). */
 BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out);
 /* Compares two JSON reports (the text of baseline and current, NUL-terminated, as written by
    batch_job_report_json) and writes the differences as text: status, success rate, duration and

@@ -32,10 +32,18 @@ typedef struct batch__mslot {
     size_t succeeded, failed;
     batch_batch_status status;
     uint64_t exec_ns, retry_due;  /* retry_due: a retry waits until then (0: not waiting) */
+    uint64_t start_ns;            /* of the last attempt */
     int retries_used, worker;
     struct batch__mslot* next;    /* free list, iterator queue, submit list */
     batch_batch view;
 } batch__mslot;
+
+/* A delivered batch, kept for the reports when desc.keep_batches is set. */
+typedef struct batch__batch_rec {
+    size_t index, first, count, succeeded, failed;
+    uint64_t start_ns, end_ns;    /* since launch */
+    int status, retries, worker;
+} batch__batch_rec;
 
 typedef struct batch__mjob {
     batch__job_head head;         /* first: operations and progress */
@@ -70,6 +78,8 @@ typedef struct batch__mjob {
     int dec_pending;              /* latch decrements owed, applied after the lock is released */
     _Atomic int stop;
     _Atomic int cut;              /* a stop cut a batch's retries short */
+    batch__batch_rec* recs;       /* keep_batches: one per delivered batch, under the lock */
+    size_t nrecs, caprecs;
     uint64_t launch_ns, deadline_ns;
     bool done;
 } batch__mjob;
@@ -303,6 +313,20 @@ BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
     }
     if (m->d.on_batch) m->d.on_batch(v, m->d.user_data);
     batch__tls_map_locked = saved;
+    if (m->d.keep_batches) {   /* out of memory: later batches are not kept (the map goes on) */
+        if (m->nrecs == m->caprecs) {
+            size_t ncap = m->caprecs ? m->caprecs * 2 : 64;
+            batch__batch_rec* r = (batch__batch_rec*)BATCH_REALLOC(m->recs, ncap * sizeof *r, m->alloc_ctx);
+            if (r) { m->recs = r; m->caprecs = ncap; }
+        }
+        if (m->nrecs < m->caprecs) {
+            batch__batch_rec* r = &m->recs[m->nrecs++];
+            r->index = sl->batch_index; r->first = sl->first; r->count = sl->count;
+            r->succeeded = sl->succeeded; r->failed = sl->failed;
+            r->start_ns = sl->start_ns - m->launch_ns; r->end_ns = r->start_ns + sl->exec_ns;
+            r->status = (int)sl->status; r->retries = sl->retries_used; r->worker = sl->worker;
+        }
+    }
     if (m->d.iterate && !m->draining) {
         sl->state = BATCH__SLOT_QUEUED;
         sl->next = NULL;
@@ -373,6 +397,7 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     size_t failed = 0;
     if (fold_fn) d->init_fn(acc, user);
     uint64_t t0 = batch_now_ns();
+    sl->start_ns = t0;
     for (size_t i = 0; i < count; i++) {
         batch_item it;
         if (items) it = items[i];
@@ -457,6 +482,7 @@ BATCH__PRIVATE void batch__map_free_buffers(batch__mjob* m) {
     }
     if (m->acc) BATCH_FREE(m->acc, ctx);
     if (m->key) BATCH_FREE(m->key, ctx);
+    if (m->recs) BATCH_FREE(m->recs, ctx);
 }
 
 BATCH__PRIVATE void batch__map_job_free(batch_job* pub) {

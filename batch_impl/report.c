@@ -94,6 +94,17 @@ BATCH_API batch_result batch_job_report_json(batch_job* job, FILE* out) {
                 (unsigned long long)m->batches, (unsigned long long)m->batches_succeeded, (unsigned long long)m->batches_partial,
                 (unsigned long long)m->batches_failed, (unsigned long long)m->unprocessed,
                 batch__permille(m->busy_ns, m->wall_ns * (uint64_t)mj->threads), m->final_batch_size);
+        if (mj->d.keep_batches) {
+            fputs(",\n  \"batches_kept\": [", out);
+            for (size_t i = 0; i < mj->nrecs; i++) {
+                const batch__batch_rec* b = &mj->recs[i];
+                fprintf(out, "%s\n    {\"index\": %zu, \"first\": %zu, \"count\": %zu, \"status\": \"%s\", \"succeeded\": %zu, "
+                             "\"failed\": %zu, \"retries\": %d, \"worker\": %d, \"start_us\": %llu, \"end_us\": %llu}",
+                        i ? "," : "", b->index, b->first, b->count, batch_batch_status_string((batch_batch_status)b->status),
+                        b->succeeded, b->failed, b->retries, b->worker, batch__us(b->start_ns), batch__us(b->end_ns));
+            }
+            fputs(mj->nrecs ? "\n  ]" : "]", out);
+        }
     }
     fputs("\n}\n", out);
     return ferror(out) ? BATCH_ERR_INVALID : BATCH_OK;
@@ -150,6 +161,36 @@ BATCH__PRIVATE void batch__html_text(FILE* out, const char* s) {
     }
 }
 
+/* The SVG timeline: one lane per worker (the last lane: other threads), a bar per task or batch.
+   batch__svg_bar leaves the bar's <title> open for the caller's text. */
+#define BATCH__SVG_WIDTH 1000
+#define BATCH__SVG_LANE 22
+#define BATCH__SVG_LEFT 80
+BATCH__PRIVATE void batch__svg_begin(FILE* out, int lanes, uint64_t wall_ns) {
+    (void)wall_ns;
+    fprintf(out, "<h2>Timeline</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\">\n",
+            BATCH__SVG_LEFT + BATCH__SVG_WIDTH + 10, lanes * BATCH__SVG_LANE + 30);
+    for (int l = 0; l < lanes; l++) {
+        if (l < lanes - 1) fprintf(out, "<text x=\"4\" y=\"%d\">worker %d</text>\n", l * BATCH__SVG_LANE + 15, l);
+        else fprintf(out, "<text x=\"4\" y=\"%d\">other</text>\n", l * BATCH__SVG_LANE + 15);
+        fprintf(out, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#eee\"/>\n", BATCH__SVG_LEFT,
+                (l + 1) * BATCH__SVG_LANE, BATCH__SVG_LEFT + BATCH__SVG_WIDTH, (l + 1) * BATCH__SVG_LANE);
+    }
+}
+BATCH__PRIVATE void batch__svg_bar(FILE* out, int lanes, int worker, uint64_t t0, uint64_t t1, uint64_t wall_ns, const char* fill) {
+    int lane = (worker >= 0 && worker < lanes - 1) ? worker : lanes - 1;
+    double x0 = (double)t0 / (double)wall_ns * BATCH__SVG_WIDTH;
+    double w = (double)(t1 > t0 ? t1 - t0 : 0) / (double)wall_ns * BATCH__SVG_WIDTH;
+    if (w < 1) w = 1;
+    fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\" stroke=\"#555\" stroke-width=\"0.3\"><title>",
+            BATCH__SVG_LEFT + (int)x0, lane * BATCH__SVG_LANE + 3, (int)w, BATCH__SVG_LANE - 6, fill);
+}
+BATCH__PRIVATE void batch__svg_end(FILE* out, int lanes, uint64_t wall_ns) {
+    fprintf(out, "<text x=\"%d\" y=\"%d\">0</text><text x=\"%d\" y=\"%d\">%llu.%03llu ms</text>\n</svg>\n", BATCH__SVG_LEFT,
+            lanes * BATCH__SVG_LANE + 20, BATCH__SVG_LEFT + BATCH__SVG_WIDTH - 70, lanes * BATCH__SVG_LANE + 20,
+            batch__us(wall_ns) / 1000, batch__us(wall_ns) % 1000);
+}
+
 BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out) {
     batch_job_summary s;
     batch__job* gj;
@@ -175,25 +216,13 @@ BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out) {
         batch_graph* g = gj->g;
         size_t n = (size_t)stbds_arrlen(g->nodes);
         int lanes = gj->nstats;   /* workers, then one lane for other threads */
-        const int width = 1000, lane_h = 22, left = 80;
-        fprintf(out, "<h2>Timeline</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\">\n",
-                left + width + 10, lanes * lane_h + 30);
-        for (int l = 0; l < lanes; l++) {
-            if (l < lanes - 1) fprintf(out, "<text x=\"4\" y=\"%d\">worker %d</text>\n", l * lane_h + 15, l);
-            else fprintf(out, "<text x=\"4\" y=\"%d\">other</text>\n", l * lane_h + 15);
-            fprintf(out, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#eee\"/>\n", left, (l + 1) * lane_h,
-                    left + width, (l + 1) * lane_h);
-        }
+        batch__svg_begin(out, lanes, s.wall_ns);
         for (size_t i = 0; i < n; i++) {
             const batch__gnode* x = &g->nodes[i];
             if (!x->attempts || !x->start_ns) continue;
             unsigned st = batch__node_status(x);
-            int lane = (x->worker >= 0 && x->worker < lanes - 1) ? x->worker : lanes - 1;
-            double x0 = (double)(x->start_ns - gj->launch_ns) / (double)s.wall_ns * width;
-            double w = (double)(x->end_ns - x->start_ns) / (double)s.wall_ns * width;
-            if (w < 1) w = 1;
-            fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\" stroke=\"#555\" stroke-width=\"0.3\">"
-                         "<title>", left + (int)x0, lane * lane_h + 3, (int)w, lane_h - 6, fill[st < 7 ? st : 0]);
+            batch__svg_bar(out, lanes, x->worker, x->start_ns - gj->launch_ns, x->end_ns - gj->launch_ns, s.wall_ns,
+                           fill[st < 7 ? st : 0]);
             char label[64];
             batch__node_label(g, (uint32_t)i, label, sizeof label);
             batch__html_text(out, label);
@@ -202,13 +231,29 @@ BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out) {
             if (x->msg && x->msg[0]) { fputs(", ", out); batch__html_text(out, x->msg); }
             fputs("</title></rect>\n", out);
         }
-        fprintf(out, "<text x=\"%d\" y=\"%d\">0</text><text x=\"%d\" y=\"%d\">%llu.%03llu ms</text>\n</svg>\n", left,
-                lanes * lane_h + 20, left + width - 70, lanes * lane_h + 20, batch__us(s.wall_ns) / 1000,
-                batch__us(s.wall_ns) % 1000);
+        batch__svg_end(out, lanes, s.wall_ns);
         fputs("<p>", out);
         for (int k = 3; k < 7; k++)
             fprintf(out, "<span style=\"background:%s;padding:0 6px;margin-right:6px\">%s</span>", fill[k],
                     batch_task_status_string((batch_task_status)k));
+        fputs("</p>\n", out);
+    }
+    if (mj && mj->nrecs && s.wall_ns) {
+        static const char* const bfill[] = { "#6c6", "#fd6", "#e55" };   /* success, partial, failed */
+        int lanes = mj->threads + 1;
+        batch__svg_begin(out, lanes, s.wall_ns);
+        for (size_t i = 0; i < mj->nrecs; i++) {
+            const batch__batch_rec* b = &mj->recs[i];
+            batch__svg_bar(out, lanes, b->worker, b->start_ns, b->end_ns, s.wall_ns, bfill[b->status < 3 ? b->status : 2]);
+            fprintf(out, "batch %zu: items %zu-%zu, %s, %zu ok, %zu failed, %llu-%llu us, retries %d</title></rect>\n",
+                    b->index, b->first, b->first + b->count - 1, batch_batch_status_string((batch_batch_status)b->status),
+                    b->succeeded, b->failed, batch__us(b->start_ns), batch__us(b->end_ns), b->retries);
+        }
+        batch__svg_end(out, lanes, s.wall_ns);
+        fputs("<p>", out);
+        for (int k = 0; k < 3; k++)
+            fprintf(out, "<span style=\"background:%s;padding:0 6px;margin-right:6px\">%s</span>", bfill[k],
+                    batch_batch_status_string((batch_batch_status)k));
         fputs("</p>\n", out);
     }
     fputs("</body></html>\n", out);

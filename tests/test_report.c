@@ -107,6 +107,26 @@ static void test_report_json_text(void) {
     check_json(buf);
     CHECK(strstr(buf, "\"kind\": \"map\"") && strstr(buf, "\"batches\": 100") && strstr(buf, "\"failed\": 500"));
     CHECK(strstr(buf, "\"success_rate_permille\": 500"));
+    CHECK(!strstr(buf, "batches_kept"));
+    CHECK_OK(batch_job_destroy(job));
+    /* keep_batches: one record per batch in the JSON, and a timeline in the HTML */
+    CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .count = 100, .item_fn = half_fail, .batch_size = 10, .error_threshold = 0.2,
+                                                    .keep_batches = 1 }, &job));
+    CHECK_EQ(batch_map_wait(job, NULL, NULL), BATCH_ERR_FAILED);
+    f = fmemopen(buf, sizeof buf, "w");
+    CHECK_OK(batch_job_report_json(job, f));
+    fclose(f);
+    check_json(buf);
+    int kept = 0;
+    for (const char* q = buf; (q = strstr(q, "{\"index\":")); q++) kept++;
+    CHECK_EQ(kept, 10);
+    CHECK(strstr(buf, "\"status\": \"failed\""));
+    f = fmemopen(buf, sizeof buf, "w");
+    CHECK_OK(batch_job_report_html(job, f));
+    fclose(f);
+    int rects = 0;
+    for (const char* q = buf; (q = strstr(q, "<rect")); q++) rects++;
+    CHECK_EQ(rects, 10);
     CHECK_OK(batch_job_destroy(job));
     CHECK_OK(batch_pool_destroy(p));
 }
