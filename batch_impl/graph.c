@@ -25,6 +25,7 @@ typedef struct batch__gnode {
     _Atomic(void*) output;
     uint64_t start_ns, end_ns;
     uint64_t retry_due;           /* a retry waits until then (0: not waiting) */
+    uint32_t epoch;               /* the run this node's per-run fields belong to */
     _Atomic uint32_t pending;     /* predecessors not finished in this run */
     uint32_t next_local;          /* park queue / local overflow list link */
     int32_t error;
@@ -57,6 +58,7 @@ struct batch_graph {
     size_t nroots, csr_n;
     char cycle_msg[256];
     _Atomic int busy;             /* a job exists that was not waited for */
+    uint32_t epoch;               /* runs so far */
 };
 
 /* One line per worker (and one shared line for other threads): written without contention. */
@@ -73,6 +75,7 @@ typedef struct batch__job {
     batch_counter latch;          /* tasks not finished */
     BATCH__ALIGNED _Atomic int stop;
     _Atomic int cut;              /* a stop cut a retry short */
+    uint32_t epoch;
     uint64_t launch_ns, deadline_ns;
     batch_failure_policy policy;
     int max_conc;
@@ -417,6 +420,11 @@ BATCH__PRIVATE batch_result batch__graph_finalize(batch_graph* g) {
     }
     g->has_cycle = tail < n;
     g->cycle_msg[0] = 0;
+    /* the counters a run starts from; each run's tasks leave them so for the next run */
+    for (size_t i = 0; i < n; i++) {
+        atomic_store_explicit(&g->nodes[i].pending, pred_off[i + 1] - pred_off[i], memory_order_relaxed);
+        atomic_store_explicit(&g->nodes[i].poison, 0, memory_order_relaxed);
+    }
     if (g->has_cycle) {
         uint32_t* onpath = (uint32_t*)BATCH_MALLOC(n * sizeof(uint32_t), ctx);
         if (onpath) { batch__describe_cycle(g, indeg, queue, onpath); BATCH_FREE(onpath, ctx); }
@@ -535,6 +543,17 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
     uint32_t overflow = BATCH__NO_NODE;   /* ready nodes the pool could not take */
     unsigned ticks = 0;
     while (n) {
+        if (n->epoch != job->epoch) {   /* the run reaches this task for the first time */
+            n->epoch = job->epoch;
+            n->job = job;
+            n->attempts = 0;
+            n->error = 0;
+            n->worker = -1;
+            n->start_ns = n->end_ns = 0;
+            n->retry_due = 0;
+            atomic_store_explicit(&n->output, NULL, memory_order_relaxed);
+            if (n->msg) n->msg[0] = 0;
+        }
         bool slot = false;
         if (n->has_slot) { n->has_slot = 0; slot = true; }
         /* relaxed: ordered after the predecessors' writes by the acq_rel release of pending */
@@ -634,6 +653,10 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
             uint8_t prop = outcome == BATCH_TASK_COMPLETED ? 0
                          : outcome == BATCH_TASK_CANCELLED ? BATCH__POISON_CANCEL : BATCH__POISON_SKIP;
             uint32_t idx = (uint32_t)(n - g->nodes);
+            /* settled: every predecessor is done with these, so they are reset for the next run
+               (published to it by the latch: its launch comes after a wait) */
+            atomic_store_explicit(&n->poison, 0, memory_order_relaxed);
+            atomic_store_explicit(&n->pending, g->pred_off[idx + 1] - g->pred_off[idx], memory_order_relaxed);
             batch__gnode* first = NULL;
             for (uint32_t k = g->succ_off[idx]; k < g->succ_off[idx + 1]; k++) {
                 batch__gnode* s = &g->nodes[g->succ[k]];
@@ -642,6 +665,7 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
                 /* acq_rel: the last predecessor to finish sees every predecessor's writes
                    (acquire) and publishes its own to the successor it releases (release) */
                 if (atomic_fetch_sub_explicit(&s->pending, 1, memory_order_acq_rel) == 1) {
+                    s->job = job;   /* only the last predecessor writes it; the queue publishes it */
                     if (!first) first = s;
                     else if (!batch__gnode_submit(job, s, 0)) {
                         s->next_local = overflow;
@@ -718,26 +742,15 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     job->deadline_ns = d.timeout_ns ? job->launch_ns + d.timeout_ns : 0;
     batch__progress_init(&job->head.prog, &d.progress, batch_pool_workers(pool), job->launch_ns);
     batch_counter_init(&job->latch, pool);
+    /* no pass over the tasks: each task resets its per-run fields when the run first reaches it
+       (epoch) and leaves its counters ready for the next run when it settles */
     size_t n = (size_t)stbds_arrlen(g->nodes);
-    for (size_t i = 0; i < n; i++) {
-        batch__gnode* x = &g->nodes[i];
-        atomic_store_explicit(&x->pending, g->pred_off[i + 1] - g->pred_off[i], memory_order_relaxed);
-        atomic_store_explicit(&x->status, BATCH_TASK_PENDING, memory_order_relaxed);
-        atomic_store_explicit(&x->poison, 0, memory_order_relaxed);
-        atomic_store_explicit(&x->output, NULL, memory_order_relaxed);
-        x->job = job;
-        x->attempts = 0;
-        x->error = 0;
-        x->worker = -1;
-        x->start_ns = x->end_ns = 0;
-        x->retry_due = 0;
-        x->has_slot = 0;
-        if (x->msg) x->msg[0] = 0;
-    }
+    job->epoch = ++g->epoch;
     if (n) batch_counter_add(&job->latch, n);
     /* the pool task submissions publish the reset state (release in the queues) */
     for (size_t i = 0; i < g->nroots; i++) {
         batch__gnode* x = &g->nodes[g->roots[i]];
+        x->job = job;
         atomic_store_explicit(&x->status, BATCH_TASK_QUEUED, memory_order_relaxed);
         if (!batch__gnode_submit(job, x, 0)) {
             /* out of task memory half-way: what was queued runs; the rest is settled here as
@@ -813,7 +826,8 @@ BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summ
             s->retries += atomic_load(&st->retried);
             s->busy_ns += atomic_load(&st->busy_ns);
         }
-        for (size_t i = 0; i < (size_t)s->total; i++) if (g->nodes[i].end_ns > last_end) last_end = g->nodes[i].end_ns;
+        if (job->times)
+            for (size_t i = 0; i < (size_t)s->total; i++) if (g->nodes[i].end_ns > last_end) last_end = g->nodes[i].end_ns;
         s->wall_ns = (job->times ? last_end : batch_now_ns()) - job->launch_ns;
         s->peak_concurrency = job->times ? batch__peak_concurrency(job, g->alloc_ctx) : 0;
         int stop = atomic_load(&job->stop);
