@@ -3711,6 +3711,7 @@ typedef struct batch__mjob {
     int dec_pending;              /* latch decrements owed, applied after the lock is released */
     _Atomic int stop;
     _Atomic int cut;              /* a stop cut a batch's retries short */
+    void* slot_accs;              /* the slots' accumulators, a cache line apart (no false sharing) */
     batch__batch_rec* recs;       /* keep_batches: one per delivered batch, under the lock */
     size_t nrecs, caprecs;
     uint64_t launch_ns, deadline_ns;
@@ -3726,15 +3727,23 @@ BATCH_API size_t batch_ctx_batch_index(const batch_ctx* ctx) { return ctx ? ctx-
 
 /* ---- slots ------------------------------------------------------------------------------- */
 /* Makes room for n items; job lock held. */
+/* Whether delivered batches show their items (codes and results): only to on_batch and the
+   iterator. A fold-only map needs one result slot per batch, reused item after item, and no
+   per-item codes: its batches stay small in cache whatever their size. */
+BATCH__PRIVATE bool batch__map_shows_items(const batch__mjob* m) { return m->d.on_batch || m->d.iterate; }
+
 BATCH__PRIVATE bool batch__slot_reserve(batch__mjob* m, batch__mslot* sl, size_t n) {
     if (n <= sl->cap) return true;
     void* ctx = m->alloc_ctx;
     size_t rs = m->d.result_size;
-    int* codes = (int*)BATCH_REALLOC(sl->codes, n * sizeof(int), ctx);
-    if (!codes) return false;
-    sl->codes = codes;
-    if (rs) {
-        unsigned char* r = (unsigned char*)BATCH_REALLOC(sl->results, n * rs, ctx);
+    bool shows = batch__map_shows_items(m);
+    if (shows) {
+        int* codes = (int*)BATCH_REALLOC(sl->codes, n * sizeof(int), ctx);
+        if (!codes) return false;
+        sl->codes = codes;
+    }
+    if (rs && (shows || (!sl->results && rs > 256))) {   /* see batch__mslot_attempt */
+        unsigned char* r = (unsigned char*)BATCH_REALLOC(sl->results, (shows ? n : 1) * rs, ctx);
         if (!r) return false;
         sl->results = r;
     }
@@ -4025,8 +4034,12 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     const batch_item* items = d->pull_fn ? sl->items : NULL;
     void* const user = d->user_data;
     void* const acc = sl->acc;
-    unsigned char* res = sl->results;
-    int* const codes = sl->codes;
+    int* const codes = batch__map_shows_items(m) ? sl->codes : NULL;
+    const size_t rstride = codes ? rs : 0;   /* a fold-only map reuses one result slot */
+    /* that slot lives on this thread's stack when it is small: a heap slot could share a cache
+       line with another worker's, and every item writes it */
+    union { max_align_t align; unsigned char bytes[256]; } local;
+    unsigned char* res = (!codes && rs <= sizeof local.bytes) ? local.bytes : sl->results;
     size_t failed = 0;
     if (fold_fn) d->init_fn(acc, user);
     uint64_t t0 = batch_now_ns();
@@ -4036,9 +4049,9 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
         if (items) it = items[i];
         else { it.index = first + i; it.ptr = NULL; }
         ctx.msg_set = 0;
-        void* r = rs ? res + i * rs : NULL;
+        void* r = rs ? res + i * rstride : NULL;
         int rc = item_fn(&ctx, &it, r, user);
-        codes[i] = rc;
+        if (codes) codes[i] = rc;
         if (BATCH__LIKELY(rc == 0)) {
             if (fold_fn) fold_fn(acc, &it, r, user);
         } else {
@@ -4109,11 +4122,11 @@ BATCH__PRIVATE void batch__map_free_buffers(batch__mjob* m) {
             if (sl->results) BATCH_FREE(sl->results, ctx);
             if (sl->errors) BATCH_FREE(sl->errors, ctx);
             if (sl->msgs) BATCH_FREE(sl->msgs, ctx);
-            if (sl->acc) BATCH_FREE(sl->acc, ctx);
         }
         BATCH_FREE(m->slots, ctx);
     }
     if (m->acc) BATCH_FREE(m->acc, ctx);
+    if (m->slot_accs) BATCH_FREE(m->slot_accs, ctx);
     if (m->key) BATCH_FREE(m->key, ctx);
     if (m->recs) BATCH_FREE(m->recs, ctx);
 }
@@ -4193,10 +4206,16 @@ BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* 
     m->acc = d->acc_size ? BATCH_MALLOC(d->acc_size, ctx) : NULL;
     bool ok = m->slots && (!desc->key || m->key) && (!d->acc_size || m->acc);
     if (m->slots) memset(m->slots, 0, (size_t)m->nslots * sizeof(batch__mslot));
+    /* each slot's accumulator on its own cache lines: workers fold into them item by item */
+    size_t stride = (d->acc_size + BATCH__CACHE_LINE - 1) / BATCH__CACHE_LINE * BATCH__CACHE_LINE;
+    if (ok && d->acc_size) {
+        if (stride > (SIZE_MAX - BATCH__CACHE_LINE) / (size_t)m->nslots) ok = false;
+        else if (!(m->slot_accs = BATCH_MALLOC(stride * (size_t)m->nslots + BATCH__CACHE_LINE, ctx))) ok = false;
+    }
     for (int i = 0; ok && i < m->nslots; i++) {
         batch__mslot* sl = &m->slots[i];
         sl->job = m;
-        if (d->acc_size && !(sl->acc = BATCH_MALLOC(d->acc_size, ctx))) ok = false;
+        if (d->acc_size) sl->acc = (char*)batch__align_up(m->slot_accs) + stride * (size_t)i;
         sl->next = (i + 1 < m->nslots) ? &m->slots[i + 1] : NULL;
     }
     if (!ok) { batch__map_free_buffers(m); batch__mutex_destroy(&m->lock); BATCH_FREE(m, ctx); return BATCH_ERR_NOMEM; }
