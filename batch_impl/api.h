@@ -339,8 +339,9 @@ typedef struct batch_task_desc {
     const char* name;         /* optional, copied; unique names can be found with batch_graph_find */
     batch_priority priority;  /* 0: the run's priority */
     int max_retries;          /* extra attempts after a failure; 0..1000 */
-    uint64_t retry_base_ns;   /* delay before retry k (k = 0, 1, ...) is base * 2^k; 0: 1 ms */
-    uint64_t retry_max_ns;    /* cap of that delay; 0: 60 s */
+    uint64_t retry_base_ns;   /* delay before retry k (k = 0, 1, ...) is base * 2^k; 0: 1 ms;
+                                 kept in microseconds (rounded up), at most ~71 minutes */
+    uint64_t retry_max_ns;    /* cap of that delay; 0: 60 s; same limit */
     int retry_jitter;         /* non-zero: each delay is scaled by a random factor in [0.5, 1] */
 } batch_task_desc;
 

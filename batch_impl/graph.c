@@ -19,7 +19,7 @@ typedef struct batch__gnode {
     batch_task_fn fn;
     void* user;
     char* name;
-    uint64_t retry_base, retry_max;
+    uint32_t retry_base_us, retry_max_us;   /* microseconds keep a task at two cache lines */
     struct batch__job* job;
     char* msg;
     _Atomic(void*) output;
@@ -189,7 +189,8 @@ BATCH__PRIVATE batch_result batch__check_task_desc(const batch_task_desc* d) {
     if (!d) return BATCH_ERR_INVALID;
     if ((int)d->priority < 0 || d->priority >= BATCH_PRIORITY_COUNT_) return BATCH_ERR_INVALID;
     if (d->max_retries < 0 || d->max_retries > 1000) return BATCH_ERR_INVALID;
-    if (d->retry_base_ns > ((uint64_t)1 << 50) || d->retry_max_ns > ((uint64_t)1 << 50)) return BATCH_ERR_INVALID;
+    if (d->retry_base_ns > (uint64_t)UINT32_MAX * 1000u - 999u || d->retry_max_ns > (uint64_t)UINT32_MAX * 1000u - 999u)
+        return BATCH_ERR_INVALID;   /* about 71 minutes */
     return BATCH_OK;
 }
 
@@ -217,8 +218,9 @@ BATCH_API batch_result batch_graph_add(batch_graph* g, const batch_task_desc* d,
     n.fn = d->fn;
     n.user = d->user_data;
     n.name = name;
-    n.retry_base = d->retry_base_ns ? d->retry_base_ns : 1000000u;
-    n.retry_max = d->retry_max_ns ? d->retry_max_ns : 60ull * 1000000000u;
+    uint64_t base = d->retry_base_ns ? d->retry_base_ns : 1000000u, max = d->retry_max_ns ? d->retry_max_ns : 60ull * 1000000000u;
+    n.retry_base_us = (uint32_t)((base + 999) / 1000);   /* validated: < 2^32 us */
+    n.retry_max_us = (uint32_t)((max + 999) / 1000);
     n.max_retries = (uint16_t)d->max_retries;
     n.level = d->priority == BATCH_PRIORITY_DEFAULT ? BATCH__LEVEL_RUN : (uint8_t)(d->priority - 1);
     n.jitter = d->retry_jitter != 0;
@@ -506,9 +508,9 @@ BATCH__PRIVATE batch__gnode* batch__slot_release(batch__job* job) {
 
 BATCH__PRIVATE uint64_t batch__backoff(batch__gnode* n, int attempt, uint64_t* rng) {
     if (n->jitter && !*rng) *rng = ((uint64_t)(uintptr_t)n ^ batch_now_ns()) | 1;
-    uint64_t d = n->retry_base;
-    for (int k = 0; k < attempt && d < n->retry_max; k++) d *= 2;
-    if (d > n->retry_max) d = n->retry_max;
+    uint64_t d = (uint64_t)n->retry_base_us * 1000u, cap = (uint64_t)n->retry_max_us * 1000u;
+    for (int k = 0; k < attempt && d < cap; k++) d *= 2;
+    if (d > cap) d = cap;
     if (n->jitter) d = d / 2 + batch__rand(rng) % (d / 2 + 1);
     return d ? d : 1;
 }
