@@ -2959,7 +2959,10 @@ BATCH__PRIVATE void batch__gnode_task(batch_pool* p, void* user);
    non-worker), and the caller then processes it itself. */
 BATCH__PRIVATE bool batch__gnode_submit(batch__job* job, batch__gnode* n, uint64_t delay_ns) {
     uint8_t level = n->level == BATCH__LEVEL_RUN ? job->level : n->level;
-    return batch_pool_submit(job->pool, &(batch_work){ .fn = batch__gnode_task, .user_data = n,
+    /* the latch counts the job's pool tasks in flight: a task submits the tasks it makes ready
+       (or hands a concurrency slot on) before it ends, so the count reaches zero only when
+       every task has settled; workers pay these decrements once per run of the job's tasks */
+    return batch_pool_submit(job->pool, &(batch_work){ .fn = batch__gnode_task, .user_data = n, .counter = &job->latch,
                                                        .priority = (batch_priority)(level + 1),
                                                        .delay_ns = delay_ns }) == BATCH_OK;
 }
@@ -3169,9 +3172,6 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
                 }
             }
             if (job->head.prog.fn) batch__gnode_events(job, n, outcome, last_end, &ticks);
-            /* the job may be freed once the latch reaches zero: a released successor keeps it
-               above zero, so n's own decrement comes last */
-            batch__counter_sub1(&job->latch);
             n = first;
             if (n) continue;
         }
@@ -3239,10 +3239,8 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     batch_counter_init(&job->latch, pool);
     /* no pass over the tasks: each task resets its per-run fields when the run first reaches it
        (epoch) and leaves its counters ready for the next run when it settles */
-    size_t n = (size_t)stbds_arrlen(g->nodes);
     job->epoch = ++g->epoch;
-    if (n) batch_counter_add(&job->latch, n);
-    /* the pool task submissions publish the reset state (release in the queues) */
+    batch_counter_add(&job->latch, 1);   /* the launch's own count, until the roots are queued */
     for (size_t i = 0; i < g->nroots; i++) {
         batch__gnode* x = &g->nodes[g->roots[i]];
         x->job = job;
@@ -3258,6 +3256,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
         }
     }
     *out = (batch_job*)job;
+    batch__counter_sub1(&job->latch);   /* last touch: the job may be over at once */
     return BATCH_OK;
 }
 
