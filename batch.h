@@ -1130,6 +1130,7 @@ typedef struct batch__deque {
     BATCH__ALIGNED _Atomic int64_t top;     /* next item to steal; only ever incremented (CAS) */
     BATCH__ALIGNED _Atomic int64_t bottom;  /* next free slot; written by the owner only */
     _Atomic(batch__ring*) ring;
+    int64_t top_seen;                       /* owner only: a top it read (top only grows) */
     void* alloc_ctx;
 } batch__deque;
 
@@ -1150,6 +1151,7 @@ BATCH__PRIVATE bool batch__deque_init(batch__deque* d, int64_t capacity, void* a
     atomic_init(&d->top, 0);
     atomic_init(&d->bottom, 0);
     atomic_init(&d->ring, r);
+    d->top_seen = 0;
     d->alloc_ctx = alloc_ctx;
     return true;
 }
@@ -1180,12 +1182,17 @@ BATCH__PRIVATE batch__ring* batch__deque_grow(batch__deque* d, batch__ring* old,
 /* Owner only. Returns false (item not pushed) when the ring is full and cannot grow. */
 BATCH__PRIVATE bool batch__deque_push(batch__deque* d, void* x) {
     int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);  /* own variable */
-    /* acquire: pairs with a thief's successful CAS on top, so the slot it read is free to reuse */
-    int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
     batch__ring* r = atomic_load_explicit(&d->ring, memory_order_relaxed);  /* own variable */
-    if (b - t > r->mask) {
-        r = batch__deque_grow(d, r, t, b);
-        if (!r) return false;
+    /* top is read only when the ring looks full by an older top: top only grows, so the older
+       value errs on the full side, and the owner's pushes stop pulling the line thieves CAS */
+    if (b - d->top_seen > r->mask) {
+        /* acquire: pairs with a thief's successful CAS on top, so the slot it read is free to reuse */
+        int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
+        d->top_seen = t;
+        if (b - t > r->mask) {
+            r = batch__deque_grow(d, r, t, b);
+            if (!r) return false;
+        }
     }
     atomic_store_explicit(&r->slot[b & r->mask], x, memory_order_relaxed);
     /* release: publishes the slot, and the item it points to, to thieves that acquire bottom */
