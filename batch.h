@@ -2077,6 +2077,30 @@ BATCH__PRIVATE bool batch__enqueue(batch_pool* p, batch__worker* w, batch__task*
     return true;
 }
 
+/* Internal: a worker of p queues n NORMAL-priority tasks fn(p, users[i]) counted by c, with one
+   counter RMW and one wake-up for all of them (a task that releases many successors). Returns
+   how many were queued from the front of users (fewer only when out of task memory). */
+BATCH__PRIVATE size_t batch__submit_bulk(batch_pool* p, batch__worker* w, batch_work_fn fn, void* const* users, size_t n,
+                                         batch_counter* c) {
+    size_t k = 0;
+    if (c && n)   /* relaxed: as in batch_pool_submit; the pushes below publish the tasks */
+        atomic_fetch_add_explicit(BATCH__ATOMIC_U64(&c->state_), n * BATCH__CNT_ONE, memory_order_relaxed);
+    for (; k < n; k++) {
+        batch__task* t = batch__task_alloc(p, w);
+        if (!t) break;
+        t->fn = fn;
+        t->user = users[k];
+        t->counter = c;
+        t->level = BATCH__LEVEL_NORMAL;
+        batch__bump(&w->submitted);
+        if (!batch__deque_push(&w->dq, t)) batch__inj_push(p, t);   /* a deque that cannot grow */
+    }
+    if (c && k < n)   /* give back the count of what was not queued; no task of those ran */
+        atomic_fetch_sub_explicit(BATCH__ATOMIC_U64(&c->state_), (n - k) * BATCH__CNT_ONE, memory_order_relaxed);
+    if (k) batch__ec_notify(p, k > 1);
+    return k;
+}
+
 BATCH_API batch_result batch_pool_submit(batch_pool* p, const batch_work* work) {
     if (!p || !work || !work->fn) return BATCH_ERR_INVALID;
     if ((int)work->priority < 0 || work->priority >= BATCH_PRIORITY_COUNT_) return BATCH_ERR_INVALID;
@@ -3018,6 +3042,19 @@ BATCH__PRIVATE uint64_t batch__backoff(batch__gnode* n, int attempt, uint64_t* r
     return d ? d : 1;
 }
 
+/* Queues the ready successors collected by a worker in one go; what the pool cannot take goes
+   to the caller's overflow list. */
+#define BATCH__RELEASE_BULK 64
+BATCH__PRIVATE void batch__gnode_flush(batch__job* job, batch__worker* self, void** ready, size_t* n, uint32_t* overflow) {
+    size_t k = batch__submit_bulk(job->pool, self, batch__gnode_task, ready, *n, &job->latch);
+    for (size_t i = k; i < *n; i++) {
+        batch__gnode* s = (batch__gnode*)ready[i];
+        s->next_local = *overflow;
+        *overflow = (uint32_t)(s - job->g->nodes);
+    }
+    *n = 0;
+}
+
 /* Progress events of a settled node, and the periodic tick (with the task's end time, or a
    clock read every 64 nodes when task times are off). */
 BATCH__PRIVATE void batch__gnode_events(batch__job* job, batch__gnode* n, batch_task_status outcome, uint64_t now,
@@ -3047,6 +3084,9 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
     uint64_t last_end = 0;          /* the previous task's end is this one's start (one clock read) */
     uint32_t overflow = BATCH__NO_NODE;   /* ready nodes the pool could not take */
     unsigned ticks = 0;
+    batch__worker* self = batch__self(job->pool);
+    void* ready[BATCH__RELEASE_BULK];
+    size_t nready = 0;
     while (n) {
         if (n->epoch != job->epoch) {   /* the run reaches this task for the first time */
             n->epoch = job->epoch;
@@ -3172,12 +3212,16 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
                 if (atomic_fetch_sub_explicit(&s->pending, 1, memory_order_acq_rel) == 1) {
                     s->job = job;   /* only the last predecessor writes it; the queue publishes it */
                     if (!first) first = s;
-                    else if (!batch__gnode_submit(job, s, 0)) {
+                    else if (self && (s->level == BATCH__LEVEL_RUN ? job->level : s->level) == BATCH__LEVEL_NORMAL) {
+                        ready[nready++] = s;   /* queued in bulk: one counter RMW, one wake-up */
+                        if (nready == BATCH__RELEASE_BULK) batch__gnode_flush(job, self, ready, &nready, &overflow);
+                    } else if (!batch__gnode_submit(job, s, 0)) {
                         s->next_local = overflow;
                         overflow = (uint32_t)(s - g->nodes);
                     }
                 }
             }
+            if (nready) batch__gnode_flush(job, self, ready, &nready, &overflow);
             if (job->head.prog.fn) batch__gnode_events(job, n, outcome, last_end, &ticks);
             n = first;
             if (n) continue;

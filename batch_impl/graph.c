@@ -518,6 +518,19 @@ BATCH__PRIVATE uint64_t batch__backoff(batch__gnode* n, int attempt, uint64_t* r
     return d ? d : 1;
 }
 
+/* Queues the ready successors collected by a worker in one go; what the pool cannot take goes
+   to the caller's overflow list. */
+#define BATCH__RELEASE_BULK 64
+BATCH__PRIVATE void batch__gnode_flush(batch__job* job, batch__worker* self, void** ready, size_t* n, uint32_t* overflow) {
+    size_t k = batch__submit_bulk(job->pool, self, batch__gnode_task, ready, *n, &job->latch);
+    for (size_t i = k; i < *n; i++) {
+        batch__gnode* s = (batch__gnode*)ready[i];
+        s->next_local = *overflow;
+        *overflow = (uint32_t)(s - job->g->nodes);
+    }
+    *n = 0;
+}
+
 /* Progress events of a settled node, and the periodic tick (with the task's end time, or a
    clock read every 64 nodes when task times are off). */
 BATCH__PRIVATE void batch__gnode_events(batch__job* job, batch__gnode* n, batch_task_status outcome, uint64_t now,
@@ -547,6 +560,9 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
     uint64_t last_end = 0;          /* the previous task's end is this one's start (one clock read) */
     uint32_t overflow = BATCH__NO_NODE;   /* ready nodes the pool could not take */
     unsigned ticks = 0;
+    batch__worker* self = batch__self(job->pool);
+    void* ready[BATCH__RELEASE_BULK];
+    size_t nready = 0;
     while (n) {
         if (n->epoch != job->epoch) {   /* the run reaches this task for the first time */
             n->epoch = job->epoch;
@@ -672,12 +688,16 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
                 if (atomic_fetch_sub_explicit(&s->pending, 1, memory_order_acq_rel) == 1) {
                     s->job = job;   /* only the last predecessor writes it; the queue publishes it */
                     if (!first) first = s;
-                    else if (!batch__gnode_submit(job, s, 0)) {
+                    else if (self && (s->level == BATCH__LEVEL_RUN ? job->level : s->level) == BATCH__LEVEL_NORMAL) {
+                        ready[nready++] = s;   /* queued in bulk: one counter RMW, one wake-up */
+                        if (nready == BATCH__RELEASE_BULK) batch__gnode_flush(job, self, ready, &nready, &overflow);
+                    } else if (!batch__gnode_submit(job, s, 0)) {
                         s->next_local = overflow;
                         overflow = (uint32_t)(s - g->nodes);
                     }
                 }
             }
+            if (nready) batch__gnode_flush(job, self, ready, &nready, &overflow);
             if (job->head.prog.fn) batch__gnode_events(job, n, outcome, last_end, &ticks);
             n = first;
             if (n) continue;

@@ -819,6 +819,30 @@ BATCH__PRIVATE bool batch__enqueue(batch_pool* p, batch__worker* w, batch__task*
     return true;
 }
 
+/* Internal: a worker of p queues n NORMAL-priority tasks fn(p, users[i]) counted by c, with one
+   counter RMW and one wake-up for all of them (a task that releases many successors). Returns
+   how many were queued from the front of users (fewer only when out of task memory). */
+BATCH__PRIVATE size_t batch__submit_bulk(batch_pool* p, batch__worker* w, batch_work_fn fn, void* const* users, size_t n,
+                                         batch_counter* c) {
+    size_t k = 0;
+    if (c && n)   /* relaxed: as in batch_pool_submit; the pushes below publish the tasks */
+        atomic_fetch_add_explicit(BATCH__ATOMIC_U64(&c->state_), n * BATCH__CNT_ONE, memory_order_relaxed);
+    for (; k < n; k++) {
+        batch__task* t = batch__task_alloc(p, w);
+        if (!t) break;
+        t->fn = fn;
+        t->user = users[k];
+        t->counter = c;
+        t->level = BATCH__LEVEL_NORMAL;
+        batch__bump(&w->submitted);
+        if (!batch__deque_push(&w->dq, t)) batch__inj_push(p, t);   /* a deque that cannot grow */
+    }
+    if (c && k < n)   /* give back the count of what was not queued; no task of those ran */
+        atomic_fetch_sub_explicit(BATCH__ATOMIC_U64(&c->state_), (n - k) * BATCH__CNT_ONE, memory_order_relaxed);
+    if (k) batch__ec_notify(p, k > 1);
+    return k;
+}
+
 BATCH_API batch_result batch_pool_submit(batch_pool* p, const batch_work* work) {
     if (!p || !work || !work->fn) return BATCH_ERR_INVALID;
     if ((int)work->priority < 0 || work->priority >= BATCH_PRIORITY_COUNT_) return BATCH_ERR_INVALID;
