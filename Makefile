@@ -122,6 +122,20 @@ build/bench/bench_tbb: bench/bench.c bench/bench_tbb.cpp bench/workloads.h batch
 bench-tbb: build/bench/bench_tbb
 	./build/bench/bench_tbb $(if $(BENCH_QUICK),--quick) --csv bench/results_tbb.csv
 
+# ---- fuzzing (clang's libFuzzer; not part of make test) ----------------------------------------
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := -std=c11 -g -O1 -I$(STB_INCLUDE) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+build/fuzz/%: tests/%.c batch.h | stb
+	@mkdir -p $(@D)
+	clang $(FUZZ_FLAGS) -o $@ $<
+fuzz: build/fuzz/fuzz_graph build/fuzz/fuzz_desc
+	@for t in fuzz_graph fuzz_desc; do \
+	    mkdir -p build/fuzz/corpus_$$t; \
+	    ./build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=512 -timeout=20 -print_final_stats=1 \
+	        build/fuzz/corpus_$$t tests/corpus/$$t 2>&1 | tail -n 4 || exit 1; \
+	done
+.PHONY: fuzz
+
 # ---- install ---------------------------------------------------------------------------------
 install: batch.h
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
