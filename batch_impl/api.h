@@ -100,7 +100,7 @@ extern "C" {
     X(BATCH_ERR_FAILED,   -10, "job failed") \
     X(BATCH_ERR_NOT_FOUND,-11, "no such task")
 
-#define BATCH__RESULT_ENUM(name, value, text) name = value,
+#define BATCH__RESULT_ENUM(name, value, text) name = (value),
 typedef enum batch_result { BATCH_RESULTS(BATCH__RESULT_ENUM) BATCH_RESULT_FORCE32_ = 0x7fffffff } batch_result;
 #undef BATCH__RESULT_ENUM
 

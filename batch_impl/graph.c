@@ -67,6 +67,7 @@ typedef struct batch__job_stats {
     _Atomic uint64_t failed, skipped, cancelled, retried, busy_ns, running;
 } batch__job_stats;
 
+/* NOLINTNEXTLINE(clang-analyzer-optin.performance.Padding): stop is on its own cache line */
 typedef struct batch__job {
     batch__job_head head;         /* first: operations and progress */
     batch_pool* pool;

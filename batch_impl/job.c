@@ -166,7 +166,7 @@ BATCH_API const char* batch_event_string(batch_event e) {
 /* ---- the progress bar ------------------------------------------------------------------------ */
 BATCH__PRIVATE bool batch__stderr_is_tty(void) {
 #if defined(__unix__) || defined(__APPLE__)
-    const char* term = getenv("TERM");
+    const char* term = getenv("TERM");   /* NOLINT(concurrency-mt-unsafe): read-only; nothing here sets it */
     return isatty(2) && !(term && !strcmp(term, "dumb"));
 #else
     return false;
@@ -198,7 +198,7 @@ BATCH_API void batch_progress_bar(batch_event ev, const batch_progress* p, const
     batch__fmt_seconds(el, sizeof el, p->elapsed_s);
     int width = 30, filled = p->percent < 0 ? 0 : (int)(p->percent / 100.0 * width + 0.5);
     char bar[64];
-    for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : (p->percent < 0 ? '?' : '.');
+    for (int i = 0; i < width; i++) bar[i] = (char)(i < filled ? '#' : (p->percent < 0 ? '?' : '.'));
     bar[width] = 0;
     if (p->total)
         snprintf(line, sizeof line, "[%s] %5.1f%% %llu/%llu ok %llu fail %llu %.0f/s elapsed %s eta %s", bar, p->percent,

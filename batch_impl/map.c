@@ -575,10 +575,9 @@ BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* 
     if (m->slots) memset(m->slots, 0, (size_t)m->nslots * sizeof(batch__mslot));
     /* each slot's accumulator on its own cache lines: workers fold into them item by item */
     size_t stride = (d->acc_size + BATCH__CACHE_LINE - 1) / BATCH__CACHE_LINE * BATCH__CACHE_LINE;
-    if (ok && d->acc_size) {
-        if (stride > (SIZE_MAX - BATCH__CACHE_LINE) / (size_t)m->nslots) ok = false;
-        else if (!(m->slot_accs = BATCH_MALLOC(stride * (size_t)m->nslots + BATCH__CACHE_LINE, ctx))) ok = false;
-    }
+    if (ok && d->acc_size)
+        ok = stride <= (SIZE_MAX - BATCH__CACHE_LINE) / (size_t)m->nslots &&
+             (m->slot_accs = BATCH_MALLOC(stride * (size_t)m->nslots + BATCH__CACHE_LINE, ctx)) != NULL;
     for (int i = 0; ok && i < m->nslots; i++) {
         batch__mslot* sl = &m->slots[i];
         sl->job = m;
