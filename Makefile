@@ -122,6 +122,16 @@ build/bench/bench_tbb: bench/bench.c bench/bench_tbb.cpp bench/workloads.h batch
 bench-tbb: build/bench/bench_tbb
 	./build/bench/bench_tbb $(if $(BENCH_QUICK),--quick) --csv bench/results_tbb.csv
 
+# ---- coverage: gcov line and branch coverage of batch.h's implementation over the suite ---------
+coverage: $(TEST_SRC) batch.h | stb
+	@rm -rf build/coverage && mkdir -p build/coverage
+	$(CC) $(WARN) -I$(STB_INCLUDE) -O0 -g --coverage -o build/coverage/run tests/main.c $(LDLIBS)
+	cd build/coverage && BATCH_TEST_SCALE=4 ./run --no-fork > run.log 2>&1; tail -n 1 run.log
+	@cd build/coverage && gcov -b run-main.gcda > gcov.txt 2>&1; \
+	awk '/^File .*batch\.h/{f=1;next} f&&/^Lines executed/{print "batch.h " $$0} f&&/^Branches executed/{print "batch.h " $$0} \
+	     f&&/^Taken at least once/{print "batch.h branches " $$0; f=0}' gcov.txt
+.PHONY: coverage
+
 # ---- static analysis ----------------------------------------------------------------------------
 # Excluded checks, and why: easily-swappable-parameters (the API's (graph, a, b) style by design);
 # reserved-identifier (it applies C++'s rule on "__" anywhere; in C only a leading "__" or "_X" is
