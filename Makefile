@@ -122,6 +122,20 @@ build/bench/bench_tbb: bench/bench.c bench/bench_tbb.cpp bench/workloads.h batch
 bench-tbb: build/bench/bench_tbb
 	./build/bench/bench_tbb $(if $(BENCH_QUICK),--quick) --csv bench/results_tbb.csv
 
+# ---- model checking (spin): the park/wake protocol and shutdown racing submit -----------------------
+# Each model must verify with 0 errors, and its BUGGY variant must fail (so the model can fail).
+model:
+	@command -v spin >/dev/null || { echo "make model needs spin (apt-get install spin)"; exit 1; }
+	@mkdir -p build/model && for m in park shutdown; do for v in ok bug; do \
+	    ( cd build/model && rm -f pan pan.* && spin $$( [ $$v = bug ] && echo -DBUGGY ) -a ../../tests/models/$$m.pml >/dev/null && \
+	      $(CC) -O2 -o pan pan.c && ./pan -m100000 > $$m-$$v.txt 2>&1 ); \
+	    errs=$$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' build/model/$$m-$$v.txt); \
+	    if [ $$v = ok ] && [ "$$errs" = 0 ]; then echo "$$m: verified, 0 errors"; \
+	    elif [ $$v = bug ] && [ -n "$$errs" ] && [ "$$errs" != 0 ]; then echo "$$m (BUGGY): the violation is found, as it must be"; \
+	    else echo "$$m $$v: unexpected result"; cat build/model/$$m-$$v.txt; exit 1; fi; \
+	done; done
+.PHONY: model
+
 # ---- coverage: gcov line and branch coverage of batch.h's implementation over the suite ---------
 coverage: $(TEST_SRC) batch.h | stb
 	@rm -rf build/coverage && mkdir -p build/coverage
