@@ -564,7 +564,8 @@ typedef struct batch_batch {
                                      item i has index first_index + i */
     const int* codes;             /* count codes: 0 = success */
     const unsigned char* results; /* count * result_size bytes: item i's result at i * result_size */
-    const batch_item_error* errors;  /* the failed items with their messages */
+    const batch_item_error* errors;  /* the failed items with their messages (out of memory,
+                                        entries may be missing: codes[] is complete) */
     size_t nerrors;
     const void* acc;              /* this batch's accumulator (NULL without a fold) */
     uint64_t exec_ns;             /* last attempt's run time */
