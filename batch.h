@@ -2756,7 +2756,8 @@ BATCH_API batch_result batch_graph_add(batch_graph* g, const batch_task_desc* d,
     n.worker = -1;
     uint32_t idx = (uint32_t)stbds_arrlen(g->nodes);
     batch__ds_op op = { g, &n, name, idx, 0 };
-    if (batch__ds_guarded(batch__ds_push_node, &op) != BATCH_OK) {
+    if ((size_t)stbds_arrlen(g->nodes) < stbds_arrcap(g->nodes)) stbds_arrput(g->nodes, n);   /* no allocation */
+    else if (batch__ds_guarded(batch__ds_push_node, &op) != BATCH_OK) {
         if (name) BATCH_FREE(name, g->alloc_ctx);
         return BATCH_ERR_NOMEM;
     }
@@ -2786,7 +2787,7 @@ BATCH__PRIVATE batch_result batch__add_edges(batch_graph* g, const batch_task* f
     if (atomic_load(&g->busy)) return BATCH_ERR_BUSY;
     size_t len = (size_t)stbds_arrlen(g->edges);
     batch__ds_op op = { g, NULL, NULL, 0, len + n };
-    if (batch__ds_guarded(batch__ds_reserve_edges, &op) != BATCH_OK) return BATCH_ERR_NOMEM;
+    if (len + n > stbds_arrcap(g->edges) && batch__ds_guarded(batch__ds_reserve_edges, &op) != BATCH_OK) return BATCH_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
         uint64_t a = (uint64_t)batch__task_index(g, from[nfrom == 1 ? 0 : i]);
         uint64_t b = (uint64_t)batch__task_index(g, to[nto == 1 ? 0 : i]);
