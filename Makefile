@@ -172,7 +172,7 @@ fuzz: build/fuzz/fuzz_graph build/fuzz/fuzz_desc
 	@for t in fuzz_graph fuzz_desc; do \
 	    mkdir -p build/fuzz/corpus_$$t; \
 	    if ./build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=512 -timeout=20 -print_final_stats=1 \
-	        -artifact_prefix=build/fuzz/ build/fuzz/corpus_$$t tests/corpus/$$t > build/fuzz/$$t.log 2>&1; then \
+	        -artifact_prefix=build/fuzz/ -report_slow_units=100000 build/fuzz/corpus_$$t tests/corpus/$$t > build/fuzz/$$t.log 2>&1; then \
 	        echo "$$t: $$(grep -E '^Done' build/fuzz/$$t.log)"; \
 	    else tail -n 40 build/fuzz/$$t.log; echo "$$t FAILED (artifact in build/fuzz/)"; exit 1; fi; \
 	done
