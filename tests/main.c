@@ -45,6 +45,7 @@ void test_fail_at(const char* file, int line, const char* expr, const char* deta
 #include "test_progress.c"
 #include "test_report.c"
 #include "test_regress.c"
+#include "test_badinput.c"
 
 static const test_case all_tests[] = {
     PLATFORM_TESTS
@@ -55,6 +56,7 @@ static const test_case all_tests[] = {
     PROGRESS_TESTS
     REPORT_TESTS
     REGRESS_TESTS
+    BADINPUT_TESTS
 };
 
 static double now_ms(void) { return (double)batch_now_ns() / 1e6; }
