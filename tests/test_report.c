@@ -52,6 +52,15 @@ static void check_json(const char* text) {
     if (!end || *json_ws(end)) { fprintf(stderr, "bad JSON:\n%s\n", text); CHECK(0); }
 }
 
+/* Writes a report of job into buf (a NUL-terminated string) and checks the call's result. */
+static batch_result report_into(char* buf, size_t n, batch_result (*report)(batch_job*, FILE*), batch_job* job) {
+    FILE* f = fmemopen(buf, n, "w");
+    CHECK(f != NULL);
+    batch_result r = report(job, f);
+    fclose(f);
+    return r;
+}
+
 static int fail_quote(batch_ctx* ctx, void* u) { (void)u; return batch_fail(ctx, 9, "bad \"input\"\n\tline\x01"); }
 
 static void test_report_json_text(void) {
@@ -66,10 +75,8 @@ static void test_report_json_text(void) {
     batch_job* job;
     CHECK_OK(batch_graph_launch(p, g, NULL, &job));
     static char buf[16384];
-    FILE* f = fmemopen(buf, sizeof buf, "w");
     batch_job_wait(job, NULL);
-    CHECK_OK(batch_job_report_json(job, f));
-    fclose(f);
+    CHECK_OK(report_into(buf, sizeof buf, batch_job_report_json, job));
     check_json(buf);
     CHECK(strstr(buf, "\"status\": \"partial_failure\""));
     CHECK(strstr(buf, "\"total\": 3"));
@@ -77,14 +84,10 @@ static void test_report_json_text(void) {
     CHECK(strstr(buf, "\"name\": \"se\\\"cond\\\\\""));
     CHECK(strstr(buf, "bad \\\"input\\\"\\n\\tline\\u0001"));
     CHECK(strstr(buf, "\"graph\": \"rep\\\"ort\""));
-    f = fmemopen(buf, sizeof buf, "w");
-    CHECK_OK(batch_job_report_text(job, f));
-    fclose(f);
+    CHECK_OK(report_into(buf, sizeof buf, batch_job_report_text, job));
     CHECK(strstr(buf, "partial_failure") && strstr(buf, "se\"cond") && strstr(buf, "skipped"));
     CHECK(!strstr(buf, "first"));   /* completed tasks are not listed */
-    f = fmemopen(buf, sizeof buf, "w");
-    CHECK_OK(batch_job_report_html(job, f));
-    fclose(f);
+    CHECK_OK(report_into(buf, sizeof buf, batch_job_report_html, job));
     CHECK(strstr(buf, "<!DOCTYPE html>") && strstr(buf, "<svg") && strstr(buf, "</html>"));
     CHECK(strstr(buf, "se&quot;cond\\"));   /* escaped in the bar titles */
     CHECK(!strstr(buf, "<script"));
@@ -96,14 +99,10 @@ static void test_report_json_text(void) {
 
     /* a map: busy before the end, then a report */
     CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .count = 1000, .item_fn = half_fail, .batch_size = 10, .error_threshold = 0.5 }, &job));
-    f = fmemopen(buf, sizeof buf, "w");
-    batch_result early = batch_job_report_json(job, f);
+    batch_result early = report_into(buf, sizeof buf, batch_job_report_json, job);
     CHECK(early == BATCH_ERR_BUSY || early == BATCH_OK);   /* it may already be over */
-    fclose(f);
     CHECK_EQ(batch_map_wait(job, NULL, NULL), BATCH_PARTIAL);
-    f = fmemopen(buf, sizeof buf, "w");
-    CHECK_OK(batch_job_report_json(job, f));
-    fclose(f);
+    CHECK_OK(report_into(buf, sizeof buf, batch_job_report_json, job));
     check_json(buf);
     CHECK(strstr(buf, "\"kind\": \"map\"") && strstr(buf, "\"batches\": 100") && strstr(buf, "\"failed\": 500"));
     CHECK(strstr(buf, "\"success_rate_permille\": 500"));
@@ -113,17 +112,13 @@ static void test_report_json_text(void) {
     CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .count = 100, .item_fn = half_fail, .batch_size = 10, .error_threshold = 0.2,
                                                     .keep_batches = 1 }, &job));
     CHECK_EQ(batch_map_wait(job, NULL, NULL), BATCH_ERR_FAILED);
-    f = fmemopen(buf, sizeof buf, "w");
-    CHECK_OK(batch_job_report_json(job, f));
-    fclose(f);
+    CHECK_OK(report_into(buf, sizeof buf, batch_job_report_json, job));
     check_json(buf);
     int kept = 0;
     for (const char* q = buf; (q = strstr(q, "{\"index\":")); q++) kept++;
     CHECK_EQ(kept, 10);
     CHECK(strstr(buf, "\"status\": \"failed\""));
-    f = fmemopen(buf, sizeof buf, "w");
-    CHECK_OK(batch_job_report_html(job, f));
-    fclose(f);
+    CHECK_OK(report_into(buf, sizeof buf, batch_job_report_html, job));
     int rects = 0;
     for (const char* q = buf; (q = strstr(q, "<rect")); q++) rects++;
     CHECK_EQ(rects, 10);
@@ -147,9 +142,7 @@ static void test_report_compare(void) {
         batch_job* job;
         CHECK_OK(batch_graph_launch(p, g, NULL, &job));
         batch_job_wait(job, NULL);
-        FILE* f = fmemopen(run ? cur : base, sizeof base, "w");
-        CHECK_OK(batch_job_report_json(job, f));
-        fclose(f);
+        CHECK_OK(report_into(run ? cur : base, sizeof base, batch_job_report_json, job));
         CHECK_OK(batch_job_destroy(job));
         flag = 1;   /* the second run: every maybe_fail task fails */
     }
