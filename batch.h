@@ -2574,10 +2574,11 @@ struct batch_graph {
     char* name;
     uint32_t tag;
     batch__gnode* nodes;          /* stb_ds array */
-    uint64_t* edges;              /* stb_ds array of from << 32 | to; sorted and unique when !dirty */
+    uint64_t* edges;              /* stb_ds array of from << 32 | to: edges added since the last finalize */
     batch__name_entry* names;     /* stb_ds string map (keys are the nodes' own name copies) */
     bool dirty;                   /* edges or nodes changed since the last finalize */
     bool has_cycle;
+    bool backward;                /* an edge from a task to one added before it: cycles possible */
     uint32_t* succ_off;           /* CSR, n + 1 offsets */
     uint32_t* succ;
     uint32_t* pred_off;
@@ -2742,21 +2743,23 @@ BATCH_API batch_result batch_graph_add(batch_graph* g, const batch_task_desc* d,
     if (stbds_arrlen(g->nodes) >= (ptrdiff_t)(UINT32_MAX - 2)) return BATCH_ERR_NOMEM;
     char* name = NULL;
     if (d->name && !(name = batch__strdup(d->name, g->alloc_ctx))) return BATCH_ERR_NOMEM;
-    batch__gnode n;
-    memset(&n, 0, sizeof n);
-    n.fn = d->fn;
-    n.user = d->user_data;
-    n.name = name;
-    uint64_t base = d->retry_base_ns ? d->retry_base_ns : 1000000u, max = d->retry_max_ns ? d->retry_max_ns : 60ull * 1000000000u;
-    n.retry_base_us = (uint32_t)((base + 999) / 1000);   /* validated: < 2^32 us */
-    n.retry_max_us = (uint32_t)((max + 999) / 1000);
-    n.max_retries = (uint16_t)d->max_retries;
-    n.level = d->priority == BATCH_PRIORITY_DEFAULT ? BATCH__LEVEL_RUN : (uint8_t)(d->priority - 1);
-    n.jitter = d->retry_jitter != 0;
-    n.worker = -1;
     uint32_t idx = (uint32_t)stbds_arrlen(g->nodes);
-    batch__ds_op op = { g, &n, name, idx, 0 };
-    if ((size_t)stbds_arrlen(g->nodes) < stbds_arrcap(g->nodes)) stbds_arrput(g->nodes, n);   /* no allocation */
+    batch__gnode tmp, *x = &tmp;
+    bool room = (size_t)idx < stbds_arrcap(g->nodes);
+    if (room) x = &g->nodes[idx];   /* filled in place: no allocation, no copy */
+    memset(x, 0, sizeof *x);
+    x->fn = d->fn;
+    x->user = d->user_data;
+    x->name = name;
+    uint64_t base = d->retry_base_ns ? d->retry_base_ns : 1000000u, max = d->retry_max_ns ? d->retry_max_ns : 60ull * 1000000000u;
+    x->retry_base_us = (uint32_t)((base + 999) / 1000);   /* validated: < 2^32 us */
+    x->retry_max_us = (uint32_t)((max + 999) / 1000);
+    x->max_retries = (uint16_t)d->max_retries;
+    x->level = d->priority == BATCH_PRIORITY_DEFAULT ? BATCH__LEVEL_RUN : (uint8_t)(d->priority - 1);
+    x->jitter = d->retry_jitter != 0;
+    x->worker = -1;
+    batch__ds_op op = { g, x, name, idx, 0 };
+    if (room) stbds_arrsetlen(g->nodes, idx + 1);
     else if (batch__ds_guarded(batch__ds_push_node, &op) != BATCH_OK) {
         if (name) BATCH_FREE(name, g->alloc_ctx);
         return BATCH_ERR_NOMEM;
@@ -2772,10 +2775,38 @@ BATCH_API batch_result batch_graph_add(batch_graph* g, const batch_task_desc* d,
     return BATCH_OK;
 }
 
+/* Counts edges [at, at + n) of g->edges into their targets' pending counts (the build keeps
+   pending = in-degree, so that validation need not touch the nodes; finalize takes duplicates
+   back out), or takes them out again (sign < 0: an undo). */
+BATCH__PRIVATE void batch__count_edges_signed(batch_graph* g, size_t at, size_t n, int sign) {
+    for (size_t i = at; i < at + n; i++) {
+        uint64_t e = g->edges[i];
+        _Atomic uint32_t* p = &g->nodes[(uint32_t)e].pending;
+        /* relaxed load + store: the graph is not running (busy was checked), one thread builds */
+        atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + (uint32_t)sign, memory_order_relaxed);
+        if ((e >> 32) > (uint32_t)e) g->backward = true;
+    }
+    g->dirty = true;
+}
+BATCH__PRIVATE void batch__count_edges(batch_graph* g, size_t at, size_t n) { batch__count_edges_signed(g, at, n, 1); }
+
 /* Appends edges from[i] -> to[i] (i < n) after checking them all: all or nothing. */
 BATCH__PRIVATE batch_result batch__add_edges(batch_graph* g, const batch_task* from, size_t nfrom,
                                              const batch_task* to, size_t nto) {
     if (!g || (nfrom && !from) || (nto && !to)) return BATCH_ERR_INVALID;
+    if (nfrom == 1 && nto == 1) {   /* the common case, without the loops */
+        int64_t a = batch__task_index(g, *from), b = batch__task_index(g, *to);
+        if (a < 0 || b < 0) return BATCH_ERR_INVALID;
+        if (a == b) return BATCH_ERR_CYCLE;
+        if (atomic_load(&g->busy)) return BATCH_ERR_BUSY;
+        size_t len = (size_t)stbds_arrlen(g->edges);
+        batch__ds_op op = { g, NULL, NULL, 0, len < 64 ? 64 : 2 * len };
+        if (len + 1 > stbds_arrcap(g->edges) && batch__ds_guarded(batch__ds_reserve_edges, &op) != BATCH_OK) return BATCH_ERR_NOMEM;
+        g->edges[len] = (uint64_t)a << 32 | (uint64_t)b;
+        stbds_arrsetlen(g->edges, len + 1);
+        batch__count_edges(g, len, 1);
+        return BATCH_OK;
+    }
     size_t n = nfrom > nto ? nfrom : nto;
     if (n > ((size_t)1 << 40)) return BATCH_ERR_INVALID;
     for (size_t i = 0; i < n; i++) {
@@ -2793,7 +2824,7 @@ BATCH__PRIVATE batch_result batch__add_edges(batch_graph* g, const batch_task* f
         uint64_t b = (uint64_t)batch__task_index(g, to[nto == 1 ? 0 : i]);
         stbds_arrput(g->edges, a << 32 | b);   /* capacity reserved: cannot allocate */
     }
-    g->dirty = true;
+    batch__count_edges(g, len, n);
     return BATCH_OK;
 }
 
@@ -2820,6 +2851,7 @@ BATCH_API batch_result batch_graph_join(batch_graph* g, const batch_task* before
     r = batch__add_edges(g, before, n, &bar, 1);
     if (r == BATCH_OK && m) r = batch__add_edges(g, &bar, 1, after, m);
     if (r != BATCH_OK) {   /* undo: the barrier is the last node and owns no name */
+        batch__count_edges_signed(g, len, (size_t)stbds_arrlen(g->edges) - len, -1);
         stbds_arrsetlen(g->edges, len);
         stbds_arrsetlen(g->nodes, bar.id - 1);
         return r;
@@ -2872,97 +2904,101 @@ BATCH__PRIVATE void batch__describe_cycle(batch_graph* g, const uint32_t* indeg,
     }
 }
 
-/* Sorts edges (from << 32 | to) by source, then target: two stable counting sorts (LSD radix
-   with the node count as the radix), O(E + N). False when out of memory. */
-BATCH__PRIVATE bool batch__sort_edges(uint64_t* e, size_t m, size_t n, void* ctx) {
-    uint64_t* tmp = (uint64_t*)BATCH_MALLOC(m * sizeof(uint64_t), ctx);
-    size_t* cnt = (size_t*)BATCH_MALLOC((n + 1) * sizeof(size_t), ctx);
-    if (!tmp || !cnt) {
-        if (tmp) BATCH_FREE(tmp, ctx);
-        if (cnt) BATCH_FREE(cnt, ctx);
-        return false;
-    }
-    for (int pass = 0; pass < 2; pass++) {
-        int shift = pass ? 32 : 0;   /* by target first, then (stably) by source */
-        uint64_t* src = pass ? tmp : e;
-        uint64_t* dst = pass ? e : tmp;
-        memset(cnt, 0, (n + 1) * sizeof(size_t));
-        for (size_t i = 0; i < m; i++) cnt[(uint32_t)(src[i] >> shift) + 1]++;
-        for (size_t k = 0; k < n; k++) cnt[k + 1] += cnt[k];
-        for (size_t i = 0; i < m; i++) dst[cnt[(uint32_t)(src[i] >> shift)]++] = src[i];
-    }
-    BATCH_FREE(tmp, ctx);
-    BATCH_FREE(cnt, ctx);
-    return true;
-}
-
-/* Builds the CSR form and checks for cycles; a no-op when nothing changed. */
+/* Builds the CSR form and checks for cycles; a no-op when nothing changed. The successor lists
+   are the previous CSR's (edges validated before) followed by the edges added since, bucketed by
+   source in one counting pass; a duplicate edge counts once (a per-target mark of the last
+   source that listed it, so each list keeps its first-seen order); predecessor lists come out
+   sorted by source. O(N + E), and no O(E) scratch beyond the CSR itself. */
 BATCH__PRIVATE batch_result batch__graph_finalize(batch_graph* g) {
     if (!g->dirty && g->succ_off) return g->has_cycle ? BATCH_ERR_CYCLE : BATCH_OK;
     void* ctx = g->alloc_ctx;
     size_t n = (size_t)stbds_arrlen(g->nodes);
-    size_t e = (size_t)stbds_arrlen(g->edges);
-    if (e > 1 && !batch__sort_edges(g->edges, e, n, ctx)) return BATCH_ERR_NOMEM;
-    size_t u = 0;   /* de-duplicate in place: a duplicate edge counts once */
-    for (size_t i = 0; i < e; i++) if (u == 0 || g->edges[i] != g->edges[u - 1]) g->edges[u++] = g->edges[i];
-    if (u != e) stbds_arrsetlen(g->edges, u);
-    e = u;
+    size_t ne = (size_t)stbds_arrlen(g->edges), old_n = g->succ_off ? g->csr_n : 0;
+    size_t e = (old_n ? g->succ_off[old_n] : 0) + ne;
+    if (e >= UINT32_MAX) return BATCH_ERR_NOMEM;   /* offsets are 32-bit */
     uint32_t* succ_off = (uint32_t*)BATCH_MALLOC((n + 1) * sizeof(uint32_t), ctx);
     uint32_t* pred_off = (uint32_t*)BATCH_MALLOC((n + 1) * sizeof(uint32_t), ctx);
     uint32_t* succ = (uint32_t*)BATCH_MALLOC((e ? e : 1) * sizeof(uint32_t), ctx);
     uint32_t* pred = (uint32_t*)BATCH_MALLOC((e ? e : 1) * sizeof(uint32_t), ctx);
-    uint32_t* indeg = (uint32_t*)BATCH_MALLOC((n ? n : 1) * sizeof(uint32_t), ctx);
+    uint32_t* work = (uint32_t*)BATCH_MALLOC((n ? n : 1) * sizeof(uint32_t), ctx);   /* cursors, marks, in-degrees */
     uint32_t* queue = (uint32_t*)BATCH_MALLOC((n ? n : 1) * sizeof(uint32_t), ctx);
-    if (!succ_off || !pred_off || !succ || !pred || !indeg || !queue) {
+    if (!succ_off || !pred_off || !succ || !pred || !work || !queue) {
         if (succ_off) BATCH_FREE(succ_off, ctx);
         if (pred_off) BATCH_FREE(pred_off, ctx);
         if (succ) BATCH_FREE(succ, ctx);
         if (pred) BATCH_FREE(pred, ctx);
-        if (indeg) BATCH_FREE(indeg, ctx);
+        if (work) BATCH_FREE(work, ctx);
         if (queue) BATCH_FREE(queue, ctx);
         return BATCH_ERR_NOMEM;
     }
+    const uint64_t* ed = g->edges;
+    /* successors: count per source, offsets, then old lists and new edges into their buckets */
     memset(succ_off, 0, (n + 1) * sizeof(uint32_t));
+    for (size_t x = 0; x < old_n; x++) succ_off[x + 1] = g->succ_off[x + 1] - g->succ_off[x];
+    for (size_t i = 0; i < ne; i++) succ_off[(ed[i] >> 32) + 1]++;
+    for (size_t x = 0; x < n; x++) succ_off[x + 1] += succ_off[x];
+    for (size_t x = 0; x < n; x++) work[x] = succ_off[x];
+    for (size_t x = 0; x < old_n; x++) {
+        uint32_t len = g->succ_off[x + 1] - g->succ_off[x];
+        if (len) memcpy(succ + work[x], g->succ + g->succ_off[x], len * sizeof(uint32_t));
+        work[x] += len;
+    }
+    for (size_t i = 0; i < ne; i++) succ[work[ed[i] >> 32]++] = (uint32_t)ed[i];
+    /* de-duplicate each list in place (work[t] = 1 + the last source that listed t) */
+    memset(work, 0, (n ? n : 1) * sizeof(uint32_t));
+    uint32_t w = 0, begin = 0;
+    for (size_t x = 0; x < n; x++) {
+        uint32_t end = succ_off[x + 1];
+        succ_off[x] = w;
+        for (uint32_t k = begin; k < end; k++) {
+            uint32_t t = succ[k];
+            if (work[t] != (uint32_t)x + 1) { work[t] = (uint32_t)x + 1; succ[w++] = t; }
+            else atomic_store_explicit(&g->nodes[t].pending, atomic_load_explicit(&g->nodes[t].pending, memory_order_relaxed) - 1,
+                                       memory_order_relaxed);   /* a duplicate was counted at add */
+        }
+        begin = end;
+    }
+    succ_off[n] = w;
+    e = w;
+    /* predecessors: count per target, offsets, scatter in source order */
     memset(pred_off, 0, (n + 1) * sizeof(uint32_t));
-    for (size_t i = 0; i < e; i++) {
-        succ_off[(g->edges[i] >> 32) + 1]++;
-        pred_off[(uint32_t)g->edges[i] + 1]++;
-    }
-    for (size_t i = 0; i < n; i++) { succ_off[i + 1] += succ_off[i]; pred_off[i + 1] += pred_off[i]; }
-    for (size_t i = 0; i < n; i++) indeg[i] = pred_off[i];   /* fill cursors */
-    for (size_t i = 0; i < e; i++) {
-        uint32_t a = (uint32_t)(g->edges[i] >> 32), b = (uint32_t)g->edges[i];
-        succ[i] = b;                         /* edges are sorted by source */
-        pred[indeg[b]++] = a;                /* and so each target's sources come in order */
-    }
+    for (size_t k = 0; k < e; k++) pred_off[succ[k] + 1]++;
+    for (size_t x = 0; x < n; x++) pred_off[x + 1] += pred_off[x];
+    for (size_t x = 0; x < n; x++) work[x] = pred_off[x];
+    for (size_t x = 0; x < n; x++)
+        for (uint32_t k = succ_off[x]; k < succ_off[x + 1]; k++) pred[work[succ[k]]++] = (uint32_t)x;
     batch__graph_free_csr(g);
+    stbds_arrfree(g->edges);      /* every edge now lives in the CSR */
+    g->edges = NULL;
     g->succ_off = succ_off; g->succ = succ; g->pred_off = pred_off; g->pred = pred;
     g->csr_n = n;
-    /* Kahn: roots first (they become the run's roots), then everything they release */
-    size_t head = 0, tail = 0;
-    for (size_t i = 0; i < n; i++) {
-        indeg[i] = pred_off[i + 1] - pred_off[i];
-        if (!indeg[i]) queue[tail++] = (uint32_t)i;
-    }
-    size_t nroots = tail;
-    while (head < tail) {
-        uint32_t x = queue[head++];
-        for (uint32_t k = succ_off[x]; k < succ_off[x + 1]; k++)
-            if (--indeg[succ[k]] == 0) queue[tail++] = succ[k];
-    }
-    g->has_cycle = tail < n;
+    /* roots: the tasks without predecessors, in index order, at the head of the queue */
+    size_t nroots = 0;
+    for (size_t i = 0; i < n; i++) if (pred_off[i + 1] == pred_off[i]) queue[nroots++] = (uint32_t)i;
+    g->has_cycle = false;
     g->cycle_msg[0] = 0;
-    /* the counters a run starts from; each run's tasks leave them so for the next run */
-    for (size_t i = 0; i < n; i++) {
-        atomic_store_explicit(&g->nodes[i].pending, pred_off[i + 1] - pred_off[i], memory_order_relaxed);
-        atomic_store_explicit(&g->nodes[i].poison, 0, memory_order_relaxed);
+    if (g->backward) {
+        /* Kahn: a cycle leaves tasks it could not remove (with every edge forward, index order
+           is a topological order and there is nothing to check) */
+        uint32_t* indeg = work;
+        size_t head = 0, tail = nroots;
+        for (size_t i = 0; i < n; i++) indeg[i] = pred_off[i + 1] - pred_off[i];
+        while (head < tail) {
+            uint32_t x = queue[head++];
+            for (uint32_t k = succ_off[x]; k < succ_off[x + 1]; k++)
+                if (--indeg[succ[k]] == 0) queue[tail++] = succ[k];
+        }
+        g->has_cycle = tail < n;
+        if (g->has_cycle) {
+            uint32_t* onpath = (uint32_t*)BATCH_MALLOC(n * sizeof(uint32_t), ctx);
+            if (onpath) { batch__describe_cycle(g, indeg, queue, onpath); BATCH_FREE(onpath, ctx); }
+            else snprintf(g->cycle_msg, sizeof g->cycle_msg, "cycle (no memory to name it)");
+            /* the walk overwrote the queue: find the roots again */
+            nroots = 0;
+            for (size_t i = 0; i < n; i++) if (pred_off[i + 1] == pred_off[i]) queue[nroots++] = (uint32_t)i;
+        }
     }
-    if (g->has_cycle) {
-        uint32_t* onpath = (uint32_t*)BATCH_MALLOC(n * sizeof(uint32_t), ctx);
-        if (onpath) { batch__describe_cycle(g, indeg, queue, onpath); BATCH_FREE(onpath, ctx); }
-        else snprintf(g->cycle_msg, sizeof g->cycle_msg, "cycle (no memory to name it)");
-    }
-    BATCH_FREE(indeg, ctx);
+    BATCH_FREE(work, ctx);
     /* keep the roots: shrink the queue to them */
     uint32_t* roots = (uint32_t*)BATCH_REALLOC(queue, (nroots ? nroots : 1) * sizeof(uint32_t), ctx);
     g->roots = roots ? roots : queue;
