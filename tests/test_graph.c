@@ -98,161 +98,13 @@ static void test_graph_cycles_named(void) {
     CHECK_OK(batch_pool_destroy(p));
 }
 
-/* ---- random DAGs ------------------------------------------------------------------------------ */
-typedef struct rd_node {
-    _Atomic int runs;           /* attempts that ran */
-    _Atomic int done;           /* final attempt finished */
-    int fail_attempts;          /* fail this many attempts first */
-    int retries;
-    struct rd_graph* G;
-    int idx;
-} rd_node;
-typedef struct rd_graph {
-    int n;
-    rd_node* nodes;
-    int* pred_off; int* preds; /* reference adjacency */
-    _Atomic int order_violation;
-    _Atomic int running, peak;
-    _Atomic int after_wait;    /* set once wait returned: nothing may run after */
-    _Atomic int ran_after;
-} rd_graph;
-
-static int rd_task(batch_ctx* ctx, void* u) {
-    rd_node* nd = (rd_node*)u;
-    rd_graph* G = nd->G;
-    if (atomic_load(&G->after_wait)) atomic_store(&G->ran_after, 1);
-    int r = atomic_fetch_add(&G->running, 1) + 1;
-    int pk = atomic_load(&G->peak);
-    while (r > pk && !atomic_compare_exchange_weak(&G->peak, &pk, r)) {}
-    for (int k = G->pred_off[nd->idx]; k < G->pred_off[nd->idx + 1]; k++)
-        if (!atomic_load(&G->nodes[G->preds[k]].done)) atomic_store(&G->order_violation, 1);
-    int attempt = atomic_fetch_add(&nd->runs, 1);
-    CHECK_EQ(attempt, batch_ctx_attempt(ctx));
-    int fail = attempt < nd->fail_attempts;
-    atomic_fetch_sub(&G->running, 1);
-    if (fail) return batch_fail(ctx, 7, "node %d attempt %d", nd->idx, attempt);
-    atomic_store(&nd->done, 1);
-    return 0;
-}
-
-typedef struct rd_opts { int fail_pct; int retry_pct; int max_conc; int fail_fast; int cancel; } rd_opts;
+/* ---- random DAGs (the generator and the checks live in dag_check.h, shared with stress.c) -- */
+#include "dag_check.h"
 
 static void rd_run(uint64_t* rng, int workers, rd_opts o) {
-    int n = 1 + (int)(test_rand(rng) % 200);
-    rd_graph G;
-    memset(&G, 0, sizeof G);
-    G.n = n;
-    G.nodes = (rd_node*)calloc((size_t)n, sizeof(rd_node));
-    batch_graph* g = make_graph();
-    batch_task* t = (batch_task*)malloc((size_t)n * sizeof *t);
-    for (int i = 0; i < n; i++) {
-        rd_node* nd = &G.nodes[i];
-        nd->G = &G;
-        nd->idx = i;
-        nd->retries = (int)(test_rand(rng) % 100) < o.retry_pct ? 1 + (int)(test_rand(rng) % 3) : 0;
-        nd->fail_attempts = (int)(test_rand(rng) % 100) < o.fail_pct ? 1 + (int)(test_rand(rng) % 4) : 0;
-        CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = rd_task, .user_data = nd, .max_retries = nd->retries,
-                                                         .retry_base_ns = 1000, .retry_max_ns = 50000,
-                                                         .priority = (batch_priority)(test_rand(rng) % 6) }, &t[i]));
-    }
-    /* edges only from lower to higher index: acyclic */
-    int m = n > 1 ? (int)(test_rand(rng) % (size_t)(3 * n)) : 0;
-    int* ea = (int*)malloc(((size_t)m + 1) * sizeof(int));
-    int* eb = (int*)malloc(((size_t)m + 1) * sizeof(int));
-    for (int k = 0; k < m; k++) {
-        int a = (int)(test_rand(rng) % (uint64_t)(n - 1));
-        int b = a + 1 + (int)(test_rand(rng) % (uint64_t)(n - a - 1));
-        ea[k] = a; eb[k] = b;
-        CHECK_OK(batch_task_precede(g, t[a], t[b]));
-    }
-    /* reference predecessor lists (duplicates harmless) */
-    G.pred_off = (int*)calloc((size_t)n + 1, sizeof(int));
-    G.preds = (int*)malloc(((size_t)m + 1) * sizeof(int));
-    for (int k = 0; k < m; k++) G.pred_off[eb[k] + 1]++;
-    for (int i = 0; i < n; i++) G.pred_off[i + 1] += G.pred_off[i];
-    int* fill = (int*)malloc(((size_t)n + 1) * sizeof(int));
-    memcpy(fill, G.pred_off, (size_t)n * sizeof(int));
-    for (int k = 0; k < m; k++) G.preds[fill[eb[k]]++] = ea[k];
-    free(fill);
-
     batch_pool* p = make_pool(workers);
-    batch_job* job;
-    CHECK_OK(batch_graph_launch(p, g, &(batch_run_desc){ .policy = o.fail_fast ? BATCH_POLICY_FAIL_FAST : BATCH_POLICY_CONTINUE,
-                                                         .max_concurrency = o.max_conc }, &job));
-    if (o.cancel) {
-        uint64_t spin = test_rand(rng) % 200000;
-        uint64_t t0 = batch_now_ns();
-        while (batch_now_ns() - t0 < spin) {}
-        CHECK_OK(batch_job_cancel(job));
-    }
-    batch_job_summary s;
-    batch_result r = batch_job_wait(job, &s);
-    atomic_store(&G.after_wait, 1);
-    CHECK_EQ(atomic_load(&G.order_violation), 0);
-    CHECK_EQ(s.total, (uint64_t)n);
-    CHECK_EQ(s.completed + s.failed + s.skipped + s.cancelled, s.total);
-    if (o.max_conc) CHECK(atomic_load(&G.peak) <= o.max_conc);
-    /* expected outcome per node, computed in topological (index) order */
-    int* want = (int*)malloc((size_t)n * sizeof(int));
-    uint64_t c_completed = 0, c_failed = 0, c_skipped = 0, c_cancelled = 0, c_retries = 0;
-    for (int i = 0; i < n; i++) {
-        batch_task_info info;
-        CHECK_OK(batch_graph_task_info(g, t[i], &info));
-        rd_node* nd = &G.nodes[i];
-        int runs = atomic_load(&nd->runs);
-        CHECK_EQ(runs, info.attempts);
-        if (info.attempts) c_retries += (uint64_t)info.attempts - 1;
-        switch (info.status) {
-            case BATCH_TASK_COMPLETED: c_completed++; CHECK(atomic_load(&nd->done)); CHECK_EQ(runs, nd->fail_attempts + 1); break;
-            case BATCH_TASK_FAILED: c_failed++; CHECK_EQ(info.error, 7); CHECK(info.message != NULL);
-                if (!o.fail_fast && !o.cancel) CHECK_EQ(runs, nd->retries + 1);
-                break;
-            case BATCH_TASK_SKIPPED: c_skipped++; CHECK_EQ(runs, 0); break;
-            case BATCH_TASK_CANCELLED: c_cancelled++; break;
-            default: CHECK(0);
-        }
-        if (!o.fail_fast && !o.cancel) {
-            /* CONTINUE without cancel: exactly determined */
-            int w = nd->fail_attempts > nd->retries ? BATCH_TASK_FAILED : BATCH_TASK_COMPLETED;
-            for (int k = G.pred_off[i]; k < G.pred_off[i + 1]; k++)
-                if (want[G.preds[k]] != BATCH_TASK_COMPLETED) w = BATCH_TASK_SKIPPED;
-            want[i] = w;
-            CHECK_EQ((int)info.status, w);
-        }
-        if (info.status == BATCH_TASK_CANCELLED) CHECK(runs == 0 || nd->fail_attempts > 0);
-    }
-    CHECK_EQ(c_completed, s.completed);
-    CHECK_EQ(c_failed, s.failed);
-    CHECK_EQ(c_skipped, s.skipped);
-    CHECK_EQ(c_cancelled, s.cancelled);
-    CHECK_EQ(c_retries, s.retries);
-    if (o.fail_fast && s.failed) CHECK_EQ(r, BATCH_ERR_FAILED);
-    if (!o.cancel && !o.fail_fast) {
-        if (s.failed || s.skipped) CHECK(r == BATCH_PARTIAL || (r == BATCH_ERR_FAILED && s.completed == 0));
-        else CHECK_OK(r);
-    }
-    CHECK_OK(batch_job_destroy(job));
-    CHECK_EQ(atomic_load(&G.ran_after), 0);
-    if (!o.fail_fast && !o.cancel) {
-        /* the same graph again: fresh state, the same (deterministic) outcome */
-        atomic_store(&G.after_wait, 0);
-        for (int i = 0; i < n; i++) { atomic_store(&G.nodes[i].runs, 0); atomic_store(&G.nodes[i].done, 0); }
-        batch_job_summary s2;
-        CHECK_EQ(batch_graph_run(p, g, &(batch_run_desc){ .max_concurrency = o.max_conc, .no_task_times = 1 }, &s2), r);
-        CHECK_EQ(s2.completed, s.completed);
-        CHECK_EQ(s2.failed, s.failed);
-        CHECK_EQ(s2.skipped, s.skipped);
-        CHECK_EQ(atomic_load(&G.order_violation), 0);
-        for (int i = 0; i < n; i++) {
-            batch_task_info info;
-            CHECK_OK(batch_graph_task_info(g, t[i], &info));
-            CHECK_EQ((int)info.status, want[i]);
-            CHECK_EQ(info.attempts, atomic_load(&G.nodes[i].runs));
-        }
-    }
+    rd_run_on(p, rng, o);
     CHECK_OK(batch_pool_destroy(p));
-    CHECK_OK(batch_graph_destroy(g));
-    free(want); free(ea); free(eb); free(G.pred_off); free(G.preds); free(t); free(G.nodes);
 }
 
 static void test_graph_random_dags(void) {
@@ -260,7 +112,7 @@ static void test_graph_random_dags(void) {
     int rounds = (int)scaled(600);
     for (int i = 0; i < rounds; i++) {
         int workers = (int)(test_rand(&rng) % 17);   /* 0 -> inline */
-        rd_opts o = { (int)(test_rand(&rng) % 20), (int)(test_rand(&rng) % 50), 0, 0, 0 };
+        rd_opts o = { (int)(test_rand(&rng) % 20), (int)(test_rand(&rng) % 50), 0, 0, 0, 0, 0 };
         rd_run(&rng, workers ? workers : BATCH_WORKERS_INLINE, o);
     }
 }
@@ -270,7 +122,7 @@ static void test_graph_fail_fast_and_limits(void) {
     int rounds = (int)scaled(300);
     for (int i = 0; i < rounds; i++) {
         int workers = 1 + (int)(test_rand(&rng) % 8);
-        rd_opts o = { 10, 20, (int)(test_rand(&rng) % 4), (int)(test_rand(&rng) & 1), 0 };
+        rd_opts o = { 10, 20, (int)(test_rand(&rng) % 4), (int)(test_rand(&rng) & 1), 0, 0, 0 };
         rd_run(&rng, (i % 5 == 0) ? BATCH_WORKERS_INLINE : workers, o);
     }
 }
@@ -280,7 +132,7 @@ static void test_graph_cancel_random(void) {
     int rounds = (int)scaled(300);
     for (int i = 0; i < rounds; i++) {
         int workers = 1 + (int)(test_rand(&rng) % 16);
-        rd_opts o = { 5, 20, (int)(test_rand(&rng) % 3), 0, 1 };
+        rd_opts o = { 5, 20, (int)(test_rand(&rng) % 3), 0, 1, 0, 0 };
         rd_run(&rng, workers, o);
     }
 }

@@ -3,6 +3,8 @@
    registry, adaptive sizing logic, iterator mode, halt, cancel, bounded memory, bad input,
    and scenario B (entities). */
 
+#include "map_check.h"   /* random maps and their checks, shared with stress.c */
+
 /* ---- helpers ---------------------------------------------------------------------------- */
 typedef struct map_rec {
     _Atomic int batches;
@@ -129,7 +131,7 @@ static void test_map_retries_fold_once(void) {
 }
 
 /* ---- ordered folds -------------------------------------------------------------------------- */
-typedef struct mat2 { uint32_t a, b, c, d; } mat2;
+/* mat2 and its non-commutative fold come from map_check.h (shared with stress.c) */
 static int mat_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
     (void)ctx; (void)u;
     uint32_t x = (uint32_t)(it->index * 2654435761u);
@@ -137,13 +139,6 @@ static int mat_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
     memcpy(res, &m, sizeof m);
     return (it->index % 17 == 5) ? 1 : 0;   /* some failures, under the threshold */
 }
-static void mat_mul(mat2* acc, const mat2* o) {   /* acc = acc x o, mod 2^32: not commutative */
-    mat2 r = { acc->a * o->a + acc->b * o->c, acc->a * o->b + acc->b * o->d, acc->c * o->a + acc->d * o->c, acc->c * o->b + acc->d * o->d };
-    *acc = r;
-}
-static void mat_init(void* acc, void* u) { (void)u; mat2 id = { 1, 0, 0, 1 }; memcpy(acc, &id, sizeof id); }
-static void mat_fold(void* acc, const batch_item* it, const void* res, void* u) { (void)it; (void)u; mat_mul((mat2*)acc, (const mat2*)res); }
-static void mat_combine(void* acc, const void* o, void* u) { (void)u; mat_mul((mat2*)acc, (const mat2*)o); }
 
 static mat2 ordered_fold(int workers, size_t n, int pull, size_t batch_size);
 typedef struct pull_state { size_t next, n; _Atomic long live_items; long max_live; size_t bsize; } pull_state;
@@ -208,6 +203,20 @@ static void test_map_unordered_sum(void) {
         CHECK_EQ(s.succeeded, n);
         CHECK_OK(batch_pool_destroy(p));
     }
+}
+
+/* random maps against the serial model (map_check.h; stress.c runs many more) */
+static void test_map_random(void) {
+    uint64_t rng = test_seed ^ 0x3A9;
+    batch_pool* inl = make_pool(BATCH_WORKERS_INLINE);
+    mc_known_threshold_rounding = 1;   /* the known threshold rounding of batch.h (map_check.h) */
+    for (int round = 0; round < scaled(60); round++) {
+        int w = (int)(test_rand(&rng) % 9);
+        batch_pool* p = make_pool(w ? w : BATCH_WORKERS_INLINE);
+        mc_run(p, inl, &rng, 5000);
+        CHECK_OK(batch_pool_destroy(p));
+    }
+    CHECK_OK(batch_pool_destroy(inl));
 }
 
 /* ---- backpressure and memory ------------------------------------------------------------- */
@@ -538,6 +547,7 @@ static void test_map_scenario_b(void) {
     { "map_retries_fold_once", test_map_retries_fold_once }, \
     { "map_ordered_fold_identical", test_map_ordered_fold_identical }, \
     { "map_unordered_sum", test_map_unordered_sum }, \
+    { "map_random", test_map_random }, \
     { "map_pull_backpressure", test_map_pull_backpressure }, \
     { "map_memory_bounded", test_map_memory_bounded }, \
     { "map_sizing_registry", test_map_sizing_registry }, \
