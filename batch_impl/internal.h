@@ -153,10 +153,12 @@ static void* stbds_shmode_func(size_t elemsize, int mode);
 /* Internal linkage for everything that is not API. `unused` keeps each part compilable alone. */
 #if defined(__GNUC__) || defined(__clang__)
 #  define BATCH__PRIVATE static __attribute__((unused))
+#  define BATCH__INLINE  static inline __attribute__((always_inline, unused))
 #  define BATCH__LIKELY(x)   __builtin_expect(!!(x), 1)
 #  define BATCH__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #  define BATCH__PRIVATE static
+#  define BATCH__INLINE  static inline
 #  define BATCH__LIKELY(x)   (x)
 #  define BATCH__UNLIKELY(x) (x)
 #endif

@@ -377,6 +377,44 @@ BATCH__PRIVATE bool batch__mslot_requeue(batch_pool* p, batch__mslot* sl, uint64
                                                 .delay_ns = delay_ns ? delay_ns : 1 }) == BATCH_OK;
 }
 
+typedef struct batch__item_loop_args {
+    batch__mjob* m;
+    batch__mslot* sl;
+    batch_ctx* ctx;
+    batch_item_fn item_fn;
+    batch_fold_fn fold_fn;
+    const batch_item* items;
+    void* user;
+    void* acc;
+    int* codes;
+    unsigned char* res;
+    char* msg;
+    size_t first, count, rs, rstride;
+} batch__item_loop_args;
+
+/* Runs a batch's items, folds the successful ones; returns how many failed. Always inlined, so
+   each call site with constant flags is a specialized loop. */
+BATCH__INLINE size_t batch__item_loop(const batch__item_loop_args* a, bool has_items, bool has_codes, bool has_fold) {
+    const batch__item_loop_args A = *a;
+    size_t failed = 0;
+    for (size_t i = 0; i < A.count; i++) {
+        batch_item it;
+        if (has_items) it = A.items[i];
+        else { it.index = A.first + i; it.ptr = NULL; }
+        A.ctx->msg_set = 0;
+        void* r = A.rs ? A.res + (has_codes ? i * A.rstride : 0) : NULL;   /* no codes: one reused slot */
+        int rc = A.item_fn(A.ctx, &it, r, A.user);
+        if (has_codes) A.codes[i] = rc;
+        if (BATCH__LIKELY(rc == 0)) {
+            if (has_fold) A.fold_fn(A.acc, &it, r, A.user);
+        } else {
+            failed++;
+            batch__slot_error(A.m, A.sl, it.index, rc, A.ctx->msg_set ? A.msg : NULL);
+        }
+    }
+    return failed;
+}
+
 /* Runs one attempt of a batch's items; fills codes, results, errors, counts, status. */
 BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     batch__mjob* m = sl->job;
@@ -407,25 +445,14 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
        line with another worker's, and every item writes it */
     union { max_align_t align; unsigned char bytes[256]; } local;
     unsigned char* res = (!codes && rs <= sizeof local.bytes) ? local.bytes : sl->results;
-    size_t failed = 0;
     if (fold_fn) d->init_fn(acc, user);
     uint64_t t0 = batch_now_ns();
     sl->start_ns = t0;
-    for (size_t i = 0; i < count; i++) {
-        batch_item it;
-        if (items) it = items[i];
-        else { it.index = first + i; it.ptr = NULL; }
-        ctx.msg_set = 0;
-        void* r = rs ? res + i * rstride : NULL;
-        int rc = item_fn(&ctx, &it, r, user);
-        if (codes) codes[i] = rc;
-        if (BATCH__LIKELY(rc == 0)) {
-            if (fold_fn) fold_fn(acc, &it, r, user);
-        } else {
-            failed++;
-            batch__slot_error(m, sl, it.index, rc, ctx.msg_set ? msg : NULL);
-        }
-    }
+    batch__item_loop_args a = { m, sl, &ctx, item_fn, fold_fn, items, user, acc, codes, res, msg, first, count, rs, rstride };
+    /* the common case (items are indices, fold only) gets a loop of its own: the flags are
+       constants there, so the compiler drops their branches and keeps the loop in registers */
+    size_t failed = (!items && !codes && fold_fn && rs) ? batch__item_loop(&a, false, false, true)
+                                                         : batch__item_loop(&a, items != NULL, codes != NULL, fold_fn != NULL);
     sl->failed = failed;
     sl->succeeded = count - failed;
     sl->exec_ns = batch_now_ns() - t0;
