@@ -46,6 +46,8 @@ void test_fail_at(const char* file, int line, const char* expr, const char* deta
 #include "test_report.c"
 #include "test_regress.c"
 #include "test_badinput.c"
+#include "test_nomem.c"
+#include "test_journal.c"
 
 static const test_case all_tests[] = {
     PLATFORM_TESTS
@@ -57,6 +59,8 @@ static const test_case all_tests[] = {
     REPORT_TESTS
     REGRESS_TESTS
     BADINPUT_TESTS
+    NOMEM_TESTS
+    JOURNAL_TESTS
 };
 
 static double now_ms(void) { return (double)batch_now_ns() / 1e6; }

@@ -574,6 +574,11 @@ static void lenient_on_batch(const batch_batch* b, void* u) {
     for (size_t i = 0; i < b->count; i++) failed += b->codes[i] != 0;
     CHECK_EQ(failed, b->failed);
 }
+static int big_result_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)ctx; (void)u;
+    memset(res, (int)(it->index & 0xff), 300);
+    return 0;
+}
 static batch_result map_alloc_sequence(batch_pool* p) {
     batch_sizing* reg = NULL;
     batch_result r = batch_sizing_create(&reg, NULL);
@@ -593,6 +598,18 @@ static batch_result map_alloc_sequence(batch_pool* p) {
             CHECK_EQ(s.items + s.unprocessed, 300);
             r = BATCH_OK;
         }
+    }
+    if (r == BATCH_OK) {   /* a pull source: item records per slot, shown to on_batch */
+        pull_state ps = { 0, 120, 0, 0, 0 };
+        r = batch_map_run(p, &(batch_map_desc){ .pull_fn = pull_counter, .item_fn = ok_item, .user_data = &ps, .result_size = 8,
+                                                .batch_size = 16, .on_batch = lenient_on_batch }, NULL, NULL);
+    }
+    if (r == BATCH_OK) {   /* fold only, with results too big for the on-stack slot: one heap slot */
+        uint64_t acc = 0;
+        r = batch_map_run(p, &(batch_map_desc){ .count = 100, .item_fn = big_result_item, .result_size = 300, .batch_size = 10,
+                                                .acc_size = 8, .init_fn = sum_init, .fold_fn = sum_fold_any, .combine_fn = sum_combine },
+                          NULL, &acc);
+        if (r == BATCH_OK) CHECK_EQ(acc, 99 * 100 / 2);
     }
     batch_sizing_destroy(reg);
     return r;

@@ -1,0 +1,327 @@
+/* test_nomem.c - allocation-failure branches that the per-area alloc tests do not reach (found
+   with make coverage): the delayed queue's heap growth, naming a cycle, a launch that runs out
+   of task memory half-way through its roots, a task's failure message, reading reports back.
+   Each loop fails allocation N once, N = 1, 2, ... past the last allocation of the call; every
+   branch is checked to have been taken, and nothing may leak. Inline pools: the allocation order
+   is fixed. */
+
+static void delayed_noop(batch_pool* p, void* u) { (void)p; atomic_fetch_add((_Atomic int*)u, 1); }
+
+/* batch_pool_submit with a delay: the heap of delayed tasks grows (64, 128, ...); when that
+   fails the submit returns NOMEM, queues nothing and leaves the counter as it was. */
+static void test_nomem_delayed_heap(void) {
+    long long live0 = atomic_load(&test_live_bytes);
+    int nomem_seen = 0;
+    long total = 1;
+    for (long n = 0; n <= total; n++) {   /* n = 0: a dry run that counts the allocations */
+        batch_pool* p = make_pool(BATCH_WORKERS_INLINE);
+        batch_counter c;
+        CHECK_OK(batch_counter_init(&c, p));
+        _Atomic int ran = 0;
+        int accepted = 0;
+        test_alloc_reset(n ? TEST_FAIL_ONCE : TEST_FAIL_NEVER, n);
+        for (int i = 0; i < 150; i++) {
+            batch_result r = batch_pool_submit(p, &(batch_work){ .fn = delayed_noop, .user_data = &ran, .counter = &c,
+                                                                 .delay_ns = 1000 + (uint64_t)i });
+            CHECK(r == BATCH_OK || r == BATCH_ERR_NOMEM);
+            if (r == BATCH_OK) accepted++;
+            else { nomem_seen++; CHECK_EQ(batch_counter_value(&c), (uint64_t)accepted); }
+        }
+        if (!n) total = atomic_load(&test_alloc_count);
+        test_alloc_reset(TEST_FAIL_NEVER, -1);
+        CHECK_OK(batch_counter_wait(&c));
+        CHECK_EQ(atomic_load(&ran), accepted);
+        CHECK_OK(batch_pool_destroy(p));
+        CHECK_EQ(atomic_load(&test_live_bytes), live0);
+    }
+    CHECK(nomem_seen > 0);
+}
+
+/* A cycle is named with a scratch array; out of memory the message says so (or the graph
+   build itself reports NOMEM). */
+static batch_graph* cyclic_graph(void) {
+    batch_graph* g = make_graph();
+    batch_task t[6];
+    char name[16];
+    for (int i = 0; i < 6; i++) { snprintf(name, sizeof name, "c%d", i); t[i] = add_task(g, task_ok, NULL, name); }
+    for (int i = 0; i + 1 < 6; i++) CHECK_OK(batch_task_precede(g, t[i], t[i + 1]));
+    CHECK_OK(batch_task_precede(g, t[5], t[2]));
+    return g;
+}
+static void test_nomem_cycle_message(void) {
+    long long live0 = atomic_load(&test_live_bytes);
+    batch_graph* g = cyclic_graph();
+    char msg[256];
+    test_alloc_reset(TEST_FAIL_NEVER, -1);
+    CHECK_EQ(batch_graph_validate(g, msg, sizeof msg), BATCH_ERR_CYCLE);
+    long total = atomic_load(&test_alloc_count);
+    CHECK_OK(batch_graph_destroy(g));
+    CHECK(total > 0);
+    int unnamed = 0;
+    for (long n = 1; n <= total; n++) {
+        g = cyclic_graph();
+        test_alloc_reset(TEST_FAIL_ONCE, n);
+        batch_result r = batch_graph_validate(g, msg, sizeof msg);
+        test_alloc_reset(TEST_FAIL_NEVER, -1);
+        CHECK(r == BATCH_ERR_CYCLE || r == BATCH_ERR_NOMEM);
+        if (r == BATCH_ERR_CYCLE) {
+            CHECK(strncmp(msg, "cycle", 5) == 0);
+            if (strstr(msg, "no memory")) unnamed++;
+            else CHECK(strstr(msg, "c2") && strstr(msg, "c5"));
+        }
+        /* and again with memory: the cycle is named */
+        CHECK_EQ(batch_graph_validate(g, msg, sizeof msg), BATCH_ERR_CYCLE);
+        CHECK_OK(batch_graph_destroy(g));
+        CHECK_EQ(atomic_load(&test_live_bytes), live0);
+    }
+    CHECK(unnamed > 0);
+}
+
+/* A launch queues its roots as pool tasks; when task memory runs out half-way the job is
+   stopped: the roots not queued are CANCELLED, and so are the queued ones that had not started
+   yet (on an inline pool: all of them), the job reports NOMEM and the counts add up. */
+static void test_nomem_launch_half_way(void) {
+    long long live0 = atomic_load(&test_live_bytes);
+    enum { ROOTS = 300 };   /* several slabs of pool tasks */
+    int half_way = 0;
+    long total = 1;
+    for (long n = 0; n <= total; n++) {   /* n = 0: a dry run that counts the allocations */
+        batch_pool* p = make_pool(BATCH_WORKERS_INLINE);
+        batch_graph* g = make_graph();
+        _Atomic long count = 0;
+        for (int i = 0; i < ROOTS; i++) add_task(g, count_task, &count, NULL);
+        CHECK_OK(batch_graph_validate(g, NULL, 0));
+        test_alloc_reset(n ? TEST_FAIL_ONCE : TEST_FAIL_NEVER, n);
+        batch_job* job = NULL;
+        batch_result r = batch_graph_launch(p, g, NULL, &job);
+        CHECK(r == BATCH_OK || r == BATCH_ERR_NOMEM);
+        if (r == BATCH_OK) {
+            batch_job_summary s;
+            batch_result w = batch_job_wait(job, &s);
+            if (!n) total = atomic_load(&test_alloc_count);
+            test_alloc_reset(TEST_FAIL_NEVER, -1);
+            CHECK_EQ(s.completed + s.cancelled, (uint64_t)ROOTS);
+            CHECK_EQ(atomic_load(&count), (long)s.completed);
+            if (s.cancelled) {
+                half_way++;
+                CHECK_EQ(w, BATCH_ERR_NOMEM);
+                CHECK_EQ(s.status, BATCH_JOB_FAILED);
+            } else {
+                CHECK_OK(w);
+            }
+            CHECK_OK(batch_job_destroy(job));
+        } else {
+            test_alloc_reset(TEST_FAIL_NEVER, -1);
+            CHECK(job == NULL);
+            CHECK_EQ(atomic_load(&count), 0);
+        }
+        /* the graph runs again, whole */
+        atomic_store(&count, 0);
+        batch_job_summary s2;
+        CHECK_OK(batch_graph_run(p, g, NULL, &s2));
+        CHECK_EQ(s2.completed, (uint64_t)ROOTS);
+        CHECK_EQ(atomic_load(&count), ROOTS);
+        CHECK_OK(batch_graph_destroy(g));
+        CHECK_OK(batch_pool_destroy(p));
+        CHECK_EQ(atomic_load(&test_live_bytes), live0);
+    }
+    CHECK(half_way > 0);
+}
+
+/* batch_fail copies its message into memory of the task; out of memory the code is kept and
+   the message is lost. */
+static int fail_with_message(batch_ctx* ctx, void* u) { (void)u; return batch_fail(ctx, 5, "message %d", 42); }
+/* Builds the graph with all the memory it wants, then runs it failing allocation n (0: none);
+   *count receives the allocations of the run. */
+static batch_result fail_message_run(batch_pool* p, long n, long* count, int* lost, int* kept) {
+    batch_graph* g = make_graph();
+    batch_task t = add_task(g, fail_with_message, NULL, "f");
+    batch_task after = add_task(g, task_ok, NULL, "after");
+    CHECK_OK(batch_task_precede(g, t, after));
+    CHECK_OK(batch_graph_validate(g, NULL, 0));
+    test_alloc_reset(n ? TEST_FAIL_ONCE : TEST_FAIL_NEVER, n);
+    batch_job_summary s;
+    batch_result r = batch_graph_run(p, g, NULL, &s);
+    *count = atomic_load(&test_alloc_count);
+    test_alloc_reset(TEST_FAIL_NEVER, -1);
+    CHECK(r == BATCH_ERR_FAILED || r == BATCH_ERR_NOMEM);
+    if (r == BATCH_ERR_FAILED) {
+        batch_task_info info;
+        CHECK_OK(batch_graph_task_info(g, t, &info));
+        CHECK_EQ(info.status, BATCH_TASK_FAILED);
+        CHECK_EQ(info.error, 5);
+        if (info.message) { CHECK(strcmp(info.message, "message 42") == 0); ++*kept; }
+        else ++*lost;
+        CHECK_OK(batch_graph_task_info(g, after, &info));
+        CHECK_EQ(info.status, BATCH_TASK_SKIPPED);
+    }
+    CHECK_OK(batch_graph_destroy(g));
+    return r;
+}
+static void test_nomem_fail_message(void) {
+    batch_pool* p = make_pool(BATCH_WORKERS_INLINE);
+    int lost = 0, kept = 0;
+    long total = 0, count;
+    CHECK_EQ(fail_message_run(p, 0, &total, &lost, &kept), BATCH_ERR_FAILED);   /* the pool makes its task slab */
+    long long live0 = atomic_load(&test_live_bytes);
+    CHECK_EQ(fail_message_run(p, 0, &total, &lost, &kept), BATCH_ERR_FAILED);
+    CHECK_EQ(atomic_load(&test_live_bytes), live0);
+    for (long n = 1; n <= total; n++) {
+        fail_message_run(p, n, &count, &lost, &kept);
+        CHECK_EQ(atomic_load(&test_live_bytes), live0);
+    }
+    CHECK(lost > 0 && kept > 0);
+    CHECK_OK(batch_pool_destroy(p));
+}
+
+/* Reading reports back: the task array grows (64, 128, ...); out of memory nothing leaks.
+   batch_report_compare then answers BATCH_ERR_INVALID, not NOMEM (report.c cannot tell the two
+   apart: a known defect, reported with issue 6); either is accepted here. */
+static void test_nomem_report_compare(void) {
+    batch_pool* p = make_pool(BATCH_WORKERS_INLINE);
+    batch_graph* g = make_graph();
+    for (int i = 0; i < 150; i++) add_task(g, task_ok, NULL, NULL);
+    static char json[64 * 1024];
+    batch_job* job;
+    CHECK_OK(batch_graph_launch(p, g, NULL, &job));
+    CHECK_OK(batch_job_wait(job, NULL));
+    FILE* f = fmemopen(json, sizeof json, "w");
+    CHECK(f != NULL);
+    CHECK_OK(batch_job_report_json(job, f));
+    fclose(f);
+    CHECK_OK(batch_job_destroy(job));
+    CHECK_OK(batch_graph_destroy(g));
+    CHECK_OK(batch_pool_destroy(p));
+    long long live0 = atomic_load(&test_live_bytes);
+    FILE* null = fopen("/dev/null", "w");
+    CHECK(null != NULL);
+    test_alloc_reset(TEST_FAIL_NEVER, -1);
+    CHECK_OK(batch_report_compare(json, json, null));
+    long total = atomic_load(&test_alloc_count);
+    CHECK(total >= 4);   /* two reports, 64 then 128 then 256 tasks each */
+    int refused = 0;
+    for (long n = 1; n <= total; n++) {
+        test_alloc_reset(TEST_FAIL_ONCE, n);
+        batch_result r = batch_report_compare(json, json, null);
+        test_alloc_reset(TEST_FAIL_NEVER, -1);
+        CHECK(r == BATCH_ERR_NOMEM || r == BATCH_ERR_INVALID);
+        refused++;
+        CHECK_EQ(atomic_load(&test_live_bytes), live0);
+    }
+    CHECK_EQ(refused, total);
+    CHECK_OK(batch_report_compare(json, json, null));
+    fclose(null);
+}
+
+/* Out of task memory while a run releases successors, re-queues a retry or hands a concurrency
+   slot on, a graph task runs on the thread that released it (the overflow list): with one failed
+   allocation, or every allocation failing from N on, the run still completes every task exactly
+   once (or, when the launch itself ran out, reports NOMEM with the counts adding up). */
+typedef struct ov_task { _Atomic int runs; int fail_first; _Atomic int* order; int seq; } ov_task;
+static int ov_fn(batch_ctx* ctx, void* u) {
+    ov_task* t = (ov_task*)u;
+    atomic_fetch_add(&t->runs, 1);
+    t->seq = atomic_fetch_add(t->order, 1);
+    return (t->fail_first && batch_ctx_attempt(ctx) == 0) ? 3 : 0;
+}
+static void test_nomem_graph_overflow(void) {
+    enum { FAN = 300 };
+    long long live0 = atomic_load(&test_live_bytes);
+    ov_task* tk = (ov_task*)calloc(FAN + 2, sizeof *tk);
+    int completed_runs = 0, nomem_runs = 0;
+    /* ONCE / FROM x no limit / max_concurrency 2, on an inline pool; then FROM on one worker,
+       which releases successors in bulk from its deque, and on two workers sharing one
+       concurrency slot, which hand it to parked tasks (the allocation order varies a little
+       there: FROM fails them all past N whatever the order) */
+    for (int variant = 0; variant < 6; variant++) {
+        int mode = variant & 1 || variant >= 4 ? TEST_FAIL_FROM : TEST_FAIL_ONCE;
+        int conc = variant == 5 ? 1 : variant & 2 ? 2 : 0;   /* 5: two workers contend for one slot */
+        int workers = variant == 5 ? 2 : variant == 4 ? 1 : BATCH_WORKERS_INLINE;
+        long total = 1;
+        for (long n = 0; n <= total; n++) {   /* n = 0: a dry run that counts the allocations */
+            batch_pool* p = make_pool(workers);
+            batch_graph* g = make_graph();
+            _Atomic int order = 0;
+            batch_task t[FAN + 2];
+            for (int i = 0; i < FAN + 2; i++) {
+                atomic_store(&tk[i].runs, 0);
+                tk[i].fail_first = i > 0 && i <= FAN && i % 7 == 0;
+                tk[i].order = &order;
+                tk[i].seq = -1;
+                CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = ov_fn, .user_data = &tk[i], .max_retries = 1,
+                                                                 .retry_base_ns = 1000, .retry_max_ns = 2000 }, &t[i]));
+            }
+            CHECK_OK(batch_task_precede_n(g, t[0], t + 1, FAN));
+            CHECK_OK(batch_task_succeed_n(g, t[FAN + 1], t + 1, FAN));
+            CHECK_OK(batch_graph_validate(g, NULL, 0));
+            test_alloc_reset(n ? mode : TEST_FAIL_NEVER, n);
+            batch_job_summary s;
+            memset(&s, 0, sizeof s);
+            batch_result r = batch_graph_run(p, g, &(batch_run_desc){ .max_concurrency = conc }, &s);
+            if (!n) total = atomic_load(&test_alloc_count);
+            test_alloc_reset(TEST_FAIL_NEVER, -1);
+            CHECK_EQ(s.completed + s.failed + s.skipped + s.cancelled, (uint64_t)(r == BATCH_ERR_NOMEM && s.total == 0 ? 0 : FAN + 2));
+            if (r == BATCH_OK) {
+                completed_runs++;
+                CHECK_EQ(s.completed, (uint64_t)FAN + 2);
+                for (int i = 0; i < FAN + 2; i++) CHECK_EQ(atomic_load(&tk[i].runs), tk[i].fail_first ? 2 : 1);
+                for (int i = 1; i <= FAN; i++) CHECK(tk[0].seq < tk[i].seq && tk[i].seq < tk[FAN + 1].seq);
+            } else {
+                CHECK_EQ(r, BATCH_ERR_NOMEM);
+                nomem_runs++;
+                for (int i = 0; i < FAN + 2; i++) CHECK(atomic_load(&tk[i].runs) <= (tk[i].fail_first ? 2 : 1));
+            }
+            CHECK_OK(batch_graph_destroy(g));
+            CHECK_OK(batch_pool_destroy(p));
+            CHECK_EQ(atomic_load(&test_live_bytes), live0);
+        }
+    }
+    CHECK(completed_runs > 0 && nomem_runs > 0);
+    free(tk);
+}
+
+/* Edges added in bulk (precede_n, succeed_n, join) reserve room first: out of memory the graph
+   is unchanged (all or nothing) and still runs. */
+static void test_nomem_bulk_edges(void) {
+    long long live0 = atomic_load(&test_live_bytes);
+    batch_pool* p = make_pool(BATCH_WORKERS_INLINE);
+    batch_graph* w = make_graph();
+    add_task(w, task_ok, NULL, NULL);
+    CHECK_OK(batch_graph_run(p, w, NULL, NULL));
+    CHECK_OK(batch_graph_destroy(w));
+    long long live1 = atomic_load(&test_live_bytes);   /* the pool keeps its task slab */
+    int refused = 0;
+    for (int op = 0; op < 3; op++) {
+        for (long n = 1; n <= 8; n++) {
+            batch_graph* g = make_graph();
+            batch_task t[80];
+            for (int i = 0; i < 80; i++) t[i] = add_task(g, task_ok, NULL, NULL);
+            size_t size0 = batch_graph_size(g);
+            test_alloc_reset(TEST_FAIL_ONCE, n);
+            batch_result r = op == 0 ? batch_task_precede_n(g, t[0], t + 1, 79)
+                           : op == 1 ? batch_task_succeed_n(g, t[79], t, 79)
+                           : batch_graph_join(g, t, 40, t + 40, 40, NULL);
+            test_alloc_reset(TEST_FAIL_NEVER, -1);
+            CHECK(r == BATCH_OK || r == BATCH_ERR_NOMEM);
+            if (r == BATCH_ERR_NOMEM) { refused++; CHECK_EQ(batch_graph_size(g), size0); }
+            else CHECK_EQ(batch_graph_size(g), size0 + (op == 2));
+            batch_job_summary s;
+            CHECK_OK(batch_graph_run(p, g, NULL, &s));
+            CHECK_EQ(s.completed, batch_graph_size(g));
+            CHECK_OK(batch_graph_destroy(g));
+            CHECK_EQ(atomic_load(&test_live_bytes), live1);
+        }
+    }
+    CHECK(refused > 0);
+    CHECK_OK(batch_pool_destroy(p));
+    CHECK_EQ(atomic_load(&test_live_bytes), live0);
+}
+
+#define NOMEM_TESTS \
+    { "nomem_delayed_heap", test_nomem_delayed_heap }, \
+    { "nomem_cycle_message", test_nomem_cycle_message }, \
+    { "nomem_launch_half_way", test_nomem_launch_half_way }, \
+    { "nomem_fail_message", test_nomem_fail_message }, \
+    { "nomem_report_compare", test_nomem_report_compare }, \
+    { "nomem_graph_overflow", test_nomem_graph_overflow }, \
+    { "nomem_bulk_edges", test_nomem_bulk_edges },
