@@ -99,7 +99,10 @@ extern "C" {
     X(BATCH_ERR_SHUTDOWN,  -8, "pool is shutting down") \
     X(BATCH_ERR_THREAD,    -9, "could not create a thread") \
     X(BATCH_ERR_FAILED,   -10, "job failed") \
-    X(BATCH_ERR_NOT_FOUND,-11, "no such task")
+    X(BATCH_ERR_NOT_FOUND,-11, "no such task") \
+    X(BATCH_ERR_IO,       -12, "journal I/O error") \
+    X(BATCH_ERR_CORRUPT,  -13, "journal is corrupt") \
+    X(BATCH_ERR_MISMATCH, -14, "journal belongs to another job")
 
 #define BATCH__RESULT_ENUM(name, value, text) name = (value),
 typedef enum batch_result { BATCH_RESULTS(BATCH__RESULT_ENUM) BATCH_RESULT_FORCE32_ = 0x7fffffff } batch_result;
@@ -386,6 +389,64 @@ BATCH_API batch_result batch_graph_validate(batch_graph* g, char* msg, size_t ms
 /* Graphviz DOT of the graph, each task coloured by its status after the last run. */
 BATCH_API batch_result batch_graph_dump_dot(const batch_graph* g, FILE* out);
 
+/* ---------------------------------------------------------------------------------------------
+   DURABLE JOBS: THE JOURNAL
+   A job (graph run or map) given a journal path appends one record per finished task (graph:
+   index, status, attempts, error code) or per delivered batch (map: index, item range, status,
+   counts, retries and the batch's accumulator) to an append-only file: a 32-byte header (magic,
+   version, kind, fingerprint, accumulator size), then records each with a length and a CRC32C.
+   Launched again with the same journal, the job skips what the journal records as done, folds
+   the journaled accumulators back in (an ordered fold gives the same bytes as an uninterrupted
+   run) and runs the rest. Re-running a finished job with its journal runs nothing and returns
+   the same result; delete the file to start afresh.
+   Opening: a torn or corrupt tail (a record cut short, or a CRC mismatch) is cut off and what
+   follows the valid prefix is not trusted (SQLite's WAL rule); a bad header or version, an
+   oversized record or a CRC-valid record that does not fit the job is BATCH_ERR_CORRUPT, a
+   journal of another job (fingerprint, kind or accumulator size) BATCH_ERR_MISMATCH: then the
+   launch fails and nothing runs. A write that fails during the run stops the job (no new task
+   or batch starts; the result is BATCH_ERR_IO) and the journal stays valid up to the failure.
+   The file is opened O_CLOEXEC | O_NOFOLLOW, created with mode 0600. POSIX only (define
+   BATCH_NO_JOURNAL elsewhere, or pass io hooks).
+   Resumed graph tasks do not run again, so their outputs (batch_ctx_input) are NULL in the new
+   process: keep data that must survive in your own storage. A pull source is read again from
+   its start on resume: it must yield the same items; those already done are pulled and skipped.
+   Journaled batches and tasks are not delivered again to on_batch, the iterator or progress. */
+typedef enum batch_durability {
+    BATCH_DURABLE_PROCESS = 0,   /* each record reaches the OS at once: survives a killed
+                                    process, not a power loss (default) */
+    BATCH_DURABLE_MACHINE,       /* and fdatasync every sync_every records: survives a power
+                                    loss up to the last sync; costs a disk flush per sync */
+    BATCH_DURABLE_BUFFERED       /* records kept in a 64 KiB buffer, written when it fills and
+                                    at the end: cheapest; a kill loses the buffered records,
+                                    whose work then runs again */
+} batch_durability;
+
+/* File I/O hooks (tests inject EIO, ENOSPC, short writes). Each returns 0 or an errno value;
+   read and write may move fewer bytes than asked (*done). batch_journal_posix_io() is the
+   default, for wrapping. */
+typedef struct batch_journal_io {
+    int (*open)(void* user, const char* path, intptr_t* out_handle);   /* read/write, create 0600 */
+    int (*read)(void* user, intptr_t h, void* buf, size_t n, uint64_t offset, size_t* done);
+    int (*write)(void* user, intptr_t h, const void* buf, size_t n, uint64_t offset, size_t* done);
+    int (*sync)(void* user, intptr_t h);
+    int (*truncate)(void* user, intptr_t h, uint64_t size);
+    int (*size)(void* user, intptr_t h, uint64_t* size);
+    void (*close)(void* user, intptr_t h);
+    void* user;
+} batch_journal_io;
+BATCH_API const batch_journal_io* batch_journal_posix_io(void);
+
+typedef struct batch_journal_desc {
+    const char* path;            /* NULL: no journal */
+    uint64_t fingerprint;        /* identifies the job; 0: derived from its shape (graph: tasks,
+                                    names and edges; map: count, sizes, sizing, ordering) */
+    batch_durability durability;
+    int sync_every;              /* BATCH_DURABLE_MACHINE: records per fdatasync; 0: 1 */
+    int rerun_failed;            /* non-zero: on resume, FAILED tasks and batches with failed
+                                    items run again instead of keeping their outcome */
+    const batch_journal_io* io;  /* NULL: POSIX */
+} batch_journal_desc;
+
 typedef enum batch_failure_policy {
     BATCH_POLICY_CONTINUE = 0,   /* dependents of a failure are SKIPPED; the rest runs */
     BATCH_POLICY_FAIL_FAST       /* the first failure (after retries) cancels what has not started */
@@ -409,6 +470,7 @@ typedef struct batch_run_desc {
     int no_task_times;        /* non-zero: do not read the clock per task (fastest); start/end
                                  times, busy time and peak concurrency are then 0 */
     batch_progress_desc progress;
+    batch_journal_desc journal;   /* optional: resume after a crash (see DURABLE JOBS) */
 } batch_run_desc;
 
 typedef struct batch_job_summary {
@@ -419,6 +481,7 @@ typedef struct batch_job_summary {
     uint64_t wall_ns;         /* launch to the last task's end */
     uint64_t busy_ns;         /* sum of task run times (all attempts) */
     uint64_t peak_concurrency;/* most tasks running at once (from the last attempts' times) */
+    uint64_t resumed;         /* tasks whose outcome came from the journal (not run again) */
 } batch_job_summary;
 
 /* Starts a run of g on pool and returns at once. desc may be NULL. Validates first
@@ -608,6 +671,7 @@ typedef struct batch_map_desc {
                                      batch sizes then never depend on timing) */
     int keep_batches;             /* non-zero: keep a small record of every batch for the reports
                                      (JSON "batches_kept", the HTML timeline): O(batches) memory */
+    batch_journal_desc journal;   /* optional: resume after a crash (see DURABLE JOBS) */
     size_t acc_size;              /* accumulator bytes; 0: no fold */
     batch_init_fn init_fn;        /* required with acc_size: sets a fresh accumulator */
     batch_fold_fn fold_fn;        /* required with acc_size */
@@ -627,6 +691,7 @@ typedef struct batch_map_summary {
     uint64_t peak_concurrent_batches;
     size_t final_batch_size;      /* the size the last dispatch aimed at (adaptive: what it
                                      converged to, before the taper at the end of the input) */
+    uint64_t resumed_batches, resumed_items;   /* taken from the journal (counted above too) */
 } batch_map_summary;
 
 /* Starts a map; validates desc first (nothing starts on error): BATCH_ERR_INVALID for a missing
@@ -2527,6 +2592,419 @@ BATCH_API void batch_progress_bar(batch_event ev, const batch_progress* p, const
 
 #endif /* BATCH__JOB_C */
 /* ---- end batch_impl/job.c ---- */
+/* ---- begin batch_impl/journal.c ---- */
+/* journal.c - durable jobs: an append-only journal of finished tasks and delivered batches.
+
+   File: a 32-byte header (magic "BATCHJNL", version, kind, fingerprint, accumulator size, CRC32C
+   of the header), then records: u32 payload length, u32 CRC32C of the payload, the payload. All
+   integers little-endian. Records are appended under the journal's lock; on open the valid
+   prefix is replayed into the job and anything after it (a record cut short by a crash, or one
+   whose CRC does not match) is truncated. See "DURABLE JOBS" in the API part for the contract. */
+#ifndef BATCH__JOURNAL_C
+#define BATCH__JOURNAL_C
+#ifndef BATCH_SINGLE_FILE
+#  include "job.c"
+#endif
+
+#if !defined(BATCH_NO_JOURNAL) && (defined(__unix__) || defined(__APPLE__))
+#  define BATCH__POSIX_IO 1
+#  include <fcntl.h>
+#  include <sys/stat.h>
+#endif
+
+/* ---- CRC32C (Castagnoli, reflected 0x82F63B78), one table lookup per byte ------------------ */
+static const uint32_t batch__crc32c_table[256] = {
+    0x00000000u, 0xf26b8303u, 0xe13b70f7u, 0x1350f3f4u, 0xc79a971fu, 0x35f1141cu, 0x26a1e7e8u, 0xd4ca64ebu,
+    0x8ad958cfu, 0x78b2dbccu, 0x6be22838u, 0x9989ab3bu, 0x4d43cfd0u, 0xbf284cd3u, 0xac78bf27u, 0x5e133c24u,
+    0x105ec76fu, 0xe235446cu, 0xf165b798u, 0x030e349bu, 0xd7c45070u, 0x25afd373u, 0x36ff2087u, 0xc494a384u,
+    0x9a879fa0u, 0x68ec1ca3u, 0x7bbcef57u, 0x89d76c54u, 0x5d1d08bfu, 0xaf768bbcu, 0xbc267848u, 0x4e4dfb4bu,
+    0x20bd8edeu, 0xd2d60dddu, 0xc186fe29u, 0x33ed7d2au, 0xe72719c1u, 0x154c9ac2u, 0x061c6936u, 0xf477ea35u,
+    0xaa64d611u, 0x580f5512u, 0x4b5fa6e6u, 0xb93425e5u, 0x6dfe410eu, 0x9f95c20du, 0x8cc531f9u, 0x7eaeb2fau,
+    0x30e349b1u, 0xc288cab2u, 0xd1d83946u, 0x23b3ba45u, 0xf779deaeu, 0x05125dadu, 0x1642ae59u, 0xe4292d5au,
+    0xba3a117eu, 0x4851927du, 0x5b016189u, 0xa96ae28au, 0x7da08661u, 0x8fcb0562u, 0x9c9bf696u, 0x6ef07595u,
+    0x417b1dbcu, 0xb3109ebfu, 0xa0406d4bu, 0x522bee48u, 0x86e18aa3u, 0x748a09a0u, 0x67dafa54u, 0x95b17957u,
+    0xcba24573u, 0x39c9c670u, 0x2a993584u, 0xd8f2b687u, 0x0c38d26cu, 0xfe53516fu, 0xed03a29bu, 0x1f682198u,
+    0x5125dad3u, 0xa34e59d0u, 0xb01eaa24u, 0x42752927u, 0x96bf4dccu, 0x64d4cecfu, 0x77843d3bu, 0x85efbe38u,
+    0xdbfc821cu, 0x2997011fu, 0x3ac7f2ebu, 0xc8ac71e8u, 0x1c661503u, 0xee0d9600u, 0xfd5d65f4u, 0x0f36e6f7u,
+    0x61c69362u, 0x93ad1061u, 0x80fde395u, 0x72966096u, 0xa65c047du, 0x5437877eu, 0x4767748au, 0xb50cf789u,
+    0xeb1fcbadu, 0x197448aeu, 0x0a24bb5au, 0xf84f3859u, 0x2c855cb2u, 0xdeeedfb1u, 0xcdbe2c45u, 0x3fd5af46u,
+    0x7198540du, 0x83f3d70eu, 0x90a324fau, 0x62c8a7f9u, 0xb602c312u, 0x44694011u, 0x5739b3e5u, 0xa55230e6u,
+    0xfb410cc2u, 0x092a8fc1u, 0x1a7a7c35u, 0xe811ff36u, 0x3cdb9bddu, 0xceb018deu, 0xdde0eb2au, 0x2f8b6829u,
+    0x82f63b78u, 0x709db87bu, 0x63cd4b8fu, 0x91a6c88cu, 0x456cac67u, 0xb7072f64u, 0xa457dc90u, 0x563c5f93u,
+    0x082f63b7u, 0xfa44e0b4u, 0xe9141340u, 0x1b7f9043u, 0xcfb5f4a8u, 0x3dde77abu, 0x2e8e845fu, 0xdce5075cu,
+    0x92a8fc17u, 0x60c37f14u, 0x73938ce0u, 0x81f80fe3u, 0x55326b08u, 0xa759e80bu, 0xb4091bffu, 0x466298fcu,
+    0x1871a4d8u, 0xea1a27dbu, 0xf94ad42fu, 0x0b21572cu, 0xdfeb33c7u, 0x2d80b0c4u, 0x3ed04330u, 0xccbbc033u,
+    0xa24bb5a6u, 0x502036a5u, 0x4370c551u, 0xb11b4652u, 0x65d122b9u, 0x97baa1bau, 0x84ea524eu, 0x7681d14du,
+    0x2892ed69u, 0xdaf96e6au, 0xc9a99d9eu, 0x3bc21e9du, 0xef087a76u, 0x1d63f975u, 0x0e330a81u, 0xfc588982u,
+    0xb21572c9u, 0x407ef1cau, 0x532e023eu, 0xa145813du, 0x758fe5d6u, 0x87e466d5u, 0x94b49521u, 0x66df1622u,
+    0x38cc2a06u, 0xcaa7a905u, 0xd9f75af1u, 0x2b9cd9f2u, 0xff56bd19u, 0x0d3d3e1au, 0x1e6dcdeeu, 0xec064eedu,
+    0xc38d26c4u, 0x31e6a5c7u, 0x22b65633u, 0xd0ddd530u, 0x0417b1dbu, 0xf67c32d8u, 0xe52cc12cu, 0x1747422fu,
+    0x49547e0bu, 0xbb3ffd08u, 0xa86f0efcu, 0x5a048dffu, 0x8ecee914u, 0x7ca56a17u, 0x6ff599e3u, 0x9d9e1ae0u,
+    0xd3d3e1abu, 0x21b862a8u, 0x32e8915cu, 0xc083125fu, 0x144976b4u, 0xe622f5b7u, 0xf5720643u, 0x07198540u,
+    0x590ab964u, 0xab613a67u, 0xb831c993u, 0x4a5a4a90u, 0x9e902e7bu, 0x6cfbad78u, 0x7fab5e8cu, 0x8dc0dd8fu,
+    0xe330a81au, 0x115b2b19u, 0x020bd8edu, 0xf0605beeu, 0x24aa3f05u, 0xd6c1bc06u, 0xc5914ff2u, 0x37faccf1u,
+    0x69e9f0d5u, 0x9b8273d6u, 0x88d28022u, 0x7ab90321u, 0xae7367cau, 0x5c18e4c9u, 0x4f48173du, 0xbd23943eu,
+    0xf36e6f75u, 0x0105ec76u, 0x12551f82u, 0xe03e9c81u, 0x34f4f86au, 0xc69f7b69u, 0xd5cf889du, 0x27a40b9eu,
+    0x79b737bau, 0x8bdcb4b9u, 0x988c474du, 0x6ae7c44eu, 0xbe2da0a5u, 0x4c4623a6u, 0x5f16d052u, 0xad7d5351u,
+};
+
+BATCH__PRIVATE uint32_t batch__crc32c(const void* data, size_t n) {
+    const unsigned char* p = (const unsigned char*)data;
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) c = batch__crc32c_table[(c ^ p[i]) & 0xffu] ^ (c >> 8);
+    return c ^ 0xffffffffu;
+}
+
+/* ---- little-endian fields ------------------------------------------------------------------ */
+BATCH__PRIVATE void batch__put32(unsigned char* p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+BATCH__PRIVATE void batch__put64(unsigned char* p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+BATCH__PRIVATE uint32_t batch__get32(const unsigned char* p) {
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+BATCH__PRIVATE uint64_t batch__get64(const unsigned char* p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+/* Fingerprints: a running 64-bit hash of the job's shape. */
+BATCH__PRIVATE uint64_t batch__fp_mix(uint64_t h, uint64_t v) {
+    h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+    h ^= h >> 31;
+    h *= 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 29);
+}
+BATCH__PRIVATE uint64_t batch__fp_str(uint64_t h, const char* s) {
+    if (!s) return batch__fp_mix(h, 0x5A5Au);
+    for (; *s; s++) h = batch__fp_mix(h, (unsigned char)*s);
+    return batch__fp_mix(h, 0xA5A5u);
+}
+
+/* ---- the default I/O: POSIX --------------------------------------------------------------- */
+#if defined(BATCH__POSIX_IO)
+BATCH__PRIVATE int batch__pio_open(void* user, const char* path, intptr_t* out) {
+    (void)user;
+    int fd;
+    do fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) return errno ? errno : EIO;
+    *out = fd;
+    return 0;
+}
+BATCH__PRIVATE int batch__pio_read(void* user, intptr_t h, void* buf, size_t n, uint64_t off, size_t* done) {
+    (void)user;
+    ssize_t r;
+    do r = pread((int)h, buf, n, (off_t)off);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) return errno ? errno : EIO;
+    *done = (size_t)r;
+    return 0;
+}
+BATCH__PRIVATE int batch__pio_write(void* user, intptr_t h, const void* buf, size_t n, uint64_t off, size_t* done) {
+    (void)user;
+    ssize_t r;
+    do r = pwrite((int)h, buf, n, (off_t)off);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) return errno ? errno : EIO;
+    *done = (size_t)r;
+    return 0;
+}
+BATCH__PRIVATE int batch__pio_sync(void* user, intptr_t h) {
+    (void)user;
+#  if defined(__APPLE__)
+    return fsync((int)h) ? errno : 0;
+#  else
+    return fdatasync((int)h) ? errno : 0;
+#  endif
+}
+BATCH__PRIVATE int batch__pio_truncate(void* user, intptr_t h, uint64_t size) {
+    (void)user;
+    return ftruncate((int)h, (off_t)size) ? errno : 0;
+}
+BATCH__PRIVATE int batch__pio_size(void* user, intptr_t h, uint64_t* size) {
+    (void)user;
+    struct stat st;
+    if (fstat((int)h, &st)) return errno;
+    if (!S_ISREG(st.st_mode)) return EINVAL;   /* a journal is a regular file */
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+BATCH__PRIVATE void batch__pio_close(void* user, intptr_t h) {
+    (void)user;
+    close((int)h);
+}
+static const batch_journal_io batch__posix_io = {
+    batch__pio_open, batch__pio_read, batch__pio_write, batch__pio_sync,
+    batch__pio_truncate, batch__pio_size, batch__pio_close, NULL
+};
+BATCH_API const batch_journal_io* batch_journal_posix_io(void) { return &batch__posix_io; }
+#else
+BATCH_API const batch_journal_io* batch_journal_posix_io(void) { return NULL; }
+#endif
+
+/* ---- the journal -------------------------------------------------------------------------- */
+enum { BATCH__JKIND_GRAPH = 1, BATCH__JKIND_MAP = 2 };
+#define BATCH__JVERSION 1u
+#define BATCH__JHEADER 32u
+#define BATCH__JREC 8u                 /* length + CRC before each payload */
+#define BATCH__JBUFFERED ((size_t)64 * 1024)
+
+typedef struct batch__journal {
+    batch_journal_io io;
+    intptr_t h;
+    void* alloc_ctx;
+    batch__mutex lock;
+    uint64_t end;                 /* where the next record goes */
+    unsigned char* buf;           /* records not yet written */
+    size_t used, cap;
+    batch_durability dur;
+    int sync_every, unsynced;
+    int err;                      /* the first failed call's errno; no write after it */
+    size_t max_payload;
+} batch__journal;
+
+/* Called for each valid record on open: BATCH_OK (applied), BATCH__JDROP (not applied: its work
+   runs again, so the record is removed from the journal before the run appends a new one), or
+   BATCH_ERR_CORRUPT when it does not fit the job (nothing is then run from the journal). */
+#define BATCH__JDROP ((batch_result)2)
+typedef batch_result (*batch__jreplay_fn)(void* arg, const unsigned char* payload, size_t len);
+
+BATCH__PRIVATE bool batch__journal_desc_ok(const batch_journal_desc* d) {
+    if (!d->path) return !d->io && !d->fingerprint && !d->durability && !d->sync_every && !d->rerun_failed;
+    if (!d->path[0] || (int)d->durability < 0 || d->durability > BATCH_DURABLE_BUFFERED) return false;
+    if (d->sync_every < 0) return false;
+    const batch_journal_io* io = d->io ? d->io : batch_journal_posix_io();
+    return io && io->open && io->read && io->write && io->sync && io->truncate && io->size && io->close;
+}
+
+/* Reads exactly n bytes at off: 0, or an errno (EIO for a file shorter than expected). */
+BATCH__PRIVATE int batch__jread(batch__journal* j, void* buf, size_t n, uint64_t off) {
+    unsigned char* p = (unsigned char*)buf;
+    while (n) {
+        size_t got = 0;
+        int e = j->io.read(j->io.user, j->h, p, n, off, &got);
+        if (e) return e;
+        if (got == 0 || got > n) return EIO;
+        p += got; n -= got; off += got;
+    }
+    return 0;
+}
+
+/* Writes the buffer at the end of the file; lock held. A failure is kept in j->err: the file
+   then ends in a torn record at worst, which the next open cuts off. */
+BATCH__PRIVATE int batch__jflush(batch__journal* j) {
+    size_t at = 0;
+    while (!j->err && at < j->used) {
+        size_t put = 0;
+        int e = j->io.write(j->io.user, j->h, j->buf + at, j->used - at, j->end, &put);
+        if (!e && (put == 0 || put > j->used - at)) e = EIO;
+        if (e) { j->err = e; break; }
+        at += put;
+        j->end += put;
+    }
+    j->used = 0;
+    return j->err;
+}
+
+BATCH__PRIVATE int batch__jsync(batch__journal* j) {
+    if (!j->err && j->unsynced) {
+        int e = j->io.sync(j->io.user, j->h);
+        if (e) j->err = e;
+        j->unsynced = 0;
+    }
+    return j->err;
+}
+
+BATCH__PRIVATE bool batch__jreserve(batch__journal* j, size_t n) {
+    if (n <= j->cap) return true;
+    size_t c = j->cap ? j->cap : 256;
+    while (c < n) c *= 2;
+    unsigned char* b = (unsigned char*)BATCH_REALLOC(j->buf, c, j->alloc_ctx);
+    if (!b) return false;
+    j->buf = b;
+    j->cap = c;
+    return true;
+}
+
+BATCH__PRIVATE void batch__journal_free(batch__journal* j) {
+    if (!j) return;
+    if (j->h >= 0) j->io.close(j->io.user, j->h);
+    if (j->buf) BATCH_FREE(j->buf, j->alloc_ctx);
+    batch__mutex_destroy(&j->lock);
+    BATCH_FREE(j, j->alloc_ctx);
+}
+
+BATCH__PRIVATE batch_result batch__errno_result(int e) { return e == ENOMEM ? BATCH_ERR_NOMEM : BATCH_ERR_IO; }
+
+/* Removes the dropped records: reads the kept ones into memory, cuts the file after the header
+   and writes them back. A crash in between loses journaled progress (the work runs again), never
+   correctness: the file is always a valid prefix of non-overlapping records. */
+BATCH__PRIVATE batch_result batch__journal_compact(batch__journal* j, const unsigned char* dropped, size_t nrec, uint64_t kept) {
+    if (kept > SIZE_MAX / 2) return BATCH_ERR_NOMEM;
+    unsigned char* keep = (unsigned char*)BATCH_MALLOC(kept ? (size_t)kept : 1, j->alloc_ctx);
+    if (!keep) return BATCH_ERR_NOMEM;
+    uint64_t off = BATCH__JHEADER;
+    size_t at = 0;
+    int e = 0;
+    for (size_t i = 0; i < nrec && !e; i++) {
+        unsigned char h[BATCH__JREC];
+        if ((e = batch__jread(j, h, BATCH__JREC, off)) != 0) break;
+        uint32_t len = batch__get32(h);
+        if (!(dropped[i / 8] & (1u << (i % 8)))) {
+            memcpy(keep + at, h, BATCH__JREC);
+            e = batch__jread(j, keep + at + BATCH__JREC, len, off + BATCH__JREC);
+            at += BATCH__JREC + len;
+        }
+        off += BATCH__JREC + len;
+    }
+    if (!e) e = j->io.truncate(j->io.user, j->h, BATCH__JHEADER);
+    if (!e) {
+        j->end = BATCH__JHEADER;
+        size_t cap = j->cap;   /* write from `keep` through the buffer's flush path */
+        unsigned char* buf = j->buf;
+        j->buf = keep; j->used = at; j->cap = (size_t)kept;
+        j->unsynced = 1;
+        batch__jflush(j);
+        if (j->dur == BATCH_DURABLE_MACHINE) batch__jsync(j);
+        j->buf = buf; j->cap = cap; j->used = 0;
+        e = j->err;
+    }
+    BATCH_FREE(keep, j->alloc_ctx);
+    return e ? batch__errno_result(e) : BATCH_OK;
+}
+
+/* Opens (or creates) the journal of a job and replays its valid records through replay(arg).
+   max_payload bounds a record (larger: corrupt). On any error nothing is left open. */
+BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batch_journal_desc* d, uint32_t kind,
+                                                uint64_t fp, uint32_t acc_size, size_t max_payload,
+                                                batch__jreplay_fn replay, void* arg, void* alloc_ctx) {
+    *out = NULL;
+    batch__journal* j = (batch__journal*)BATCH_MALLOC(sizeof *j, alloc_ctx);
+    if (!j) return BATCH_ERR_NOMEM;
+    memset(j, 0, sizeof *j);
+    j->alloc_ctx = alloc_ctx;
+    j->io = *(d->io ? d->io : batch_journal_posix_io());
+    j->h = -1;
+    j->dur = d->durability;
+    j->sync_every = d->sync_every ? d->sync_every : 1;
+    j->max_payload = max_payload;
+    if (!batch__mutex_init(&j->lock)) { BATCH_FREE(j, alloc_ctx); return BATCH_ERR_NOMEM; }
+    batch_result r = BATCH_OK;
+    unsigned char hdr[BATCH__JHEADER], want[BATCH__JHEADER];
+    memcpy(want, "BATCHJNL", 8);
+    batch__put32(want + 8, BATCH__JVERSION);
+    batch__put32(want + 12, kind);
+    batch__put64(want + 16, fp);
+    batch__put32(want + 24, acc_size);
+    batch__put32(want + 28, batch__crc32c(want, 28));
+    uint64_t size = 0;
+    intptr_t h = -1;
+    int e = j->io.open(j->io.user, d->path, &h);
+    if (e) { batch__journal_free(j); return batch__errno_result(e); }
+    j->h = h;
+    if ((e = j->io.size(j->io.user, j->h, &size)) != 0) { r = batch__errno_result(e); goto fail; }
+    if (size < BATCH__JHEADER) {
+        /* new, or a header cut short by a crash (then what is there is a prefix of ours) */
+        if (size && ((e = batch__jread(j, hdr, (size_t)size, 0)) != 0)) { r = batch__errno_result(e); goto fail; }
+        if (size && memcmp(hdr, want, (size_t)size) != 0) {   /* not ours, or another job's */
+            r = memcmp(hdr, want, size < 8 ? (size_t)size : 8) == 0 ? BATCH_ERR_MISMATCH : BATCH_ERR_CORRUPT;
+            goto fail;
+        }
+        if (!batch__jreserve(j, BATCH__JHEADER)) { r = BATCH_ERR_NOMEM; goto fail; }
+        memcpy(j->buf, want, BATCH__JHEADER);
+        j->used = BATCH__JHEADER;
+        j->end = 0;
+        if (size && (e = j->io.truncate(j->io.user, j->h, 0)) != 0) { r = batch__errno_result(e); goto fail; }
+        j->unsynced = 1;
+        if (batch__jflush(j) || (j->dur == BATCH_DURABLE_MACHINE && batch__jsync(j))) { r = batch__errno_result(j->err); goto fail; }
+        *out = j;
+        return BATCH_OK;
+    }
+    if ((e = batch__jread(j, hdr, BATCH__JHEADER, 0)) != 0) { r = batch__errno_result(e); goto fail; }
+    if (memcmp(hdr, want, 8) != 0 || batch__get32(hdr + 8) != BATCH__JVERSION ||
+        batch__get32(hdr + 28) != batch__crc32c(hdr, 28)) { r = BATCH_ERR_CORRUPT; goto fail; }
+    if (memcmp(hdr, want, BATCH__JHEADER) != 0) { r = BATCH_ERR_MISMATCH; goto fail; }
+    /* records: replay the valid prefix; remember which were dropped (one bit each) */
+    if (!batch__jreserve(j, BATCH__JREC + max_payload)) { r = BATCH_ERR_NOMEM; goto fail; }
+    uint64_t off = BATCH__JHEADER, kept_bytes = 0;
+    size_t nrec = 0, capbits = 0;
+    unsigned char* dropped = NULL;   /* allocated at the first drop */
+    bool any_drop = false;
+    while (off < size) {
+        if (size - off < BATCH__JREC) break;   /* torn */
+        if ((e = batch__jread(j, j->buf, BATCH__JREC, off)) != 0) { r = batch__errno_result(e); goto fail; }
+        uint32_t len = batch__get32(j->buf), crc = batch__get32(j->buf + 4);
+        if (len == 0 || len > max_payload) { r = BATCH_ERR_CORRUPT; goto fail; }   /* never written so */
+        if (size - off - BATCH__JREC < len) break;                                  /* torn */
+        if ((e = batch__jread(j, j->buf, len, off + BATCH__JREC)) != 0) { r = batch__errno_result(e); goto fail; }
+        if (batch__crc32c(j->buf, len) != crc) break;                               /* not trusted, nor what follows */
+        r = replay(arg, j->buf, len);
+        if (r != BATCH_OK && r != BATCH__JDROP) goto fail_bits;
+        if (nrec / 8 >= capbits) {
+            size_t nc = capbits ? capbits * 2 : 64;
+            unsigned char* b = (unsigned char*)BATCH_REALLOC(dropped, nc, alloc_ctx);
+            if (!b) { r = BATCH_ERR_NOMEM; goto fail_bits; }
+            memset(b + capbits, 0, nc - capbits);
+            dropped = b;
+            capbits = nc;
+        }
+        if (r == BATCH__JDROP) { dropped[nrec / 8] |= (unsigned char)(1u << (nrec % 8)); any_drop = true; }
+        else kept_bytes += BATCH__JREC + len;
+        nrec++;
+        off += BATCH__JREC + len;
+    }
+    if (off < size && (e = j->io.truncate(j->io.user, j->h, off)) != 0) { r = batch__errno_result(e); goto fail_bits; }
+    j->end = off;
+    if (any_drop && (r = batch__journal_compact(j, dropped, nrec, kept_bytes)) != BATCH_OK) goto fail_bits;
+    if (dropped) BATCH_FREE(dropped, alloc_ctx);
+    *out = j;
+    return BATCH_OK;
+fail_bits:
+    if (dropped) BATCH_FREE(dropped, alloc_ctx);
+fail:
+    batch__journal_free(j);
+    return r;
+}
+
+/* Appends one record (any thread). BATCH_ERR_IO once any write has failed: the job stops. */
+BATCH__PRIVATE batch_result batch__journal_append(batch__journal* j, const unsigned char* payload, size_t len) {
+    batch__mutex_lock(&j->lock);
+    batch_result r = BATCH_OK;
+    if (j->err) r = BATCH_ERR_IO;
+    else if (!batch__jreserve(j, j->used + BATCH__JREC + len)) { j->err = ENOMEM; r = BATCH_ERR_IO; }
+    else {
+        unsigned char* p = j->buf + j->used;
+        batch__put32(p, (uint32_t)len);
+        batch__put32(p + 4, batch__crc32c(payload, len));
+        memcpy(p + BATCH__JREC, payload, len);
+        j->used += BATCH__JREC + len;
+        j->unsynced++;
+        if (j->dur != BATCH_DURABLE_BUFFERED || j->used >= BATCH__JBUFFERED) batch__jflush(j);
+        if (j->dur == BATCH_DURABLE_MACHINE && j->unsynced >= j->sync_every) batch__jsync(j);
+        if (j->err) r = BATCH_ERR_IO;
+    }
+    batch__mutex_unlock(&j->lock);
+    return r;
+}
+
+/* Writes what is buffered, syncs (MACHINE), closes and frees: BATCH_ERR_IO if any write failed. */
+BATCH__PRIVATE batch_result batch__journal_close(batch__journal* j) {
+    if (!j) return BATCH_OK;
+    batch__jflush(j);
+    if (j->dur == BATCH_DURABLE_MACHINE) batch__jsync(j);
+    batch_result r = j->err ? BATCH_ERR_IO : BATCH_OK;
+    batch__journal_free(j);
+    return r;
+}
+
+#endif /* BATCH__JOURNAL_C */
+/* ---- end batch_impl/journal.c ---- */
 /* ---- begin batch_impl/graph.c ---- */
 /* graph.c - job graphs: build (stb_ds arrays and a name map), validate (sorted, de-duplicated
    edges in CSR form, Kahn's algorithm, a named cycle on failure), and run as a job on the pool:
@@ -2536,12 +3014,12 @@ BATCH_API void batch_progress_bar(batch_event ev, const batch_progress* p, const
 #ifndef BATCH__GRAPH_C
 #define BATCH__GRAPH_C
 #ifndef BATCH_SINGLE_FILE
-#  include "job.c"
+#  include "journal.c"
 #endif
 
 enum { BATCH__POISON_SKIP = 1, BATCH__POISON_CANCEL = 2 };
 #define BATCH__RETRY_POLL_NS 50000000u   /* a retry's wait is cut into slices of at most 50 ms */
-enum { BATCH__STOP_NONE = 0, BATCH__STOP_CANCEL, BATCH__STOP_FAIL_FAST, BATCH__STOP_DEADLINE, BATCH__STOP_LAUNCH };
+enum { BATCH__STOP_NONE = 0, BATCH__STOP_CANCEL, BATCH__STOP_FAIL_FAST, BATCH__STOP_DEADLINE, BATCH__STOP_LAUNCH, BATCH__STOP_IO };
 #define BATCH__NO_NODE UINT32_MAX
 #define BATCH__LEVEL_RUN 0xff    /* a task without its own priority takes the run's */
 
@@ -2565,6 +3043,7 @@ typedef struct batch__gnode {
     uint8_t level;
     uint8_t jitter;
     uint8_t has_slot;             /* resumed from the park queue with a concurrency slot */
+    uint8_t journaled;            /* this run: the outcome the journal recorded (not run again) */
     _Atomic uint8_t status;
     _Atomic uint8_t poison;       /* BATCH__POISON_*: set by predecessors before they release */
 } batch__gnode;
@@ -2621,6 +3100,9 @@ typedef struct batch__job {
     /* results, filled by the first wait */
     bool done;
     batch_job_summary summary;
+    batch__journal* jn;           /* NULL: no journal */
+    bool rerun_failed;
+    uint64_t nresumed;
     int nstats;
     batch__job_stats* stats;      /* nstats lines: workers, then the shared one */
 } batch__job;
@@ -3117,6 +3599,62 @@ BATCH__PRIVATE void batch__gnode_events(batch__job* job, batch__gnode* n, batch_
     batch__progress_tick((batch_job*)job, now);
 }
 
+/* ---- journal ------------------------------------------------------------------------------ */
+/* A task record: type 2, status, attempts (u16), task index (u32), error code (i32). */
+#define BATCH__JTASK_LEN 12u
+
+/* Appends the outcome of n (before its successors are released: the journal's order is a
+   topological order, so a resumed successor never lacks its predecessor). */
+BATCH__PRIVATE bool batch__graph_journal_task(batch__job* job, const batch__gnode* n, batch_task_status outcome) {
+    unsigned char rec[BATCH__JTASK_LEN];
+    rec[0] = BATCH__JKIND_GRAPH;
+    rec[1] = (unsigned char)outcome;
+    rec[2] = (unsigned char)n->attempts;
+    rec[3] = (unsigned char)(n->attempts >> 8);
+    batch__put32(rec + 4, (uint32_t)(n - job->g->nodes));
+    batch__put32(rec + 8, (uint32_t)n->error);
+    return batch__journal_append(job->jn, rec, sizeof rec) == BATCH_OK;
+}
+
+/* Replays one task record into the job's run (see batch__journal_open). */
+BATCH__PRIVATE batch_result batch__graph_replay(void* arg, const unsigned char* p, size_t len) {
+    batch__job* job = (batch__job*)arg;
+    batch_graph* g = job->g;
+    if (len != BATCH__JTASK_LEN || p[0] != BATCH__JKIND_GRAPH) return BATCH_ERR_CORRUPT;
+    uint32_t idx = batch__get32(p + 4);
+    if (idx >= (uint32_t)stbds_arrlen(g->nodes) || (p[1] != BATCH_TASK_COMPLETED && p[1] != BATCH_TASK_FAILED))
+        return BATCH_ERR_CORRUPT;
+    batch__gnode* n = &g->nodes[idx];
+    if (p[1] == BATCH_TASK_FAILED && job->rerun_failed) { n->journaled = 0; return BATCH_OK; }
+    /* this run's fields, set now: the run's first visit then leaves them (same epoch) */
+    n->epoch = job->epoch;
+    n->journaled = p[1];
+    n->attempts = (uint16_t)(p[2] | p[3] << 8);
+    n->error = (int32_t)batch__get32(p + 8);
+    n->worker = -1;
+    n->start_ns = n->end_ns = 0;
+    n->retry_due = 0;
+    atomic_store_explicit(&n->output, NULL, memory_order_relaxed);
+    if (n->msg) n->msg[0] = 0;
+    return BATCH_OK;
+}
+
+/* The graph's shape: tasks, names, edges. */
+BATCH__PRIVATE uint64_t batch__graph_fingerprint(const batch_graph* g) {
+    size_t n = (size_t)stbds_arrlen(g->nodes);
+    uint64_t h = batch__fp_mix(BATCH__JKIND_GRAPH, n);
+    for (size_t i = 0; i < n; i++) {
+        h = batch__fp_str(h, g->nodes[i].name);
+        for (uint32_t k = g->succ_off[i]; k < g->succ_off[i + 1]; k++) h = batch__fp_mix(h, g->succ[k]);
+    }
+    return h ? h : 1;
+}
+
+/* After a journaled run (or a failed open): no task keeps a journal mark. */
+BATCH__PRIVATE void batch__graph_clear_marks(batch_graph* g) {
+    for (ptrdiff_t i = 0; i < stbds_arrlen(g->nodes); i++) g->nodes[i].journaled = 0;
+}
+
 /* Runs (or settles) node n, then every successor it makes ready: the first in place, the rest
    through the pool; iterative, so any chain uses constant stack. */
 BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
@@ -3143,12 +3681,20 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
             atomic_store_explicit(&n->output, NULL, memory_order_relaxed);
             if (n->msg) n->msg[0] = 0;
         }
-        bool slot = false;
+        bool slot = false, journal_it = false;
+        batch_task_status outcome;
+        if (n->journaled) {   /* done in an earlier process: settled as the journal says */
+            outcome = (batch_task_status)n->journaled;
+            if (outcome == BATCH_TASK_FAILED && job->policy == BATCH_POLICY_FAIL_FAST) {
+                int expected = BATCH__STOP_NONE;
+                atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_FAIL_FAST);
+            }
+            goto settle;
+        }
         if (n->has_slot) { n->has_slot = 0; slot = true; }
         /* relaxed: ordered after the predecessors' writes by the acq_rel release of pending */
         uint8_t poison = atomic_load_explicit(&n->poison, memory_order_relaxed);
         int stop = atomic_load_explicit(&job->stop, memory_order_relaxed);
-        batch_task_status outcome;
         if (!stop && job->deadline_ns && batch_now_ns() >= job->deadline_ns) {
             int expected = BATCH__STOP_NONE;
             atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_DEADLINE);
@@ -3216,13 +3762,19 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
                     continue;   /* the top of the loop queues the wait (or, out of memory, retries here) */
                 }
                 outcome = BATCH_TASK_FAILED;
+                journal_it = true;   /* retries exhausted: final (a stop that cuts retries is not) */
                 if (job->policy == BATCH_POLICY_FAIL_FAST) {
                     int expected = BATCH__STOP_NONE;
                     atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_FAIL_FAST);
                 }
             } else {
                 outcome = BATCH_TASK_COMPLETED;
+                journal_it = true;
             }
+        }
+        if (journal_it && job->jn && !batch__graph_journal_task(job, n, outcome)) {
+            int expected = BATCH__STOP_NONE;   /* the journal cannot follow: stop the job */
+            atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_IO);
         }
         if (slot) {   /* settled without running, holding a handed-over slot: pass it on */
             batch__gnode* resumed = batch__slot_release(job);
@@ -3231,6 +3783,7 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
                 overflow = (uint32_t)(resumed - g->nodes);
             }
         }
+    settle:
         atomic_store_explicit(&n->status, (uint8_t)outcome, memory_order_relaxed);
         switch (outcome) {
             case BATCH_TASK_COMPLETED: batch__stat_add(&st->completed, 1, shared); break;
@@ -3266,7 +3819,7 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
                 }
             }
             if (nready) batch__gnode_flush(job, self, ready, &nready, &overflow);
-            if (job->head.prog.fn) batch__gnode_events(job, n, outcome, last_end, &ticks);
+            if (job->head.prog.fn && !n->journaled) batch__gnode_events(job, n, outcome, last_end, &ticks);
             n = first;
             if (n) continue;
         }
@@ -3303,7 +3856,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     if (desc) d = *desc;
     if ((unsigned)d.policy > BATCH_POLICY_FAIL_FAST || d.max_concurrency < 0 ||
         (int)d.priority < 0 || d.priority >= BATCH_PRIORITY_COUNT_ || d.timeout_ns > ((uint64_t)1 << 62) ||
-        !batch__progress_desc_ok(&d.progress))
+        !batch__progress_desc_ok(&d.progress) || !batch__journal_desc_ok(&d.journal))
         return BATCH_ERR_INVALID;
     if (!batch__self(pool) && batch__tls_inline != pool && atomic_load(&pool->shutdown)) return BATCH_ERR_SHUTDOWN;
     int expected = 0;
@@ -3335,6 +3888,20 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     /* no pass over the tasks: each task resets its per-run fields when the run first reaches it
        (epoch) and leaves its counters ready for the next run when it settles */
     job->epoch = ++g->epoch;
+    if (d.journal.path) {
+        job->rerun_failed = d.journal.rerun_failed != 0;
+        uint64_t fp = d.journal.fingerprint ? d.journal.fingerprint : batch__graph_fingerprint(g);
+        r = batch__journal_open(&job->jn, &d.journal, BATCH__JKIND_GRAPH, fp, 0, BATCH__JTASK_LEN,
+                                batch__graph_replay, job, g->alloc_ctx);
+        if (r != BATCH_OK) {
+            batch__graph_clear_marks(g);
+            batch__mutex_destroy(&job->park_lock);
+            BATCH_FREE(raw, g->alloc_ctx);
+            atomic_store(&g->busy, 0);
+            return r;
+        }
+        for (ptrdiff_t i = 0; i < stbds_arrlen(g->nodes); i++) job->nresumed += g->nodes[i].journaled != 0;
+    }
     batch_counter_add(&job->latch, 1);   /* the launch's own count, until the roots are queued */
     for (size_t i = 0; i < g->nroots; i++) {
         batch__gnode* x = &g->nodes[g->roots[i]];
@@ -3419,8 +3986,17 @@ BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summ
             for (size_t i = 0; i < (size_t)s->total; i++) if (g->nodes[i].end_ns > last_end) last_end = g->nodes[i].end_ns;
         s->wall_ns = (job->times ? last_end : batch_now_ns()) - job->launch_ns;
         s->peak_concurrency = job->times ? batch__peak_concurrency(job, g->alloc_ctx) : 0;
+        s->resumed = job->nresumed;
         int stop = atomic_load(&job->stop);
-        if (s->cancelled || (atomic_load(&job->cut) && stop != BATCH__STOP_FAIL_FAST)) {
+        if (job->jn) {
+            if (batch__journal_close(job->jn) != BATCH_OK) stop = BATCH__STOP_IO;
+            job->jn = NULL;
+            batch__graph_clear_marks(g);
+        }
+        if (stop == BATCH__STOP_IO) {
+            s->status = BATCH_JOB_FAILED;
+            s->result = BATCH_ERR_IO;
+        } else if (s->cancelled || (atomic_load(&job->cut) && stop != BATCH__STOP_FAIL_FAST)) {
             if (stop == BATCH__STOP_DEADLINE) { s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT; }
             else if (stop == BATCH__STOP_FAIL_FAST) { s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED; }
             else if (stop == BATCH__STOP_LAUNCH) { s->status = BATCH_JOB_FAILED; s->result = job->launch_error; }
@@ -3745,7 +4321,7 @@ BATCH_API batch_result batch_sizing_record_cost(batch_sizing* s, const char* key
 #endif
 
 enum { BATCH__SLOT_FREE, BATCH__SLOT_RUNNING, BATCH__SLOT_FINISHED, BATCH__SLOT_QUEUED, BATCH__SLOT_HELD };
-enum { BATCH__MSTOP_CANCEL = 1, BATCH__MSTOP_HALT, BATCH__MSTOP_DEADLINE, BATCH__MSTOP_NOMEM };
+enum { BATCH__MSTOP_CANCEL = 1, BATCH__MSTOP_HALT, BATCH__MSTOP_DEADLINE, BATCH__MSTOP_NOMEM, BATCH__MSTOP_IO };
 BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user);
 
 typedef struct batch__mslot {
@@ -3811,8 +4387,12 @@ typedef struct batch__mjob {
     void* slot_accs;              /* the slots' accumulators, a cache line apart (no false sharing) */
     batch__batch_rec* recs;       /* keep_batches: one per delivered batch, under the lock */
     size_t nrecs, caprecs;
+    batch__journal* jn;           /* NULL: no journal */
+    size_t* done_ranges;          /* unordered resume: sorted, coalesced [first, end) pairs */
+    size_t ndone, capdone, done_at;
     uint64_t launch_ns, deadline_ns;
     bool done;
+    bool rerun_failed, replay_stopped;
 } batch__mjob;
 
 BATCH_API const char* batch_batch_status_string(batch_batch_status s) {
@@ -3904,6 +4484,147 @@ BATCH__PRIVATE bool batch__map_stopped(batch__mjob* m, uint64_t now) {
     return false;
 }
 
+/* Job lock held (or launching): counts a finished batch; the halt ratio may stop the job. */
+BATCH__PRIVATE void batch__map_count(batch__mjob* m, batch_batch_status st, size_t succeeded, size_t failed) {
+    m->s.batches++;
+    if (st == BATCH_BATCH_SUCCESS) m->s.batches_succeeded++;
+    else if (st == BATCH_BATCH_PARTIAL_SUCCESS) m->s.batches_partial++;
+    else m->s.batches_failed++;
+    m->s.succeeded += succeeded;
+    m->s.failed += failed;
+    if (m->d.halt_error_ratio > 0 && m->s.failed &&
+        (double)m->s.failed > m->d.halt_error_ratio * (double)(m->s.succeeded + m->s.failed)) {
+        int e = 0;
+        atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_HALT);
+    }
+}
+
+/* ---- journal ------------------------------------------------------------------------------ */
+/* A batch record: type 2, status, 2 bytes zero, retries (u32), batch index, first item, count,
+   succeeded, failed (u64 each), then the batch's accumulator (acc_size bytes). */
+#define BATCH__JBATCH_LEN 48u
+
+/* Appends a delivered batch; job lock held. False: the journal failed (the job stops). */
+BATCH__PRIVATE bool batch__map_journal_batch(batch__mjob* m, const batch__mslot* sl) {
+    unsigned char head[BATCH__JBATCH_LEN];
+    size_t len = BATCH__JBATCH_LEN + m->d.acc_size;
+    unsigned char* rec = len <= sizeof head ? head : (unsigned char*)BATCH_MALLOC(len, m->alloc_ctx);
+    if (!rec) return false;
+    memset(rec, 0, BATCH__JBATCH_LEN);
+    rec[0] = BATCH__JKIND_MAP;
+    rec[1] = (unsigned char)sl->status;
+    batch__put32(rec + 4, (uint32_t)sl->retries_used);
+    batch__put64(rec + 8, sl->batch_index);
+    batch__put64(rec + 16, sl->first);
+    batch__put64(rec + 24, sl->count);
+    batch__put64(rec + 32, sl->succeeded);
+    batch__put64(rec + 40, sl->failed);
+    if (m->d.acc_size) memcpy(rec + BATCH__JBATCH_LEN, sl->acc, m->d.acc_size);
+    bool ok = batch__journal_append(m->jn, rec, len) == BATCH_OK;
+    if (rec != head) BATCH_FREE(rec, m->alloc_ctx);
+    return ok;
+}
+
+/* Replays one batch record at launch (see batch__journal_open): counts it, folds its
+   accumulator in and marks its items done. */
+BATCH__PRIVATE batch_result batch__map_replay(void* arg, const unsigned char* p, size_t len) {
+    batch__mjob* m = (batch__mjob*)arg;
+    const batch_map_desc* d = &m->d;
+    if (len != BATCH__JBATCH_LEN + d->acc_size || p[0] != BATCH__JKIND_MAP || p[1] > BATCH_BATCH_FAILED) return BATCH_ERR_CORRUPT;
+    uint64_t index = batch__get64(p + 8), first = batch__get64(p + 16), count = batch__get64(p + 24);
+    uint64_t succeeded = batch__get64(p + 32), failed = batch__get64(p + 40);
+    uint32_t retries = batch__get32(p + 4);
+    if (count == 0 || count > ((uint64_t)1 << 40) || succeeded + failed != count || first > SIZE_MAX - count ||
+        (!d->pull_fn && first + count > d->count) || index >= SIZE_MAX / 2 || retries > 1000)
+        return BATCH_ERR_CORRUPT;
+    if (m->replay_stopped) return BATCH__JDROP;   /* ordered: after a batch that runs again */
+    if (d->ordered && (index != m->next_batch || first != m->next_item)) return BATCH_ERR_CORRUPT;   /* in order, no gap */
+    if (failed && m->rerun_failed) {
+        if (d->ordered) m->replay_stopped = true;   /* later batches fold after it: they run again too */
+        return BATCH__JDROP;
+    }
+    if (!d->ordered) {
+        if (m->ndone == m->capdone) {
+            size_t ncap = m->capdone ? m->capdone * 2 : 16;
+            size_t* r = (size_t*)BATCH_REALLOC(m->done_ranges, ncap * 2 * sizeof(size_t), m->alloc_ctx);
+            if (!r) return BATCH_ERR_NOMEM;
+            m->done_ranges = r;
+            m->capdone = ncap;
+        }
+        m->done_ranges[2 * m->ndone] = (size_t)first;
+        m->done_ranges[2 * m->ndone + 1] = (size_t)(first + count);
+        m->ndone++;
+        if (index >= m->next_batch) m->next_batch = (size_t)index + 1;
+    } else {
+        m->next_batch++;
+        m->next_deliver++;
+        m->next_item += (size_t)count;
+        if (!d->pull_fn && m->next_item >= d->count) m->input_done = true;
+    }
+    batch__map_count(m, (batch_batch_status)p[1], (size_t)succeeded, (size_t)failed);
+    m->s.retries += retries;
+    m->s.resumed_batches++;
+    m->s.resumed_items += count;
+    if (d->acc_size && p[1] != BATCH_BATCH_FAILED) d->combine_fn(m->acc, p + BATCH__JBATCH_LEN, d->user_data);
+    return BATCH_OK;
+}
+
+BATCH__PRIVATE int batch__range_cmp(const void* a, const void* b) {
+    size_t x = *(const size_t*)a, y = *(const size_t*)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Unordered resume: sorts the done ranges and merges neighbours; an overlap is corrupt. */
+BATCH__PRIVATE batch_result batch__map_sort_ranges(batch__mjob* m) {
+    if (m->ndone < 2) return BATCH_OK;
+    qsort(m->done_ranges, m->ndone, 2 * sizeof(size_t), batch__range_cmp);
+    size_t w = 0;
+    for (size_t i = 1; i < m->ndone; i++) {
+        size_t* last = &m->done_ranges[2 * w];
+        size_t* cur = &m->done_ranges[2 * i];
+        if (cur[0] < last[1]) return BATCH_ERR_CORRUPT;
+        if (cur[0] == last[1]) last[1] = cur[1];
+        else { w++; m->done_ranges[2 * w] = cur[0]; m->done_ranges[2 * w + 1] = cur[1]; }
+    }
+    m->ndone = w + 1;
+    return BATCH_OK;
+}
+
+/* The map's shape: what makes its batches and accumulators mean the same thing. */
+BATCH__PRIVATE uint64_t batch__map_fingerprint(const batch__mjob* m) {
+    const batch_map_desc* d = &m->d;
+    uint64_t h = batch__fp_mix(BATCH__JKIND_MAP, d->pull_fn ? UINT64_MAX : d->count);
+    h = batch__fp_mix(h, d->result_size);
+    h = batch__fp_mix(h, d->acc_size);
+    h = batch__fp_mix(h, d->ordered != 0);
+    if (d->ordered) h = batch__fp_mix(batch__fp_mix(batch__fp_mix(h, m->size), m->min_b), m->max_b);   /* the batch boundaries */
+    return h ? h : 1;
+}
+
+/* Job lock held: moves the input cursor past items the journal has as done (a pull source's are
+   pulled and dropped). Returns the number of items before the next done range (SIZE_MAX: none). */
+BATCH__PRIVATE size_t batch__map_skip_done(batch__mjob* m) {
+    while (m->done_at < m->ndone) {
+        size_t first = m->done_ranges[2 * m->done_at], end = m->done_ranges[2 * m->done_at + 1];
+        if (m->next_item < first) return first - m->next_item;
+        if (m->d.pull_fn) {
+            batch_job* saved = batch__tls_map_locked;
+            batch__tls_map_locked = (batch_job*)m;
+            while (m->next_item < end) {
+                void* ignored = NULL;
+                if (!m->d.pull_fn(m->d.user_data, &ignored)) { m->input_done = true; break; }
+                m->next_item++;
+            }
+            batch__tls_map_locked = saved;
+            if (m->input_done) return SIZE_MAX;
+        }
+        m->next_item = end;
+        m->done_at++;
+        if (!m->d.pull_fn && m->next_item >= m->d.count) m->input_done = true;
+    }
+    return SIZE_MAX;
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------- */
 BATCH__PRIVATE void batch__map_wake_consumer(batch__mjob* m) {
     if (m->consumer_waiting) {
@@ -3927,11 +4648,13 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
     batch__mslot** tail = &out;
     if (!m->token_released && m->deadline_ns) (void)batch__map_stopped(m, batch_now_ns());
     while (!m->token_released) {
+        size_t room = (m->ndone && !m->input_done) ? batch__map_skip_done(m) : SIZE_MAX;
         if (atomic_load_explicit(&m->stop, memory_order_relaxed) || m->input_done) { batch__map_release_token(m); break; }
         if (!m->free_slots) break;
         if (m->d.max_concurrent_batches && m->running >= m->d.max_concurrent_batches) break;
         size_t size = batch__map_next_size(m);
         if (!m->d.pull_fn && size > m->d.count - m->next_item) size = m->d.count - m->next_item;
+        if (size > room) size = room;   /* a batch stops where the journal's done items begin */
         batch__mslot* sl = m->free_slots;
         if (!batch__slot_reserve(m, sl, size)) {
             /* retry when a batch finishes; with nothing in flight there is nothing to wait for */
@@ -4039,19 +4762,16 @@ BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
     batch_job* saved = batch__tls_map_locked;
     batch__tls_map_locked = (batch_job*)m;
     if (v->acc) m->d.combine_fn(m->acc, sl->acc, m->d.user_data);
-    m->s.batches++;
-    if (sl->status == BATCH_BATCH_SUCCESS) m->s.batches_succeeded++;
-    else if (sl->status == BATCH_BATCH_PARTIAL_SUCCESS) m->s.batches_partial++;
-    else m->s.batches_failed++;
-    m->s.succeeded += sl->succeeded;
-    m->s.failed += sl->failed;
-    if (m->d.halt_error_ratio > 0 && m->s.failed &&
-        (double)m->s.failed > m->d.halt_error_ratio * (double)(m->s.succeeded + m->s.failed)) {
-        int e = 0;
-        atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_HALT);
-    }
+    batch__map_count(m, sl->status, sl->succeeded, sl->failed);
     if (m->d.on_batch) m->d.on_batch(v, m->d.user_data);
     batch__tls_map_locked = saved;
+    /* journaled once delivered: a kill before this runs the batch again (on_batch sees it twice,
+       the fold of the resumed job has it once) */
+    if (m->jn && !batch__map_journal_batch(m, sl)) {
+        int e = 0;
+        if (!atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_IO) && e != BATCH__MSTOP_IO)
+            atomic_store(&m->stop, BATCH__MSTOP_IO);   /* the journal's failure outranks a halt or cancel */
+    }
     if (m->d.keep_batches) {   /* out of memory: later batches are not kept (the map goes on) */
         if (m->nrecs == m->caprecs) {
             size_t ncap = m->caprecs ? m->caprecs * 2 : 64;
@@ -4253,6 +4973,8 @@ BATCH__PRIVATE void batch__map_free_buffers(batch__mjob* m) {
     if (m->slot_accs) BATCH_FREE(m->slot_accs, ctx);
     if (m->key) BATCH_FREE(m->key, ctx);
     if (m->recs) BATCH_FREE(m->recs, ctx);
+    if (m->done_ranges) BATCH_FREE(m->done_ranges, ctx);
+    if (m->jn) batch__journal_free(m->jn);   /* not closed by a finish: a failed launch */
 }
 
 BATCH__PRIVATE void batch__map_job_free(batch_job* pub) {
@@ -4281,7 +5003,7 @@ BATCH__PRIVATE batch_result batch__map_check(const batch_map_desc* d) {
     if (!d->acc_size && any_fold) return BATCH_ERR_INVALID;
     if (d->acc_size > ((size_t)1 << 30)) return BATCH_ERR_INVALID;
     if (d->on_batch && d->iterate) return BATCH_ERR_INVALID;
-    if (!batch__progress_desc_ok(&d->progress)) return BATCH_ERR_INVALID;
+    if (!batch__progress_desc_ok(&d->progress) || !batch__journal_desc_ok(&d->journal)) return BATCH_ERR_INVALID;
     return BATCH_OK;
 }
 
@@ -4351,6 +5073,16 @@ BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* 
     m->deadline_ns = d->timeout_ns ? m->launch_ns + d->timeout_ns : 0;
     batch__progress_init(&m->head.prog, &d->progress, m->threads, m->launch_ns);
     if (!d->pull_fn && d->count == 0) m->input_done = true;
+    if (d->journal.path) {
+        m->rerun_failed = d->journal.rerun_failed != 0;
+        uint64_t fp = d->journal.fingerprint ? d->journal.fingerprint : batch__map_fingerprint(m);
+        r = batch__journal_open(&m->jn, &d->journal, BATCH__JKIND_MAP, fp, (uint32_t)d->acc_size,
+                                BATCH__JBATCH_LEN + d->acc_size, batch__map_replay, m, ctx);
+        if (r == BATCH_OK && (r = batch__map_sort_ranges(m)) != BATCH_OK) { batch__journal_free(m->jn); m->jn = NULL; }
+        if (r != BATCH_OK) { batch__map_free_buffers(m); batch__mutex_destroy(&m->lock); BATCH_FREE(m, ctx); return r; }
+        d->journal.path = NULL;   /* borrowed: not kept */
+        d->journal.io = NULL;
+    }
     *out = (batch_job*)m;
     batch__mutex_lock(&m->lock);
     batch__map_unlock(m, batch__map_pump(m));
@@ -4411,6 +5143,10 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
         batch__map_unlock(m, list);
     }
     batch__job_wait_latch((batch_job*)m, &m->latch);
+    if (m->jn) {
+        if (batch__journal_close(m->jn) != BATCH_OK) atomic_store(&m->stop, BATCH__MSTOP_IO);
+        m->jn = NULL;
+    }
     batch_map_summary* s = &m->s;
     s->wall_ns = batch_now_ns() - m->launch_ns;
     s->items = s->succeeded + s->failed;
@@ -4427,6 +5163,8 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
         s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED;
     } else if (stop == BATCH__MSTOP_NOMEM) {
         s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_NOMEM;
+    } else if (stop == BATCH__MSTOP_IO) {
+        s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_IO;
     } else if (s->failed) {
         s->status = s->succeeded ? BATCH_JOB_PARTIAL_FAILURE : BATCH_JOB_FAILED;
         s->result = s->batches_failed ? BATCH_ERR_FAILED : BATCH_PARTIAL;

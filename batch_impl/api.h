@@ -98,7 +98,10 @@ extern "C" {
     X(BATCH_ERR_SHUTDOWN,  -8, "pool is shutting down") \
     X(BATCH_ERR_THREAD,    -9, "could not create a thread") \
     X(BATCH_ERR_FAILED,   -10, "job failed") \
-    X(BATCH_ERR_NOT_FOUND,-11, "no such task")
+    X(BATCH_ERR_NOT_FOUND,-11, "no such task") \
+    X(BATCH_ERR_IO,       -12, "journal I/O error") \
+    X(BATCH_ERR_CORRUPT,  -13, "journal is corrupt") \
+    X(BATCH_ERR_MISMATCH, -14, "journal belongs to another job")
 
 #define BATCH__RESULT_ENUM(name, value, text) name = (value),
 typedef enum batch_result { BATCH_RESULTS(BATCH__RESULT_ENUM) BATCH_RESULT_FORCE32_ = 0x7fffffff } batch_result;
@@ -385,6 +388,64 @@ BATCH_API batch_result batch_graph_validate(batch_graph* g, char* msg, size_t ms
 /* Graphviz DOT of the graph, each task coloured by its status after the last run. */
 BATCH_API batch_result batch_graph_dump_dot(const batch_graph* g, FILE* out);
 
+/* ---------------------------------------------------------------------------------------------
+   DURABLE JOBS: THE JOURNAL
+   A job (graph run or map) given a journal path appends one record per finished task (graph:
+   index, status, attempts, error code) or per delivered batch (map: index, item range, status,
+   counts, retries and the batch's accumulator) to an append-only file: a 32-byte header (magic,
+   version, kind, fingerprint, accumulator size), then records each with a length and a CRC32C.
+   Launched again with the same journal, the job skips what the journal records as done, folds
+   the journaled accumulators back in (an ordered fold gives the same bytes as an uninterrupted
+   run) and runs the rest. Re-running a finished job with its journal runs nothing and returns
+   the same result; delete the file to start afresh.
+   Opening: a torn or corrupt tail (a record cut short, or a CRC mismatch) is cut off and what
+   follows the valid prefix is not trusted (SQLite's WAL rule); a bad header or version, an
+   oversized record or a CRC-valid record that does not fit the job is BATCH_ERR_CORRUPT, a
+   journal of another job (fingerprint, kind or accumulator size) BATCH_ERR_MISMATCH: then the
+   launch fails and nothing runs. A write that fails during the run stops the job (no new task
+   or batch starts; the result is BATCH_ERR_IO) and the journal stays valid up to the failure.
+   The file is opened O_CLOEXEC | O_NOFOLLOW, created with mode 0600. POSIX only (define
+   BATCH_NO_JOURNAL elsewhere, or pass io hooks).
+   Resumed graph tasks do not run again, so their outputs (batch_ctx_input) are NULL in the new
+   process: keep data that must survive in your own storage. A pull source is read again from
+   its start on resume: it must yield the same items; those already done are pulled and skipped.
+   Journaled batches and tasks are not delivered again to on_batch, the iterator or progress. */
+typedef enum batch_durability {
+    BATCH_DURABLE_PROCESS = 0,   /* each record reaches the OS at once: survives a killed
+                                    process, not a power loss (default) */
+    BATCH_DURABLE_MACHINE,       /* and fdatasync every sync_every records: survives a power
+                                    loss up to the last sync; costs a disk flush per sync */
+    BATCH_DURABLE_BUFFERED       /* records kept in a 64 KiB buffer, written when it fills and
+                                    at the end: cheapest; a kill loses the buffered records,
+                                    whose work then runs again */
+} batch_durability;
+
+/* File I/O hooks (tests inject EIO, ENOSPC, short writes). Each returns 0 or an errno value;
+   read and write may move fewer bytes than asked (*done). batch_journal_posix_io() is the
+   default, for wrapping. */
+typedef struct batch_journal_io {
+    int (*open)(void* user, const char* path, intptr_t* out_handle);   /* read/write, create 0600 */
+    int (*read)(void* user, intptr_t h, void* buf, size_t n, uint64_t offset, size_t* done);
+    int (*write)(void* user, intptr_t h, const void* buf, size_t n, uint64_t offset, size_t* done);
+    int (*sync)(void* user, intptr_t h);
+    int (*truncate)(void* user, intptr_t h, uint64_t size);
+    int (*size)(void* user, intptr_t h, uint64_t* size);
+    void (*close)(void* user, intptr_t h);
+    void* user;
+} batch_journal_io;
+BATCH_API const batch_journal_io* batch_journal_posix_io(void);
+
+typedef struct batch_journal_desc {
+    const char* path;            /* NULL: no journal */
+    uint64_t fingerprint;        /* identifies the job; 0: derived from its shape (graph: tasks,
+                                    names and edges; map: count, sizes, sizing, ordering) */
+    batch_durability durability;
+    int sync_every;              /* BATCH_DURABLE_MACHINE: records per fdatasync; 0: 1 */
+    int rerun_failed;            /* non-zero: on resume, FAILED tasks and batches with failed
+                                    items run again instead of keeping their outcome */
+    const batch_journal_io* io;  /* NULL: POSIX */
+} batch_journal_desc;
+
 typedef enum batch_failure_policy {
     BATCH_POLICY_CONTINUE = 0,   /* dependents of a failure are SKIPPED; the rest runs */
     BATCH_POLICY_FAIL_FAST       /* the first failure (after retries) cancels what has not started */
@@ -408,6 +469,7 @@ typedef struct batch_run_desc {
     int no_task_times;        /* non-zero: do not read the clock per task (fastest); start/end
                                  times, busy time and peak concurrency are then 0 */
     batch_progress_desc progress;
+    batch_journal_desc journal;   /* optional: resume after a crash (see DURABLE JOBS) */
 } batch_run_desc;
 
 typedef struct batch_job_summary {
@@ -418,6 +480,7 @@ typedef struct batch_job_summary {
     uint64_t wall_ns;         /* launch to the last task's end */
     uint64_t busy_ns;         /* sum of task run times (all attempts) */
     uint64_t peak_concurrency;/* most tasks running at once (from the last attempts' times) */
+    uint64_t resumed;         /* tasks whose outcome came from the journal (not run again) */
 } batch_job_summary;
 
 /* Starts a run of g on pool and returns at once. desc may be NULL. Validates first
@@ -607,6 +670,7 @@ typedef struct batch_map_desc {
                                      batch sizes then never depend on timing) */
     int keep_batches;             /* non-zero: keep a small record of every batch for the reports
                                      (JSON "batches_kept", the HTML timeline): O(batches) memory */
+    batch_journal_desc journal;   /* optional: resume after a crash (see DURABLE JOBS) */
     size_t acc_size;              /* accumulator bytes; 0: no fold */
     batch_init_fn init_fn;        /* required with acc_size: sets a fresh accumulator */
     batch_fold_fn fold_fn;        /* required with acc_size */
@@ -626,6 +690,7 @@ typedef struct batch_map_summary {
     uint64_t peak_concurrent_batches;
     size_t final_batch_size;      /* the size the last dispatch aimed at (adaptive: what it
                                      converged to, before the taper at the end of the input) */
+    uint64_t resumed_batches, resumed_items;   /* taken from the journal (counted above too) */
 } batch_map_summary;
 
 /* Starts a map; validates desc first (nothing starts on error): BATCH_ERR_INVALID for a missing

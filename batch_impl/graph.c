@@ -6,12 +6,12 @@
 #ifndef BATCH__GRAPH_C
 #define BATCH__GRAPH_C
 #ifndef BATCH_SINGLE_FILE
-#  include "job.c"
+#  include "journal.c"
 #endif
 
 enum { BATCH__POISON_SKIP = 1, BATCH__POISON_CANCEL = 2 };
 #define BATCH__RETRY_POLL_NS 50000000u   /* a retry's wait is cut into slices of at most 50 ms */
-enum { BATCH__STOP_NONE = 0, BATCH__STOP_CANCEL, BATCH__STOP_FAIL_FAST, BATCH__STOP_DEADLINE, BATCH__STOP_LAUNCH };
+enum { BATCH__STOP_NONE = 0, BATCH__STOP_CANCEL, BATCH__STOP_FAIL_FAST, BATCH__STOP_DEADLINE, BATCH__STOP_LAUNCH, BATCH__STOP_IO };
 #define BATCH__NO_NODE UINT32_MAX
 #define BATCH__LEVEL_RUN 0xff    /* a task without its own priority takes the run's */
 
@@ -35,6 +35,7 @@ typedef struct batch__gnode {
     uint8_t level;
     uint8_t jitter;
     uint8_t has_slot;             /* resumed from the park queue with a concurrency slot */
+    uint8_t journaled;            /* this run: the outcome the journal recorded (not run again) */
     _Atomic uint8_t status;
     _Atomic uint8_t poison;       /* BATCH__POISON_*: set by predecessors before they release */
 } batch__gnode;
@@ -91,6 +92,9 @@ typedef struct batch__job {
     /* results, filled by the first wait */
     bool done;
     batch_job_summary summary;
+    batch__journal* jn;           /* NULL: no journal */
+    bool rerun_failed;
+    uint64_t nresumed;
     int nstats;
     batch__job_stats* stats;      /* nstats lines: workers, then the shared one */
 } batch__job;
@@ -587,6 +591,62 @@ BATCH__PRIVATE void batch__gnode_events(batch__job* job, batch__gnode* n, batch_
     batch__progress_tick((batch_job*)job, now);
 }
 
+/* ---- journal ------------------------------------------------------------------------------ */
+/* A task record: type 2, status, attempts (u16), task index (u32), error code (i32). */
+#define BATCH__JTASK_LEN 12u
+
+/* Appends the outcome of n (before its successors are released: the journal's order is a
+   topological order, so a resumed successor never lacks its predecessor). */
+BATCH__PRIVATE bool batch__graph_journal_task(batch__job* job, const batch__gnode* n, batch_task_status outcome) {
+    unsigned char rec[BATCH__JTASK_LEN];
+    rec[0] = BATCH__JKIND_GRAPH;
+    rec[1] = (unsigned char)outcome;
+    rec[2] = (unsigned char)n->attempts;
+    rec[3] = (unsigned char)(n->attempts >> 8);
+    batch__put32(rec + 4, (uint32_t)(n - job->g->nodes));
+    batch__put32(rec + 8, (uint32_t)n->error);
+    return batch__journal_append(job->jn, rec, sizeof rec) == BATCH_OK;
+}
+
+/* Replays one task record into the job's run (see batch__journal_open). */
+BATCH__PRIVATE batch_result batch__graph_replay(void* arg, const unsigned char* p, size_t len) {
+    batch__job* job = (batch__job*)arg;
+    batch_graph* g = job->g;
+    if (len != BATCH__JTASK_LEN || p[0] != BATCH__JKIND_GRAPH) return BATCH_ERR_CORRUPT;
+    uint32_t idx = batch__get32(p + 4);
+    if (idx >= (uint32_t)stbds_arrlen(g->nodes) || (p[1] != BATCH_TASK_COMPLETED && p[1] != BATCH_TASK_FAILED))
+        return BATCH_ERR_CORRUPT;
+    batch__gnode* n = &g->nodes[idx];
+    if (p[1] == BATCH_TASK_FAILED && job->rerun_failed) { n->journaled = 0; return BATCH_OK; }
+    /* this run's fields, set now: the run's first visit then leaves them (same epoch) */
+    n->epoch = job->epoch;
+    n->journaled = p[1];
+    n->attempts = (uint16_t)(p[2] | p[3] << 8);
+    n->error = (int32_t)batch__get32(p + 8);
+    n->worker = -1;
+    n->start_ns = n->end_ns = 0;
+    n->retry_due = 0;
+    atomic_store_explicit(&n->output, NULL, memory_order_relaxed);
+    if (n->msg) n->msg[0] = 0;
+    return BATCH_OK;
+}
+
+/* The graph's shape: tasks, names, edges. */
+BATCH__PRIVATE uint64_t batch__graph_fingerprint(const batch_graph* g) {
+    size_t n = (size_t)stbds_arrlen(g->nodes);
+    uint64_t h = batch__fp_mix(BATCH__JKIND_GRAPH, n);
+    for (size_t i = 0; i < n; i++) {
+        h = batch__fp_str(h, g->nodes[i].name);
+        for (uint32_t k = g->succ_off[i]; k < g->succ_off[i + 1]; k++) h = batch__fp_mix(h, g->succ[k]);
+    }
+    return h ? h : 1;
+}
+
+/* After a journaled run (or a failed open): no task keeps a journal mark. */
+BATCH__PRIVATE void batch__graph_clear_marks(batch_graph* g) {
+    for (ptrdiff_t i = 0; i < stbds_arrlen(g->nodes); i++) g->nodes[i].journaled = 0;
+}
+
 /* Runs (or settles) node n, then every successor it makes ready: the first in place, the rest
    through the pool; iterative, so any chain uses constant stack. */
 BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
@@ -613,12 +673,20 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
             atomic_store_explicit(&n->output, NULL, memory_order_relaxed);
             if (n->msg) n->msg[0] = 0;
         }
-        bool slot = false;
+        bool slot = false, journal_it = false;
+        batch_task_status outcome;
+        if (n->journaled) {   /* done in an earlier process: settled as the journal says */
+            outcome = (batch_task_status)n->journaled;
+            if (outcome == BATCH_TASK_FAILED && job->policy == BATCH_POLICY_FAIL_FAST) {
+                int expected = BATCH__STOP_NONE;
+                atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_FAIL_FAST);
+            }
+            goto settle;
+        }
         if (n->has_slot) { n->has_slot = 0; slot = true; }
         /* relaxed: ordered after the predecessors' writes by the acq_rel release of pending */
         uint8_t poison = atomic_load_explicit(&n->poison, memory_order_relaxed);
         int stop = atomic_load_explicit(&job->stop, memory_order_relaxed);
-        batch_task_status outcome;
         if (!stop && job->deadline_ns && batch_now_ns() >= job->deadline_ns) {
             int expected = BATCH__STOP_NONE;
             atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_DEADLINE);
@@ -686,13 +754,19 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
                     continue;   /* the top of the loop queues the wait (or, out of memory, retries here) */
                 }
                 outcome = BATCH_TASK_FAILED;
+                journal_it = true;   /* retries exhausted: final (a stop that cuts retries is not) */
                 if (job->policy == BATCH_POLICY_FAIL_FAST) {
                     int expected = BATCH__STOP_NONE;
                     atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_FAIL_FAST);
                 }
             } else {
                 outcome = BATCH_TASK_COMPLETED;
+                journal_it = true;
             }
+        }
+        if (journal_it && job->jn && !batch__graph_journal_task(job, n, outcome)) {
+            int expected = BATCH__STOP_NONE;   /* the journal cannot follow: stop the job */
+            atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_IO);
         }
         if (slot) {   /* settled without running, holding a handed-over slot: pass it on */
             batch__gnode* resumed = batch__slot_release(job);
@@ -701,6 +775,7 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
                 overflow = (uint32_t)(resumed - g->nodes);
             }
         }
+    settle:
         atomic_store_explicit(&n->status, (uint8_t)outcome, memory_order_relaxed);
         switch (outcome) {
             case BATCH_TASK_COMPLETED: batch__stat_add(&st->completed, 1, shared); break;
@@ -736,7 +811,7 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
                 }
             }
             if (nready) batch__gnode_flush(job, self, ready, &nready, &overflow);
-            if (job->head.prog.fn) batch__gnode_events(job, n, outcome, last_end, &ticks);
+            if (job->head.prog.fn && !n->journaled) batch__gnode_events(job, n, outcome, last_end, &ticks);
             n = first;
             if (n) continue;
         }
@@ -773,7 +848,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     if (desc) d = *desc;
     if ((unsigned)d.policy > BATCH_POLICY_FAIL_FAST || d.max_concurrency < 0 ||
         (int)d.priority < 0 || d.priority >= BATCH_PRIORITY_COUNT_ || d.timeout_ns > ((uint64_t)1 << 62) ||
-        !batch__progress_desc_ok(&d.progress))
+        !batch__progress_desc_ok(&d.progress) || !batch__journal_desc_ok(&d.journal))
         return BATCH_ERR_INVALID;
     if (!batch__self(pool) && batch__tls_inline != pool && atomic_load(&pool->shutdown)) return BATCH_ERR_SHUTDOWN;
     int expected = 0;
@@ -805,6 +880,20 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     /* no pass over the tasks: each task resets its per-run fields when the run first reaches it
        (epoch) and leaves its counters ready for the next run when it settles */
     job->epoch = ++g->epoch;
+    if (d.journal.path) {
+        job->rerun_failed = d.journal.rerun_failed != 0;
+        uint64_t fp = d.journal.fingerprint ? d.journal.fingerprint : batch__graph_fingerprint(g);
+        r = batch__journal_open(&job->jn, &d.journal, BATCH__JKIND_GRAPH, fp, 0, BATCH__JTASK_LEN,
+                                batch__graph_replay, job, g->alloc_ctx);
+        if (r != BATCH_OK) {
+            batch__graph_clear_marks(g);
+            batch__mutex_destroy(&job->park_lock);
+            BATCH_FREE(raw, g->alloc_ctx);
+            atomic_store(&g->busy, 0);
+            return r;
+        }
+        for (ptrdiff_t i = 0; i < stbds_arrlen(g->nodes); i++) job->nresumed += g->nodes[i].journaled != 0;
+    }
     batch_counter_add(&job->latch, 1);   /* the launch's own count, until the roots are queued */
     for (size_t i = 0; i < g->nroots; i++) {
         batch__gnode* x = &g->nodes[g->roots[i]];
@@ -889,8 +978,17 @@ BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summ
             for (size_t i = 0; i < (size_t)s->total; i++) if (g->nodes[i].end_ns > last_end) last_end = g->nodes[i].end_ns;
         s->wall_ns = (job->times ? last_end : batch_now_ns()) - job->launch_ns;
         s->peak_concurrency = job->times ? batch__peak_concurrency(job, g->alloc_ctx) : 0;
+        s->resumed = job->nresumed;
         int stop = atomic_load(&job->stop);
-        if (s->cancelled || (atomic_load(&job->cut) && stop != BATCH__STOP_FAIL_FAST)) {
+        if (job->jn) {
+            if (batch__journal_close(job->jn) != BATCH_OK) stop = BATCH__STOP_IO;
+            job->jn = NULL;
+            batch__graph_clear_marks(g);
+        }
+        if (stop == BATCH__STOP_IO) {
+            s->status = BATCH_JOB_FAILED;
+            s->result = BATCH_ERR_IO;
+        } else if (s->cancelled || (atomic_load(&job->cut) && stop != BATCH__STOP_FAIL_FAST)) {
             if (stop == BATCH__STOP_DEADLINE) { s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT; }
             else if (stop == BATCH__STOP_FAIL_FAST) { s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED; }
             else if (stop == BATCH__STOP_LAUNCH) { s->status = BATCH_JOB_FAILED; s->result = job->launch_error; }

@@ -15,7 +15,7 @@
 #endif
 
 enum { BATCH__SLOT_FREE, BATCH__SLOT_RUNNING, BATCH__SLOT_FINISHED, BATCH__SLOT_QUEUED, BATCH__SLOT_HELD };
-enum { BATCH__MSTOP_CANCEL = 1, BATCH__MSTOP_HALT, BATCH__MSTOP_DEADLINE, BATCH__MSTOP_NOMEM };
+enum { BATCH__MSTOP_CANCEL = 1, BATCH__MSTOP_HALT, BATCH__MSTOP_DEADLINE, BATCH__MSTOP_NOMEM, BATCH__MSTOP_IO };
 BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user);
 
 typedef struct batch__mslot {
@@ -81,8 +81,12 @@ typedef struct batch__mjob {
     void* slot_accs;              /* the slots' accumulators, a cache line apart (no false sharing) */
     batch__batch_rec* recs;       /* keep_batches: one per delivered batch, under the lock */
     size_t nrecs, caprecs;
+    batch__journal* jn;           /* NULL: no journal */
+    size_t* done_ranges;          /* unordered resume: sorted, coalesced [first, end) pairs */
+    size_t ndone, capdone, done_at;
     uint64_t launch_ns, deadline_ns;
     bool done;
+    bool rerun_failed, replay_stopped;
 } batch__mjob;
 
 BATCH_API const char* batch_batch_status_string(batch_batch_status s) {
@@ -174,6 +178,147 @@ BATCH__PRIVATE bool batch__map_stopped(batch__mjob* m, uint64_t now) {
     return false;
 }
 
+/* Job lock held (or launching): counts a finished batch; the halt ratio may stop the job. */
+BATCH__PRIVATE void batch__map_count(batch__mjob* m, batch_batch_status st, size_t succeeded, size_t failed) {
+    m->s.batches++;
+    if (st == BATCH_BATCH_SUCCESS) m->s.batches_succeeded++;
+    else if (st == BATCH_BATCH_PARTIAL_SUCCESS) m->s.batches_partial++;
+    else m->s.batches_failed++;
+    m->s.succeeded += succeeded;
+    m->s.failed += failed;
+    if (m->d.halt_error_ratio > 0 && m->s.failed &&
+        (double)m->s.failed > m->d.halt_error_ratio * (double)(m->s.succeeded + m->s.failed)) {
+        int e = 0;
+        atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_HALT);
+    }
+}
+
+/* ---- journal ------------------------------------------------------------------------------ */
+/* A batch record: type 2, status, 2 bytes zero, retries (u32), batch index, first item, count,
+   succeeded, failed (u64 each), then the batch's accumulator (acc_size bytes). */
+#define BATCH__JBATCH_LEN 48u
+
+/* Appends a delivered batch; job lock held. False: the journal failed (the job stops). */
+BATCH__PRIVATE bool batch__map_journal_batch(batch__mjob* m, const batch__mslot* sl) {
+    unsigned char head[BATCH__JBATCH_LEN];
+    size_t len = BATCH__JBATCH_LEN + m->d.acc_size;
+    unsigned char* rec = len <= sizeof head ? head : (unsigned char*)BATCH_MALLOC(len, m->alloc_ctx);
+    if (!rec) return false;
+    memset(rec, 0, BATCH__JBATCH_LEN);
+    rec[0] = BATCH__JKIND_MAP;
+    rec[1] = (unsigned char)sl->status;
+    batch__put32(rec + 4, (uint32_t)sl->retries_used);
+    batch__put64(rec + 8, sl->batch_index);
+    batch__put64(rec + 16, sl->first);
+    batch__put64(rec + 24, sl->count);
+    batch__put64(rec + 32, sl->succeeded);
+    batch__put64(rec + 40, sl->failed);
+    if (m->d.acc_size) memcpy(rec + BATCH__JBATCH_LEN, sl->acc, m->d.acc_size);
+    bool ok = batch__journal_append(m->jn, rec, len) == BATCH_OK;
+    if (rec != head) BATCH_FREE(rec, m->alloc_ctx);
+    return ok;
+}
+
+/* Replays one batch record at launch (see batch__journal_open): counts it, folds its
+   accumulator in and marks its items done. */
+BATCH__PRIVATE batch_result batch__map_replay(void* arg, const unsigned char* p, size_t len) {
+    batch__mjob* m = (batch__mjob*)arg;
+    const batch_map_desc* d = &m->d;
+    if (len != BATCH__JBATCH_LEN + d->acc_size || p[0] != BATCH__JKIND_MAP || p[1] > BATCH_BATCH_FAILED) return BATCH_ERR_CORRUPT;
+    uint64_t index = batch__get64(p + 8), first = batch__get64(p + 16), count = batch__get64(p + 24);
+    uint64_t succeeded = batch__get64(p + 32), failed = batch__get64(p + 40);
+    uint32_t retries = batch__get32(p + 4);
+    if (count == 0 || count > ((uint64_t)1 << 40) || succeeded + failed != count || first > SIZE_MAX - count ||
+        (!d->pull_fn && first + count > d->count) || index >= SIZE_MAX / 2 || retries > 1000)
+        return BATCH_ERR_CORRUPT;
+    if (m->replay_stopped) return BATCH__JDROP;   /* ordered: after a batch that runs again */
+    if (d->ordered && (index != m->next_batch || first != m->next_item)) return BATCH_ERR_CORRUPT;   /* in order, no gap */
+    if (failed && m->rerun_failed) {
+        if (d->ordered) m->replay_stopped = true;   /* later batches fold after it: they run again too */
+        return BATCH__JDROP;
+    }
+    if (!d->ordered) {
+        if (m->ndone == m->capdone) {
+            size_t ncap = m->capdone ? m->capdone * 2 : 16;
+            size_t* r = (size_t*)BATCH_REALLOC(m->done_ranges, ncap * 2 * sizeof(size_t), m->alloc_ctx);
+            if (!r) return BATCH_ERR_NOMEM;
+            m->done_ranges = r;
+            m->capdone = ncap;
+        }
+        m->done_ranges[2 * m->ndone] = (size_t)first;
+        m->done_ranges[2 * m->ndone + 1] = (size_t)(first + count);
+        m->ndone++;
+        if (index >= m->next_batch) m->next_batch = (size_t)index + 1;
+    } else {
+        m->next_batch++;
+        m->next_deliver++;
+        m->next_item += (size_t)count;
+        if (!d->pull_fn && m->next_item >= d->count) m->input_done = true;
+    }
+    batch__map_count(m, (batch_batch_status)p[1], (size_t)succeeded, (size_t)failed);
+    m->s.retries += retries;
+    m->s.resumed_batches++;
+    m->s.resumed_items += count;
+    if (d->acc_size && p[1] != BATCH_BATCH_FAILED) d->combine_fn(m->acc, p + BATCH__JBATCH_LEN, d->user_data);
+    return BATCH_OK;
+}
+
+BATCH__PRIVATE int batch__range_cmp(const void* a, const void* b) {
+    size_t x = *(const size_t*)a, y = *(const size_t*)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Unordered resume: sorts the done ranges and merges neighbours; an overlap is corrupt. */
+BATCH__PRIVATE batch_result batch__map_sort_ranges(batch__mjob* m) {
+    if (m->ndone < 2) return BATCH_OK;
+    qsort(m->done_ranges, m->ndone, 2 * sizeof(size_t), batch__range_cmp);
+    size_t w = 0;
+    for (size_t i = 1; i < m->ndone; i++) {
+        size_t* last = &m->done_ranges[2 * w];
+        size_t* cur = &m->done_ranges[2 * i];
+        if (cur[0] < last[1]) return BATCH_ERR_CORRUPT;
+        if (cur[0] == last[1]) last[1] = cur[1];
+        else { w++; m->done_ranges[2 * w] = cur[0]; m->done_ranges[2 * w + 1] = cur[1]; }
+    }
+    m->ndone = w + 1;
+    return BATCH_OK;
+}
+
+/* The map's shape: what makes its batches and accumulators mean the same thing. */
+BATCH__PRIVATE uint64_t batch__map_fingerprint(const batch__mjob* m) {
+    const batch_map_desc* d = &m->d;
+    uint64_t h = batch__fp_mix(BATCH__JKIND_MAP, d->pull_fn ? UINT64_MAX : d->count);
+    h = batch__fp_mix(h, d->result_size);
+    h = batch__fp_mix(h, d->acc_size);
+    h = batch__fp_mix(h, d->ordered != 0);
+    if (d->ordered) h = batch__fp_mix(batch__fp_mix(batch__fp_mix(h, m->size), m->min_b), m->max_b);   /* the batch boundaries */
+    return h ? h : 1;
+}
+
+/* Job lock held: moves the input cursor past items the journal has as done (a pull source's are
+   pulled and dropped). Returns the number of items before the next done range (SIZE_MAX: none). */
+BATCH__PRIVATE size_t batch__map_skip_done(batch__mjob* m) {
+    while (m->done_at < m->ndone) {
+        size_t first = m->done_ranges[2 * m->done_at], end = m->done_ranges[2 * m->done_at + 1];
+        if (m->next_item < first) return first - m->next_item;
+        if (m->d.pull_fn) {
+            batch_job* saved = batch__tls_map_locked;
+            batch__tls_map_locked = (batch_job*)m;
+            while (m->next_item < end) {
+                void* ignored = NULL;
+                if (!m->d.pull_fn(m->d.user_data, &ignored)) { m->input_done = true; break; }
+                m->next_item++;
+            }
+            batch__tls_map_locked = saved;
+            if (m->input_done) return SIZE_MAX;
+        }
+        m->next_item = end;
+        m->done_at++;
+        if (!m->d.pull_fn && m->next_item >= m->d.count) m->input_done = true;
+    }
+    return SIZE_MAX;
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------- */
 BATCH__PRIVATE void batch__map_wake_consumer(batch__mjob* m) {
     if (m->consumer_waiting) {
@@ -197,11 +342,13 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
     batch__mslot** tail = &out;
     if (!m->token_released && m->deadline_ns) (void)batch__map_stopped(m, batch_now_ns());
     while (!m->token_released) {
+        size_t room = (m->ndone && !m->input_done) ? batch__map_skip_done(m) : SIZE_MAX;
         if (atomic_load_explicit(&m->stop, memory_order_relaxed) || m->input_done) { batch__map_release_token(m); break; }
         if (!m->free_slots) break;
         if (m->d.max_concurrent_batches && m->running >= m->d.max_concurrent_batches) break;
         size_t size = batch__map_next_size(m);
         if (!m->d.pull_fn && size > m->d.count - m->next_item) size = m->d.count - m->next_item;
+        if (size > room) size = room;   /* a batch stops where the journal's done items begin */
         batch__mslot* sl = m->free_slots;
         if (!batch__slot_reserve(m, sl, size)) {
             /* retry when a batch finishes; with nothing in flight there is nothing to wait for */
@@ -309,19 +456,16 @@ BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
     batch_job* saved = batch__tls_map_locked;
     batch__tls_map_locked = (batch_job*)m;
     if (v->acc) m->d.combine_fn(m->acc, sl->acc, m->d.user_data);
-    m->s.batches++;
-    if (sl->status == BATCH_BATCH_SUCCESS) m->s.batches_succeeded++;
-    else if (sl->status == BATCH_BATCH_PARTIAL_SUCCESS) m->s.batches_partial++;
-    else m->s.batches_failed++;
-    m->s.succeeded += sl->succeeded;
-    m->s.failed += sl->failed;
-    if (m->d.halt_error_ratio > 0 && m->s.failed &&
-        (double)m->s.failed > m->d.halt_error_ratio * (double)(m->s.succeeded + m->s.failed)) {
-        int e = 0;
-        atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_HALT);
-    }
+    batch__map_count(m, sl->status, sl->succeeded, sl->failed);
     if (m->d.on_batch) m->d.on_batch(v, m->d.user_data);
     batch__tls_map_locked = saved;
+    /* journaled once delivered: a kill before this runs the batch again (on_batch sees it twice,
+       the fold of the resumed job has it once) */
+    if (m->jn && !batch__map_journal_batch(m, sl)) {
+        int e = 0;
+        if (!atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_IO) && e != BATCH__MSTOP_IO)
+            atomic_store(&m->stop, BATCH__MSTOP_IO);   /* the journal's failure outranks a halt or cancel */
+    }
     if (m->d.keep_batches) {   /* out of memory: later batches are not kept (the map goes on) */
         if (m->nrecs == m->caprecs) {
             size_t ncap = m->caprecs ? m->caprecs * 2 : 64;
@@ -523,6 +667,8 @@ BATCH__PRIVATE void batch__map_free_buffers(batch__mjob* m) {
     if (m->slot_accs) BATCH_FREE(m->slot_accs, ctx);
     if (m->key) BATCH_FREE(m->key, ctx);
     if (m->recs) BATCH_FREE(m->recs, ctx);
+    if (m->done_ranges) BATCH_FREE(m->done_ranges, ctx);
+    if (m->jn) batch__journal_free(m->jn);   /* not closed by a finish: a failed launch */
 }
 
 BATCH__PRIVATE void batch__map_job_free(batch_job* pub) {
@@ -551,7 +697,7 @@ BATCH__PRIVATE batch_result batch__map_check(const batch_map_desc* d) {
     if (!d->acc_size && any_fold) return BATCH_ERR_INVALID;
     if (d->acc_size > ((size_t)1 << 30)) return BATCH_ERR_INVALID;
     if (d->on_batch && d->iterate) return BATCH_ERR_INVALID;
-    if (!batch__progress_desc_ok(&d->progress)) return BATCH_ERR_INVALID;
+    if (!batch__progress_desc_ok(&d->progress) || !batch__journal_desc_ok(&d->journal)) return BATCH_ERR_INVALID;
     return BATCH_OK;
 }
 
@@ -621,6 +767,16 @@ BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* 
     m->deadline_ns = d->timeout_ns ? m->launch_ns + d->timeout_ns : 0;
     batch__progress_init(&m->head.prog, &d->progress, m->threads, m->launch_ns);
     if (!d->pull_fn && d->count == 0) m->input_done = true;
+    if (d->journal.path) {
+        m->rerun_failed = d->journal.rerun_failed != 0;
+        uint64_t fp = d->journal.fingerprint ? d->journal.fingerprint : batch__map_fingerprint(m);
+        r = batch__journal_open(&m->jn, &d->journal, BATCH__JKIND_MAP, fp, (uint32_t)d->acc_size,
+                                BATCH__JBATCH_LEN + d->acc_size, batch__map_replay, m, ctx);
+        if (r == BATCH_OK && (r = batch__map_sort_ranges(m)) != BATCH_OK) { batch__journal_free(m->jn); m->jn = NULL; }
+        if (r != BATCH_OK) { batch__map_free_buffers(m); batch__mutex_destroy(&m->lock); BATCH_FREE(m, ctx); return r; }
+        d->journal.path = NULL;   /* borrowed: not kept */
+        d->journal.io = NULL;
+    }
     *out = (batch_job*)m;
     batch__mutex_lock(&m->lock);
     batch__map_unlock(m, batch__map_pump(m));
@@ -681,6 +837,10 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
         batch__map_unlock(m, list);
     }
     batch__job_wait_latch((batch_job*)m, &m->latch);
+    if (m->jn) {
+        if (batch__journal_close(m->jn) != BATCH_OK) atomic_store(&m->stop, BATCH__MSTOP_IO);
+        m->jn = NULL;
+    }
     batch_map_summary* s = &m->s;
     s->wall_ns = batch_now_ns() - m->launch_ns;
     s->items = s->succeeded + s->failed;
@@ -697,6 +857,8 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
         s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED;
     } else if (stop == BATCH__MSTOP_NOMEM) {
         s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_NOMEM;
+    } else if (stop == BATCH__MSTOP_IO) {
+        s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_IO;
     } else if (s->failed) {
         s->status = s->succeeded ? BATCH_JOB_PARTIAL_FAILURE : BATCH_JOB_FAILED;
         s->result = s->batches_failed ? BATCH_ERR_FAILED : BATCH_PARTIAL;
