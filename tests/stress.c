@@ -65,6 +65,20 @@ static void on_alarm(int sig) {
     _exit(2);
 }
 
+/* A sanitizer report (halt_on_error, -fno-sanitize-recover) ends the process in the runtime:
+   its death callback prints the replay line. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#  define STRESS_SANITIZER 1
+#elif defined(__has_feature)
+#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#    define STRESS_SANITIZER 1
+#  endif
+#endif
+#ifdef STRESS_SANITIZER
+void __sanitizer_set_death_callback(void (*callback)(void));
+static void on_sanitizer_death(void) { if (write(2, replay_line, strlen(replay_line)) < 0) {} }
+#endif
+
 /* ---- one iteration ------------------------------------------------------------------------------ */
 typedef struct iter_stats { long graphs, maps; } iter_stats;
 
@@ -130,6 +144,9 @@ int main(int argc, char** argv) {
     const char* wd = getenv("BATCH_STRESS_WATCHDOG");
     unsigned watchdog = wd && atoi(wd) > 0 ? (unsigned)atoi(wd) : 300;
     signal(SIGALRM, on_alarm);
+#ifdef STRESS_SANITIZER
+    __sanitizer_set_death_callback(on_sanitizer_death);
+#endif
     iter_stats st = { 0, 0 };
     uint64_t t0 = batch_now_ns();
     if (have_replay) {
