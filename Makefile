@@ -194,8 +194,8 @@ FUZZ_FLAGS := -std=c11 -g -O1 -I$(STB_INCLUDE) -fsanitize=fuzzer,address,undefin
 build/fuzz/%: tests/%.c batch.h | stb
 	@mkdir -p $(@D)
 	clang $(FUZZ_FLAGS) -o $@ $<
-fuzz: build/fuzz/fuzz_graph build/fuzz/fuzz_desc
-	@for t in fuzz_graph fuzz_desc; do \
+fuzz: build/fuzz/fuzz_graph build/fuzz/fuzz_desc build/fuzz/fuzz_journal
+	@for t in fuzz_graph fuzz_desc fuzz_journal; do \
 	    mkdir -p build/fuzz/corpus_$$t; \
 	    if ./build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=512 -timeout=20 -print_final_stats=1 \
 	        -artifact_prefix=build/fuzz/ -report_slow_units=100000 build/fuzz/corpus_$$t tests/corpus/$$t > build/fuzz/$$t.log 2>&1; then \

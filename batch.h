@@ -2896,6 +2896,7 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
     j->max_payload = max_payload;
     if (!batch__mutex_init(&j->lock)) { BATCH_FREE(j, alloc_ctx); return BATCH_ERR_NOMEM; }
     batch_result r = BATCH_OK;
+    unsigned char* dropped = NULL;   /* one bit per record replayed: not applied */
     unsigned char hdr[BATCH__JHEADER], want[BATCH__JHEADER];
     memcpy(want, "BATCHJNL", 8);
     batch__put32(want + 8, BATCH__JVERSION);
@@ -2934,7 +2935,6 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
     if (!batch__jreserve(j, BATCH__JREC + max_payload)) { r = BATCH_ERR_NOMEM; goto fail; }
     uint64_t off = BATCH__JHEADER, kept_bytes = 0;
     size_t nrec = 0, capbits = 0;
-    unsigned char* dropped = NULL;   /* allocated at the first drop */
     bool any_drop = false;
     while (off < size) {
         if (size - off < BATCH__JREC) break;   /* torn */
@@ -2945,11 +2945,11 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
         if ((e = batch__jread(j, j->buf, len, off + BATCH__JREC)) != 0) { r = batch__errno_result(e); goto fail; }
         if (batch__crc32c(j->buf, len) != crc) break;                               /* not trusted, nor what follows */
         r = replay(arg, j->buf, len);
-        if (r != BATCH_OK && r != BATCH__JDROP) goto fail_bits;
+        if (r != BATCH_OK && r != BATCH__JDROP) goto fail;
         if (nrec / 8 >= capbits) {
             size_t nc = capbits ? capbits * 2 : 64;
             unsigned char* b = (unsigned char*)BATCH_REALLOC(dropped, nc, alloc_ctx);
-            if (!b) { r = BATCH_ERR_NOMEM; goto fail_bits; }
+            if (!b) { r = BATCH_ERR_NOMEM; goto fail; }
             memset(b + capbits, 0, nc - capbits);
             dropped = b;
             capbits = nc;
@@ -2959,15 +2959,14 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
         nrec++;
         off += BATCH__JREC + len;
     }
-    if (off < size && (e = j->io.truncate(j->io.user, j->h, off)) != 0) { r = batch__errno_result(e); goto fail_bits; }
+    if (off < size && (e = j->io.truncate(j->io.user, j->h, off)) != 0) { r = batch__errno_result(e); goto fail; }
     j->end = off;
-    if (any_drop && (r = batch__journal_compact(j, dropped, nrec, kept_bytes)) != BATCH_OK) goto fail_bits;
+    if (any_drop && (r = batch__journal_compact(j, dropped, nrec, kept_bytes)) != BATCH_OK) goto fail;
     if (dropped) BATCH_FREE(dropped, alloc_ctx);
     *out = j;
     return BATCH_OK;
-fail_bits:
-    if (dropped) BATCH_FREE(dropped, alloc_ctx);
 fail:
+    if (dropped) BATCH_FREE(dropped, alloc_ctx);
     batch__journal_free(j);
     return r;
 }
