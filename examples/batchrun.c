@@ -67,6 +67,12 @@ static const char* const USAGE[] = {
     "                       command; tab-separated",
     "  --report-json FILE   batch.h's JSON report of the run ('-': stdout)",
     "  --report-text FILE   batch.h's text report of the run ('-': stdout)",
+    "  --journal FILE       record each finished command in FILE (batch.h's journal, written",
+    "                       through at once), so that a killed or interrupted run can resume;",
+    "                       refuses an existing FILE unless --resume is given",
+    "  --resume             with --journal: commands FILE records as finished (succeeded, or",
+    "                       failed after their retries) are not run again; the rest runs",
+    "  --resume-failed      like --resume, and the commands that failed run again",
     "  --progress           a progress bar on stderr",
     "  -h, --help           this text",
     "",
@@ -109,6 +115,8 @@ typedef struct app {
     const char* cmd_file;
     const char* job_file;
     int progress;
+    const char* journal_path;
+    int resume;               /* 0 no, 1 --resume, 2 --resume-failed */
     /* state */
     cmd* cmds;
     size_t ncmds, cap;
@@ -581,6 +589,19 @@ static int run_command(batch_ctx* ctx, void* user) {
     return batch_fail(ctx, code, "%s%s%s%s", pre, msg, post, retried);
 }
 
+/* The journal's fingerprint: the commands, their names and dependencies, in order (FNV-1a). */
+static uint64_t commands_fingerprint(const app* a) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < a->ncmds; i++) {
+        const char* parts[3] = { a->cmds[i].text, a->cmds[i].name, a->cmds[i].deps };
+        for (int k = 0; k < 3; k++) {
+            for (const char* p = parts[k] ? parts[k] : ""; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+            h = (h ^ 0xff) * 0x100000001b3ull;   /* field separator */
+        }
+    }
+    return h ? h : 1;
+}
+
 /* ---- options ------------------------------------------------------------------------------------ */
 static void usage(FILE* out) {
     for (int i = 0; USAGE[i]; i++) fprintf(out, "%s\n", USAGE[i]);
@@ -601,6 +622,8 @@ static int parse_args(app* a, int argc, char** argv) {
         char opt[64];
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) { usage(stdout); return 0; }
         if (!strcmp(arg, "--progress")) { a->progress = 1; continue; }
+        if (!strcmp(arg, "--resume")) { a->resume = a->resume ? a->resume : 1; continue; }
+        if (!strcmp(arg, "--resume-failed")) { a->resume = 2; continue; }
         if (arg[0] == '-' && arg[1] == '-') {
             const char* eq = strchr(arg, '=');
             size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
@@ -616,7 +639,7 @@ static int parse_args(app* a, int argc, char** argv) {
         }
         static const char* const known[] = { "-j", "--jobs", "-f", "-J", "--retries", "--retry-delay", "--timeout",
                                              "--halt", "--ok-codes", "--results", "--joblog", "--report-json",
-                                             "--report-text", NULL };
+                                             "--report-text", "--journal", NULL };
         int k = 0;
         while (known[k] && strcmp(known[k], opt)) k++;
         if (!known[k]) return usage_error("unknown option %s", opt);
@@ -674,9 +697,12 @@ static int parse_args(app* a, int argc, char** argv) {
             a->report_json_path = val;
         } else if (!strcmp(opt, "--report-text")) {
             a->report_text_path = val;
+        } else if (!strcmp(opt, "--journal")) {
+            a->journal_path = val;
         }
     }
     if (a->cmd_file && a->job_file) return usage_error("%s", "-f and -J exclude each other");
+    if (a->resume && !a->journal_path) return usage_error("%s", "--resume needs --journal FILE");
     return -1;
 }
 
@@ -783,12 +809,27 @@ int main(int argc, char** argv) {
     batch_job* job;
     batch_progress_bar_state bar = { 0, 0 };
     batch_run_desc run = { .max_concurrency = a.jobs };
+    if (a.journal_path) {
+        struct stat st;
+        if (!a.resume && lstat(a.journal_path, &st) == 0 && st.st_size > 0) {
+            fprintf(stderr, "batchrun: %s exists: pass --resume to continue that run, or remove it\n", a.journal_path);
+            batch_pool_destroy(pool);
+            free_app(&a);
+            return EXIT_USAGE;
+        }
+        run.journal.path = a.journal_path;
+        run.journal.fingerprint = commands_fingerprint(&a);   /* same commands, same order */
+        run.journal.rerun_failed = a.resume == 2;
+    }
     if (a.progress) run.progress = (batch_progress_desc){ .fn = batch_progress_bar, .user_data = &bar, .interval_ms = 100 };
     r = batch_graph_launch(pool, a.graph, &run, &job);
     if (r != BATCH_OK) {
-        fprintf(stderr, "batchrun: cannot start: %s\n", batch_result_string(r));
+        if (r == BATCH_ERR_MISMATCH) fprintf(stderr, "batchrun: %s is the journal of other commands\n", a.journal_path);
+        else if (r == BATCH_ERR_CORRUPT) fprintf(stderr, "batchrun: %s is not a batchrun journal\n", a.journal_path);
+        else fprintf(stderr, "batchrun: cannot start: %s\n", batch_result_string(r));
         batch_pool_destroy(pool);
-        return EXIT_FAILURE;
+        free_app(&a);
+        return (r == BATCH_ERR_MISMATCH || r == BATCH_ERR_CORRUPT) ? EXIT_USAGE : EXIT_FAILURE;
     }
     atomic_store(&a.job, job);
     if (atomic_load(&a.halted) || atomic_load(&g_signal)) batch_job_cancel(job);   /* a task got there first */
@@ -808,12 +849,15 @@ int main(int argc, char** argv) {
     close_out(a.joblog);
 
     int sig = atomic_load(&g_signal);
+    char resumed_note[64] = "";
+    if (s.resumed) snprintf(resumed_note, sizeof resumed_note, " (%llu from the journal)", (unsigned long long)s.resumed);
+    if (s.result == BATCH_ERR_IO) fprintf(stderr, "batchrun: the journal %s could not be written: stopped\n", a.journal_path);
     fprintf(stderr, "batchrun: %llu command%s: %llu succeeded, %llu failed, %llu skipped, %llu cancelled, %llu retr%s, "
-                    "%.2f s%s%s\n",
+                    "%.2f s%s%s%s\n",
             (unsigned long long)s.total, s.total == 1 ? "" : "s", (unsigned long long)s.completed,
             (unsigned long long)s.failed, (unsigned long long)s.skipped, (unsigned long long)s.cancelled,
             (unsigned long long)s.retries, s.retries == 1 ? "y" : "ies", (double)s.wall_ns / 1e9,
-            atomic_load(&a.halted) ? " (halted)" : "", sig ? " (interrupted)" : "");
+            atomic_load(&a.halted) ? " (halted)" : "", sig ? " (interrupted)" : "", resumed_note);
     free_app(&a);
     if (sig) return 128 + sig;
     return s.failed > MAX_EXIT_FAILED ? MAX_EXIT_FAILED : (int)s.failed;

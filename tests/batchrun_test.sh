@@ -202,5 +202,50 @@ check "SIGTERM: exit 143 within 3 s (${el} ms)" '[ "$rc" = 143 ] && [ "$el" -lt 
 check "SIGTERM: the running command killed" '! pgrep -f "^sleep 99.5$" >/dev/null'
 check "SIGTERM: the 2 others never started" 'grep -q "1 failed, 0 skipped, 2 cancelled.*(interrupted)" err14'
 
+# ---- 15. --journal / --resume: finished commands are not run again ------------------------------------------
+for i in 1 2 3 4 5; do echo "echo $i >> ran15"; done >cmds15
+run_br out15 err15 -f cmds15 --journal j15
+check "journal: first run, all five ran" '[ "$rc" = 0 ] && [ "$(lines ran15)" = 5 ]'
+run_br out15b err15b -f cmds15 --journal j15
+check "journal: an existing journal without --resume is refused (exit 2)" \
+    '[ "$rc" = 2 ] && grep -q "pass --resume" err15b && [ "$(lines ran15)" = 5 ]'
+run_br out15c err15c -f cmds15 --journal j15 --resume
+check "journal: --resume of a finished run runs nothing" \
+    '[ "$rc" = 0 ] && [ "$(lines ran15)" = 5 ] && grep -q "5 succeeded.*(5 from the journal)" err15c'
+echo "echo 6 >> ran15" >>cmds15
+run_br out15d err15d -f cmds15 --journal j15 --resume
+check "journal: other commands are another job (exit 2, nothing runs)" \
+    '[ "$rc" = 2 ] && grep -q "journal of other commands" err15d && [ "$(lines ran15)" = 5 ]'
+run_br out15e err15e --resume
+check "--resume without --journal: usage error" '[ "$rc" = 2 ]'
+
+# a failing command: --resume keeps its failure, --resume-failed runs it again
+printf 'echo a >> ran15f\ntest -e fixed15 || exit 4\necho c >> ran15f\n' >cmds15f
+run_br out15f err15f -f cmds15f --journal j15f
+check "journal: one failure recorded (exit 1)" '[ "$rc" = 1 ] && [ "$(lines ran15f)" = 2 ]'
+touch fixed15
+run_br out15g err15g -f cmds15f --journal j15f --resume
+check "--resume: the failure stands, nothing runs" '[ "$rc" = 1 ] && [ "$(lines ran15f)" = 2 ]'
+run_br out15h err15h -f cmds15f --journal j15f --resume-failed
+check "--resume-failed: the failed command runs again and succeeds" \
+    '[ "$rc" = 0 ] && [ "$(lines ran15f)" = 2 ] && grep -q "3 succeeded" err15h'
+
+# SIGKILL half-way, then resume: every command ran, at most -j of them twice
+for i in $(seq 1 40); do echo "sleep 0.05; echo $i >> ran15k"; done >cmds15k
+"$BR" -f cmds15k -j 2 --journal j15k </dev/null >/dev/null 2>&1 &
+pid=$!
+sleep 0.4
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null
+sleep 0.2   # the orphaned commands of the killed run finish
+before=$(lines ran15k)
+run_br out15k err15k -f cmds15k -j 2 --journal j15k --resume
+uniq15=$(sort -n ran15k | uniq | wc -l | tr -d ' ')
+total15=$(lines ran15k)
+check "SIGKILL + --resume: the killed run had done part (${before} of 40)" '[ "$before" -gt 0 ] && [ "$before" -lt 40 ]'
+check "SIGKILL + --resume: all 40 ran (${uniq15} distinct)" '[ "$rc" = 0 ] && [ "$uniq15" = 40 ]'
+check "SIGKILL + --resume: at most -j (2) ran twice (${total15} runs)" '[ "$total15" -le 42 ]'
+check "SIGKILL + --resume: the resumed run skipped the journaled ones" 'grep -q "from the journal" err15k'
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
