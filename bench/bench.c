@@ -121,11 +121,16 @@ static void bench_free(void* p) {
 /* ---- systems ------------------------------------------------------------------------------------ */
 typedef enum sys_id {
     SYS_SERIAL, SYS_OPENMP, SYS_OMP_STATIC, SYS_OMP_DYN1, SYS_OMP_DYN1024, SYS_OMP_GUIDED, SYS_TBB,
-    SYS_BATCH, SYS_BATCH_NT, SYS_COUNT
+    SYS_BATCH, SYS_BATCH_NT, SYS_JBUF, SYS_JPROC, SYS_JSYNC64, SYS_JSYNC, SYS_COUNT
 } sys_id;
 static const char* const sys_names[SYS_COUNT] = {
-    "serial", "openmp", "openmp-static", "openmp-dyn1", "openmp-dyn1024", "openmp-guided", "tbb", "batch", "batch-notimes"
+    "serial", "openmp", "openmp-static", "openmp-dyn1", "openmp-dyn1024", "openmp-guided", "tbb", "batch", "batch-notimes",
+    "journal-buffered", "journal-process", "journal-machine64", "journal-machine"
 };
+/* The journal systems: batch with a journal at each durability level (machine64: an fdatasync
+   every 64 records, machine: after every record). */
+#define JNL_SYS (B(SYS_JBUF) | B(SYS_JPROC) | B(SYS_JSYNC64) | B(SYS_JSYNC))
+static bool sys_journal(sys_id s) { return s >= SYS_JBUF && s <= SYS_JSYNC; }
 #define B(s) (1u << (s))
 #define SYS_OMP_MAPS (B(SYS_OMP_STATIC) | B(SYS_OMP_DYN1) | B(SYS_OMP_DYN1024) | B(SYS_OMP_GUIDED))
 
@@ -136,7 +141,7 @@ static const char* const sys_names[SYS_COUNT] = {
 #endif
 
 /* ---- workloads ---------------------------------------------------------------------------------- */
-typedef enum section { SEC_TASKS, SEC_GRAPHS, SEC_BUILD, SEC_MAPS, SEC_MEMORY, SEC_COUNT } section;
+typedef enum section { SEC_TASKS, SEC_GRAPHS, SEC_BUILD, SEC_MAPS, SEC_MEMORY, SEC_JOURNAL, SEC_COUNT } section;
 
 typedef enum wl_kind {
     WL_SPAWN, WL_FIB, WL_PARFOR,
@@ -204,6 +209,11 @@ static const workload workloads[] = {
     { "map_memory_1e5", WL_MAP_MEMORY, SEC_MEMORY, "kib", B(SYS_BATCH), 100000, 100000, BENCH_SPLIT_CHUNK, 0, 0, 0 },
     { "map_memory_1e8", WL_MAP_MEMORY, SEC_MEMORY, "kib", B(SYS_BATCH), 100000000, 0, BENCH_SPLIT_CHUNK, 0, 0, 0 },
     { "map_memory_1e7", WL_MAP_MEMORY, SEC_MEMORY, "kib", B(SYS_BATCH), 0, 10000000, BENCH_SPLIT_CHUNK, 0, 0, 0 },
+
+    /* the journal's cost: map_trivial (one record per batch) and chain (one per task; small n,
+       since journal-machine pays an fdatasync, ~0.4 ms here, per task) */
+    { "journal_map_trivial", WL_MAP_TRIVIAL, SEC_JOURNAL, "ns_per_item", B(SYS_BATCH) | JNL_SYS, 10000000, 2000000, BENCH_SPLIT_CHUNK, 0, 0, 0 },
+    { "journal_chain",       WL_CHAIN,       SEC_JOURNAL, "ns_per_task", B(SYS_BATCH_NT) | JNL_SYS, 2000, 1000, BENCH_SPLIT_CHUNK, 0, 0, 0 },
 };
 #define WL_COUNT ((int)(sizeof workloads / sizeof workloads[0]))
 
@@ -609,10 +619,25 @@ static void wave_check(const workload* w, sys_id s) {
                 die("%s %s: cell (%zu, %zu) = %u, expected %zu", w->name, sys_names[s], i, j, S.grid[i * st + j], i + j - 1);
 }
 
+/* The journal of system s (a fresh file each sample: a finished journal would skip the work). */
+#define BENCH_JOURNAL_PATH "build/bench.journal"
+static batch_journal_desc bench_journal(sys_id s) {
+    batch_journal_desc j;
+    memset(&j, 0, sizeof j);
+    if (!sys_journal(s)) return j;
+    unlink(BENCH_JOURNAL_PATH);
+    j.path = BENCH_JOURNAL_PATH;
+    j.durability = s == SYS_JBUF ? BATCH_DURABLE_BUFFERED : s == SYS_JPROC ? BATCH_DURABLE_PROCESS : BATCH_DURABLE_MACHINE;
+    j.sync_every = s == SYS_JSYNC64 ? 64 : 1;
+    return j;
+}
+
 /* Runs g on the task pool (default run desc, or no task times) and checks the summary. */
 static uint64_t batch_graph_time(const workload* w, sys_id s, batch_graph* g, uint64_t t0, size_t ntasks) {
     batch_job_summary sum;
-    batch_run_desc rd = { .no_task_times = s == SYS_BATCH_NT };
+    batch_run_desc rd = { .no_task_times = s == SYS_BATCH_NT || sys_journal(s) };
+    rd.journal = bench_journal(s);
+    if (sys_journal(s)) t0 = batch_now_ns();   /* after the unlink */
     batch_result r = batch_graph_run(S.pool_task, g, &rd, &sum);
     uint64_t t = batch_now_ns() - t0;
     if (r != BATCH_OK || sum.completed != ntasks)
@@ -729,6 +754,7 @@ static double run_graph(const workload* w, sys_id s) {
 #endif
     case SYS_BATCH:
     case SYS_BATCH_NT:
+    case SYS_JBUF: case SYS_JPROC: case SYS_JSYNC64: case SYS_JSYNC:
         if (build) {
             uint64_t t0 = batch_now_ns();
             batch_graph* g = wave ? build_wave(n) : build_chain(n);
@@ -891,10 +917,11 @@ static uint64_t omp_map(sys_id s, batch_item_fn f, void* user, size_t n, int thr
 }
 
 /* batch_map_run with the defaults: adaptive batch sizes, unordered fold. */
-static uint64_t batch_map(int wi, batch_item_fn f, void* user, size_t n, uint64_t* out) {
+static uint64_t batch_map(int wi, sys_id s, batch_item_fn f, void* user, size_t n, uint64_t* out) {
     batch_map_desc d = { .count = n, .item_fn = f, .user_data = user, .result_size = sizeof(uint64_t),
                          .acc_size = sizeof(uint64_t), .init_fn = map_sum_init, .fold_fn = map_sum_fold,
                          .combine_fn = map_sum_combine };
+    d.journal = bench_journal(s);
     batch_map_summary sm;
     uint64_t acc = 0;
     uint64_t t0 = batch_now_ns();
@@ -918,7 +945,9 @@ static double run_map(int wi, sys_id s) {
     uint64_t got = 0, ns;
     switch (s) {
     case SYS_SERIAL: ns = serial_map(f, user, n, &got); break;
-    case SYS_BATCH: ns = batch_map(wi, skew ? map_skew_item : map_fmix_item, user, n, &got); break;
+    case SYS_BATCH: case SYS_JBUF: case SYS_JPROC: case SYS_JSYNC64: case SYS_JSYNC:
+        ns = batch_map(wi, s, skew ? map_skew_item : map_fmix_item, user, n, &got);
+        break;
     default: ns = omp_map(s, f, user, n, S.threads, &got); break;
     }
     sink_u64 = got;
@@ -1100,7 +1129,7 @@ static void prepare_workload(int wi) {
     const workload* w = &workloads[wi];
     size_t n = workload_n(w);
     S.n = n;
-    bool batch_on = wl_runs(w, SYS_BATCH) || wl_runs(w, SYS_BATCH_NT);
+    bool batch_on = wl_runs(w, SYS_BATCH) || wl_runs(w, SYS_BATCH_NT) || (w->systems & JNL_SYS);
     switch (w->kind) {
     case WL_CHAIN:
         if (batch_on) S.graph = build_chain(n);
@@ -1273,7 +1302,9 @@ static void fmt_range(char* buf, size_t size, stats st) {
 
 #define COL_W 15
 
-/* Ratio columns: num / den of the medians; den SYS_COUNT means the best OpenMP schedule. */
+/* Ratio columns: num / den of the medians; den SYS_COUNT means the best OpenMP schedule,
+   SYS_NOJNL the workload's run without a journal (batch, or batch-notimes). */
+#define SYS_NOJNL ((sys_id)(SYS_COUNT + 1))
 typedef struct ratio_spec { sys_id num, den; const char* label; } ratio_spec;
 static const ratio_spec sec_ratios[SEC_COUNT][4] = {
     [SEC_TASKS] = { { SYS_BATCH, SYS_OPENMP, "batch/openmp" }, { SYS_BATCH, SYS_SERIAL, "batch/serial" },
@@ -1281,6 +1312,8 @@ static const ratio_spec sec_ratios[SEC_COUNT][4] = {
     [SEC_GRAPHS] = { { SYS_BATCH, SYS_OPENMP, "batch/omp" }, { SYS_BATCH_NT, SYS_OPENMP, "notimes/omp" },
                      { SYS_BATCH, SYS_BATCH_NT, "batch/notimes" }, { SYS_BATCH_NT, SYS_TBB, "notimes/tbb" } },
     [SEC_MAPS] = { { SYS_BATCH, SYS_OMP_STATIC, "batch/static" }, { SYS_BATCH, SYS_COUNT, "batch/best-omp" } },
+    [SEC_JOURNAL] = { { SYS_JBUF, SYS_NOJNL, "buffered/none" }, { SYS_JPROC, SYS_NOJNL, "process/none" },
+                      { SYS_JSYNC64, SYS_NOJNL, "machine64/none" }, { SYS_JSYNC, SYS_NOJNL, "machine/none" } },
 };
 static const char* const sec_titles[SEC_COUNT] = {
     "TASKS AND LOOPS: every unit is a time, lower is better; ratios < 1: batch is faster",
@@ -1289,6 +1322,7 @@ static const char* const sec_titles[SEC_COUNT] = {
     "MAPS: ns_per_item lower is better (ratios < 1: batch faster); efficiency = T_serial / (threads x T), "
     "higher is better (ratios > 1: batch better)",
     "MAP MEMORY: peak RSS (VmHWM) of a fresh process running one streaming fold from a pull source",
+    "JOURNAL: cost of a journal at each durability level, as a ratio to the same run without one",
 };
 
 static unsigned sec_systems(section sec) {
@@ -1304,6 +1338,7 @@ static bool ratio_shown(section sec, const ratio_spec* r) {
     unsigned m = sec_systems(sec);
     if (!r->label || !(m & B(r->num))) return false;
     if (r->den == SYS_COUNT) return (m & SYS_OMP_MAPS) != 0;
+    if (r->den == SYS_NOJNL) return (m & (B(SYS_BATCH) | B(SYS_BATCH_NT))) != 0;
     return (m & B(r->den)) != 0;
 }
 
@@ -1348,7 +1383,9 @@ static void print_row(int wi) {
     for (int k = 0; k < 4; k++) {
         const ratio_spec* r = &sec_ratios[sec][k];
         if (!ratio_shown(sec, r)) continue;
-        double den = r->den == SYS_COUNT ? best_omp(wi) : results[wi][r->den].valid ? results[wi][r->den].median : 0;
+        sys_id d = r->den;
+        if (d == SYS_NOJNL) d = results[wi][SYS_BATCH].valid ? SYS_BATCH : SYS_BATCH_NT;
+        double den = d == SYS_COUNT ? best_omp(wi) : results[wi][d].valid ? results[wi][d].median : 0;
         if (results[wi][r->num].valid && den > 0) printf(" %13.2fx", results[wi][r->num].median / den);
         else printf(" %14s", "-");
     }
