@@ -663,6 +663,65 @@ static void test_journal_io_faults(void) {
     jdir_remove(&dir);
 }
 
+/* ---- pull sources and adaptive sizing: resume by item ranges ------------------------------------ */
+typedef struct jpull { size_t next, n; } jpull;
+static int jpull_next(void* u, void** out) {
+    jpull* p = (jpull*)((jmap*)u + 1);
+    if (p->next >= p->n) return 0;
+    *out = (void*)(uintptr_t)(++p->next);   /* item i carries i + 1 */
+    return 1;
+}
+static int jpull_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)ctx;
+    jmap* m = (jmap*)u;
+    if ((uintptr_t)it->ptr != it->index + 1) return 99;   /* the source and the index agree */
+    atomic_fetch_add_explicit(&m->exec[it->index], 1, memory_order_relaxed);
+    *(uint64_t*)res = it->index * 3 + 1;
+    return it->index % 13 == 7 ? 9 : 0;
+}
+
+static void test_journal_map_ranges(void) {
+    jdir dir;
+    jdir_make(&dir, "r.jnl");
+    enum { N = 1500 };
+    unsigned char want[8];
+    jmap ref;
+    memset(&ref, 0, sizeof ref);
+    jm_expected(&ref, N, want);
+    for (int mode = 0; mode < 2; mode++) {   /* 0: pull source, batches of 10; 1: count, adaptive sizes */
+        for (int keep = 0; keep <= 40; keep += 8) {   /* records left in the journal */
+            struct { jmap m; jpull p; } *u = calloc(1, sizeof *u);
+            batch_pool* p = make_pool(2);
+            batch_map_desc d = jm_desc(&u->m, N, dir.path);
+            if (mode == 0) { d.count = 0; d.pull_fn = jpull_next; d.item_fn = jpull_item; }
+            else { d.batch_size = 0; d.max_batch = 64; d.error_threshold = 1.0; }   /* sizes vary: no batch FAILED */
+            u->p.n = N;
+            unlink(dir.path);
+            unsigned char got[8];
+            batch_map_summary s;
+            CHECK_EQ(batch_map_run(p, &d, &s, got), BATCH_PARTIAL);
+            CHECK(memcmp(got, want, 8) == 0);
+            size_t n = 0;
+            unsigned char* b = jfile_read(dir.path, &n);
+            size_t rec = 8 + 48 + 8, nrec = (n - 32) / rec;
+            CHECK((size_t)keep <= nrec);
+            jfile_write(dir.path, b, 32 + (size_t)keep * rec);   /* a crash after `keep` records */
+            free(b);
+            memset(u->m.exec, 0, sizeof u->m.exec);
+            u->p.next = 0;
+            CHECK_EQ(batch_map_run(p, &d, &s, got), BATCH_PARTIAL);
+            CHECK(memcmp(got, want, 8) == 0);
+            CHECK_EQ(s.items, N);
+            CHECK_EQ(s.resumed_batches, keep);
+            CHECK_EQ(jm_total_exec(&u->m, N), N - s.resumed_items);   /* the rest ran, each once */
+            for (size_t i = 0; i < N; i++) CHECK(atomic_load(&u->m.exec[i]) <= 1);
+            CHECK_OK(batch_pool_destroy(p));
+            free(u);
+        }
+    }
+    jdir_remove(&dir);
+}
+
 /* ---- bad input ---------------------------------------------------------------------------------- */
 static void test_journal_bad_input(void) {
     jdir dir;
@@ -720,5 +779,6 @@ static void test_journal_bad_input(void) {
     { "journal_graph_crash", test_journal_graph_crash }, \
     { "journal_graph_resume", test_journal_graph_resume }, \
     { "journal_corrupt", test_journal_corrupt }, \
+    { "journal_map_ranges", test_journal_map_ranges }, \
     { "journal_io_faults", test_journal_io_faults }, \
     { "journal_bad_input", test_journal_bad_input },
