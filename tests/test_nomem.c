@@ -233,10 +233,10 @@ static void test_nomem_graph_overflow(void) {
        which releases successors in bulk from its deque, and on two workers sharing one
        concurrency slot, which hand it to parked tasks (the allocation order varies a little
        there: FROM fails them all past N whatever the order) */
-    for (int variant = 0; variant < 6; variant++) {
+    for (int variant = 0; variant < 9; variant++) {
         int mode = variant & 1 || variant >= 4 ? TEST_FAIL_FROM : TEST_FAIL_ONCE;
-        int conc = variant == 5 ? 1 : variant & 2 ? 2 : 0;   /* 5: two workers contend for one slot */
-        int workers = variant == 5 ? 2 : variant == 4 ? 1 : BATCH_WORKERS_INLINE;
+        int conc = variant >= 5 ? 1 : variant & 2 ? 2 : 0;   /* 5..8: two workers contend for one slot */
+        int workers = variant >= 5 ? 2 : variant == 4 ? 1 : BATCH_WORKERS_INLINE;
         long total = 1;
         for (long n = 0; n <= total; n++) {   /* n = 0: a dry run that counts the allocations */
             batch_pool* p = make_pool(workers);
@@ -317,6 +317,96 @@ static void test_nomem_bulk_edges(void) {
     CHECK_EQ(atomic_load(&test_live_bytes), live0);
 }
 
+/* The journal (durable jobs): its buffer, replay bitmap, per-batch records and done ranges. A
+   graph run and maps (unordered and ordered with an accumulator, and without) are run fresh and resumed from
+   a finished journal, failing allocation N once: each answer is OK or NOMEM, nothing leaks, and
+   a run with memory afterwards, on the same journal, gives the whole job's answer. */
+static int jn_task(batch_ctx* ctx, void* u) { (void)ctx; atomic_fetch_add((_Atomic int*)u, 1); return 0; }
+static int jn_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)ctx; (void)u;
+    *(uint64_t*)res = it->index * 7;
+    return it->index % 17 == 3;   /* some failures, under the threshold */
+}
+static void jn_fold(void* acc, const batch_item* it, const void* res, void* u) { (void)it; (void)u; *(uint64_t*)acc += *(const uint64_t*)res; }
+/* Runs the job failing allocation n (0: none; the graph is built with all the memory it wants);
+   *count receives the run's allocations. */
+static batch_result jn_run(batch_pool* p, int kind, const char* path, uint64_t* acc, _Atomic int* ran, long n, long* count) {
+    batch_graph* g = NULL;
+    batch_result r;
+    if (kind == 0) {
+        g = make_graph();
+        batch_task t[20];
+        for (int i = 0; i < 20; i++) {
+            CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = jn_task, .user_data = ran }, &t[i]));
+            if (i) CHECK_OK(batch_task_precede(g, t[i / 2], t[i]));
+        }
+    }
+    test_alloc_reset(n ? TEST_FAIL_ONCE : TEST_FAIL_NEVER, n);
+    if (kind == 0) {
+        r = batch_graph_run(p, g, &(batch_run_desc){ .journal = { .path = path } }, NULL);
+    } else {
+        *acc = 0;
+        batch_map_desc d = { .count = 200, .item_fn = jn_item, .result_size = 8, .batch_size = 10, .error_threshold = 0.5,
+                             .ordered = kind == 2, .journal = { .path = path } };
+        if (kind != 3) { d.acc_size = 8; d.init_fn = sum_init; d.fold_fn = jn_fold; d.combine_fn = sum_combine; }
+        r = batch_map_run(p, &d, NULL, kind != 3 ? acc : NULL);
+    }
+    if (count) *count = atomic_load(&test_alloc_count);
+    test_alloc_reset(TEST_FAIL_NEVER, -1);
+    if (g) CHECK_OK(batch_graph_destroy(g));
+    return r;
+}
+static void test_nomem_journal(void) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/batch-nomem-%ld.jnl", (long)getpid());
+    batch_pool* p = make_pool(BATCH_WORKERS_INLINE);
+    uint64_t acc, want = 0;
+    _Atomic int ran = 0;
+    for (uint64_t i = 0; i < 200; i++) if (i % 17 != 3) want += i * 7;
+    unlink(path);
+    CHECK_OK(jn_run(p, 0, path, &acc, &ran, 0, NULL));   /* the pool makes its task slab */
+    unlink(path);
+    long long live0 = atomic_load(&test_live_bytes);
+    int refused = 0;
+    for (int kind = 0; kind < 4; kind++) {   /* graph, unordered map, ordered map, map without fold */
+        batch_result full = kind ? BATCH_PARTIAL : BATCH_OK;
+        for (int resume = 0; resume < 2; resume++) {
+            long total = 1;
+            for (long n = 0; n <= total; n++) {   /* n = 0: a dry run that counts the allocations */
+                unlink(path);
+                if (resume) CHECK_EQ(jn_run(p, kind, path, &acc, &ran, 0, NULL), full);   /* a finished journal */
+                long count;
+                batch_result r = jn_run(p, kind, path, &acc, &ran, n, &count);
+                if (!n) total = count;
+                if (r != full && r != BATCH_ERR_NOMEM && !(kind && r == BATCH_ERR_IO))
+                    fprintf(stderr, "  kind %d resume %d: allocation %ld of %ld failed: %s\n", kind, resume, n, total, batch_result_string(r));
+                /* known defect (reported with issue 6): a map whose per-batch journal record
+                   cannot be allocated stops with BATCH_ERR_IO, not NOMEM (map.c,
+                   batch__map_journal_batch returns false for both) */
+                CHECK(r == full || r == BATCH_ERR_NOMEM || (kind && r == BATCH_ERR_IO));
+                if (r != full) refused++;
+                else if (kind == 1 || kind == 2) CHECK_EQ(acc, want);
+                CHECK_EQ(atomic_load(&test_live_bytes), live0);
+                /* with memory, the same journal: the whole job's answer */
+                batch_result again = jn_run(p, kind, path, &acc, &ran, 0, NULL);
+                if (kind == 2 && r == BATCH_ERR_IO && again == BATCH_ERR_CORRUPT) {
+                    /* known defect (reported with issue 6): an ordered map stopped by a failed
+                       journal-record allocation leaves a journal the next launch refuses as
+                       CORRUPT (an unordered one resumes); start afresh */
+                    unlink(path);
+                    again = jn_run(p, kind, path, &acc, &ran, 0, NULL);
+                }
+                CHECK_EQ(again, full);
+                if (kind == 1 || kind == 2) CHECK_EQ(acc, want);
+                CHECK_EQ(atomic_load(&test_live_bytes), live0);
+            }
+        }
+    }
+    unlink(path);
+    CHECK(refused > 0);
+    CHECK_OK(batch_pool_destroy(p));
+}
+
 #define NOMEM_TESTS \
     { "nomem_delayed_heap", test_nomem_delayed_heap }, \
     { "nomem_cycle_message", test_nomem_cycle_message }, \
@@ -324,4 +414,5 @@ static void test_nomem_bulk_edges(void) {
     { "nomem_fail_message", test_nomem_fail_message }, \
     { "nomem_report_compare", test_nomem_report_compare }, \
     { "nomem_graph_overflow", test_nomem_graph_overflow }, \
-    { "nomem_bulk_edges", test_nomem_bulk_edges },
+    { "nomem_bulk_edges", test_nomem_bulk_edges }, \
+    { "nomem_journal", test_nomem_journal },
