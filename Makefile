@@ -102,9 +102,7 @@ pthreads: build/pthreads/run
 # TSan (clang, pthreads backend) and under ASan+UBSan. `tests/stress --seed S` replays a failure.
 STRESS_SRC := tests/stress.c tests/test.h $(wildcard tests/*_check.h) batch.h
 MINUTES ?= 10
-# --known-threshold-rounding: accept map.c's known threshold rounding (failed <= thr x size;
-# see tests/map_check.h) until it is fixed; STRESS_ARGS= checks the documented rule strictly.
-STRESS_ARGS ?= --known-threshold-rounding
+STRESS_ARGS ?=
 build/stress: $(STRESS_SRC) | stb
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ tests/stress.c $(LDLIBS)

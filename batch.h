@@ -100,7 +100,7 @@ extern "C" {
     X(BATCH_ERR_THREAD,    -9, "could not create a thread") \
     X(BATCH_ERR_FAILED,   -10, "job failed") \
     X(BATCH_ERR_NOT_FOUND,-11, "no such task") \
-    X(BATCH_ERR_IO,       -12, "journal I/O error") \
+    X(BATCH_ERR_IO,       -12, "I/O error") \
     X(BATCH_ERR_CORRUPT,  -13, "journal is corrupt") \
     X(BATCH_ERR_MISMATCH, -14, "journal belongs to another job")
 
@@ -386,7 +386,8 @@ BATCH_API batch_result batch_graph_find(batch_graph* g, const char* name, batch_
    "cycle: a -> b -> c -> a"; names, or #id for unnamed tasks). msg may be NULL. */
 BATCH_API batch_result batch_graph_validate(batch_graph* g, char* msg, size_t msg_size);
 
-/* Graphviz DOT of the graph, each task coloured by its status after the last run. */
+/* Graphviz DOT of the graph, each task coloured by its status after the last run. BATCH_ERR_IO
+   when `out` reports a write error. */
 BATCH_API batch_result batch_graph_dump_dot(const batch_graph* g, FILE* out);
 
 /* ---------------------------------------------------------------------------------------------
@@ -718,8 +719,8 @@ BATCH_API batch_result batch_map_run(batch_pool* pool, const batch_map_desc* des
    in per mille), and for a graph one record per task (name, status, attempts, error, message,
    worker, start/end relative to the launch), for a map with keep_batches one per batch;
    strings are escaped. Text: a summary table fit for
-   a terminal, with the tasks that did not complete. BATCH_ERR_INVALID on NULL or when `out`
-   reports a write error (ferror). */
+   a terminal, with the tasks that did not complete. BATCH_ERR_INVALID on NULL, BATCH_ERR_IO when
+   `out` reports a write error (ferror). */
 BATCH_API batch_result batch_job_report_json(batch_job* job, FILE* out);
 BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out);
 /* One self-contained HTML file (no scripts, no fonts): the summary and, for a graph run with task
@@ -729,7 +730,8 @@ BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out);
 /* Compares two JSON reports (the text of baseline and current, NUL-terminated, as written by
    batch_job_report_json) and writes the differences as text: status, success rate, duration and
    count deltas, and the tasks (matched by name, else by id) whose status changed. Returns
-   BATCH_OK, or BATCH_ERR_INVALID when either text is not such a report. */
+   BATCH_OK, BATCH_ERR_INVALID when either text is not such a report, BATCH_ERR_NOMEM, or
+   BATCH_ERR_IO when `out` reports a write error. */
 BATCH_API batch_result batch_report_compare(const char* baseline_json, const char* current_json, FILE* out);
 
 /* Inside an item function: the batch's index. */
@@ -2910,6 +2912,12 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
     if (e) { batch__journal_free(j); return batch__errno_result(e); }
     j->h = h;
     if ((e = j->io.size(j->io.user, j->h, &size)) != 0) { r = batch__errno_result(e); goto fail; }
+    /* the buffer, as big as appends will ever need (a buffered journal's 64 KiB and a record):
+       no allocation while the job runs */
+    if (!batch__jreserve(j, BATCH__JREC + max_payload + (j->dur == BATCH_DURABLE_BUFFERED ? BATCH__JBUFFERED : 0))) {
+        r = BATCH_ERR_NOMEM;
+        goto fail;
+    }
     if (size < BATCH__JHEADER) {
         /* new, or a header cut short by a crash (then what is there is a prefix of ours) */
         if (size && ((e = batch__jread(j, hdr, (size_t)size, 0)) != 0)) { r = batch__errno_result(e); goto fail; }
@@ -2917,7 +2925,6 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
             r = memcmp(hdr, want, size < 8 ? (size_t)size : 8) == 0 ? BATCH_ERR_MISMATCH : BATCH_ERR_CORRUPT;
             goto fail;
         }
-        if (!batch__jreserve(j, BATCH__JHEADER)) { r = BATCH_ERR_NOMEM; goto fail; }
         memcpy(j->buf, want, BATCH__JHEADER);
         j->used = BATCH__JHEADER;
         j->end = 0;
@@ -2932,7 +2939,6 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
         batch__get32(hdr + 28) != batch__crc32c(hdr, 28)) { r = BATCH_ERR_CORRUPT; goto fail; }
     if (memcmp(hdr, want, BATCH__JHEADER) != 0) { r = BATCH_ERR_MISMATCH; goto fail; }
     /* records: replay the valid prefix; remember which were dropped (one bit each) */
-    if (!batch__jreserve(j, BATCH__JREC + max_payload)) { r = BATCH_ERR_NOMEM; goto fail; }
     uint64_t off = BATCH__JHEADER, kept_bytes = 0;
     size_t nrec = 0, capbits = 0;
     bool any_drop = false;
@@ -2971,12 +2977,13 @@ fail:
     return r;
 }
 
-/* Appends one record (any thread). BATCH_ERR_IO once any write has failed: the job stops. */
+/* Appends one record of at most max_payload bytes (any thread; no allocation: the buffer was
+   made at open). After a failed write every append fails: BATCH_ERR_IO (the job stops). */
 BATCH__PRIVATE batch_result batch__journal_append(batch__journal* j, const unsigned char* payload, size_t len) {
     batch__mutex_lock(&j->lock);
     batch_result r = BATCH_OK;
-    if (j->err) r = BATCH_ERR_IO;
-    else if (!batch__jreserve(j, j->used + BATCH__JREC + len)) { j->err = ENOMEM; r = BATCH_ERR_IO; }
+    if (j->err) r = batch__errno_result(j->err);
+    else if (len > j->max_payload || !batch__jreserve(j, j->used + BATCH__JREC + len)) { j->err = ENOMEM; r = BATCH_ERR_NOMEM; }
     else {
         unsigned char* p = j->buf + j->used;
         batch__put32(p, (uint32_t)len);
@@ -2986,18 +2993,18 @@ BATCH__PRIVATE batch_result batch__journal_append(batch__journal* j, const unsig
         j->unsynced++;
         if (j->dur != BATCH_DURABLE_BUFFERED || j->used >= BATCH__JBUFFERED) batch__jflush(j);
         if (j->dur == BATCH_DURABLE_MACHINE && j->unsynced >= j->sync_every) batch__jsync(j);
-        if (j->err) r = BATCH_ERR_IO;
+        if (j->err) r = batch__errno_result(j->err);
     }
     batch__mutex_unlock(&j->lock);
     return r;
 }
 
-/* Writes what is buffered, syncs (MACHINE), closes and frees: BATCH_ERR_IO if any write failed. */
+/* Writes what is buffered, syncs (MACHINE), closes and frees: the first failure's code. */
 BATCH__PRIVATE batch_result batch__journal_close(batch__journal* j) {
     if (!j) return BATCH_OK;
     batch__jflush(j);
     if (j->dur == BATCH_DURABLE_MACHINE) batch__jsync(j);
-    batch_result r = j->err ? BATCH_ERR_IO : BATCH_OK;
+    batch_result r = j->err ? batch__errno_result(j->err) : BATCH_OK;
     batch__journal_free(j);
     return r;
 }
@@ -3907,8 +3914,9 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
         x->job = job;
         atomic_store_explicit(&x->status, BATCH_TASK_QUEUED, memory_order_relaxed);
         if (!batch__gnode_submit(job, x, 0)) {
-            /* out of task memory half-way: what was queued runs; the rest is settled here as
-               CANCELLED, and the job reports the error */
+            /* out of task memory half-way: the job stops. The roots not queued are settled here
+               as CANCELLED, the queued ones see the stop and end CANCELLED unless they already
+               started; the job reports the error */
             int e = BATCH__STOP_NONE;
             atomic_compare_exchange_strong(&job->stop, &e, BATCH__STOP_LAUNCH);
             job->launch_error = atomic_load(&pool->shutdown) ? BATCH_ERR_SHUTDOWN : BATCH_ERR_NOMEM;
@@ -4183,7 +4191,7 @@ BATCH_API batch_result batch_graph_dump_dot(const batch_graph* cg, FILE* out) {
         for (uint32_t k = g->succ_off[i]; k < g->succ_off[i + 1]; k++)
             fprintf(out, "  t%zu -> t%u;\n", i + 1, (unsigned)g->succ[k] + 1);
     fputs("}\n", out);
-    return ferror(out) ? BATCH_ERR_INVALID : BATCH_OK;
+    return (fflush(out) != 0 || ferror(out)) ? BATCH_ERR_IO : BATCH_OK;   /* the whole report reached the file */
 }
 
 #endif /* BATCH__GRAPH_C */
@@ -4387,6 +4395,8 @@ typedef struct batch__mjob {
     batch__batch_rec* recs;       /* keep_batches: one per delivered batch, under the lock */
     size_t nrecs, caprecs;
     batch__journal* jn;           /* NULL: no journal */
+    unsigned char* jrec;          /* one batch record */
+    batch_result io_error;        /* why the journal failed (BATCH__MSTOP_IO) */
     size_t* done_ranges;          /* unordered resume: sorted, coalesced [first, end) pairs */
     size_t ndone, capdone, done_at;
     uint64_t launch_ns, deadline_ns;
@@ -4492,7 +4502,7 @@ BATCH__PRIVATE void batch__map_count(batch__mjob* m, batch_batch_status st, size
     m->s.succeeded += succeeded;
     m->s.failed += failed;
     if (m->d.halt_error_ratio > 0 && m->s.failed &&
-        (double)m->s.failed > m->d.halt_error_ratio * (double)(m->s.succeeded + m->s.failed)) {
+        (double)m->s.failed / (double)(m->s.succeeded + m->s.failed) > m->d.halt_error_ratio) {
         int e = 0;
         atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_HALT);
     }
@@ -4503,12 +4513,11 @@ BATCH__PRIVATE void batch__map_count(batch__mjob* m, batch_batch_status st, size
    succeeded, failed (u64 each), then the batch's accumulator (acc_size bytes). */
 #define BATCH__JBATCH_LEN 48u
 
-/* Appends a delivered batch; job lock held. False: the journal failed (the job stops). */
-BATCH__PRIVATE bool batch__map_journal_batch(batch__mjob* m, const batch__mslot* sl) {
-    unsigned char head[BATCH__JBATCH_LEN];
+/* Appends a delivered batch; job lock held (m->jrec is the record's buffer, made at launch: no
+   allocation here). BATCH_OK, or why the journal failed (the job stops). */
+BATCH__PRIVATE batch_result batch__map_journal_batch(batch__mjob* m, const batch__mslot* sl) {
     size_t len = BATCH__JBATCH_LEN + m->d.acc_size;
-    unsigned char* rec = len <= sizeof head ? head : (unsigned char*)BATCH_MALLOC(len, m->alloc_ctx);
-    if (!rec) return false;
+    unsigned char* rec = m->jrec;
     memset(rec, 0, BATCH__JBATCH_LEN);
     rec[0] = BATCH__JKIND_MAP;
     rec[1] = (unsigned char)sl->status;
@@ -4519,9 +4528,7 @@ BATCH__PRIVATE bool batch__map_journal_batch(batch__mjob* m, const batch__mslot*
     batch__put64(rec + 32, sl->succeeded);
     batch__put64(rec + 40, sl->failed);
     if (m->d.acc_size) memcpy(rec + BATCH__JBATCH_LEN, sl->acc, m->d.acc_size);
-    bool ok = batch__journal_append(m->jn, rec, len) == BATCH_OK;
-    if (rec != head) BATCH_FREE(rec, m->alloc_ctx);
-    return ok;
+    return batch__journal_append(m->jn, rec, len);
 }
 
 /* Replays one batch record at launch (see batch__journal_open): counts it, folds its
@@ -4766,10 +4773,10 @@ BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
     batch__tls_map_locked = saved;
     /* journaled once delivered: a kill before this runs the batch again (on_batch sees it twice,
        the fold of the resumed job has it once) */
-    if (m->jn && !batch__map_journal_batch(m, sl)) {
-        int e = 0;
-        if (!atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_IO) && e != BATCH__MSTOP_IO)
-            atomic_store(&m->stop, BATCH__MSTOP_IO);   /* the journal's failure outranks a halt or cancel */
+    batch_result jr = m->jn ? batch__map_journal_batch(m, sl) : BATCH_OK;
+    if (jr != BATCH_OK) {
+        if (m->io_error == BATCH_OK) m->io_error = jr;
+        atomic_store(&m->stop, BATCH__MSTOP_IO);   /* the journal's failure outranks a halt or cancel */
     }
     if (m->d.keep_batches) {   /* out of memory: later batches are not kept (the map goes on) */
         if (m->nrecs == m->caprecs) {
@@ -4906,7 +4913,9 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     sl->succeeded = count - failed;
     sl->exec_ns = batch_now_ns() - t0;
     if (sl->failed == 0) sl->status = BATCH_BATCH_SUCCESS;
-    else if ((double)sl->failed <= d->error_threshold * (double)sl->count) sl->status = BATCH_BATCH_PARTIAL_SUCCESS;
+    /* the ratio itself, as documented (failed <= thr x count rounds the other way for, e.g.,
+       1 failure in 49 items with a threshold of 1.0 / 49) */
+    else if ((double)sl->failed / (double)sl->count <= d->error_threshold) sl->status = BATCH_BATCH_PARTIAL_SUCCESS;
     else sl->status = BATCH_BATCH_FAILED;
 }
 
@@ -4914,6 +4923,7 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
     batch__mslot* sl = (batch__mslot*)user;
     batch__mjob* m = sl->job;
     const batch_map_desc* d = &m->d;
+    bool counted = false;   /* the last attempt's exec_ns is in busy_ns already */
     for (;;) {
         if (sl->retry_due) {
             /* a retry waits in slices of at most BATCH__RETRY_POLL_NS, so that a cancel or the
@@ -4922,25 +4932,28 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
             if (batch__map_stopped(m, now)) {
                 sl->retry_due = 0;
                 atomic_store_explicit(&m->cut, 1, memory_order_relaxed);
-                break;   /* delivered as it is: FAILED, its last attempt's errors */
+                counted = true;
+                break;   /* delivered as it is: FAILED, its last attempt's errors; the retry never ran */
             }
             if (now < sl->retry_due) {
                 uint64_t left = sl->retry_due - now;
                 if (batch__mslot_requeue(p, sl, left < BATCH__RETRY_POLL_NS ? left : BATCH__RETRY_POLL_NS)) return;
             }
             sl->retry_due = 0;   /* due, or the delayed queue is out of memory: run now */
+            sl->retries_used++;  /* a retry counts when it runs */
+            batch__mutex_lock(&m->lock);
+            m->s.retries++;
+            batch__mutex_unlock(&m->lock);
         }
         batch__mslot_attempt(p, sl);
         if (sl->status != BATCH_BATCH_FAILED || sl->retries_used >= d->max_retries) break;
         uint64_t now = batch_now_ns();
         if (batch__map_stopped(m, now)) { atomic_store_explicit(&m->cut, 1, memory_order_relaxed); break; }
-        /* the whole batch again after base * 2^k; it keeps its slot */
+        /* the whole batch again after base * 2^k (k: retries so far); it keeps its slot */
         uint64_t delay = d->retry_base_ns;
         for (int k = 0; k < sl->retries_used && delay < d->retry_max_ns; k++) delay *= 2;
         if (delay > d->retry_max_ns) delay = d->retry_max_ns;
-        sl->retries_used++;
         batch__mutex_lock(&m->lock);
-        m->s.retries++;
         m->s.busy_ns += sl->exec_ns;
         batch__mutex_unlock(&m->lock);
         uint64_t due = now + (delay ? delay : 1);
@@ -4949,7 +4962,7 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
     }
     batch_event_info ev = { NULL, NULL, 0, sl->batch_index, sl->nerrors ? sl->errors[0].code : 0 };
     batch__mutex_lock(&m->lock);
-    m->s.busy_ns += sl->exec_ns;
+    if (!counted) m->s.busy_ns += sl->exec_ns;
     batch__map_finished(m, sl);
     batch__map_unlock_ev(m, batch__map_pump(m), &ev);
 }
@@ -4973,6 +4986,7 @@ BATCH__PRIVATE void batch__map_free_buffers(batch__mjob* m) {
     if (m->key) BATCH_FREE(m->key, ctx);
     if (m->recs) BATCH_FREE(m->recs, ctx);
     if (m->done_ranges) BATCH_FREE(m->done_ranges, ctx);
+    if (m->jrec) BATCH_FREE(m->jrec, ctx);
     if (m->jn) batch__journal_free(m->jn);   /* not closed by a finish: a failed launch */
 }
 
@@ -5075,8 +5089,10 @@ BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* 
     if (d->journal.path) {
         m->rerun_failed = d->journal.rerun_failed != 0;
         uint64_t fp = d->journal.fingerprint ? d->journal.fingerprint : batch__map_fingerprint(m);
-        r = batch__journal_open(&m->jn, &d->journal, BATCH__JKIND_MAP, fp, (uint32_t)d->acc_size,
-                                BATCH__JBATCH_LEN + d->acc_size, batch__map_replay, m, ctx);
+        m->jrec = (unsigned char*)BATCH_MALLOC(BATCH__JBATCH_LEN + d->acc_size, ctx);
+        r = m->jrec ? batch__journal_open(&m->jn, &d->journal, BATCH__JKIND_MAP, fp, (uint32_t)d->acc_size,
+                                          BATCH__JBATCH_LEN + d->acc_size, batch__map_replay, m, ctx)
+                    : BATCH_ERR_NOMEM;
         if (r == BATCH_OK && (r = batch__map_sort_ranges(m)) != BATCH_OK) { batch__journal_free(m->jn); m->jn = NULL; }
         if (r != BATCH_OK) { batch__map_free_buffers(m); batch__mutex_destroy(&m->lock); BATCH_FREE(m, ctx); return r; }
         d->journal.path = NULL;   /* borrowed: not kept */
@@ -5143,7 +5159,11 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
     }
     batch__job_wait_latch((batch_job*)m, &m->latch);
     if (m->jn) {
-        if (batch__journal_close(m->jn) != BATCH_OK) atomic_store(&m->stop, BATCH__MSTOP_IO);
+        batch_result cr = batch__journal_close(m->jn);
+        if (cr != BATCH_OK) {
+            if (m->io_error == BATCH_OK) m->io_error = cr;
+            atomic_store(&m->stop, BATCH__MSTOP_IO);
+        }
         m->jn = NULL;
     }
     batch_map_summary* s = &m->s;
@@ -5163,7 +5183,7 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
     } else if (stop == BATCH__MSTOP_NOMEM) {
         s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_NOMEM;
     } else if (stop == BATCH__MSTOP_IO) {
-        s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_IO;
+        s->status = BATCH_JOB_FAILED; s->result = m->io_error;
     } else if (s->failed) {
         s->status = s->succeeded ? BATCH_JOB_PARTIAL_FAILURE : BATCH_JOB_FAILED;
         s->result = s->batches_failed ? BATCH_ERR_FAILED : BATCH_PARTIAL;
@@ -5357,7 +5377,7 @@ BATCH_API batch_result batch_job_report_json(batch_job* job, FILE* out) {
         }
     }
     fputs("\n}\n", out);
-    return ferror(out) ? BATCH_ERR_INVALID : BATCH_OK;
+    return (fflush(out) != 0 || ferror(out)) ? BATCH_ERR_IO : BATCH_OK;   /* the whole report reached the file */
 }
 
 BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out) {
@@ -5396,7 +5416,7 @@ BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out) {
                 (unsigned long long)m->batches, (unsigned long long)m->batches_succeeded,
                 (unsigned long long)m->batches_partial, (unsigned long long)m->batches_failed, m->final_batch_size);
     }
-    return ferror(out) ? BATCH_ERR_INVALID : BATCH_OK;
+    return (fflush(out) != 0 || ferror(out)) ? BATCH_ERR_IO : BATCH_OK;   /* the whole report reached the file */
 }
 
 BATCH__PRIVATE void batch__html_text(FILE* out, const char* s) {
@@ -5507,7 +5527,7 @@ BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out) {
         fputs("</p>\n", out);
     }
     fputs("</body></html>\n", out);
-    return ferror(out) ? BATCH_ERR_INVALID : BATCH_OK;
+    return (fflush(out) != 0 || ferror(out)) ? BATCH_ERR_IO : BATCH_OK;   /* the whole report reached the file */
 }
 
 /* ---- reading reports back (batch_report_compare) ----------------------------------------- */
@@ -5522,6 +5542,7 @@ typedef struct batch__rpt {
     batch__rpt_task* tasks;
     size_t ntasks, cap;
     void* ctx;
+    bool nomem;                   /* reading failed for want of memory, not for the text */
 } batch__rpt;
 
 BATCH__PRIVATE const char* batch__js_ws(const char* p) { while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') p++; return p; }
@@ -5592,7 +5613,7 @@ BATCH__PRIVATE const char* batch__rpt_task_read(const char* p, batch__rpt* r) {
         if (r->cap >= BATCH__RPT_MAX_TASKS) return NULL;
         size_t ncap = r->cap ? r->cap * 2 : 64;
         batch__rpt_task* t = (batch__rpt_task*)BATCH_REALLOC(r->tasks, ncap * sizeof *t, r->ctx);
-        if (!t) return NULL;
+        if (!t) { r->nomem = true; return NULL; }
         r->tasks = t;
         r->cap = ncap;
     }
@@ -5669,7 +5690,9 @@ BATCH_API batch_result batch_report_compare(const char* baseline, const char* cu
     memset(&a, 0, sizeof a);
     memset(&b, 0, sizeof b);
     batch_result r = BATCH_ERR_INVALID;
-    if (batch__rpt_read(baseline, &a) && batch__rpt_read(current, &b)) {
+    if (!batch__rpt_read(baseline, &a) || !batch__rpt_read(current, &b)) {
+        if (a.nomem || b.nomem) r = BATCH_ERR_NOMEM;
+    } else {
         r = BATCH_OK;
         fprintf(out, "status: %s -> %s\n", a.status, b.status);
         char t1[32], t2[32], t3[32];
@@ -5691,7 +5714,7 @@ BATCH_API batch_result batch_report_compare(const char* baseline, const char* cu
             else fprintf(out, "  #%lld: %s -> %s\n", y->id, x ? x->status : "(new)", y->status);
         }
         if (!changed && b.ntasks) fputs("no task changed status\n", out);
-        if (ferror(out)) r = BATCH_ERR_INVALID;
+        if (fflush(out) != 0 || ferror(out)) r = BATCH_ERR_IO;
     }
     if (a.tasks) BATCH_FREE(a.tasks, a.ctx);
     if (b.tasks) BATCH_FREE(b.tasks, b.ctx);

@@ -99,7 +99,7 @@ extern "C" {
     X(BATCH_ERR_THREAD,    -9, "could not create a thread") \
     X(BATCH_ERR_FAILED,   -10, "job failed") \
     X(BATCH_ERR_NOT_FOUND,-11, "no such task") \
-    X(BATCH_ERR_IO,       -12, "journal I/O error") \
+    X(BATCH_ERR_IO,       -12, "I/O error") \
     X(BATCH_ERR_CORRUPT,  -13, "journal is corrupt") \
     X(BATCH_ERR_MISMATCH, -14, "journal belongs to another job")
 
@@ -385,7 +385,8 @@ BATCH_API batch_result batch_graph_find(batch_graph* g, const char* name, batch_
    "cycle: a -> b -> c -> a"; names, or #id for unnamed tasks). msg may be NULL. */
 BATCH_API batch_result batch_graph_validate(batch_graph* g, char* msg, size_t msg_size);
 
-/* Graphviz DOT of the graph, each task coloured by its status after the last run. */
+/* Graphviz DOT of the graph, each task coloured by its status after the last run. BATCH_ERR_IO
+   when `out` reports a write error. */
 BATCH_API batch_result batch_graph_dump_dot(const batch_graph* g, FILE* out);
 
 /* ---------------------------------------------------------------------------------------------
@@ -717,8 +718,8 @@ BATCH_API batch_result batch_map_run(batch_pool* pool, const batch_map_desc* des
    in per mille), and for a graph one record per task (name, status, attempts, error, message,
    worker, start/end relative to the launch), for a map with keep_batches one per batch;
    strings are escaped. Text: a summary table fit for
-   a terminal, with the tasks that did not complete. BATCH_ERR_INVALID on NULL or when `out`
-   reports a write error (ferror). */
+   a terminal, with the tasks that did not complete. BATCH_ERR_INVALID on NULL, BATCH_ERR_IO when
+   `out` reports a write error (ferror). */
 BATCH_API batch_result batch_job_report_json(batch_job* job, FILE* out);
 BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out);
 /* One self-contained HTML file (no scripts, no fonts): the summary and, for a graph run with task
@@ -728,7 +729,8 @@ BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out);
 /* Compares two JSON reports (the text of baseline and current, NUL-terminated, as written by
    batch_job_report_json) and writes the differences as text: status, success rate, duration and
    count deltas, and the tasks (matched by name, else by id) whose status changed. Returns
-   BATCH_OK, or BATCH_ERR_INVALID when either text is not such a report. */
+   BATCH_OK, BATCH_ERR_INVALID when either text is not such a report, BATCH_ERR_NOMEM, or
+   BATCH_ERR_IO when `out` reports a write error. */
 BATCH_API batch_result batch_report_compare(const char* baseline_json, const char* current_json, FILE* out);
 
 /* Inside an item function: the batch's index. */

@@ -900,8 +900,9 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
         x->job = job;
         atomic_store_explicit(&x->status, BATCH_TASK_QUEUED, memory_order_relaxed);
         if (!batch__gnode_submit(job, x, 0)) {
-            /* out of task memory half-way: what was queued runs; the rest is settled here as
-               CANCELLED, and the job reports the error */
+            /* out of task memory half-way: the job stops. The roots not queued are settled here
+               as CANCELLED, the queued ones see the stop and end CANCELLED unless they already
+               started; the job reports the error */
             int e = BATCH__STOP_NONE;
             atomic_compare_exchange_strong(&job->stop, &e, BATCH__STOP_LAUNCH);
             job->launch_error = atomic_load(&pool->shutdown) ? BATCH_ERR_SHUTDOWN : BATCH_ERR_NOMEM;
@@ -1176,7 +1177,7 @@ BATCH_API batch_result batch_graph_dump_dot(const batch_graph* cg, FILE* out) {
         for (uint32_t k = g->succ_off[i]; k < g->succ_off[i + 1]; k++)
             fprintf(out, "  t%zu -> t%u;\n", i + 1, (unsigned)g->succ[k] + 1);
     fputs("}\n", out);
-    return ferror(out) ? BATCH_ERR_INVALID : BATCH_OK;
+    return (fflush(out) != 0 || ferror(out)) ? BATCH_ERR_IO : BATCH_OK;   /* the whole report reached the file */
 }
 
 #endif /* BATCH__GRAPH_C */

@@ -315,6 +315,12 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
     if (e) { batch__journal_free(j); return batch__errno_result(e); }
     j->h = h;
     if ((e = j->io.size(j->io.user, j->h, &size)) != 0) { r = batch__errno_result(e); goto fail; }
+    /* the buffer, as big as appends will ever need (a buffered journal's 64 KiB and a record):
+       no allocation while the job runs */
+    if (!batch__jreserve(j, BATCH__JREC + max_payload + (j->dur == BATCH_DURABLE_BUFFERED ? BATCH__JBUFFERED : 0))) {
+        r = BATCH_ERR_NOMEM;
+        goto fail;
+    }
     if (size < BATCH__JHEADER) {
         /* new, or a header cut short by a crash (then what is there is a prefix of ours) */
         if (size && ((e = batch__jread(j, hdr, (size_t)size, 0)) != 0)) { r = batch__errno_result(e); goto fail; }
@@ -322,7 +328,6 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
             r = memcmp(hdr, want, size < 8 ? (size_t)size : 8) == 0 ? BATCH_ERR_MISMATCH : BATCH_ERR_CORRUPT;
             goto fail;
         }
-        if (!batch__jreserve(j, BATCH__JHEADER)) { r = BATCH_ERR_NOMEM; goto fail; }
         memcpy(j->buf, want, BATCH__JHEADER);
         j->used = BATCH__JHEADER;
         j->end = 0;
@@ -337,7 +342,6 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
         batch__get32(hdr + 28) != batch__crc32c(hdr, 28)) { r = BATCH_ERR_CORRUPT; goto fail; }
     if (memcmp(hdr, want, BATCH__JHEADER) != 0) { r = BATCH_ERR_MISMATCH; goto fail; }
     /* records: replay the valid prefix; remember which were dropped (one bit each) */
-    if (!batch__jreserve(j, BATCH__JREC + max_payload)) { r = BATCH_ERR_NOMEM; goto fail; }
     uint64_t off = BATCH__JHEADER, kept_bytes = 0;
     size_t nrec = 0, capbits = 0;
     bool any_drop = false;
@@ -376,12 +380,13 @@ fail:
     return r;
 }
 
-/* Appends one record (any thread). BATCH_ERR_IO once any write has failed: the job stops. */
+/* Appends one record of at most max_payload bytes (any thread; no allocation: the buffer was
+   made at open). After a failed write every append fails: BATCH_ERR_IO (the job stops). */
 BATCH__PRIVATE batch_result batch__journal_append(batch__journal* j, const unsigned char* payload, size_t len) {
     batch__mutex_lock(&j->lock);
     batch_result r = BATCH_OK;
-    if (j->err) r = BATCH_ERR_IO;
-    else if (!batch__jreserve(j, j->used + BATCH__JREC + len)) { j->err = ENOMEM; r = BATCH_ERR_IO; }
+    if (j->err) r = batch__errno_result(j->err);
+    else if (len > j->max_payload || !batch__jreserve(j, j->used + BATCH__JREC + len)) { j->err = ENOMEM; r = BATCH_ERR_NOMEM; }
     else {
         unsigned char* p = j->buf + j->used;
         batch__put32(p, (uint32_t)len);
@@ -391,18 +396,18 @@ BATCH__PRIVATE batch_result batch__journal_append(batch__journal* j, const unsig
         j->unsynced++;
         if (j->dur != BATCH_DURABLE_BUFFERED || j->used >= BATCH__JBUFFERED) batch__jflush(j);
         if (j->dur == BATCH_DURABLE_MACHINE && j->unsynced >= j->sync_every) batch__jsync(j);
-        if (j->err) r = BATCH_ERR_IO;
+        if (j->err) r = batch__errno_result(j->err);
     }
     batch__mutex_unlock(&j->lock);
     return r;
 }
 
-/* Writes what is buffered, syncs (MACHINE), closes and frees: BATCH_ERR_IO if any write failed. */
+/* Writes what is buffered, syncs (MACHINE), closes and frees: the first failure's code. */
 BATCH__PRIVATE batch_result batch__journal_close(batch__journal* j) {
     if (!j) return BATCH_OK;
     batch__jflush(j);
     if (j->dur == BATCH_DURABLE_MACHINE) batch__jsync(j);
-    batch_result r = j->err ? BATCH_ERR_IO : BATCH_OK;
+    batch_result r = j->err ? batch__errno_result(j->err) : BATCH_OK;
     batch__journal_free(j);
     return r;
 }

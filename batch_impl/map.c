@@ -82,6 +82,8 @@ typedef struct batch__mjob {
     batch__batch_rec* recs;       /* keep_batches: one per delivered batch, under the lock */
     size_t nrecs, caprecs;
     batch__journal* jn;           /* NULL: no journal */
+    unsigned char* jrec;          /* one batch record */
+    batch_result io_error;        /* why the journal failed (BATCH__MSTOP_IO) */
     size_t* done_ranges;          /* unordered resume: sorted, coalesced [first, end) pairs */
     size_t ndone, capdone, done_at;
     uint64_t launch_ns, deadline_ns;
@@ -187,7 +189,7 @@ BATCH__PRIVATE void batch__map_count(batch__mjob* m, batch_batch_status st, size
     m->s.succeeded += succeeded;
     m->s.failed += failed;
     if (m->d.halt_error_ratio > 0 && m->s.failed &&
-        (double)m->s.failed > m->d.halt_error_ratio * (double)(m->s.succeeded + m->s.failed)) {
+        (double)m->s.failed / (double)(m->s.succeeded + m->s.failed) > m->d.halt_error_ratio) {
         int e = 0;
         atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_HALT);
     }
@@ -198,12 +200,11 @@ BATCH__PRIVATE void batch__map_count(batch__mjob* m, batch_batch_status st, size
    succeeded, failed (u64 each), then the batch's accumulator (acc_size bytes). */
 #define BATCH__JBATCH_LEN 48u
 
-/* Appends a delivered batch; job lock held. False: the journal failed (the job stops). */
-BATCH__PRIVATE bool batch__map_journal_batch(batch__mjob* m, const batch__mslot* sl) {
-    unsigned char head[BATCH__JBATCH_LEN];
+/* Appends a delivered batch; job lock held (m->jrec is the record's buffer, made at launch: no
+   allocation here). BATCH_OK, or why the journal failed (the job stops). */
+BATCH__PRIVATE batch_result batch__map_journal_batch(batch__mjob* m, const batch__mslot* sl) {
     size_t len = BATCH__JBATCH_LEN + m->d.acc_size;
-    unsigned char* rec = len <= sizeof head ? head : (unsigned char*)BATCH_MALLOC(len, m->alloc_ctx);
-    if (!rec) return false;
+    unsigned char* rec = m->jrec;
     memset(rec, 0, BATCH__JBATCH_LEN);
     rec[0] = BATCH__JKIND_MAP;
     rec[1] = (unsigned char)sl->status;
@@ -214,9 +215,7 @@ BATCH__PRIVATE bool batch__map_journal_batch(batch__mjob* m, const batch__mslot*
     batch__put64(rec + 32, sl->succeeded);
     batch__put64(rec + 40, sl->failed);
     if (m->d.acc_size) memcpy(rec + BATCH__JBATCH_LEN, sl->acc, m->d.acc_size);
-    bool ok = batch__journal_append(m->jn, rec, len) == BATCH_OK;
-    if (rec != head) BATCH_FREE(rec, m->alloc_ctx);
-    return ok;
+    return batch__journal_append(m->jn, rec, len);
 }
 
 /* Replays one batch record at launch (see batch__journal_open): counts it, folds its
@@ -461,10 +460,10 @@ BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
     batch__tls_map_locked = saved;
     /* journaled once delivered: a kill before this runs the batch again (on_batch sees it twice,
        the fold of the resumed job has it once) */
-    if (m->jn && !batch__map_journal_batch(m, sl)) {
-        int e = 0;
-        if (!atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_IO) && e != BATCH__MSTOP_IO)
-            atomic_store(&m->stop, BATCH__MSTOP_IO);   /* the journal's failure outranks a halt or cancel */
+    batch_result jr = m->jn ? batch__map_journal_batch(m, sl) : BATCH_OK;
+    if (jr != BATCH_OK) {
+        if (m->io_error == BATCH_OK) m->io_error = jr;
+        atomic_store(&m->stop, BATCH__MSTOP_IO);   /* the journal's failure outranks a halt or cancel */
     }
     if (m->d.keep_batches) {   /* out of memory: later batches are not kept (the map goes on) */
         if (m->nrecs == m->caprecs) {
@@ -601,7 +600,9 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     sl->succeeded = count - failed;
     sl->exec_ns = batch_now_ns() - t0;
     if (sl->failed == 0) sl->status = BATCH_BATCH_SUCCESS;
-    else if ((double)sl->failed <= d->error_threshold * (double)sl->count) sl->status = BATCH_BATCH_PARTIAL_SUCCESS;
+    /* the ratio itself, as documented (failed <= thr x count rounds the other way for, e.g.,
+       1 failure in 49 items with a threshold of 1.0 / 49) */
+    else if ((double)sl->failed / (double)sl->count <= d->error_threshold) sl->status = BATCH_BATCH_PARTIAL_SUCCESS;
     else sl->status = BATCH_BATCH_FAILED;
 }
 
@@ -609,6 +610,7 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
     batch__mslot* sl = (batch__mslot*)user;
     batch__mjob* m = sl->job;
     const batch_map_desc* d = &m->d;
+    bool counted = false;   /* the last attempt's exec_ns is in busy_ns already */
     for (;;) {
         if (sl->retry_due) {
             /* a retry waits in slices of at most BATCH__RETRY_POLL_NS, so that a cancel or the
@@ -617,25 +619,28 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
             if (batch__map_stopped(m, now)) {
                 sl->retry_due = 0;
                 atomic_store_explicit(&m->cut, 1, memory_order_relaxed);
-                break;   /* delivered as it is: FAILED, its last attempt's errors */
+                counted = true;
+                break;   /* delivered as it is: FAILED, its last attempt's errors; the retry never ran */
             }
             if (now < sl->retry_due) {
                 uint64_t left = sl->retry_due - now;
                 if (batch__mslot_requeue(p, sl, left < BATCH__RETRY_POLL_NS ? left : BATCH__RETRY_POLL_NS)) return;
             }
             sl->retry_due = 0;   /* due, or the delayed queue is out of memory: run now */
+            sl->retries_used++;  /* a retry counts when it runs */
+            batch__mutex_lock(&m->lock);
+            m->s.retries++;
+            batch__mutex_unlock(&m->lock);
         }
         batch__mslot_attempt(p, sl);
         if (sl->status != BATCH_BATCH_FAILED || sl->retries_used >= d->max_retries) break;
         uint64_t now = batch_now_ns();
         if (batch__map_stopped(m, now)) { atomic_store_explicit(&m->cut, 1, memory_order_relaxed); break; }
-        /* the whole batch again after base * 2^k; it keeps its slot */
+        /* the whole batch again after base * 2^k (k: retries so far); it keeps its slot */
         uint64_t delay = d->retry_base_ns;
         for (int k = 0; k < sl->retries_used && delay < d->retry_max_ns; k++) delay *= 2;
         if (delay > d->retry_max_ns) delay = d->retry_max_ns;
-        sl->retries_used++;
         batch__mutex_lock(&m->lock);
-        m->s.retries++;
         m->s.busy_ns += sl->exec_ns;
         batch__mutex_unlock(&m->lock);
         uint64_t due = now + (delay ? delay : 1);
@@ -644,7 +649,7 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
     }
     batch_event_info ev = { NULL, NULL, 0, sl->batch_index, sl->nerrors ? sl->errors[0].code : 0 };
     batch__mutex_lock(&m->lock);
-    m->s.busy_ns += sl->exec_ns;
+    if (!counted) m->s.busy_ns += sl->exec_ns;
     batch__map_finished(m, sl);
     batch__map_unlock_ev(m, batch__map_pump(m), &ev);
 }
@@ -668,6 +673,7 @@ BATCH__PRIVATE void batch__map_free_buffers(batch__mjob* m) {
     if (m->key) BATCH_FREE(m->key, ctx);
     if (m->recs) BATCH_FREE(m->recs, ctx);
     if (m->done_ranges) BATCH_FREE(m->done_ranges, ctx);
+    if (m->jrec) BATCH_FREE(m->jrec, ctx);
     if (m->jn) batch__journal_free(m->jn);   /* not closed by a finish: a failed launch */
 }
 
@@ -770,8 +776,10 @@ BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* 
     if (d->journal.path) {
         m->rerun_failed = d->journal.rerun_failed != 0;
         uint64_t fp = d->journal.fingerprint ? d->journal.fingerprint : batch__map_fingerprint(m);
-        r = batch__journal_open(&m->jn, &d->journal, BATCH__JKIND_MAP, fp, (uint32_t)d->acc_size,
-                                BATCH__JBATCH_LEN + d->acc_size, batch__map_replay, m, ctx);
+        m->jrec = (unsigned char*)BATCH_MALLOC(BATCH__JBATCH_LEN + d->acc_size, ctx);
+        r = m->jrec ? batch__journal_open(&m->jn, &d->journal, BATCH__JKIND_MAP, fp, (uint32_t)d->acc_size,
+                                          BATCH__JBATCH_LEN + d->acc_size, batch__map_replay, m, ctx)
+                    : BATCH_ERR_NOMEM;
         if (r == BATCH_OK && (r = batch__map_sort_ranges(m)) != BATCH_OK) { batch__journal_free(m->jn); m->jn = NULL; }
         if (r != BATCH_OK) { batch__map_free_buffers(m); batch__mutex_destroy(&m->lock); BATCH_FREE(m, ctx); return r; }
         d->journal.path = NULL;   /* borrowed: not kept */
@@ -838,7 +846,11 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
     }
     batch__job_wait_latch((batch_job*)m, &m->latch);
     if (m->jn) {
-        if (batch__journal_close(m->jn) != BATCH_OK) atomic_store(&m->stop, BATCH__MSTOP_IO);
+        batch_result cr = batch__journal_close(m->jn);
+        if (cr != BATCH_OK) {
+            if (m->io_error == BATCH_OK) m->io_error = cr;
+            atomic_store(&m->stop, BATCH__MSTOP_IO);
+        }
         m->jn = NULL;
     }
     batch_map_summary* s = &m->s;
@@ -858,7 +870,7 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
     } else if (stop == BATCH__MSTOP_NOMEM) {
         s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_NOMEM;
     } else if (stop == BATCH__MSTOP_IO) {
-        s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_IO;
+        s->status = BATCH_JOB_FAILED; s->result = m->io_error;
     } else if (s->failed) {
         s->status = s->succeeded ? BATCH_JOB_PARTIAL_FAILURE : BATCH_JOB_FAILED;
         s->result = s->batches_failed ? BATCH_ERR_FAILED : BATCH_PARTIAL;

@@ -107,7 +107,7 @@ BATCH_API batch_result batch_job_report_json(batch_job* job, FILE* out) {
         }
     }
     fputs("\n}\n", out);
-    return ferror(out) ? BATCH_ERR_INVALID : BATCH_OK;
+    return (fflush(out) != 0 || ferror(out)) ? BATCH_ERR_IO : BATCH_OK;   /* the whole report reached the file */
 }
 
 BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out) {
@@ -146,7 +146,7 @@ BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out) {
                 (unsigned long long)m->batches, (unsigned long long)m->batches_succeeded,
                 (unsigned long long)m->batches_partial, (unsigned long long)m->batches_failed, m->final_batch_size);
     }
-    return ferror(out) ? BATCH_ERR_INVALID : BATCH_OK;
+    return (fflush(out) != 0 || ferror(out)) ? BATCH_ERR_IO : BATCH_OK;   /* the whole report reached the file */
 }
 
 BATCH__PRIVATE void batch__html_text(FILE* out, const char* s) {
@@ -257,7 +257,7 @@ BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out) {
         fputs("</p>\n", out);
     }
     fputs("</body></html>\n", out);
-    return ferror(out) ? BATCH_ERR_INVALID : BATCH_OK;
+    return (fflush(out) != 0 || ferror(out)) ? BATCH_ERR_IO : BATCH_OK;   /* the whole report reached the file */
 }
 
 /* ---- reading reports back (batch_report_compare) ----------------------------------------- */
@@ -272,6 +272,7 @@ typedef struct batch__rpt {
     batch__rpt_task* tasks;
     size_t ntasks, cap;
     void* ctx;
+    bool nomem;                   /* reading failed for want of memory, not for the text */
 } batch__rpt;
 
 BATCH__PRIVATE const char* batch__js_ws(const char* p) { while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') p++; return p; }
@@ -342,7 +343,7 @@ BATCH__PRIVATE const char* batch__rpt_task_read(const char* p, batch__rpt* r) {
         if (r->cap >= BATCH__RPT_MAX_TASKS) return NULL;
         size_t ncap = r->cap ? r->cap * 2 : 64;
         batch__rpt_task* t = (batch__rpt_task*)BATCH_REALLOC(r->tasks, ncap * sizeof *t, r->ctx);
-        if (!t) return NULL;
+        if (!t) { r->nomem = true; return NULL; }
         r->tasks = t;
         r->cap = ncap;
     }
@@ -419,7 +420,9 @@ BATCH_API batch_result batch_report_compare(const char* baseline, const char* cu
     memset(&a, 0, sizeof a);
     memset(&b, 0, sizeof b);
     batch_result r = BATCH_ERR_INVALID;
-    if (batch__rpt_read(baseline, &a) && batch__rpt_read(current, &b)) {
+    if (!batch__rpt_read(baseline, &a) || !batch__rpt_read(current, &b)) {
+        if (a.nomem || b.nomem) r = BATCH_ERR_NOMEM;
+    } else {
         r = BATCH_OK;
         fprintf(out, "status: %s -> %s\n", a.status, b.status);
         char t1[32], t2[32], t3[32];
@@ -441,7 +444,7 @@ BATCH_API batch_result batch_report_compare(const char* baseline, const char* cu
             else fprintf(out, "  #%lld: %s -> %s\n", y->id, x ? x->status : "(new)", y->status);
         }
         if (!changed && b.ntasks) fputs("no task changed status\n", out);
-        if (ferror(out)) r = BATCH_ERR_INVALID;
+        if (fflush(out) != 0 || ferror(out)) r = BATCH_ERR_IO;
     }
     if (a.tasks) BATCH_FREE(a.tasks, a.ctx);
     if (b.tasks) BATCH_FREE(b.tasks, b.ctx);

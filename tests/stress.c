@@ -8,16 +8,12 @@
        FAILED: replay with build/stress --seed <iteration seed>
    and exits 1; a hung iteration (watchdog, BATCH_STRESS_WATCHDOG seconds, default 300) too.
 
-   usage: stress [--seed S] [--iterations N] [--minutes M] [--master-seed S] [--workers-max W]
-                 [--known-threshold-rounding] [-v]
+   usage: stress [--seed S] [--iterations N] [--minutes M] [--master-seed S] [--workers-max W] [-v]
      --seed S          replay exactly one iteration, the one with seed S
      --iterations N    run N iterations (default 200; with --minutes, at most N)
      --minutes M       run until M minutes are up (fractions allowed)
      --master-seed S   derive the iteration seeds from S (default: time and pid)
      --workers-max W   pools of 1..W workers (default 16), plus inline pools
-     --known-threshold-rounding
-                       accept batch.h's known threshold rounding (failed <= thr x size instead of
-                       failed / size <= thr, see map_check.h) and count the batches it touched
      -v                one line per iteration */
 #define _POSIX_C_SOURCE 200809L
 #define BATCH_IMPLEMENTATION
@@ -133,9 +129,8 @@ int main(int argc, char** argv) {
         else if (!strcmp(a, "--minutes") && v) { minutes = strtod(v, NULL); i++; }
         else if (!strcmp(a, "--workers-max") && v) { workers_max = atoi(v); i++; }
         else if (!strcmp(a, "-v")) verbose = verbose_maps = 1;
-        else if (!strcmp(a, "--known-threshold-rounding")) mc_known_threshold_rounding = 1;
         else {
-            fprintf(stderr, "usage: %s [--seed S] [--iterations N] [--minutes M] [--master-seed S] [--workers-max W] [--known-threshold-rounding] [-v]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--seed S] [--iterations N] [--minutes M] [--master-seed S] [--workers-max W] [-v]\n", argv[0]);
             return 2;
         }
     }
@@ -169,9 +164,6 @@ int main(int argc, char** argv) {
         run_iteration(seed, workers_max, &st);
     }
     alarm(0);
-    if (atomic_load(&mc_threshold_rounding_hits))
-        printf("stress: known threshold rounding accepted in %ld batch evaluations (failed / size == threshold, FAILED by batch.h)\n",
-               atomic_load(&mc_threshold_rounding_hits));
     double secs = (double)(batch_now_ns() - t0) / 1e9;
     printf("stress: %ld iterations passed (%ld graphs, %ld maps) in %.1f s, %.1f iterations/s\n", i, st.graphs, st.maps,
            secs, secs > 0 ? (double)i / secs : 0.0);

@@ -209,7 +209,6 @@ static void test_map_unordered_sum(void) {
 static void test_map_random(void) {
     uint64_t rng = test_seed ^ 0x3A9;
     batch_pool* inl = make_pool(BATCH_WORKERS_INLINE);
-    mc_known_threshold_rounding = 1;   /* the known threshold rounding of batch.h (map_check.h) */
     for (int round = 0; round < scaled(60); round++) {
         int w = (int)(test_rand(&rng) % 9);
         batch_pool* p = make_pool(w ? w : BATCH_WORKERS_INLINE);

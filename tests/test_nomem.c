@@ -174,9 +174,8 @@ static void test_nomem_fail_message(void) {
     CHECK_OK(batch_pool_destroy(p));
 }
 
-/* Reading reports back: the task array grows (64, 128, ...); out of memory nothing leaks.
-   batch_report_compare then answers BATCH_ERR_INVALID, not NOMEM (report.c cannot tell the two
-   apart: a known defect, reported with issue 6); either is accepted here. */
+/* Reading reports back: the task array grows (64, 128, ...); out of memory the answer is
+   BATCH_ERR_NOMEM (not INVALID: the text is fine) and nothing leaks. */
 static void test_nomem_report_compare(void) {
     batch_pool* p = make_pool(BATCH_WORKERS_INLINE);
     batch_graph* g = make_graph();
@@ -204,7 +203,7 @@ static void test_nomem_report_compare(void) {
         test_alloc_reset(TEST_FAIL_ONCE, n);
         batch_result r = batch_report_compare(json, json, null);
         test_alloc_reset(TEST_FAIL_NEVER, -1);
-        CHECK(r == BATCH_ERR_NOMEM || r == BATCH_ERR_INVALID);
+        CHECK_EQ(r, BATCH_ERR_NOMEM);
         refused++;
         CHECK_EQ(atomic_load(&test_live_bytes), live0);
     }
@@ -378,25 +377,14 @@ static void test_nomem_journal(void) {
                 long count;
                 batch_result r = jn_run(p, kind, path, &acc, &ran, n, &count);
                 if (!n) total = count;
-                if (r != full && r != BATCH_ERR_NOMEM && !(kind && r == BATCH_ERR_IO))
+                if (r != full && r != BATCH_ERR_NOMEM)
                     fprintf(stderr, "  kind %d resume %d: allocation %ld of %ld failed: %s\n", kind, resume, n, total, batch_result_string(r));
-                /* known defect (reported with issue 6): a map whose per-batch journal record
-                   cannot be allocated stops with BATCH_ERR_IO, not NOMEM (map.c,
-                   batch__map_journal_batch returns false for both) */
-                CHECK(r == full || r == BATCH_ERR_NOMEM || (kind && r == BATCH_ERR_IO));
+                CHECK(r == full || r == BATCH_ERR_NOMEM);   /* a journal never allocates while the job runs */
                 if (r != full) refused++;
                 else if (kind == 1 || kind == 2) CHECK_EQ(acc, want);
                 CHECK_EQ(atomic_load(&test_live_bytes), live0);
                 /* with memory, the same journal: the whole job's answer */
-                batch_result again = jn_run(p, kind, path, &acc, &ran, 0, NULL);
-                if (kind == 2 && r == BATCH_ERR_IO && again == BATCH_ERR_CORRUPT) {
-                    /* known defect (reported with issue 6): an ordered map stopped by a failed
-                       journal-record allocation leaves a journal the next launch refuses as
-                       CORRUPT (an unordered one resumes); start afresh */
-                    unlink(path);
-                    again = jn_run(p, kind, path, &acc, &ran, 0, NULL);
-                }
-                CHECK_EQ(again, full);
+                CHECK_EQ(jn_run(p, kind, path, &acc, &ran, 0, NULL), full);
                 if (kind == 1 || kind == 2) CHECK_EQ(acc, want);
                 CHECK_EQ(atomic_load(&test_live_bytes), live0);
             }

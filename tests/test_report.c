@@ -94,6 +94,17 @@ static void test_report_json_text(void) {
     CHECK(strstr(buf, "<rect"));
     CHECK_EQ(batch_job_report_json(NULL, stdout), BATCH_ERR_INVALID);
     CHECK_EQ(batch_job_report_json(job, NULL), BATCH_ERR_INVALID);
+    FILE* full = fopen("/dev/full", "w");   /* every write fails (ENOSPC): the report says so */
+    if (full) {
+        CHECK_EQ(batch_job_report_json(job, full), BATCH_ERR_IO);
+        clearerr(full);
+        CHECK_EQ(batch_job_report_text(job, full), BATCH_ERR_IO);
+        clearerr(full);
+        CHECK_EQ(batch_job_report_html(job, full), BATCH_ERR_IO);
+        clearerr(full);
+        CHECK_EQ(batch_graph_dump_dot(g, full), BATCH_ERR_IO);
+        fclose(full);
+    }
     CHECK_OK(batch_job_destroy(job));
     CHECK_OK(batch_graph_destroy(g));
 
