@@ -13,11 +13,11 @@ LDLIBS := -pthread -lm
 SAN_FLAGS := -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # The one ordered list of implementation parts (api.h comes first, then these).
-PARTS := batch_impl/internal.h batch_impl/platform.c batch_impl/deque.c batch_impl/pool.c batch_impl/job.c batch_impl/journal.c batch_impl/graph.c batch_impl/sizing.c batch_impl/map.c batch_impl/report.c
+PARTS := batch_impl/internal.h batch_impl/platform.c batch_impl/deque.c batch_impl/pool.c batch_impl/job.c batch_impl/journal.c batch_impl/graph.c batch_impl/sizing.c batch_impl/map.c batch_impl/report.c batch_impl/mpi.c
 
 TEST_SRC := tests/main.c tests/test.h $(wildcard tests/test_*.c) $(wildcard tests/*_check.h)
 STB_DS := $(STB_INCLUDE)/stb_ds.h
-EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
+EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(filter-out examples/mpi_map.c,$(wildcard examples/*.c)))
 
 .PHONY: all test asan tsan nothreads bench examples install check-amalgamation check-parts clean stb stress soak
 
@@ -185,6 +185,25 @@ analyze: batch.h | stb
 	    --suppress=missingIncludeSystem -DBATCH_IMPLEMENTATION -DCLOCK_MONOTONIC=1 -D_SC_NPROCESSORS_ONLN=84 tests/cpp_impl.c \
 	    && echo "cppcheck: 0 findings"
 .PHONY: analyze
+
+# ---- MPI (opt-in: Open MPI from Debian, openmpi-bin libopenmpi-dev) ---------------------------------
+# build/examples/mpi_map with mpicc, then its --test on 1..4 ranks x 1..2 workers (oversubscribed on
+# small machines; as root mpirun wants --allow-run-as-root).
+MPICC ?= mpicc
+MPIRUN ?= mpirun
+MPIRUN_FLAGS ?= --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
+build/examples/mpi_map: examples/mpi_map.c batch.h | stb
+	@mkdir -p $(@D)
+	$(MPICC) $(ALL_CFLAGS) -I. -o $@ $< $(LDLIBS)
+mpi-test: build/examples/mpi_map
+	@for np in 1 2 3 4; do for w in 1 2; do \
+	    echo "-- $$np ranks x $$w workers"; \
+	    OMPI_MCA_rmaps_base_oversubscribe=1 timeout 300 $(MPIRUN) $(MPIRUN_FLAGS) -np $$np ./build/examples/mpi_map --workers $$w --test \
+	        | tail -n 1 | tee build/mpi-test.last; \
+	    grep -q " 0 failed" build/mpi-test.last || exit 1; done; done
+	@echo "-- a slow rank (rank 1 sleeps 200 us per item), 3 ranks x 2 workers"
+	@timeout 300 $(MPIRUN) $(MPIRUN_FLAGS) -np 3 ./build/examples/mpi_map --slow-rank 1
+.PHONY: mpi-test
 
 # ---- fuzzing (clang's libFuzzer; not part of make test) ----------------------------------------
 FUZZ_SECONDS ?= 60

@@ -102,7 +102,8 @@ extern "C" {
     X(BATCH_ERR_NOT_FOUND,-11, "no such task") \
     X(BATCH_ERR_IO,       -12, "I/O error") \
     X(BATCH_ERR_CORRUPT,  -13, "journal is corrupt") \
-    X(BATCH_ERR_MISMATCH, -14, "journal belongs to another job")
+    X(BATCH_ERR_MISMATCH, -14, "journal belongs to another job") \
+    X(BATCH_ERR_MPI,      -15, "MPI error")
 
 #define BATCH__RESULT_ENUM(name, value, text) name = (value),
 typedef enum batch_result { BATCH_RESULTS(BATCH__RESULT_ENUM) BATCH_RESULT_FORCE32_ = 0x7fffffff } batch_result;
@@ -503,7 +504,8 @@ BATCH_API batch_result batch_job_cancel(batch_job* job);
 BATCH_API batch_result batch_job_destroy(batch_job* job);
 /* A progress snapshot of a running or finished job (graph or map). Any thread, until destroy. */
 BATCH_API batch_result batch_job_progress(batch_job* job, batch_progress* out);
-/* Launch + wait + destroy. */
+/* Launch + wait + destroy. When the launch fails, *summary is zero but for status FAILED and
+   result (the launch's code). */
 BATCH_API batch_result batch_graph_run(batch_pool* pool, batch_graph* g, const batch_run_desc* desc,
                                        batch_job_summary* summary);
 
@@ -710,7 +712,8 @@ BATCH_API batch_result batch_map_next(batch_job* job, const batch_batch** out);
    or the halt ratio was passed), BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT. batch_job_wait also
    works on map jobs (completed = items that succeeded, cancelled = unprocessed). */
 BATCH_API batch_result batch_map_wait(batch_job* job, batch_map_summary* summary, void* acc_out);
-/* Launch + wait + destroy. */
+/* Launch + wait + destroy. When the launch fails, *summary is zero but for status FAILED and
+   result (the launch's code); acc_out is not written. */
 BATCH_API batch_result batch_map_run(batch_pool* pool, const batch_map_desc* desc, batch_map_summary* summary,
                                      void* acc_out);
 /* ---------------------------------------------------------------------------------------------
@@ -736,6 +739,34 @@ BATCH_API batch_result batch_report_compare(const char* baseline_json, const cha
 
 /* Inside an item function: the batch's index. */
 BATCH_API size_t batch_ctx_batch_index(const batch_ctx* ctx);
+
+/* ---------------------------------------------------------------------------------------------
+   MAPS ACROSS PROCESSES: MPI (define BATCH_MPI and include <mpi.h> before batch.h)
+   batch_mpi_map runs one map over every rank of comm, each rank on its own pool, with the
+   semantics of batch_map_run: rank 0 cuts the input into batches (the same sizing: explicit,
+   class, key or adaptive from the cost every rank measures) and hands them out as ranks ask for
+   them; a rank asks only when it has room (max_in_flight, 0: 4 x its workers), so fast ranks
+   get more. Each batch runs whole on one rank with the threshold and retry rules; its
+   accumulator travels to rank 0, which delivers, folds (ordered: in batch order, the same
+   bytes as a one-process run for any number of ranks and workers), journals and halts exactly
+   as batch_map_run. Every rank returns the same result, final accumulator and merged summary
+   (busy time and retries summed over ranks); per_rank (NULL, or comm-size entries) gets each
+   rank's share.
+   Collective: every rank calls it with an equivalent desc (count, result_size, acc_size,
+   ordered and batch sizing the same; functions and user_data are each rank's own). Items are
+   indices: pull sources, on_batch and the iterator are BATCH_ERR_INVALID (on every rank).
+   progress, timeout_ns and the journal are rank 0's: a cancel from its progress callback or
+   the deadline stops every rank (running batches see batch_should_stop). MPI calls happen on
+   the calling thread only (MPI_THREAD_FUNNELED is enough); batch.h talks on a duplicate of comm.
+   A failing MPI call ends the map with BATCH_ERR_MPI; MPI itself does not survive a dead rank
+   (the job aborts): rerun it with the same journal on rank 0 to resume. */
+#if defined(BATCH_MPI)
+typedef struct batch_mpi_rank_stats {
+    uint64_t batches, items, succeeded, failed, retries, busy_ns;
+} batch_mpi_rank_stats;
+BATCH_API batch_result batch_mpi_map(MPI_Comm comm, batch_pool* pool, const batch_map_desc* desc,
+                                     batch_map_summary* summary, void* acc_out, batch_mpi_rank_stats* per_rank);
+#endif
 
 /* ---------------------------------------------------------------------------------------------
    THREAD SAFETY AND CALLBACKS
@@ -4072,7 +4103,10 @@ BATCH_API batch_result batch_job_destroy(batch_job* job) {
 BATCH_API batch_result batch_graph_run(batch_pool* pool, batch_graph* g, const batch_run_desc* desc, batch_job_summary* summary) {
     batch_job* job;
     batch_result r = batch_graph_launch(pool, g, desc, &job);
-    if (r != BATCH_OK) return r;
+    if (r != BATCH_OK) {   /* nothing ran: a defined summary all the same */
+        if (summary) { memset(summary, 0, sizeof *summary); summary->status = BATCH_JOB_FAILED; summary->result = r; }
+        return r;
+    }
     r = batch_job_wait(job, summary);
     batch_job_destroy(job);
     return r;
@@ -4347,9 +4381,29 @@ typedef struct batch__mslot {
     uint64_t exec_ns, retry_due;  /* retry_due: a retry waits until then (0: not waiting) */
     uint64_t start_ns;            /* of the last attempt */
     int retries_used, worker;
+    bool unrun;                   /* coordinator: handed out, never run (see batch__map_unrun) */
     struct batch__mslot* next;    /* free list, iterator queue, submit list */
     batch_batch view;
 } batch__mslot;
+
+/* Maps spread over processes (mpi.c) use two internal modes of a map job:
+   - an executor runs batches whose ranges are pushed to it (batch__map_push_range) instead of
+     cutting its own input; finished batches wait, as for the iterator, until taken
+     (batch__map_take), then free their slot;
+   - a coordinator cuts the input, sizes, delivers in order, folds, journals and halts as any
+     map, but runs no item: its dispatched batches wait in a list (batch__map_take_dispatched)
+     until their results are filled in (batch__map_complete). */
+enum { BATCH__EXT_EXECUTOR = 1, BATCH__EXT_COORDINATOR };
+typedef struct batch__range { size_t index, first, count; } batch__range;
+typedef struct batch__map_ext {
+    int mode;
+    int threads;                  /* coordinator: the workers of every process (sizing) */
+    batch__range* ranges;         /* executor: a ring of pushed ranges, nslots long */
+    size_t rhead, rcount;
+    bool closed;                  /* executor: no range will be pushed again */
+    struct batch__mslot* dhead;   /* coordinator: dispatched slots not taken yet */
+    struct batch__mslot** dtail;
+} batch__map_ext;
 
 /* A delivered batch, kept for the reports when desc.keep_batches is set. */
 typedef struct batch__batch_rec {
@@ -4394,6 +4448,7 @@ typedef struct batch__mjob {
     void* slot_accs;              /* the slots' accumulators, a cache line apart (no false sharing) */
     batch__batch_rec* recs;       /* keep_batches: one per delivered batch, under the lock */
     size_t nrecs, caprecs;
+    batch__map_ext* ext;          /* NULL: a plain map (see batch__map_ext) */
     batch__journal* jn;           /* NULL: no journal */
     unsigned char* jrec;          /* one batch record */
     batch_result io_error;        /* why the journal failed (BATCH__MSTOP_IO) */
@@ -4658,8 +4713,13 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
         if (atomic_load_explicit(&m->stop, memory_order_relaxed) || m->input_done) { batch__map_release_token(m); break; }
         if (!m->free_slots) break;
         if (m->d.max_concurrent_batches && m->running >= m->d.max_concurrent_batches) break;
-        size_t size = batch__map_next_size(m);
-        if (!m->d.pull_fn && size > m->d.count - m->next_item) size = m->d.count - m->next_item;
+        batch__map_ext* x = m->ext && m->ext->mode == BATCH__EXT_EXECUTOR ? m->ext : NULL;
+        if (x && !x->rcount) {   /* an executor waits for ranges, or ends once none will come */
+            if (x->closed) { m->input_done = true; continue; }
+            break;
+        }
+        size_t size = x ? x->ranges[x->rhead].count : batch__map_next_size(m);
+        if (!x && !m->d.pull_fn && size > m->d.count - m->next_item) size = m->d.count - m->next_item;
         if (size > room) size = room;   /* a batch stops where the journal's done items begin */
         batch__mslot* sl = m->free_slots;
         if (!batch__slot_reserve(m, sl, size)) {
@@ -4670,36 +4730,52 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
             }
             break;
         }
-        size_t n = 0;
-        if (m->d.pull_fn) {
-            batch_job* saved = batch__tls_map_locked;
-            batch__tls_map_locked = (batch_job*)m;
-            while (n < size) {
-                void* p = NULL;
-                if (!m->d.pull_fn(m->d.user_data, &p)) { m->input_done = true; break; }
-                sl->items[n].index = m->next_item + n;
-                sl->items[n].ptr = p;
-                n++;
-            }
-            batch__tls_map_locked = saved;
+        size_t n = 0, index, first;
+        if (x) {
+            const batch__range* rg = &x->ranges[x->rhead];
+            x->rhead = (x->rhead + 1) % (size_t)m->nslots;
+            x->rcount--;
+            n = rg->count;
+            index = rg->index;
+            first = rg->first;
         } else {
-            n = size;
-            if (m->next_item + n >= m->d.count) m->input_done = true;
+            if (m->d.pull_fn) {
+                batch_job* saved = batch__tls_map_locked;
+                batch__tls_map_locked = (batch_job*)m;
+                while (n < size) {
+                    void* p = NULL;
+                    if (!m->d.pull_fn(m->d.user_data, &p)) { m->input_done = true; break; }
+                    sl->items[n].index = m->next_item + n;
+                    sl->items[n].ptr = p;
+                    n++;
+                }
+                batch__tls_map_locked = saved;
+            } else {
+                n = size;
+                if (m->next_item + n >= m->d.count) m->input_done = true;
+            }
+            if (n == 0) { m->input_done = true; continue; }
+            index = m->next_batch++;
+            first = m->next_item;
+            m->next_item += n;
         }
-        if (n == 0) { m->input_done = true; continue; }
         m->free_slots = sl->next;
         sl->next = NULL;
         sl->state = BATCH__SLOT_RUNNING;
-        sl->batch_index = m->next_batch++;
-        sl->first = m->next_item;
+        sl->batch_index = index;
+        sl->first = first;
         sl->count = n;
         sl->retries_used = 0;
-        m->next_item += n;
         m->running++;
         if (++m->conc_now > m->s.peak_concurrent_batches) m->s.peak_concurrent_batches = m->conc_now;
         batch_counter_add(&m->latch, 1);
         *tail = sl;
         tail = &sl->next;
+    }
+    if (out && m->ext && m->ext->mode == BATCH__EXT_COORDINATOR) {   /* for another process to run */
+        *m->ext->dtail = out;
+        m->ext->dtail = tail;
+        return NULL;
     }
     return out;
 }
@@ -4747,6 +4823,13 @@ BATCH__PRIVATE void batch__slot_free(batch__mjob* m, batch__mslot* sl) {
 
 /* Job lock held: combine, count, call on_batch, then free the slot or queue it for next(). */
 BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
+    if (sl->unrun) {   /* nothing to deliver: its items were never processed */
+        sl->unrun = false;
+        m->s.unprocessed += sl->count;
+        atomic_store_explicit(&m->cut, 1, memory_order_relaxed);
+        batch__slot_free(m, sl);
+        return;
+    }
     batch_batch* v = &sl->view;
     v->batch_index = sl->batch_index;
     v->first_index = sl->first;
@@ -4767,7 +4850,7 @@ BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
     v->worker = sl->worker;
     batch_job* saved = batch__tls_map_locked;
     batch__tls_map_locked = (batch_job*)m;
-    if (v->acc) m->d.combine_fn(m->acc, sl->acc, m->d.user_data);
+    if (v->acc && !(m->ext && m->ext->mode == BATCH__EXT_EXECUTOR)) m->d.combine_fn(m->acc, sl->acc, m->d.user_data);   /* an executor's batches fold on rank 0 */
     batch__map_count(m, sl->status, sl->succeeded, sl->failed);
     if (m->d.on_batch) m->d.on_batch(v, m->d.user_data);
     batch__tls_map_locked = saved;
@@ -4808,7 +4891,7 @@ BATCH__PRIVATE void batch__map_finished(batch__mjob* m, batch__mslot* sl) {
     m->running--;
     m->conc_now--;
     sl->state = BATCH__SLOT_FINISHED;
-    if (m->adaptive && sl->count) {
+    if (m->adaptive && sl->count && !sl->unrun) {
         uint64_t x = sl->exec_ns * 16 / sl->count;
         m->ema_ns = m->ema_ns ? (m->ema_ns * 3 + x) / 4 : x;
     }
@@ -4919,6 +5002,16 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     else sl->status = BATCH_BATCH_FAILED;
 }
 
+/* A batch's last attempt is over: count its time (and retries run elsewhere), deliver, refill. */
+BATCH__PRIVATE void batch__mslot_done(batch__mjob* m, batch__mslot* sl, uint64_t busy_ns, uint64_t retries) {
+    batch_event_info ev = { NULL, NULL, 0, sl->batch_index, sl->nerrors ? sl->errors[0].code : 0 };
+    batch__mutex_lock(&m->lock);
+    m->s.busy_ns += busy_ns;
+    m->s.retries += retries;
+    batch__map_finished(m, sl);
+    batch__map_unlock_ev(m, batch__map_pump(m), &ev);
+}
+
 BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
     batch__mslot* sl = (batch__mslot*)user;
     batch__mjob* m = sl->job;
@@ -4960,11 +5053,7 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
         if (m->deadline_ns && due > m->deadline_ns) due = m->deadline_ns;   /* wake to settle */
         sl->retry_due = due;
     }
-    batch_event_info ev = { NULL, NULL, 0, sl->batch_index, sl->nerrors ? sl->errors[0].code : 0 };
-    batch__mutex_lock(&m->lock);
-    if (!counted) m->s.busy_ns += sl->exec_ns;
-    batch__map_finished(m, sl);
-    batch__map_unlock_ev(m, batch__map_pump(m), &ev);
+    batch__mslot_done(m, sl, counted ? 0 : sl->exec_ns, 0);
 }
 
 /* ---- launch --------------------------------------------------------------------------------- */
@@ -5022,7 +5111,7 @@ BATCH__PRIVATE batch_result batch__map_check(const batch_map_desc* d) {
 
 static const batch__job_ops batch__map_job_ops;   /* defined below */
 
-BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* desc, batch_job** out) {
+BATCH__PRIVATE batch_result batch__map_launch_ext(batch_pool* pool, const batch_map_desc* desc, batch__map_ext* ext, batch_job** out) {
     if (!out) return BATCH_ERR_INVALID;
     *out = NULL;
     if (!pool || !desc) return BATCH_ERR_INVALID;
@@ -5040,6 +5129,8 @@ BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* 
     batch_map_desc* d = &m->d;
     if (!batch__mutex_init(&m->lock)) { BATCH_FREE(m, ctx); return BATCH_ERR_NOMEM; }
     m->threads = batch_pool_workers(pool) ? batch_pool_workers(pool) : 1;
+    m->ext = ext;
+    if (ext && ext->threads) m->threads = ext->threads;
     if (!d->retry_base_ns) d->retry_base_ns = 1000000u;
     if (!d->retry_max_ns) d->retry_max_ns = 60ull * 1000000000u;
     if (!d->max_in_flight) d->max_in_flight = 4 * m->threads;
@@ -5104,12 +5195,13 @@ BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* 
     return BATCH_OK;
 }
 
+BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* desc, batch_job** out) {
+    return batch__map_launch_ext(pool, desc, NULL, out);
+}
+
 /* ---- consuming --------------------------------------------------------------------------- */
-BATCH_API batch_result batch_map_next(batch_job* pub, const batch_batch** out) {
-    if (!out) return BATCH_ERR_INVALID;
-    *out = NULL;
-    batch__mjob* m = (batch__mjob*)pub;
-    if (!m || m->head.ops != &batch__map_job_ops || !m->d.iterate) return BATCH_ERR_INVALID;
+/* batch_map_next; block = false: *out stays NULL when no batch is ready now. */
+BATCH__PRIVATE void batch__map_next(batch__mjob* m, const batch_batch** out, bool block) {
     batch__mslot* list = NULL;
     batch__mutex_lock(&m->lock);
     if (m->held) {
@@ -5132,6 +5224,7 @@ BATCH_API batch_result batch_map_next(batch_job* pub, const batch_batch** out) {
             for (int i = 0; i < m->nslots; i++) if (m->slots[i].state != BATCH__SLOT_FREE) all_free = false;
             if (all_free) break;
         }
+        if (!block) break;
         m->consumer_waiting = true;
         batch_counter_add(&m->avail, 1);
         batch__map_unlock(m, list);   /* the job outlives this call: the consumer destroys it */
@@ -5140,6 +5233,14 @@ BATCH_API batch_result batch_map_next(batch_job* pub, const batch_batch** out) {
         batch__mutex_lock(&m->lock);
     }
     batch__map_unlock(m, list);
+}
+
+BATCH_API batch_result batch_map_next(batch_job* pub, const batch_batch** out) {
+    if (!out) return BATCH_ERR_INVALID;
+    *out = NULL;
+    batch__mjob* m = (batch__mjob*)pub;
+    if (!m || m->head.ops != &batch__map_job_ops || !m->d.iterate) return BATCH_ERR_INVALID;
+    batch__map_next(m, out, true);
     return BATCH_OK;
 }
 
@@ -5169,7 +5270,7 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
     batch_map_summary* s = &m->s;
     s->wall_ns = batch_now_ns() - m->launch_ns;
     s->items = s->succeeded + s->failed;
-    if (!m->d.pull_fn) s->unprocessed = m->d.count - m->next_item;
+    if (!m->d.pull_fn) s->unprocessed += m->d.count - m->next_item;   /* += : batches handed out, never run (mpi.c) */
     s->success_rate = s->items ? (double)s->succeeded / (double)s->items : 1.0;
     s->parallel_efficiency = s->wall_ns ? (double)s->busy_ns / ((double)s->wall_ns * m->threads) : 0.0;
     int stop = atomic_load(&m->stop);
@@ -5210,10 +5311,131 @@ BATCH_API batch_result batch_map_wait(batch_job* pub, batch_map_summary* summary
 BATCH_API batch_result batch_map_run(batch_pool* pool, const batch_map_desc* desc, batch_map_summary* summary, void* acc_out) {
     batch_job* job;
     batch_result r = batch_map_launch(pool, desc, &job);
-    if (r != BATCH_OK) return r;
+    if (r != BATCH_OK) {   /* nothing ran: a defined summary all the same (acc_out untouched) */
+        if (summary) { memset(summary, 0, sizeof *summary); summary->status = BATCH_JOB_FAILED; summary->result = r; }
+        return r;
+    }
     r = batch_map_wait(job, summary, acc_out);
     batch_job_destroy(job);
     return r;
+}
+
+/* ---- the modes of mpi.c (see batch__map_ext); any thread, job lock taken inside ---------- */
+/* Executor: slots that can take a range now (free, and not promised to a queued range). */
+BATCH__PRIVATE int batch__map_room(batch__mjob* m) {
+    batch__mutex_lock(&m->lock);
+    int n = 0;
+    for (batch__mslot* x = m->free_slots; x; x = x->next) n++;
+    n -= (int)m->ext->rcount;
+    batch__mutex_unlock(&m->lock);
+    return n;
+}
+/* Executor: queues a range (false when the ring is full); it starts when a slot is free. */
+BATCH__PRIVATE bool batch__map_push_range(batch__mjob* m, size_t index, size_t first, size_t count) {
+    batch__map_ext* x = m->ext;
+    batch__mutex_lock(&m->lock);
+    if (x->rcount == (size_t)m->nslots || x->closed) { batch__mutex_unlock(&m->lock); return false; }
+    batch__range* r = &x->ranges[(x->rhead + x->rcount++) % (size_t)m->nslots];
+    r->index = index;
+    r->first = first;
+    r->count = count;
+    batch__map_unlock(m, batch__map_pump(m));
+    return true;
+}
+/* Executor: no more ranges; the job ends once the queued ones are done. */
+BATCH__PRIVATE void batch__map_close_input(batch__mjob* m) {
+    batch__mutex_lock(&m->lock);
+    m->ext->closed = true;
+    batch__map_unlock(m, batch__map_pump(m));
+}
+/* Executor: the next finished batch, or NULL (the one returned before is freed). */
+BATCH__PRIVATE const batch_batch* batch__map_take(batch__mjob* m) {
+    const batch_batch* b = NULL;
+    batch__map_next(m, &b, false);
+    return b;
+}
+/* Both: no batch will start again and every slot is free (batch_map_wait returns at once). */
+BATCH__PRIVATE bool batch__map_idle(batch__mjob* m) {
+    batch__mutex_lock(&m->lock);
+    bool idle = m->token_released && !m->held && !m->iq_head;
+    for (int i = 0; idle && i < m->nslots; i++) idle = m->slots[i].state == BATCH__SLOT_FREE;
+    batch__mutex_unlock(&m->lock);
+    return idle;
+}
+/* Coordinator: true once no batch will be dispatched again (the input ended, or a stop). */
+BATCH__PRIVATE bool batch__map_dispatch_over(batch__mjob* m) {
+    batch__mutex_lock(&m->lock);
+    bool over = m->token_released && !m->ext->dhead;
+    batch__mutex_unlock(&m->lock);
+    return over;
+}
+/* Coordinator: takes the dispatched slots (a list through ->next), in batch order. */
+BATCH__PRIVATE batch__mslot* batch__map_take_dispatched(batch__mjob* m) {
+    batch__mutex_lock(&m->lock);
+    batch__mslot* list = m->ext->dhead;
+    m->ext->dhead = NULL;
+    m->ext->dtail = &m->ext->dhead;
+    batch__mutex_unlock(&m->lock);
+    return list;
+}
+/* Coordinator: the dispatched slot of batch `index`, or NULL. */
+BATCH__PRIVATE batch__mslot* batch__map_find_running(batch__mjob* m, size_t index) {
+    batch__mslot* found = NULL;
+    batch__mutex_lock(&m->lock);
+    for (int i = 0; i < m->nslots && !found; i++)
+        if (m->slots[i].state == BATCH__SLOT_RUNNING && m->slots[i].batch_index == index) found = &m->slots[i];
+    batch__mutex_unlock(&m->lock);
+    return found;
+}
+/* Executor: takes back the ranges not started yet (at most cap, into out) and stops the job:
+   nothing new starts, running items see batch_should_stop when cancel is set. */
+BATCH__PRIVATE size_t batch__map_drop_ranges(batch__mjob* m, batch__range* out, size_t cap, bool cancel) {
+    batch__map_ext* x = m->ext;
+    batch__mutex_lock(&m->lock);
+    size_t n = 0;
+    while (x->rcount && n < cap) {
+        out[n++] = x->ranges[x->rhead];
+        x->rhead = (x->rhead + 1) % (size_t)m->nslots;
+        x->rcount--;
+    }
+    x->closed = true;
+    if (cancel) {
+        int e = 0;
+        atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_CANCEL);
+    }
+    batch__map_unlock(m, batch__map_pump(m));
+    return n;
+}
+/* Executor: ranges queued, not started. */
+BATCH__PRIVATE size_t batch__map_queued_ranges(batch__mjob* m) {
+    batch__mutex_lock(&m->lock);
+    size_t n = m->ext->rcount;
+    batch__mutex_unlock(&m->lock);
+    return n;
+}
+/* Coordinator: a dispatched batch that will never run (its rank stopped first): its slot is
+   freed undelivered and its items count as unprocessed. */
+BATCH__PRIVATE void batch__map_unrun(batch__mjob* m, batch__mslot* sl) {
+    batch__mutex_lock(&m->lock);
+    sl->unrun = true;
+    batch__map_finished(m, sl);   /* in order, when ordered: later batches may wait for it */
+    batch__map_unlock(m, batch__map_pump(m));
+}
+
+/* Coordinator: a dispatched batch's outcome, run elsewhere; acc: its accumulator (NULL when
+   FAILED). Delivered, folded and journaled as if it had run here. */
+BATCH__PRIVATE void batch__map_complete(batch__mjob* m, batch__mslot* sl, batch_batch_status status, size_t succeeded,
+                                        size_t failed, int retries_used, uint64_t exec_ns, const void* acc) {
+    sl->status = status;
+    sl->succeeded = succeeded;
+    sl->failed = failed;
+    sl->retries_used = retries_used;
+    sl->exec_ns = exec_ns;
+    sl->start_ns = batch_now_ns() - exec_ns;
+    sl->nerrors = 0;
+    sl->worker = -1;
+    if (m->d.acc_size && acc) memcpy(sl->acc, acc, m->d.acc_size);
+    batch__mslot_done(m, sl, exec_ns, (uint64_t)retries_used);
 }
 
 BATCH__PRIVATE batch_result batch__map_job_wait(batch_job* pub, batch_job_summary* out) {
@@ -5723,6 +5945,397 @@ BATCH_API batch_result batch_report_compare(const char* baseline, const char* cu
 
 #endif /* BATCH__REPORT_C */
 /* ---- end batch_impl/report.c ---- */
+/* ---- begin batch_impl/mpi.c ---- */
+/* mpi.c - batched maps across MPI ranks (BATCH_MPI only; see "MAPS ACROSS PROCESSES").
+
+   Every rank runs an executor (map.c's executor mode: batches whose ranges are pushed to it, on
+   the rank's own pool, with the threshold and whole-batch retry rules). Rank 0 also runs the
+   coordinator (map.c's coordinator mode: the map's own input cutting, sizing, ordered delivery,
+   fold, journal and halt, but no items) and hands its batches to the ranks that asked for
+   work, its own executor included. All MPI calls happen on the calling thread of each rank.
+
+   Messages (on a duplicate of the user's communicator, so they never meet the user's):
+     REQ    rank -> 0   int32: room for k more batches (k > 0), or -1: done, nothing follows
+     WORK   0 -> rank   u64[3]: batch index, first item, count; count 0: stop (index 1: cancel)
+     RESULT rank -> 0   u64[6] index, status (0xff: not run), succeeded, failed, retries,
+                        exec_ns; then the batch's accumulator (acc_size bytes)
+   Messages from one rank arrive in the order sent (MPI's non-overtaking rule, one receive
+   pattern for all tags), so its DONE comes after all its results. */
+#ifndef BATCH__MPI_C
+#define BATCH__MPI_C
+#ifndef BATCH_SINGLE_FILE
+#  include "report.c"
+#endif
+#if defined(BATCH_MPI)
+
+enum { BATCH__TAG_REQ = 7301, BATCH__TAG_WORK, BATCH__TAG_RESULT };
+enum { BATCH__RESULT_WORDS = 6, BATCH__HELLO_WORDS = 10 };
+#define BATCH__UNRUN 0xffu
+#define BATCH__MPI_IDLE_NS 20000   /* a loop with nothing to do sleeps this long */
+
+typedef struct batch__mpi {
+    MPI_Comm comm;
+    int rank, size;
+    batch_result err;             /* BATCH_ERR_MPI after the first failed call */
+    size_t acc_size;
+    unsigned char* buf;           /* one RESULT message */
+    batch__mjob* exec;            /* this rank's executor */
+    batch__map_ext exec_ext;
+    batch__range* dropped;        /* ranges an executor took back (K of them at most) */
+    int k;                        /* this rank's room: executor slots */
+} batch__mpi;
+
+BATCH__PRIVATE bool batch__mpi_ok(batch__mpi* c, int rc) {
+    if (rc != MPI_SUCCESS && c->err == BATCH_OK) c->err = BATCH_ERR_MPI;
+    return rc == MPI_SUCCESS && c->err == BATCH_OK;
+}
+
+BATCH__PRIVATE void batch__mpi_nap(void) {
+    struct timespec ts = { 0, BATCH__MPI_IDLE_NS };
+    nanosleep(&ts, NULL);
+}
+
+/* Sends one finished (or, status BATCH__UNRUN, never run) batch to rank 0; on rank 0 the
+   coordinator takes it directly. */
+BATCH__PRIVATE void batch__mpi_send_result(batch__mpi* c, batch__mjob* coord, uint64_t index, unsigned status, uint64_t succeeded,
+                                           uint64_t failed, uint64_t retries, uint64_t exec_ns, const void* acc) {
+    if (c->rank == 0) {
+        batch__mslot* sl = batch__map_find_running(coord, (size_t)index);
+        if (!sl) { c->err = BATCH_ERR_MPI; return; }   /* cannot happen: a protocol error */
+        if (status == BATCH__UNRUN) batch__map_unrun(coord, sl);
+        else batch__map_complete(coord, sl, (batch_batch_status)status, (size_t)succeeded, (size_t)failed, (int)retries, exec_ns, acc);
+        return;
+    }
+    uint64_t w[BATCH__RESULT_WORDS] = { index, status, succeeded, failed, retries, exec_ns };
+    memcpy(c->buf, w, sizeof w);
+    if (c->acc_size) {
+        if (acc) memcpy(c->buf + sizeof w, acc, c->acc_size);
+        else memset(c->buf + sizeof w, 0, c->acc_size);
+    }
+    batch__mpi_ok(c, MPI_Send(c->buf, (int)(sizeof w + c->acc_size), MPI_BYTE, 0, BATCH__TAG_RESULT, c->comm));
+}
+
+/* Forwards what this rank's executor finished. True when it did anything. */
+BATCH__PRIVATE bool batch__mpi_drain(batch__mpi* c, batch__mjob* coord) {
+    bool any = false;
+    const batch_batch* b;
+    while (c->err == BATCH_OK && (b = batch__map_take(c->exec)) != NULL) {
+        batch__mpi_send_result(c, coord, b->batch_index, (unsigned)b->status, b->succeeded, b->failed,
+                               (uint64_t)b->retries_used, b->exec_ns, b->acc);
+        any = true;
+    }
+    return any;
+}
+
+/* Stops this rank's executor: the ranges it had not started go back as not run. */
+BATCH__PRIVATE void batch__mpi_stop_exec(batch__mpi* c, batch__mjob* coord, bool cancel) {
+    size_t n = batch__map_drop_ranges(c->exec, c->dropped, (size_t)c->k, cancel);
+    for (size_t i = 0; i < n; i++) batch__mpi_send_result(c, coord, c->dropped[i].index, BATCH__UNRUN, 0, 0, 0, 0, NULL);
+}
+
+/* ---- rank 0 --------------------------------------------------------------------------------- */
+BATCH__PRIVATE void batch__mpi_coordinate(batch__mpi* c, batch__mjob* coord) {
+    int* want = (int*)BATCH_MALLOC((size_t)c->size * 2 * sizeof(int), coord->alloc_ctx);
+    if (!want) { c->err = BATCH_ERR_NOMEM; return; }
+    int* state = want + c->size;   /* 0 working, 1 sent STOP, 2 DONE received */
+    for (int r = 0; r < c->size; r++) { want[r] = 0; state[r] = r == 0 ? 2 : 0; }
+    batch__mslot* queue = NULL;    /* dispatched, not handed out yet (batch order) */
+    batch__mslot** qtail = &queue;
+    int next_rank = 1;
+    bool exec_stopped = false;
+    unsigned char* msg = c->buf;
+    while (c->err == BATCH_OK) {
+        bool any = false;
+        /* messages from the other ranks */
+        for (;;) {
+            int flag = 0;
+            MPI_Status st;
+            if (!batch__mpi_ok(c, MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, c->comm, &flag, &st)) || !flag) break;
+            any = true;
+            int src = st.MPI_SOURCE;
+            if (st.MPI_TAG == BATCH__TAG_REQ) {
+                int k = 0;
+                if (!batch__mpi_ok(c, MPI_Recv(&k, 1, MPI_INT, src, BATCH__TAG_REQ, c->comm, MPI_STATUS_IGNORE))) break;
+                if (k < 0) state[src] = 2;
+                else if (state[src] == 0) want[src] += k;
+            } else if (st.MPI_TAG == BATCH__TAG_RESULT) {
+                int bytes = 0;
+                MPI_Get_count(&st, MPI_BYTE, &bytes);
+                if (bytes != (int)(BATCH__RESULT_WORDS * sizeof(uint64_t) + c->acc_size)) { c->err = BATCH_ERR_MPI; break; }
+                if (!batch__mpi_ok(c, MPI_Recv(msg, bytes, MPI_BYTE, src, BATCH__TAG_RESULT, c->comm, MPI_STATUS_IGNORE))) break;
+                uint64_t w[BATCH__RESULT_WORDS];
+                memcpy(w, msg, sizeof w);
+                batch__mslot* sl = batch__map_find_running(coord, (size_t)w[0]);
+                if (!sl) { c->err = BATCH_ERR_MPI; break; }
+                if (w[1] == BATCH__UNRUN) batch__map_unrun(coord, sl);
+                else batch__map_complete(coord, sl, (batch_batch_status)w[1], (size_t)w[2], (size_t)w[3], (int)w[4], w[5],
+                                         c->acc_size ? msg + sizeof w : NULL);
+            } else {
+                c->err = BATCH_ERR_MPI;   /* nobody sends anything else on this communicator */
+            }
+        }
+        /* rank 0's own batches */
+        if (batch__mpi_drain(c, coord)) any = true;
+        /* hand out what the coordinator dispatched: to rank 0's executor while it has room,
+           else to the ranks that asked, in turn */
+        batch__mslot* fresh = batch__map_take_dispatched(coord);
+        if (fresh) {
+            *qtail = fresh;
+            while (*qtail) qtail = &(*qtail)->next;
+            any = true;
+        }
+        while (queue && c->err == BATCH_OK) {
+            batch__mslot* sl = queue;
+            int to = -1;
+            if (!exec_stopped && batch__map_room(c->exec) > 0) to = 0;
+            for (int k = 0; to < 0 && k < c->size - 1; k++) {
+                int r = 1 + (next_rank - 1 + k) % (c->size - 1);
+                if (want[r] > 0 && state[r] == 0) { to = r; next_rank = r + 1 > c->size - 1 ? 1 : r + 1; }
+            }
+            if (to < 0) break;
+            queue = sl->next;
+            if (!queue) qtail = &queue;
+            sl->next = NULL;
+            if (to == 0) {
+                if (!batch__map_push_range(c->exec, sl->batch_index, sl->first, sl->count)) { c->err = BATCH_ERR_MPI; break; }
+            } else {
+                uint64_t w[3] = { sl->batch_index, sl->first, sl->count };
+                if (!batch__mpi_ok(c, MPI_Send(w, 3, MPI_UINT64_T, to, BATCH__TAG_WORK, c->comm))) break;
+                want[to]--;
+            }
+            any = true;
+        }
+        /* the end of the input (or a stop): every rank gets one STOP */
+        if (batch__map_dispatch_over(coord)) {
+            int stop = atomic_load(&coord->stop);
+            bool cancel = stop == BATCH__MSTOP_CANCEL || stop == BATCH__MSTOP_DEADLINE || stop == BATCH__MSTOP_IO ||
+                          stop == BATCH__MSTOP_NOMEM;
+            while (queue) {   /* never handed out: not run */
+                batch__mslot* sl = queue;
+                queue = sl->next;
+                sl->next = NULL;
+                batch__map_unrun(coord, sl);
+            }
+            qtail = &queue;
+            for (int r = 1; r < c->size && c->err == BATCH_OK; r++) {
+                if (state[r] != 0) continue;
+                uint64_t w[3] = { cancel ? 1u : 0u, 0, 0 };
+                if (batch__mpi_ok(c, MPI_Send(w, 3, MPI_UINT64_T, r, BATCH__TAG_WORK, c->comm))) state[r] = 1;
+            }
+            if (!exec_stopped) {
+                batch__mpi_stop_exec(c, coord, cancel);
+                exec_stopped = true;
+            }
+            bool all_done = true;
+            for (int r = 1; r < c->size; r++) all_done = all_done && state[r] == 2;
+            if (all_done && batch__map_idle(c->exec) && batch__map_idle(coord)) {
+                batch__mpi_drain(c, coord);
+                break;
+            }
+        } else if (exec_stopped) {
+            c->err = BATCH_ERR_MPI;   /* cannot happen: the executor stops only at the end */
+        }
+        if (!any) batch__mpi_nap();
+    }
+    BATCH_FREE(want, coord->alloc_ctx);
+}
+
+/* ---- every other rank ------------------------------------------------------------------------ */
+BATCH__PRIVATE void batch__mpi_work(batch__mpi* c) {
+    int asked = 0;
+    bool stopped = false;
+    while (c->err == BATCH_OK) {
+        bool any = batch__mpi_drain(c, NULL);
+        if (!stopped) {
+            int room = batch__map_room(c->exec) - asked;
+            if (room > 0) {
+                if (!batch__mpi_ok(c, MPI_Send(&room, 1, MPI_INT, 0, BATCH__TAG_REQ, c->comm))) break;
+                asked += room;
+                any = true;
+            }
+        }
+        for (;;) {
+            int flag = 0;
+            if (!batch__mpi_ok(c, MPI_Iprobe(0, BATCH__TAG_WORK, c->comm, &flag, MPI_STATUS_IGNORE)) || !flag) break;
+            uint64_t w[3];
+            if (!batch__mpi_ok(c, MPI_Recv(w, 3, MPI_UINT64_T, 0, BATCH__TAG_WORK, c->comm, MPI_STATUS_IGNORE))) break;
+            any = true;
+            if (w[2] == 0) {   /* STOP: nothing more comes; a cancel also takes back what did not start */
+                stopped = true;
+                batch__mpi_stop_exec(c, NULL, w[0] != 0);
+            } else {
+                asked--;
+                if (!batch__map_push_range(c->exec, (size_t)w[0], (size_t)w[1], (size_t)w[2])) c->err = BATCH_ERR_MPI;
+            }
+        }
+        if (stopped && batch__map_idle(c->exec)) {
+            batch__mpi_drain(c, NULL);
+            int done = -1;
+            batch__mpi_ok(c, MPI_Send(&done, 1, MPI_INT, 0, BATCH__TAG_REQ, c->comm));
+            break;
+        }
+        if (!any) batch__mpi_nap();
+    }
+}
+
+/* ---- the call -------------------------------------------------------------------------------- */
+BATCH_API batch_result batch_mpi_map(MPI_Comm comm, batch_pool* pool, const batch_map_desc* desc,
+                                     batch_map_summary* summary, void* acc_out, batch_mpi_rank_stats* per_rank) {
+    if (comm == MPI_COMM_NULL) return BATCH_ERR_INVALID;
+    batch__mpi c;
+    memset(&c, 0, sizeof c);
+    bool filled = false;
+    if (MPI_Comm_dup(comm, &c.comm) != MPI_SUCCESS) return BATCH_ERR_MPI;
+    MPI_Comm_set_errhandler(c.comm, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(c.comm, &c.rank);
+    MPI_Comm_size(c.comm, &c.size);
+    /* every rank checks its own desc, then all agree (or all refuse) */
+    batch_result r = (!pool || !desc) ? BATCH_ERR_INVALID : batch__map_check(desc);
+    if (r == BATCH_OK && (desc->pull_fn || desc->on_batch || desc->iterate)) r = BATCH_ERR_INVALID;
+    int threads = pool ? (batch_pool_workers(pool) ? batch_pool_workers(pool) : 1) : 1;
+    c.k = (r == BATCH_OK && desc->max_in_flight) ? desc->max_in_flight : 4 * threads;
+    uint64_t hello[BATCH__HELLO_WORDS] = { (uint64_t)(r == BATCH_OK) };
+    if (r == BATCH_OK) {
+        uint64_t h[BATCH__HELLO_WORDS] = { 1, desc->count, desc->result_size, desc->acc_size, (uint64_t)(desc->ordered != 0),
+                                           desc->batch_size, (uint64_t)desc->complexity, (uint64_t)desc->max_retries,
+                                           (uint64_t)c.k, (uint64_t)threads };
+        memcpy(hello, h, sizeof h);
+    }
+    uint64_t* all = (uint64_t*)BATCH_MALLOC((size_t)c.size * (BATCH__HELLO_WORDS + 7) * sizeof(uint64_t), pool ? pool->alloc_ctx : NULL);
+    int agree = all != NULL;   /* out of memory anywhere: everybody stops */
+    int agreed = 0;
+    if (MPI_Allreduce(&agree, &agreed, 1, MPI_INT, MPI_LAND, c.comm) != MPI_SUCCESS) { r = BATCH_ERR_MPI; goto out_comm; }
+    if (!agreed) { r = BATCH_ERR_NOMEM; goto out_comm; }
+    if (MPI_Allgather(hello, BATCH__HELLO_WORDS, MPI_UINT64_T, all, BATCH__HELLO_WORDS, MPI_UINT64_T, c.comm) != MPI_SUCCESS) {
+        r = BATCH_ERR_MPI;
+        goto out_comm;
+    }
+    int total_k = 0, total_threads = 0;
+    for (int i = 0; i < c.size; i++) {
+        const uint64_t* x = all + (size_t)i * BATCH__HELLO_WORDS;
+        if (!x[0]) { r = r == BATCH_OK ? BATCH_ERR_INVALID : r; continue; }
+        for (int f = 1; f <= 7; f++) if (x[f] != all[f] && all[0]) r = r == BATCH_OK ? BATCH_ERR_INVALID : r;
+        total_k += (int)x[8];
+        total_threads += (int)x[9];
+    }
+    if (r != BATCH_OK) goto out_comm;
+    void* ctx = pool->alloc_ctx;
+    c.acc_size = desc->acc_size;
+    c.buf = (unsigned char*)BATCH_MALLOC(BATCH__RESULT_WORDS * sizeof(uint64_t) + 2 * c.acc_size, ctx);
+    unsigned char* acc = c.buf ? c.buf + BATCH__RESULT_WORDS * sizeof(uint64_t) + c.acc_size : NULL;   /* the final one */
+    c.dropped = (batch__range*)BATCH_MALLOC((size_t)c.k * sizeof(batch__range), ctx);
+    c.exec_ext.ranges = (batch__range*)BATCH_MALLOC((size_t)c.k * sizeof(batch__range), ctx);
+    c.exec_ext.mode = BATCH__EXT_EXECUTOR;
+    /* the executor: this rank's pool, the batch rules, none of the job-wide parts */
+    batch_map_desc ed = *desc;
+    ed.iterate = 1;
+    ed.ordered = 0;
+    ed.keep_batches = 0;
+    ed.halt_error_ratio = 0;
+    ed.timeout_ns = 0;
+    ed.max_concurrent_batches = 0;
+    ed.max_in_flight = c.k;
+    ed.sizing = NULL;
+    ed.key = NULL;
+    memset(&ed.progress, 0, sizeof ed.progress);
+    memset(&ed.journal, 0, sizeof ed.journal);
+    batch_job* exec = NULL;
+    batch_job* coord = NULL;
+    batch__map_ext coord_ext;
+    memset(&coord_ext, 0, sizeof coord_ext);
+    coord_ext.mode = BATCH__EXT_COORDINATOR;
+    coord_ext.threads = total_threads;
+    coord_ext.dtail = &coord_ext.dhead;
+    int ok = c.buf && c.dropped && c.exec_ext.ranges;
+    if (ok) ok = batch__map_launch_ext(pool, &ed, &c.exec_ext, &exec) == BATCH_OK;
+    if (ok && c.rank == 0) {
+        batch_map_desc cd = *desc;
+        cd.max_in_flight = total_k;
+        r = batch__map_launch_ext(pool, &cd, &coord_ext, &coord);   /* the journal may refuse */
+        ok = r == BATCH_OK;
+    }
+    /* everybody starts, or nobody: the first failure's code travels from rank 0 when it is the
+       coordinator's (a journal that does not fit), else it is NOMEM */
+    int code = ok ? 0 : (c.rank == 0 && r != BATCH_OK ? (int)r : (int)BATCH_ERR_NOMEM), worst = 0;
+    if (MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MIN, c.comm) != MPI_SUCCESS) worst = BATCH_ERR_MPI;
+    if (worst != 0) {
+        if (exec) { batch__map_close_input((batch__mjob*)exec); batch_job_destroy(exec); }
+        if (coord) { batch_job_cancel(coord); batch_job_destroy(coord); }
+        r = (batch_result)worst;
+        goto out_bufs;
+    }
+    c.exec = (batch__mjob*)exec;
+    if (c.rank == 0) batch__mpi_coordinate(&c, (batch__mjob*)coord);
+    else batch__mpi_work(&c);
+    if (c.err != BATCH_OK) {   /* stop what runs here, then leave: MPI may not be usable */
+        batch__map_drop_ranges(c.exec, c.dropped, (size_t)c.k, true);
+        if (coord) batch_job_cancel(coord);
+    }
+    /* this rank's share, then everybody's */
+    batch_map_summary es, cs;
+    memset(&es, 0, sizeof es);
+    memset(&cs, 0, sizeof cs);
+    batch_result er = batch_map_wait(exec, &es, NULL);
+    uint64_t mine[7] = { es.batches, es.items, es.succeeded, es.failed, es.retries, es.busy_ns,
+                         (uint64_t)(er == BATCH_ERR_NOMEM) };
+    if (coord) {
+        if (c.err != BATCH_OK) {   /* the dispatched batches will not come back: free their slots */
+            batch__mjob* m = (batch__mjob*)coord;
+            for (batch__mslot* sl = batch__map_take_dispatched(m); sl;) { batch__mslot* nx = sl->next; sl->next = NULL; batch__map_unrun(m, sl); sl = nx; }
+            for (int i = 0; i < m->nslots; i++) if (m->slots[i].state == BATCH__SLOT_RUNNING) batch__map_unrun(m, &m->slots[i]);
+        }
+        r = batch_map_wait(coord, &cs, acc);
+    }
+    if (c.err != BATCH_OK) {
+        r = c.err;
+    } else {
+        uint64_t* rows = all;   /* reused: size x 7 words */
+        if (MPI_Allgather(mine, 7, MPI_UINT64_T, rows, 7, MPI_UINT64_T, c.comm) != MPI_SUCCESS ||
+            MPI_Bcast(&cs, (int)sizeof cs, MPI_BYTE, 0, c.comm) != MPI_SUCCESS ||
+            (c.acc_size && MPI_Bcast(acc, (int)c.acc_size, MPI_BYTE, 0, c.comm) != MPI_SUCCESS)) {
+            r = BATCH_ERR_MPI;
+        } else {
+            uint64_t busy = 0, retries = 0;
+            bool nomem = false;
+            for (int i = 0; i < c.size; i++) {
+                const uint64_t* x = rows + (size_t)i * 7;
+                if (per_rank) {
+                    batch_mpi_rank_stats* p = &per_rank[i];
+                    p->batches = x[0]; p->items = x[1]; p->succeeded = x[2]; p->failed = x[3]; p->retries = x[4]; p->busy_ns = x[5];
+                }
+                busy += x[5];
+                retries += x[4];
+                nomem = nomem || x[6];
+            }
+            cs.busy_ns = busy;
+            cs.retries = retries;
+            cs.parallel_efficiency = cs.wall_ns ? (double)busy / ((double)cs.wall_ns * total_threads) : 0.0;
+            r = nomem && cs.result != BATCH_ERR_IO ? BATCH_ERR_NOMEM : cs.result;
+            cs.result = r;
+            if (summary) { *summary = cs; filled = true; }
+            if (acc_out && c.acc_size) memcpy(acc_out, acc, c.acc_size);
+        }
+    }
+    batch_job_destroy(exec);
+    if (coord) batch_job_destroy(coord);
+out_bufs:
+    if (c.buf) BATCH_FREE(c.buf, ctx);
+    if (c.dropped) BATCH_FREE(c.dropped, ctx);
+    if (c.exec_ext.ranges) BATCH_FREE(c.exec_ext.ranges, ctx);
+out_comm:
+    if (all) BATCH_FREE(all, pool ? pool->alloc_ctx : NULL);
+    MPI_Comm_free(&c.comm);
+    if (summary && !filled) {   /* refused or broken: a defined summary all the same */
+        memset(summary, 0, sizeof *summary);
+        summary->status = BATCH_JOB_FAILED;
+        summary->result = r;
+    }
+    return r;
+}
+
+#endif /* BATCH_MPI */
+#endif /* BATCH__MPI_C */
+/* ---- end batch_impl/mpi.c ---- */
 #endif /* BATCH_IMPLEMENTATION */
 
 /* LICENSE

@@ -101,7 +101,8 @@ extern "C" {
     X(BATCH_ERR_NOT_FOUND,-11, "no such task") \
     X(BATCH_ERR_IO,       -12, "I/O error") \
     X(BATCH_ERR_CORRUPT,  -13, "journal is corrupt") \
-    X(BATCH_ERR_MISMATCH, -14, "journal belongs to another job")
+    X(BATCH_ERR_MISMATCH, -14, "journal belongs to another job") \
+    X(BATCH_ERR_MPI,      -15, "MPI error")
 
 #define BATCH__RESULT_ENUM(name, value, text) name = (value),
 typedef enum batch_result { BATCH_RESULTS(BATCH__RESULT_ENUM) BATCH_RESULT_FORCE32_ = 0x7fffffff } batch_result;
@@ -502,7 +503,8 @@ BATCH_API batch_result batch_job_cancel(batch_job* job);
 BATCH_API batch_result batch_job_destroy(batch_job* job);
 /* A progress snapshot of a running or finished job (graph or map). Any thread, until destroy. */
 BATCH_API batch_result batch_job_progress(batch_job* job, batch_progress* out);
-/* Launch + wait + destroy. */
+/* Launch + wait + destroy. When the launch fails, *summary is zero but for status FAILED and
+   result (the launch's code). */
 BATCH_API batch_result batch_graph_run(batch_pool* pool, batch_graph* g, const batch_run_desc* desc,
                                        batch_job_summary* summary);
 
@@ -709,7 +711,8 @@ BATCH_API batch_result batch_map_next(batch_job* job, const batch_batch** out);
    or the halt ratio was passed), BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT. batch_job_wait also
    works on map jobs (completed = items that succeeded, cancelled = unprocessed). */
 BATCH_API batch_result batch_map_wait(batch_job* job, batch_map_summary* summary, void* acc_out);
-/* Launch + wait + destroy. */
+/* Launch + wait + destroy. When the launch fails, *summary is zero but for status FAILED and
+   result (the launch's code); acc_out is not written. */
 BATCH_API batch_result batch_map_run(batch_pool* pool, const batch_map_desc* desc, batch_map_summary* summary,
                                      void* acc_out);
 /* ---------------------------------------------------------------------------------------------
@@ -735,6 +738,34 @@ BATCH_API batch_result batch_report_compare(const char* baseline_json, const cha
 
 /* Inside an item function: the batch's index. */
 BATCH_API size_t batch_ctx_batch_index(const batch_ctx* ctx);
+
+/* ---------------------------------------------------------------------------------------------
+   MAPS ACROSS PROCESSES: MPI (define BATCH_MPI and include <mpi.h> before batch.h)
+   batch_mpi_map runs one map over every rank of comm, each rank on its own pool, with the
+   semantics of batch_map_run: rank 0 cuts the input into batches (the same sizing: explicit,
+   class, key or adaptive from the cost every rank measures) and hands them out as ranks ask for
+   them; a rank asks only when it has room (max_in_flight, 0: 4 x its workers), so fast ranks
+   get more. Each batch runs whole on one rank with the threshold and retry rules; its
+   accumulator travels to rank 0, which delivers, folds (ordered: in batch order, the same
+   bytes as a one-process run for any number of ranks and workers), journals and halts exactly
+   as batch_map_run. Every rank returns the same result, final accumulator and merged summary
+   (busy time and retries summed over ranks); per_rank (NULL, or comm-size entries) gets each
+   rank's share.
+   Collective: every rank calls it with an equivalent desc (count, result_size, acc_size,
+   ordered and batch sizing the same; functions and user_data are each rank's own). Items are
+   indices: pull sources, on_batch and the iterator are BATCH_ERR_INVALID (on every rank).
+   progress, timeout_ns and the journal are rank 0's: a cancel from its progress callback or
+   the deadline stops every rank (running batches see batch_should_stop). MPI calls happen on
+   the calling thread only (MPI_THREAD_FUNNELED is enough); batch.h talks on a duplicate of comm.
+   A failing MPI call ends the map with BATCH_ERR_MPI; MPI itself does not survive a dead rank
+   (the job aborts): rerun it with the same journal on rank 0 to resume. */
+#if defined(BATCH_MPI)
+typedef struct batch_mpi_rank_stats {
+    uint64_t batches, items, succeeded, failed, retries, busy_ns;
+} batch_mpi_rank_stats;
+BATCH_API batch_result batch_mpi_map(MPI_Comm comm, batch_pool* pool, const batch_map_desc* desc,
+                                     batch_map_summary* summary, void* acc_out, batch_mpi_rank_stats* per_rank);
+#endif
 
 /* ---------------------------------------------------------------------------------------------
    THREAD SAFETY AND CALLBACKS

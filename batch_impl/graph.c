@@ -1058,7 +1058,10 @@ BATCH_API batch_result batch_job_destroy(batch_job* job) {
 BATCH_API batch_result batch_graph_run(batch_pool* pool, batch_graph* g, const batch_run_desc* desc, batch_job_summary* summary) {
     batch_job* job;
     batch_result r = batch_graph_launch(pool, g, desc, &job);
-    if (r != BATCH_OK) return r;
+    if (r != BATCH_OK) {   /* nothing ran: a defined summary all the same */
+        if (summary) { memset(summary, 0, sizeof *summary); summary->status = BATCH_JOB_FAILED; summary->result = r; }
+        return r;
+    }
     r = batch_job_wait(job, summary);
     batch_job_destroy(job);
     return r;

@@ -34,9 +34,29 @@ typedef struct batch__mslot {
     uint64_t exec_ns, retry_due;  /* retry_due: a retry waits until then (0: not waiting) */
     uint64_t start_ns;            /* of the last attempt */
     int retries_used, worker;
+    bool unrun;                   /* coordinator: handed out, never run (see batch__map_unrun) */
     struct batch__mslot* next;    /* free list, iterator queue, submit list */
     batch_batch view;
 } batch__mslot;
+
+/* Maps spread over processes (mpi.c) use two internal modes of a map job:
+   - an executor runs batches whose ranges are pushed to it (batch__map_push_range) instead of
+     cutting its own input; finished batches wait, as for the iterator, until taken
+     (batch__map_take), then free their slot;
+   - a coordinator cuts the input, sizes, delivers in order, folds, journals and halts as any
+     map, but runs no item: its dispatched batches wait in a list (batch__map_take_dispatched)
+     until their results are filled in (batch__map_complete). */
+enum { BATCH__EXT_EXECUTOR = 1, BATCH__EXT_COORDINATOR };
+typedef struct batch__range { size_t index, first, count; } batch__range;
+typedef struct batch__map_ext {
+    int mode;
+    int threads;                  /* coordinator: the workers of every process (sizing) */
+    batch__range* ranges;         /* executor: a ring of pushed ranges, nslots long */
+    size_t rhead, rcount;
+    bool closed;                  /* executor: no range will be pushed again */
+    struct batch__mslot* dhead;   /* coordinator: dispatched slots not taken yet */
+    struct batch__mslot** dtail;
+} batch__map_ext;
 
 /* A delivered batch, kept for the reports when desc.keep_batches is set. */
 typedef struct batch__batch_rec {
@@ -81,6 +101,7 @@ typedef struct batch__mjob {
     void* slot_accs;              /* the slots' accumulators, a cache line apart (no false sharing) */
     batch__batch_rec* recs;       /* keep_batches: one per delivered batch, under the lock */
     size_t nrecs, caprecs;
+    batch__map_ext* ext;          /* NULL: a plain map (see batch__map_ext) */
     batch__journal* jn;           /* NULL: no journal */
     unsigned char* jrec;          /* one batch record */
     batch_result io_error;        /* why the journal failed (BATCH__MSTOP_IO) */
@@ -345,8 +366,13 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
         if (atomic_load_explicit(&m->stop, memory_order_relaxed) || m->input_done) { batch__map_release_token(m); break; }
         if (!m->free_slots) break;
         if (m->d.max_concurrent_batches && m->running >= m->d.max_concurrent_batches) break;
-        size_t size = batch__map_next_size(m);
-        if (!m->d.pull_fn && size > m->d.count - m->next_item) size = m->d.count - m->next_item;
+        batch__map_ext* x = m->ext && m->ext->mode == BATCH__EXT_EXECUTOR ? m->ext : NULL;
+        if (x && !x->rcount) {   /* an executor waits for ranges, or ends once none will come */
+            if (x->closed) { m->input_done = true; continue; }
+            break;
+        }
+        size_t size = x ? x->ranges[x->rhead].count : batch__map_next_size(m);
+        if (!x && !m->d.pull_fn && size > m->d.count - m->next_item) size = m->d.count - m->next_item;
         if (size > room) size = room;   /* a batch stops where the journal's done items begin */
         batch__mslot* sl = m->free_slots;
         if (!batch__slot_reserve(m, sl, size)) {
@@ -357,36 +383,52 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
             }
             break;
         }
-        size_t n = 0;
-        if (m->d.pull_fn) {
-            batch_job* saved = batch__tls_map_locked;
-            batch__tls_map_locked = (batch_job*)m;
-            while (n < size) {
-                void* p = NULL;
-                if (!m->d.pull_fn(m->d.user_data, &p)) { m->input_done = true; break; }
-                sl->items[n].index = m->next_item + n;
-                sl->items[n].ptr = p;
-                n++;
-            }
-            batch__tls_map_locked = saved;
+        size_t n = 0, index, first;
+        if (x) {
+            const batch__range* rg = &x->ranges[x->rhead];
+            x->rhead = (x->rhead + 1) % (size_t)m->nslots;
+            x->rcount--;
+            n = rg->count;
+            index = rg->index;
+            first = rg->first;
         } else {
-            n = size;
-            if (m->next_item + n >= m->d.count) m->input_done = true;
+            if (m->d.pull_fn) {
+                batch_job* saved = batch__tls_map_locked;
+                batch__tls_map_locked = (batch_job*)m;
+                while (n < size) {
+                    void* p = NULL;
+                    if (!m->d.pull_fn(m->d.user_data, &p)) { m->input_done = true; break; }
+                    sl->items[n].index = m->next_item + n;
+                    sl->items[n].ptr = p;
+                    n++;
+                }
+                batch__tls_map_locked = saved;
+            } else {
+                n = size;
+                if (m->next_item + n >= m->d.count) m->input_done = true;
+            }
+            if (n == 0) { m->input_done = true; continue; }
+            index = m->next_batch++;
+            first = m->next_item;
+            m->next_item += n;
         }
-        if (n == 0) { m->input_done = true; continue; }
         m->free_slots = sl->next;
         sl->next = NULL;
         sl->state = BATCH__SLOT_RUNNING;
-        sl->batch_index = m->next_batch++;
-        sl->first = m->next_item;
+        sl->batch_index = index;
+        sl->first = first;
         sl->count = n;
         sl->retries_used = 0;
-        m->next_item += n;
         m->running++;
         if (++m->conc_now > m->s.peak_concurrent_batches) m->s.peak_concurrent_batches = m->conc_now;
         batch_counter_add(&m->latch, 1);
         *tail = sl;
         tail = &sl->next;
+    }
+    if (out && m->ext && m->ext->mode == BATCH__EXT_COORDINATOR) {   /* for another process to run */
+        *m->ext->dtail = out;
+        m->ext->dtail = tail;
+        return NULL;
     }
     return out;
 }
@@ -434,6 +476,13 @@ BATCH__PRIVATE void batch__slot_free(batch__mjob* m, batch__mslot* sl) {
 
 /* Job lock held: combine, count, call on_batch, then free the slot or queue it for next(). */
 BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
+    if (sl->unrun) {   /* nothing to deliver: its items were never processed */
+        sl->unrun = false;
+        m->s.unprocessed += sl->count;
+        atomic_store_explicit(&m->cut, 1, memory_order_relaxed);
+        batch__slot_free(m, sl);
+        return;
+    }
     batch_batch* v = &sl->view;
     v->batch_index = sl->batch_index;
     v->first_index = sl->first;
@@ -454,7 +503,7 @@ BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
     v->worker = sl->worker;
     batch_job* saved = batch__tls_map_locked;
     batch__tls_map_locked = (batch_job*)m;
-    if (v->acc) m->d.combine_fn(m->acc, sl->acc, m->d.user_data);
+    if (v->acc && !(m->ext && m->ext->mode == BATCH__EXT_EXECUTOR)) m->d.combine_fn(m->acc, sl->acc, m->d.user_data);   /* an executor's batches fold on rank 0 */
     batch__map_count(m, sl->status, sl->succeeded, sl->failed);
     if (m->d.on_batch) m->d.on_batch(v, m->d.user_data);
     batch__tls_map_locked = saved;
@@ -495,7 +544,7 @@ BATCH__PRIVATE void batch__map_finished(batch__mjob* m, batch__mslot* sl) {
     m->running--;
     m->conc_now--;
     sl->state = BATCH__SLOT_FINISHED;
-    if (m->adaptive && sl->count) {
+    if (m->adaptive && sl->count && !sl->unrun) {
         uint64_t x = sl->exec_ns * 16 / sl->count;
         m->ema_ns = m->ema_ns ? (m->ema_ns * 3 + x) / 4 : x;
     }
@@ -606,6 +655,16 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     else sl->status = BATCH_BATCH_FAILED;
 }
 
+/* A batch's last attempt is over: count its time (and retries run elsewhere), deliver, refill. */
+BATCH__PRIVATE void batch__mslot_done(batch__mjob* m, batch__mslot* sl, uint64_t busy_ns, uint64_t retries) {
+    batch_event_info ev = { NULL, NULL, 0, sl->batch_index, sl->nerrors ? sl->errors[0].code : 0 };
+    batch__mutex_lock(&m->lock);
+    m->s.busy_ns += busy_ns;
+    m->s.retries += retries;
+    batch__map_finished(m, sl);
+    batch__map_unlock_ev(m, batch__map_pump(m), &ev);
+}
+
 BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
     batch__mslot* sl = (batch__mslot*)user;
     batch__mjob* m = sl->job;
@@ -647,11 +706,7 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
         if (m->deadline_ns && due > m->deadline_ns) due = m->deadline_ns;   /* wake to settle */
         sl->retry_due = due;
     }
-    batch_event_info ev = { NULL, NULL, 0, sl->batch_index, sl->nerrors ? sl->errors[0].code : 0 };
-    batch__mutex_lock(&m->lock);
-    if (!counted) m->s.busy_ns += sl->exec_ns;
-    batch__map_finished(m, sl);
-    batch__map_unlock_ev(m, batch__map_pump(m), &ev);
+    batch__mslot_done(m, sl, counted ? 0 : sl->exec_ns, 0);
 }
 
 /* ---- launch --------------------------------------------------------------------------------- */
@@ -709,7 +764,7 @@ BATCH__PRIVATE batch_result batch__map_check(const batch_map_desc* d) {
 
 static const batch__job_ops batch__map_job_ops;   /* defined below */
 
-BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* desc, batch_job** out) {
+BATCH__PRIVATE batch_result batch__map_launch_ext(batch_pool* pool, const batch_map_desc* desc, batch__map_ext* ext, batch_job** out) {
     if (!out) return BATCH_ERR_INVALID;
     *out = NULL;
     if (!pool || !desc) return BATCH_ERR_INVALID;
@@ -727,6 +782,8 @@ BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* 
     batch_map_desc* d = &m->d;
     if (!batch__mutex_init(&m->lock)) { BATCH_FREE(m, ctx); return BATCH_ERR_NOMEM; }
     m->threads = batch_pool_workers(pool) ? batch_pool_workers(pool) : 1;
+    m->ext = ext;
+    if (ext && ext->threads) m->threads = ext->threads;
     if (!d->retry_base_ns) d->retry_base_ns = 1000000u;
     if (!d->retry_max_ns) d->retry_max_ns = 60ull * 1000000000u;
     if (!d->max_in_flight) d->max_in_flight = 4 * m->threads;
@@ -791,12 +848,13 @@ BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* 
     return BATCH_OK;
 }
 
+BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* desc, batch_job** out) {
+    return batch__map_launch_ext(pool, desc, NULL, out);
+}
+
 /* ---- consuming --------------------------------------------------------------------------- */
-BATCH_API batch_result batch_map_next(batch_job* pub, const batch_batch** out) {
-    if (!out) return BATCH_ERR_INVALID;
-    *out = NULL;
-    batch__mjob* m = (batch__mjob*)pub;
-    if (!m || m->head.ops != &batch__map_job_ops || !m->d.iterate) return BATCH_ERR_INVALID;
+/* batch_map_next; block = false: *out stays NULL when no batch is ready now. */
+BATCH__PRIVATE void batch__map_next(batch__mjob* m, const batch_batch** out, bool block) {
     batch__mslot* list = NULL;
     batch__mutex_lock(&m->lock);
     if (m->held) {
@@ -819,6 +877,7 @@ BATCH_API batch_result batch_map_next(batch_job* pub, const batch_batch** out) {
             for (int i = 0; i < m->nslots; i++) if (m->slots[i].state != BATCH__SLOT_FREE) all_free = false;
             if (all_free) break;
         }
+        if (!block) break;
         m->consumer_waiting = true;
         batch_counter_add(&m->avail, 1);
         batch__map_unlock(m, list);   /* the job outlives this call: the consumer destroys it */
@@ -827,6 +886,14 @@ BATCH_API batch_result batch_map_next(batch_job* pub, const batch_batch** out) {
         batch__mutex_lock(&m->lock);
     }
     batch__map_unlock(m, list);
+}
+
+BATCH_API batch_result batch_map_next(batch_job* pub, const batch_batch** out) {
+    if (!out) return BATCH_ERR_INVALID;
+    *out = NULL;
+    batch__mjob* m = (batch__mjob*)pub;
+    if (!m || m->head.ops != &batch__map_job_ops || !m->d.iterate) return BATCH_ERR_INVALID;
+    batch__map_next(m, out, true);
     return BATCH_OK;
 }
 
@@ -856,7 +923,7 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
     batch_map_summary* s = &m->s;
     s->wall_ns = batch_now_ns() - m->launch_ns;
     s->items = s->succeeded + s->failed;
-    if (!m->d.pull_fn) s->unprocessed = m->d.count - m->next_item;
+    if (!m->d.pull_fn) s->unprocessed += m->d.count - m->next_item;   /* += : batches handed out, never run (mpi.c) */
     s->success_rate = s->items ? (double)s->succeeded / (double)s->items : 1.0;
     s->parallel_efficiency = s->wall_ns ? (double)s->busy_ns / ((double)s->wall_ns * m->threads) : 0.0;
     int stop = atomic_load(&m->stop);
@@ -897,10 +964,131 @@ BATCH_API batch_result batch_map_wait(batch_job* pub, batch_map_summary* summary
 BATCH_API batch_result batch_map_run(batch_pool* pool, const batch_map_desc* desc, batch_map_summary* summary, void* acc_out) {
     batch_job* job;
     batch_result r = batch_map_launch(pool, desc, &job);
-    if (r != BATCH_OK) return r;
+    if (r != BATCH_OK) {   /* nothing ran: a defined summary all the same (acc_out untouched) */
+        if (summary) { memset(summary, 0, sizeof *summary); summary->status = BATCH_JOB_FAILED; summary->result = r; }
+        return r;
+    }
     r = batch_map_wait(job, summary, acc_out);
     batch_job_destroy(job);
     return r;
+}
+
+/* ---- the modes of mpi.c (see batch__map_ext); any thread, job lock taken inside ---------- */
+/* Executor: slots that can take a range now (free, and not promised to a queued range). */
+BATCH__PRIVATE int batch__map_room(batch__mjob* m) {
+    batch__mutex_lock(&m->lock);
+    int n = 0;
+    for (batch__mslot* x = m->free_slots; x; x = x->next) n++;
+    n -= (int)m->ext->rcount;
+    batch__mutex_unlock(&m->lock);
+    return n;
+}
+/* Executor: queues a range (false when the ring is full); it starts when a slot is free. */
+BATCH__PRIVATE bool batch__map_push_range(batch__mjob* m, size_t index, size_t first, size_t count) {
+    batch__map_ext* x = m->ext;
+    batch__mutex_lock(&m->lock);
+    if (x->rcount == (size_t)m->nslots || x->closed) { batch__mutex_unlock(&m->lock); return false; }
+    batch__range* r = &x->ranges[(x->rhead + x->rcount++) % (size_t)m->nslots];
+    r->index = index;
+    r->first = first;
+    r->count = count;
+    batch__map_unlock(m, batch__map_pump(m));
+    return true;
+}
+/* Executor: no more ranges; the job ends once the queued ones are done. */
+BATCH__PRIVATE void batch__map_close_input(batch__mjob* m) {
+    batch__mutex_lock(&m->lock);
+    m->ext->closed = true;
+    batch__map_unlock(m, batch__map_pump(m));
+}
+/* Executor: the next finished batch, or NULL (the one returned before is freed). */
+BATCH__PRIVATE const batch_batch* batch__map_take(batch__mjob* m) {
+    const batch_batch* b = NULL;
+    batch__map_next(m, &b, false);
+    return b;
+}
+/* Both: no batch will start again and every slot is free (batch_map_wait returns at once). */
+BATCH__PRIVATE bool batch__map_idle(batch__mjob* m) {
+    batch__mutex_lock(&m->lock);
+    bool idle = m->token_released && !m->held && !m->iq_head;
+    for (int i = 0; idle && i < m->nslots; i++) idle = m->slots[i].state == BATCH__SLOT_FREE;
+    batch__mutex_unlock(&m->lock);
+    return idle;
+}
+/* Coordinator: true once no batch will be dispatched again (the input ended, or a stop). */
+BATCH__PRIVATE bool batch__map_dispatch_over(batch__mjob* m) {
+    batch__mutex_lock(&m->lock);
+    bool over = m->token_released && !m->ext->dhead;
+    batch__mutex_unlock(&m->lock);
+    return over;
+}
+/* Coordinator: takes the dispatched slots (a list through ->next), in batch order. */
+BATCH__PRIVATE batch__mslot* batch__map_take_dispatched(batch__mjob* m) {
+    batch__mutex_lock(&m->lock);
+    batch__mslot* list = m->ext->dhead;
+    m->ext->dhead = NULL;
+    m->ext->dtail = &m->ext->dhead;
+    batch__mutex_unlock(&m->lock);
+    return list;
+}
+/* Coordinator: the dispatched slot of batch `index`, or NULL. */
+BATCH__PRIVATE batch__mslot* batch__map_find_running(batch__mjob* m, size_t index) {
+    batch__mslot* found = NULL;
+    batch__mutex_lock(&m->lock);
+    for (int i = 0; i < m->nslots && !found; i++)
+        if (m->slots[i].state == BATCH__SLOT_RUNNING && m->slots[i].batch_index == index) found = &m->slots[i];
+    batch__mutex_unlock(&m->lock);
+    return found;
+}
+/* Executor: takes back the ranges not started yet (at most cap, into out) and stops the job:
+   nothing new starts, running items see batch_should_stop when cancel is set. */
+BATCH__PRIVATE size_t batch__map_drop_ranges(batch__mjob* m, batch__range* out, size_t cap, bool cancel) {
+    batch__map_ext* x = m->ext;
+    batch__mutex_lock(&m->lock);
+    size_t n = 0;
+    while (x->rcount && n < cap) {
+        out[n++] = x->ranges[x->rhead];
+        x->rhead = (x->rhead + 1) % (size_t)m->nslots;
+        x->rcount--;
+    }
+    x->closed = true;
+    if (cancel) {
+        int e = 0;
+        atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_CANCEL);
+    }
+    batch__map_unlock(m, batch__map_pump(m));
+    return n;
+}
+/* Executor: ranges queued, not started. */
+BATCH__PRIVATE size_t batch__map_queued_ranges(batch__mjob* m) {
+    batch__mutex_lock(&m->lock);
+    size_t n = m->ext->rcount;
+    batch__mutex_unlock(&m->lock);
+    return n;
+}
+/* Coordinator: a dispatched batch that will never run (its rank stopped first): its slot is
+   freed undelivered and its items count as unprocessed. */
+BATCH__PRIVATE void batch__map_unrun(batch__mjob* m, batch__mslot* sl) {
+    batch__mutex_lock(&m->lock);
+    sl->unrun = true;
+    batch__map_finished(m, sl);   /* in order, when ordered: later batches may wait for it */
+    batch__map_unlock(m, batch__map_pump(m));
+}
+
+/* Coordinator: a dispatched batch's outcome, run elsewhere; acc: its accumulator (NULL when
+   FAILED). Delivered, folded and journaled as if it had run here. */
+BATCH__PRIVATE void batch__map_complete(batch__mjob* m, batch__mslot* sl, batch_batch_status status, size_t succeeded,
+                                        size_t failed, int retries_used, uint64_t exec_ns, const void* acc) {
+    sl->status = status;
+    sl->succeeded = succeeded;
+    sl->failed = failed;
+    sl->retries_used = retries_used;
+    sl->exec_ns = exec_ns;
+    sl->start_ns = batch_now_ns() - exec_ns;
+    sl->nerrors = 0;
+    sl->worker = -1;
+    if (m->d.acc_size && acc) memcpy(sl->acc, acc, m->d.acc_size);
+    batch__mslot_done(m, sl, exec_ns, (uint64_t)retries_used);
 }
 
 BATCH__PRIVATE batch_result batch__map_job_wait(batch_job* pub, batch_job_summary* out) {
