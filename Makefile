@@ -191,7 +191,7 @@ analyze: batch.h | stb
 # small machines; as root mpirun wants --allow-run-as-root).
 MPICC ?= mpicc
 MPIRUN ?= mpirun
-MPIRUN_FLAGS ?= --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
+MPIRUN_FLAGS ?= --oversubscribe --bind-to none $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
 build/examples/mpi_map: examples/mpi_map.c batch.h | stb
 	@mkdir -p $(@D)
 	$(MPICC) $(ALL_CFLAGS) -I. -o $@ $< $(LDLIBS)
@@ -204,6 +204,15 @@ mpi-test: build/examples/mpi_map
 	@echo "-- a slow rank (rank 1 sleeps 200 us per item), 3 ranks x 2 workers"
 	@timeout 300 $(MPIRUN) $(MPIRUN_FLAGS) -np 3 ./build/examples/mpi_map --slow-rank 1
 .PHONY: mpi-test
+# map_skew over 1, 2 and 4 ranks (1 worker each: 4 is oversubscribed on 2 cores) and the
+# coordination cost per batch; appends to bench/results_mpi.csv
+build/bench/bench_mpi: bench/bench_mpi.c bench/workloads.h batch.h | stb
+	@mkdir -p $(@D)
+	$(MPICC) $(ALL_CFLAGS) -I. -Ibench -O2 -DNDEBUG -o $@ $< $(LDLIBS)
+bench-mpi: build/bench/bench_mpi
+	@rm -f bench/results_mpi.csv
+	@for np in 1 2 4; do timeout 900 $(MPIRUN) $(MPIRUN_FLAGS) -np $$np ./build/bench/bench_mpi --workers 1 --csv bench/results_mpi.csv || exit 1; done
+.PHONY: bench-mpi
 
 # ---- fuzzing (clang's libFuzzer; not part of make test) ----------------------------------------
 FUZZ_SECONDS ?= 60

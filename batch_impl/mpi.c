@@ -23,7 +23,13 @@
 enum { BATCH__TAG_REQ = 7301, BATCH__TAG_WORK, BATCH__TAG_RESULT };
 enum { BATCH__RESULT_WORDS = 6, BATCH__HELLO_WORDS = 10 };
 #define BATCH__UNRUN 0xffu
-#define BATCH__MPI_IDLE_NS 20000   /* a loop with nothing to do sleeps this long */
+/* A loop with nothing to do naps, 50 us at first, twice as long each time nothing happened, up
+   to 1 ms, then looks again. It does not ask to be woken per finished batch: a wake-up costs
+   ~20 us of a core on a VM, on the core a worker needs. A rank asks for work before it runs out
+   (its room is max_in_flight batches) and adaptive batches aim at 1 ms here (target_batch_ns
+   0), so the latency of a message hides behind the batches queued. */
+#define BATCH__MPI_NAP_MIN_NS 50000u
+#define BATCH__MPI_NAP_MAX_NS 1000000u
 
 typedef struct batch__mpi {
     MPI_Comm comm;
@@ -42,9 +48,12 @@ BATCH__PRIVATE bool batch__mpi_ok(batch__mpi* c, int rc) {
     return rc == MPI_SUCCESS && c->err == BATCH_OK;
 }
 
-BATCH__PRIVATE void batch__mpi_nap(void) {
-    struct timespec ts = { 0, BATCH__MPI_IDLE_NS };
+/* Sleeps *nap ns and doubles it up to the cap; activity resets it. */
+BATCH__PRIVATE void batch__mpi_nap(bool any, long* nap) {
+    if (any) { *nap = BATCH__MPI_NAP_MIN_NS; return; }
+    struct timespec ts = { 0, *nap };
     nanosleep(&ts, NULL);
+    if (*nap < (long)BATCH__MPI_NAP_MAX_NS) *nap *= 2;
 }
 
 /* Sends one finished (or, status BATCH__UNRUN, never run) batch to rank 0; on rank 0 the
@@ -65,6 +74,33 @@ BATCH__PRIVATE void batch__mpi_send_result(batch__mpi* c, batch__mjob* coord, ui
         else memset(c->buf + sizeof w, 0, c->acc_size);
     }
     batch__mpi_ok(c, MPI_Send(c->buf, (int)(sizeof w + c->acc_size), MPI_BYTE, 0, BATCH__TAG_RESULT, c->comm));
+}
+
+/* Completes a non-blocking collective while napping: a blocking one would spin a core in
+   Open MPI while the other ranks still finish their batches. */
+BATCH__PRIVATE int batch__mpi_wait(MPI_Request* req) {
+    long nap = BATCH__MPI_NAP_MIN_NS;
+    for (;;) {
+        int done = 0;
+        int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS || done) return rc;
+        batch__mpi_nap(false, &nap);
+    }
+}
+BATCH__PRIVATE int batch__mpi_allgather(const void* in, void* out, int words, MPI_Comm comm) {
+    MPI_Request req;
+    int rc = MPI_Iallgather(in, words, MPI_UINT64_T, out, words, MPI_UINT64_T, comm, &req);
+    return rc == MPI_SUCCESS ? batch__mpi_wait(&req) : rc;
+}
+BATCH__PRIVATE int batch__mpi_allreduce_int(const int* in, int* out, MPI_Op op, MPI_Comm comm) {
+    MPI_Request req;
+    int rc = MPI_Iallreduce(in, out, 1, MPI_INT, op, comm, &req);
+    return rc == MPI_SUCCESS ? batch__mpi_wait(&req) : rc;
+}
+BATCH__PRIVATE int batch__mpi_bcast(void* buf, int bytes, MPI_Comm comm) {
+    MPI_Request req;
+    int rc = MPI_Ibcast(buf, bytes, MPI_BYTE, 0, comm, &req);
+    return rc == MPI_SUCCESS ? batch__mpi_wait(&req) : rc;
 }
 
 /* Forwards what this rank's executor finished. True when it did anything. */
@@ -94,6 +130,7 @@ BATCH__PRIVATE void batch__mpi_coordinate(batch__mpi* c, batch__mjob* coord) {
     batch__mslot* queue = NULL;    /* dispatched, not handed out yet (batch order) */
     batch__mslot** qtail = &queue;
     int next_rank = 1;
+    long nap = BATCH__MPI_NAP_MIN_NS;
     bool exec_stopped = false;
     unsigned char* msg = c->buf;
     while (c->err == BATCH_OK) {
@@ -138,12 +175,12 @@ BATCH__PRIVATE void batch__mpi_coordinate(batch__mpi* c, batch__mjob* coord) {
         }
         while (queue && c->err == BATCH_OK) {
             batch__mslot* sl = queue;
-            int to = -1;
-            if (!exec_stopped && batch__map_room(c->exec) > 0) to = 0;
+            int to = -1;   /* the ranks that asked first (their turn costs a message), in turn; then rank 0 */
             for (int k = 0; to < 0 && k < c->size - 1; k++) {
                 int r = 1 + (next_rank - 1 + k) % (c->size - 1);
                 if (want[r] > 0 && state[r] == 0) { to = r; next_rank = r + 1 > c->size - 1 ? 1 : r + 1; }
             }
+            if (to < 0 && !exec_stopped && batch__map_room(c->exec) > 0) to = 0;
             if (to < 0) break;
             queue = sl->next;
             if (!queue) qtail = &queue;
@@ -187,7 +224,7 @@ BATCH__PRIVATE void batch__mpi_coordinate(batch__mpi* c, batch__mjob* coord) {
         } else if (exec_stopped) {
             c->err = BATCH_ERR_MPI;   /* cannot happen: the executor stops only at the end */
         }
-        if (!any) batch__mpi_nap();
+        batch__mpi_nap(any, &nap);
     }
     BATCH_FREE(want, coord->alloc_ctx);
 }
@@ -195,6 +232,7 @@ BATCH__PRIVATE void batch__mpi_coordinate(batch__mpi* c, batch__mjob* coord) {
 /* ---- every other rank ------------------------------------------------------------------------ */
 BATCH__PRIVATE void batch__mpi_work(batch__mpi* c) {
     int asked = 0;
+    long nap = BATCH__MPI_NAP_MIN_NS;
     bool stopped = false;
     while (c->err == BATCH_OK) {
         bool any = batch__mpi_drain(c, NULL);
@@ -226,7 +264,7 @@ BATCH__PRIVATE void batch__mpi_work(batch__mpi* c) {
             batch__mpi_ok(c, MPI_Send(&done, 1, MPI_INT, 0, BATCH__TAG_REQ, c->comm));
             break;
         }
-        if (!any) batch__mpi_nap();
+        batch__mpi_nap(any, &nap);
     }
 }
 
@@ -256,9 +294,9 @@ BATCH_API batch_result batch_mpi_map(MPI_Comm comm, batch_pool* pool, const batc
     uint64_t* all = (uint64_t*)BATCH_MALLOC((size_t)c.size * (BATCH__HELLO_WORDS + 7) * sizeof(uint64_t), pool ? pool->alloc_ctx : NULL);
     int agree = all != NULL;   /* out of memory anywhere: everybody stops */
     int agreed = 0;
-    if (MPI_Allreduce(&agree, &agreed, 1, MPI_INT, MPI_LAND, c.comm) != MPI_SUCCESS) { r = BATCH_ERR_MPI; goto out_comm; }
+    if (batch__mpi_allreduce_int(&agree, &agreed, MPI_LAND, c.comm) != MPI_SUCCESS) { r = BATCH_ERR_MPI; goto out_comm; }
     if (!agreed) { r = BATCH_ERR_NOMEM; goto out_comm; }
-    if (MPI_Allgather(hello, BATCH__HELLO_WORDS, MPI_UINT64_T, all, BATCH__HELLO_WORDS, MPI_UINT64_T, c.comm) != MPI_SUCCESS) {
+    if (batch__mpi_allgather(hello, all, BATCH__HELLO_WORDS, c.comm) != MPI_SUCCESS) {
         r = BATCH_ERR_MPI;
         goto out_comm;
     }
@@ -303,13 +341,14 @@ BATCH_API batch_result batch_mpi_map(MPI_Comm comm, batch_pool* pool, const batc
     if (ok && c.rank == 0) {
         batch_map_desc cd = *desc;
         cd.max_in_flight = total_k;
+        if (!cd.target_batch_ns) cd.target_batch_ns = 1000000u;   /* see BATCH__MPI_NAP_MIN_NS */
         r = batch__map_launch_ext(pool, &cd, &coord_ext, &coord);   /* the journal may refuse */
         ok = r == BATCH_OK;
     }
     /* everybody starts, or nobody: the first failure's code travels from rank 0 when it is the
        coordinator's (a journal that does not fit), else it is NOMEM */
     int code = ok ? 0 : (c.rank == 0 && r != BATCH_OK ? (int)r : (int)BATCH_ERR_NOMEM), worst = 0;
-    if (MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MIN, c.comm) != MPI_SUCCESS) worst = BATCH_ERR_MPI;
+    if (batch__mpi_allreduce_int(&code, &worst, MPI_MIN, c.comm) != MPI_SUCCESS) worst = BATCH_ERR_MPI;
     if (worst != 0) {
         if (exec) { batch__map_close_input((batch__mjob*)exec); batch_job_destroy(exec); }
         if (coord) { batch_job_cancel(coord); batch_job_destroy(coord); }
@@ -342,9 +381,9 @@ BATCH_API batch_result batch_mpi_map(MPI_Comm comm, batch_pool* pool, const batc
         r = c.err;
     } else {
         uint64_t* rows = all;   /* reused: size x 7 words */
-        if (MPI_Allgather(mine, 7, MPI_UINT64_T, rows, 7, MPI_UINT64_T, c.comm) != MPI_SUCCESS ||
-            MPI_Bcast(&cs, (int)sizeof cs, MPI_BYTE, 0, c.comm) != MPI_SUCCESS ||
-            (c.acc_size && MPI_Bcast(acc, (int)c.acc_size, MPI_BYTE, 0, c.comm) != MPI_SUCCESS)) {
+        if (batch__mpi_allgather(mine, rows, 7, c.comm) != MPI_SUCCESS ||
+            batch__mpi_bcast(&cs, (int)sizeof cs, c.comm) != MPI_SUCCESS ||
+            (c.acc_size && batch__mpi_bcast(acc, (int)c.acc_size, c.comm) != MPI_SUCCESS)) {
             r = BATCH_ERR_MPI;
         } else {
             uint64_t busy = 0, retries = 0;

@@ -957,46 +957,12 @@ static double run_map(int wi, sys_id s) {
     return skew ? (double)ns : (double)ns / (double)n;
 }
 
-/* Rounds of bench_spin per microsecond: the fastest of 7 timed runs of ~2 ms. */
-static double calibrate_spin(void) {
-    uint32_t rounds = 1u << 18;
-    double best = 0;
-    for (int k = 0; k < 7; k++) {
-        uint64_t t0 = batch_now_ns();
-        sink_u64 = bench_spin((uint64_t)k, rounds);
-        uint64_t t = batch_now_ns() - t0;
-        double r = (double)rounds * 1000.0 / (double)(t ? t : 1);
-        if (r > best) best = r;
-    }
-    return best;
-}
-
 /* Per-item rounds for a profile, scaled so that the mean is mean_us. */
 static void skew_costs(const workload* w, size_t n) {
     free(S.costs);
     S.costs = (uint32_t*)xmalloc(n * sizeof *S.costs);
     double* wt = (double*)xmalloc(n * sizeof *wt);
-    uint64_t seed = 0x5eed0000u + (uint64_t)n;
-    double total = 0;
-    for (size_t i = 0; i < n; i++) {
-        double x = ((double)i + 0.5) / (double)n;
-        switch (w->profile) {
-        case PROF_UNIFORM: wt[i] = 1.0; break;
-        case PROF_RAMPUP: wt[i] = x; break;
-        case PROF_RAMPDN: wt[i] = 1.0 - x; break;
-        case PROF_PARETO: {   /* x_m / U^(1/alpha), alpha = 1.5, U in (0, 1] */
-            double u = (double)((bench_splitmix64(&seed) >> 11) + 1) * (1.0 / 9007199254740992.0);
-            wt[i] = 1.0 / pow(u, 1.0 / 1.5);
-            break;
-        }
-        }
-        total += wt[i];
-    }
-    double scale = w->mean_us * S.rounds_per_us * (double)n / total;
-    for (size_t i = 0; i < n; i++) {
-        double r = wt[i] * scale;
-        S.costs[i] = r < 1 ? 1u : r > 4e9 ? 4000000000u : (uint32_t)(r + 0.5);
-    }
+    bench_skew_costs(S.costs, wt, n, (int)w->profile, w->mean_us, S.rounds_per_us);
     free(wt);
 }
 
@@ -1685,7 +1651,7 @@ int main(int argc, char** argv) {
     bool any_skew = false;
     for (int i = 0; i < WL_COUNT; i++) any_skew |= S.wl_on[i] && workloads[i].kind == WL_MAP_SKEW;
     if (any_skew) {
-        S.rounds_per_us = calibrate_spin();
+        S.rounds_per_us = bench_calibrate_spin(batch_now_ns);
         printf("         map_skew: %.1f rounds of fmix64 per us (calibrated); item i costs cost[i] rounds\n",
                S.rounds_per_us);
     }

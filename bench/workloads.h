@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 
 #if defined(__GNUC__) || defined(__clang__)
 #  define BENCH_NOINLINE __attribute__((noinline))
@@ -107,6 +108,49 @@ static inline uint64_t bench_splitmix64(uint64_t* state) {
 static inline uint64_t bench_spin(uint64_t x, uint32_t rounds) {
     for (uint32_t r = 0; r < rounds; r++) x = bench_fmix64(x + r);
     return x;
+}
+
+/* Rounds of bench_spin per microsecond: the fastest of 7 timed runs of ~2 ms (now: a ns clock). */
+static BENCH_UNUSED double bench_calibrate_spin(uint64_t (*now)(void)) {
+    static volatile uint64_t sink;
+    uint32_t rounds = 1u << 18;
+    double best = 0;
+    for (int k = 0; k < 7; k++) {
+        uint64_t t0 = now();
+        sink = bench_spin((uint64_t)k, rounds);
+        uint64_t t = now() - t0;
+        double r = (double)rounds * 1000.0 / (double)(t ? t : 1);
+        if (r > best) best = r;
+    }
+    (void)sink;
+    return best;
+}
+
+/* The skew profiles: item i's cost in rounds, for a mean of mean_us microseconds. 0 uniform,
+   1 ramp up, 2 ramp down, 3 Pareto (alpha 1.5, seeded by n). wt: n doubles of scratch. */
+static BENCH_UNUSED void bench_skew_costs(uint32_t* costs, double* wt, size_t n, int profile, double mean_us,
+                                          double rounds_per_us) {
+    uint64_t seed = 0x5eed0000u + (uint64_t)n;
+    double total = 0;
+    for (size_t i = 0; i < n; i++) {
+        double x = ((double)i + 0.5) / (double)n;
+        switch (profile) {
+        case 0: wt[i] = 1.0; break;
+        case 1: wt[i] = x; break;
+        case 2: wt[i] = 1.0 - x; break;
+        default: {   /* x_m / U^(1/alpha), alpha = 1.5, U in (0, 1] */
+            double u = (double)((bench_splitmix64(&seed) >> 11) + 1) * (1.0 / 9007199254740992.0);
+            wt[i] = 1.0 / pow(u, 1.0 / 1.5);
+            break;
+        }
+        }
+        total += wt[i];
+    }
+    double scale = mean_us * rounds_per_us * (double)n / total;
+    for (size_t i = 0; i < n; i++) {
+        double r = wt[i] * scale;
+        costs[i] = r < 1 ? 1u : r > 4e9 ? 4000000000u : (uint32_t)(r + 0.5);
+    }
 }
 
 /* ---- oneTBB side (bench_tbb.cpp), linked only into build/bench/bench_tbb -------------------- */
