@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static int g_rank, g_size, g_slow_rank = -1;
 
@@ -120,6 +121,10 @@ static int run_tests(batch_pool* pool) {
         uint64_t want = 0, nfail = 0;
         for (uint64_t i = 0; i < 50000; i++) { if (i % 97 == 5) nfail++; else want += i * i + 1; }
         int ok = r == BATCH_PARTIAL && memcmp(got, &want, 8) == 0 && s.items == 50000 && s.failed == nfail;
+        if (!ok && g_rank == 0)
+            fprintf(stderr, "  adaptive: %s, %llu items, %llu failed (want %llu), %llu batches %llu FAILED, final size %zu\n",
+                    batch_result_string(r), (unsigned long long)s.items, (unsigned long long)s.failed,
+                    (unsigned long long)nfail, (unsigned long long)s.batches, (unsigned long long)s.batches_failed, s.final_batch_size);
         check(ok, "adaptive sizes: the sum and the counts");
     }
     {   /* bad input is refused on every rank, and nothing runs */
@@ -138,6 +143,32 @@ static int run_tests(batch_pool* pool) {
         batch_result r = batch_mpi_map(MPI_COMM_WORLD, pool, &d, &s, NULL, NULL);
         g_slow_rank = -1;
         check(r == BATCH_ERR_TIMEOUT && s.items + s.unprocessed == 200000 && s.items < 200000, "timeout: every rank stops");
+    }
+    {   /* the halt ratio stops every rank: what ran is counted, the rest is unprocessed */
+        batch_map_desc d = make_desc(200000, 0, 10, 0.5, 0);
+        d.halt_error_ratio = 0.001;   /* 1 item in 97 fails: passed after the first failures */
+        batch_map_summary s;
+        batch_result r = batch_mpi_map(MPI_COMM_WORLD, pool, &d, &s, NULL, NULL);
+        check(r == BATCH_ERR_FAILED && s.status == BATCH_JOB_FAILED && s.items + s.unprocessed == 200000 && s.items < 200000,
+              "halt: every rank stops starting batches");
+    }
+    {   /* a journal on rank 0: a finished job run again runs nothing and gives the same bytes */
+        char path[96];
+        snprintf(path, sizeof path, "/tmp/batch-mpi-test-%d.jnl", (int)getppid());   /* mpirun's pid: the same on every rank */
+        if (g_rank == 0) remove(path);
+        batch_map_desc d = make_desc(20000, 1, 37, 0.05, 2);
+        d.journal.path = path;
+        unsigned char a[16], b[16];
+        batch_map_summary s1, s2;
+        batch_mpi_rank_stats* per = (batch_mpi_rank_stats*)calloc((size_t)g_size, sizeof *per);
+        batch_result r1 = batch_mpi_map(MPI_COMM_WORLD, pool, &d, &s1, a, NULL);
+        batch_result r2 = batch_mpi_map(MPI_COMM_WORLD, pool, &d, &s2, b, per);
+        uint64_t ran = 0;
+        for (int i = 0; i < g_size; i++) ran += per[i].items;
+        check(r1 == BATCH_PARTIAL && r2 == r1 && memcmp(a, b, sizeof(mat2)) == 0 && ran == 0 &&
+              s2.resumed_batches == s1.batches && s2.items == s1.items, "journal on rank 0: a resume runs nothing");
+        if (g_rank == 0) remove(path);
+        free(per);
     }
     if (g_size >= 2) {   /* rank 1 200x slower per item: it gets less than an equal share, the sum is right */
         batch_map_desc d = make_desc(20000, 0, 50, 0.05, 2);
