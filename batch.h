@@ -1045,7 +1045,11 @@ BATCH__PRIVATE void batch__cpu_relax(void) {
    clock decides. A wall-clock step can then neither hang a wait nor end it early. */
 #define BATCH__WAIT_SLICE_NS 100000000u
 
-/* Test hook: a build can define BATCH__FAIL_THREAD_CREATE() to make thread creation fail. */
+/* Test hooks: a build can define BATCH__FAIL_THREAD_CREATE() to make thread creation fail, and
+   BATCH__FAIL_SYNC_INIT() to make a mutex or condition variable initialization fail. */
+#ifndef BATCH__FAIL_SYNC_INIT
+#  define BATCH__FAIL_SYNC_INIT() 0
+#endif
 #ifndef BATCH__FAIL_THREAD_CREATE
 #  define BATCH__FAIL_THREAD_CREATE() 0
 #endif
@@ -1057,11 +1061,11 @@ typedef int (*batch__thread_fn)(void* arg);
 typedef struct batch__mutex { int unused; } batch__mutex;
 typedef struct batch__cond { int unused; } batch__cond;
 typedef struct batch__thread { int unused; } batch__thread;
-BATCH__PRIVATE bool batch__mutex_init(batch__mutex* m) { (void)m; return true; }
+BATCH__PRIVATE bool batch__mutex_init(batch__mutex* m) { (void)m; return !BATCH__FAIL_SYNC_INIT(); }
 BATCH__PRIVATE void batch__mutex_destroy(batch__mutex* m) { (void)m; }
 BATCH__PRIVATE void batch__mutex_lock(batch__mutex* m) { (void)m; }
 BATCH__PRIVATE void batch__mutex_unlock(batch__mutex* m) { (void)m; }
-BATCH__PRIVATE bool batch__cond_init(batch__cond* c) { (void)c; return true; }
+BATCH__PRIVATE bool batch__cond_init(batch__cond* c) { (void)c; return !BATCH__FAIL_SYNC_INIT(); }
 BATCH__PRIVATE void batch__cond_destroy(batch__cond* c) { (void)c; }
 BATCH__PRIVATE void batch__cond_signal(batch__cond* c) { (void)c; }
 BATCH__PRIVATE void batch__cond_broadcast(batch__cond* c) { (void)c; }
@@ -1088,11 +1092,11 @@ BATCH__PRIVATE void batch__cond_wait_slice(batch__cond* c, batch__mutex* m, uint
 typedef pthread_mutex_t batch__mutex;
 typedef pthread_cond_t batch__cond;
 typedef pthread_t batch__thread;
-BATCH__PRIVATE bool batch__mutex_init(batch__mutex* m) { return pthread_mutex_init(m, NULL) == 0; }
+BATCH__PRIVATE bool batch__mutex_init(batch__mutex* m) { return !BATCH__FAIL_SYNC_INIT() && pthread_mutex_init(m, NULL) == 0; }
 BATCH__PRIVATE void batch__mutex_destroy(batch__mutex* m) { pthread_mutex_destroy(m); }
 BATCH__PRIVATE void batch__mutex_lock(batch__mutex* m) { pthread_mutex_lock(m); }
 BATCH__PRIVATE void batch__mutex_unlock(batch__mutex* m) { pthread_mutex_unlock(m); }
-BATCH__PRIVATE bool batch__cond_init(batch__cond* c) { return pthread_cond_init(c, NULL) == 0; }
+BATCH__PRIVATE bool batch__cond_init(batch__cond* c) { return !BATCH__FAIL_SYNC_INIT() && pthread_cond_init(c, NULL) == 0; }
 BATCH__PRIVATE void batch__cond_destroy(batch__cond* c) { pthread_cond_destroy(c); }
 BATCH__PRIVATE void batch__cond_signal(batch__cond* c) { pthread_cond_signal(c); }
 BATCH__PRIVATE void batch__cond_broadcast(batch__cond* c) { pthread_cond_broadcast(c); }
@@ -1124,11 +1128,11 @@ BATCH__PRIVATE void batch__cond_wait_forever(batch__cond* c, batch__mutex* m) { 
 typedef mtx_t batch__mutex;
 typedef cnd_t batch__cond;
 typedef thrd_t batch__thread;
-BATCH__PRIVATE bool batch__mutex_init(batch__mutex* m) { return mtx_init(m, mtx_plain) == thrd_success; }
+BATCH__PRIVATE bool batch__mutex_init(batch__mutex* m) { return !BATCH__FAIL_SYNC_INIT() && mtx_init(m, mtx_plain) == thrd_success; }
 BATCH__PRIVATE void batch__mutex_destroy(batch__mutex* m) { mtx_destroy(m); }
 BATCH__PRIVATE void batch__mutex_lock(batch__mutex* m) { mtx_lock(m); }
 BATCH__PRIVATE void batch__mutex_unlock(batch__mutex* m) { mtx_unlock(m); }
-BATCH__PRIVATE bool batch__cond_init(batch__cond* c) { return cnd_init(c) == thrd_success; }
+BATCH__PRIVATE bool batch__cond_init(batch__cond* c) { return !BATCH__FAIL_SYNC_INIT() && cnd_init(c) == thrd_success; }
 BATCH__PRIVATE void batch__cond_destroy(batch__cond* c) { cnd_destroy(c); }
 BATCH__PRIVATE void batch__cond_signal(batch__cond* c) { cnd_signal(c); }
 BATCH__PRIVATE void batch__cond_broadcast(batch__cond* c) { cnd_broadcast(c); }

@@ -17,6 +17,10 @@ void test_free(void* p, void* ctx);
 extern _Atomic int test_fail_thread_at;
 int test_thread_create_fails(void);
 #define BATCH__FAIL_THREAD_CREATE() test_thread_create_fails()
+/* Mutex / condition variable initialization failure at the k-th one (0-based); -1: never. */
+extern _Atomic int test_fail_sync_at;
+int test_sync_init_fails(void);
+#define BATCH__FAIL_SYNC_INIT() test_sync_init_fails()
 #include "../batch.h"
 #include "test.h"
 #include "test_alloc.c"

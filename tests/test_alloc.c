@@ -57,6 +57,14 @@ void* test_realloc(void* p, size_t sz, void* ctx) {
     return n + 1;
 }
 
+_Atomic int test_fail_sync_at = -1;
+static _Atomic int test_sync_inits;
+int test_sync_init_fails(void) {
+    int at = atomic_load(&test_fail_sync_at);
+    int k = atomic_fetch_add(&test_sync_inits, 1);
+    return at >= 0 && k == at;
+}
+
 int test_thread_create_fails(void) {
     int at = atomic_load(&test_fail_thread_at);
     int k = atomic_fetch_add(&test_thread_creates, 1);

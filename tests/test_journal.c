@@ -54,6 +54,21 @@ static void spin_us(unsigned us) {
     while (batch_now_ns() < end) { }
 }
 
+/* Kills child pid after kill_after_us (0: lets it finish) and reaps it: 1 when it finished on
+   its own (exit 0), 0 when the SIGKILL got it first. */
+static int kill_and_reap(pid_t pid, unsigned kill_after_us) {
+    if (kill_after_us) {
+        struct timespec ts = { 0, (long)kill_after_us * 1000 };
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    if (WIFEXITED(status)) { CHECK_EQ(WEXITSTATUS(status), 0); return 1; }
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    return 0;
+}
+
 /* A map whose items count their executions (in memory shared with the parent when forked). */
 enum { JM_N = 2000, JM_BS = 10 };
 typedef struct jmap {
@@ -189,16 +204,7 @@ static int jm_child_run(jmap* m, jm_out* out, const char* path, int workers, bat
         out->done = 1;
         _exit(0);
     }
-    if (kill_after_us) {
-        struct timespec ts = { 0, (long)kill_after_us * 1000 };
-        nanosleep(&ts, NULL);
-        kill(pid, SIGKILL);
-    }
-    int status = 0;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    if (WIFEXITED(status)) { CHECK_EQ(WEXITSTATUS(status), 0); return 1; }
-    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    return 0;
+    return kill_and_reap(pid, kill_after_us);
 }
 
 static void journal_map_crash(int ordered, batch_durability dur, int rounds) {
@@ -306,15 +312,7 @@ static int jg_child_run(jgraph* G, const char* path, int workers, unsigned kill_
         G->done = 1;
         _exit(0);
     }
-    if (kill_after_us) {
-        struct timespec ts = { 0, (long)kill_after_us * 1000 };
-        nanosleep(&ts, NULL);
-        kill(pid, SIGKILL);
-    }
-    int status = 0;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    if (WIFEXITED(status)) { CHECK_EQ(WEXITSTATUS(status), 0); return 1; }
-    return 0;
+    return kill_and_reap(pid, kill_after_us);
 }
 
 static void test_journal_graph_crash(void) {

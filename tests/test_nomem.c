@@ -395,7 +395,67 @@ static void test_nomem_journal(void) {
     CHECK_OK(batch_pool_destroy(p));
 }
 
+/* A mutex or condition variable that cannot be made: every call that makes one (pool create,
+   graph launch, map launch, a journal) returns BATCH_ERR_NOMEM, frees what it made, and the
+   same call then succeeds. */
+static void test_nomem_sync_init(void) {
+    long long live0 = atomic_load(&test_live_bytes);
+    int refused = 0;
+    for (int k = 0;; k++) {   /* pool create makes several: fail each in turn */
+        atomic_store(&test_sync_inits, 0);
+        atomic_store(&test_fail_sync_at, k);
+        batch_pool* p = (batch_pool*)1;
+        batch_result r = batch_pool_create(&p, &(batch_pool_desc){ .workers = 2 });
+        atomic_store(&test_fail_sync_at, -1);
+        if (r == BATCH_OK) { CHECK_OK(batch_pool_destroy(p)); break; }
+        CHECK_EQ(r, BATCH_ERR_NOMEM);
+        CHECK(p == NULL);
+        CHECK_EQ(atomic_load(&test_live_bytes), live0);
+        refused++;
+    }
+    CHECK(refused >= 5);
+    batch_pool* p = make_pool(2);
+    batch_graph* g = make_graph();
+    add_task(g, task_ok, NULL, NULL);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/batch-sync-%ld.jnl", (long)getpid());
+    for (int journal = 0; journal < 2; journal++) {
+        for (int k = 0; k < 2; k++) {   /* the job's lock, then (with a journal) the journal's */
+            unlink(path);
+            batch_run_desc rd;
+            memset(&rd, 0, sizeof rd);
+            if (journal) rd.journal.path = path;
+            atomic_store(&test_sync_inits, 0);
+            atomic_store(&test_fail_sync_at, k);
+            batch_job* job = (batch_job*)1;
+            batch_result r = batch_graph_launch(p, g, &rd, &job);
+            atomic_store(&test_fail_sync_at, -1);
+            if (k == 1 && !journal) { CHECK_OK(r); CHECK_OK(batch_job_destroy(job)); continue; }
+            CHECK_EQ(r, BATCH_ERR_NOMEM);
+            CHECK(job == NULL);
+            CHECK_OK(batch_graph_run(p, g, &rd, NULL));   /* the graph is not left busy */
+        }
+        for (int k = 0; k < 2; k++) {
+            unlink(path);
+            batch_map_desc d = { .count = 100, .item_fn = thr_item_any, .result_size = 8, .batch_size = 10, .error_threshold = 0.5 };
+            if (journal) d.journal.path = path;
+            atomic_store(&test_sync_inits, 0);
+            atomic_store(&test_fail_sync_at, k);
+            batch_result r = batch_map_run(p, &d, NULL, NULL);
+            atomic_store(&test_fail_sync_at, -1);
+            if (k == 1 && !journal) { CHECK_EQ(r, BATCH_PARTIAL); continue; }
+            CHECK_EQ(r, BATCH_ERR_NOMEM);
+            CHECK_EQ(batch_map_run(p, &d, NULL, NULL), BATCH_PARTIAL);
+        }
+    }
+    unlink(path);
+    CHECK_OK(batch_graph_destroy(g));
+    CHECK_OK(batch_pool_destroy(p));
+    CHECK_EQ(atomic_load(&test_live_bytes), live0);
+}
+
 #define NOMEM_TESTS \
+    { "nomem_sync_init", test_nomem_sync_init }, \
     { "nomem_delayed_heap", test_nomem_delayed_heap }, \
     { "nomem_cycle_message", test_nomem_cycle_message }, \
     { "nomem_launch_half_way", test_nomem_launch_half_way }, \
