@@ -532,6 +532,13 @@ BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* batch_fail, and no retry: a graph task fails for good at once (whatever max_retries says); a
+   map item makes its batch, if the batch ends FAILED, skip its remaining retries. fmt may be NULL. */
+BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 /* True once the job is cancelled, failed fast or past its deadline: return early. */
 BATCH_API int batch_should_stop(const batch_ctx* ctx);
 /* Publishes a pointer that successors read with batch_input (data flow). Borrowed. */
@@ -546,6 +553,8 @@ BATCH_API batch_task batch_ctx_task(const batch_ctx* ctx);
 BATCH_API int batch_ctx_attempt(const batch_ctx* ctx);      /* 0 for the first attempt */
 BATCH_API int batch_ctx_worker(const batch_ctx* ctx);       /* -1: not a worker thread */
 BATCH_API batch_pool* batch_ctx_pool(const batch_ctx* ctx);
+/* The job of this task or map item (e.g. to batch_job_cancel it from inside); borrowed. */
+BATCH_API batch_job* batch_ctx_job(const batch_ctx* ctx);
 
 
 /* ---------------------------------------------------------------------------------------------
@@ -947,6 +956,9 @@ static void* stbds_shmode_func(size_t elemsize, int mode);
 #    pragma GCC diagnostic pop
 #  endif
 #endif
+
+/* batch_ctx.msg_set: a message was written; the failure is permanent (no retry). */
+enum { BATCH__MSG_SET = 1, BATCH__MSG_PERMANENT = 2 };
 
 /* Internal linkage for everything that is not API. `unused` keeps each part compilable alone. */
 #if defined(__GNUC__) || defined(__clang__)
@@ -3155,7 +3167,8 @@ struct batch_ctx {
     batch__gnode* node;
     size_t batch_index;           /* map items */
     char* msg;                    /* map items: where batch_fail writes */
-    int msg_set;
+    int msg_set;                  /* BATCH__MSG_SET | BATCH__MSG_PERMANENT */
+    batch_job* owner;             /* the job this task or item belongs to */
     const _Atomic int* stop;      /* non-zero: batch_should_stop */
     uint64_t deadline_ns;
     int worker;
@@ -3773,6 +3786,7 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
             ctx.attempt = n->attempts;
             ctx.stop = &job->stop;
             ctx.deadline_ns = job->deadline_ns;
+            ctx.owner = (batch_job*)job;
             uint64_t start = job->times ? (last_end ? last_end : batch_now_ns()) : 0;
             batch__stat_add(&st->running, 1, shared);
             int rc = n->fn ? n->fn(&ctx, n->user) : 0;
@@ -3794,7 +3808,8 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
             }
             if (rc != 0) {
                 n->error = rc;
-                if (n->attempts <= n->max_retries && !atomic_load_explicit(&job->stop, memory_order_relaxed)) {
+                if (n->attempts <= n->max_retries && !(ctx.msg_set & BATCH__MSG_PERMANENT) &&
+                    !atomic_load_explicit(&job->stop, memory_order_relaxed)) {
                     atomic_store_explicit(&n->status, BATCH_TASK_QUEUED, memory_order_relaxed);
                     uint64_t now = batch_now_ns();
                     uint64_t due = now + batch__backoff(n, n->attempts - 1, &rng);
@@ -4134,8 +4149,7 @@ BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t,
 }
 
 /* ---- inside a task ---------------------------------------------------------------------------- */
-BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...) {
-    if (!ctx || !fmt) return code;
+BATCH__PRIVATE void batch__vfail(batch_ctx* ctx, const char* fmt, va_list ap) {
     char* dst = ctx->msg;
     if (ctx->node) {
         batch__gnode* n = ctx->node;
@@ -4143,12 +4157,28 @@ BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...) {
         dst = n->msg;   /* out of memory: the code is kept, the message is lost */
     }
     if (dst) {
-        va_list ap;
-        va_start(ap, fmt);
         vsnprintf(dst, BATCH_MESSAGE_MAX, fmt, ap);
-        va_end(ap);
-        ctx->msg_set = 1;
+        ctx->msg_set |= BATCH__MSG_SET;
     }
+}
+
+BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...) {
+    if (!ctx || !fmt) return code;
+    va_list ap;
+    va_start(ap, fmt);
+    batch__vfail(ctx, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ...) {
+    if (!ctx) return code;
+    ctx->msg_set |= BATCH__MSG_PERMANENT;
+    if (!fmt) return code;
+    va_list ap;
+    va_start(ap, fmt);
+    batch__vfail(ctx, fmt, ap);
+    va_end(ap);
     return code;
 }
 
@@ -4193,6 +4223,7 @@ BATCH_API batch_task batch_ctx_task(const batch_ctx* ctx) {
 BATCH_API int batch_ctx_attempt(const batch_ctx* ctx) { return ctx ? ctx->attempt : 0; }
 BATCH_API int batch_ctx_worker(const batch_ctx* ctx) { return ctx ? ctx->worker : -1; }
 BATCH_API batch_pool* batch_ctx_pool(const batch_ctx* ctx) { return ctx ? ctx->pool : NULL; }
+BATCH_API batch_job* batch_ctx_job(const batch_ctx* ctx) { return ctx ? ctx->owner : NULL; }
 
 /* ---- DOT ------------------------------------------------------------------------------------ */
 BATCH__PRIVATE void batch__dot_string(FILE* out, const char* s) {
@@ -4386,6 +4417,7 @@ typedef struct batch__mslot {
     uint64_t start_ns;            /* of the last attempt */
     int retries_used, worker;
     bool unrun;                   /* coordinator: handed out, never run (see batch__map_unrun) */
+    bool permanent;               /* an item failed with batch_fail_permanent: no batch retry */
     struct batch__mslot* next;    /* free list, iterator queue, submit list */
     batch_batch view;
 } batch__mslot;
@@ -4952,7 +4984,8 @@ BATCH__INLINE size_t batch__item_loop(const batch__item_loop_args* a, bool has_i
             if (has_fold) A.fold_fn(A.acc, &it, r, A.user);
         } else {
             failed++;
-            batch__slot_error(A.m, A.sl, it.index, rc, A.ctx->msg_set ? A.msg : NULL);
+            if (A.ctx->msg_set & BATCH__MSG_PERMANENT) A.sl->permanent = true;
+            batch__slot_error(A.m, A.sl, it.index, rc, (A.ctx->msg_set & BATCH__MSG_SET) ? A.msg : NULL);
         }
     }
     return failed;
@@ -4973,7 +5006,9 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     ctx.stop = &m->stop;
     ctx.deadline_ns = m->deadline_ns;
     sl->nerrors = 0;
+    sl->permanent = false;
     sl->worker = ctx.worker;
+    ctx.owner = (batch_job*)m;
     /* one pass: each successful item is folded at once into the batch's fresh accumulator,
        which is private to this attempt and thrown away if the batch ends FAILED */
     const size_t rs = d->result_size, count = sl->count, first = sl->first;
@@ -5043,7 +5078,7 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
             batch__mutex_unlock(&m->lock);
         }
         batch__mslot_attempt(p, sl);
-        if (sl->status != BATCH_BATCH_FAILED || sl->retries_used >= d->max_retries) break;
+        if (sl->status != BATCH_BATCH_FAILED || sl->retries_used >= d->max_retries || sl->permanent) break;
         uint64_t now = batch_now_ns();
         if (batch__map_stopped(m, now)) { atomic_store_explicit(&m->cut, 1, memory_order_relaxed); break; }
         /* the whole batch again after base * 2^k (k: retries so far); it keeps its slot */

@@ -531,6 +531,13 @@ BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* batch_fail, and no retry: a graph task fails for good at once (whatever max_retries says); a
+   map item makes its batch, if the batch ends FAILED, skip its remaining retries. fmt may be NULL. */
+BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 /* True once the job is cancelled, failed fast or past its deadline: return early. */
 BATCH_API int batch_should_stop(const batch_ctx* ctx);
 /* Publishes a pointer that successors read with batch_input (data flow). Borrowed. */
@@ -545,6 +552,8 @@ BATCH_API batch_task batch_ctx_task(const batch_ctx* ctx);
 BATCH_API int batch_ctx_attempt(const batch_ctx* ctx);      /* 0 for the first attempt */
 BATCH_API int batch_ctx_worker(const batch_ctx* ctx);       /* -1: not a worker thread */
 BATCH_API batch_pool* batch_ctx_pool(const batch_ctx* ctx);
+/* The job of this task or map item (e.g. to batch_job_cancel it from inside); borrowed. */
+BATCH_API batch_job* batch_ctx_job(const batch_ctx* ctx);
 
 
 /* ---------------------------------------------------------------------------------------------

@@ -106,7 +106,8 @@ struct batch_ctx {
     batch__gnode* node;
     size_t batch_index;           /* map items */
     char* msg;                    /* map items: where batch_fail writes */
-    int msg_set;
+    int msg_set;                  /* BATCH__MSG_SET | BATCH__MSG_PERMANENT */
+    batch_job* owner;             /* the job this task or item belongs to */
     const _Atomic int* stop;      /* non-zero: batch_should_stop */
     uint64_t deadline_ns;
     int worker;
@@ -724,6 +725,7 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
             ctx.attempt = n->attempts;
             ctx.stop = &job->stop;
             ctx.deadline_ns = job->deadline_ns;
+            ctx.owner = (batch_job*)job;
             uint64_t start = job->times ? (last_end ? last_end : batch_now_ns()) : 0;
             batch__stat_add(&st->running, 1, shared);
             int rc = n->fn ? n->fn(&ctx, n->user) : 0;
@@ -745,7 +747,8 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
             }
             if (rc != 0) {
                 n->error = rc;
-                if (n->attempts <= n->max_retries && !atomic_load_explicit(&job->stop, memory_order_relaxed)) {
+                if (n->attempts <= n->max_retries && !(ctx.msg_set & BATCH__MSG_PERMANENT) &&
+                    !atomic_load_explicit(&job->stop, memory_order_relaxed)) {
                     atomic_store_explicit(&n->status, BATCH_TASK_QUEUED, memory_order_relaxed);
                     uint64_t now = batch_now_ns();
                     uint64_t due = now + batch__backoff(n, n->attempts - 1, &rng);
@@ -1085,8 +1088,7 @@ BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t,
 }
 
 /* ---- inside a task ---------------------------------------------------------------------------- */
-BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...) {
-    if (!ctx || !fmt) return code;
+BATCH__PRIVATE void batch__vfail(batch_ctx* ctx, const char* fmt, va_list ap) {
     char* dst = ctx->msg;
     if (ctx->node) {
         batch__gnode* n = ctx->node;
@@ -1094,12 +1096,28 @@ BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...) {
         dst = n->msg;   /* out of memory: the code is kept, the message is lost */
     }
     if (dst) {
-        va_list ap;
-        va_start(ap, fmt);
         vsnprintf(dst, BATCH_MESSAGE_MAX, fmt, ap);
-        va_end(ap);
-        ctx->msg_set = 1;
+        ctx->msg_set |= BATCH__MSG_SET;
     }
+}
+
+BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...) {
+    if (!ctx || !fmt) return code;
+    va_list ap;
+    va_start(ap, fmt);
+    batch__vfail(ctx, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ...) {
+    if (!ctx) return code;
+    ctx->msg_set |= BATCH__MSG_PERMANENT;
+    if (!fmt) return code;
+    va_list ap;
+    va_start(ap, fmt);
+    batch__vfail(ctx, fmt, ap);
+    va_end(ap);
     return code;
 }
 
@@ -1144,6 +1162,7 @@ BATCH_API batch_task batch_ctx_task(const batch_ctx* ctx) {
 BATCH_API int batch_ctx_attempt(const batch_ctx* ctx) { return ctx ? ctx->attempt : 0; }
 BATCH_API int batch_ctx_worker(const batch_ctx* ctx) { return ctx ? ctx->worker : -1; }
 BATCH_API batch_pool* batch_ctx_pool(const batch_ctx* ctx) { return ctx ? ctx->pool : NULL; }
+BATCH_API batch_job* batch_ctx_job(const batch_ctx* ctx) { return ctx ? ctx->owner : NULL; }
 
 /* ---- DOT ------------------------------------------------------------------------------------ */
 BATCH__PRIVATE void batch__dot_string(FILE* out, const char* s) {

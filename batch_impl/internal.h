@@ -150,6 +150,9 @@ static void* stbds_shmode_func(size_t elemsize, int mode);
 #  endif
 #endif
 
+/* batch_ctx.msg_set: a message was written; the failure is permanent (no retry). */
+enum { BATCH__MSG_SET = 1, BATCH__MSG_PERMANENT = 2 };
+
 /* Internal linkage for everything that is not API. `unused` keeps each part compilable alone. */
 #if defined(__GNUC__) || defined(__clang__)
 #  define BATCH__PRIVATE static __attribute__((unused))

@@ -35,6 +35,7 @@ typedef struct batch__mslot {
     uint64_t start_ns;            /* of the last attempt */
     int retries_used, worker;
     bool unrun;                   /* coordinator: handed out, never run (see batch__map_unrun) */
+    bool permanent;               /* an item failed with batch_fail_permanent: no batch retry */
     struct batch__mslot* next;    /* free list, iterator queue, submit list */
     batch_batch view;
 } batch__mslot;
@@ -601,7 +602,8 @@ BATCH__INLINE size_t batch__item_loop(const batch__item_loop_args* a, bool has_i
             if (has_fold) A.fold_fn(A.acc, &it, r, A.user);
         } else {
             failed++;
-            batch__slot_error(A.m, A.sl, it.index, rc, A.ctx->msg_set ? A.msg : NULL);
+            if (A.ctx->msg_set & BATCH__MSG_PERMANENT) A.sl->permanent = true;
+            batch__slot_error(A.m, A.sl, it.index, rc, (A.ctx->msg_set & BATCH__MSG_SET) ? A.msg : NULL);
         }
     }
     return failed;
@@ -622,7 +624,9 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     ctx.stop = &m->stop;
     ctx.deadline_ns = m->deadline_ns;
     sl->nerrors = 0;
+    sl->permanent = false;
     sl->worker = ctx.worker;
+    ctx.owner = (batch_job*)m;
     /* one pass: each successful item is folded at once into the batch's fresh accumulator,
        which is private to this attempt and thrown away if the batch ends FAILED */
     const size_t rs = d->result_size, count = sl->count, first = sl->first;
@@ -692,7 +696,7 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
             batch__mutex_unlock(&m->lock);
         }
         batch__mslot_attempt(p, sl);
-        if (sl->status != BATCH_BATCH_FAILED || sl->retries_used >= d->max_retries) break;
+        if (sl->status != BATCH_BATCH_FAILED || sl->retries_used >= d->max_retries || sl->permanent) break;
         uint64_t now = batch_now_ns();
         if (batch__map_stopped(m, now)) { atomic_store_explicit(&m->cut, 1, memory_order_relaxed); break; }
         /* the whole batch again after base * 2^k (k: retries so far); it keeps its slot */

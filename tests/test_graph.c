@@ -421,7 +421,53 @@ static void test_graph_alloc_failure(void) {
     CHECK_EQ(atomic_load(&test_live_bytes), live0);
 }
 
+/* batch_fail_permanent: no retry whatever max_retries says; batch_ctx_job: a task cancels its
+   own job. */
+static int perm_task(batch_ctx* ctx, void* u) {
+    atomic_fetch_add((_Atomic int*)u, 1);
+    return batch_fail_permanent(ctx, 9, "gone for good (attempt %d)", batch_ctx_attempt(ctx));
+}
+static int cancel_own_job(batch_ctx* ctx, void* u) {
+    (void)u;
+    CHECK(batch_ctx_job(ctx) != NULL);
+    CHECK_OK(batch_job_cancel(batch_ctx_job(ctx)));
+    return 0;
+}
+static void test_graph_permanent_and_own_job(void) {
+    for (int w = 0; w < 2; w++) {
+        batch_pool* p = make_pool(w ? 2 : BATCH_WORKERS_INLINE);
+        batch_graph* g = make_graph();
+        _Atomic int runs = 0;
+        batch_task t;
+        CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = perm_task, .user_data = &runs, .max_retries = 5, .retry_base_ns = 1000 }, &t));
+        batch_task after = add_task(g, task_ok, NULL, "after");
+        CHECK_OK(batch_task_precede(g, t, after));
+        batch_job_summary s;
+        CHECK_EQ(batch_graph_run(p, g, NULL, &s), BATCH_ERR_FAILED);
+        CHECK_EQ(atomic_load(&runs), 1);
+        CHECK_EQ(s.failed, 1);
+        CHECK_EQ(s.skipped, 1);
+        CHECK_EQ(s.retries, 0);
+        batch_task_info info;
+        CHECK_OK(batch_graph_task_info(g, t, &info));
+        CHECK_EQ(info.attempts, 1);
+        CHECK(info.message && strstr(info.message, "gone for good (attempt 0)"));
+        CHECK_OK(batch_graph_destroy(g));
+        /* a task cancels its own job: what has not started is CANCELLED */
+        g = make_graph();
+        batch_task a = add_task(g, cancel_own_job, NULL, "a");
+        batch_task b = add_task(g, task_ok, NULL, "b");
+        CHECK_OK(batch_task_precede(g, a, b));
+        CHECK_EQ(batch_graph_run(p, g, NULL, &s), BATCH_ERR_CANCELLED);
+        CHECK_EQ(s.completed, 1);
+        CHECK_EQ(s.cancelled, 1);
+        CHECK_OK(batch_graph_destroy(g));
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
 #define GRAPH_TESTS \
+    { "graph_permanent_and_own_job", test_graph_permanent_and_own_job }, \
     { "graph_build_bad_input", test_graph_build_bad_input }, \
     { "graph_cycles_named", test_graph_cycles_named }, \
     { "graph_random_dags", test_graph_random_dags }, \

@@ -86,9 +86,7 @@ static int jm_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
     if (it->index % 13 == 7) return batch_fail(ctx, 9, "item %zu", it->index);   /* partial batches */
     return 0;
 }
-static void jm_sum_init(void* a, void* u) { (void)u; *(uint64_t*)a = 0; }
 static void jm_sum_fold(void* a, const batch_item* it, const void* r, void* u) { (void)it; (void)u; *(uint64_t*)a += *(const uint64_t*)r; }
-static void jm_sum_combine(void* a, const void* o, void* u) { (void)u; *(uint64_t*)a += *(const uint64_t*)o; }
 
 static batch_map_desc jm_desc(jmap* m, size_t n, const char* path) {
     batch_map_desc d;
@@ -104,7 +102,7 @@ static batch_map_desc jm_desc(jmap* m, size_t n, const char* path) {
         d.init_fn = mat_init; d.fold_fn = mat_fold; d.combine_fn = mat_combine;
     } else {
         d.result_size = d.acc_size = sizeof(uint64_t);
-        d.init_fn = jm_sum_init; d.fold_fn = jm_sum_fold; d.combine_fn = jm_sum_combine;
+        d.init_fn = sum_init; d.fold_fn = jm_sum_fold; d.combine_fn = sum_combine;   /* test_map.c's */
     }
     d.journal.path = path;
     return d;

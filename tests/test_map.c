@@ -541,7 +541,43 @@ static void test_map_scenario_b(void) {
     CHECK_OK(batch_pool_destroy(p));
 }
 
+/* A map item's permanent failure stops its FAILED batch's retries; an item cancels its map. */
+static int perm_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)u;
+    *(uint64_t*)res = it->index * 3;
+    if (it->index == 15) return batch_fail_permanent(ctx, 4, NULL);   /* batch 1 of 10 */
+    if (it->index / 10 == 1 || it->index / 10 == 3) return 5;         /* batches 1 and 3 FAILED */
+    return 0;
+}
+static int cancel_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)u;
+    *(uint64_t*)res = it->index * 3;
+    if (it->index == 50) CHECK_OK(batch_job_cancel(batch_ctx_job(ctx)));
+    return 0;
+}
+static void test_map_permanent_and_own_job(void) {
+    for (int w = 0; w < 2; w++) {
+        batch_pool* p = make_pool(w ? 2 : BATCH_WORKERS_INLINE);
+        map_rec rec;
+        memset(&rec, 0, sizeof rec);
+        batch_map_summary s;
+        batch_map_desc d = { .count = 50, .item_fn = perm_item, .user_data = &rec, .result_size = 8, .batch_size = 10,
+                             .error_threshold = 0.5, .max_retries = 3, .retry_base_ns = 1000, .on_batch = rec_on_batch };
+        CHECK_EQ(batch_map_run(p, &d, &s, NULL), BATCH_ERR_FAILED);
+        CHECK_EQ(rec.retries[1], 0);   /* permanent: not retried */
+        CHECK_EQ(rec.retries[3], 3);   /* the other FAILED batch used its retries */
+        CHECK_EQ(s.batches_failed, 2);
+        CHECK_EQ(s.retries, 3);
+        /* an item cancels the map it belongs to (batches of 10, one at a time) */
+        batch_map_desc c = { .count = 1000, .item_fn = cancel_item, .result_size = 8, .batch_size = 10, .max_in_flight = 1 };
+        CHECK_EQ(batch_map_run(p, &c, &s, NULL), BATCH_ERR_CANCELLED);
+        CHECK(s.unprocessed > 0 && s.items + s.unprocessed == 1000);
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
 #define MAP_TESTS \
+    { "map_permanent_and_own_job", test_map_permanent_and_own_job }, \
     { "map_threshold_table", test_map_threshold_table }, \
     { "map_retries_fold_once", test_map_retries_fold_once }, \
     { "map_ordered_fold_identical", test_map_ordered_fold_identical }, \
