@@ -359,6 +359,10 @@ BATCH_API batch_result batch_graph_create(batch_graph** out_graph, const batch_g
 /* NULL does nothing. BATCH_ERR_BUSY (nothing freed) while a job of the graph is not yet
    destroyed or waited for. */
 BATCH_API batch_result batch_graph_destroy(batch_graph* g);
+/* Removes every task and edge but keeps the memory: the next graph built in it costs no new
+   pages (building a big graph fresh is mostly first-touch page faults). Handles of the old
+   tasks are refused afterwards. BATCH_ERR_BUSY while a job runs. */
+BATCH_API batch_result batch_graph_clear(batch_graph* g);
 
 /* Adds a task; *out_task receives its handle. BATCH_ERR_INVALID (bad desc field, NULL pointer),
    BATCH_ERR_BUSY (the graph is running), BATCH_ERR_NOMEM. On error the graph is unchanged. */

@@ -58,6 +58,8 @@ struct batch_graph {
     uint32_t* pred;
     uint32_t* roots;
     size_t nroots, csr_n;
+    uint32_t* spare[4];           /* after batch_graph_clear: the old CSR arrays, for the next one */
+    size_t spare_n, spare_e;      /* their room: offsets for spare_n tasks, spare_e edges */
     char cycle_msg[256];
     _Atomic int busy;             /* a job exists that was not waited for */
     uint32_t epoch;               /* runs so far */
@@ -137,6 +139,14 @@ BATCH__PRIVATE char* batch__strdup(const char* s, void* ctx) {
 }
 
 /* ---- build --------------------------------------------------------------------------------- */
+/* A tag that differs between graphs alive at once (addresses differ) and, very likely, from a
+   destroyed graph whose address was reused or from this graph before a clear. */
+BATCH__PRIVATE uint32_t batch__graph_new_tag(const batch_graph* g) {
+    uint64_t h = (uint64_t)(uintptr_t)g * 0x9E3779B97F4A7C15ull ^ batch_now_ns() ^ ((uint64_t)g->tag << 17);
+    uint32_t t = (uint32_t)(h >> 32) ^ (uint32_t)h;
+    return t == g->tag ? t + 1 : t;
+}
+
 BATCH_API batch_result batch_graph_create(batch_graph** out, const batch_graph_desc* desc) {
     if (!out) return BATCH_ERR_INVALID;
     *out = NULL;
@@ -149,11 +159,18 @@ BATCH_API batch_result batch_graph_create(batch_graph** out, const batch_graph_d
     g->alloc_ctx = d.alloc_ctx;
     /* a tag that differs between graphs alive at once (addresses differ) and, very likely,
        from a destroyed graph whose address was reused */
-    uint64_t h = (uint64_t)(uintptr_t)g * 0x9E3779B97F4A7C15ull ^ batch_now_ns();
-    g->tag = (uint32_t)(h >> 32) ^ (uint32_t)h;
+    g->tag = batch__graph_new_tag(g);
     if (d.name && !(g->name = batch__strdup(d.name, d.alloc_ctx))) { BATCH_FREE(g, d.alloc_ctx); return BATCH_ERR_NOMEM; }
     *out = g;
     return BATCH_OK;
+}
+
+BATCH__PRIVATE void batch__graph_free_spare(batch_graph* g) {
+    for (int i = 0; i < 4; i++) {
+        if (g->spare[i]) BATCH_FREE(g->spare[i], g->alloc_ctx);
+        g->spare[i] = NULL;
+    }
+    g->spare_n = g->spare_e = 0;
 }
 
 BATCH__PRIVATE void batch__graph_free_csr(batch_graph* g) {
@@ -179,8 +196,37 @@ BATCH_API batch_result batch_graph_destroy(batch_graph* g) {
     stbds_arrfree(g->edges);
     stbds_shfree(g->names);
     batch__graph_free_csr(g);
+    batch__graph_free_spare(g);
     if (g->name) BATCH_FREE(g->name, ctx);
     BATCH_FREE(g, ctx);
+    return BATCH_OK;
+}
+
+BATCH_API batch_result batch_graph_clear(batch_graph* g) {
+    if (!g) return BATCH_ERR_INVALID;
+    if (atomic_load(&g->busy)) return BATCH_ERR_BUSY;
+    void* ctx = g->alloc_ctx;
+    for (ptrdiff_t i = 0; i < stbds_arrlen(g->nodes); i++) {
+        if (g->nodes[i].name) BATCH_FREE(g->nodes[i].name, ctx);
+        if (g->nodes[i].msg) BATCH_FREE(g->nodes[i].msg, ctx);
+    }
+    if (g->nodes) stbds_header(g->nodes)->length = 0;   /* capacity kept: the next graph is built in this memory */
+    if (g->edges) stbds_header(g->edges)->length = 0;
+    stbds_shfree(g->names);
+    g->names = NULL;
+    if (g->succ_off) {                /* the CSR arrays wait for the next validation */
+        batch__graph_free_spare(g);
+        g->spare[0] = g->succ_off; g->spare[1] = g->pred_off; g->spare[2] = g->succ; g->spare[3] = g->pred;
+        g->spare_n = g->csr_n;
+        g->spare_e = g->succ_off[g->csr_n];
+        g->succ_off = g->pred_off = g->succ = g->pred = NULL;
+    }
+    batch__graph_free_csr(g);
+    g->dirty = true;
+    g->has_cycle = false;
+    g->backward = false;
+    g->cycle_msg[0] = 0;
+    g->tag = batch__graph_new_tag(g);   /* handles of the old tasks are refused */
     return BATCH_OK;
 }
 
@@ -393,10 +439,18 @@ BATCH__PRIVATE batch_result batch__graph_finalize(batch_graph* g) {
     size_t ne = (size_t)stbds_arrlen(g->edges), old_n = g->succ_off ? g->csr_n : 0;
     size_t e = (old_n ? g->succ_off[old_n] : 0) + ne;
     if (e >= UINT32_MAX) return BATCH_ERR_NOMEM;   /* offsets are 32-bit */
-    uint32_t* succ_off = (uint32_t*)BATCH_MALLOC((n + 1) * sizeof(uint32_t), ctx);
-    uint32_t* pred_off = (uint32_t*)BATCH_MALLOC((n + 1) * sizeof(uint32_t), ctx);
-    uint32_t* succ = (uint32_t*)BATCH_MALLOC((e ? e : 1) * sizeof(uint32_t), ctx);
-    uint32_t* pred = (uint32_t*)BATCH_MALLOC((e ? e : 1) * sizeof(uint32_t), ctx);
+    uint32_t *succ_off, *pred_off, *succ, *pred;
+    if (g->spare[0] && !old_n && n <= g->spare_n && e <= g->spare_e) {   /* a cleared graph's */
+        succ_off = g->spare[0]; pred_off = g->spare[1]; succ = g->spare[2]; pred = g->spare[3];
+        for (int i = 0; i < 4; i++) g->spare[i] = NULL;
+        g->spare_n = g->spare_e = 0;
+    } else {
+        batch__graph_free_spare(g);
+        succ_off = (uint32_t*)BATCH_MALLOC((n + 1) * sizeof(uint32_t), ctx);
+        pred_off = (uint32_t*)BATCH_MALLOC((n + 1) * sizeof(uint32_t), ctx);
+        succ = (uint32_t*)BATCH_MALLOC((e ? e : 1) * sizeof(uint32_t), ctx);
+        pred = (uint32_t*)BATCH_MALLOC((e ? e : 1) * sizeof(uint32_t), ctx);
+    }
     uint32_t* work = (uint32_t*)BATCH_MALLOC((n ? n : 1) * sizeof(uint32_t), ctx);   /* cursors, marks, in-degrees */
     uint32_t* queue = (uint32_t*)BATCH_MALLOC((n ? n : 1) * sizeof(uint32_t), ctx);
     if (!succ_off || !pred_off || !succ || !pred || !work || !queue) {

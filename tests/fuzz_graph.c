@@ -96,6 +96,14 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         i += 3;
         model* m = &M[op & 1];
         model* other = &M[!(op & 1)];
+        if (op == 0xfe) {   /* clear: an empty graph; the old handles must be refused */
+            batch_task old = m->n ? m->t[0] : (batch_task){ 1, 1 };
+            if (batch_graph_clear(m->g) != BATCH_OK || batch_graph_size(m->g) != 0) die("clear");
+            if (m->n && batch_task_precede(m->g, old, old) != BATCH_ERR_INVALID) die("a handle from before the clear accepted");
+            m->n = 0;
+            m->ne = 0;
+            continue;
+        }
         switch ((op >> 1) % 5) {
             case 0: {   /* add a task */
                 if (m->n >= MAXT) break;

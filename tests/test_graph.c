@@ -466,7 +466,57 @@ static void test_graph_permanent_and_own_job(void) {
     }
 }
 
+/* batch_graph_clear: an empty graph in the same memory; old handles refused; refused while a
+   job runs; the next build (bigger or smaller) validates and runs as if new. */
+static void test_graph_clear_rebuild(void) {
+    batch_pool* p = make_pool(2);
+    batch_graph* g = make_graph();
+    _Atomic long count = 0;
+    batch_task first = { 0, 0 };
+    for (int round = 0; round < 6; round++) {
+        int n = (round % 3 + 1) * 500;   /* 500, 1000, 1500: shrinks and grows */
+        batch_task prev = { 0, 0 };
+        for (int i = 0; i < n; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "r%d-t%d", round, i);
+            batch_task t = add_task(g, count_task, &count, i % 100 == 0 ? name : NULL);
+            if (i) CHECK_OK(batch_task_precede(g, prev, t));
+            else if (round) CHECK_EQ(batch_task_precede(g, first, t), BATCH_ERR_INVALID);   /* a handle from before the clear */
+            if (!i) first = t;
+            prev = t;
+        }
+        if (round == 4) {   /* a cycle in this round: named, then the clear forgets it */
+            CHECK_OK(batch_task_precede(g, prev, first));
+            char msg[256];
+            CHECK_EQ(batch_graph_validate(g, msg, sizeof msg), BATCH_ERR_CYCLE);
+            CHECK_OK(batch_graph_clear(g));
+            CHECK_EQ(batch_graph_size(g), 0);
+            CHECK_OK(batch_graph_validate(g, NULL, 0));
+            continue;
+        }
+        atomic_store(&count, 0);
+        batch_job* job;
+        CHECK_OK(batch_graph_launch(p, g, NULL, &job));
+        CHECK_EQ(batch_graph_clear(g), BATCH_ERR_BUSY);
+        batch_job_summary s;
+        CHECK_OK(batch_job_wait(job, &s));
+        CHECK_OK(batch_job_destroy(job));
+        CHECK_EQ(s.completed, (uint64_t)n);
+        CHECK_EQ(atomic_load(&count), n);
+        batch_task found;
+        char want[32];
+        snprintf(want, sizeof want, "r%d-t100", round);
+        CHECK_OK(batch_graph_find(g, want, &found));
+        CHECK_OK(batch_graph_clear(g));
+        CHECK_EQ(batch_graph_find(g, want, &found), BATCH_ERR_NOT_FOUND);
+    }
+    CHECK_EQ(batch_graph_clear(NULL), BATCH_ERR_INVALID);
+    CHECK_OK(batch_graph_destroy(g));
+    CHECK_OK(batch_pool_destroy(p));
+}
+
 #define GRAPH_TESTS \
+    { "graph_clear_rebuild", test_graph_clear_rebuild }, \
     { "graph_permanent_and_own_job", test_graph_permanent_and_own_job }, \
     { "graph_build_bad_input", test_graph_build_bad_input }, \
     { "graph_cycles_named", test_graph_cycles_named }, \
