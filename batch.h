@@ -6160,9 +6160,11 @@ BATCH__PRIVATE bool batch__mpi_drain(batch__mpi* c, batch__mjob* coord) {
     return any;
 }
 
-/* Stops this rank's executor: the ranges it had not started go back as not run. */
+/* No more ranges for this rank's executor. At the end of the input the ranges it has queued
+   still run; on a cancel they go back as not run and running items see the stop. */
 BATCH__PRIVATE void batch__mpi_stop_exec(batch__mpi* c, batch__mjob* coord, bool cancel) {
-    size_t n = batch__map_drop_ranges(c->exec, c->dropped, (size_t)c->k, cancel);
+    if (!cancel) { batch__map_close_input(c->exec); return; }
+    size_t n = batch__map_drop_ranges(c->exec, c->dropped, (size_t)c->k, true);
     for (size_t i = 0; i < n; i++) batch__mpi_send_result(c, coord, c->dropped[i].index, BATCH__UNRUN, 0, 0, 0, 0, NULL);
 }
 
@@ -6239,28 +6241,29 @@ BATCH__PRIVATE void batch__mpi_coordinate(batch__mpi* c, batch__mjob* coord) {
             }
             any = true;
         }
-        /* the end of the input (or a stop): every rank gets one STOP */
+        /* the end of the input (or a stop): once what was cut is handed out, every rank gets
+           one STOP. A cancel also takes back what was never handed out (not run). */
         if (batch__map_dispatch_over(coord)) {
             int stop = atomic_load(&coord->stop);
             bool cancel = stop == BATCH__MSTOP_CANCEL || stop == BATCH__MSTOP_DEADLINE || stop == BATCH__MSTOP_IO ||
                           stop == BATCH__MSTOP_NOMEM;
-            while (queue) {   /* never handed out: not run */
+            while (cancel && queue) {
                 batch__mslot* sl = queue;
                 queue = sl->next;
                 sl->next = NULL;
                 batch__map_unrun(coord, sl);
             }
-            qtail = &queue;
-            for (int r = 1; r < c->size && c->err == BATCH_OK; r++) {
+            if (!queue) qtail = &queue;
+            for (int r = 1; r < c->size && c->err == BATCH_OK && !queue; r++) {
                 if (state[r] != 0) continue;
                 uint64_t w[3] = { cancel ? 1u : 0u, 0, 0 };
                 if (batch__mpi_ok(c, MPI_Send(w, 3, MPI_UINT64_T, r, BATCH__TAG_WORK, c->comm))) state[r] = 1;
             }
-            if (!exec_stopped) {
+            if (!exec_stopped && !queue) {
                 batch__mpi_stop_exec(c, coord, cancel);
                 exec_stopped = true;
             }
-            bool all_done = true;
+            bool all_done = !queue;
             for (int r = 1; r < c->size; r++) all_done = all_done && state[r] == 2;
             if (all_done && batch__map_idle(c->exec) && batch__map_idle(coord)) {
                 batch__mpi_drain(c, coord);
