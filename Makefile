@@ -191,6 +191,7 @@ analyze: batch.h | stb
 # small machines; as root mpirun wants --allow-run-as-root).
 MPICC ?= mpicc
 MPIRUN ?= mpirun
+MPI_REPEAT ?= 8
 MPIRUN_FLAGS ?= --oversubscribe --bind-to none $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
 build/examples/mpi_map: examples/mpi_map.c batch.h | stb
 	@mkdir -p $(@D)
@@ -201,6 +202,11 @@ mpi-test: build/examples/mpi_map
 	    OMPI_MCA_rmaps_base_oversubscribe=1 timeout 300 $(MPIRUN) $(MPIRUN_FLAGS) -np $$np ./build/examples/mpi_map --workers $$w --test \
 	        | tail -n 1 | tee build/mpi-test.last; \
 	    grep -q " 0 failed" build/mpi-test.last || exit 1; done; done
+	@echo "-- 4 ranks x 2 workers, $(MPI_REPEAT) more times (end-of-input races)"
+	@for i in $$(seq 1 $(MPI_REPEAT)); do \
+	    timeout 300 $(MPIRUN) $(MPIRUN_FLAGS) -np 4 ./build/examples/mpi_map --workers 2 --test > build/mpi-test.last 2>&1; \
+	    grep -q " 0 failed" build/mpi-test.last || { grep -E "^FAIL|says|adaptive:" build/mpi-test.last; exit 1; }; done; \
+	    echo "$(MPI_REPEAT) passed"
 	@echo "-- a slow rank (rank 1 sleeps 200 us per item), 3 ranks x 2 workers"
 	@timeout 300 $(MPIRUN) $(MPIRUN_FLAGS) -np 3 ./build/examples/mpi_map --slow-rank 1
 .PHONY: mpi-test
