@@ -207,6 +207,12 @@ mpi-test: build/examples/mpi_map
 	    timeout 300 $(MPIRUN) $(MPIRUN_FLAGS) -np 4 ./build/examples/mpi_map --workers 2 --test > build/mpi-test.last 2>&1; \
 	    grep -q " 0 failed" build/mpi-test.last || { grep -E "^FAIL|says|adaptive:" build/mpi-test.last; exit 1; }; done; \
 	    echo "$(MPI_REPEAT) passed"
+	@echo "-- ASan + UBSan build, 2 and 4 ranks x 2 workers (leak checks off: Open MPI's own)"
+	@$(MPICC) -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -I. -I$(STB_INCLUDE) \
+	    -o build/examples/mpi_map_asan examples/mpi_map.c $(LDLIBS)
+	@for np in 2 4; do ASAN_OPTIONS=detect_leaks=0 timeout 300 $(MPIRUN) $(MPIRUN_FLAGS) -np $$np \
+	    ./build/examples/mpi_map_asan --workers 2 --test > build/mpi-test.last 2>&1; \
+	    grep -q " 0 failed" build/mpi-test.last || { tail -n 30 build/mpi-test.last; exit 1; }; tail -n 1 build/mpi-test.last; done
 	@echo "-- a slow rank (rank 1 sleeps 200 us per item), 3 ranks x 2 workers"
 	@timeout 300 $(MPIRUN) $(MPIRUN_FLAGS) -np 3 ./build/examples/mpi_map --slow-rank 1
 .PHONY: mpi-test
