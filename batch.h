@@ -420,8 +420,9 @@ BATCH_API batch_result batch_graph_dump_dot(const batch_graph* g, FILE* out);
 typedef enum batch_durability {
     BATCH_DURABLE_PROCESS = 0,   /* each record reaches the OS at once: survives a killed
                                     process, not a power loss (default) */
-    BATCH_DURABLE_MACHINE,       /* and fdatasync every sync_every records: survives a power
-                                    loss up to the last sync; costs a disk flush per sync */
+    BATCH_DURABLE_MACHINE,       /* and fdatasync every sync_every records (and the directory
+                                    when the journal is created): survives a power loss up to
+                                    the last sync; costs a disk flush per sync */
     BATCH_DURABLE_BUFFERED       /* records kept in a 64 KiB buffer, written when it fills and
                                     at the end: cheapest; a kill loses the buffered records,
                                     whose work then runs again */
@@ -2792,6 +2793,23 @@ BATCH__PRIVATE void batch__pio_close(void* user, intptr_t h) {
     (void)user;
     close((int)h);
 }
+/* fsync of the directory that holds path (its entry for a new file). 0 or an errno. */
+BATCH__PRIVATE int batch__sync_dir(const char* path) {
+    const char* slash = strrchr(path, '/');
+    char dir[4096];
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (n >= sizeof dir) return ENAMETOOLONG;
+    if (slash) { memcpy(dir, path, n ? n : 1); dir[n ? n : 1] = 0; }   /* "/x" -> "/" */
+    else { dir[0] = '.'; dir[1] = 0; }
+    int fd;
+    do fd = open(dir, O_RDONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) return errno ? errno : EIO;
+    int e = fsync(fd) ? errno : 0;
+    close(fd);
+    return e == EINVAL ? 0 : e;   /* some file systems cannot sync a directory: nothing to do */
+}
+
 static const batch_journal_io batch__posix_io = {
     batch__pio_open, batch__pio_read, batch__pio_write, batch__pio_sync,
     batch__pio_truncate, batch__pio_size, batch__pio_close, NULL
@@ -2799,6 +2817,7 @@ static const batch_journal_io batch__posix_io = {
 BATCH_API const batch_journal_io* batch_journal_posix_io(void) { return &batch__posix_io; }
 #else
 BATCH_API const batch_journal_io* batch_journal_posix_io(void) { return NULL; }
+BATCH__PRIVATE int batch__sync_dir(const char* path) { (void)path; return 0; }
 #endif
 
 /* ---- the journal -------------------------------------------------------------------------- */
@@ -2982,6 +3001,8 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
         if (size && (e = j->io.truncate(j->io.user, j->h, 0)) != 0) { r = batch__errno_result(e); goto fail; }
         j->unsynced = 1;
         if (batch__jflush(j) || (j->dur == BATCH_DURABLE_MACHINE && batch__jsync(j))) { r = batch__errno_result(j->err); goto fail; }
+        /* MACHINE: the new file's name must survive a power loss too (POSIX I/O only) */
+        if (j->dur == BATCH_DURABLE_MACHINE && !d->io && (e = batch__sync_dir(d->path)) != 0) { r = batch__errno_result(e); goto fail; }
         *out = j;
         return BATCH_OK;
     }

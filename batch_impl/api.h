@@ -419,8 +419,9 @@ BATCH_API batch_result batch_graph_dump_dot(const batch_graph* g, FILE* out);
 typedef enum batch_durability {
     BATCH_DURABLE_PROCESS = 0,   /* each record reaches the OS at once: survives a killed
                                     process, not a power loss (default) */
-    BATCH_DURABLE_MACHINE,       /* and fdatasync every sync_every records: survives a power
-                                    loss up to the last sync; costs a disk flush per sync */
+    BATCH_DURABLE_MACHINE,       /* and fdatasync every sync_every records (and the directory
+                                    when the journal is created): survives a power loss up to
+                                    the last sync; costs a disk flush per sync */
     BATCH_DURABLE_BUFFERED       /* records kept in a 64 KiB buffer, written when it fills and
                                     at the end: cheapest; a kill loses the buffered records,
                                     whose work then runs again */
