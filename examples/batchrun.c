@@ -71,7 +71,8 @@ static const char* const USAGE[] = {
     "                       through at once), so that a killed or interrupted run can resume;",
     "                       refuses an existing FILE unless --resume is given",
     "  --resume             with --journal: commands FILE records as finished (succeeded, or",
-    "                       failed after their retries) are not run again; the rest runs",
+    "                       failed after their retries) are not run again; the rest runs;",
+    "                       --joblog then adds to its file",
     "  --resume-failed      like --resume, and the commands that failed run again",
     "  --progress           a progress bar on stderr",
     "  -h, --help           this text",
@@ -196,13 +197,15 @@ static void sleep_ns(uint64_t ns) {
     nanosleep(&ts, NULL);
 }
 
-static FILE* open_out(const char* path) {
+static FILE* open_out_mode(const char* path, const char* mode) {
     if (!strcmp(path, "-") || !strcmp(path, "/dev/stdout")) return stdout;
     if (!strcmp(path, "/dev/stderr")) return stderr;
-    FILE* f = fopen(path, "w");
+    FILE* f = fopen(path, mode);
     if (f) fcntl(fileno(f), F_SETFD, FD_CLOEXEC);   /* not inherited by the commands */
     return f;
 }
+
+static FILE* open_out(const char* path) { return open_out_mode(path, "w"); }
 
 static void close_out(FILE* f) {
     if (f && f != stdout && f != stderr) fclose(f);
@@ -767,7 +770,8 @@ int main(int argc, char** argv) {
     }
     FILE* report_json = NULL;
     FILE* report_text = NULL;
-    if (a.joblog_path && !(a.joblog = open_out(a.joblog_path))) {
+    /* a resumed run adds to the joblog of the runs before it */
+    if (a.joblog_path && !(a.joblog = open_out_mode(a.joblog_path, a.resume ? "a" : "w"))) {
         fprintf(stderr, "batchrun: cannot write %s: %s\n", a.joblog_path, strerror(errno));
         free_app(&a);
         return EXIT_USAGE;
@@ -783,7 +787,7 @@ int main(int argc, char** argv) {
         return EXIT_USAGE;
     }
     if (a.joblog) {
-        fputs("seq\tstart\tduration\texit\tsignal\tattempts\tcommand\n", a.joblog);
+        if (ftell(a.joblog) <= 0) fputs("seq\tstart\tduration\texit\tsignal\tattempts\tcommand\n", a.joblog);
         fflush(a.joblog);
     }
     size_t nenv = 0;

@@ -221,14 +221,16 @@ check "--resume without --journal: usage error" '[ "$rc" = 2 ]'
 
 # a failing command: --resume keeps its failure, --resume-failed runs it again
 printf 'echo a >> ran15f\ntest -e fixed15 || exit 4\necho c >> ran15f\n' >cmds15f
-run_br out15f err15f -f cmds15f --journal j15f
+run_br out15f err15f -f cmds15f --journal j15f --joblog jl15f
 check "journal: one failure recorded (exit 1)" '[ "$rc" = 1 ] && [ "$(lines ran15f)" = 2 ]'
 touch fixed15
 run_br out15g err15g -f cmds15f --journal j15f --resume
 check "--resume: the failure stands, nothing runs" '[ "$rc" = 1 ] && [ "$(lines ran15f)" = 2 ]'
-run_br out15h err15h -f cmds15f --journal j15f --resume-failed
+run_br out15h err15h -f cmds15f --journal j15f --resume-failed --joblog jl15f
 check "--resume-failed: the failed command runs again and succeeds" \
     '[ "$rc" = 0 ] && [ "$(lines ran15f)" = 2 ] && grep -q "3 succeeded" err15h'
+check "--resume: the joblog grows (one header, 3 + 1 lines)" \
+    '[ "$(lines jl15f)" = 5 ] && [ "$(grep -c "^seq" jl15f)" = 1 ]'
 
 # SIGKILL half-way, then resume: every command ran, at most -j of them twice
 for i in $(seq 1 40); do echo "sleep 0.05; echo $i >> ran15k"; done >cmds15k
