@@ -446,7 +446,9 @@ BATCH_API const batch_journal_io* batch_journal_posix_io(void);
 typedef struct batch_journal_desc {
     const char* path;            /* NULL: no journal */
     uint64_t fingerprint;        /* identifies the job; 0: derived from its shape (graph: tasks,
-                                    names and edges; map: count, sizes, sizing, ordering) */
+                                    names and edges; map: count, sizes, sizing, ordering). The
+                                    shape cannot see your functions or data: when the work
+                                    changes but not its shape, change the fingerprint */
     batch_durability durability;
     int sync_every;              /* BATCH_DURABLE_MACHINE: records per fdatasync; 0: 1 */
     int rerun_failed;            /* non-zero: on resume, FAILED tasks and batches with failed
