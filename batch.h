@@ -3272,17 +3272,23 @@ BATCH__PRIVATE void batch__graph_free_csr(batch_graph* g) {
     g->nroots = g->csr_n = 0;
 }
 
+/* Frees what the tasks own (names, messages) and the name map; the arrays stay. */
+BATCH__PRIVATE void batch__graph_free_task_strings(batch_graph* g) {
+    for (ptrdiff_t i = 0; i < stbds_arrlen(g->nodes); i++) {
+        if (g->nodes[i].name) BATCH_FREE(g->nodes[i].name, g->alloc_ctx);
+        if (g->nodes[i].msg) BATCH_FREE(g->nodes[i].msg, g->alloc_ctx);
+    }
+    stbds_shfree(g->names);
+    g->names = NULL;
+}
+
 BATCH_API batch_result batch_graph_destroy(batch_graph* g) {
     if (!g) return BATCH_OK;
     if (atomic_load(&g->busy)) return BATCH_ERR_BUSY;
     void* ctx = g->alloc_ctx;
-    for (ptrdiff_t i = 0; i < stbds_arrlen(g->nodes); i++) {
-        if (g->nodes[i].name) BATCH_FREE(g->nodes[i].name, ctx);
-        if (g->nodes[i].msg) BATCH_FREE(g->nodes[i].msg, ctx);
-    }
+    batch__graph_free_task_strings(g);
     stbds_arrfree(g->nodes);
     stbds_arrfree(g->edges);
-    stbds_shfree(g->names);
     batch__graph_free_csr(g);
     batch__graph_free_spare(g);
     if (g->name) BATCH_FREE(g->name, ctx);
@@ -3293,15 +3299,9 @@ BATCH_API batch_result batch_graph_destroy(batch_graph* g) {
 BATCH_API batch_result batch_graph_clear(batch_graph* g) {
     if (!g) return BATCH_ERR_INVALID;
     if (atomic_load(&g->busy)) return BATCH_ERR_BUSY;
-    void* ctx = g->alloc_ctx;
-    for (ptrdiff_t i = 0; i < stbds_arrlen(g->nodes); i++) {
-        if (g->nodes[i].name) BATCH_FREE(g->nodes[i].name, ctx);
-        if (g->nodes[i].msg) BATCH_FREE(g->nodes[i].msg, ctx);
-    }
+    batch__graph_free_task_strings(g);
     if (g->nodes) stbds_header(g->nodes)->length = 0;   /* capacity kept: the next graph is built in this memory */
     if (g->edges) stbds_header(g->edges)->length = 0;
-    stbds_shfree(g->names);
-    g->names = NULL;
     if (g->succ_off) {                /* the CSR arrays wait for the next validation */
         batch__graph_free_spare(g);
         g->spare[0] = g->succ_off; g->spare[1] = g->pred_off; g->spare[2] = g->succ; g->spare[3] = g->pred;
