@@ -72,9 +72,9 @@ BATCH_API batch_result batch_job_report_json(batch_job* job, FILE* out) {
         fputs(",\n  \"graph\": ", out);
         batch__json_string(out, g->name);
         fputs(",\n  \"tasks\": [", out);
-        size_t n = (size_t)stbds_arrlen(g->nodes);
+        size_t n = (size_t)g->nnodes;
         for (size_t i = 0; i < n; i++) {
-            const batch__gnode* x = &g->nodes[i];
+            const batch__gnode* x = batch__node(g, (uint32_t)i);
             unsigned st = batch__node_status(x);
             fprintf(out, "%s\n    {\"id\": %zu, \"name\": ", i ? "," : "", i + 1);
             batch__json_string(out, x->name);
@@ -128,10 +128,10 @@ BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out) {
             batch__us(s.busy_ns) % 1000, (unsigned long long)s.peak_concurrency);
     if (gj) {
         batch_graph* g = gj->g;
-        size_t n = (size_t)stbds_arrlen(g->nodes);
+        size_t n = (size_t)g->nnodes;
         bool header = false;
         for (size_t i = 0; i < n; i++) {
-            const batch__gnode* x = &g->nodes[i];
+            const batch__gnode* x = batch__node(g, (uint32_t)i);
             unsigned st = batch__node_status(x);
             if (st == BATCH_TASK_COMPLETED) continue;
             if (!header) { fprintf(out, "  %-24s %-10s %8s %6s  %s\n", "task", "status", "attempts", "error", "message"); header = true; }
@@ -214,11 +214,11 @@ BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out) {
     fputs("</tr></table>\n", out);
     if (gj && gj->times && s.wall_ns) {
         batch_graph* g = gj->g;
-        size_t n = (size_t)stbds_arrlen(g->nodes);
+        size_t n = (size_t)g->nnodes;
         int lanes = gj->nstats;   /* workers, then one lane for other threads */
         batch__svg_begin(out, lanes, s.wall_ns);
         for (size_t i = 0; i < n; i++) {
-            const batch__gnode* x = &g->nodes[i];
+            const batch__gnode* x = batch__node(g, (uint32_t)i);
             if (!x->attempts || !x->start_ns) continue;
             unsigned st = batch__node_status(x);
             batch__svg_bar(out, lanes, x->worker, x->start_ns - gj->launch_ns, x->end_ns - gj->launch_ns, s.wall_ns,
