@@ -3267,6 +3267,7 @@ BATCH__PRIVATE void batch__edge_free_all(batch_graph* g) {
 typedef struct batch__job_stats {
     BATCH__ALIGNED _Atomic uint64_t completed;
     _Atomic uint64_t failed, skipped, cancelled, retried, busy_ns, running;
+    _Atomic uint64_t last_end;    /* the latest end time of a task run here (task times on) */
 } batch__job_stats;
 
 /* NOLINTNEXTLINE(clang-analyzer-optin.performance.Padding): stop is on its own cache line */
@@ -3743,6 +3744,12 @@ BATCH__PRIVATE void batch__stat_add(_Atomic uint64_t* c, uint64_t v, bool shared
     if (shared) atomic_fetch_add_explicit(c, v, memory_order_relaxed);
     else atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
 }
+/* *c = max(*c, v); relaxed like the counters: read after the job's latch is released */
+BATCH__PRIVATE void batch__stat_max(_Atomic uint64_t* c, uint64_t v, bool shared) {
+    uint64_t cur = atomic_load_explicit(c, memory_order_relaxed);
+    if (!shared) { if (v > cur) atomic_store_explicit(c, v, memory_order_relaxed); return; }
+    while (v > cur && !atomic_compare_exchange_weak_explicit(c, &cur, v, memory_order_relaxed, memory_order_relaxed)) {}
+}
 
 BATCH__PRIVATE void batch__gnode_task(batch_pool* p, void* user);
 
@@ -3977,7 +3984,10 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
             n->end_ns = end;
             n->attempts++;
             n->worker = (int16_t)worker;
-            if (job->times) batch__stat_add(&st->busy_ns, end - start, shared);
+            if (job->times) {
+                batch__stat_add(&st->busy_ns, end - start, shared);
+                batch__stat_max(&st->last_end, end, shared);
+            }
             if (slot) {
                 slot = false;
                 batch__gnode* resumed = batch__slot_release(job);
@@ -4159,45 +4169,64 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     return BATCH_OK;
 }
 
-/* Most tasks running at once, from the recorded [start, end) of each task's last attempt:
-   the events (time since launch << 1 | is_start; an end sorts before a start at the same
-   time) are sorted by an LSD radix sort, 11 bits a pass, only as many passes as the largest
-   time needs: linear in the task count. 0 when out of memory. */
+BATCH__PRIVATE int batch__cmp_u64(const void* a, const void* b) {
+    uint64_t x = *(const uint64_t*)a, y = *(const uint64_t*)b;
+    return (x > y) - (x < y);
+}
+
+/* Most tasks running at once, from the recorded [start, end) of each task's last attempt.
+   Events (time since launch << 1 | is_start: an end sorts before a start at the same time)
+   are bucketed by time into as many buckets as events (one counting pass, one scatter), then
+   each bucket, a few events on average, is insertion-sorted (a crowded one, as when most
+   tasks ran in a burst and one long after, by qsort): linear in the task count for an even
+   spread of times, O(n log n) at worst, and two sweeps of the events instead of a radix sort's six or more.
+   0 when out of memory. */
 BATCH__PRIVATE uint64_t batch__peak_concurrency(const batch__job* job, void* ctx) {
     const batch_graph* g = job->g;
-    size_t n = (size_t)g->nnodes, m = 0;
+    size_t n = g->nnodes, m = 0;
     uint64_t* ev = (uint64_t*)BATCH__BIG_MALLOC((4 * n + 2) * sizeof(uint64_t), ctx);
-    size_t* cnt = (size_t*)BATCH_MALLOC(2049 * sizeof(size_t), ctx);
-    if (!ev || !cnt) {
-        if (ev) BATCH_FREE(ev, ctx);
-        if (cnt) BATCH_FREE(cnt, ctx);
-        return 0;
-    }
-    uint64_t* tmp = ev + 2 * n + 1;
+    if (!ev) return 0;
+    uint64_t* out = ev + 2 * n + 1;
     uint64_t maxv = 0;
     for (size_t i = 0; i < n; i++) {
-        const batch__gnode* x = batch__node(g, i);
+        const batch__gnode* x = batch__node(g, (uint32_t)i);
         if (!x->attempts || !x->start_ns) continue;
         uint64_t a = (x->start_ns - job->launch_ns) << 1 | 1, b = (x->end_ns - job->launch_ns) << 1;
         ev[m++] = a;
         ev[m++] = b;
         if (a > maxv) maxv = a;
-        if (b > maxv) maxv = b;
     }
-    for (int shift = 0; shift < 64 && (maxv >> shift); shift += 11) {
-        memset(cnt, 0, 2049 * sizeof(size_t));
-        for (size_t i = 0; i < m; i++) cnt[((ev[i] >> shift) & 2047) + 1]++;
-        for (int k = 0; k < 2048; k++) cnt[k + 1] += cnt[k];
-        for (size_t i = 0; i < m; i++) tmp[cnt[(ev[i] >> shift) & 2047]++] = ev[i];
-        memcpy(ev, tmp, m * sizeof(uint64_t));
-    }
+    /* buckets: m of them, bucket(v) = v * m / (maxv + 1) without overflow (v <= maxv) */
+    size_t nb = m ? m : 1;
+    uint32_t* cnt = (uint32_t*)BATCH__BIG_MALLOC((nb + 1) * sizeof(uint32_t), ctx);
+    if (!cnt) { BATCH_FREE(ev, ctx); return 0; }
+    memset(cnt, 0, (nb + 1) * sizeof(uint32_t));
+    double scale = (double)nb / ((double)maxv + 1.0);
+#define BATCH__BUCKET(v) ((size_t)((double)(v) * scale) < nb ? (size_t)((double)(v) * scale) : nb - 1)
+    for (size_t i = 0; i < m; i++) cnt[BATCH__BUCKET(ev[i]) + 1]++;
+    for (size_t k = 0; k < nb; k++) cnt[k + 1] += cnt[k];
+    for (size_t i = 0; i < m; i++) out[cnt[BATCH__BUCKET(ev[i])]++] = ev[i];
+#undef BATCH__BUCKET
+    /* the scatter left cnt[k] at the end of bucket k; buckets are in order: sort each */
     uint64_t cur = 0, peak = 0;
-    for (size_t i = 0; i < m; i++) {
-        if (ev[i] & 1) { if (++cur > peak) peak = cur; }
-        else if (cur) cur--;
+    size_t begin = 0;
+    for (size_t k = 0; k < nb; k++) {
+        size_t end = cnt[k];
+        if (end - begin > 32) qsort(out + begin, end - begin, sizeof(uint64_t), batch__cmp_u64);   /* a crowded bucket */
+        else for (size_t i = begin + 1; i < end; i++) {
+            uint64_t v = out[i];
+            size_t j = i;
+            while (j > begin && out[j - 1] > v) { out[j] = out[j - 1]; j--; }
+            out[j] = v;
+        }
+        for (size_t i = begin; i < end; i++) {
+            if (out[i] & 1) { if (++cur > peak) peak = cur; }
+            else if (cur) cur--;
+        }
+        begin = end;
     }
-    BATCH_FREE(ev, ctx);
     BATCH_FREE(cnt, ctx);
+    BATCH_FREE(ev, ctx);
     return peak;
 }
 
@@ -4218,9 +4247,9 @@ BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summ
             s->cancelled += atomic_load(&st->cancelled);
             s->retries += atomic_load(&st->retried);
             s->busy_ns += atomic_load(&st->busy_ns);
+            uint64_t e = atomic_load(&st->last_end);
+            if (e > last_end) last_end = e;
         }
-        if (job->times)
-            for (size_t i = 0; i < (size_t)s->total; i++) if (batch__node(g, i)->end_ns > last_end) last_end = batch__node(g, i)->end_ns;
         s->wall_ns = (job->times ? last_end : batch_now_ns()) - job->launch_ns;
         s->peak_concurrency = job->times ? batch__peak_concurrency(job, g->alloc_ctx) : 0;
         s->resumed = job->nresumed;

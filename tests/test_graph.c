@@ -269,6 +269,108 @@ static void test_graph_long_chain_and_rerun(void) {
     CHECK_OK(batch_graph_destroy(g));
 }
 
+/* peak_concurrency against a brute force over the tasks' recorded times: three roots meet (so
+   the peak is at least 3 on 3 workers), 3000 short tasks follow, and one task runs again after a 100 ms
+   backoff, long after the burst (the burst's events then crowd a few time buckets). */
+static int meet_task(batch_ctx* ctx, void* u) {
+    (void)ctx;
+    _Atomic int* met = (_Atomic int*)u;
+    atomic_fetch_add(met, 1);
+#if defined(BATCH_NO_THREADS)
+    uint64_t until = 0;   /* one thread: the tasks run one after another */
+#else
+    uint64_t until = batch_now_ns() + 5000000000u;   /* a stuck meeting fails the test, not hangs it */
+#endif
+    while (atomic_load(met) < 3 && batch_now_ns() < until) nanosleep(&(struct timespec){ 0, 100000 }, NULL);
+    return 0;
+}
+static int fail_first_attempt(batch_ctx* ctx, void* u) { (void)u; return batch_ctx_attempt(ctx) == 0 ? 1 : 0; }
+
+static void test_graph_peak_concurrency(void) {
+    batch_graph* g = make_graph();
+    _Atomic int met = 0;
+    _Atomic long count = 0;
+    batch_task roots[3], join;
+    for (int i = 0; i < 3; i++) roots[i] = add_task(g, meet_task, &met, NULL);
+    CHECK_OK(batch_graph_join(g, roots, 3, NULL, 0, &join));
+    for (int i = 0; i < 3000; i++) { batch_task t = add_task(g, count_task, &count, NULL); CHECK_OK(batch_task_precede(g, join, t)); }
+    batch_task late;
+    CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = fail_first_attempt, .max_retries = 1, .retry_base_ns = 100000000u }, &late));
+    CHECK_OK(batch_task_precede(g, join, late));
+    batch_pool* p = make_pool(3);
+    batch_job_summary sum;
+    CHECK_OK(batch_graph_run(p, g, NULL, &sum));
+    CHECK_EQ(atomic_load(&met), 3);
+    CHECK_EQ(sum.completed, (uint64_t)batch_graph_size(g));
+    /* brute force: the most intervals [start, end) that contain some task's start */
+    size_t n = batch_graph_size(g);
+    uint64_t* st = (uint64_t*)malloc(n * sizeof(uint64_t));
+    uint64_t* en = (uint64_t*)malloc(n * sizeof(uint64_t));
+    CHECK(st && en);
+    size_t m = 0;
+    for (uint32_t id = 1; id <= n; id++) {
+        batch_task_info info;
+        CHECK_OK(batch_graph_task_info(g, (batch_task){ id, roots[0].tag }, &info));
+        if (info.attempts && info.start_ns) { st[m] = info.start_ns; en[m] = info.end_ns; m++; }
+    }
+    uint64_t peak = 0;
+    for (size_t i = 0; i < m; i++) {
+        uint64_t c = 0;
+        for (size_t j = 0; j < m; j++) c += st[j] <= st[i] && st[i] < en[j];
+        if (c > peak) peak = c;
+    }
+    CHECK_EQ(sum.peak_concurrency, peak);
+#if !defined(BATCH_NO_THREADS)
+    CHECK(sum.peak_concurrency >= 3);   /* a waiting caller may help: a fourth runner */
+#endif
+    free(st);
+    free(en);
+    CHECK_OK(batch_pool_destroy(p));
+    CHECK_OK(batch_graph_destroy(g));
+}
+
+/* The peak computation itself, on made-up times (tests share the implementation's translation
+   unit): uniform spreads, a burst with one outlier long after it (crowded buckets), equal
+   times, and tasks that never ran; checked against a brute force. */
+static void test_graph_peak_algorithm(void) {
+    uint64_t seed = test_seed | 1;
+    enum { N = 1500 };
+    batch_graph* g = make_graph();
+    for (int i = 0; i < N; i++) add_task(g, task_ok, NULL, NULL);
+    static uint64_t st[N], en[N];
+    for (int round = 0; round < 40; round++) {
+        int shape = round % 4;
+        batch__job job;
+        memset(&job, 0, sizeof job);
+        job.g = g;
+        job.launch_ns = 1000;
+        for (uint32_t i = 0; i < N; i++) {
+            batch__gnode* x = batch__node(g, i);
+            uint64_t a, len;
+            if (shape == 0) { a = batch__rand(&seed) % 1000000; len = 1 + batch__rand(&seed) % 5000; }
+            else if (shape == 1) { a = batch__rand(&seed) % 2000; len = 1 + batch__rand(&seed) % 300; }
+            else if (shape == 2) { a = 500; len = 1 + (i % 3); }
+            else { a = batch__rand(&seed) % 100000; len = batch__rand(&seed) % 4000 + 1; }
+            if (shape == 1 && i == N - 1) a = 4000000000u;   /* the outlier */
+            bool ran = shape != 3 || i % 5 != 0;
+            x->attempts = ran ? 1 : 0;
+            x->start_ns = ran ? job.launch_ns + a : 0;
+            x->end_ns = ran ? job.launch_ns + a + len : 0;
+            st[i] = x->start_ns;
+            en[i] = x->end_ns;
+        }
+        uint64_t want = 0;
+        for (int i = 0; i < N; i++) {
+            if (!st[i]) continue;
+            uint64_t c = 0;
+            for (int j = 0; j < N; j++) c += st[j] && st[j] <= st[i] && st[i] < en[j];
+            if (c > want) want = c;
+        }
+        CHECK_EQ(batch__peak_concurrency(&job, NULL), want);
+    }
+    CHECK_OK(batch_graph_destroy(g));
+}
+
 static void test_graph_busy_while_running(void) {
     batch_pool* p = make_pool(1);
     batch_graph* g = make_graph();
@@ -517,6 +619,8 @@ static void test_graph_clear_rebuild(void) {
 
 #define GRAPH_TESTS \
     { "graph_clear_rebuild", test_graph_clear_rebuild }, \
+    { "graph_peak_concurrency", test_graph_peak_concurrency }, \
+    { "graph_peak_algorithm", test_graph_peak_algorithm }, \
     { "graph_permanent_and_own_job", test_graph_permanent_and_own_job }, \
     { "graph_build_bad_input", test_graph_build_bad_input }, \
     { "graph_cycles_named", test_graph_cycles_named }, \
