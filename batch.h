@@ -3268,6 +3268,8 @@ typedef struct batch__job_stats {
     BATCH__ALIGNED _Atomic uint64_t completed;
     _Atomic uint64_t failed, skipped, cancelled, retried, busy_ns, running;
     _Atomic uint64_t last_end;    /* the latest end time of a task run here (task times on) */
+    _Atomic uint32_t ran;         /* task times on: the tasks that ran and settled here, latest
+                                     first, linked through next_local (free once settled) */
 } batch__job_stats;
 
 /* NOLINTNEXTLINE(clang-analyzer-optin.performance.Padding): stop is on its own cache line */
@@ -4031,6 +4033,12 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
         }
     settle:
         atomic_store_explicit(&n->status, (uint8_t)outcome, memory_order_relaxed);
+        if (job->times && n->attempts && n->start_ns) {   /* for the peak concurrency, at wait */
+            uint32_t head = atomic_load_explicit(&st->ran, memory_order_relaxed);
+            if (!shared) { n->next_local = head; atomic_store_explicit(&st->ran, n->idx, memory_order_relaxed); }
+            else do n->next_local = head;   /* relaxed: read after the job's latch, like the counters */
+                while (!atomic_compare_exchange_weak_explicit(&st->ran, &head, n->idx, memory_order_relaxed, memory_order_relaxed));
+        }
         switch (outcome) {
             case BATCH_TASK_COMPLETED: batch__stat_add(&st->completed, 1, shared); break;
             case BATCH_TASK_FAILED: batch__stat_add(&st->failed, 1, shared); break;
@@ -4051,8 +4059,12 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
                 /* relaxed: published by the acq_rel decrement below */
                 if (prop) atomic_fetch_or_explicit(&s->poison, prop, memory_order_relaxed);
                 /* acq_rel: the last predecessor to finish sees every predecessor's writes
-                   (acquire) and publishes its own to the successor it releases (release) */
-                if (atomic_fetch_sub_explicit(&s->pending, 1, memory_order_acq_rel) == 1) {
+                   (acquire) and publishes its own to the successor it releases (release).
+                   A sole predecessor needs no RMW (nothing to order against), and leaving
+                   pending at 1 leaves it ready for the next run. */
+                uint32_t k1 = g->succ[k];
+                if (g->pred_off[k1 + 1] - g->pred_off[k1] == 1 ||
+                    atomic_fetch_sub_explicit(&s->pending, 1, memory_order_acq_rel) == 1) {
                     s->job = job;   /* only the last predecessor writes it; the queue publishes it */
                     if (!first) first = s;
                     else if (self && (s->level == BATCH__LEVEL_RUN ? job->level : s->level) == BATCH__LEVEL_NORMAL) {
@@ -4118,6 +4130,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     job->raw = raw;
     job->head.ops = &batch__graph_job_ops;
     job->stats = (batch__job_stats*)batch__align_up(job + 1);
+    for (int i = 0; i < nstats; i++) atomic_init(&job->stats[i].ran, BATCH__NO_NODE);
     job->nstats = nstats;
     if (!batch__mutex_init(&job->park_lock)) { BATCH_FREE(raw, g->alloc_ctx); atomic_store(&g->busy, 0); return BATCH_ERR_NOMEM; }
     job->pool = pool;
@@ -4169,20 +4182,91 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     return BATCH_OK;
 }
 
+/* The peak from the per-slot lists of tasks that ran (batch__job_stats.ran), without memory
+   or a sort. A worker runs its tasks one after another, so its list, latest first, is a
+   sequence of events in decreasing time; merging the lists (a heap of slots) gives every
+   event in decreasing time, swept backwards: an end enters a task, a start leaves it. Keys are
+   time << 1 | is_start, so at equal times a start comes first, and tasks that only touch do
+   not overlap. A list that is not in order (a task waited inside another and helped, or
+   threads shared the slot) makes this return false: the caller then sorts. Zero-length tasks
+   hold no instant and are passed over (*any_ran still says a task ran). */
+typedef struct batch__peak_stream { uint64_t key; uint32_t node; bool at_start; } batch__peak_stream;
+BATCH__PRIVATE bool batch__peak_advance(const batch_graph* g, batch__peak_stream* s, bool* any_ran) {
+    uint64_t prev = s->key;
+    if (s->at_start) {   /* the next event is this node's start */
+        s->key = batch__node(g, s->node)->start_ns << 1 | 1;
+        s->at_start = false;
+    } else {
+        if (s->key != UINT64_MAX) s->node = batch__node(g, s->node)->next_local;
+        while (s->node != BATCH__NO_NODE) {
+            const batch__gnode* x = batch__node(g, s->node);
+            *any_ran = true;
+            if (x->end_ns > x->start_ns) break;
+            s->node = x->next_local;
+        }
+        if (s->node == BATCH__NO_NODE) { s->key = 0; return true; }   /* 0: exhausted */
+        s->key = batch__node(g, s->node)->end_ns << 1;
+        s->at_start = true;
+    }
+    return s->key <= prev;
+}
+BATCH__PRIVATE void batch__peak_sift(batch__peak_stream* h, size_t n, size_t i) {
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && h[l].key > h[m].key) m = l;
+        if (r < n && h[r].key > h[m].key) m = r;
+        if (m == i) return;
+        batch__peak_stream t = h[i]; h[i] = h[m]; h[m] = t;
+        i = m;
+    }
+}
+BATCH__PRIVATE bool batch__peak_from_lists(const batch__job* job, uint64_t* peak_out, bool* any_ran) {
+    batch__peak_stream h[BATCH_MAX_WORKERS + 1];
+    size_t n = 0;
+    for (int i = 0; i < job->nstats; i++) {
+        batch__peak_stream s = { UINT64_MAX, atomic_load_explicit(&job->stats[i].ran, memory_order_relaxed), false };
+        if (!batch__peak_advance(job->g, &s, any_ran)) return false;
+        if (s.key) h[n++] = s;
+    }
+    for (size_t i = n; i-- > 0;) batch__peak_sift(h, n, i);
+    uint64_t cur = 0, peak = 0;
+    while (n) {
+        if (h[0].key & 1) cur--;
+        else if (++cur > peak) peak = cur;
+        if (!batch__peak_advance(job->g, &h[0], any_ran)) return false;
+        if (!h[0].key) h[0] = h[--n];
+        batch__peak_sift(h, n, 0);
+    }
+    *peak_out = peak;
+    return true;
+}
+
 BATCH__PRIVATE int batch__cmp_u64(const void* a, const void* b) {
     uint64_t x = *(const uint64_t*)a, y = *(const uint64_t*)b;
     return (x > y) - (x < y);
 }
 
-/* Most tasks running at once, from the recorded [start, end) of each task's last attempt.
-   Events (time since launch << 1 | is_start: an end sorts before a start at the same time)
-   are bucketed by time into as many buckets as events (one counting pass, one scatter), then
-   each bucket, a few events on average, is insertion-sorted (a crowded one, as when most
-   tasks ran in a burst and one long after, by qsort): linear in the task count for an even
-   spread of times, O(n log n) at worst, and two sweeps of the events instead of a radix sort's six or more.
-   0 when out of memory. */
+/* Most tasks running at once, from the recorded [start, end) of each task's last attempt: from
+   the per-slot lists when they are in order (no memory, no sort), else sorted. A run in which
+   only zero-length tasks ran reports 1. 0 when out of memory. */
+BATCH__PRIVATE uint64_t batch__peak_sorted(const batch__job* job, void* ctx);
 BATCH__PRIVATE uint64_t batch__peak_concurrency(const batch__job* job, void* ctx) {
+    uint64_t peak = 0;
+    bool any_ran = false;
+    if (batch__peak_from_lists(job, &peak, &any_ran)) return peak ? peak : any_ran;
+    return batch__peak_sorted(job, ctx);
+}
+
+/* The peak from every task's times, sorted, for lists out of order. Events (time since launch
+   << 1 | is_start: an end sorts before a start at the same time) are bucketed by time into as
+   many buckets as events (one counting pass, one scatter), then each bucket, a few events on
+   average, is insertion-sorted (a crowded one, as when most tasks ran in a burst and one long
+   after, by qsort): linear in the task count for an even spread of times, O(n log n) at
+   worst. */
+BATCH__PRIVATE uint64_t batch__peak_sorted(const batch__job* job, void* ctx) {
     const batch_graph* g = job->g;
+    uint64_t peak = 0;
+    bool any_ran = false;
     size_t n = g->nnodes, m = 0;
     uint64_t* ev = (uint64_t*)BATCH__BIG_MALLOC((4 * n + 2) * sizeof(uint64_t), ctx);
     if (!ev) return 0;
@@ -4191,6 +4275,8 @@ BATCH__PRIVATE uint64_t batch__peak_concurrency(const batch__job* job, void* ctx
     for (size_t i = 0; i < n; i++) {
         const batch__gnode* x = batch__node(g, (uint32_t)i);
         if (!x->attempts || !x->start_ns) continue;
+        any_ran = true;
+        if (x->end_ns <= x->start_ns) continue;   /* holds no instant */
         uint64_t a = (x->start_ns - job->launch_ns) << 1 | 1, b = (x->end_ns - job->launch_ns) << 1;
         ev[m++] = a;
         ev[m++] = b;
@@ -4208,7 +4294,7 @@ BATCH__PRIVATE uint64_t batch__peak_concurrency(const batch__job* job, void* ctx
     for (size_t i = 0; i < m; i++) out[cnt[BATCH__BUCKET(ev[i])]++] = ev[i];
 #undef BATCH__BUCKET
     /* the scatter left cnt[k] at the end of bucket k; buckets are in order: sort each */
-    uint64_t cur = 0, peak = 0;
+    uint64_t cur = 0;
     size_t begin = 0;
     for (size_t k = 0; k < nb; k++) {
         size_t end = cnt[k];
@@ -4227,7 +4313,7 @@ BATCH__PRIVATE uint64_t batch__peak_concurrency(const batch__job* job, void* ctx
     }
     BATCH_FREE(cnt, ctx);
     BATCH_FREE(ev, ctx);
-    return peak;
+    return peak ? peak : any_ran;
 }
 
 BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summary* summary) {

@@ -329,28 +329,57 @@ static void test_graph_peak_concurrency(void) {
     CHECK_OK(batch_graph_destroy(g));
 }
 
-/* The peak computation itself, on made-up times (tests share the implementation's translation
-   unit): uniform spreads, a burst with one outlier long after it (crowded buckets), equal
-   times, and tasks that never ran; checked against a brute force. */
+/* The peak computations themselves, on made-up times (tests share the implementation's
+   translation unit), against a brute force: the sort (uniform spreads, a burst with one outlier
+   long after it - crowded buckets -, equal times, zero-length tasks, tasks that never ran) and
+   the per-slot lists (tasks one after another in each of 3 slots: exact; overlapping tasks in
+   a slot: refused, or exact). */
+static uint64_t brute_peak(const uint64_t* st, const uint64_t* en, int n) {
+    uint64_t want = 0;
+    bool any = false;
+    for (int i = 0; i < n; i++) {
+        if (!st[i]) continue;
+        any = true;
+        if (en[i] <= st[i]) continue;   /* zero-length: no instant */
+        uint64_t c = 0;
+        for (int j = 0; j < n; j++) c += st[j] && en[j] > st[j] && st[j] <= st[i] && st[i] < en[j];
+        if (c > want) want = c;
+    }
+    return want ? want : any;
+}
+
 static void test_graph_peak_algorithm(void) {
     uint64_t seed = test_seed | 1;
-    enum { N = 1500 };
+    enum { N = 1500, SLOTS = 3 };
     batch_graph* g = make_graph();
     for (int i = 0; i < N; i++) add_task(g, task_ok, NULL, NULL);
     static uint64_t st[N], en[N];
-    for (int round = 0; round < 40; round++) {
-        int shape = round % 4;
+    static batch__job_stats stats[SLOTS];
+    bool lists_used = false;
+    for (int round = 0; round < 60; round++) {
+        int shape = round % 6;
         batch__job job;
         memset(&job, 0, sizeof job);
         job.g = g;
         job.launch_ns = 1000;
+        job.stats = stats;
+        job.nstats = SLOTS;
+        uint64_t clock[SLOTS] = { 0, 0, 0 };
+        for (int k = 0; k < SLOTS; k++) atomic_store(&stats[k].ran, BATCH__NO_NODE);
         for (uint32_t i = 0; i < N; i++) {
             batch__gnode* x = batch__node(g, i);
             uint64_t a, len;
+            int slot = (int)(batch__rand(&seed) % SLOTS);
             if (shape == 0) { a = batch__rand(&seed) % 1000000; len = 1 + batch__rand(&seed) % 5000; }
             else if (shape == 1) { a = batch__rand(&seed) % 2000; len = 1 + batch__rand(&seed) % 300; }
             else if (shape == 2) { a = 500; len = 1 + (i % 3); }
-            else { a = batch__rand(&seed) % 100000; len = batch__rand(&seed) % 4000 + 1; }
+            else if (shape == 3) { a = batch__rand(&seed) % 100000; len = batch__rand(&seed) % 4000; }
+            else {   /* one after another in each slot, sometimes touching, sometimes zero-length */
+                clock[slot] += batch__rand(&seed) % 3 == 0 ? 0 : batch__rand(&seed) % 50;
+                a = clock[slot];
+                len = batch__rand(&seed) % 7 == 0 ? 0 : 1 + batch__rand(&seed) % 40;
+                clock[slot] += len;
+            }
             if (shape == 1 && i == N - 1) a = 4000000000u;   /* the outlier */
             bool ran = shape != 3 || i % 5 != 0;
             x->attempts = ran ? 1 : 0;
@@ -358,16 +387,21 @@ static void test_graph_peak_algorithm(void) {
             x->end_ns = ran ? job.launch_ns + a + len : 0;
             st[i] = x->start_ns;
             en[i] = x->end_ns;
+            if (ran) {   /* what a settle does: latest first */
+                x->next_local = atomic_load(&stats[slot].ran);
+                atomic_store(&stats[slot].ran, i);
+            }
         }
-        uint64_t want = 0;
-        for (int i = 0; i < N; i++) {
-            if (!st[i]) continue;
-            uint64_t c = 0;
-            for (int j = 0; j < N; j++) c += st[j] && st[j] <= st[i] && st[i] < en[j];
-            if (c > want) want = c;
-        }
+        uint64_t want = brute_peak(st, en, N);
+        CHECK_EQ(batch__peak_sorted(&job, NULL), want);
+        uint64_t peak = 0;
+        bool any = false;
+        bool ok = batch__peak_from_lists(&job, &peak, &any);
+        if (shape >= 4) { CHECK(ok); lists_used = true; }
+        if (ok) CHECK_EQ(peak ? peak : any, want);
         CHECK_EQ(batch__peak_concurrency(&job, NULL), want);
     }
+    CHECK(lists_used);
     CHECK_OK(batch_graph_destroy(g));
 }
 
