@@ -3192,6 +3192,7 @@ struct batch_graph {
     size_t spare_n, spare_e;      /* their room: offsets for spare_n tasks, spare_e edges */
     char cycle_msg[256];
     _Atomic int busy;             /* a job exists that was not waited for */
+    _Atomic uint32_t nstrings;    /* task names and messages allocated: 0 spares a pass to free them */
     uint32_t epoch;               /* runs so far */
 };
 
@@ -3387,6 +3388,7 @@ BATCH__PRIVATE void batch__graph_free_csr(batch_graph* g) {
 
 /* Frees what the tasks own (names, messages) and the name map; the arrays stay. */
 BATCH__PRIVATE void batch__graph_free_task_strings(batch_graph* g) {
+    if (atomic_exchange_explicit(&g->nstrings, 0, memory_order_relaxed))   /* not running: busy was checked */
     for (uint32_t i = 0; i < g->nnodes; i++) {
         if (batch__node(g, i)->name) BATCH_FREE(batch__node(g, i)->name, g->alloc_ctx);
         if (batch__node(g, i)->msg) BATCH_FREE(batch__node(g, i)->msg, g->alloc_ctx);
@@ -3486,6 +3488,7 @@ BATCH_API batch_result batch_graph_add(batch_graph* g, const batch_task_desc* d,
         return BATCH_ERR_NOMEM;
     }
     g->nnodes = idx + 1;
+    if (name) atomic_fetch_add_explicit(&g->nstrings, 1, memory_order_relaxed);
     g->dirty = true;
     out->id = idx + 1;
     out->tag = g->tag;
@@ -4448,7 +4451,8 @@ BATCH__PRIVATE void batch__vfail(batch_ctx* ctx, const char* fmt, va_list ap) {
     char* dst = ctx->msg;
     if (ctx->node) {
         batch__gnode* n = ctx->node;
-        if (!n->msg) n->msg = (char*)BATCH_MALLOC(BATCH_MESSAGE_MAX, ctx->job->g->alloc_ctx);
+        if (!n->msg && (n->msg = (char*)BATCH_MALLOC(BATCH_MESSAGE_MAX, ctx->job->g->alloc_ctx)) != NULL)
+            atomic_fetch_add_explicit(&ctx->job->g->nstrings, 1, memory_order_relaxed);   /* read after the run */
         dst = n->msg;   /* out of memory: the code is kept, the message is lost */
     }
     if (dst) {
