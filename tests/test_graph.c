@@ -557,6 +557,55 @@ static void test_graph_alloc_failure(void) {
     CHECK_EQ(atomic_load(&test_live_bytes), live0);
 }
 
+/* The task store's growth paths under allocation failure: block 0 doubling, its jump to a full
+   block, new blocks and the block table, and the edge list grown by copying. Each allocation of
+   a large build fails once in turn: the add or edge that needed it returns BATCH_ERR_NOMEM, the
+   graph keeps everything else, runs, and frees every byte. */
+static void test_graph_alloc_failure_big(void) {
+    long n = scaled(300000);
+    long long live_start = atomic_load(&test_live_bytes), live0 = 0;
+    batch_pool* p = make_pool(BATCH_WORKERS_INLINE);
+    _Atomic long count = 0;
+    long total = -1;
+    for (long k = 0; k <= total || total < 0; k++) {
+        test_alloc_reset(k ? TEST_FAIL_ONCE : TEST_FAIL_NEVER, k ? k : -1);
+        batch_graph* g = NULL;
+        batch_result r = batch_graph_create(&g, NULL);
+        long added = 0, failures = 0;
+        if (r == BATCH_OK) {
+            batch_task prev = { 0, 0 };
+            for (long i = 0; i < n; i++) {
+                batch_task t;
+                r = batch_graph_add(g, &(batch_task_desc){ .fn = count_task, .user_data = &count }, &t);
+                if (r != BATCH_OK) { CHECK_EQ(r, BATCH_ERR_NOMEM); failures++; continue; }
+                added++;
+                if (prev.id && (r = batch_task_precede(g, prev, t)) != BATCH_OK) { CHECK_EQ(r, BATCH_ERR_NOMEM); failures++; }
+                prev = t;
+            }
+        } else {
+            CHECK_EQ(r, BATCH_ERR_NOMEM);
+            failures++;
+        }
+        if (!k) total = atomic_load(&test_alloc_count);
+        test_alloc_reset(TEST_FAIL_NEVER, -1);
+        CHECK(failures <= 1);
+        if (g) {
+            CHECK_EQ(batch_graph_size(g), (size_t)added);
+            atomic_store(&count, 0);
+            batch_job_summary s;
+            CHECK_OK(batch_graph_run(p, g, &(batch_run_desc){ .no_task_times = 1 }, &s));
+            CHECK_EQ(s.completed, (uint64_t)added);
+            CHECK_EQ(atomic_load(&count), added);
+            CHECK_OK(batch_graph_destroy(g));
+        }
+        if (!k) live0 = atomic_load(&test_live_bytes);   /* the pool keeps the task memory it grew */
+        CHECK_EQ(atomic_load(&test_live_bytes), live0);
+    }
+    CHECK(total > 10);
+    CHECK_OK(batch_pool_destroy(p));
+    CHECK_EQ(atomic_load(&test_live_bytes), live_start);
+}
+
 /* batch_fail_permanent: no retry whatever max_retries says; batch_ctx_job: a task cancels its
    own job. */
 static int perm_task(batch_ctx* ctx, void* u) {
@@ -655,6 +704,7 @@ static void test_graph_clear_rebuild(void) {
     { "graph_clear_rebuild", test_graph_clear_rebuild }, \
     { "graph_peak_concurrency", test_graph_peak_concurrency }, \
     { "graph_peak_algorithm", test_graph_peak_algorithm }, \
+    { "graph_alloc_failure_big", test_graph_alloc_failure_big }, \
     { "graph_permanent_and_own_job", test_graph_permanent_and_own_job }, \
     { "graph_build_bad_input", test_graph_build_bad_input }, \
     { "graph_cycles_named", test_graph_cycles_named }, \
