@@ -792,10 +792,14 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
     bool shared;
     batch__job_stats* st = batch__job_slot(job, worker, &shared);
     uint64_t rng = 0;               /* seeded when a jittered retry first needs it */
-    uint64_t last_end = 0;          /* the previous task's end is this one's start (one clock read) */
+    batch__worker* self = batch__self(job->pool);
+    const bool times = job->times;
+    /* the previous task's end is this one's start (one clock read): the previous task on this
+       worker when the pool went straight from it to this one (batch__clock_take), then each
+       task this loop runs in place */
+    uint64_t last_end = times ? batch__clock_take(self) : 0;
     uint32_t overflow = BATCH__NO_NODE;   /* ready nodes the pool could not take */
     unsigned ticks = 0;
-    batch__worker* self = batch__self(job->pool);
     void* ready[BATCH__RELEASE_BULK];
     size_t nready = 0;
     while (n) {
@@ -975,6 +979,7 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
             last_end = 0;
         }
     }
+    if (times && last_end) batch__clock_put(self, last_end);
 }
 
 BATCH__PRIVATE void batch__gnode_task(batch_pool* p, void* user) {

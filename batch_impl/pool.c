@@ -61,6 +61,8 @@ typedef struct batch__worker {
     int free_count;
     batch_counter* owed_counter;    /* see batch__worker_pay */
     uint64_t owed;
+    uint64_t seq;                   /* tasks this worker began executing */
+    uint64_t clock_ns, clock_seq;   /* see batch__clock_take */
     /* single writer (this worker), read by stats and quiescence checks */
     _Atomic uint64_t submitted, executed, steals, sleeps;
     batch__thread thread;
@@ -125,6 +127,22 @@ static BATCH__THREAD_LOCAL batch_pool* batch__tls_inline;      /* inline pool th
 BATCH__PRIVATE batch__worker* batch__self(const batch_pool* p) {
     batch__worker* w = batch__tls_worker;
     return (w && w->pool == p) ? w : NULL;
+}
+
+/* A clock read handed from the end of one task to the start of the next on the same worker, so
+   that back-to-back tasks cost one read: valid only for the very next task this worker
+   executes (seq) and only if it came out of the worker's own deque at once (a search or a
+   sleep in between clears it). 0: read the clock. Worker-private, no atomics. */
+BATCH__PRIVATE uint64_t batch__clock_take(batch__worker* w) {
+    if (!w) return 0;
+    uint64_t ns = w->clock_seq == w->seq ? w->clock_ns : 0;
+    w->clock_ns = 0;
+    return ns;
+}
+BATCH__PRIVATE void batch__clock_put(batch__worker* w, uint64_t ns) {
+    if (!w) return;
+    w->clock_ns = ns;
+    w->clock_seq = w->seq + 1;
 }
 
 /* Owner-only increment of a counter that others read. */
@@ -446,6 +464,7 @@ BATCH__PRIVATE void batch__execute(batch_pool* p, batch__worker* w, batch__task*
     }
     batch__task_free(p, w, t);   /* hot in cache for the tasks fn submits */
     if (w->owed_counter != c) batch__worker_pay(w);
+    w->seq++;
     fn(p, user);
     if (c) {
         w->owed_counter = c;
@@ -481,6 +500,7 @@ BATCH__PRIVATE batch__task* batch__find_work(batch_pool* p, batch__worker* w) {
     if ((mask & BATCH__HIGH_LEVELS_MASK) && (t = batch__inj_take(p, w, BATCH__HIGH_LEVELS_MASK))) return t;
     if ((t = (batch__task*)batch__deque_pop(&w->dq))) return t;
     batch__worker_pay(w);   /* about to look elsewhere, or to go idle */
+    w->clock_ns = 0;        /* the search takes time no task should be charged with */
     if (atomic_load_explicit(&p->inj_mask, memory_order_relaxed) && (t = batch__inj_take(p, w, ~0u))) return t;
     uint64_t due = atomic_load_explicit(&p->delay_next, memory_order_relaxed);
     if (due != UINT64_MAX && due <= batch_now_ns() && batch__release_due(p, batch_now_ns()) &&

@@ -299,7 +299,9 @@ static void test_graph_peak_concurrency(void) {
     CHECK_OK(batch_task_precede(g, join, late));
     batch_pool* p = make_pool(3);
     batch_job_summary sum;
+    uint64_t before = batch_now_ns();
     CHECK_OK(batch_graph_run(p, g, NULL, &sum));
+    uint64_t after = batch_now_ns();
     CHECK_EQ(atomic_load(&met), 3);
     CHECK_EQ(sum.completed, (uint64_t)batch_graph_size(g));
     /* brute force: the most intervals [start, end) that contain some task's start */
@@ -307,12 +309,30 @@ static void test_graph_peak_concurrency(void) {
     uint64_t* st = (uint64_t*)malloc(n * sizeof(uint64_t));
     uint64_t* en = (uint64_t*)malloc(n * sizeof(uint64_t));
     CHECK(st && en);
+    int* wk = (int*)malloc(n * sizeof(int));
+    CHECK(wk != NULL);
     size_t m = 0;
     for (uint32_t id = 1; id <= n; id++) {
         batch_task_info info;
         CHECK_OK(batch_graph_task_info(g, (batch_task){ id, roots[0].tag }, &info));
-        if (info.attempts && info.start_ns) { st[m] = info.start_ns; en[m] = info.end_ns; m++; }
+        if (info.attempts && info.start_ns) { st[m] = info.start_ns; en[m] = info.end_ns; wk[m] = info.worker; m++; }
     }
+    /* the times are sane: inside the run, and on one worker one task after another (a start
+       handed over from the previous task's end must not reach back past a search or a sleep,
+       such as the late task's 100 ms backoff) */
+    for (size_t i = 0; i < m; i++) {
+        CHECK(before <= st[i] && st[i] <= en[i] && en[i] <= after);
+        if (wk[i] < 0) continue;
+        for (size_t j = 0; j < m; j++)
+            if (j != i && wk[j] == wk[i]) CHECK(en[j] <= st[i] || en[i] <= st[j]);
+    }
+    free(wk);
+    /* the late task's retry started no earlier than its backoff allows after the join */
+    batch_task_info li, ji;
+    CHECK_OK(batch_graph_task_info(g, late, &li));
+    CHECK_OK(batch_graph_task_info(g, join, &ji));
+    CHECK_EQ(li.attempts, 2);
+    CHECK(li.start_ns >= ji.end_ns + 100000000u);
     uint64_t peak = 0;
     for (size_t i = 0; i < m; i++) {
         uint64_t c = 0;
