@@ -3322,7 +3322,7 @@ typedef struct batch__job {
     /* concurrency limit */
     batch__mutex park_lock;
     int running;
-    uint32_t park_head, park_tail;
+    uint32_t park_head[BATCH__LEVELS], park_tail[BATCH__LEVELS];   /* parked tasks, FIFO per priority */
     /* results, filled by the first wait */
     bool done;
     batch_job_summary summary;
@@ -3800,37 +3800,39 @@ BATCH__PRIVATE bool batch__gnode_submit(batch__job* job, batch__gnode* n, uint64
                                                        .delay_ns = delay_ns }) == BATCH_OK;
 }
 
-/* With a concurrency limit: take a slot, or park n (FIFO) until a running task hands its slot
-   over. Returns false when parked. */
+/* With a concurrency limit: take a slot, or park n until a running task hands its slot over.
+   Parked tasks wait in one FIFO per priority level; a freed slot goes to the oldest task of the
+   most urgent level. Returns false when parked. */
 BATCH__PRIVATE bool batch__slot_acquire(batch__job* job, batch__gnode* n) {
     batch_graph* g = job->g;
     batch__mutex_lock(&job->park_lock);
     bool ok = job->running < job->max_conc;
     if (ok) job->running++;
     else {
-        uint32_t idx = n->idx;
+        int l = n->level == BATCH__LEVEL_RUN ? job->level : n->level;
         n->next_local = BATCH__NO_NODE;
-        if (job->park_tail == BATCH__NO_NODE) job->park_head = idx;
-        else batch__node(g, job->park_tail)->next_local = idx;
-        job->park_tail = idx;
+        if (job->park_tail[l] == BATCH__NO_NODE) job->park_head[l] = n->idx;
+        else batch__node(g, job->park_tail[l])->next_local = n->idx;
+        job->park_tail[l] = n->idx;
     }
     batch__mutex_unlock(&job->park_lock);
     return ok;
 }
 
-/* Gives the slot to the oldest parked node (returned, to be queued) or frees it. */
+/* Gives the slot to the next parked node (returned, to be queued) or frees it. */
 BATCH__PRIVATE batch__gnode* batch__slot_release(batch__job* job) {
     batch_graph* g = job->g;
     batch__gnode* next = NULL;
     batch__mutex_lock(&job->park_lock);
-    if (job->park_head != BATCH__NO_NODE) {
-        next = batch__node(g, job->park_head);
-        job->park_head = next->next_local;
-        if (job->park_head == BATCH__NO_NODE) job->park_tail = BATCH__NO_NODE;
+    for (int l = 0; l < BATCH__LEVELS; l++) {
+        if (job->park_head[l] == BATCH__NO_NODE) continue;
+        next = batch__node(g, job->park_head[l]);
+        job->park_head[l] = next->next_local;
+        if (job->park_head[l] == BATCH__NO_NODE) job->park_tail[l] = BATCH__NO_NODE;
         next->has_slot = 1;
-    } else {
-        job->running--;
+        break;
     }
+    if (!next) job->running--;
     batch__mutex_unlock(&job->park_lock);
     return next;
 }
@@ -4177,7 +4179,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     job->max_conc = d.max_concurrency;
     job->level = (uint8_t)(d.priority == BATCH_PRIORITY_DEFAULT ? BATCH__LEVEL_NORMAL : (int)d.priority - 1);
     job->times = !d.no_task_times;
-    job->park_head = job->park_tail = BATCH__NO_NODE;
+    for (int l = 0; l < BATCH__LEVELS; l++) job->park_head[l] = job->park_tail[l] = BATCH__NO_NODE;
     job->launch_ns = batch_now_ns();
     job->deadline_ns = d.timeout_ns ? job->launch_ns + d.timeout_ns : 0;
     batch__progress_init(&job->head.prog, &d.progress, batch_pool_workers(pool), job->launch_ns);

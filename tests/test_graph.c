@@ -577,6 +577,60 @@ static void test_graph_alloc_failure(void) {
     CHECK_EQ(atomic_load(&test_live_bytes), live0);
 }
 
+/* Tasks parked by max_concurrency get the freed slot by priority, oldest first within a level.
+   Four roots (NORMAL, LOW, LOW, HIGH) share one slot: the first to run holds it until the
+   job's park lists (read through the implementation, which tests share) hold the other three;
+   then the most urgent parked task runs next. */
+#if !defined(BATCH_NO_THREADS)
+typedef struct park_state { _Atomic int order[4], next; batch_task ids[4]; } park_state;
+static int park_count(batch__job* j) {
+    int n = 0;
+    batch__mutex_lock(&j->park_lock);
+    for (int l = 0; l < BATCH__LEVELS; l++)
+        for (uint32_t i = j->park_head[l]; i != BATCH__NO_NODE; i = batch__node(j->g, i)->next_local) n++;
+    batch__mutex_unlock(&j->park_lock);
+    return n;
+}
+static int park_task(batch_ctx* ctx, void* u) {
+    park_state* ps = (park_state*)u;
+    batch_task me = batch_ctx_task(ctx);
+    int pos = atomic_fetch_add(&ps->next, 1);
+    for (int k = 0; k < 4; k++) if (ps->ids[k].id == me.id) atomic_store(&ps->order[k], pos);
+    if (pos == 0) {   /* the holder */
+        batch__job* j = (batch__job*)batch_ctx_job(ctx);
+        uint64_t until = batch_now_ns() + 10000000000u;   /* a test that cannot park fails, not hangs */
+        while (park_count(j) < 3 && batch_now_ns() < until) nanosleep(&(struct timespec){ 0, 100000 }, NULL);
+        CHECK_EQ(park_count(j), 3);
+    }
+    return 0;
+}
+#endif
+static void test_graph_park_priority(void) {
+#if !defined(BATCH_NO_THREADS)
+    for (int round = 0; round < 4; round++) {
+        batch_graph* g = make_graph();
+        park_state ps;
+        memset(&ps, 0, sizeof ps);
+        batch_priority pr[4] = { BATCH_PRIORITY_NORMAL, BATCH_PRIORITY_LOW, BATCH_PRIORITY_LOW, BATCH_PRIORITY_HIGH };
+        for (int k = 0; k < 4; k++)
+            CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = park_task, .user_data = &ps, .priority = pr[k] }, &ps.ids[k]));
+        batch_pool* p = make_pool(2);
+        batch_job_summary s;
+        CHECK_OK(batch_graph_run(p, g, &(batch_run_desc){ .max_concurrency = 1 }, &s));
+        CHECK_EQ(s.completed, (uint64_t)4);
+        CHECK_EQ(s.peak_concurrency, (uint64_t)1);
+        int holder = -1;
+        for (int k = 0; k < 4; k++) if (atomic_load(&ps.order[k]) == 0) holder = k;
+        CHECK(holder >= 0);
+        /* the most urgent of the other three runs next: HIGH, or NORMAL when HIGH held the slot */
+        CHECK_EQ(atomic_load(&ps.order[holder == 3 ? 0 : 3]), 1);
+        if (holder != 0 && holder != 3) CHECK_EQ(atomic_load(&ps.order[0]), 2);   /* then NORMAL before the LOW left */
+        CHECK_OK(batch_pool_destroy(p));
+        CHECK_OK(batch_graph_destroy(g));
+    }
+#endif
+}
+
 /* The task store's growth paths under allocation failure: block 0 doubling, its jump to a full
    block, new blocks and the block table, and the edge list grown by copying. Each allocation of
    a large build fails once in turn: the add or edge that needed it returns BATCH_ERR_NOMEM, the
@@ -725,6 +779,7 @@ static void test_graph_clear_rebuild(void) {
     { "graph_peak_concurrency", test_graph_peak_concurrency }, \
     { "graph_peak_algorithm", test_graph_peak_algorithm }, \
     { "graph_alloc_failure_big", test_graph_alloc_failure_big }, \
+    { "graph_park_priority", test_graph_park_priority }, \
     { "graph_permanent_and_own_job", test_graph_permanent_and_own_job }, \
     { "graph_build_bad_input", test_graph_build_bad_input }, \
     { "graph_cycles_named", test_graph_cycles_named }, \
