@@ -669,7 +669,7 @@ typedef struct batch_map_desc {
     batch_complexity complexity;
     batch_sizing* sizing;         /* optional registry (class table, remembered cost) */
     const char* key;              /* looked up in sizing; copied */
-    size_t min_batch, max_batch;  /* clamp; 0: 1 and 16384 (or the registry's) */
+    size_t min_batch, max_batch;  /* clamp; 0: 1 and 4096-16384 (see README), or the registry's */
     uint64_t target_batch_ns;     /* adaptive: run time a batch aims at; 0: 200 us */
     /* thresholds and retries */
     double error_threshold;       /* [0, 1]: FAILED when failed / size > this; 0: any failure */
@@ -880,12 +880,14 @@ BATCH_API batch_result batch_mpi_map(MPI_Comm comm, batch_pool* pool, const batc
 /* Large arrays (a graph's tasks and edges, 100+ MiB for 10^6 tasks) are asked to live on
    transparent huge pages: on a virtual machine a first-touch 4 KiB page fault can cost 5-10 us
    (measured here: 10 us), which made building a 10^6-task graph 30x slower than running it;
-   a 2 MiB page is one fault. The hint covers the pages of a block of at least BATCH__HUGE_MIN
-   bytes, all of them: a large malloc block is its own mapping, and advice on part of it would
-   split the mapping so that realloc could no longer grow it with mremap. Linux only;
-   BATCH_NO_HUGE_PAGES turns it off. <sys/mman.h> shows madvise and MADV_HUGEPAGE only with
-   _DEFAULT_SOURCE, which a strict -std=c11 build does not have: the declaration below is the
-   libc's own, and 14 is MADV_HUGEPAGE on every Linux architecture but parisc. */
+   a 2 MiB page is one fault. The hint covers the 2 MiB-aligned windows inside a block of at
+   least BATCH__HUGE_MIN bytes, never a page of memory the block does not own (glibc may carve
+   a large block out of its heap, next to other allocations). Blocks so advised are not grown
+   with realloc (batch__grow_block copies): advice on part of a mapping splits it, and an
+   mremap across the split would fail and copy. Linux only; BATCH_NO_HUGE_PAGES turns it off.
+   <sys/mman.h> shows madvise and MADV_HUGEPAGE only with _DEFAULT_SOURCE, which a strict
+   -std=c11 build does not have: the declaration below is the libc's own, and 14 is
+   MADV_HUGEPAGE on every Linux architecture but parisc. */
 #if defined(__linux__) && !defined(BATCH_NO_HUGE_PAGES)
 #  include <sys/mman.h>
 #  if !defined(MADV_HUGEPAGE) && !defined(__hppa__)
@@ -899,21 +901,24 @@ __attribute__((unused))
 #endif
 static void batch__huge_hint(void* p, size_t sz) {
 #if defined(__linux__) && !defined(BATCH_NO_HUGE_PAGES) && defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)2 << 20;
     if (!p || sz < BATCH__HUGE_MIN) return;
-    long ps = sysconf(_SC_PAGESIZE);
-    uintptr_t page = ps > 0 ? (uintptr_t)ps : 4096u;
-    uintptr_t a = (uintptr_t)p & ~(page - 1), b = ((uintptr_t)p + sz + page - 1) & ~(page - 1);
-    (void)madvise((void*)a, (size_t)(b - a), MADV_HUGEPAGE);   /* advice: failure is harmless */
+    uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), b = ((uintptr_t)p + sz) & ~(huge - 1);
+    if (b > a) (void)madvise((void*)a, (size_t)(b - a), MADV_HUGEPAGE);   /* advice: failure is harmless */
 #else
     (void)p; (void)sz;
 #endif
 }
-
-#define BATCH__BIG_MALLOC(sz, ctx) batch__big_malloc_((BATCH_MALLOC((sz), (ctx))), (sz))
+/* BATCH_MALLOC, then the hint. */
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((unused))
 #endif
-static void* batch__big_malloc_(void* p, size_t sz) { batch__huge_hint(p, sz); return p; }
+static void* batch__big_malloc(size_t sz, void* ctx) {
+    void* p = BATCH_MALLOC(sz, ctx);
+    batch__huge_hint(p, sz);
+    return p;
+}
+#define BATCH__BIG_MALLOC(sz, ctx) batch__big_malloc((sz), (ctx))
 
 /* stb_ds: BATCH_STB_DS_PATH if defined, else "stb_ds.h" if it is on the include path, else
    Debian's <stb/stb_ds.h> (libstb-dev). Its implementation has no once-guard, so a user who
@@ -1552,8 +1557,9 @@ BATCH__PRIVATE batch__worker* batch__self(const batch_pool* p) {
 
 /* A clock read handed from the end of one task to the start of the next on the same worker, so
    that back-to-back tasks cost one read: valid only for the very next task this worker
-   executes (seq) and only if it came out of the worker's own deque at once (a search or a
-   sleep in between clears it). 0: read the clock. Worker-private, no atomics. */
+   executes (seq) and only if that came out of the worker's own deque at once. A search, a
+   sleep, urgent injected work, or tasks run nested inside the task that handed it (a wait
+   that helped) clear it. 0: read the clock. Worker-private, no atomics. */
 BATCH__PRIVATE uint64_t batch__clock_take(batch__worker* w) {
     if (!w) return 0;
     uint64_t ns = w->clock_seq == w->seq ? w->clock_ns : 0;
@@ -1885,8 +1891,9 @@ BATCH__PRIVATE void batch__execute(batch_pool* p, batch__worker* w, batch__task*
     }
     batch__task_free(p, w, t);   /* hot in cache for the tasks fn submits */
     if (w->owed_counter != c) batch__worker_pay(w);
-    w->seq++;
+    uint64_t mine = ++w->seq;
     fn(p, user);
+    if (w->seq != mine) w->clock_ns = 0;   /* tasks ran nested (it helped while waiting): no hand-off */
     if (c) {
         w->owed_counter = c;
         w->owed++;
@@ -1918,7 +1925,7 @@ BATCH__PRIVATE batch__task* batch__steal_any(batch_pool* p, batch__worker* w) {
 BATCH__PRIVATE batch__task* batch__find_work(batch_pool* p, batch__worker* w) {
     unsigned mask = atomic_load_explicit(&p->inj_mask, memory_order_relaxed);
     batch__task* t;
-    if ((mask & BATCH__HIGH_LEVELS_MASK) && (t = batch__inj_take(p, w, BATCH__HIGH_LEVELS_MASK))) return t;
+    if ((mask & BATCH__HIGH_LEVELS_MASK) && (t = batch__inj_take(p, w, BATCH__HIGH_LEVELS_MASK))) { w->clock_ns = 0; return t; }
     if ((t = (batch__task*)batch__deque_pop(&w->dq))) return t;
     batch__worker_pay(w);   /* about to look elsewhere, or to go idle */
     w->clock_ns = 0;        /* the search takes time no task should be charged with */
@@ -3145,8 +3152,8 @@ BATCH__PRIVATE batch_result batch__journal_close(batch__journal* j) {
 #endif /* BATCH__JOURNAL_C */
 /* ---- end batch_impl/journal.c ---- */
 /* ---- begin batch_impl/graph.c ---- */
-/* graph.c - job graphs: build (stb_ds arrays and a name map), validate (sorted, de-duplicated
-   edges in CSR form, Kahn's algorithm, a named cycle on failure), and run as a job on the pool:
+/* graph.c - job graphs: build (task blocks, an edge list, an stb_ds name map), validate
+   (bucketed, de-duplicated edges in CSR form, Kahn's algorithm, a named cycle on failure), and run as a job on the pool:
    in-degree counters, the first ready successor runs in place (iteratively: a chain of any
    length uses constant stack), failure policies, retries through the delayed queue,
    cooperative cancellation and deadlines, a concurrency limit, data flow between tasks. */
@@ -3212,7 +3219,7 @@ struct batch_graph {
     size_t spare_n, spare_e;      /* their room: offsets for spare_n tasks, spare_e edges */
     char cycle_msg[256];
     _Atomic int busy;             /* a job exists that was not waited for */
-    _Atomic uint32_t nstrings;    /* task names and messages allocated: 0 spares a pass to free them */
+    _Atomic int has_strings;      /* a task name or message was allocated: else no pass frees them */
     uint32_t epoch;               /* runs so far */
 };
 
@@ -3244,7 +3251,7 @@ BATCH__PRIVATE void* batch__grow_block(void* p, size_t old_n, size_t new_n, size
 }
 /* Room for one more node: false when out of memory (nothing changed). */
 BATCH__PRIVATE bool batch__node_reserve(batch_graph* g) {
-    uint32_t cap = g->nblocks > 1 ? g->nblocks * BATCH__NODE_BLOCK : g->block0_cap;
+    uint64_t cap = g->nblocks > 1 ? (uint64_t)g->nblocks * BATCH__NODE_BLOCK : g->block0_cap;
     if (g->nnodes < cap) return true;
     void* ctx = g->alloc_ctx;
     if (g->nblocks == 1 && g->block0_cap < BATCH__NODE_BLOCK) {
@@ -3418,7 +3425,7 @@ BATCH__PRIVATE void batch__graph_free_csr(batch_graph* g) {
 
 /* Frees what the tasks own (names, messages) and the name map; the arrays stay. */
 BATCH__PRIVATE void batch__graph_free_task_strings(batch_graph* g) {
-    if (atomic_exchange_explicit(&g->nstrings, 0, memory_order_relaxed))   /* not running: busy was checked */
+    if (atomic_exchange_explicit(&g->has_strings, 0, memory_order_relaxed))   /* not running: busy was checked */
     for (uint32_t i = 0; i < g->nnodes; i++) {
         if (batch__node(g, i)->name) BATCH_FREE(batch__node(g, i)->name, g->alloc_ctx);
         if (batch__node(g, i)->msg) BATCH_FREE(batch__node(g, i)->msg, g->alloc_ctx);
@@ -3518,7 +3525,7 @@ BATCH_API batch_result batch_graph_add(batch_graph* g, const batch_task_desc* d,
         return BATCH_ERR_NOMEM;
     }
     g->nnodes = idx + 1;
-    if (name) atomic_fetch_add_explicit(&g->nstrings, 1, memory_order_relaxed);
+    if (name) atomic_store_explicit(&g->has_strings, 1, memory_order_relaxed);
     g->dirty = true;
     out->id = idx + 1;
     out->tag = g->tag;
@@ -3935,7 +3942,7 @@ BATCH__PRIVATE void batch__graph_clear_marks(batch_graph* g) {
 
 /* Runs (or settles) node n, then every successor it makes ready: the first in place, the rest
    through the pool; iterative, so any chain uses constant stack. */
-BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
+BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n, bool pooled) {
     batch_graph* g = job->g;
     int worker = batch_pool_worker_index(job->pool);
     bool shared;
@@ -3946,12 +3953,14 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
     /* the previous task's end is this one's start (one clock read): the previous task on this
        worker when the pool went straight from it to this one (batch__clock_take), then each
        task this loop runs in place */
-    uint64_t last_end = times ? batch__clock_take(self) : 0;
+    uint64_t last_end = times && pooled ? batch__clock_take(self) : 0;
+    bool last_ran = false;
     uint32_t overflow = BATCH__NO_NODE;   /* ready nodes the pool could not take */
     unsigned ticks = 0;
     void* ready[BATCH__RELEASE_BULK];
     size_t nready = 0;
     while (n) {
+        last_ran = false;
         if (n->epoch != job->epoch) {   /* the run reaches this task for the first time */
             n->epoch = job->epoch;
             n->job = job;
@@ -4016,11 +4025,13 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
             ctx.deadline_ns = job->deadline_ns;
             ctx.owner = (batch_job*)job;
             uint64_t start = job->times ? (last_end ? last_end : batch_now_ns()) : 0;
+            if (start && start < job->launch_ns) start = job->launch_ns;   /* never before the run (reports subtract) */
             batch__stat_add(&st->running, 1, shared);
             int rc = n->fn ? n->fn(&ctx, n->user) : 0;
             batch__stat_add(&st->running, UINT64_MAX, shared);   /* - 1 */
             uint64_t end = job->times ? batch_now_ns() : 0;
             last_end = end;
+            last_ran = true;
             n->start_ns = start;
             n->end_ns = end;
             n->attempts++;
@@ -4128,13 +4139,15 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
             last_end = 0;
         }
     }
-    if (times && last_end) batch__clock_put(self, last_end);
+    /* hand the last end on only if this call's last node ran and nothing slow came after its
+       clock read (a progress callback, a journal write) */
+    if (times && pooled && last_end && last_ran && !job->head.prog.fn && !job->jn) batch__clock_put(self, last_end);
 }
 
 BATCH__PRIVATE void batch__gnode_task(batch_pool* p, void* user) {
     (void)p;
     batch__gnode* n = (batch__gnode*)user;
-    batch__gnode_process(n->job, n);
+    batch__gnode_process(n->job, n, true);
 }
 
 BATCH__PRIVATE void batch__job_free(batch__job* job) {
@@ -4213,7 +4226,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
             int e = BATCH__STOP_NONE;
             atomic_compare_exchange_strong(&job->stop, &e, BATCH__STOP_LAUNCH);
             job->launch_error = atomic_load(&pool->shutdown) ? BATCH_ERR_SHUTDOWN : BATCH_ERR_NOMEM;
-            for (size_t k = i; k < g->nroots; k++) batch__gnode_process(job, batch__node(g, g->roots[k]));
+            for (size_t k = i; k < g->nroots; k++) batch__gnode_process(job, batch__node(g, g->roots[k]), false);
             break;
         }
     }
@@ -4324,9 +4337,9 @@ BATCH__PRIVATE uint64_t batch__peak_sorted(const batch__job* job, void* ctx) {
     }
     /* buckets: m of them, bucket(v) = v * m / (maxv + 1) without overflow (v <= maxv) */
     size_t nb = m ? m : 1;
-    uint32_t* cnt = (uint32_t*)BATCH__BIG_MALLOC((nb + 1) * sizeof(uint32_t), ctx);
+    size_t* cnt = (size_t*)BATCH__BIG_MALLOC((nb + 1) * sizeof(size_t), ctx);
     if (!cnt) { BATCH_FREE(ev, ctx); return 0; }
-    memset(cnt, 0, (nb + 1) * sizeof(uint32_t));
+    memset(cnt, 0, (nb + 1) * sizeof(size_t));
     double scale = (double)nb / ((double)maxv + 1.0);
 #define BATCH__BUCKET(v) ((size_t)((double)(v) * scale) < nb ? (size_t)((double)(v) * scale) : nb - 1)
     for (size_t i = 0; i < m; i++) cnt[BATCH__BUCKET(ev[i]) + 1]++;
@@ -4489,7 +4502,7 @@ BATCH__PRIVATE void batch__vfail(batch_ctx* ctx, const char* fmt, va_list ap) {
     if (ctx->node) {
         batch__gnode* n = ctx->node;
         if (!n->msg && (n->msg = (char*)BATCH_MALLOC(BATCH_MESSAGE_MAX, ctx->job->g->alloc_ctx)) != NULL)
-            atomic_fetch_add_explicit(&ctx->job->g->nstrings, 1, memory_order_relaxed);   /* read after the run */
+            atomic_store_explicit(&ctx->job->g->has_strings, 1, memory_order_relaxed);   /* read after the run */
         dst = n->msg;   /* out of memory: the code is kept, the message is lost */
     }
     if (dst) {
@@ -4735,8 +4748,11 @@ BATCH_API batch_result batch_sizing_record_cost(batch_sizing* s, const char* key
 /* The default max_batch. Items that cost nanoseconds (map_trivial: 2.5 ns) hit this cap long
    before the adaptive target (200 us); at 4096 a batch lasted ~10 us and the per-batch hand-off
    cost 4-25% of the run on 2 workers (measured: 1.41-1.76 ns/item against 1.30-1.36 at 16384;
-   65536 gained nothing more). A pull source's slots hold 16 B per item: 8 slots x 16384 = 2 MiB. */
+   65536 gained nothing more). The cap rises from 4096 to 16384 only while a slot's per-item
+   memory (pulled items, and the codes and results that on_batch or the iterator show) stays
+   within BATCH__SLOT_BYTES: heavy slots keep 4096. */
 #define BATCH__DEFAULT_MAX_BATCH 16384u
+#define BATCH__SLOT_BYTES ((size_t)256 << 10)
 
 enum { BATCH__SLOT_FREE, BATCH__SLOT_RUNNING, BATCH__SLOT_FINISHED, BATCH__SLOT_QUEUED, BATCH__SLOT_HELD };
 enum { BATCH__MSTOP_CANCEL = 1, BATCH__MSTOP_HALT, BATCH__MSTOP_DEADLINE, BATCH__MSTOP_NOMEM, BATCH__MSTOP_IO };
@@ -5518,7 +5534,15 @@ BATCH__PRIVATE batch_result batch__map_launch_ext(batch_pool* pool, const batch_
     m->nslots = d->max_in_flight;
     /* sizing: explicit, complexity, key, else adaptive (ordered maps never size by timing) */
     m->min_b = d->min_batch ? d->min_batch : (d->sizing ? d->sizing->min_size : 1);
-    m->max_b = d->max_batch ? d->max_batch : (d->sizing ? d->sizing->max_size : BATCH__DEFAULT_MAX_BATCH);
+    if (d->max_batch) m->max_b = d->max_batch;
+    else if (d->sizing) m->max_b = d->sizing->max_size;
+    else {
+        size_t per_item = (d->pull_fn ? sizeof(batch_item) : 0) +
+                          ((d->on_batch || d->iterate) ? sizeof(int) + d->result_size : 0);
+        m->max_b = per_item ? BATCH__SLOT_BYTES / per_item : BATCH__DEFAULT_MAX_BATCH;
+        if (m->max_b > BATCH__DEFAULT_MAX_BATCH) m->max_b = BATCH__DEFAULT_MAX_BATCH;
+        if (m->max_b < 4096) m->max_b = 4096;
+    }
     if (m->min_b > m->max_b) m->min_b = m->max_b;
     m->target_ns = d->target_batch_ns ? d->target_batch_ns : 200000u;
     uint64_t remembered = (d->sizing && d->key) ? batch_sizing_cost(d->sizing, d->key) : 0;

@@ -668,7 +668,7 @@ typedef struct batch_map_desc {
     batch_complexity complexity;
     batch_sizing* sizing;         /* optional registry (class table, remembered cost) */
     const char* key;              /* looked up in sizing; copied */
-    size_t min_batch, max_batch;  /* clamp; 0: 1 and 16384 (or the registry's) */
+    size_t min_batch, max_batch;  /* clamp; 0: 1 and 4096-16384 (see README), or the registry's */
     uint64_t target_batch_ns;     /* adaptive: run time a batch aims at; 0: 200 us */
     /* thresholds and retries */
     double error_threshold;       /* [0, 1]: FAILED when failed / size > this; 0: any failure */

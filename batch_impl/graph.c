@@ -1,5 +1,5 @@
-/* graph.c - job graphs: build (stb_ds arrays and a name map), validate (sorted, de-duplicated
-   edges in CSR form, Kahn's algorithm, a named cycle on failure), and run as a job on the pool:
+/* graph.c - job graphs: build (task blocks, an edge list, an stb_ds name map), validate
+   (bucketed, de-duplicated edges in CSR form, Kahn's algorithm, a named cycle on failure), and run as a job on the pool:
    in-degree counters, the first ready successor runs in place (iteratively: a chain of any
    length uses constant stack), failure policies, retries through the delayed queue,
    cooperative cancellation and deadlines, a concurrency limit, data flow between tasks. */
@@ -65,7 +65,7 @@ struct batch_graph {
     size_t spare_n, spare_e;      /* their room: offsets for spare_n tasks, spare_e edges */
     char cycle_msg[256];
     _Atomic int busy;             /* a job exists that was not waited for */
-    _Atomic uint32_t nstrings;    /* task names and messages allocated: 0 spares a pass to free them */
+    _Atomic int has_strings;      /* a task name or message was allocated: else no pass frees them */
     uint32_t epoch;               /* runs so far */
 };
 
@@ -97,7 +97,7 @@ BATCH__PRIVATE void* batch__grow_block(void* p, size_t old_n, size_t new_n, size
 }
 /* Room for one more node: false when out of memory (nothing changed). */
 BATCH__PRIVATE bool batch__node_reserve(batch_graph* g) {
-    uint32_t cap = g->nblocks > 1 ? g->nblocks * BATCH__NODE_BLOCK : g->block0_cap;
+    uint64_t cap = g->nblocks > 1 ? (uint64_t)g->nblocks * BATCH__NODE_BLOCK : g->block0_cap;
     if (g->nnodes < cap) return true;
     void* ctx = g->alloc_ctx;
     if (g->nblocks == 1 && g->block0_cap < BATCH__NODE_BLOCK) {
@@ -271,7 +271,7 @@ BATCH__PRIVATE void batch__graph_free_csr(batch_graph* g) {
 
 /* Frees what the tasks own (names, messages) and the name map; the arrays stay. */
 BATCH__PRIVATE void batch__graph_free_task_strings(batch_graph* g) {
-    if (atomic_exchange_explicit(&g->nstrings, 0, memory_order_relaxed))   /* not running: busy was checked */
+    if (atomic_exchange_explicit(&g->has_strings, 0, memory_order_relaxed))   /* not running: busy was checked */
     for (uint32_t i = 0; i < g->nnodes; i++) {
         if (batch__node(g, i)->name) BATCH_FREE(batch__node(g, i)->name, g->alloc_ctx);
         if (batch__node(g, i)->msg) BATCH_FREE(batch__node(g, i)->msg, g->alloc_ctx);
@@ -371,7 +371,7 @@ BATCH_API batch_result batch_graph_add(batch_graph* g, const batch_task_desc* d,
         return BATCH_ERR_NOMEM;
     }
     g->nnodes = idx + 1;
-    if (name) atomic_fetch_add_explicit(&g->nstrings, 1, memory_order_relaxed);
+    if (name) atomic_store_explicit(&g->has_strings, 1, memory_order_relaxed);
     g->dirty = true;
     out->id = idx + 1;
     out->tag = g->tag;
@@ -788,7 +788,7 @@ BATCH__PRIVATE void batch__graph_clear_marks(batch_graph* g) {
 
 /* Runs (or settles) node n, then every successor it makes ready: the first in place, the rest
    through the pool; iterative, so any chain uses constant stack. */
-BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
+BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n, bool pooled) {
     batch_graph* g = job->g;
     int worker = batch_pool_worker_index(job->pool);
     bool shared;
@@ -799,12 +799,14 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
     /* the previous task's end is this one's start (one clock read): the previous task on this
        worker when the pool went straight from it to this one (batch__clock_take), then each
        task this loop runs in place */
-    uint64_t last_end = times ? batch__clock_take(self) : 0;
+    uint64_t last_end = times && pooled ? batch__clock_take(self) : 0;
+    bool last_ran = false;
     uint32_t overflow = BATCH__NO_NODE;   /* ready nodes the pool could not take */
     unsigned ticks = 0;
     void* ready[BATCH__RELEASE_BULK];
     size_t nready = 0;
     while (n) {
+        last_ran = false;
         if (n->epoch != job->epoch) {   /* the run reaches this task for the first time */
             n->epoch = job->epoch;
             n->job = job;
@@ -869,11 +871,13 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
             ctx.deadline_ns = job->deadline_ns;
             ctx.owner = (batch_job*)job;
             uint64_t start = job->times ? (last_end ? last_end : batch_now_ns()) : 0;
+            if (start && start < job->launch_ns) start = job->launch_ns;   /* never before the run (reports subtract) */
             batch__stat_add(&st->running, 1, shared);
             int rc = n->fn ? n->fn(&ctx, n->user) : 0;
             batch__stat_add(&st->running, UINT64_MAX, shared);   /* - 1 */
             uint64_t end = job->times ? batch_now_ns() : 0;
             last_end = end;
+            last_ran = true;
             n->start_ns = start;
             n->end_ns = end;
             n->attempts++;
@@ -981,13 +985,15 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n) {
             last_end = 0;
         }
     }
-    if (times && last_end) batch__clock_put(self, last_end);
+    /* hand the last end on only if this call's last node ran and nothing slow came after its
+       clock read (a progress callback, a journal write) */
+    if (times && pooled && last_end && last_ran && !job->head.prog.fn && !job->jn) batch__clock_put(self, last_end);
 }
 
 BATCH__PRIVATE void batch__gnode_task(batch_pool* p, void* user) {
     (void)p;
     batch__gnode* n = (batch__gnode*)user;
-    batch__gnode_process(n->job, n);
+    batch__gnode_process(n->job, n, true);
 }
 
 BATCH__PRIVATE void batch__job_free(batch__job* job) {
@@ -1066,7 +1072,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
             int e = BATCH__STOP_NONE;
             atomic_compare_exchange_strong(&job->stop, &e, BATCH__STOP_LAUNCH);
             job->launch_error = atomic_load(&pool->shutdown) ? BATCH_ERR_SHUTDOWN : BATCH_ERR_NOMEM;
-            for (size_t k = i; k < g->nroots; k++) batch__gnode_process(job, batch__node(g, g->roots[k]));
+            for (size_t k = i; k < g->nroots; k++) batch__gnode_process(job, batch__node(g, g->roots[k]), false);
             break;
         }
     }
@@ -1177,9 +1183,9 @@ BATCH__PRIVATE uint64_t batch__peak_sorted(const batch__job* job, void* ctx) {
     }
     /* buckets: m of them, bucket(v) = v * m / (maxv + 1) without overflow (v <= maxv) */
     size_t nb = m ? m : 1;
-    uint32_t* cnt = (uint32_t*)BATCH__BIG_MALLOC((nb + 1) * sizeof(uint32_t), ctx);
+    size_t* cnt = (size_t*)BATCH__BIG_MALLOC((nb + 1) * sizeof(size_t), ctx);
     if (!cnt) { BATCH_FREE(ev, ctx); return 0; }
-    memset(cnt, 0, (nb + 1) * sizeof(uint32_t));
+    memset(cnt, 0, (nb + 1) * sizeof(size_t));
     double scale = (double)nb / ((double)maxv + 1.0);
 #define BATCH__BUCKET(v) ((size_t)((double)(v) * scale) < nb ? (size_t)((double)(v) * scale) : nb - 1)
     for (size_t i = 0; i < m; i++) cnt[BATCH__BUCKET(ev[i]) + 1]++;
@@ -1342,7 +1348,7 @@ BATCH__PRIVATE void batch__vfail(batch_ctx* ctx, const char* fmt, va_list ap) {
     if (ctx->node) {
         batch__gnode* n = ctx->node;
         if (!n->msg && (n->msg = (char*)BATCH_MALLOC(BATCH_MESSAGE_MAX, ctx->job->g->alloc_ctx)) != NULL)
-            atomic_fetch_add_explicit(&ctx->job->g->nstrings, 1, memory_order_relaxed);   /* read after the run */
+            atomic_store_explicit(&ctx->job->g->has_strings, 1, memory_order_relaxed);   /* read after the run */
         dst = n->msg;   /* out of memory: the code is kept, the message is lost */
     }
     if (dst) {

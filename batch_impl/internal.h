@@ -66,12 +66,14 @@
 /* Large arrays (a graph's tasks and edges, 100+ MiB for 10^6 tasks) are asked to live on
    transparent huge pages: on a virtual machine a first-touch 4 KiB page fault can cost 5-10 us
    (measured here: 10 us), which made building a 10^6-task graph 30x slower than running it;
-   a 2 MiB page is one fault. The hint covers the pages of a block of at least BATCH__HUGE_MIN
-   bytes, all of them: a large malloc block is its own mapping, and advice on part of it would
-   split the mapping so that realloc could no longer grow it with mremap. Linux only;
-   BATCH_NO_HUGE_PAGES turns it off. <sys/mman.h> shows madvise and MADV_HUGEPAGE only with
-   _DEFAULT_SOURCE, which a strict -std=c11 build does not have: the declaration below is the
-   libc's own, and 14 is MADV_HUGEPAGE on every Linux architecture but parisc. */
+   a 2 MiB page is one fault. The hint covers the 2 MiB-aligned windows inside a block of at
+   least BATCH__HUGE_MIN bytes, never a page of memory the block does not own (glibc may carve
+   a large block out of its heap, next to other allocations). Blocks so advised are not grown
+   with realloc (batch__grow_block copies): advice on part of a mapping splits it, and an
+   mremap across the split would fail and copy. Linux only; BATCH_NO_HUGE_PAGES turns it off.
+   <sys/mman.h> shows madvise and MADV_HUGEPAGE only with _DEFAULT_SOURCE, which a strict
+   -std=c11 build does not have: the declaration below is the libc's own, and 14 is
+   MADV_HUGEPAGE on every Linux architecture but parisc. */
 #if defined(__linux__) && !defined(BATCH_NO_HUGE_PAGES)
 #  include <sys/mman.h>
 #  if !defined(MADV_HUGEPAGE) && !defined(__hppa__)
@@ -85,21 +87,24 @@ __attribute__((unused))
 #endif
 static void batch__huge_hint(void* p, size_t sz) {
 #if defined(__linux__) && !defined(BATCH_NO_HUGE_PAGES) && defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)2 << 20;
     if (!p || sz < BATCH__HUGE_MIN) return;
-    long ps = sysconf(_SC_PAGESIZE);
-    uintptr_t page = ps > 0 ? (uintptr_t)ps : 4096u;
-    uintptr_t a = (uintptr_t)p & ~(page - 1), b = ((uintptr_t)p + sz + page - 1) & ~(page - 1);
-    (void)madvise((void*)a, (size_t)(b - a), MADV_HUGEPAGE);   /* advice: failure is harmless */
+    uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), b = ((uintptr_t)p + sz) & ~(huge - 1);
+    if (b > a) (void)madvise((void*)a, (size_t)(b - a), MADV_HUGEPAGE);   /* advice: failure is harmless */
 #else
     (void)p; (void)sz;
 #endif
 }
-
-#define BATCH__BIG_MALLOC(sz, ctx) batch__big_malloc_((BATCH_MALLOC((sz), (ctx))), (sz))
+/* BATCH_MALLOC, then the hint. */
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((unused))
 #endif
-static void* batch__big_malloc_(void* p, size_t sz) { batch__huge_hint(p, sz); return p; }
+static void* batch__big_malloc(size_t sz, void* ctx) {
+    void* p = BATCH_MALLOC(sz, ctx);
+    batch__huge_hint(p, sz);
+    return p;
+}
+#define BATCH__BIG_MALLOC(sz, ctx) batch__big_malloc((sz), (ctx))
 
 /* stb_ds: BATCH_STB_DS_PATH if defined, else "stb_ds.h" if it is on the include path, else
    Debian's <stb/stb_ds.h> (libstb-dev). Its implementation has no once-guard, so a user who

@@ -17,8 +17,11 @@
 /* The default max_batch. Items that cost nanoseconds (map_trivial: 2.5 ns) hit this cap long
    before the adaptive target (200 us); at 4096 a batch lasted ~10 us and the per-batch hand-off
    cost 4-25% of the run on 2 workers (measured: 1.41-1.76 ns/item against 1.30-1.36 at 16384;
-   65536 gained nothing more). A pull source's slots hold 16 B per item: 8 slots x 16384 = 2 MiB. */
+   65536 gained nothing more). The cap rises from 4096 to 16384 only while a slot's per-item
+   memory (pulled items, and the codes and results that on_batch or the iterator show) stays
+   within BATCH__SLOT_BYTES: heavy slots keep 4096. */
 #define BATCH__DEFAULT_MAX_BATCH 16384u
+#define BATCH__SLOT_BYTES ((size_t)256 << 10)
 
 enum { BATCH__SLOT_FREE, BATCH__SLOT_RUNNING, BATCH__SLOT_FINISHED, BATCH__SLOT_QUEUED, BATCH__SLOT_HELD };
 enum { BATCH__MSTOP_CANCEL = 1, BATCH__MSTOP_HALT, BATCH__MSTOP_DEADLINE, BATCH__MSTOP_NOMEM, BATCH__MSTOP_IO };
@@ -800,7 +803,15 @@ BATCH__PRIVATE batch_result batch__map_launch_ext(batch_pool* pool, const batch_
     m->nslots = d->max_in_flight;
     /* sizing: explicit, complexity, key, else adaptive (ordered maps never size by timing) */
     m->min_b = d->min_batch ? d->min_batch : (d->sizing ? d->sizing->min_size : 1);
-    m->max_b = d->max_batch ? d->max_batch : (d->sizing ? d->sizing->max_size : BATCH__DEFAULT_MAX_BATCH);
+    if (d->max_batch) m->max_b = d->max_batch;
+    else if (d->sizing) m->max_b = d->sizing->max_size;
+    else {
+        size_t per_item = (d->pull_fn ? sizeof(batch_item) : 0) +
+                          ((d->on_batch || d->iterate) ? sizeof(int) + d->result_size : 0);
+        m->max_b = per_item ? BATCH__SLOT_BYTES / per_item : BATCH__DEFAULT_MAX_BATCH;
+        if (m->max_b > BATCH__DEFAULT_MAX_BATCH) m->max_b = BATCH__DEFAULT_MAX_BATCH;
+        if (m->max_b < 4096) m->max_b = 4096;
+    }
     if (m->min_b > m->max_b) m->min_b = m->max_b;
     m->target_ns = d->target_batch_ns ? d->target_batch_ns : 200000u;
     uint64_t remembered = (d->sizing && d->key) ? batch_sizing_cost(d->sizing, d->key) : 0;

@@ -131,8 +131,9 @@ BATCH__PRIVATE batch__worker* batch__self(const batch_pool* p) {
 
 /* A clock read handed from the end of one task to the start of the next on the same worker, so
    that back-to-back tasks cost one read: valid only for the very next task this worker
-   executes (seq) and only if it came out of the worker's own deque at once (a search or a
-   sleep in between clears it). 0: read the clock. Worker-private, no atomics. */
+   executes (seq) and only if that came out of the worker's own deque at once. A search, a
+   sleep, urgent injected work, or tasks run nested inside the task that handed it (a wait
+   that helped) clear it. 0: read the clock. Worker-private, no atomics. */
 BATCH__PRIVATE uint64_t batch__clock_take(batch__worker* w) {
     if (!w) return 0;
     uint64_t ns = w->clock_seq == w->seq ? w->clock_ns : 0;
@@ -464,8 +465,9 @@ BATCH__PRIVATE void batch__execute(batch_pool* p, batch__worker* w, batch__task*
     }
     batch__task_free(p, w, t);   /* hot in cache for the tasks fn submits */
     if (w->owed_counter != c) batch__worker_pay(w);
-    w->seq++;
+    uint64_t mine = ++w->seq;
     fn(p, user);
+    if (w->seq != mine) w->clock_ns = 0;   /* tasks ran nested (it helped while waiting): no hand-off */
     if (c) {
         w->owed_counter = c;
         w->owed++;
@@ -497,7 +499,7 @@ BATCH__PRIVATE batch__task* batch__steal_any(batch_pool* p, batch__worker* w) {
 BATCH__PRIVATE batch__task* batch__find_work(batch_pool* p, batch__worker* w) {
     unsigned mask = atomic_load_explicit(&p->inj_mask, memory_order_relaxed);
     batch__task* t;
-    if ((mask & BATCH__HIGH_LEVELS_MASK) && (t = batch__inj_take(p, w, BATCH__HIGH_LEVELS_MASK))) return t;
+    if ((mask & BATCH__HIGH_LEVELS_MASK) && (t = batch__inj_take(p, w, BATCH__HIGH_LEVELS_MASK))) { w->clock_ns = 0; return t; }
     if ((t = (batch__task*)batch__deque_pop(&w->dq))) return t;
     batch__worker_pay(w);   /* about to look elsewhere, or to go idle */
     w->clock_ns = 0;        /* the search takes time no task should be charged with */

@@ -577,6 +577,49 @@ static void test_graph_alloc_failure(void) {
     CHECK_EQ(atomic_load(&test_live_bytes), live0);
 }
 
+/* Regression (the clock hand-off between back-to-back tasks): a pool task runs graph B and
+   waits, so the worker runs B's task nested and that task's end is handed on; the outer task
+   then works 20 ms, launches graph C, whose root lands in the same worker's deque, and works
+   20 ms more. C's task must not start before C's launch, and its (empty) run must not be
+   charged either 20 ms. */
+#if !defined(BATCH_NO_THREADS)
+typedef struct handoff_state { batch_graph *b, *c; batch_job* jc; uint64_t before_launch; } handoff_state;
+static void handoff_outer(batch_pool* p, void* u) {
+    handoff_state* hs = (handoff_state*)u;
+    batch_job_summary s;
+    CHECK_OK(batch_graph_run(p, hs->b, NULL, &s));
+    nanosleep(&(struct timespec){ 0, 20000000 }, NULL);
+    hs->before_launch = batch_now_ns();
+    CHECK_OK(batch_graph_launch(p, hs->c, NULL, &hs->jc));
+    nanosleep(&(struct timespec){ 0, 20000000 }, NULL);   /* C's root waits in this worker's deque */
+}
+#endif
+static void test_graph_clock_handoff_nested(void) {
+#if !defined(BATCH_NO_THREADS)
+    handoff_state hs;
+    memset(&hs, 0, sizeof hs);
+    hs.b = make_graph();
+    hs.c = make_graph();
+    add_task(hs.b, task_ok, NULL, NULL);
+    batch_task tc = add_task(hs.c, task_ok, NULL, NULL);
+    batch_pool* p = make_pool(1);
+    batch_counter c;
+    batch_counter_init(&c, p);
+    CHECK_OK(batch_pool_submit(p, &(batch_work){ .fn = handoff_outer, .user_data = &hs, .counter = &c }));
+    batch_counter_wait(&c);
+    batch_job_summary s;
+    CHECK_OK(batch_job_wait(hs.jc, &s));
+    batch_task_info info;
+    CHECK_OK(batch_graph_task_info(hs.c, tc, &info));
+    CHECK(info.start_ns >= hs.before_launch);
+    CHECK(s.busy_ns < 20000000u);   /* the bug charges at least one 20 ms sleep */
+    CHECK_OK(batch_job_destroy(hs.jc));
+    CHECK_OK(batch_pool_destroy(p));
+    CHECK_OK(batch_graph_destroy(hs.b));
+    CHECK_OK(batch_graph_destroy(hs.c));
+#endif
+}
+
 /* Tasks parked by max_concurrency get the freed slot by priority, oldest first within a level.
    Four roots (NORMAL, LOW, LOW, HIGH) share one slot: the first to run holds it until the
    job's park lists (read through the implementation, which tests share) hold the other three;
@@ -636,7 +679,7 @@ static void test_graph_park_priority(void) {
    a large build fails once in turn: the add or edge that needed it returns BATCH_ERR_NOMEM, the
    graph keeps everything else, runs, and frees every byte. */
 static void test_graph_alloc_failure_big(void) {
-    long n = scaled(300000);
+    long n = scaled(1100000);   /* past four blocks: the block table grows too */
     long long live_start = atomic_load(&test_live_bytes), live0 = 0;
     batch_pool* p = make_pool(BATCH_WORKERS_INLINE);
     _Atomic long count = 0;
@@ -780,6 +823,7 @@ static void test_graph_clear_rebuild(void) {
     { "graph_peak_algorithm", test_graph_peak_algorithm }, \
     { "graph_alloc_failure_big", test_graph_alloc_failure_big }, \
     { "graph_park_priority", test_graph_park_priority }, \
+    { "graph_clock_handoff_nested", test_graph_clock_handoff_nested }, \
     { "graph_permanent_and_own_job", test_graph_permanent_and_own_job }, \
     { "graph_build_bad_input", test_graph_build_bad_input }, \
     { "graph_cycles_named", test_graph_cycles_named }, \
