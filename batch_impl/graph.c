@@ -1,5 +1,6 @@
 /* graph.c - job graphs: build (task blocks, an edge list, an stb_ds name map), validate
-   (bucketed, de-duplicated edges in CSR form, Kahn's algorithm, a named cycle on failure), and run as a job on the pool:
+   (bucketed, de-duplicated edges in CSR form, Kahn's algorithm, a named cycle on failure),
+   and run as a job on the pool:
    in-degree counters, the first ready successor runs in place (iteratively: a chain of any
    length uses constant stack), failure policies, retries through the delayed queue,
    cooperative cancellation and deadlines, a concurrency limit, data flow between tasks. */
@@ -271,10 +272,13 @@ BATCH__PRIVATE void batch__graph_free_csr(batch_graph* g) {
 
 /* Frees what the tasks own (names, messages) and the name map; the arrays stay. */
 BATCH__PRIVATE void batch__graph_free_task_strings(batch_graph* g) {
-    if (atomic_exchange_explicit(&g->has_strings, 0, memory_order_relaxed))   /* not running: busy was checked */
-    for (uint32_t i = 0; i < g->nnodes; i++) {
-        if (batch__node(g, i)->name) BATCH_FREE(batch__node(g, i)->name, g->alloc_ctx);
-        if (batch__node(g, i)->msg) BATCH_FREE(batch__node(g, i)->msg, g->alloc_ctx);
+    /* relaxed: the graph is not running (busy was checked), its last run was waited for */
+    if (atomic_exchange_explicit(&g->has_strings, 0, memory_order_relaxed)) {
+        for (uint32_t i = 0; i < g->nnodes; i++) {
+            batch__gnode* x = batch__node(g, i);
+            if (x->name) BATCH_FREE(x->name, g->alloc_ctx);
+            if (x->msg) BATCH_FREE(x->msg, g->alloc_ctx);
+        }
     }
     stbds_shfree(g->names);
     g->names = NULL;
