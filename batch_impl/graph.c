@@ -24,7 +24,7 @@ typedef struct batch__gnode {
     struct batch__job* job;
     char* msg;
     _Atomic(void*) output;
-    uint64_t start_ns, end_ns;
+    uint64_t t_start, t_end;      /* ticks (batch__ticks); g->tb makes them ns */
     uint64_t retry_due;           /* a retry waits until then (0: not waiting) */
     uint32_t epoch;               /* the run this node's per-run fields belong to */
     _Atomic uint32_t pending;     /* predecessors not finished in this run */
@@ -68,6 +68,7 @@ struct batch_graph {
     _Atomic int busy;             /* a job exists that was not waited for */
     _Atomic int has_strings;      /* a task name or message was allocated: else no pass frees them */
     uint32_t epoch;               /* runs so far */
+    batch__timebase tb;           /* the last waited run's ticks to ns */
 };
 
 /* The task store: blocks of BATCH__NODE_BLOCK nodes that never move once full (28 MiB each,
@@ -151,8 +152,8 @@ BATCH__PRIVATE void batch__edge_free_all(batch_graph* g) {
 /* One line per worker (and one shared line for other threads): written without contention. */
 typedef struct batch__job_stats {
     BATCH__ALIGNED _Atomic uint64_t completed;
-    _Atomic uint64_t failed, skipped, cancelled, retried, busy_ns, running;
-    _Atomic uint64_t last_end;    /* the latest end time of a task run here (task times on) */
+    _Atomic uint64_t failed, skipped, cancelled, retried, busy, running;   /* busy: ticks */
+    _Atomic uint64_t last_end;    /* the latest end (ticks) of a task run here (task times on) */
     _Atomic uint32_t ran;         /* task times on: the tasks that ran and settled here, latest
                                      first, linked through next_local (free once settled) */
 } batch__job_stats;
@@ -168,10 +169,12 @@ typedef struct batch__job {
     _Atomic int cut;              /* a stop cut a retry short */
     uint32_t epoch;
     uint64_t launch_ns, deadline_ns;
+    uint64_t launch_tick;         /* launch_ns on the task clock */
     batch_failure_policy policy;
     int max_conc;
     uint8_t level;
     bool times;
+    bool tsc;                     /* task times in TSC ticks (else ticks are ns) */
     batch_result launch_error;
     /* concurrency limit */
     batch__mutex park_lock;
@@ -767,7 +770,7 @@ BATCH__PRIVATE batch_result batch__graph_replay(void* arg, const unsigned char* 
     n->attempts = (uint16_t)(p[2] | p[3] << 8);
     n->error = (int32_t)batch__get32(p + 8);
     n->worker = -1;
-    n->start_ns = n->end_ns = 0;
+    n->t_start = n->t_end = 0;
     n->retry_due = 0;
     atomic_store_explicit(&n->output, NULL, memory_order_relaxed);
     if (n->msg) n->msg[0] = 0;
@@ -817,7 +820,7 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n, bool 
             n->attempts = 0;
             n->error = 0;
             n->worker = -1;
-            n->start_ns = n->end_ns = 0;
+            n->t_start = n->t_end = 0;
             n->retry_due = 0;
             atomic_store_explicit(&n->output, NULL, memory_order_relaxed);
             if (n->msg) n->msg[0] = 0;
@@ -874,20 +877,20 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n, bool 
             ctx.stop = &job->stop;
             ctx.deadline_ns = job->deadline_ns;
             ctx.owner = (batch_job*)job;
-            uint64_t start = job->times ? (last_end ? last_end : batch_now_ns()) : 0;
-            if (start && start < job->launch_ns) start = job->launch_ns;   /* never before the run (reports subtract) */
+            uint64_t start = times ? (last_end ? last_end : batch__ticks(job->tsc)) : 0;
+            if (start && start < job->launch_tick) start = job->launch_tick;   /* never before the run (reports subtract) */
             batch__stat_add(&st->running, 1, shared);
             int rc = n->fn ? n->fn(&ctx, n->user) : 0;
             batch__stat_add(&st->running, UINT64_MAX, shared);   /* - 1 */
-            uint64_t end = job->times ? batch_now_ns() : 0;
+            uint64_t end = times ? batch__ticks(job->tsc) : 0;
             last_end = end;
             last_ran = true;
-            n->start_ns = start;
-            n->end_ns = end;
+            n->t_start = start;
+            n->t_end = end;
             n->attempts++;
             n->worker = (int16_t)worker;
-            if (job->times) {
-                batch__stat_add(&st->busy_ns, end - start, shared);
+            if (times) {
+                batch__stat_add(&st->busy, end - start, shared);
                 batch__stat_max(&st->last_end, end, shared);
             }
             if (slot) {
@@ -933,7 +936,7 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n, bool 
         }
     settle:
         atomic_store_explicit(&n->status, (uint8_t)outcome, memory_order_relaxed);
-        if (job->times && n->attempts && n->start_ns) {   /* for the peak concurrency, at wait */
+        if (times && n->attempts && n->t_start) {   /* for the peak concurrency, at wait */
             uint32_t head = atomic_load_explicit(&st->ran, memory_order_relaxed);
             if (!shared) { n->next_local = head; atomic_store_explicit(&st->ran, n->idx, memory_order_relaxed); }
             else do n->next_local = head;   /* relaxed: read after the job's latch, like the counters */
@@ -977,7 +980,7 @@ BATCH__PRIVATE void batch__gnode_process(batch__job* job, batch__gnode* n, bool 
                 }
             }
             if (nready) batch__gnode_flush(job, self, ready, &nready, &overflow);
-            if (job->head.prog.fn && !n->journaled) batch__gnode_events(job, n, outcome, last_end, &ticks);
+            if (job->head.prog.fn && !n->journaled) batch__gnode_events(job, n, outcome, last_end && job->tsc ? batch_now_ns() : last_end, &ticks);
             n = first;
             if (n) continue;
         }
@@ -1043,7 +1046,12 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     job->level = (uint8_t)(d.priority == BATCH_PRIORITY_DEFAULT ? BATCH__LEVEL_NORMAL : (int)d.priority - 1);
     job->times = !d.no_task_times;
     for (int l = 0; l < BATCH__LEVELS; l++) job->park_head[l] = job->park_tail[l] = BATCH__NO_NODE;
-    job->launch_ns = batch_now_ns();
+    job->tsc = job->times && pool->tsc;
+    {
+        batch__clockpair at = batch__clockpair_now(job->tsc);
+        job->launch_ns = at.ns;
+        job->launch_tick = at.tick;
+    }
     job->deadline_ns = d.timeout_ns ? job->launch_ns + d.timeout_ns : 0;
     batch__progress_init(&job->head.prog, &d.progress, batch_pool_workers(pool), job->launch_ns);
     batch_counter_init(&job->latch, pool);
@@ -1097,18 +1105,18 @@ typedef struct batch__peak_stream { uint64_t key; uint32_t node; bool at_start; 
 BATCH__PRIVATE bool batch__peak_advance(const batch_graph* g, batch__peak_stream* s, bool* any_ran) {
     uint64_t prev = s->key;
     if (s->at_start) {   /* the next event is this node's start */
-        s->key = batch__node(g, s->node)->start_ns << 1 | 1;
+        s->key = batch__node(g, s->node)->t_start << 1 | 1;
         s->at_start = false;
     } else {
         if (s->key != UINT64_MAX) s->node = batch__node(g, s->node)->next_local;
         while (s->node != BATCH__NO_NODE) {
             const batch__gnode* x = batch__node(g, s->node);
             *any_ran = true;
-            if (x->end_ns > x->start_ns) break;
+            if (x->t_end > x->t_start) break;
             s->node = x->next_local;
         }
         if (s->node == BATCH__NO_NODE) { s->key = 0; return true; }   /* 0: exhausted */
-        s->key = batch__node(g, s->node)->end_ns << 1;
+        s->key = batch__node(g, s->node)->t_end << 1;
         s->at_start = true;
     }
     return s->key <= prev;
@@ -1177,10 +1185,10 @@ BATCH__PRIVATE uint64_t batch__peak_sorted(const batch__job* job, void* ctx) {
     uint64_t maxv = 0;
     for (size_t i = 0; i < n; i++) {
         const batch__gnode* x = batch__node(g, (uint32_t)i);
-        if (!x->attempts || !x->start_ns) continue;
+        if (!x->attempts || !x->t_start) continue;
         any_ran = true;
-        if (x->end_ns <= x->start_ns) continue;   /* holds no instant */
-        uint64_t a = (x->start_ns - job->launch_ns) << 1 | 1, b = (x->end_ns - job->launch_ns) << 1;
+        if (x->t_end <= x->t_start) continue;   /* holds no instant */
+        uint64_t a = (x->t_start - job->launch_tick) << 1 | 1, b = (x->t_end - job->launch_tick) << 1;
         ev[m++] = a;
         ev[m++] = b;
         if (a > maxv) maxv = a;
@@ -1227,7 +1235,7 @@ BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summ
         batch_job_summary* s = &job->summary;
         batch_graph* g = job->g;
         s->total = (uint64_t)g->nnodes;
-        uint64_t last_end = job->launch_ns;
+        uint64_t last_end = job->launch_tick, busy = 0;
         for (int i = 0; i < job->nstats; i++) {
             batch__job_stats* st = &job->stats[i];
             s->completed += atomic_load(&st->completed);
@@ -1235,11 +1243,14 @@ BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summ
             s->skipped += atomic_load(&st->skipped);
             s->cancelled += atomic_load(&st->cancelled);
             s->retries += atomic_load(&st->retried);
-            s->busy_ns += atomic_load(&st->busy_ns);
+            busy += atomic_load(&st->busy);
             uint64_t e = atomic_load(&st->last_end);
             if (e > last_end) last_end = e;
         }
-        s->wall_ns = (job->times ? last_end : batch_now_ns()) - job->launch_ns;
+        batch__clockpair launch = { job->launch_tick, job->launch_ns };
+        g->tb = batch__timebase_make(job->tsc, job->pool->origin, launch, batch__clockpair_now(job->tsc));
+        s->busy_ns = batch__timebase_span(&g->tb, busy);
+        s->wall_ns = (job->times ? batch__timebase_ns(&g->tb, last_end) : batch_now_ns()) - job->launch_ns;
         s->peak_concurrency = job->times ? batch__peak_concurrency(job, g->alloc_ctx) : 0;
         s->resumed = job->nresumed;
         int stop = atomic_load(&job->stop);
@@ -1283,6 +1294,7 @@ BATCH__PRIVATE void batch__graph_job_free(batch_job* pub) { batch__job_free((bat
 BATCH__PRIVATE void batch__graph_job_counts(batch_job* pub, batch_progress* out, uint64_t* busy) {
     batch__job* job = (batch__job*)pub;
     out->total = (uint64_t)job->g->nnodes;
+    uint64_t ticks = 0;
     for (int i = 0; i < job->nstats; i++) {
         batch__job_stats* st = &job->stats[i];
         out->succeeded += atomic_load_explicit(&st->completed, memory_order_relaxed);
@@ -1291,8 +1303,12 @@ BATCH__PRIVATE void batch__graph_job_counts(batch_job* pub, batch_progress* out,
         out->cancelled += atomic_load_explicit(&st->cancelled, memory_order_relaxed);
         out->retried += atomic_load_explicit(&st->retried, memory_order_relaxed);
         out->running += atomic_load_explicit(&st->running, memory_order_relaxed);
-        *busy += atomic_load_explicit(&st->busy_ns, memory_order_relaxed);
+        ticks += atomic_load_explicit(&st->busy, memory_order_relaxed);
     }
+    /* during the run: the scale from a pair read now (a snapshot needs no better) */
+    batch__clockpair launch = { job->launch_tick, job->launch_ns }, now = { batch__ticks(job->tsc), batch_now_ns() };
+    batch__timebase tb = batch__timebase_make(job->tsc, job->pool->origin, launch, now);
+    *busy += batch__timebase_span(&tb, ticks);
     out->processed = out->succeeded + out->failed + out->skipped + out->cancelled;
 }
 
@@ -1339,8 +1355,8 @@ BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t,
     out->attempts = x->attempts;
     out->error = x->error;
     out->message = (x->msg && x->msg[0]) ? x->msg : NULL;
-    out->start_ns = x->start_ns;
-    out->end_ns = x->end_ns;
+    out->start_ns = batch__timebase_ns(&g->tb, x->t_start);
+    out->end_ns = batch__timebase_ns(&g->tb, x->t_end);
     out->worker = x->worker;
     out->output = atomic_load_explicit(&((batch__gnode*)(uintptr_t)x)->output, memory_order_relaxed);
     return BATCH_OK;

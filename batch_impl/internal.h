@@ -46,6 +46,11 @@
 #if defined(__unix__) || defined(__APPLE__)
 #  include <unistd.h>
 #endif
+/* Task times from the TSC where it is invariant (platform.c, "task clock") */
+#if !defined(BATCH_NO_TSC) && (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#  define BATCH__HAVE_TSC 1
+#  include <cpuid.h>
+#endif
 
 #ifndef BATCH_MALLOC
 #  define BATCH_MALLOC(sz, ctx)     ((void)(ctx), malloc(sz))

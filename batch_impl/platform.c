@@ -28,6 +28,71 @@ BATCH_API uint64_t batch_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* ---- task clock ------------------------------------------------------------------------------
+   Graph tasks stamp their start and end in ticks: one read per task (batch__clock_take hands the
+   end of one task to the start of the next). Where the CPU says its TSC is invariant (constant
+   rate in every power state: CPUID 0x80000007 EDX bit 8) a tick is a raw rdtsc, ~11 ns on this
+   project's VMs against ~26 ns for clock_gettime through kvm-clock; the times become
+   CLOCK_MONOTONIC nanoseconds when a run ends, on the line through two (tick, ns) pairs
+   (batch__timebase). Elsewhere, and with BATCH_NO_TSC, a tick is batch_now_ns(). rdtsc is not
+   ordered with the loads around it; a few cycles of skew are far below what a task takes. */
+BATCH__PRIVATE bool batch__tsc_invariant(void) {
+#if defined(BATCH__HAVE_TSC)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0x80000000u, &a, &b, &c, &d) || a < 0x80000007u) return false;
+    if (!__get_cpuid(0x80000007u, &a, &b, &c, &d)) return false;
+    return (d >> 8) & 1u;
+#else
+    return false;
+#endif
+}
+BATCH__INLINE uint64_t batch__ticks(bool tsc) {
+#if defined(BATCH__HAVE_TSC)
+    if (tsc) return (uint64_t)__builtin_ia32_rdtsc();
+#endif
+    (void)tsc;
+    return batch_now_ns();
+}
+
+/* The same instant on both clocks: the middle of the tightest of a few tick brackets around a
+   clock_gettime (a preemption inside one bracket would skew it). */
+typedef struct batch__clockpair { uint64_t tick, ns; } batch__clockpair;
+BATCH__PRIVATE batch__clockpair batch__clockpair_now(bool tsc) {
+    batch__clockpair p = { 0, 0 };
+    if (!tsc) { p.tick = p.ns = batch_now_ns(); return p; }
+    uint64_t best = UINT64_MAX;
+    for (int i = 0; i < 4; i++) {
+        uint64_t t0 = batch__ticks(true), ns = batch_now_ns(), t1 = batch__ticks(true);
+        if (t1 - t0 < best) { best = t1 - t0; p.tick = t0 + (t1 - t0) / 2; p.ns = ns; }
+    }
+    return p;
+}
+
+/* Ticks to ns for one run: ns = at.ns + (tick - at.tick) * scale, at = the launch, clamped into
+   [launch, end]: every task time lies there, and the clamp keeps that exact against the few ns
+   a pair can be off. The scale comes from the run's own launch and end when they are at least
+   1 ms apart (clock slewing during the run is then followed), else from the pool's creation
+   to the run's end. Without a TSC ticks are ns. */
+typedef struct batch__timebase { batch__clockpair at; uint64_t end_ns; double scale; bool tsc; } batch__timebase;
+BATCH__PRIVATE batch__timebase batch__timebase_make(bool tsc, batch__clockpair origin, batch__clockpair launch,
+                                                    batch__clockpair end) {
+    batch__timebase tb = { launch, end.ns, 1.0, tsc };
+    if (!tsc) return tb;
+    const batch__clockpair* from = (end.ns - launch.ns >= 1000000u || origin.ns >= launch.ns) ? &launch : &origin;
+    tb.scale = end.tick > from->tick && end.ns > from->ns ? (double)(end.ns - from->ns) / (double)(end.tick - from->tick) : 0.0;
+    return tb;
+}
+BATCH__PRIVATE uint64_t batch__timebase_ns(const batch__timebase* tb, uint64_t tick) {
+    if (!tb->tsc || !tick) return tick;   /* 0: no time */
+    if (tick <= tb->at.tick) return tb->at.ns;
+    double d = (double)(tick - tb->at.tick) * tb->scale;
+    return d < (double)(tb->end_ns - tb->at.ns) ? tb->at.ns + (uint64_t)d : tb->end_ns;
+}
+/* A span of ticks in ns. */
+BATCH__PRIVATE uint64_t batch__timebase_span(const batch__timebase* tb, uint64_t ticks) {
+    return tb->tsc ? (uint64_t)((double)ticks * tb->scale) : ticks;
+}
+
 BATCH_API int batch_cpu_count(void) {
 #if defined(_SC_NPROCESSORS_ONLN)
     long n = sysconf(_SC_NPROCESSORS_ONLN);

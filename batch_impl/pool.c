@@ -78,6 +78,8 @@ struct batch_pool {
     int nworkers;
     int spin_rounds;
     bool inline_mode;
+    bool tsc;                            /* graph task times in TSC ticks (platform.c, task clock) */
+    batch__clockpair origin;             /* both clocks at creation, for batch__timebase_make */
 
     /* injection queues: producers push without a lock; consumers pop under inj_lock */
     batch__inj_queue inj[BATCH__LEVELS];
@@ -685,6 +687,8 @@ BATCH_API batch_result batch_pool_create(batch_pool** out_pool, const batch_pool
     p->alloc_ctx = ctx;
     p->spin_rounds = desc->spin_rounds ? desc->spin_rounds : 16;
     p->inline_mode = inline_mode;
+    p->tsc = batch__tsc_invariant();
+    p->origin = batch__clockpair_now(p->tsc);
     atomic_init(&p->delay_next, UINT64_MAX);
     if (!batch__pool_sync_init(p)) { BATCH_FREE(raw, ctx); return BATCH_ERR_NOMEM; }
 

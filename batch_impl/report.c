@@ -82,8 +82,8 @@ BATCH_API batch_result batch_job_report_json(batch_job* job, FILE* out) {
                     batch_task_status_string((batch_task_status)st), x->attempts, (int)x->error);
             batch__json_string(out, (x->msg && x->msg[0]) ? x->msg : NULL);
             fprintf(out, ", \"worker\": %d, \"start_us\": %llu, \"end_us\": %llu}", x->worker,
-                    x->start_ns ? batch__us(x->start_ns - gj->launch_ns) : 0ull,
-                    x->end_ns ? batch__us(x->end_ns - gj->launch_ns) : 0ull);
+                    x->t_start ? batch__us(batch__timebase_ns(&g->tb, x->t_start) - gj->launch_ns) : 0ull,
+                    x->t_end ? batch__us(batch__timebase_ns(&g->tb, x->t_end) - gj->launch_ns) : 0ull);
         }
         fputs(n ? "\n  ]" : "]", out);
     } else {
@@ -219,15 +219,16 @@ BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out) {
         batch__svg_begin(out, lanes, s.wall_ns);
         for (size_t i = 0; i < n; i++) {
             const batch__gnode* x = batch__node(g, (uint32_t)i);
-            if (!x->attempts || !x->start_ns) continue;
+            if (!x->attempts || !x->t_start) continue;
             unsigned st = batch__node_status(x);
-            batch__svg_bar(out, lanes, x->worker, x->start_ns - gj->launch_ns, x->end_ns - gj->launch_ns, s.wall_ns,
+            uint64_t a = batch__timebase_ns(&g->tb, x->t_start) - gj->launch_ns, b = batch__timebase_ns(&g->tb, x->t_end) - gj->launch_ns;
+            batch__svg_bar(out, lanes, x->worker, a, b, s.wall_ns,
                            fill[st < 7 ? st : 0]);
             char label[64];
             batch__node_label(g, (uint32_t)i, label, sizeof label);
             batch__html_text(out, label);
             fprintf(out, ": %s, %llu-%llu us, attempts %d", batch_task_status_string((batch_task_status)st),
-                    batch__us(x->start_ns - gj->launch_ns), batch__us(x->end_ns - gj->launch_ns), x->attempts);
+                    batch__us(a), batch__us(b), x->attempts);
             if (x->msg && x->msg[0]) { fputs(", ", out); batch__html_text(out, x->msg); }
             fputs("</title></rect>\n", out);
         }

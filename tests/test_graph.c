@@ -381,7 +381,7 @@ static void test_graph_peak_algorithm(void) {
         batch__job job;
         memset(&job, 0, sizeof job);
         job.g = g;
-        job.launch_ns = 1000;
+        job.launch_ns = job.launch_tick = 1000;
         job.stats = stats;
         job.nstats = SLOTS;
         uint64_t clock[SLOTS] = { 0, 0, 0 };
@@ -403,10 +403,10 @@ static void test_graph_peak_algorithm(void) {
             if (shape == 1 && i == N - 1) a = 4000000000u;   /* the outlier */
             bool ran = shape != 3 || i % 5 != 0;
             x->attempts = ran ? 1 : 0;
-            x->start_ns = ran ? job.launch_ns + a : 0;
-            x->end_ns = ran ? job.launch_ns + a + len : 0;
-            st[i] = x->start_ns;
-            en[i] = x->end_ns;
+            x->t_start = ran ? job.launch_tick + a : 0;
+            x->t_end = ran ? job.launch_tick + a + len : 0;
+            st[i] = x->t_start;
+            en[i] = x->t_end;
             if (ran) {   /* what a settle does: latest first */
                 x->next_local = atomic_load(&stats[slot].ran);
                 atomic_store(&stats[slot].ran, i);
@@ -817,7 +817,38 @@ static void test_graph_clear_rebuild(void) {
     CHECK_OK(batch_pool_destroy(p));
 }
 
+/* Task times in ns whichever clock the tasks read: a 20 ms task measures 20 ms, its successor
+   starts after it ends, and everything lies inside the run. */
+static int sleep20_task(batch_ctx* ctx, void* user) {
+    (void)ctx; (void)user;
+    nanosleep(&(struct timespec){ 0, 20000000 }, NULL);
+    return 0;
+}
+static void test_graph_task_times(void) {
+    batch_graph* g = make_graph();
+    batch_task a = add_task(g, sleep20_task, NULL, NULL), b = add_task(g, task_ok, NULL, NULL);
+    CHECK_OK(batch_task_precede(g, a, b));
+    batch_pool* p = make_pool(2);
+    for (int round = 0; round < 2; round++) {   /* the second run is the first long-lived pool */
+        batch_job_summary sum;
+        uint64_t before = batch_now_ns();
+        CHECK_OK(batch_graph_run(p, g, NULL, &sum));
+        uint64_t after = batch_now_ns();
+        batch_task_info ia, ib;
+        CHECK_OK(batch_graph_task_info(g, a, &ia));
+        CHECK_OK(batch_graph_task_info(g, b, &ib));
+        CHECK(before <= ia.start_ns && ia.end_ns - ia.start_ns >= 19900000u);
+        CHECK(ia.end_ns <= ib.start_ns && ib.start_ns <= ib.end_ns && ib.end_ns <= after);
+        CHECK(sum.busy_ns >= 19900000u && sum.busy_ns <= sum.wall_ns + 1000000u);
+        CHECK(sum.wall_ns >= ib.end_ns - ia.start_ns && sum.wall_ns <= after - before);
+        CHECK_EQ(sum.peak_concurrency, 1);
+    }
+    CHECK_OK(batch_pool_destroy(p));
+    CHECK_OK(batch_graph_destroy(g));
+}
+
 #define GRAPH_TESTS \
+    { "graph_task_times", test_graph_task_times }, \
     { "graph_clear_rebuild", test_graph_clear_rebuild }, \
     { "graph_peak_concurrency", test_graph_peak_concurrency }, \
     { "graph_peak_algorithm", test_graph_peak_algorithm }, \

@@ -21,6 +21,41 @@ static void test_clock_monotonic(void) {
     CHECK(batch_cpu_count() <= BATCH_MAX_WORKERS);
 }
 
+/* The task clock: ticks to ns on the line through two pairs, clamped into the run, and the
+   short-run fallback to the pool's creation. */
+static void test_task_clock(void) {
+    batch__clockpair origin = { 1000, 5000 }, launch = { 3000, 6000 }, end = { 5003000, 2506000 };
+    batch__timebase tb = batch__timebase_make(true, origin, launch, end);   /* 2.5 ms run: its own pair */
+    CHECK(tb.scale == 0.5);
+    CHECK_EQ(batch__timebase_ns(&tb, 0), 0);            /* no time stays no time */
+    CHECK_EQ(batch__timebase_ns(&tb, 3000), 6000);
+    CHECK_EQ(batch__timebase_ns(&tb, 1003000), 506000);
+    CHECK_EQ(batch__timebase_ns(&tb, 2000), 6000);      /* before the launch: the launch */
+    CHECK_EQ(batch__timebase_ns(&tb, 9000000), 2506000); /* after the end: the end */
+    CHECK_EQ(batch__timebase_span(&tb, 4000), 2000);
+    batch__clockpair end2 = { 403000, 206000 };         /* 0.2 ms: the scale from the origin */
+    tb = batch__timebase_make(true, origin, launch, end2);
+    CHECK(tb.scale > 0.4999 && tb.scale < 0.5001);
+    batch__clockpair stuck = { 3000, 6000 };            /* nothing moved: every time is the launch */
+    tb = batch__timebase_make(true, launch, launch, stuck);
+    CHECK_EQ(batch__timebase_ns(&tb, 3500), 6000);
+    tb = batch__timebase_make(false, origin, launch, end);   /* no TSC: ticks are ns */
+    CHECK_EQ(batch__timebase_ns(&tb, 123456789), 123456789);
+    CHECK_EQ(batch__timebase_span(&tb, 77), 77);
+    /* the real clocks: a pair is one instant, ticks do not go back on one thread, and 20 ms of
+       sleep are 20 ms on the line through two real pairs */
+    bool tsc = batch__tsc_invariant();
+    batch__clockpair a = batch__clockpair_now(tsc);
+    uint64_t t0 = batch__ticks(tsc), prev = t0;
+    for (int i = 0; i < 1000; i++) { uint64_t t = batch__ticks(tsc); CHECK(t >= prev); prev = t; }
+    nanosleep(&(struct timespec){ 0, 20000000 }, NULL);
+    uint64_t t1 = batch__ticks(tsc);
+    batch__clockpair b = batch__clockpair_now(tsc);
+    tb = batch__timebase_make(tsc, a, a, b);
+    uint64_t d = batch__timebase_ns(&tb, t1) - batch__timebase_ns(&tb, t0);
+    CHECK(d >= 19900000u && d <= b.ns - a.ns);
+}
+
 #if !defined(BATCH_NO_THREADS)
 static void test_timed_wait_slices(void) {
     /* a timed wait returns no earlier than its monotonic deadline, and within a slice of it */
@@ -46,4 +81,5 @@ static void test_timed_wait_slices(void) {
 #define PLATFORM_TESTS \
     { "result_strings", test_result_strings }, \
     { "clock_monotonic", test_clock_monotonic }, \
+    { "task_clock", test_task_clock }, \
     PLATFORM_THREAD_TESTS
