@@ -35,9 +35,13 @@ typedef struct batch__task {
     struct batch__task* next;        /* free-list and local list link */
     _Atomic(struct batch__task*) qnext;  /* injection queue link (multi-producer) */
     struct batch__task* next_chunk;  /* links chunks on the spare list */
-    uint64_t due;                    /* delayed tasks: monotonic ns */
+    uint64_t due;                    /* delayed tasks: monotonic ns; with has_arg: the argument */
     uint8_t level;
+    bool has_arg;                    /* an internal task fn(p, user, due) (batch__submit_arg) */
 } batch__task;
+/* The internal tasks that carry a 64-bit argument; stored in batch__task.fn cast through
+   void (*)(void) and called through their own type again (batch__call). */
+typedef void (*batch__arg_fn)(batch_pool* p, void* user, uint64_t arg);
 typedef union batch__task_slot { batch__task t; BATCH__ALIGNED char pad[BATCH__CACHE_LINE]; } batch__task_slot;
 _Static_assert(sizeof(batch__task_slot) == BATCH__CACHE_LINE, "a pool task is one cache line");
 
@@ -192,6 +196,7 @@ BATCH__PRIVATE batch__task* batch__task_alloc(batch_pool* p, batch__worker* w) {
     batch__task* t = *head;
     *head = t->next;
     (*count)--;
+    t->has_arg = false;
     return t;
 }
 
@@ -455,12 +460,18 @@ BATCH__PRIVATE void batch__worker_pay(batch__worker* w) {
 }
 
 /* ---- running tasks ----------------------------------------------------------------------- */
+BATCH__INLINE void batch__call(batch_pool* p, batch_work_fn fn, void* user, bool has_arg, uint64_t arg) {
+    if (has_arg) ((batch__arg_fn)(void (*)(void))fn)(p, user, arg);
+    else fn(p, user);
+}
 BATCH__PRIVATE void batch__execute(batch_pool* p, batch__worker* w, batch__task* t) {
     batch_work_fn fn = t->fn;
     void* user = t->user;
     batch_counter* c = t->counter;
+    bool has_arg = t->has_arg;
+    uint64_t arg = t->due;
     if (!w) {
-        fn(p, user);
+        batch__call(p, fn, user, has_arg, arg);
         if (c) batch__counter_sub1(c);
         atomic_fetch_add_explicit(&p->ext_executed, 1, memory_order_release);
         return;
@@ -468,7 +479,7 @@ BATCH__PRIVATE void batch__execute(batch_pool* p, batch__worker* w, batch__task*
     batch__task_free(p, w, t);   /* hot in cache for the tasks fn submits */
     if (w->owed_counter != c) batch__worker_pay(w);
     uint64_t mine = ++w->seq;
-    fn(p, user);
+    batch__call(p, fn, user, has_arg, arg);
     if (w->seq != mine) w->clock_ns = 0;   /* tasks ran nested (it helped while waiting): no hand-off */
     if (c) {
         w->owed_counter = c;
@@ -870,6 +881,26 @@ BATCH__PRIVATE size_t batch__submit_bulk(batch_pool* p, batch__worker* w, batch_
         atomic_fetch_sub_explicit(BATCH__ATOMIC_U64(&c->state_), (n - k) * BATCH__CNT_ONE, memory_order_relaxed);
     if (k) batch__ec_notify(p, k > 1);
     return k;
+}
+
+/* Internal: a worker of p queues fn(p, user, arg) on its own deque, counted by c. false: out of
+   memory, nothing queued. */
+BATCH__PRIVATE bool batch__submit_arg(batch_pool* p, batch__worker* w, batch__arg_fn fn, void* user, uint64_t arg,
+                                      batch_counter* c) {
+    batch__task* t = batch__task_alloc(p, w);
+    if (!t) return false;
+    if (c)   /* relaxed: as in batch_pool_submit; the push publishes the task */
+        atomic_fetch_add_explicit(BATCH__ATOMIC_U64(&c->state_), BATCH__CNT_ONE, memory_order_relaxed);
+    t->fn = (batch_work_fn)(void (*)(void))fn;
+    t->user = user;
+    t->counter = c;
+    t->level = BATCH__LEVEL_NORMAL;
+    t->has_arg = true;
+    t->due = arg;
+    batch__bump(&w->submitted);
+    if (!batch__deque_push(&w->dq, t)) batch__inj_push(p, t);   /* a deque that cannot grow */
+    batch__ec_notify(p, false);
+    return true;
 }
 
 BATCH_API batch_result batch_pool_submit(batch_pool* p, const batch_work* work) {

@@ -74,6 +74,8 @@ typedef struct rd_opts {
     int cancel;         /* cancel after a random spin of up to cancel_max_ns (0: 200 us) */
     int max_nodes;      /* 0: 200 */
     uint64_t cancel_max_ns;
+    int hubs;           /* this many wide tasks (to about half the later tasks) and as many
+                           tasks with many predecessors (from about half the earlier ones) */
 } rd_opts;
 
 static void rd_reset_runs(rd_graph* G) {
@@ -133,13 +135,22 @@ static void rd_run_on(batch_pool* p, uint64_t* rng, rd_opts o) {
     }
     /* edges only from lower to higher index: acyclic */
     int m = n > 1 ? (int)(test_rand(rng) % (size_t)(3 * n)) : 0;
-    int* ea = (int*)malloc(((size_t)m + 1) * sizeof(int));
-    int* eb = (int*)malloc(((size_t)m + 1) * sizeof(int));
+    size_t cap = (size_t)m + 1 + (n > 1 ? 2 * (size_t)o.hubs * (size_t)n : 0);
+    int* ea = (int*)malloc(cap * sizeof(int));
+    int* eb = (int*)malloc(cap * sizeof(int));
     for (int k = 0; k < m; k++) {
         int a = (int)(test_rand(rng) % (uint64_t)(n - 1));
         int b = a + 1 + (int)(test_rand(rng) % (uint64_t)(n - a - 1));
         ea[k] = a; eb[k] = b;
         CHECK_OK(batch_task_precede(g, t[a], t[b]));
+    }
+    for (int h = 0; n > 1 && h < o.hubs; h++) {
+        int a = (int)(test_rand(rng) % (uint64_t)(n / 4 + 1));   /* early: many tasks after it */
+        for (int b = a + 1; b < n; b++)
+            if (test_rand(rng) & 1) { ea[m] = a; eb[m] = b; m++; CHECK_OK(batch_task_precede(g, t[a], t[b])); }
+        int b = n - 1 - (int)(test_rand(rng) % (uint64_t)(n / 4 + 1));   /* late: many before it */
+        for (a = 0; a < b; a++)
+            if (test_rand(rng) & 1) { ea[m] = a; eb[m] = b; m++; CHECK_OK(batch_task_succeed(g, t[b], t[a])); }
     }
     /* reference predecessor lists (duplicates harmless) */
     G.pred_off = (int*)calloc((size_t)n + 1, sizeof(int));

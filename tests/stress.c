@@ -97,6 +97,7 @@ static void run_iteration(uint64_t seed, int workers_max, iter_stats* st) {
             o.fail_fast = (int)(test_rand(&rng) & 1);
             o.cancel = test_rand(&rng) % 4 == 0;
             o.max_nodes = 256;
+            o.hubs = test_rand(&rng) % 3 == 0 ? 1 + (int)(test_rand(&rng) % 3) : 0;
             o.cancel_max_ns = 1 + test_rand(&rng) % (1u << (test_rand(&rng) % 21));   /* up to ~2 ms */
             if (verbose) printf(" graph(fail %d%%, %s%s, conc %d)", o.fail_pct, o.fail_fast ? "fail-fast" : "continue",
                                 o.cancel ? ", cancel" : "", o.max_conc);

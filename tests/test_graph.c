@@ -112,7 +112,8 @@ static void test_graph_random_dags(void) {
     int rounds = (int)scaled(600);
     for (int i = 0; i < rounds; i++) {
         int workers = (int)(test_rand(&rng) % 17);   /* 0 -> inline */
-        rd_opts o = { (int)(test_rand(&rng) % 20), (int)(test_rand(&rng) % 50), 0, 0, 0, 0, 0 };
+        rd_opts o = { (int)(test_rand(&rng) % 20), (int)(test_rand(&rng) % 50), 0, 0, 0, 0, 0, 0 };
+        if (i % 3 == 0) o.hubs = 1 + (int)(test_rand(&rng) % 3);   /* wide tasks: ranges, held releases */
         rd_run(&rng, workers ? workers : BATCH_WORKERS_INLINE, o);
     }
 }
@@ -122,7 +123,7 @@ static void test_graph_fail_fast_and_limits(void) {
     int rounds = (int)scaled(300);
     for (int i = 0; i < rounds; i++) {
         int workers = 1 + (int)(test_rand(&rng) % 8);
-        rd_opts o = { 10, 20, (int)(test_rand(&rng) % 4), (int)(test_rand(&rng) & 1), 0, 0, 0 };
+        rd_opts o = { 10, 20, (int)(test_rand(&rng) % 4), (int)(test_rand(&rng) & 1), 0, 0, 0, (int)(test_rand(&rng) % 3) };
         rd_run(&rng, (i % 5 == 0) ? BATCH_WORKERS_INLINE : workers, o);
     }
 }
@@ -132,7 +133,7 @@ static void test_graph_cancel_random(void) {
     int rounds = (int)scaled(300);
     for (int i = 0; i < rounds; i++) {
         int workers = 1 + (int)(test_rand(&rng) % 16);
-        rd_opts o = { 5, 20, (int)(test_rand(&rng) % 3), 0, 1, 0, 0 };
+        rd_opts o = { 5, 20, (int)(test_rand(&rng) % 3), 0, 1, 0, 0, (int)(test_rand(&rng) % 3) };
         rd_run(&rng, workers, o);
     }
 }
