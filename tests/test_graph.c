@@ -818,6 +818,124 @@ static void test_graph_clear_rebuild(void) {
     CHECK_OK(batch_pool_destroy(p));
 }
 
+/* A wide fan-out and fan-in (ranges, lazy splits, held releases) on every pool size: each
+   middle task once, the join after all of them, failures and cancels counted, the concurrency
+   limit kept, and the same again on a re-run. */
+typedef struct wide_state {
+    _Atomic int* cells;
+    _Atomic long ran, running, peak;
+    _Atomic int root_done, join_saw, after_wait, ran_after;
+    long n;
+    int fail_every;   /* a middle task i fails if i % fail_every == 1 (0: none) */
+    int root_fails;
+} wide_state;
+typedef struct wide_cell { wide_state* w; long i; } wide_cell;
+static int wide_root(batch_ctx* ctx, void* u) {
+    wide_state* w = (wide_state*)u;
+    (void)ctx;
+    if (w->root_fails) return 5;
+    atomic_store(&w->root_done, 1);
+    return 0;
+}
+static int wide_mid(batch_ctx* ctx, void* u) {
+    wide_cell* c = (wide_cell*)u;
+    wide_state* w = c->w;
+    (void)ctx;
+    if (atomic_load(&w->after_wait)) atomic_store(&w->ran_after, 1);
+    long r = atomic_fetch_add(&w->running, 1) + 1, pk = atomic_load(&w->peak);
+    while (r > pk && !atomic_compare_exchange_weak(&w->peak, &pk, r)) {}
+    CHECK(atomic_load(&w->root_done));
+    atomic_fetch_add(&w->cells[c->i], 1);
+    atomic_fetch_add(&w->ran, 1);
+    atomic_fetch_sub(&w->running, 1);
+    return w->fail_every && c->i % w->fail_every == 1 ? 6 : 0;
+}
+static int wide_join(batch_ctx* ctx, void* u) {
+    wide_state* w = (wide_state*)u;
+    (void)ctx;
+    atomic_store(&w->join_saw, (int)(atomic_load(&w->ran) == w->n) + 1);
+    return 0;
+}
+static void test_graph_wide(void) {
+    long n = (long)scaled(40000) + 40;
+    wide_state w;
+    memset(&w, 0, sizeof w);
+    w.n = n;
+    w.cells = (_Atomic int*)calloc((size_t)n, sizeof(_Atomic int));
+    wide_cell* cells = (wide_cell*)malloc((size_t)n * sizeof *cells);
+    batch_task* mid = (batch_task*)malloc((size_t)n * sizeof *mid);
+    CHECK(w.cells && cells && mid);
+    batch_graph* g = make_graph();
+    batch_task root = add_task(g, wide_root, &w, NULL);
+    for (long i = 0; i < n; i++) {
+        cells[i] = (wide_cell){ &w, i };
+        /* a few with their own priority: they leave the range through the pool's queues */
+        batch_priority pr = i % 997 == 3 ? BATCH_PRIORITY_HIGH : i % 991 == 5 ? BATCH_PRIORITY_LOW : BATCH_PRIORITY_DEFAULT;
+        CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = wide_mid, .user_data = &cells[i], .priority = pr }, &mid[i]));
+    }
+    CHECK_OK(batch_task_precede_n(g, root, mid, (size_t)n));
+    batch_task join = add_task(g, wide_join, &w, NULL);
+    CHECK_OK(batch_task_succeed_n(g, join, mid, (size_t)n));
+    int sizes[] = { 1, 2, 3, 8, BATCH_WORKERS_INLINE };
+    uint64_t rng = test_seed ^ 0x71de;
+    for (int si = 0; si < 5; si++) {
+        batch_pool* p = make_pool(sizes[si]);
+        for (int mode = 0; mode < 5; mode++) {   /* plain (twice), some fail, root fails, limited + cancelled */
+            for (long i = 0; i < n; i++) atomic_store(&w.cells[i], 0);
+            atomic_store(&w.ran, 0); atomic_store(&w.peak, 0); atomic_store(&w.root_done, 0);
+            atomic_store(&w.join_saw, 0); atomic_store(&w.after_wait, 0);
+            w.fail_every = mode == 2 ? 1000 : 0;
+            w.root_fails = mode == 3;
+            batch_run_desc d = { .max_concurrency = mode == 4 ? 3 : 0 };
+            batch_job* job;
+            CHECK_OK(batch_graph_launch(p, g, &d, &job));
+            if (mode == 4) {
+                uint64_t spin = test_rand(&rng) % 3000000, t0 = batch_now_ns();
+                while (batch_now_ns() - t0 < spin) {}
+                CHECK_OK(batch_job_cancel(job));
+            }
+            batch_job_summary s;
+            batch_result r = batch_job_wait(job, &s);
+            atomic_store(&w.after_wait, 1);
+            CHECK_EQ(s.total, (uint64_t)n + 2);
+            CHECK_EQ(s.completed + s.failed + s.skipped + s.cancelled, s.total);
+            long ran = 0;
+            for (long i = 0; i < n; i++) { int c = atomic_load(&w.cells[i]); CHECK(c == 0 || c == 1); ran += c; }
+            CHECK_EQ(ran, atomic_load(&w.ran));
+            batch_task_info ji;
+            CHECK_OK(batch_graph_task_info(g, join, &ji));
+            if (mode <= 1) {
+                CHECK_OK(r);
+                CHECK_EQ(ran, n);
+                CHECK_EQ(s.completed, (uint64_t)n + 2);
+                CHECK_EQ(atomic_load(&w.join_saw), 2);   /* the join saw every middle task done */
+            } else if (mode == 2) {
+                uint64_t fails = (uint64_t)((n - 2) / 1000 + 1);
+                CHECK_EQ(r, BATCH_PARTIAL);
+                CHECK_EQ(ran, n);
+                CHECK_EQ(s.failed, fails);
+                CHECK_EQ(s.skipped, 1);
+                CHECK_EQ((int)ji.status, BATCH_TASK_SKIPPED);
+            } else if (mode == 3) {
+                CHECK_EQ(ran, 0);
+                CHECK_EQ(s.failed, 1);
+                CHECK_EQ(s.skipped, (uint64_t)n + 1);
+            } else {
+                CHECK(atomic_load(&w.peak) <= 3);
+                if (s.cancelled == 0) CHECK_EQ(ran, n);
+                else CHECK((int)ji.status == BATCH_TASK_CANCELLED);
+            }
+            CHECK_OK(batch_job_destroy(job));
+            CHECK_EQ(atomic_load(&w.ran_after), 0);
+        }
+        CHECK_OK(batch_pool_destroy(p));
+    }
+    CHECK_OK(batch_graph_destroy(g));
+    free(mid);
+    free(cells);
+    free((void*)w.cells);
+}
+
 /* Task times in ns whichever clock the tasks read: a 20 ms task measures 20 ms, its successor
    starts after it ends, and everything lies inside the run. */
 static int sleep20_task(batch_ctx* ctx, void* user) {
@@ -849,6 +967,7 @@ static void test_graph_task_times(void) {
 }
 
 #define GRAPH_TESTS \
+    { "graph_wide", test_graph_wide }, \
     { "graph_task_times", test_graph_task_times }, \
     { "graph_clear_rebuild", test_graph_clear_rebuild }, \
     { "graph_peak_concurrency", test_graph_peak_concurrency }, \
