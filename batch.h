@@ -3415,6 +3415,8 @@ typedef struct batch__job_stats {
     _Atomic uint64_t last_end;    /* the latest end (ticks) of a task run here (task times on) */
     _Atomic uint32_t ran;         /* task times on: the tasks that ran and settled here, latest
                                      first, linked through next_local (free once settled) */
+    _Atomic int nested;           /* a worker line: tasks of this job ran inside one of its tasks
+                                     (a wait that helped), so its tasks may overlap in time */
 } batch__job_stats;
 
 /* NOLINTNEXTLINE(clang-analyzer-optin.performance.Padding): stop is on its own cache line */
@@ -4229,7 +4231,10 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
             uint64_t start = times ? (last_end ? last_end : batch__ticks(job->tsc)) : 0;
             if (start && start < job->launch_tick) start = job->launch_tick;   /* never before the run (reports subtract) */
             batch__stat_add(&st->running, 1, shared);
+            uint64_t seq0 = self ? self->seq : 0;
             int rc = n->fn ? n->fn(&ctx, n->user) : 0;
+            /* relaxed: read after the job's latch, like the counters */
+            if (self && self->seq != seq0) atomic_store_explicit(&st->nested, 1, memory_order_relaxed);
             batch__stat_add(&st->running, UINT64_MAX, shared);   /* - 1 */
             uint64_t end = times ? batch__ticks(job->tsc) : 0;
             last_end = end;
@@ -4530,6 +4535,12 @@ BATCH__PRIVATE uint64_t batch__peak_sorted(const batch__job* job, void* ctx);
 BATCH__PRIVATE uint64_t batch__peak_concurrency(const batch__job* job, void* ctx) {
     uint64_t peak = 0;
     bool any_ran = false;
+    /* one worker ran every task, one after another (nothing nested): 1, without a walk */
+    int lists = 0, last = -1;
+    for (int i = 0; i < job->nstats; i++)
+        if (atomic_load_explicit(&job->stats[i].ran, memory_order_relaxed) != BATCH__NO_NODE) { lists++; last = i; }
+    if (lists == 0) return 0;
+    if (lists == 1 && last < job->nstats - 1 && !atomic_load_explicit(&job->stats[last].nested, memory_order_relaxed)) return 1;
     if (batch__peak_from_lists(job, &peak, &any_ran)) return peak ? peak : any_ran;
     return batch__peak_sorted(job, ctx);
 }
