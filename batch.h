@@ -3273,6 +3273,11 @@ enum { BATCH__POISON_SKIP = 1, BATCH__POISON_CANCEL = 2 };
 #define BATCH__RETRY_POLL_NS 50000000u   /* a retry's wait is cut into slices of at most 50 ms */
 enum { BATCH__STOP_NONE = 0, BATCH__STOP_CANCEL, BATCH__STOP_FAIL_FAST, BATCH__STOP_DEADLINE, BATCH__STOP_LAUNCH, BATCH__STOP_IO };
 #define BATCH__NO_NODE UINT32_MAX
+enum { BATCH__NF_JITTER = 1,      /* retries with jitter */
+       BATCH__NF_SLOT = 2 };      /* resumed from the park queue with a concurrency slot */
+/* What a node in a ran list stands for: a whole task, or the first or the last task of a run
+   of tasks that one worker ran back to back (each starting at the previous one's end). */
+enum { BATCH__SEG_TASK = 0, BATCH__SEG_FIRST = 1, BATCH__SEG_LAST = 2 };
 #define BATCH__LEVEL_RUN 0xff    /* a task without its own priority takes the run's */
 
 typedef struct batch__gnode {
@@ -3293,8 +3298,8 @@ typedef struct batch__gnode {
     uint16_t attempts;
     int16_t worker;
     uint8_t level;
-    uint8_t jitter;
-    uint8_t has_slot;             /* resumed from the park queue with a concurrency slot */
+    uint8_t flags;                /* BATCH__NF_* */
+    uint8_t seg;                  /* in a ran list: BATCH__SEG_* (batch__ran_link) */
     uint8_t journaled;            /* this run: the outcome the journal recorded (not run again) */
     _Atomic uint8_t status;
     _Atomic uint8_t poison;       /* BATCH__POISON_*: set by predecessors before they release */
@@ -3417,6 +3422,10 @@ typedef struct batch__job_stats {
                                      first, linked through next_local (free once settled) */
     _Atomic int nested;           /* a worker line: tasks of this job ran inside one of its tasks
                                      (a wait that helped), so its tasks may overlap in time */
+    /* a worker line: the open run of back-to-back tasks (batch__ran_link); the worker's only */
+    uint32_t seg_first, seg_last;
+    uint64_t seg_end;
+    bool seg_open;
 } batch__job_stats;
 
 /* NOLINTNEXTLINE(clang-analyzer-optin.performance.Padding): stop is on its own cache line */
@@ -3631,7 +3640,7 @@ BATCH_API batch_result batch_graph_add(batch_graph* g, const batch_task_desc* d,
     x->retry_max_us = (uint32_t)((max + 999) / 1000);
     x->max_retries = (uint16_t)d->max_retries;
     x->level = d->priority == BATCH_PRIORITY_DEFAULT ? BATCH__LEVEL_RUN : (uint8_t)(d->priority - 1);
-    x->jitter = d->retry_jitter != 0;
+    x->flags = d->retry_jitter != 0 ? BATCH__NF_JITTER : 0;
     x->worker = -1;
     batch__ds_op op = { g, name, idx };
     if (name && batch__ds_guarded(batch__ds_put_name, &op) != BATCH_OK) {
@@ -3950,7 +3959,7 @@ BATCH__PRIVATE batch__gnode* batch__slot_release(batch__job* job) {
         next = batch__node(g, job->park_head[l]);
         job->park_head[l] = next->next_local;
         if (job->park_head[l] == BATCH__NO_NODE) job->park_tail[l] = BATCH__NO_NODE;
-        next->has_slot = 1;
+        next->flags |= BATCH__NF_SLOT;
         break;
     }
     if (!next) job->running--;
@@ -3959,11 +3968,11 @@ BATCH__PRIVATE batch__gnode* batch__slot_release(batch__job* job) {
 }
 
 BATCH__PRIVATE uint64_t batch__backoff(batch__gnode* n, int attempt, uint64_t* rng) {
-    if (n->jitter && !*rng) *rng = ((uint64_t)(uintptr_t)n ^ batch_now_ns()) | 1;
+    if ((n->flags & BATCH__NF_JITTER) && !*rng) *rng = ((uint64_t)(uintptr_t)n ^ batch_now_ns()) | 1;
     uint64_t d = (uint64_t)n->retry_base_us * 1000u, cap = (uint64_t)n->retry_max_us * 1000u;
     for (int k = 0; k < attempt && d < cap; k++) d *= 2;
     if (d > cap) d = cap;
-    if (n->jitter) d = d / 2 + batch__rand(rng) % (d / 2 + 1);
+    if (n->flags & BATCH__NF_JITTER) d = d / 2 + batch__rand(rng) % (d / 2 + 1);
     return d ? d : 1;
 }
 
@@ -4122,6 +4131,46 @@ BATCH__PRIVATE void batch__graph_clear_marks(batch_graph* g) {
     for (uint32_t i = 0; i < g->nnodes; i++) batch__node(g, i)->journaled = 0;
 }
 
+/* The ran lists (batch__job_stats.ran), for the peak concurrency at wait. A worker's tasks that
+   ran back to back (each starting at the previous one's end: the clock hand-off) are one busy
+   run, and only its first and last task are listed (BATCH__SEG_FIRST, _LAST): the walk at wait
+   then touches two nodes per run, not one per task. The shared line (threads that are not
+   workers) lists every task. */
+BATCH__PRIVATE void batch__ran_push(_Atomic uint32_t* head, batch__gnode* n, bool shared) {
+    uint32_t h = atomic_load_explicit(head, memory_order_relaxed);
+    if (!shared) { n->next_local = h; atomic_store_explicit(head, n->idx, memory_order_relaxed); }
+    else do n->next_local = h;   /* relaxed: read after the job's latch, like the counters */
+        while (!atomic_compare_exchange_weak_explicit(head, &h, n->idx, memory_order_relaxed, memory_order_relaxed));
+}
+/* Ends the open run of a worker line: its last task goes on the list after its first. A run
+   that holds no time stays its first task (zero-length tasks hold no instant). */
+BATCH__PRIVATE void batch__ran_close(batch_graph* g, batch__job_stats* st) {
+    if (!st->seg_open) return;
+    st->seg_open = false;
+    if (st->seg_last == st->seg_first) return;
+    batch__gnode* f = batch__node(g, st->seg_first);
+    if (st->seg_end <= f->t_start) return;
+    batch__gnode* l = batch__node(g, st->seg_last);
+    f->seg = BATCH__SEG_FIRST;
+    l->seg = BATCH__SEG_LAST;
+    batch__ran_push(&st->ran, l, false);
+}
+BATCH__PRIVATE void batch__ran_link(batch_graph* g, batch__job_stats* st, bool shared, batch__gnode* n) {
+    if (!shared && st->seg_open && n->t_start == st->seg_end) {   /* the run goes on */
+        st->seg_last = n->idx;
+        st->seg_end = n->t_end;
+        return;
+    }
+    n->seg = BATCH__SEG_TASK;
+    if (!shared) {
+        batch__ran_close(g, st);
+        st->seg_open = true;
+        st->seg_first = st->seg_last = n->idx;
+        st->seg_end = n->t_end;
+    }
+    batch__ran_push(&st->ran, n, shared);
+}
+
 /* Runs (or settles) node n, then every successor it makes ready: the first in place, the rest
    through the pool (a wide task's through a range: see "wide tasks"); iterative, so any chain
    uses constant stack. n may be NULL to walk the successor range [rb, re) only. */
@@ -4186,7 +4235,7 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
             }
             goto settle;
         }
-        if (n->has_slot) { n->has_slot = 0; slot = true; }
+        if (n->flags & BATCH__NF_SLOT) { n->flags &= (uint8_t)~BATCH__NF_SLOT; slot = true; }
         /* relaxed: ordered after the predecessors' writes by the acq_rel release of pending */
         uint8_t poison = atomic_load_explicit(&n->poison, memory_order_relaxed);
         int stop = atomic_load_explicit(&job->stop, memory_order_relaxed);
@@ -4291,10 +4340,7 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
     settle:
         atomic_store_explicit(&n->status, (uint8_t)outcome, memory_order_relaxed);
         if (times && n->attempts && n->t_start) {   /* for the peak concurrency, at wait */
-            uint32_t head = atomic_load_explicit(&st->ran, memory_order_relaxed);
-            if (!shared) { n->next_local = head; atomic_store_explicit(&st->ran, n->idx, memory_order_relaxed); }
-            else do n->next_local = head;   /* relaxed: read after the job's latch, like the counters */
-                while (!atomic_compare_exchange_weak_explicit(&st->ran, &head, n->idx, memory_order_relaxed, memory_order_relaxed));
+            batch__ran_link(g, st, shared, n);
         }
         switch (outcome) {
             case BATCH_TASK_COMPLETED: batch__stat_add(&st->completed, 1, shared); break;
@@ -4466,7 +4512,8 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
 
 /* The peak from the per-slot lists of tasks that ran (batch__job_stats.ran), without memory
    or a sort. A worker runs its tasks one after another, so its list, latest first, is a
-   sequence of events in decreasing time; merging the lists (a heap of slots) gives every
+   sequence of events in decreasing time (a run of back-to-back tasks gives its first task's
+   start and its last task's end: batch__ran_link); merging the lists (a heap of slots) gives every
    event in decreasing time, swept backwards: an end enters a task, a start leaves it. Keys are
    time << 1 | is_start, so at equal times a start comes first, and tasks that only touch do
    not overlap. A list that is not in order (a task waited inside another and helped, or
@@ -4483,12 +4530,18 @@ BATCH__PRIVATE bool batch__peak_advance(const batch_graph* g, batch__peak_stream
         while (s->node != BATCH__NO_NODE) {
             const batch__gnode* x = batch__node(g, s->node);
             *any_ran = true;
-            if (x->t_end > x->t_start) break;
+            if (x->seg != BATCH__SEG_TASK || x->t_end > x->t_start) break;
             s->node = x->next_local;
         }
         if (s->node == BATCH__NO_NODE) { s->key = 0; return true; }   /* 0: exhausted */
-        s->key = batch__node(g, s->node)->t_end << 1;
-        s->at_start = true;
+        const batch__gnode* x = batch__node(g, s->node);
+        if (x->seg == BATCH__SEG_FIRST) {   /* a run's first task: the run's start */
+            s->key = x->t_start << 1 | 1;
+            s->at_start = false;
+        } else {                            /* a task, or a run's last task: the end */
+            s->key = x->t_end << 1;
+            s->at_start = x->seg == BATCH__SEG_TASK;
+        }
     }
     return s->key <= prev;
 }
@@ -4628,6 +4681,7 @@ BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summ
         g->tb = batch__timebase_make(job->tsc, job->pool->origin, launch, batch__clockpair_now(job->tsc));
         s->busy_ns = batch__timebase_span(&g->tb, busy);
         s->wall_ns = (job->times ? batch__timebase_ns(&g->tb, last_end) : batch_now_ns()) - job->launch_ns;
+        for (int i = 0; i + 1 < job->nstats; i++) batch__ran_close(g, &job->stats[i]);
         s->peak_concurrency = job->times ? batch__peak_concurrency(job, g->alloc_ctx) : 0;
         s->resumed = job->nresumed;
         int stop = atomic_load(&job->stop);

@@ -386,7 +386,7 @@ static void test_graph_peak_algorithm(void) {
         job.stats = stats;
         job.nstats = SLOTS;
         uint64_t clock[SLOTS] = { 0, 0, 0 };
-        for (int k = 0; k < SLOTS; k++) { atomic_store(&stats[k].ran, BATCH__NO_NODE); atomic_store(&stats[k].nested, 0); }
+        for (int k = 0; k < SLOTS; k++) { atomic_store(&stats[k].ran, BATCH__NO_NODE); atomic_store(&stats[k].nested, 0); stats[k].seg_open = false; }
         for (uint32_t i = 0; i < N; i++) {
             batch__gnode* x = batch__node(g, i);
             uint64_t a, len;
@@ -409,11 +409,15 @@ static void test_graph_peak_algorithm(void) {
             x->t_end = ran ? job.launch_tick + a + len : 0;
             st[i] = x->t_start;
             en[i] = x->t_end;
-            if (ran) {   /* what a settle does: latest first */
+            if (ran && shape >= 4) {   /* what a settle does: runs of touching tasks are their ends */
+                batch__ran_link(g, &stats[slot], slot == SLOTS - 1, x);
+            } else if (ran) {          /* latest first, every task */
+                x->seg = BATCH__SEG_TASK;
                 x->next_local = atomic_load(&stats[slot].ran);
                 atomic_store(&stats[slot].ran, i);
             }
         }
+        for (int k = 0; k + 1 < SLOTS; k++) batch__ran_close(g, &stats[k]);   /* what the wait does */
         uint64_t want = brute_peak(st, en, N);
         CHECK_EQ(batch__peak_sorted(&job, NULL), want);
         uint64_t peak = 0;
