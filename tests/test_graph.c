@@ -942,6 +942,54 @@ static void test_graph_wide(void) {
     free((void*)w.cells);
 }
 
+/* Held releases never delay their task: one worker walks a wide task's successors, 20
+   predecessors of J with X (not one of them) among them; it must pay J's held releases before X, so
+   that the other worker, freed by X's start, runs J while X still sleeps. Holding them through
+   X would start J only after X ends. */
+typedef struct hold_state { _Atomic int x_started; } hold_state;
+static int hold_block(batch_ctx* ctx, void* u) {
+    hold_state* h = (hold_state*)u;
+    (void)ctx;
+    uint64_t until = batch_now_ns() + 3000000000u;
+    while (!atomic_load(&h->x_started) && batch_now_ns() < until) nanosleep(&(struct timespec){ 0, 100000 }, NULL);
+    return 0;
+}
+static int hold_x(batch_ctx* ctx, void* u) {
+    hold_state* h = (hold_state*)u;
+    (void)ctx;
+    atomic_store(&h->x_started, 1);
+    nanosleep(&(struct timespec){ 0, 300000000 }, NULL);
+    return 0;
+}
+static void test_graph_hold_no_delay(void) {
+#if !defined(BATCH_NO_THREADS)
+    hold_state h;
+    atomic_init(&h.x_started, 0);
+    batch_graph* g = make_graph();
+    batch_task r = add_task(g, task_ok, NULL, "r"), j = add_task(g, task_ok, NULL, "j");
+    add_task(g, hold_block, &h, "block");
+    batch_task p[20], x = { 0, 0 };
+    for (int i = 0; i < 20; i++) {
+        if (i == 10) {   /* in the middle: the walker's own half holds P1..P10 then X */
+            x = add_task(g, hold_x, &h, "x");
+            CHECK_OK(batch_task_precede(g, r, x));
+        }
+        p[i] = add_task(g, task_ok, NULL, NULL);
+        CHECK_OK(batch_task_precede(g, r, p[i]));
+        CHECK_OK(batch_task_precede(g, p[i], j));
+    }
+    batch_pool* pool = make_pool(2);
+    CHECK_OK(batch_graph_run(pool, g, NULL, NULL));
+    batch_task_info ji, xi;
+    CHECK_OK(batch_graph_task_info(g, j, &ji));
+    CHECK_OK(batch_graph_task_info(g, x, &xi));
+    CHECK_EQ((int)ji.status, BATCH_TASK_COMPLETED);
+    CHECK(ji.end_ns <= xi.end_ns);   /* J ran while X slept */
+    CHECK_OK(batch_pool_destroy(pool));
+    CHECK_OK(batch_graph_destroy(g));
+#endif
+}
+
 /* Task times in ns whichever clock the tasks read: a 20 ms task measures 20 ms, its successor
    starts after it ends, and everything lies inside the run. */
 static int sleep20_task(batch_ctx* ctx, void* user) {
@@ -973,6 +1021,7 @@ static void test_graph_task_times(void) {
 }
 
 #define GRAPH_TESTS \
+    { "graph_hold_no_delay", test_graph_hold_no_delay }, \
     { "graph_wide", test_graph_wide }, \
     { "graph_task_times", test_graph_task_times }, \
     { "graph_clear_rebuild", test_graph_clear_rebuild }, \
