@@ -946,6 +946,7 @@ static void test_graph_wide(void) {
    predecessors of J with X (not one of them) among them; it must pay J's held releases before X, so
    that the other worker, freed by X's start, runs J while X still sleeps. Holding them through
    X would start J only after X ends. */
+#if !defined(BATCH_NO_THREADS)
 typedef struct hold_state { _Atomic int x_started; } hold_state;
 static int hold_block(batch_ctx* ctx, void* u) {
     hold_state* h = (hold_state*)u;
@@ -961,6 +962,7 @@ static int hold_x(batch_ctx* ctx, void* u) {
     nanosleep(&(struct timespec){ 0, 300000000 }, NULL);
     return 0;
 }
+#endif
 static void test_graph_hold_no_delay(void) {
 #if !defined(BATCH_NO_THREADS)
     hold_state h;
