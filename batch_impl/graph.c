@@ -162,7 +162,8 @@ typedef struct batch__job_stats {
     _Atomic uint32_t ran;         /* task times on: the tasks that ran and settled here, latest
                                      first, linked through next_local (free once settled) */
     _Atomic int nested;           /* a worker line: tasks of this job ran inside one of its tasks
-                                     (a wait that helped), so its tasks may overlap in time */
+                                     (a wait that helped), or a task that ran elsewhere settled
+                                     here: its tasks may overlap in time */
     /* a worker line: the open run of back-to-back tasks (batch__ran_link); the worker's only */
     uint32_t seg_first, seg_last;
     uint64_t seg_end;
@@ -753,14 +754,41 @@ BATCH__PRIVATE bool batch__push_range(batch__job* job, batch__worker* self, uint
     return batch__submit_arg(job->pool, self, batch__grange_task, job, (uint64_t)b << 32 | e, &job->latch);
 }
 
+/* Pays a held release: *held RMWs in one. Returns the task if that made it ready. */
+BATCH__PRIVATE batch__gnode* batch__hold_pay(batch__job* job, uint32_t hold, uint32_t* held) {
+    batch__gnode* j = batch__node(job->g, hold);
+    uint32_t k = *held;
+    *held = 0;
+    /* acq_rel: the release of every held predecessor's writes, and the acquire of the others' */
+    if (atomic_fetch_sub_explicit(&j->pending, k, memory_order_acq_rel) != k) return NULL;
+    j->job = job;
+    return j;
+}
+/* Pays a held release and queues the task if that made it ready (or lists it in *overflow). */
+BATCH__PRIVATE void batch__hold_flush(batch__job* job, uint32_t hold, uint32_t* held, uint32_t* overflow) {
+    batch__gnode* r = batch__hold_pay(job, hold, held);
+    if (r && !batch__gnode_submit(job, r, 0)) {
+        r->next_local = *overflow;
+        *overflow = r->idx;
+    }
+}
+
 /* The next successor of the range [*rb, *re) that its release makes ready, splitting first if
-   the worker's deque is empty; NULL when the range is used up. A ready successor whose own
-   priority differs from the job's goes through the pool's queue for its level. *skipped counts
-   successors released but not ready (their RMWs take time no task should be charged with). */
+   the worker's deque is empty; NULL when the range is used up, or when urgent (CRITICAL, HIGH)
+   work waits in the pool: the rest of the range then goes on the deque and the worker returns
+   to the pool, which takes urgent work first. A ready successor whose own priority differs from
+   the job's goes through the pool's queue for its level. *skipped counts successors released
+   but not ready (their RMWs take time no task should be charged with); before the first of
+   those, a held release is paid (the walk is then no longer one predecessor after another). */
 BATCH__PRIVATE batch__gnode* batch__range_next(batch__job* job, batch__worker* self, uint32_t* rb, uint32_t* re,
-                                               unsigned* skipped) {
+                                               unsigned* skipped, uint32_t hold, uint32_t* held, uint32_t* overflow) {
     batch_graph* g = job->g;
     while (*rb < *re) {
+        if (self && (atomic_load_explicit(&job->pool->inj_mask, memory_order_relaxed) & BATCH__HIGH_LEVELS_MASK) &&
+            batch__push_range(job, self, *rb, *re)) {
+            *rb = *re;
+            return NULL;
+        }
         if (self && *re - *rb >= 2 && batch__deque_size(&self->dq) <= 0) {
             uint32_t mid = *rb + (*re - *rb + 1) / 2;
             if (batch__push_range(job, self, mid, *re)) *re = mid;
@@ -773,6 +801,7 @@ BATCH__PRIVATE batch__gnode* batch__range_next(batch__job* job, batch__worker* s
             uint8_t lv = s->level == BATCH__LEVEL_RUN ? job->level : s->level;
             if (lv == job->level || !batch__gnode_submit(job, s, 0)) return s;
         } else {
+            if (*held) batch__hold_flush(job, hold, held, overflow);
             (*skipped)++;
         }
     }
@@ -785,17 +814,6 @@ BATCH__PRIVATE bool batch__gnode_precedes(const batch_graph* g, const batch__gno
     if (e - b > 8) return false;
     for (; b < e; b++) if (g->succ[b] == j) return true;
     return false;
-}
-
-/* Pays a held release: *held RMWs in one. Returns the task if that made it ready. */
-BATCH__PRIVATE batch__gnode* batch__hold_pay(batch__job* job, uint32_t hold, uint32_t* held) {
-    batch__gnode* j = batch__node(job->g, hold);
-    uint32_t k = *held;
-    *held = 0;
-    /* acq_rel: the release of every held predecessor's writes, and the acquire of the others' */
-    if (atomic_fetch_sub_explicit(&j->pending, k, memory_order_acq_rel) != k) return NULL;
-    j->job = job;
-    return j;
 }
 
 /* Progress events of a settled node, and the periodic tick (with the task's end time, or a
@@ -896,8 +914,10 @@ BATCH__PRIVATE void batch__ran_close(batch_graph* g, batch__job_stats* st) {
     l->seg = BATCH__SEG_LAST;
     batch__ran_push(&st->ran, l, false);
 }
-BATCH__PRIVATE void batch__ran_link(batch_graph* g, batch__job_stats* st, bool shared, batch__gnode* n) {
-    if (!shared && st->seg_open && n->t_start == st->seg_end) {   /* the run goes on */
+/* foreign: n's last attempt ran on another worker (a retry cut short by a stop settles where the
+   retry's queue entry ran), so this line's tasks no longer follow one another. */
+BATCH__PRIVATE void batch__ran_link(batch_graph* g, batch__job_stats* st, bool shared, bool foreign, batch__gnode* n) {
+    if (!shared && !foreign && st->seg_open && n->t_start == st->seg_end) {   /* the run goes on */
         st->seg_last = n->idx;
         st->seg_end = n->t_end;
         return;
@@ -905,6 +925,11 @@ BATCH__PRIVATE void batch__ran_link(batch_graph* g, batch__job_stats* st, bool s
     n->seg = BATCH__SEG_TASK;
     if (!shared) {
         batch__ran_close(g, st);
+        if (foreign) {   /* relaxed: read after the job's latch */
+            atomic_store_explicit(&st->nested, 1, memory_order_relaxed);
+            batch__ran_push(&st->ran, n, false);
+            return;
+        }
         st->seg_open = true;
         st->seg_first = st->seg_last = n->idx;
         st->seg_end = n->t_end;
@@ -941,19 +966,13 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
                 overflow = n->next_local;
                 last_end = 0;
             } else if (rb < re) {
-                n = batch__range_next(job, self, &rb, &re, &skipped);
+                n = batch__range_next(job, self, &rb, &re, &skipped, hold, &held, &overflow);
                 if (skipped) { skipped = 0; last_end = 0; }
             }
             if (!n && held) n = batch__hold_pay(job, hold, &held);
             if (!n) break;
         }
-        if (held && !batch__gnode_precedes(g, n, hold)) {   /* n is not one of hold's: pay first */
-            batch__gnode* r = batch__hold_pay(job, hold, &held);
-            if (r && !batch__gnode_submit(job, r, 0)) {
-                r->next_local = overflow;
-                overflow = r->idx;
-            }
-        }
+        if (held && !batch__gnode_precedes(g, n, hold)) batch__hold_flush(job, hold, &held, &overflow);   /* n is not one of hold's: pay first */
         last_ran = false;
         if (n->epoch != job->epoch) {   /* the run reaches this task for the first time */
             n->epoch = job->epoch;
@@ -1027,6 +1046,7 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
             if (self && self->seq != seq0) atomic_store_explicit(&st->nested, 1, memory_order_relaxed);
             batch__stat_add(&st->running, UINT64_MAX, shared);   /* - 1 */
             uint64_t end = times ? batch__ticks(job->tsc) : 0;
+            if (end < start) end = start;   /* TSCs of two cores out of step, the thread moved */
             last_end = end;
             last_ran = true;
             n->t_start = start;
@@ -1081,7 +1101,7 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
     settle:
         atomic_store_explicit(&n->status, (uint8_t)outcome, memory_order_relaxed);
         if (times && n->attempts && n->t_start) {   /* for the peak concurrency, at wait */
-            batch__ran_link(g, st, shared, n);
+            batch__ran_link(g, st, shared, n->worker != worker, n);
         }
         switch (outcome) {
             case BATCH_TASK_COMPLETED: batch__stat_add(&st->completed, 1, shared); break;
@@ -1100,7 +1120,8 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
             batch__gnode* first = NULL;
             uint32_t b = g->succ_off[idx], e = g->succ_off[idx + 1];
             bool ranged = false;
-            if (!prop && self && e - b >= BATCH__RANGE_MIN) {
+            /* ranges at the normal level only: halves are NORMAL deque tasks */
+            if (!prop && self && e - b >= BATCH__RANGE_MIN && job->level == BATCH__LEVEL_NORMAL) {
                 if (rb >= re) {   /* walked here; a half for every other worker at once */
                     rb = b;
                     re = e;

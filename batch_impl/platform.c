@@ -90,7 +90,9 @@ BATCH__PRIVATE uint64_t batch__timebase_ns(const batch__timebase* tb, uint64_t t
 }
 /* A span of ticks in ns. */
 BATCH__PRIVATE uint64_t batch__timebase_span(const batch__timebase* tb, uint64_t ticks) {
-    return tb->tsc ? (uint64_t)((double)ticks * tb->scale) : ticks;
+    if (!tb->tsc) return ticks;
+    double d = (double)ticks * tb->scale;
+    return d < 1.8e19 ? (uint64_t)d : UINT64_MAX;
 }
 
 BATCH_API int batch_cpu_count(void) {

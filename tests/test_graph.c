@@ -410,7 +410,7 @@ static void test_graph_peak_algorithm(void) {
             st[i] = x->t_start;
             en[i] = x->t_end;
             if (ran && shape >= 4) {   /* what a settle does: runs of touching tasks are their ends */
-                batch__ran_link(g, &stats[slot], slot == SLOTS - 1, x);
+                batch__ran_link(g, &stats[slot], slot == SLOTS - 1, false, x);
             } else if (ran) {          /* latest first, every task */
                 x->seg = BATCH__SEG_TASK;
                 x->next_local = atomic_load(&stats[slot].ran);
@@ -886,13 +886,13 @@ static void test_graph_wide(void) {
     uint64_t rng = test_seed ^ 0x71de;
     for (int si = 0; si < 5; si++) {
         batch_pool* p = make_pool(sizes[si]);
-        for (int mode = 0; mode < 5; mode++) {   /* plain (twice), some fail, root fails, limited + cancelled */
+        for (int mode = 0; mode < 6; mode++) {   /* plain (twice), some fail, root fails, limited + cancelled, HIGH run */
             for (long i = 0; i < n; i++) atomic_store(&w.cells[i], 0);
             atomic_store(&w.ran, 0); atomic_store(&w.peak, 0); atomic_store(&w.root_done, 0);
             atomic_store(&w.join_saw, 0); atomic_store(&w.after_wait, 0);
             w.fail_every = mode == 2 ? 1000 : 0;
             w.root_fails = mode == 3;
-            batch_run_desc d = { .max_concurrency = mode == 4 ? 3 : 0 };
+            batch_run_desc d = { .max_concurrency = mode == 4 ? 3 : 0, .priority = mode == 5 ? BATCH_PRIORITY_HIGH : BATCH_PRIORITY_DEFAULT };
             batch_job* job;
             CHECK_OK(batch_graph_launch(p, g, &d, &job));
             if (mode == 4) {
@@ -910,7 +910,7 @@ static void test_graph_wide(void) {
             CHECK_EQ(ran, atomic_load(&w.ran));
             batch_task_info ji;
             CHECK_OK(batch_graph_task_info(g, join, &ji));
-            if (mode <= 1) {
+            if (mode <= 1 || mode == 5) {
                 CHECK_OK(r);
                 CHECK_EQ(ran, n);
                 CHECK_EQ(s.completed, (uint64_t)n + 2);
@@ -992,6 +992,70 @@ static void test_graph_hold_no_delay(void) {
 #endif
 }
 
+/* A retry cut short by the deadline settles FAILED on the worker that took the retry's queue
+   entry, with the times of an attempt that may have run on the other worker: the peak must
+   still be the brute-force one (that line's tasks no longer follow one another). */
+static int sleep50_task(batch_ctx* ctx, void* user) {
+    (void)ctx; (void)user;
+    nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
+    return 0;
+}
+static int task_fail9(batch_ctx* ctx, void* user) { (void)ctx; (void)user; return 9; }
+static void test_graph_peak_retry_elsewhere(void) {
+    batch_graph* g = make_graph();
+    batch_task t[2];
+    t[0] = add_task(g, sleep50_task, NULL, NULL);
+    CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = task_fail9, .max_retries = 1, .retry_base_ns = 100000000u }, &t[1]));
+    batch_pool* p = make_pool(2);
+    for (int round = 0; round < 4; round++) {
+        batch_job_summary sum;
+        (void)batch_graph_run(p, g, &(batch_run_desc){ .timeout_ns = 80000000u }, &sum);
+        batch_task_info a, b;
+        CHECK_OK(batch_graph_task_info(g, t[0], &a));
+        CHECK_OK(batch_graph_task_info(g, t[1], &b));
+        CHECK_EQ((int)b.status, BATCH_TASK_FAILED);
+        CHECK_EQ(b.attempts, 1);
+        uint64_t want = (a.end_ns > a.start_ns) || (b.end_ns > b.start_ns) ? 1 : 0;
+        if (a.start_ns < b.end_ns && b.start_ns < a.end_ns && a.end_ns > a.start_ns && b.end_ns > b.start_ns) want = 2;
+        if (!want) want = 1;   /* a task ran: at least 1 */
+        CHECK_EQ(sum.peak_concurrency, want);
+    }
+    CHECK_OK(batch_pool_destroy(p));
+    CHECK_OK(batch_graph_destroy(g));
+}
+
+/* Urgent work submitted while a worker walks a wide task's successors runs next, not after
+   the walk: the walker leaves the range on the deque when CRITICAL or HIGH work is queued. */
+typedef struct urgent_state { batch_pool* pool; _Atomic long ran; _Atomic long seen; } urgent_state;
+static void urgent_work(batch_pool* p, void* u) {
+    (void)p;
+    urgent_state* us = (urgent_state*)u;
+    atomic_store(&us->seen, atomic_load(&us->ran));
+}
+static int urgent_mid(batch_ctx* ctx, void* u) {
+    urgent_state* us = (urgent_state*)u;
+    (void)ctx;
+    if (atomic_fetch_add(&us->ran, 1) == 100)
+        CHECK_OK(batch_pool_submit(us->pool, &(batch_work){ .fn = urgent_work, .user_data = us, .priority = BATCH_PRIORITY_CRITICAL }));
+    return 0;
+}
+static void test_graph_wide_urgent(void) {
+    urgent_state us;
+    us.pool = make_pool(1);
+    atomic_init(&us.ran, 0);
+    atomic_init(&us.seen, -1);
+    batch_graph* g = make_graph();
+    batch_task root = add_task(g, task_ok, NULL, NULL);
+    for (int i = 0; i < 20000; i++) CHECK_OK(batch_task_precede(g, root, add_task(g, urgent_mid, &us, NULL)));
+    CHECK_OK(batch_graph_run(us.pool, g, NULL, NULL));
+    CHECK_OK(batch_pool_wait_idle(us.pool));
+    long seen = atomic_load(&us.seen);
+    CHECK(seen >= 101 && seen <= 110);   /* the walk stopped right after the task that submitted */
+    CHECK_EQ(atomic_load(&us.ran), 20000);
+    CHECK_OK(batch_pool_destroy(us.pool));
+    CHECK_OK(batch_graph_destroy(g));
+}
+
 /* Task times in ns whichever clock the tasks read: a 20 ms task measures 20 ms, its successor
    starts after it ends, and everything lies inside the run. */
 static int sleep20_task(batch_ctx* ctx, void* user) {
@@ -1023,6 +1087,8 @@ static void test_graph_task_times(void) {
 }
 
 #define GRAPH_TESTS \
+    { "graph_wide_urgent", test_graph_wide_urgent }, \
+    { "graph_peak_retry_elsewhere", test_graph_peak_retry_elsewhere }, \
     { "graph_hold_no_delay", test_graph_hold_no_delay }, \
     { "graph_wide", test_graph_wide }, \
     { "graph_task_times", test_graph_task_times }, \
