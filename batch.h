@@ -4423,6 +4423,11 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
             }
             if (nready) batch__gnode_flush(job, self, ready, &nready, &overflow);
             if (job->head.prog.fn && !n->journaled) batch__gnode_events(job, n, outcome, last_end && job->tsc ? batch_now_ns() : last_end, &ticks);
+            /* urgent (CRITICAL, HIGH) work waits in the pool: the successor goes to the queue of
+               its level and this worker back to the pool, which takes urgent work first */
+            if (first && pooled && (atomic_load_explicit(&job->pool->inj_mask, memory_order_relaxed) & BATCH__HIGH_LEVELS_MASK) &&
+                batch__gnode_submit(job, first, 0))
+                first = NULL;
             n = first;
         }
     }

@@ -1024,8 +1024,9 @@ static void test_graph_peak_retry_elsewhere(void) {
     CHECK_OK(batch_graph_destroy(g));
 }
 
-/* Urgent work submitted while a worker walks a wide task's successors runs next, not after
-   the walk: the walker leaves the range on the deque when CRITICAL or HIGH work is queued. */
+/* Urgent work submitted while a worker walks a wide task's successors, or runs a chain in
+   place, runs next, not after the walk: the walker leaves the rest on its deque when CRITICAL or
+   HIGH work is queued. */
 typedef struct urgent_state { batch_pool* pool; _Atomic long ran; _Atomic long seen; } urgent_state;
 static void urgent_work(batch_pool* p, void* u) {
     (void)p;
@@ -1040,20 +1041,26 @@ static int urgent_mid(batch_ctx* ctx, void* u) {
     return 0;
 }
 static void test_graph_wide_urgent(void) {
-    urgent_state us;
-    us.pool = make_pool(1);
-    atomic_init(&us.ran, 0);
-    atomic_init(&us.seen, -1);
-    batch_graph* g = make_graph();
-    batch_task root = add_task(g, task_ok, NULL, NULL);
-    for (int i = 0; i < 20000; i++) CHECK_OK(batch_task_precede(g, root, add_task(g, urgent_mid, &us, NULL)));
-    CHECK_OK(batch_graph_run(us.pool, g, NULL, NULL));
-    CHECK_OK(batch_pool_wait_idle(us.pool));
-    long seen = atomic_load(&us.seen);
-    CHECK(seen >= 101 && seen <= 110);   /* the walk stopped right after the task that submitted */
-    CHECK_EQ(atomic_load(&us.ran), 20000);
-    CHECK_OK(batch_pool_destroy(us.pool));
-    CHECK_OK(batch_graph_destroy(g));
+    for (int shape = 0; shape < 2; shape++) {   /* a wide task's successors; a chain run in place */
+        urgent_state us;
+        us.pool = make_pool(1);
+        atomic_init(&us.ran, 0);
+        atomic_init(&us.seen, -1);
+        batch_graph* g = make_graph();
+        batch_task prev = add_task(g, task_ok, NULL, NULL);
+        for (int i = 0; i < 20000; i++) {
+            batch_task t = add_task(g, urgent_mid, &us, NULL);
+            CHECK_OK(batch_task_precede(g, prev, t));
+            if (shape == 1) prev = t;
+        }
+        CHECK_OK(batch_graph_run(us.pool, g, NULL, NULL));
+        CHECK_OK(batch_pool_wait_idle(us.pool));
+        long seen = atomic_load(&us.seen);
+        CHECK(seen >= 101 && seen <= 110);   /* the walk stopped right after the task that submitted */
+        CHECK_EQ(atomic_load(&us.ran), 20000);
+        CHECK_OK(batch_pool_destroy(us.pool));
+        CHECK_OK(batch_graph_destroy(g));
+    }
 }
 
 /* Task times in ns whichever clock the tasks read: a 20 ms task measures 20 ms, its successor
