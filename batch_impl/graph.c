@@ -662,7 +662,13 @@ BATCH__PRIVATE void batch__gnode_task(batch_pool* p, void* user);
 
 /* Queues node n on the pool; false if that is impossible (memory, or shutdown for a
    non-worker), and the caller then processes it itself. */
+/* Test hook: a build can define BATCH__FAIL_GRAPH_SUBMIT() to make queueing a task from a
+   worker fail as if out of memory (the overflow paths then run what the pool refused). */
+#ifndef BATCH__FAIL_GRAPH_SUBMIT
+#  define BATCH__FAIL_GRAPH_SUBMIT() 0
+#endif
 BATCH__PRIVATE bool batch__gnode_submit(batch__job* job, batch__gnode* n, uint64_t delay_ns) {
+    if (BATCH__FAIL_GRAPH_SUBMIT() && batch__self(job->pool)) return false;
     uint8_t level = n->level == BATCH__LEVEL_RUN ? job->level : n->level;
     /* the latch counts the job's pool tasks in flight: a task submits the tasks it makes ready
        (or hands a concurrency slot on) before it ends, so the count reaches zero only when
@@ -722,7 +728,7 @@ BATCH__PRIVATE uint64_t batch__backoff(batch__gnode* n, int attempt, uint64_t* r
    to the caller's overflow list. */
 #define BATCH__RELEASE_BULK 64
 BATCH__PRIVATE void batch__gnode_flush(batch__job* job, batch__worker* self, void** ready, size_t* n, uint32_t* overflow) {
-    size_t k = batch__submit_bulk(job->pool, self, batch__gnode_task, ready, *n, &job->latch);
+    size_t k = BATCH__FAIL_GRAPH_SUBMIT() ? 0 : batch__submit_bulk(job->pool, self, batch__gnode_task, ready, *n, &job->latch);
     for (size_t i = k; i < *n; i++) {
         batch__gnode* s = (batch__gnode*)ready[i];
         s->next_local = *overflow;
@@ -751,7 +757,14 @@ BATCH__PRIVATE void batch__gnode_flush(batch__job* job, batch__worker* self, voi
 BATCH__PRIVATE void batch__grange_task(batch_pool* p, void* user, uint64_t arg);
 
 BATCH__PRIVATE bool batch__push_range(batch__job* job, batch__worker* self, uint32_t b, uint32_t e) {
+    if (BATCH__FAIL_GRAPH_SUBMIT()) return false;
     return batch__submit_arg(job->pool, self, batch__grange_task, job, (uint64_t)b << 32 | e, &job->latch);
+}
+
+/* The injected levels a walk or an in-place chain gives way to: CRITICAL and HIGH, those more
+   urgent than the job itself only (a HIGH job's own queued tasks do not interrupt it). */
+BATCH__PRIVATE unsigned batch__urgent_mask(const batch__job* job) {
+    return BATCH__HIGH_LEVELS_MASK & ((1u << job->level) - 1u);
 }
 
 /* Pays a held release: *held RMWs in one. Returns the task if that made it ready. */
@@ -784,7 +797,7 @@ BATCH__PRIVATE batch__gnode* batch__range_next(batch__job* job, batch__worker* s
                                                unsigned* skipped, uint32_t hold, uint32_t* held, uint32_t* overflow) {
     batch_graph* g = job->g;
     while (*rb < *re) {
-        if (self && (atomic_load_explicit(&job->pool->inj_mask, memory_order_relaxed) & BATCH__HIGH_LEVELS_MASK) &&
+        if (self && (atomic_load_explicit(&job->pool->inj_mask, memory_order_relaxed) & batch__urgent_mask(job)) &&
             batch__push_range(job, self, *rb, *re)) {
             *rb = *re;
             return NULL;
@@ -968,6 +981,7 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
             } else if (rb < re) {
                 n = batch__range_next(job, self, &rb, &re, &skipped, hold, &held, &overflow);
                 if (skipped) { skipped = 0; last_end = 0; }
+                if (!n && overflow != BATCH__NO_NODE) continue;   /* a paid hold readied a task the pool could not take */
             }
             if (!n && held) n = batch__hold_pay(job, hold, &held);
             if (!n) break;
@@ -1164,7 +1178,7 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
             if (job->head.prog.fn && !n->journaled) batch__gnode_events(job, n, outcome, last_end && job->tsc ? batch_now_ns() : last_end, &ticks);
             /* urgent (CRITICAL, HIGH) work waits in the pool: the successor goes to the queue of
                its level and this worker back to the pool, which takes urgent work first */
-            if (first && pooled && (atomic_load_explicit(&job->pool->inj_mask, memory_order_relaxed) & BATCH__HIGH_LEVELS_MASK) &&
+            if (first && pooled && (atomic_load_explicit(&job->pool->inj_mask, memory_order_relaxed) & batch__urgent_mask(job)) &&
                 batch__gnode_submit(job, first, 0))
                 first = NULL;
             n = first;

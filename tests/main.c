@@ -21,6 +21,10 @@ int test_thread_create_fails(void);
 extern _Atomic int test_fail_sync_at;
 int test_sync_init_fails(void);
 #define BATCH__FAIL_SYNC_INIT() test_sync_init_fails()
+/* While set: about half of the graph's queueings from workers fail (as if out of memory). */
+extern _Atomic int test_fail_graph_submit_on;
+int test_graph_submit_fails(void);
+#define BATCH__FAIL_GRAPH_SUBMIT() test_graph_submit_fails()
 #include "../batch.h"
 #include "test.h"
 #include "test_alloc.c"

@@ -65,6 +65,14 @@ int test_sync_init_fails(void) {
     return at >= 0 && k == at;
 }
 
+_Atomic int test_fail_graph_submit_on;
+static _Atomic uint64_t test_graph_submits;
+int test_graph_submit_fails(void) {
+    if (!atomic_load_explicit(&test_fail_graph_submit_on, memory_order_relaxed)) return 0;
+    uint64_t k = atomic_fetch_add_explicit(&test_graph_submits, 1, memory_order_relaxed) * 0x9E3779B97F4A7C15ull;
+    return (int)((k >> 62) & 1);   /* about half */
+}
+
 int test_thread_create_fails(void) {
     int at = atomic_load(&test_fail_thread_at);
     int k = atomic_fetch_add(&test_thread_creates, 1);

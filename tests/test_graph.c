@@ -118,6 +118,23 @@ static void test_graph_random_dags(void) {
     }
 }
 
+/* Random DAGs with wide tasks while about half of the queueings from workers fail: every
+   refused task must still run (the overflow lists, ranges kept local, held releases paid into
+   overflow, an in-place run instead of a hand-back). */
+static void test_graph_submit_failures(void) {
+    uint64_t rng = test_seed ^ 0x5b;
+    int rounds = (int)scaled(800);
+    for (int i = 0; i < rounds; i++) {
+        int workers = 1 + (int)(test_rand(&rng) % 4);
+        rd_opts o = { (int)(test_rand(&rng) % 10), 20, (int)(test_rand(&rng) % 3), 0, 0, 0, 0, 2 + (int)(test_rand(&rng) % 3) };
+        batch_pool* p = make_pool(workers);
+        atomic_store(&test_fail_graph_submit_on, 1);
+        rd_run_on(p, &rng, o);
+        atomic_store(&test_fail_graph_submit_on, 0);
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
 static void test_graph_fail_fast_and_limits(void) {
     uint64_t rng = test_seed ^ 0x55;
     int rounds = (int)scaled(300);
@@ -995,21 +1012,21 @@ static void test_graph_hold_no_delay(void) {
 /* A retry cut short by the deadline settles FAILED on the worker that took the retry's queue
    entry, with the times of an attempt that may have run on the other worker: the peak must
    still be the brute-force one (that line's tasks no longer follow one another). */
-static int sleep50_task(batch_ctx* ctx, void* user) {
+static int sleep300_task(batch_ctx* ctx, void* user) {
     (void)ctx; (void)user;
-    nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
+    nanosleep(&(struct timespec){ 0, 300000000 }, NULL);
     return 0;
 }
 static int task_fail9(batch_ctx* ctx, void* user) { (void)ctx; (void)user; return 9; }
 static void test_graph_peak_retry_elsewhere(void) {
     batch_graph* g = make_graph();
     batch_task t[2];
-    t[0] = add_task(g, sleep50_task, NULL, NULL);
-    CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = task_fail9, .max_retries = 1, .retry_base_ns = 100000000u }, &t[1]));
+    t[0] = add_task(g, sleep300_task, NULL, NULL);
+    CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = task_fail9, .max_retries = 1, .retry_base_ns = 1000000000u }, &t[1]));
     batch_pool* p = make_pool(2);
-    for (int round = 0; round < 4; round++) {
+    for (int round = 0; round < 3; round++) {
         batch_job_summary sum;
-        (void)batch_graph_run(p, g, &(batch_run_desc){ .timeout_ns = 80000000u }, &sum);
+        (void)batch_graph_run(p, g, &(batch_run_desc){ .timeout_ns = 500000000u }, &sum);
         batch_task_info a, b;
         CHECK_OK(batch_graph_task_info(g, t[0], &a));
         CHECK_OK(batch_graph_task_info(g, t[1], &b));
@@ -1041,9 +1058,9 @@ static int urgent_mid(batch_ctx* ctx, void* u) {
     return 0;
 }
 static void test_graph_wide_urgent(void) {
-    for (int shape = 0; shape < 2; shape++) {   /* a wide task's successors; a chain run in place */
+    for (int shape = 0; shape < 4; shape++) {   /* a wide task's successors; a chain run in place; on one worker, inline */
         urgent_state us;
-        us.pool = make_pool(1);
+        us.pool = make_pool(shape < 2 ? 1 : BATCH_WORKERS_INLINE);
         atomic_init(&us.ran, 0);
         atomic_init(&us.seen, -1);
         batch_graph* g = make_graph();
@@ -1051,7 +1068,7 @@ static void test_graph_wide_urgent(void) {
         for (int i = 0; i < 20000; i++) {
             batch_task t = add_task(g, urgent_mid, &us, NULL);
             CHECK_OK(batch_task_precede(g, prev, t));
-            if (shape == 1) prev = t;
+            if (shape & 1) prev = t;
         }
         CHECK_OK(batch_graph_run(us.pool, g, NULL, NULL));
         CHECK_OK(batch_pool_wait_idle(us.pool));
@@ -1094,6 +1111,7 @@ static void test_graph_task_times(void) {
 }
 
 #define GRAPH_TESTS \
+    { "graph_submit_failures", test_graph_submit_failures }, \
     { "graph_wide_urgent", test_graph_wide_urgent }, \
     { "graph_peak_retry_elsewhere", test_graph_peak_retry_elsewhere }, \
     { "graph_hold_no_delay", test_graph_hold_no_delay }, \
