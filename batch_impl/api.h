@@ -523,7 +523,9 @@ typedef struct batch_task_info {
     int attempts;             /* 0 if never started */
     int error;                /* the function's last non-zero return, else 0 */
     const char* message;      /* from batch_fail, or NULL */
-    uint64_t start_ns, end_ns;/* of the last attempt (batch_now_ns clock), 0 if not run */
+    uint64_t start_ns, end_ns;/* of the last attempt (batch_now_ns clock), 0 if not run; read
+                                 as TSC ticks where the TSC is invariant and converted when the
+                                 run is waited for (BATCH_NO_TSC: clock_gettime per task) */
     int worker;               /* worker index of the last attempt; -1: not a worker thread */
     void* output;             /* what the task published with batch_set_output */
 } batch_task_info;
