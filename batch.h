@@ -2362,6 +2362,14 @@ BATCH__PRIVATE bool batch__enqueue(batch_pool* p, batch__worker* w, batch__task*
 /* Internal: a worker of p queues n NORMAL-priority tasks fn(p, users[i]) counted by c, with one
    counter RMW and one wake-up for all of them (a task that releases many successors). Returns
    how many were queued from the front of users (fewer only when out of task memory). */
+/* Queues task t (fields set) at NORMAL level on worker w's own deque, or on the injection queue
+   if the deque cannot grow. */
+BATCH__PRIVATE void batch__push_own(batch_pool* p, batch__worker* w, batch__task* t) {
+    t->level = BATCH__LEVEL_NORMAL;
+    batch__bump(&w->submitted);
+    if (!batch__deque_push(&w->dq, t)) batch__inj_push(p, t);
+}
+
 BATCH__PRIVATE size_t batch__submit_bulk(batch_pool* p, batch__worker* w, batch_work_fn fn, void* const* users, size_t n,
                                          batch_counter* c) {
     size_t k = 0;
@@ -2373,9 +2381,7 @@ BATCH__PRIVATE size_t batch__submit_bulk(batch_pool* p, batch__worker* w, batch_
         t->fn = fn;
         t->user = users[k];
         t->counter = c;
-        t->level = BATCH__LEVEL_NORMAL;
-        batch__bump(&w->submitted);
-        if (!batch__deque_push(&w->dq, t)) batch__inj_push(p, t);   /* a deque that cannot grow */
+        batch__push_own(p, w, t);
     }
     if (c && k < n)   /* give back the count of what was not queued; no task of those ran */
         atomic_fetch_sub_explicit(BATCH__ATOMIC_U64(&c->state_), (n - k) * BATCH__CNT_ONE, memory_order_relaxed);
@@ -2394,11 +2400,9 @@ BATCH__PRIVATE bool batch__submit_arg(batch_pool* p, batch__worker* w, batch__ar
     t->fn = (batch_work_fn)(void (*)(void))fn;
     t->user = user;
     t->counter = c;
-    t->level = BATCH__LEVEL_NORMAL;
     t->has_arg = true;
     t->due = arg;
-    batch__bump(&w->submitted);
-    if (!batch__deque_push(&w->dq, t)) batch__inj_push(p, t);   /* a deque that cannot grow */
+    batch__push_own(p, w, t);
     batch__ec_notify(p, false);
     return true;
 }
@@ -4023,6 +4027,13 @@ BATCH__PRIVATE bool batch__push_range(batch__job* job, batch__worker* self, uint
     if (BATCH__FAIL_GRAPH_SUBMIT()) return false;
     return batch__submit_arg(job->pool, self, batch__grange_task, job, (uint64_t)b << 32 | e, &job->latch);
 }
+/* Queues the second half of the range [b, *e) (at least 2 successors); keeps the first. */
+BATCH__PRIVATE bool batch__range_split(batch__job* job, batch__worker* self, uint32_t b, uint32_t* e) {
+    uint32_t mid = b + (*e - b + 1) / 2;
+    if (!batch__push_range(job, self, mid, *e)) return false;
+    *e = mid;
+    return true;
+}
 
 /* The injected levels a walk or an in-place chain gives way to: CRITICAL and HIGH, those more
    urgent than the job itself only (a HIGH job's own queued tasks do not interrupt it). */
@@ -4065,10 +4076,7 @@ BATCH__PRIVATE batch__gnode* batch__range_next(batch__job* job, batch__worker* s
             *rb = *re;
             return NULL;
         }
-        if (self && *re - *rb >= 2 && batch__deque_size(&self->dq) <= 0) {
-            uint32_t mid = *rb + (*re - *rb + 1) / 2;
-            if (batch__push_range(job, self, mid, *re)) *re = mid;
-        }
+        if (self && *re - *rb >= 2 && batch__deque_size(&self->dq) <= 0) (void)batch__range_split(job, self, *rb, re);
         uint32_t k1 = g->succ[(*rb)++];
         batch__gnode* s = batch__node(g, k1);
         /* acq_rel and the sole-predecessor case: as in the release loop of batch__gnode_run */
@@ -4402,11 +4410,8 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
                 if (rb >= re) {   /* walked here; a half for every other worker at once */
                     rb = b;
                     re = e;
-                    for (int w = 1; w < job->pool->nworkers && re - rb >= 2; w *= 2) {
-                        uint32_t mid = rb + (re - rb + 1) / 2;
-                        if (!batch__push_range(job, self, mid, re)) break;
-                        re = mid;
-                    }
+                    for (int w = 1; w < job->pool->nworkers && re - rb >= 2; w *= 2)
+                        if (!batch__range_split(job, self, rb, &re)) break;
                     ranged = true;
                 } else {
                     ranged = batch__push_range(job, self, b, e);

@@ -760,6 +760,13 @@ BATCH__PRIVATE bool batch__push_range(batch__job* job, batch__worker* self, uint
     if (BATCH__FAIL_GRAPH_SUBMIT()) return false;
     return batch__submit_arg(job->pool, self, batch__grange_task, job, (uint64_t)b << 32 | e, &job->latch);
 }
+/* Queues the second half of the range [b, *e) (at least 2 successors); keeps the first. */
+BATCH__PRIVATE bool batch__range_split(batch__job* job, batch__worker* self, uint32_t b, uint32_t* e) {
+    uint32_t mid = b + (*e - b + 1) / 2;
+    if (!batch__push_range(job, self, mid, *e)) return false;
+    *e = mid;
+    return true;
+}
 
 /* The injected levels a walk or an in-place chain gives way to: CRITICAL and HIGH, those more
    urgent than the job itself only (a HIGH job's own queued tasks do not interrupt it). */
@@ -802,10 +809,7 @@ BATCH__PRIVATE batch__gnode* batch__range_next(batch__job* job, batch__worker* s
             *rb = *re;
             return NULL;
         }
-        if (self && *re - *rb >= 2 && batch__deque_size(&self->dq) <= 0) {
-            uint32_t mid = *rb + (*re - *rb + 1) / 2;
-            if (batch__push_range(job, self, mid, *re)) *re = mid;
-        }
+        if (self && *re - *rb >= 2 && batch__deque_size(&self->dq) <= 0) (void)batch__range_split(job, self, *rb, re);
         uint32_t k1 = g->succ[(*rb)++];
         batch__gnode* s = batch__node(g, k1);
         /* acq_rel and the sole-predecessor case: as in the release loop of batch__gnode_run */
@@ -1139,11 +1143,8 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
                 if (rb >= re) {   /* walked here; a half for every other worker at once */
                     rb = b;
                     re = e;
-                    for (int w = 1; w < job->pool->nworkers && re - rb >= 2; w *= 2) {
-                        uint32_t mid = rb + (re - rb + 1) / 2;
-                        if (!batch__push_range(job, self, mid, re)) break;
-                        re = mid;
-                    }
+                    for (int w = 1; w < job->pool->nworkers && re - rb >= 2; w *= 2)
+                        if (!batch__range_split(job, self, rb, &re)) break;
                     ranged = true;
                 } else {
                     ranged = batch__push_range(job, self, b, e);

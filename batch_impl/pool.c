@@ -862,6 +862,14 @@ BATCH__PRIVATE bool batch__enqueue(batch_pool* p, batch__worker* w, batch__task*
 /* Internal: a worker of p queues n NORMAL-priority tasks fn(p, users[i]) counted by c, with one
    counter RMW and one wake-up for all of them (a task that releases many successors). Returns
    how many were queued from the front of users (fewer only when out of task memory). */
+/* Queues task t (fields set) at NORMAL level on worker w's own deque, or on the injection queue
+   if the deque cannot grow. */
+BATCH__PRIVATE void batch__push_own(batch_pool* p, batch__worker* w, batch__task* t) {
+    t->level = BATCH__LEVEL_NORMAL;
+    batch__bump(&w->submitted);
+    if (!batch__deque_push(&w->dq, t)) batch__inj_push(p, t);
+}
+
 BATCH__PRIVATE size_t batch__submit_bulk(batch_pool* p, batch__worker* w, batch_work_fn fn, void* const* users, size_t n,
                                          batch_counter* c) {
     size_t k = 0;
@@ -873,9 +881,7 @@ BATCH__PRIVATE size_t batch__submit_bulk(batch_pool* p, batch__worker* w, batch_
         t->fn = fn;
         t->user = users[k];
         t->counter = c;
-        t->level = BATCH__LEVEL_NORMAL;
-        batch__bump(&w->submitted);
-        if (!batch__deque_push(&w->dq, t)) batch__inj_push(p, t);   /* a deque that cannot grow */
+        batch__push_own(p, w, t);
     }
     if (c && k < n)   /* give back the count of what was not queued; no task of those ran */
         atomic_fetch_sub_explicit(BATCH__ATOMIC_U64(&c->state_), (n - k) * BATCH__CNT_ONE, memory_order_relaxed);
@@ -894,11 +900,9 @@ BATCH__PRIVATE bool batch__submit_arg(batch_pool* p, batch__worker* w, batch__ar
     t->fn = (batch_work_fn)(void (*)(void))fn;
     t->user = user;
     t->counter = c;
-    t->level = BATCH__LEVEL_NORMAL;
     t->has_arg = true;
     t->due = arg;
-    batch__bump(&w->submitted);
-    if (!batch__deque_push(&w->dq, t)) batch__inj_push(p, t);   /* a deque that cannot grow */
+    batch__push_own(p, w, t);
     batch__ec_notify(p, false);
     return true;
 }
