@@ -174,8 +174,14 @@ typedef enum batch_priority {
 /* A latch: a count of unfinished tasks that a thread can wait on. It lives in your memory (stack
    is fine), is bound to one pool by batch_counter_init, and must outlive the tasks it counts.
    Fields are private. */
+#if defined(__cplusplus)
+#  define BATCH__ALIGN8 alignas(8)
+#else
+#  define BATCH__ALIGN8 _Alignas(8)
+#endif
 typedef struct batch_counter {
-    uint64_t state_;        /* count << 2 | two waiter flags; accessed atomically */
+    BATCH__ALIGN8 uint64_t state_;   /* count << 2 | two waiter flags; accessed atomically (8-aligned:
+                                        i386 aligns a plain uint64_t to 4, a 64-bit atomic to 8) */
     batch_pool* pool_;
 } batch_counter;
 
@@ -868,6 +874,20 @@ BATCH_API batch_result batch_mpi_map(MPI_Comm comm, batch_pool* pool, const batc
 #  include <cpuid.h>
 #endif
 
+/* A hosted system (an OS with processes and, usually, threads) or bare metal. */
+#if defined(__unix__) || defined(__APPLE__) || defined(_WIN32)
+#  define BATCH__HOSTED 1
+#endif
+/* Thread-local state. Without threads on bare metal there is one thread of execution, and
+   _Thread_local would need the toolchain's TLS support (__aeabi_read_tp on ARM): a plain static
+   does. A hosted BATCH_NO_THREADS build keeps it thread-local: its user may run inline pools on
+   threads of their own. */
+#if defined(BATCH_NO_THREADS) && !defined(BATCH__HOSTED)
+#  define BATCH__THREAD_LOCAL
+#else
+#  define BATCH__THREAD_LOCAL _Thread_local
+#endif
+
 #ifndef BATCH_MALLOC
 #  define BATCH_MALLOC(sz, ctx)     ((void)(ctx), malloc(sz))
 #  define BATCH_REALLOC(p, sz, ctx) ((void)(ctx), realloc((p), (sz)))
@@ -939,7 +959,7 @@ static void* batch__big_malloc(size_t sz, void* ctx) {
    a container, so the container is left as it was. Only the thread's own guard is used. */
 #include <setjmp.h>
 typedef struct batch__ds_guard { jmp_buf env; } batch__ds_guard;
-static _Thread_local batch__ds_guard* batch__ds_active;
+static BATCH__THREAD_LOCAL batch__ds_guard* batch__ds_active;
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((unused))
 #endif
@@ -996,6 +1016,7 @@ static void* stbds_shmode_func(size_t elemsize, int mode);
 #  if defined(__GNUC__)
 #    pragma GCC diagnostic push
 #    pragma GCC diagnostic ignored "-Wsign-conversion"
+#    pragma GCC diagnostic ignored "-Wconversion"
 #    pragma GCC diagnostic ignored "-Wmissing-prototypes"
 #    pragma GCC diagnostic ignored "-Wunused-function"
 #  endif
@@ -1031,6 +1052,22 @@ enum { BATCH__MSG_SET = 1, BATCH__MSG_PERMANENT = 2 };
 #  define BATCH__UNLIKELY(x) (x)
 #endif
 
+/* n > lim for a 64-bit limit whatever the width of size_t (written inline, the compare is
+   always false where size_t has 32 bits, and -Wtype-limits says so). */
+BATCH__INLINE bool batch__exceeds(size_t n, uint64_t lim) { return (uint64_t)n > lim; }
+
+/* An enum value outside [0, count): one unsigned compare catches negative values too, and stays
+   meaningful where enums are unsigned (arm-none-eabi's short enums). */
+#define BATCH__ENUM_BAD(v, count) ((unsigned)(v) >= (unsigned)(count))
+
+/* a / b as a double, rounded to double: i386's x87 keeps a quotient in 80 bits, where
+   6.0 / 10 > 0.6, and only a store to memory rounds it under every -fexcess-precision. Thresholds
+   compare this ratio, so that a batch gets the same status on every target. */
+BATCH__PRIVATE double batch__ratio(uint64_t a, uint64_t b) {
+    volatile double r = (double)a / (double)b;
+    return r;
+}
+
 /* ThreadSanitizer does not model atomic_thread_fence (gcc refuses it under -fsanitize=thread).
    Our fences only order a store before a load (Dekker); in TSan builds a seq_cst RMW on a
    dummy gives the same hardware ordering, so the build under test still cannot lose wake-ups. */
@@ -1048,17 +1085,23 @@ static _Atomic int batch__tsan_fence_dummy;
 #  define BATCH__FENCE_SEQ_CST() atomic_thread_fence(memory_order_seq_cst)
 #endif
 
+/* 64-bit atomic fields are declared 8-aligned: i386 aligns them to 8 since gcc 11 (to 4 before),
+   and gcc notes the ABI change at every struct that leaves it implicit. */
+#define BATCH__AL8 _Alignas(8)
 #define BATCH__CACHE_LINE 64
 #define BATCH__ALIGNED _Alignas(BATCH__CACHE_LINE)
 
-_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "batch.h needs lock-free 64-bit atomics");
+#if !defined(BATCH_NO_THREADS)
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "batch.h with threads needs lock-free 64-bit atomics (BATCH_NO_THREADS does not)");
+#endif
 _Static_assert(ATOMIC_POINTER_LOCK_FREE == 2, "batch.h needs lock-free pointer atomics");
-_Static_assert(sizeof(_Atomic uint64_t) == sizeof(uint64_t) &&
-               _Alignof(_Atomic uint64_t) == _Alignof(uint64_t),
-               "batch_counter stores an _Atomic uint64_t in a uint64_t field");
+/* An 8-byte atomic needs at most 8-byte alignment on every ABI (asking _Alignof of it makes gcc
+   print an ABI note on i386), so the size is what is checked. */
+_Static_assert(sizeof(_Atomic uint64_t) == sizeof(uint64_t),
+               "batch_counter stores an _Atomic uint64_t in an 8-aligned uint64_t field");
 
 /* The public batch_counter keeps its atomic state in a plain uint64_t (the API must compile as
-   C++); the static assert above makes the reinterpretation sound on every supported target. */
+   C++); the field is _Alignas(8), and the static assert above makes the reinterpretation sound on every supported target. */
 #define BATCH__ATOMIC_U64(p) ((_Atomic uint64_t*)(void*)(p))
 
 #endif /* BATCH__INTERNAL_H */
@@ -1083,16 +1126,21 @@ BATCH_API const char* batch_result_string(batch_result r) {
     }
 }
 
-/* ---- clock ------------------------------------------------------------------------------ */
-#if !defined(CLOCK_MONOTONIC)
-#  error "batch.h: clock_gettime(CLOCK_MONOTONIC) is not visible. Define BATCH_IMPLEMENTATION before the first #include of this file, or compile with -D_POSIX_C_SOURCE=200809L (or -std=gnu11)"
-#endif
-
+/* ---- clock ------------------------------------------------------------------------------
+   BATCH_CLOCK_NS(): the user's monotonic clock in nanoseconds (bare metal: a cycle counter or a
+   timer). Otherwise CLOCK_MONOTONIC. */
+#if defined(BATCH_CLOCK_NS)
+BATCH_API uint64_t batch_now_ns(void) { return (uint64_t)(BATCH_CLOCK_NS()); }
+#else
+#  if !defined(CLOCK_MONOTONIC)
+#    error "batch.h: clock_gettime(CLOCK_MONOTONIC) is not visible. Define BATCH_IMPLEMENTATION before the first #include of this file, or compile with -D_POSIX_C_SOURCE=200809L (or -std=gnu11); without POSIX (bare metal), define BATCH_CLOCK_NS()"
+#  endif
 BATCH_API uint64_t batch_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+#endif
 
 /* ---- task clock ------------------------------------------------------------------------------
    Graph tasks stamp their start and end in ticks: one read per task (batch__clock_take hands the
@@ -1211,18 +1259,22 @@ BATCH__PRIVATE bool batch__thread_create(batch__thread* t, batch__thread_fn fn, 
     (void)t; (void)fn; (void)arg; return false;
 }
 BATCH__PRIVATE void batch__thread_join(batch__thread t) { (void)t; }
-/* Nothing else can change the state we wait for, so sleeping is only useful for timed waits. */
+/* Nothing else can change the state we wait for, so sleeping is only useful for timed waits.
+   Without POSIX (bare metal) this returns at once and the caller's loop polls the clock. */
 BATCH__PRIVATE void batch__cond_wait_slice(batch__cond* c, batch__mutex* m, uint64_t deadline) {
     (void)c; (void)m;
     uint64_t now = batch_now_ns();
     if (deadline != UINT64_MAX && deadline > now) {
         uint64_t d = deadline - now;
         if (d > BATCH__WAIT_SLICE_NS) d = BATCH__WAIT_SLICE_NS;
+#  if defined(__unix__) || defined(__APPLE__)
         struct timespec ts = { (time_t)(d / 1000000000u), (long)(d % 1000000000u) };
         nanosleep(&ts, NULL);
+#  else
+        (void)d;
+#  endif
     }
 }
-#define BATCH__THREAD_LOCAL _Thread_local
 
 #elif defined(BATCH_USE_PTHREADS)
 /* ---- pthreads ------------------------------------------------------------------------------ */
@@ -1258,7 +1310,6 @@ BATCH__PRIVATE void batch__cond_timedwait_wall(batch__cond* c, batch__mutex* m, 
     pthread_cond_timedwait(c, m, ts);
 }
 BATCH__PRIVATE void batch__cond_wait_forever(batch__cond* c, batch__mutex* m) { pthread_cond_wait(c, m); }
-#define BATCH__THREAD_LOCAL _Thread_local
 
 #else
 /* ---- C11 <threads.h> ---------------------------------------------------------------------- */
@@ -1283,7 +1334,6 @@ BATCH__PRIVATE void batch__cond_timedwait_wall(batch__cond* c, batch__mutex* m, 
     cnd_timedwait(c, m, ts);
 }
 BATCH__PRIVATE void batch__cond_wait_forever(batch__cond* c, batch__mutex* m) { cnd_wait(c, m); }
-#define BATCH__THREAD_LOCAL _Thread_local
 #endif
 
 #if !defined(BATCH_NO_THREADS)
@@ -1327,6 +1377,63 @@ BATCH__PRIVATE bool batch__spin_trylock(batch__spin* l) {
 BATCH__PRIVATE void batch__spin_unlock(batch__spin* l) {
     atomic_store_explicit(&l->locked, 0, memory_order_release);   /* publishes the section */
 }
+
+/* ---- 64-bit atomics without a lock-free instruction (BATCH_NO_THREADS on e.g. Cortex-M) -------
+   The compiler turns such atomics into calls to __atomic_*_8, which libatomic implements on hosted
+   systems; a bare-metal toolchain has none. These weak definitions make the library link: on an
+   M-profile ARM they mask interrupts around each operation (so they stay atomic against interrupt
+   handlers that use them too); elsewhere they are plain operations, atomic only with respect to a
+   single thread of execution. A runtime of your own (an RTOS's) wins over them, being strong;
+   BATCH_NO_ATOMIC64_RUNTIME leaves them out. */
+#if defined(BATCH_NO_THREADS) && ATOMIC_LLONG_LOCK_FREE != 2 && !defined(BATCH_NO_ATOMIC64_RUNTIME) && \
+    (defined(__GNUC__) || defined(__clang__))
+#  if defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M'
+#    define BATCH__A64_BEGIN() uint32_t batch__irq; \
+         __asm__ __volatile__("mrs %0, primask\n\tcpsid i" : "=r"(batch__irq) :: "memory")
+#    define BATCH__A64_END() __asm__ __volatile__("msr primask, %0" :: "r"(batch__irq) : "memory")
+#  else
+#    define BATCH__A64_BEGIN() __asm__ __volatile__("" ::: "memory")
+#    define BATCH__A64_END() __asm__ __volatile__("" ::: "memory")
+#  endif
+typedef unsigned long long batch__u64;
+#  define BATCH__A64_RMW(name, op) \
+    __attribute__((weak)) batch__u64 name(volatile void* p, batch__u64 v, int mo); \
+    __attribute__((weak)) batch__u64 name(volatile void* p, batch__u64 v, int mo) { \
+        (void)mo; BATCH__A64_BEGIN(); \
+        volatile batch__u64* q = (volatile batch__u64*)p; batch__u64 old = *q; *q = op; \
+        BATCH__A64_END(); return old; }
+BATCH__A64_RMW(__atomic_exchange_8, v)
+BATCH__A64_RMW(__atomic_fetch_add_8, old + v)
+BATCH__A64_RMW(__atomic_fetch_sub_8, old - v)
+BATCH__A64_RMW(__atomic_fetch_and_8, old & v)
+BATCH__A64_RMW(__atomic_fetch_or_8, old | v)
+BATCH__A64_RMW(__atomic_fetch_xor_8, old ^ v)
+__attribute__((weak)) batch__u64 __atomic_load_8(const volatile void* p, int mo);
+__attribute__((weak)) batch__u64 __atomic_load_8(const volatile void* p, int mo) {
+    (void)mo; BATCH__A64_BEGIN();
+    batch__u64 v = *(const volatile batch__u64*)p;
+    BATCH__A64_END(); return v;
+}
+__attribute__((weak)) void __atomic_store_8(volatile void* p, batch__u64 v, int mo);
+__attribute__((weak)) void __atomic_store_8(volatile void* p, batch__u64 v, int mo) {
+    (void)mo; BATCH__A64_BEGIN();
+    *(volatile batch__u64*)p = v;
+    BATCH__A64_END();
+}
+__attribute__((weak)) bool __atomic_compare_exchange_8(volatile void* p, void* expected, batch__u64 desired,
+                                                       bool weak, int success, int failure);
+__attribute__((weak)) bool __atomic_compare_exchange_8(volatile void* p, void* expected, batch__u64 desired,
+                                                       bool weak, int success, int failure) {
+    (void)weak; (void)success; (void)failure; BATCH__A64_BEGIN();
+    volatile batch__u64* q = (volatile batch__u64*)p;
+    batch__u64 cur = *q, want;
+    memcpy(&want, expected, sizeof want);
+    bool ok = cur == want;
+    if (ok) *q = desired;
+    else memcpy(expected, &cur, sizeof cur);
+    BATCH__A64_END(); return ok;
+}
+#endif
 
 /* Rounds p up to a cache line: over-aligned objects come from BATCH_MALLOC(size + line). */
 BATCH__PRIVATE void* batch__align_up(void* p) {
@@ -1568,7 +1675,7 @@ typedef struct batch__worker {
     uint64_t seq;                   /* tasks this worker began executing */
     uint64_t clock_ns, clock_seq;   /* see batch__clock_take */
     /* single writer (this worker), read by stats and quiescence checks */
-    _Atomic uint64_t submitted, executed, steals, sleeps;
+    BATCH__AL8 _Atomic uint64_t submitted, executed, steals, sleeps;
     batch__thread thread;
 } batch__worker;
 
@@ -1597,7 +1704,7 @@ struct batch_pool {
     batch__task* ext_free;
     int ext_free_count;
     BATCH__ALIGNED _Atomic uint64_t ext_submitted;   /* submissions by threads that are not workers */
-    _Atomic uint64_t ext_executed;       /* tasks run by inline runners */
+    BATCH__AL8 _Atomic uint64_t ext_executed;       /* tasks run by inline runners */
 
     /* spare free-task chunks and the slabs they come from */
     BATCH__ALIGNED batch__mutex spare_lock;
@@ -1613,7 +1720,7 @@ struct batch_pool {
     BATCH__ALIGNED batch__mutex delay_lock;
     batch__task** heap;
     size_t heap_len, heap_cap;
-    _Atomic uint64_t delay_next;         /* earliest due, UINT64_MAX when empty */
+    BATCH__AL8 _Atomic uint64_t delay_next;         /* earliest due, UINT64_MAX when empty */
 
     /* waiting threads and the life cycle */
     BATCH__ALIGNED batch__mutex done_lock;
@@ -2214,7 +2321,7 @@ BATCH_API batch_result batch_pool_create(batch_pool** out_pool, const batch_pool
             batch__worker* w = &p->workers[i];
             w->pool = p;
             w->index = i;
-            w->rng = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1) ^ (uint64_t)(uintptr_t)p;
+            w->rng = (uint64_t)0x9E3779B97F4A7C15u * (uint64_t)(unsigned)(i + 1) ^ (uint64_t)(uintptr_t)p;
             if (!w->rng) w->rng = 1;
             if (!batch__deque_init(&w->dq, cap, ctx)) { batch__pool_free(p); return BATCH_ERR_NOMEM; }
         }
@@ -2409,7 +2516,7 @@ BATCH__PRIVATE bool batch__submit_arg(batch_pool* p, batch__worker* w, batch__ar
 
 BATCH_API batch_result batch_pool_submit(batch_pool* p, const batch_work* work) {
     if (!p || !work || !work->fn) return BATCH_ERR_INVALID;
-    if ((int)work->priority < 0 || work->priority >= BATCH_PRIORITY_COUNT_) return BATCH_ERR_INVALID;
+    if (BATCH__ENUM_BAD(work->priority, BATCH_PRIORITY_COUNT_)) return BATCH_ERR_INVALID;
     if (work->delay_ns > ((uint64_t)1 << 62)) return BATCH_ERR_INVALID;
     if (work->counter && work->counter->pool_ != p) return BATCH_ERR_INVALID;
     batch__worker* w = batch__self(p);
@@ -2634,7 +2741,7 @@ typedef struct batch__progress {
     unsigned events;
     int threads;
     uint64_t launch_ns;
-    _Atomic uint64_t next_ns;     /* the next periodic tick */
+    BATCH__AL8 _Atomic uint64_t next_ns;     /* the next periodic tick */
     batch__spin lock;             /* callbacks of a job never overlap; guards the fields below */
     double eta_prev;
     uint64_t eta_at, peak_running;
@@ -2908,6 +3015,13 @@ BATCH__PRIVATE uint64_t batch__get64(const unsigned char* p) {
     return v;
 }
 
+BATCH__PRIVATE bool batch__big_endian(void) {
+    const uint16_t one = 1;
+    unsigned char first;
+    memcpy(&first, &one, 1);
+    return first == 0;
+}
+
 /* Fingerprints: a running 64-bit hash of the job's shape. */
 BATCH__PRIVATE uint64_t batch__fp_mix(uint64_t h, uint64_t v) {
     h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
@@ -3030,7 +3144,7 @@ typedef batch_result (*batch__jreplay_fn)(void* arg, const unsigned char* payloa
 
 BATCH__PRIVATE bool batch__journal_desc_ok(const batch_journal_desc* d) {
     if (!d->path) return !d->io && !d->fingerprint && !d->durability && !d->sync_every && !d->rerun_failed;
-    if (!d->path[0] || (int)d->durability < 0 || d->durability > BATCH_DURABLE_BUFFERED) return false;
+    if (!d->path[0] || BATCH__ENUM_BAD(d->durability, BATCH_DURABLE_BUFFERED + 1)) return false;
     if (d->sync_every < 0) return false;
     const batch_journal_io* io = d->io ? d->io : batch_journal_posix_io();
     return io && io->open && io->read && io->write && io->sync && io->truncate && io->size && io->close;
@@ -3424,8 +3538,8 @@ BATCH__PRIVATE void batch__edge_free_all(batch_graph* g) {
 /* One line per worker (and one shared line for other threads): written without contention. */
 typedef struct batch__job_stats {
     BATCH__ALIGNED _Atomic uint64_t completed;
-    _Atomic uint64_t failed, skipped, cancelled, retried, busy, running;   /* busy: ticks */
-    _Atomic uint64_t last_end;    /* the latest end (ticks) of a task run here (task times on) */
+    BATCH__AL8 _Atomic uint64_t failed, skipped, cancelled, retried, busy, running;   /* busy: ticks */
+    BATCH__AL8 _Atomic uint64_t last_end;    /* the latest end (ticks) of a task run here (task times on) */
     _Atomic uint32_t ran;         /* task times on: the tasks that ran and settled here, latest
                                      first, linked through next_local (free once settled) */
     _Atomic int nested;           /* a worker line: tasks of this job ran inside one of its tasks
@@ -3612,7 +3726,7 @@ BATCH__PRIVATE int64_t batch__task_index(const batch_graph* g, batch_task t) {
 
 BATCH__PRIVATE batch_result batch__check_task_desc(const batch_task_desc* d) {
     if (!d) return BATCH_ERR_INVALID;
-    if ((int)d->priority < 0 || d->priority >= BATCH_PRIORITY_COUNT_) return BATCH_ERR_INVALID;
+    if (BATCH__ENUM_BAD(d->priority, BATCH_PRIORITY_COUNT_)) return BATCH_ERR_INVALID;
     if (d->max_retries < 0 || d->max_retries > 1000) return BATCH_ERR_INVALID;
     if (d->retry_base_ns > (uint64_t)UINT32_MAX * 1000u - 999u || d->retry_max_ns > (uint64_t)UINT32_MAX * 1000u - 999u)
         return BATCH_ERR_INVALID;   /* about 71 minutes */
@@ -3695,7 +3809,7 @@ BATCH__PRIVATE batch_result batch__add_edges(batch_graph* g, const batch_task* f
         return BATCH_OK;
     }
     size_t n = nfrom > nto ? nfrom : nto;
-    if (n > ((size_t)1 << 40)) return BATCH_ERR_INVALID;
+    if (batch__exceeds(n, (uint64_t)1 << 40)) return BATCH_ERR_INVALID;
     for (size_t i = 0; i < n; i++) {
         int64_t a = batch__task_index(g, from[nfrom == 1 ? 0 : i]);
         int64_t b = batch__task_index(g, to[nto == 1 ? 0 : i]);
@@ -4160,9 +4274,9 @@ BATCH__PRIVATE batch_result batch__graph_replay(void* arg, const unsigned char* 
 
 /* The graph's shape: tasks, names, edges. */
 BATCH__PRIVATE uint64_t batch__graph_fingerprint(const batch_graph* g) {
-    size_t n = (size_t)g->nnodes;
+    uint32_t n = g->nnodes;
     uint64_t h = batch__fp_mix(BATCH__JKIND_GRAPH, n);
-    for (size_t i = 0; i < n; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         h = batch__fp_str(h, batch__node(g, i)->name);
         for (uint32_t k = g->succ_off[i]; k < g->succ_off[i + 1]; k++) h = batch__fp_mix(h, g->succ[k]);
     }
@@ -4485,7 +4599,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     memset(&d, 0, sizeof d);
     if (desc) d = *desc;
     if ((unsigned)d.policy > BATCH_POLICY_FAIL_FAST || d.max_concurrency < 0 ||
-        (int)d.priority < 0 || d.priority >= BATCH_PRIORITY_COUNT_ || d.timeout_ns > ((uint64_t)1 << 62) ||
+        BATCH__ENUM_BAD(d.priority, BATCH_PRIORITY_COUNT_) || d.timeout_ns > ((uint64_t)1 << 62) ||
         !batch__progress_desc_ok(&d.progress) || !batch__journal_desc_ok(&d.journal))
         return BATCH_ERR_INVALID;
     if (!batch__self(pool) && batch__tls_inline != pool && atomic_load(&pool->shutdown)) return BATCH_ERR_SHUTDOWN;
@@ -4829,7 +4943,7 @@ BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t,
     int64_t i = batch__task_index(g, t);
     if (i < 0 || !out) return BATCH_ERR_INVALID;
     if (atomic_load(&((batch_graph*)(uintptr_t)g)->busy)) return BATCH_ERR_BUSY;
-    const batch__gnode* x = batch__node(g, i);
+    const batch__gnode* x = batch__node(g, (uint32_t)i);   /* batch__task_index: [0, nnodes) */
     out->name = x->name;
     out->status = batch__node_status(x);
     out->attempts = x->attempts;
@@ -4941,13 +5055,13 @@ BATCH_API batch_result batch_graph_dump_dot(const batch_graph* cg, FILE* out) {
     fputs("digraph ", out);
     batch__dot_string(out, g->name ? g->name : "batch");
     fputs(" {\n  node [shape=box style=filled];\n", out);
-    size_t n = (size_t)g->nnodes;
-    for (size_t i = 0; i < n; i++) {
+    uint32_t n = g->nnodes;
+    for (uint32_t i = 0; i < n; i++) {
         char label[300];
         unsigned st = batch__node_status(batch__node(g, i));
         if (batch__node(g, i)->name) snprintf(label, sizeof label, "%s\n%s", batch__node(g, i)->name, batch_task_status_string((batch_task_status)st));
-        else snprintf(label, sizeof label, "#%zu\n%s", i + 1, batch_task_status_string((batch_task_status)st));
-        fprintf(out, "  t%zu [label=", i + 1);
+        else snprintf(label, sizeof label, "#%lu\n%s", (unsigned long)i + 1, batch_task_status_string((batch_task_status)st));
+        fprintf(out, "  t%lu [label=", (unsigned long)i + 1);
         batch__dot_string(out, label);
         fprintf(out, " fillcolor=%s];\n", colour[st < 7 ? st : 0]);
     }
@@ -5032,7 +5146,7 @@ BATCH__PRIVATE batch_result batch__sizing_store(batch_sizing* s, const char* key
 }
 
 BATCH_API batch_result batch_sizing_set(batch_sizing* s, const char* key, batch_complexity c) {
-    if (!s || !key || (int)c < 0 || c >= BATCH_COMPLEXITY_COUNT_) return BATCH_ERR_INVALID;
+    if (!s || !key || BATCH__ENUM_BAD(c, BATCH_COMPLEXITY_COUNT_)) return BATCH_ERR_INVALID;
     ptrdiff_t i = batch__sizing_find(s, key);
     batch__sizing_value v = { c, i >= 0 ? s->map[i].value.cost_ns : 0 };
     return batch__sizing_store(s, key, v);
@@ -5047,7 +5161,7 @@ BATCH_API batch_complexity batch_sizing_class(const batch_sizing* s, const char*
 BATCH__PRIVATE size_t batch__clamp(size_t v, size_t lo, size_t hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 BATCH_API size_t batch_sizing_class_size(const batch_sizing* s, batch_complexity c) {
-    if ((int)c < 0 || c >= BATCH_COMPLEXITY_COUNT_) return 0;
+    if (BATCH__ENUM_BAD(c, BATCH_COMPLEXITY_COUNT_)) return 0;
     return s ? batch__clamp(s->size[c], s->min_size, s->max_size) : batch__default_class_size[c];
 }
 
@@ -5297,7 +5411,7 @@ BATCH__PRIVATE void batch__map_count(batch__mjob* m, batch_batch_status st, size
     m->s.succeeded += succeeded;
     m->s.failed += failed;
     if (m->d.halt_error_ratio > 0 && m->s.failed &&
-        (double)m->s.failed / (double)(m->s.succeeded + m->s.failed) > m->d.halt_error_ratio) {
+        batch__ratio(m->s.failed, m->s.succeeded + m->s.failed) > m->d.halt_error_ratio) {
         int e = 0;
         atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_HALT);
     }
@@ -5399,6 +5513,9 @@ BATCH__PRIVATE uint64_t batch__map_fingerprint(const batch__mjob* m) {
     h = batch__fp_mix(h, d->acc_size);
     h = batch__fp_mix(h, d->ordered != 0);
     if (d->ordered) h = batch__fp_mix(batch__fp_mix(batch__fp_mix(h, m->size), m->min_b), m->max_b);   /* the batch boundaries */
+    /* an accumulator's bytes are the fold's own, in this machine's byte order: a big-endian
+       machine's journal is another job's (little-endian fingerprints stay what they were) */
+    if (d->acc_size && batch__big_endian()) h = batch__fp_mix(h, 0xBEu);
     return h ? h : 1;
 }
 
@@ -5741,7 +5858,7 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     if (sl->failed == 0) sl->status = BATCH_BATCH_SUCCESS;
     /* the ratio itself, as documented (failed <= thr x count rounds the other way for, e.g.,
        1 failure in 49 items with a threshold of 1.0 / 49) */
-    else if ((double)sl->failed / (double)sl->count <= d->error_threshold) sl->status = BATCH_BATCH_PARTIAL_SUCCESS;
+    else if (batch__ratio(sl->failed, sl->count) <= d->error_threshold) sl->status = BATCH_BATCH_PARTIAL_SUCCESS;
     else sl->status = BATCH_BATCH_FAILED;
 }
 
@@ -5840,8 +5957,8 @@ BATCH__PRIVATE batch_result batch__map_check(const batch_map_desc* d) {
     if (d->max_retries < 0 || d->max_retries > 1000) return BATCH_ERR_INVALID;
     if (d->retry_base_ns > ((uint64_t)1 << 50) || d->retry_max_ns > ((uint64_t)1 << 50)) return BATCH_ERR_INVALID;
     if (d->max_in_flight < 0 || d->max_in_flight > 65536 || d->max_concurrent_batches < 0) return BATCH_ERR_INVALID;
-    if ((int)d->priority < 0 || d->priority >= BATCH_PRIORITY_COUNT_) return BATCH_ERR_INVALID;
-    if ((int)d->complexity < 0 || d->complexity >= BATCH_COMPLEXITY_COUNT_) return BATCH_ERR_INVALID;
+    if (BATCH__ENUM_BAD(d->priority, BATCH_PRIORITY_COUNT_)) return BATCH_ERR_INVALID;
+    if (BATCH__ENUM_BAD(d->complexity, BATCH_COMPLEXITY_COUNT_)) return BATCH_ERR_INVALID;
     if (d->timeout_ns > ((uint64_t)1 << 62) || d->target_batch_ns > ((uint64_t)1 << 40)) return BATCH_ERR_INVALID;
     bool any_fold = d->init_fn || d->fold_fn || d->combine_fn;
     if (d->acc_size && !(d->init_fn && d->fold_fn && d->combine_fn)) return BATCH_ERR_INVALID;

@@ -173,8 +173,14 @@ typedef enum batch_priority {
 /* A latch: a count of unfinished tasks that a thread can wait on. It lives in your memory (stack
    is fine), is bound to one pool by batch_counter_init, and must outlive the tasks it counts.
    Fields are private. */
+#if defined(__cplusplus)
+#  define BATCH__ALIGN8 alignas(8)
+#else
+#  define BATCH__ALIGN8 _Alignas(8)
+#endif
 typedef struct batch_counter {
-    uint64_t state_;        /* count << 2 | two waiter flags; accessed atomically */
+    BATCH__ALIGN8 uint64_t state_;   /* count << 2 | two waiter flags; accessed atomically (8-aligned:
+                                        i386 aligns a plain uint64_t to 4, a 64-bit atomic to 8) */
     batch_pool* pool_;
 } batch_counter;
 

@@ -157,8 +157,8 @@ BATCH__PRIVATE void batch__edge_free_all(batch_graph* g) {
 /* One line per worker (and one shared line for other threads): written without contention. */
 typedef struct batch__job_stats {
     BATCH__ALIGNED _Atomic uint64_t completed;
-    _Atomic uint64_t failed, skipped, cancelled, retried, busy, running;   /* busy: ticks */
-    _Atomic uint64_t last_end;    /* the latest end (ticks) of a task run here (task times on) */
+    BATCH__AL8 _Atomic uint64_t failed, skipped, cancelled, retried, busy, running;   /* busy: ticks */
+    BATCH__AL8 _Atomic uint64_t last_end;    /* the latest end (ticks) of a task run here (task times on) */
     _Atomic uint32_t ran;         /* task times on: the tasks that ran and settled here, latest
                                      first, linked through next_local (free once settled) */
     _Atomic int nested;           /* a worker line: tasks of this job ran inside one of its tasks
@@ -345,7 +345,7 @@ BATCH__PRIVATE int64_t batch__task_index(const batch_graph* g, batch_task t) {
 
 BATCH__PRIVATE batch_result batch__check_task_desc(const batch_task_desc* d) {
     if (!d) return BATCH_ERR_INVALID;
-    if ((int)d->priority < 0 || d->priority >= BATCH_PRIORITY_COUNT_) return BATCH_ERR_INVALID;
+    if (BATCH__ENUM_BAD(d->priority, BATCH_PRIORITY_COUNT_)) return BATCH_ERR_INVALID;
     if (d->max_retries < 0 || d->max_retries > 1000) return BATCH_ERR_INVALID;
     if (d->retry_base_ns > (uint64_t)UINT32_MAX * 1000u - 999u || d->retry_max_ns > (uint64_t)UINT32_MAX * 1000u - 999u)
         return BATCH_ERR_INVALID;   /* about 71 minutes */
@@ -428,7 +428,7 @@ BATCH__PRIVATE batch_result batch__add_edges(batch_graph* g, const batch_task* f
         return BATCH_OK;
     }
     size_t n = nfrom > nto ? nfrom : nto;
-    if (n > ((size_t)1 << 40)) return BATCH_ERR_INVALID;
+    if (batch__exceeds(n, (uint64_t)1 << 40)) return BATCH_ERR_INVALID;
     for (size_t i = 0; i < n; i++) {
         int64_t a = batch__task_index(g, from[nfrom == 1 ? 0 : i]);
         int64_t b = batch__task_index(g, to[nto == 1 ? 0 : i]);
@@ -893,9 +893,9 @@ BATCH__PRIVATE batch_result batch__graph_replay(void* arg, const unsigned char* 
 
 /* The graph's shape: tasks, names, edges. */
 BATCH__PRIVATE uint64_t batch__graph_fingerprint(const batch_graph* g) {
-    size_t n = (size_t)g->nnodes;
+    uint32_t n = g->nnodes;
     uint64_t h = batch__fp_mix(BATCH__JKIND_GRAPH, n);
-    for (size_t i = 0; i < n; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         h = batch__fp_str(h, batch__node(g, i)->name);
         for (uint32_t k = g->succ_off[i]; k < g->succ_off[i + 1]; k++) h = batch__fp_mix(h, g->succ[k]);
     }
@@ -1218,7 +1218,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     memset(&d, 0, sizeof d);
     if (desc) d = *desc;
     if ((unsigned)d.policy > BATCH_POLICY_FAIL_FAST || d.max_concurrency < 0 ||
-        (int)d.priority < 0 || d.priority >= BATCH_PRIORITY_COUNT_ || d.timeout_ns > ((uint64_t)1 << 62) ||
+        BATCH__ENUM_BAD(d.priority, BATCH_PRIORITY_COUNT_) || d.timeout_ns > ((uint64_t)1 << 62) ||
         !batch__progress_desc_ok(&d.progress) || !batch__journal_desc_ok(&d.journal))
         return BATCH_ERR_INVALID;
     if (!batch__self(pool) && batch__tls_inline != pool && atomic_load(&pool->shutdown)) return BATCH_ERR_SHUTDOWN;
@@ -1562,7 +1562,7 @@ BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t,
     int64_t i = batch__task_index(g, t);
     if (i < 0 || !out) return BATCH_ERR_INVALID;
     if (atomic_load(&((batch_graph*)(uintptr_t)g)->busy)) return BATCH_ERR_BUSY;
-    const batch__gnode* x = batch__node(g, i);
+    const batch__gnode* x = batch__node(g, (uint32_t)i);   /* batch__task_index: [0, nnodes) */
     out->name = x->name;
     out->status = batch__node_status(x);
     out->attempts = x->attempts;
@@ -1674,13 +1674,13 @@ BATCH_API batch_result batch_graph_dump_dot(const batch_graph* cg, FILE* out) {
     fputs("digraph ", out);
     batch__dot_string(out, g->name ? g->name : "batch");
     fputs(" {\n  node [shape=box style=filled];\n", out);
-    size_t n = (size_t)g->nnodes;
-    for (size_t i = 0; i < n; i++) {
+    uint32_t n = g->nnodes;
+    for (uint32_t i = 0; i < n; i++) {
         char label[300];
         unsigned st = batch__node_status(batch__node(g, i));
         if (batch__node(g, i)->name) snprintf(label, sizeof label, "%s\n%s", batch__node(g, i)->name, batch_task_status_string((batch_task_status)st));
-        else snprintf(label, sizeof label, "#%zu\n%s", i + 1, batch_task_status_string((batch_task_status)st));
-        fprintf(out, "  t%zu [label=", i + 1);
+        else snprintf(label, sizeof label, "#%lu\n%s", (unsigned long)i + 1, batch_task_status_string((batch_task_status)st));
+        fprintf(out, "  t%lu [label=", (unsigned long)i + 1);
         batch__dot_string(out, label);
         fprintf(out, " fillcolor=%s];\n", colour[st < 7 ? st : 0]);
     }

@@ -52,6 +52,20 @@
 #  include <cpuid.h>
 #endif
 
+/* A hosted system (an OS with processes and, usually, threads) or bare metal. */
+#if defined(__unix__) || defined(__APPLE__) || defined(_WIN32)
+#  define BATCH__HOSTED 1
+#endif
+/* Thread-local state. Without threads on bare metal there is one thread of execution, and
+   _Thread_local would need the toolchain's TLS support (__aeabi_read_tp on ARM): a plain static
+   does. A hosted BATCH_NO_THREADS build keeps it thread-local: its user may run inline pools on
+   threads of their own. */
+#if defined(BATCH_NO_THREADS) && !defined(BATCH__HOSTED)
+#  define BATCH__THREAD_LOCAL
+#else
+#  define BATCH__THREAD_LOCAL _Thread_local
+#endif
+
 #ifndef BATCH_MALLOC
 #  define BATCH_MALLOC(sz, ctx)     ((void)(ctx), malloc(sz))
 #  define BATCH_REALLOC(p, sz, ctx) ((void)(ctx), realloc((p), (sz)))
@@ -123,7 +137,7 @@ static void* batch__big_malloc(size_t sz, void* ctx) {
    a container, so the container is left as it was. Only the thread's own guard is used. */
 #include <setjmp.h>
 typedef struct batch__ds_guard { jmp_buf env; } batch__ds_guard;
-static _Thread_local batch__ds_guard* batch__ds_active;
+static BATCH__THREAD_LOCAL batch__ds_guard* batch__ds_active;
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((unused))
 #endif
@@ -180,6 +194,7 @@ static void* stbds_shmode_func(size_t elemsize, int mode);
 #  if defined(__GNUC__)
 #    pragma GCC diagnostic push
 #    pragma GCC diagnostic ignored "-Wsign-conversion"
+#    pragma GCC diagnostic ignored "-Wconversion"
 #    pragma GCC diagnostic ignored "-Wmissing-prototypes"
 #    pragma GCC diagnostic ignored "-Wunused-function"
 #  endif
@@ -215,6 +230,22 @@ enum { BATCH__MSG_SET = 1, BATCH__MSG_PERMANENT = 2 };
 #  define BATCH__UNLIKELY(x) (x)
 #endif
 
+/* n > lim for a 64-bit limit whatever the width of size_t (written inline, the compare is
+   always false where size_t has 32 bits, and -Wtype-limits says so). */
+BATCH__INLINE bool batch__exceeds(size_t n, uint64_t lim) { return (uint64_t)n > lim; }
+
+/* An enum value outside [0, count): one unsigned compare catches negative values too, and stays
+   meaningful where enums are unsigned (arm-none-eabi's short enums). */
+#define BATCH__ENUM_BAD(v, count) ((unsigned)(v) >= (unsigned)(count))
+
+/* a / b as a double, rounded to double: i386's x87 keeps a quotient in 80 bits, where
+   6.0 / 10 > 0.6, and only a store to memory rounds it under every -fexcess-precision. Thresholds
+   compare this ratio, so that a batch gets the same status on every target. */
+BATCH__PRIVATE double batch__ratio(uint64_t a, uint64_t b) {
+    volatile double r = (double)a / (double)b;
+    return r;
+}
+
 /* ThreadSanitizer does not model atomic_thread_fence (gcc refuses it under -fsanitize=thread).
    Our fences only order a store before a load (Dekker); in TSan builds a seq_cst RMW on a
    dummy gives the same hardware ordering, so the build under test still cannot lose wake-ups. */
@@ -232,17 +263,23 @@ static _Atomic int batch__tsan_fence_dummy;
 #  define BATCH__FENCE_SEQ_CST() atomic_thread_fence(memory_order_seq_cst)
 #endif
 
+/* 64-bit atomic fields are declared 8-aligned: i386 aligns them to 8 since gcc 11 (to 4 before),
+   and gcc notes the ABI change at every struct that leaves it implicit. */
+#define BATCH__AL8 _Alignas(8)
 #define BATCH__CACHE_LINE 64
 #define BATCH__ALIGNED _Alignas(BATCH__CACHE_LINE)
 
-_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "batch.h needs lock-free 64-bit atomics");
+#if !defined(BATCH_NO_THREADS)
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "batch.h with threads needs lock-free 64-bit atomics (BATCH_NO_THREADS does not)");
+#endif
 _Static_assert(ATOMIC_POINTER_LOCK_FREE == 2, "batch.h needs lock-free pointer atomics");
-_Static_assert(sizeof(_Atomic uint64_t) == sizeof(uint64_t) &&
-               _Alignof(_Atomic uint64_t) == _Alignof(uint64_t),
-               "batch_counter stores an _Atomic uint64_t in a uint64_t field");
+/* An 8-byte atomic needs at most 8-byte alignment on every ABI (asking _Alignof of it makes gcc
+   print an ABI note on i386), so the size is what is checked. */
+_Static_assert(sizeof(_Atomic uint64_t) == sizeof(uint64_t),
+               "batch_counter stores an _Atomic uint64_t in an 8-aligned uint64_t field");
 
 /* The public batch_counter keeps its atomic state in a plain uint64_t (the API must compile as
-   C++); the static assert above makes the reinterpretation sound on every supported target. */
+   C++); the field is _Alignas(8), and the static assert above makes the reinterpretation sound on every supported target. */
 #define BATCH__ATOMIC_U64(p) ((_Atomic uint64_t*)(void*)(p))
 
 #endif /* BATCH__INTERNAL_H */

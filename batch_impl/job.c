@@ -21,7 +21,7 @@ typedef struct batch__progress {
     unsigned events;
     int threads;
     uint64_t launch_ns;
-    _Atomic uint64_t next_ns;     /* the next periodic tick */
+    BATCH__AL8 _Atomic uint64_t next_ns;     /* the next periodic tick */
     batch__spin lock;             /* callbacks of a job never overlap; guards the fields below */
     double eta_prev;
     uint64_t eta_at, peak_running;

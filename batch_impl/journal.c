@@ -78,6 +78,13 @@ BATCH__PRIVATE uint64_t batch__get64(const unsigned char* p) {
     return v;
 }
 
+BATCH__PRIVATE bool batch__big_endian(void) {
+    const uint16_t one = 1;
+    unsigned char first;
+    memcpy(&first, &one, 1);
+    return first == 0;
+}
+
 /* Fingerprints: a running 64-bit hash of the job's shape. */
 BATCH__PRIVATE uint64_t batch__fp_mix(uint64_t h, uint64_t v) {
     h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
@@ -200,7 +207,7 @@ typedef batch_result (*batch__jreplay_fn)(void* arg, const unsigned char* payloa
 
 BATCH__PRIVATE bool batch__journal_desc_ok(const batch_journal_desc* d) {
     if (!d->path) return !d->io && !d->fingerprint && !d->durability && !d->sync_every && !d->rerun_failed;
-    if (!d->path[0] || (int)d->durability < 0 || d->durability > BATCH_DURABLE_BUFFERED) return false;
+    if (!d->path[0] || BATCH__ENUM_BAD(d->durability, BATCH_DURABLE_BUFFERED + 1)) return false;
     if (d->sync_every < 0) return false;
     const batch_journal_io* io = d->io ? d->io : batch_journal_posix_io();
     return io && io->open && io->read && io->write && io->sync && io->truncate && io->size && io->close;

@@ -220,7 +220,7 @@ BATCH__PRIVATE void batch__map_count(batch__mjob* m, batch_batch_status st, size
     m->s.succeeded += succeeded;
     m->s.failed += failed;
     if (m->d.halt_error_ratio > 0 && m->s.failed &&
-        (double)m->s.failed / (double)(m->s.succeeded + m->s.failed) > m->d.halt_error_ratio) {
+        batch__ratio(m->s.failed, m->s.succeeded + m->s.failed) > m->d.halt_error_ratio) {
         int e = 0;
         atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_HALT);
     }
@@ -322,6 +322,9 @@ BATCH__PRIVATE uint64_t batch__map_fingerprint(const batch__mjob* m) {
     h = batch__fp_mix(h, d->acc_size);
     h = batch__fp_mix(h, d->ordered != 0);
     if (d->ordered) h = batch__fp_mix(batch__fp_mix(batch__fp_mix(h, m->size), m->min_b), m->max_b);   /* the batch boundaries */
+    /* an accumulator's bytes are the fold's own, in this machine's byte order: a big-endian
+       machine's journal is another job's (little-endian fingerprints stay what they were) */
+    if (d->acc_size && batch__big_endian()) h = batch__fp_mix(h, 0xBEu);
     return h ? h : 1;
 }
 
@@ -664,7 +667,7 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     if (sl->failed == 0) sl->status = BATCH_BATCH_SUCCESS;
     /* the ratio itself, as documented (failed <= thr x count rounds the other way for, e.g.,
        1 failure in 49 items with a threshold of 1.0 / 49) */
-    else if ((double)sl->failed / (double)sl->count <= d->error_threshold) sl->status = BATCH_BATCH_PARTIAL_SUCCESS;
+    else if (batch__ratio(sl->failed, sl->count) <= d->error_threshold) sl->status = BATCH_BATCH_PARTIAL_SUCCESS;
     else sl->status = BATCH_BATCH_FAILED;
 }
 
@@ -763,8 +766,8 @@ BATCH__PRIVATE batch_result batch__map_check(const batch_map_desc* d) {
     if (d->max_retries < 0 || d->max_retries > 1000) return BATCH_ERR_INVALID;
     if (d->retry_base_ns > ((uint64_t)1 << 50) || d->retry_max_ns > ((uint64_t)1 << 50)) return BATCH_ERR_INVALID;
     if (d->max_in_flight < 0 || d->max_in_flight > 65536 || d->max_concurrent_batches < 0) return BATCH_ERR_INVALID;
-    if ((int)d->priority < 0 || d->priority >= BATCH_PRIORITY_COUNT_) return BATCH_ERR_INVALID;
-    if ((int)d->complexity < 0 || d->complexity >= BATCH_COMPLEXITY_COUNT_) return BATCH_ERR_INVALID;
+    if (BATCH__ENUM_BAD(d->priority, BATCH_PRIORITY_COUNT_)) return BATCH_ERR_INVALID;
+    if (BATCH__ENUM_BAD(d->complexity, BATCH_COMPLEXITY_COUNT_)) return BATCH_ERR_INVALID;
     if (d->timeout_ns > ((uint64_t)1 << 62) || d->target_batch_ns > ((uint64_t)1 << 40)) return BATCH_ERR_INVALID;
     bool any_fold = d->init_fn || d->fold_fn || d->combine_fn;
     if (d->acc_size && !(d->init_fn && d->fold_fn && d->combine_fn)) return BATCH_ERR_INVALID;

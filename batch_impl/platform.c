@@ -17,16 +17,21 @@ BATCH_API const char* batch_result_string(batch_result r) {
     }
 }
 
-/* ---- clock ------------------------------------------------------------------------------ */
-#if !defined(CLOCK_MONOTONIC)
-#  error "batch.h: clock_gettime(CLOCK_MONOTONIC) is not visible. Define BATCH_IMPLEMENTATION before the first #include of this file, or compile with -D_POSIX_C_SOURCE=200809L (or -std=gnu11)"
-#endif
-
+/* ---- clock ------------------------------------------------------------------------------
+   BATCH_CLOCK_NS(): the user's monotonic clock in nanoseconds (bare metal: a cycle counter or a
+   timer). Otherwise CLOCK_MONOTONIC. */
+#if defined(BATCH_CLOCK_NS)
+BATCH_API uint64_t batch_now_ns(void) { return (uint64_t)(BATCH_CLOCK_NS()); }
+#else
+#  if !defined(CLOCK_MONOTONIC)
+#    error "batch.h: clock_gettime(CLOCK_MONOTONIC) is not visible. Define BATCH_IMPLEMENTATION before the first #include of this file, or compile with -D_POSIX_C_SOURCE=200809L (or -std=gnu11); without POSIX (bare metal), define BATCH_CLOCK_NS()"
+#  endif
 BATCH_API uint64_t batch_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+#endif
 
 /* ---- task clock ------------------------------------------------------------------------------
    Graph tasks stamp their start and end in ticks: one read per task (batch__clock_take hands the
@@ -145,18 +150,22 @@ BATCH__PRIVATE bool batch__thread_create(batch__thread* t, batch__thread_fn fn, 
     (void)t; (void)fn; (void)arg; return false;
 }
 BATCH__PRIVATE void batch__thread_join(batch__thread t) { (void)t; }
-/* Nothing else can change the state we wait for, so sleeping is only useful for timed waits. */
+/* Nothing else can change the state we wait for, so sleeping is only useful for timed waits.
+   Without POSIX (bare metal) this returns at once and the caller's loop polls the clock. */
 BATCH__PRIVATE void batch__cond_wait_slice(batch__cond* c, batch__mutex* m, uint64_t deadline) {
     (void)c; (void)m;
     uint64_t now = batch_now_ns();
     if (deadline != UINT64_MAX && deadline > now) {
         uint64_t d = deadline - now;
         if (d > BATCH__WAIT_SLICE_NS) d = BATCH__WAIT_SLICE_NS;
+#  if defined(__unix__) || defined(__APPLE__)
         struct timespec ts = { (time_t)(d / 1000000000u), (long)(d % 1000000000u) };
         nanosleep(&ts, NULL);
+#  else
+        (void)d;
+#  endif
     }
 }
-#define BATCH__THREAD_LOCAL _Thread_local
 
 #elif defined(BATCH_USE_PTHREADS)
 /* ---- pthreads ------------------------------------------------------------------------------ */
@@ -192,7 +201,6 @@ BATCH__PRIVATE void batch__cond_timedwait_wall(batch__cond* c, batch__mutex* m, 
     pthread_cond_timedwait(c, m, ts);
 }
 BATCH__PRIVATE void batch__cond_wait_forever(batch__cond* c, batch__mutex* m) { pthread_cond_wait(c, m); }
-#define BATCH__THREAD_LOCAL _Thread_local
 
 #else
 /* ---- C11 <threads.h> ---------------------------------------------------------------------- */
@@ -217,7 +225,6 @@ BATCH__PRIVATE void batch__cond_timedwait_wall(batch__cond* c, batch__mutex* m, 
     cnd_timedwait(c, m, ts);
 }
 BATCH__PRIVATE void batch__cond_wait_forever(batch__cond* c, batch__mutex* m) { cnd_wait(c, m); }
-#define BATCH__THREAD_LOCAL _Thread_local
 #endif
 
 #if !defined(BATCH_NO_THREADS)
@@ -261,6 +268,63 @@ BATCH__PRIVATE bool batch__spin_trylock(batch__spin* l) {
 BATCH__PRIVATE void batch__spin_unlock(batch__spin* l) {
     atomic_store_explicit(&l->locked, 0, memory_order_release);   /* publishes the section */
 }
+
+/* ---- 64-bit atomics without a lock-free instruction (BATCH_NO_THREADS on e.g. Cortex-M) -------
+   The compiler turns such atomics into calls to __atomic_*_8, which libatomic implements on hosted
+   systems; a bare-metal toolchain has none. These weak definitions make the library link: on an
+   M-profile ARM they mask interrupts around each operation (so they stay atomic against interrupt
+   handlers that use them too); elsewhere they are plain operations, atomic only with respect to a
+   single thread of execution. A runtime of your own (an RTOS's) wins over them, being strong;
+   BATCH_NO_ATOMIC64_RUNTIME leaves them out. */
+#if defined(BATCH_NO_THREADS) && ATOMIC_LLONG_LOCK_FREE != 2 && !defined(BATCH_NO_ATOMIC64_RUNTIME) && \
+    (defined(__GNUC__) || defined(__clang__))
+#  if defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M'
+#    define BATCH__A64_BEGIN() uint32_t batch__irq; \
+         __asm__ __volatile__("mrs %0, primask\n\tcpsid i" : "=r"(batch__irq) :: "memory")
+#    define BATCH__A64_END() __asm__ __volatile__("msr primask, %0" :: "r"(batch__irq) : "memory")
+#  else
+#    define BATCH__A64_BEGIN() __asm__ __volatile__("" ::: "memory")
+#    define BATCH__A64_END() __asm__ __volatile__("" ::: "memory")
+#  endif
+typedef unsigned long long batch__u64;
+#  define BATCH__A64_RMW(name, op) \
+    __attribute__((weak)) batch__u64 name(volatile void* p, batch__u64 v, int mo); \
+    __attribute__((weak)) batch__u64 name(volatile void* p, batch__u64 v, int mo) { \
+        (void)mo; BATCH__A64_BEGIN(); \
+        volatile batch__u64* q = (volatile batch__u64*)p; batch__u64 old = *q; *q = op; \
+        BATCH__A64_END(); return old; }
+BATCH__A64_RMW(__atomic_exchange_8, v)
+BATCH__A64_RMW(__atomic_fetch_add_8, old + v)
+BATCH__A64_RMW(__atomic_fetch_sub_8, old - v)
+BATCH__A64_RMW(__atomic_fetch_and_8, old & v)
+BATCH__A64_RMW(__atomic_fetch_or_8, old | v)
+BATCH__A64_RMW(__atomic_fetch_xor_8, old ^ v)
+__attribute__((weak)) batch__u64 __atomic_load_8(const volatile void* p, int mo);
+__attribute__((weak)) batch__u64 __atomic_load_8(const volatile void* p, int mo) {
+    (void)mo; BATCH__A64_BEGIN();
+    batch__u64 v = *(const volatile batch__u64*)p;
+    BATCH__A64_END(); return v;
+}
+__attribute__((weak)) void __atomic_store_8(volatile void* p, batch__u64 v, int mo);
+__attribute__((weak)) void __atomic_store_8(volatile void* p, batch__u64 v, int mo) {
+    (void)mo; BATCH__A64_BEGIN();
+    *(volatile batch__u64*)p = v;
+    BATCH__A64_END();
+}
+__attribute__((weak)) bool __atomic_compare_exchange_8(volatile void* p, void* expected, batch__u64 desired,
+                                                       bool weak, int success, int failure);
+__attribute__((weak)) bool __atomic_compare_exchange_8(volatile void* p, void* expected, batch__u64 desired,
+                                                       bool weak, int success, int failure) {
+    (void)weak; (void)success; (void)failure; BATCH__A64_BEGIN();
+    volatile batch__u64* q = (volatile batch__u64*)p;
+    batch__u64 cur = *q, want;
+    memcpy(&want, expected, sizeof want);
+    bool ok = cur == want;
+    if (ok) *q = desired;
+    else memcpy(expected, &cur, sizeof cur);
+    BATCH__A64_END(); return ok;
+}
+#endif
 
 /* Rounds p up to a cache line: over-aligned objects come from BATCH_MALLOC(size + line). */
 BATCH__PRIVATE void* batch__align_up(void* p) {

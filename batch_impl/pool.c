@@ -68,7 +68,7 @@ typedef struct batch__worker {
     uint64_t seq;                   /* tasks this worker began executing */
     uint64_t clock_ns, clock_seq;   /* see batch__clock_take */
     /* single writer (this worker), read by stats and quiescence checks */
-    _Atomic uint64_t submitted, executed, steals, sleeps;
+    BATCH__AL8 _Atomic uint64_t submitted, executed, steals, sleeps;
     batch__thread thread;
 } batch__worker;
 
@@ -97,7 +97,7 @@ struct batch_pool {
     batch__task* ext_free;
     int ext_free_count;
     BATCH__ALIGNED _Atomic uint64_t ext_submitted;   /* submissions by threads that are not workers */
-    _Atomic uint64_t ext_executed;       /* tasks run by inline runners */
+    BATCH__AL8 _Atomic uint64_t ext_executed;       /* tasks run by inline runners */
 
     /* spare free-task chunks and the slabs they come from */
     BATCH__ALIGNED batch__mutex spare_lock;
@@ -113,7 +113,7 @@ struct batch_pool {
     BATCH__ALIGNED batch__mutex delay_lock;
     batch__task** heap;
     size_t heap_len, heap_cap;
-    _Atomic uint64_t delay_next;         /* earliest due, UINT64_MAX when empty */
+    BATCH__AL8 _Atomic uint64_t delay_next;         /* earliest due, UINT64_MAX when empty */
 
     /* waiting threads and the life cycle */
     BATCH__ALIGNED batch__mutex done_lock;
@@ -714,7 +714,7 @@ BATCH_API batch_result batch_pool_create(batch_pool** out_pool, const batch_pool
             batch__worker* w = &p->workers[i];
             w->pool = p;
             w->index = i;
-            w->rng = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1) ^ (uint64_t)(uintptr_t)p;
+            w->rng = (uint64_t)0x9E3779B97F4A7C15u * (uint64_t)(unsigned)(i + 1) ^ (uint64_t)(uintptr_t)p;
             if (!w->rng) w->rng = 1;
             if (!batch__deque_init(&w->dq, cap, ctx)) { batch__pool_free(p); return BATCH_ERR_NOMEM; }
         }
@@ -909,7 +909,7 @@ BATCH__PRIVATE bool batch__submit_arg(batch_pool* p, batch__worker* w, batch__ar
 
 BATCH_API batch_result batch_pool_submit(batch_pool* p, const batch_work* work) {
     if (!p || !work || !work->fn) return BATCH_ERR_INVALID;
-    if ((int)work->priority < 0 || work->priority >= BATCH_PRIORITY_COUNT_) return BATCH_ERR_INVALID;
+    if (BATCH__ENUM_BAD(work->priority, BATCH_PRIORITY_COUNT_)) return BATCH_ERR_INVALID;
     if (work->delay_ns > ((uint64_t)1 << 62)) return BATCH_ERR_INVALID;
     if (work->counter && work->counter->pool_ != p) return BATCH_ERR_INVALID;
     batch__worker* w = batch__self(p);

@@ -69,7 +69,7 @@ BATCH__PRIVATE batch_result batch__sizing_store(batch_sizing* s, const char* key
 }
 
 BATCH_API batch_result batch_sizing_set(batch_sizing* s, const char* key, batch_complexity c) {
-    if (!s || !key || (int)c < 0 || c >= BATCH_COMPLEXITY_COUNT_) return BATCH_ERR_INVALID;
+    if (!s || !key || BATCH__ENUM_BAD(c, BATCH_COMPLEXITY_COUNT_)) return BATCH_ERR_INVALID;
     ptrdiff_t i = batch__sizing_find(s, key);
     batch__sizing_value v = { c, i >= 0 ? s->map[i].value.cost_ns : 0 };
     return batch__sizing_store(s, key, v);
@@ -84,7 +84,7 @@ BATCH_API batch_complexity batch_sizing_class(const batch_sizing* s, const char*
 BATCH__PRIVATE size_t batch__clamp(size_t v, size_t lo, size_t hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 BATCH_API size_t batch_sizing_class_size(const batch_sizing* s, batch_complexity c) {
-    if ((int)c < 0 || c >= BATCH_COMPLEXITY_COUNT_) return 0;
+    if (BATCH__ENUM_BAD(c, BATCH_COMPLEXITY_COUNT_)) return 0;
     return s ? batch__clamp(s->size[c], s->min_size, s->max_size) : batch__default_class_size[c];
 }
 

@@ -56,6 +56,7 @@ void test_fail_at(const char* file, int line, const char* expr, const char* deta
 #include "test_badinput.c"
 #include "test_nomem.c"
 #include "test_journal.c"
+#include "test_portable.c"
 
 static const test_case all_tests[] = {
     PLATFORM_TESTS
@@ -69,6 +70,7 @@ static const test_case all_tests[] = {
     BADINPUT_TESTS
     NOMEM_TESTS
     JOURNAL_TESTS
+    PORTABLE_TESTS
 };
 
 static double now_ms(void) { return (double)batch_now_ns() / 1e6; }

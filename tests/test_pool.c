@@ -253,7 +253,7 @@ static void test_pool_delayed(void) {
 }
 
 /* ---- parallel-for ------------------------------------------------------------------------ */
-typedef struct pfor_ctx { _Atomic unsigned char* hits; _Atomic uint64_t sum; } pfor_ctx;
+typedef struct pfor_ctx { _Atomic unsigned char* hits; _Alignas(8) _Atomic uint64_t sum; } pfor_ctx;
 static void pfor_body(batch_pool* p, size_t b, size_t e, void* u) {
     (void)p;
     pfor_ctx* c = (pfor_ctx*)u;
