@@ -33,11 +33,15 @@ check-amalgamation:
 	else diff -u batch.h $$tmp | head -n 20; rm -f $$tmp; \
 	     echo "batch.h differs from batch_impl/: run 'make batch.h' and commit it"; exit 1; fi
 
-# Each part compiles on its own (with the parts it depends on).
-check-parts: | stb
+# Each part compiles on its own (with the parts it depends on), free of -Wconversion and
+# -Wsign-conversion warnings; so does the whole header. tests/cross.sh does the same with each
+# cross compiler (a 32-bit size_t finds other narrowings).
+CONV := -Wconversion -Wsign-conversion
+check-parts: batch.h | stb
 	@for p in $(PARTS); do \
-	    $(CC) $(ALL_CFLAGS) -DBATCH_IMPLEMENTATION -fsyntax-only -x c $$p || exit 1; done; \
-	echo "each part compiles alone"
+	    $(CC) $(ALL_CFLAGS) $(CONV) -DBATCH_IMPLEMENTATION -fsyntax-only -x c $$p || exit 1; done; \
+	$(CC) $(ALL_CFLAGS) $(CONV) -fsyntax-only tests/cpp_impl.c || exit 1; \
+	echo "each part compiles alone, conversion-clean"
 
 # ---- stb_ds: from Debian's libstb-dev, installed on demand -----------------------------------
 stb: $(STB_DS)
@@ -242,6 +246,18 @@ fuzz: build/fuzz/fuzz_graph build/fuzz/fuzz_desc build/fuzz/fuzz_journal
 	    else tail -n 40 build/fuzz/$$t.log; echo "$$t FAILED (artifact in build/fuzz/)"; exit 1; fi; \
 	done
 .PHONY: fuzz
+
+# ---- other platforms ----------------------------------------------------------------------------
+# The suite cross-built for i686, armhf, aarch64 and s390x and run under qemu-user, the bare-metal
+# program (tests/baremetal) on a Cortex-M4 under qemu-system-arm, and the suite on win64 under
+# wine64. Installs the cross compilers and emulators from Debian when run as root.
+# BATCH_TEST_SCALE (default 4 here) shrinks the loops under emulation.
+.PHONY: platforms cross baremetal
+cross: batch.h | stb
+	STB_INCLUDE=$(STB_INCLUDE) bash tests/cross.sh i686 armhf aarch64 s390x
+baremetal: batch.h | stb
+	STB_INCLUDE=$(STB_INCLUDE) bash tests/cross.sh baremetal
+platforms: cross baremetal
 
 # ---- install ---------------------------------------------------------------------------------
 install: batch.h
