@@ -233,6 +233,9 @@ enum { BATCH__MSG_SET = 1, BATCH__MSG_PERMANENT = 2 };
 /* n > lim for a 64-bit limit whatever the width of size_t (written inline, the compare is
    always false where size_t has 32 bits, and -Wtype-limits says so). */
 BATCH__INLINE bool batch__exceeds(size_t n, uint64_t lim) { return (uint64_t)n > lim; }
+/* Whether a 64-bit value is a size_t here, and the value saturated to size_t (32-bit targets). */
+BATCH__INLINE bool batch__fits_size(uint64_t v) { return (uint64_t)(size_t)v == v; }
+BATCH__INLINE size_t batch__sat_size(uint64_t v) { return batch__fits_size(v) ? (size_t)v : SIZE_MAX; }
 
 /* An enum value outside [0, count): one unsigned compare catches negative values too, and stays
    meaningful where enums are unsigned (arm-none-eabi's short enums). */

@@ -188,7 +188,7 @@ BATCH__PRIVATE size_t batch__map_next_size(batch__mjob* m) {
     size_t size = m->size;
     if (m->adaptive && m->ema_ns) {
         uint64_t per = m->ema_ns / 16 ? m->ema_ns / 16 : 1;
-        size = (size_t)(m->target_ns / per);
+        size = batch__sat_size(m->target_ns / per);
     }
     m->s.final_batch_size = batch__clamp(size, m->min_b, m->max_b);   /* before the taper below */
     if (m->adaptive && !m->d.pull_fn) {
@@ -258,7 +258,8 @@ BATCH__PRIVATE batch_result batch__map_replay(void* arg, const unsigned char* p,
     uint64_t index = batch__get64(p + 8), first = batch__get64(p + 16), count = batch__get64(p + 24);
     uint64_t succeeded = batch__get64(p + 32), failed = batch__get64(p + 40);
     uint32_t retries = batch__get32(p + 4);
-    if (count == 0 || count > ((uint64_t)1 << 40) || succeeded + failed != count || first > SIZE_MAX - count ||
+    if (count == 0 || count > ((uint64_t)1 << 40) || succeeded > count || succeeded + failed != count ||
+        !batch__fits_size(count) || !batch__fits_size(first) || first > SIZE_MAX - count ||
         (!d->pull_fn && first + count > d->count) || index >= SIZE_MAX / 2 || retries > 1000)
         return BATCH_ERR_CORRUPT;
     if (m->replay_stopped) return BATCH__JDROP;   /* ordered: after a batch that runs again */
@@ -822,7 +823,7 @@ BATCH__PRIVATE batch_result batch__map_launch_ext(batch_pool* pool, const batch_
     else if (d->complexity) m->size = batch_sizing_class_size(d->sizing, d->complexity);
     else if (d->sizing && d->key && batch_sizing_class(d->sizing, d->key) != BATCH_COMPLEXITY_DEFAULT)
         m->size = batch_sizing_size(d->sizing, d->key);
-    else if (remembered) { m->size = (size_t)(m->target_ns / remembered); m->adaptive = !d->ordered; m->ema_ns = remembered * 16; }
+    else if (remembered) { m->size = batch__sat_size(m->target_ns / remembered); m->adaptive = !d->ordered; m->ema_ns = remembered * 16; }
     else if (d->ordered) m->size = d->pull_fn ? 64 : d->count / 64;
     else { m->size = 16; m->adaptive = true; }
     if (m->size > m->max_b) m->size = m->max_b;
