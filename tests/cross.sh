@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # cross.sh TARGET... - the suite on other platforms, under emulation. Targets:
-#   i686 armhf aarch64 s390x   cross-built (static, C11 threads), run with qemu-user
+#   i686 armhf aarch64 s390x   cross-built (static, C11 threads), run with qemu-user: the suite,
+#                              then STRESS_ITERATIONS (500) of tests/stress.c
 #   baremetal                  tests/baremetal on a Cortex-M4 (newlib, BATCH_NO_THREADS), run with
 #                              qemu-system-arm -M mps2-an386 and semihosting
 # Each target first checks that every part compiles alone with -Wconversion -Wsign-conversion
@@ -10,6 +11,7 @@
 set -euo pipefail
 STB_INCLUDE=${STB_INCLUDE:-/usr/include/stb}
 SCALE=${BATCH_TEST_SCALE:-4}
+STRESS=${STRESS_ITERATIONS:-500}   # random graphs and maps (tests/stress.c) after the suite
 WARN="-std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror"
 CONV="-Wconversion -Wsign-conversion"
 PARTS="batch_impl/platform.c batch_impl/deque.c batch_impl/pool.c batch_impl/job.c batch_impl/journal.c batch_impl/graph.c batch_impl/sizing.c batch_impl/map.c batch_impl/report.c batch_impl/mpi.c"
@@ -43,6 +45,8 @@ linux_target() {   # linux_target NAME TRIPLE DEBARCH QEMU
     "$triple-gcc" $WARN -I"$STB_INCLUDE" -O2 -g -static -o "build/$name/run" tests/main.c -pthread -lm
     BATCH_TEST_SCALE=$SCALE BATCH_TEST_TIMEOUT=600 "$qemu" "build/$name/run" | tee "build/$name/log" | grep -v '^ok ' || true
     tail -n 1 "build/$name/log" | grep -q ' 0 failed$'
+    "$triple-gcc" $WARN -I"$STB_INCLUDE" -O2 -g -static -o "build/$name/stress" tests/stress.c -pthread -lm
+    timeout 600 "$qemu" "build/$name/stress" --iterations "$STRESS" | tail -n 1
 }
 
 baremetal() {

@@ -23,7 +23,7 @@ typedef struct rd_node {
     _Atomic int runs;           /* attempts that started */
     _Atomic int active;         /* attempts running now (must stay <= 1) */
     _Atomic int done;           /* final attempt finished */
-    _Atomic uint64_t first_start, end;   /* stamps from rd_graph.clock (0: never) */
+    _Alignas(8) _Atomic uint64_t first_start, end;   /* stamps from rd_graph.clock (0: never) */
     int fail_attempts;          /* fail this many attempts first */
     int retries;
     struct rd_graph* G;
@@ -33,7 +33,7 @@ typedef struct rd_graph {
     int n;
     rd_node* nodes;
     int* pred_off; int* preds; /* reference adjacency */
-    _Atomic uint64_t clock;    /* stamps: start and end of every attempt */
+    _Alignas(8) _Atomic uint64_t clock;    /* stamps: start and end of every attempt */
     _Atomic int order_violation;
     _Atomic int overlap;       /* two attempts of one task at once */
     _Atomic int running, peak;

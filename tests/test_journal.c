@@ -260,7 +260,7 @@ static void test_journal_map_crash_buffered(void) {
 enum { JG_N = 200 };
 typedef struct jgraph {
     _Atomic uint32_t exec[JG_N];
-    _Atomic uint64_t clock;
+    _Alignas(8) _Atomic uint64_t clock;
     uint64_t start[JG_N], end[JG_N];   /* of each task's last execution */
     int npred[JG_N], pred[JG_N][3];
     int done;
