@@ -26,6 +26,8 @@
                                ThreadSanitizer build uses it)
        BATCH_NO_THREADS        no threads at all: <threads.h> is never included and every pool
                                runs its tasks inline on the thread that waits for them
+       BATCH_USE_WIN32         Win32 threads, SRW locks and condition variables (automatic on
+                               Windows; BATCH_USE_PTHREADS and BATCH_NO_THREADS override it)
        BATCH_MALLOC(sz,ctx) BATCH_REALLOC(p,sz,ctx) BATCH_FREE(p,ctx)
                                your allocator; define all three or none. ctx is the
                                alloc_ctx of the desc (NULL for stb_ds containers)
@@ -37,6 +39,8 @@
        The implementation needs clock_gettime(CLOCK_MONOTONIC). Under a strict -std=c11 it is
        visible only if BATCH_IMPLEMENTATION is defined before the first #include of the file
        (batch.h then defines _POSIX_C_SOURCE) or you compile with -D_POSIX_C_SOURCE=200809L.
+       On Windows it uses QueryPerformanceCounter and includes <windows.h> (WIN32_LEAN_AND_MEAN,
+       NOMINMAX) in the implementation file only.
 
    A 20-LINE EXAMPLE (examples/hello_pool.c)
        static void square(batch_pool* pool, void* user) { int* v = user; *v *= *v; (void)pool; }
@@ -832,10 +836,22 @@ BATCH_API batch_result batch_mpi_map(MPI_Comm comm, batch_pool* pool, const batc
 #  error "batch.h needs C11 <stdatomic.h>"
 #endif
 
-/* Threads backend: C11 <threads.h>, pthreads, or none. */
+/* Windows: the Win32 threads backend (BATCH_USE_WIN32) unless BATCH_USE_PTHREADS or
+   BATCH_NO_THREADS asks for another one. Chosen before the C11 test below, which would otherwise
+   pick pthreads where the C library has no <threads.h> (__STDC_NO_THREADS__). */
+#if defined(BATCH_USE_WIN32) && (defined(BATCH_NO_THREADS) || defined(BATCH_USE_PTHREADS))
+#  undef BATCH_USE_WIN32
+#elif defined(_WIN32) && !defined(BATCH_NO_THREADS) && !defined(BATCH_USE_PTHREADS) && !defined(BATCH_USE_WIN32)
+#  define BATCH_USE_WIN32
+#endif
+#if defined(BATCH_USE_WIN32) && !defined(_WIN32)
+#  error "BATCH_USE_WIN32 is the Windows backend: it needs _WIN32"
+#endif
+
+/* Threads backend: C11 <threads.h>, pthreads, Win32, or none. */
 #if defined(BATCH_NO_THREADS)
 #  undef BATCH_USE_PTHREADS
-#elif !defined(BATCH_USE_PTHREADS) && (defined(__APPLE__) || defined(__STDC_NO_THREADS__))
+#elif !defined(BATCH_USE_PTHREADS) && !defined(BATCH_USE_WIN32) && (defined(__APPLE__) || defined(__STDC_NO_THREADS__))
 #  define BATCH_USE_PTHREADS
 #endif
 
@@ -856,8 +872,35 @@ BATCH_API batch_result batch_mpi_map(MPI_Comm comm, batch_pool* pool, const batc
 #if defined(BATCH_USE_PTHREADS)
 #  include <pthread.h>
 #  include <sched.h>
+#elif defined(BATCH_USE_WIN32)
+#  include <process.h>   /* _beginthreadex; <windows.h> follows below */
 #elif !defined(BATCH_NO_THREADS)
 #  include <threads.h>
+#endif
+#if defined(_WIN32)
+/* Windows (any backend): the clock, the CPU count and the journal's file I/O are Win32 calls.
+   <windows.h> is included here, in the implementation only, as lean as it goes; the two macros
+   are removed again when we defined them, so later includes of the user's see their own. */
+#  if !defined(WIN32_LEAN_AND_MEAN)
+#    define WIN32_LEAN_AND_MEAN
+#    define BATCH__DEFINED_LEAN
+#  endif
+#  if !defined(NOMINMAX)
+#    define NOMINMAX
+#    define BATCH__DEFINED_NOMINMAX
+#  endif
+#  include <windows.h>
+#  if defined(BATCH__DEFINED_LEAN)
+#    undef WIN32_LEAN_AND_MEAN
+#    undef BATCH__DEFINED_LEAN
+#  endif
+#  if defined(BATCH__DEFINED_NOMINMAX)
+#    undef NOMINMAX
+#    undef BATCH__DEFINED_NOMINMAX
+#  endif
+#  if defined(_WIN32_WINNT) && _WIN32_WINNT < 0x0601
+#    error "batch.h on Windows needs Windows 7 APIs (_WIN32_WINNT >= 0x0601): GetActiveProcessorCount, SetFileInformationByHandle"
+#  endif
 #endif
 #if defined(__unix__) || defined(__APPLE__)
 #  include <unistd.h>
@@ -1065,8 +1108,10 @@ _Static_assert(sizeof(_Atomic uint64_t) == sizeof(uint64_t) &&
 /* ---- end batch_impl/internal.h ---- */
 /* ---- begin batch_impl/platform.c ---- */
 /* platform.c - threads, mutexes, condition variables, monotonic clock, CPU count, result strings.
-   Three backends behind batch__-prefixed names: C11 <threads.h> (default), pthreads
-   (BATCH_USE_PTHREADS) and none (BATCH_NO_THREADS: locks are no-ops, no thread is ever made). */
+   Four backends behind batch__-prefixed names: C11 <threads.h> (default), pthreads
+   (BATCH_USE_PTHREADS), Win32 (BATCH_USE_WIN32, automatic on Windows) and none
+   (BATCH_NO_THREADS: locks are no-ops, no thread is ever made). On Windows the clock and the CPU
+   count come from Win32 whatever the backend. */
 #ifndef BATCH__PLATFORM_C
 #define BATCH__PLATFORM_C
 #ifndef BATCH_SINGLE_FILE
@@ -1084,6 +1129,26 @@ BATCH_API const char* batch_result_string(batch_result r) {
 }
 
 /* ---- clock ------------------------------------------------------------------------------ */
+#if defined(_WIN32)
+/* QueryPerformanceCounter: monotonic, and its frequency is fixed at boot, so it is read once
+   (a race only stores the same value twice). counter * 1e9 would overflow 64 bits after about
+   half an hour of uptime at a 10 MHz counter: whole seconds and the remainder are scaled apart
+   (the remainder is below the frequency, so remainder * 1e9 fits). */
+static _Atomic int64_t batch__qpc_freq;
+BATCH_API uint64_t batch_now_ns(void) {
+    int64_t f = atomic_load_explicit(&batch__qpc_freq, memory_order_relaxed);   /* relaxed: a constant */
+    LARGE_INTEGER c;
+    if (!f) {
+        LARGE_INTEGER q;
+        QueryPerformanceFrequency(&q);   /* never fails since Windows XP */
+        f = q.QuadPart > 0 ? q.QuadPart : 1;
+        atomic_store_explicit(&batch__qpc_freq, f, memory_order_relaxed);
+    }
+    QueryPerformanceCounter(&c);
+    uint64_t t = (uint64_t)c.QuadPart, uf = (uint64_t)f;
+    return t / uf * 1000000000u + t % uf * 1000000000u / uf;
+}
+#else /* POSIX */
 #if !defined(CLOCK_MONOTONIC)
 #  error "batch.h: clock_gettime(CLOCK_MONOTONIC) is not visible. Define BATCH_IMPLEMENTATION before the first #include of this file, or compile with -D_POSIX_C_SOURCE=200809L (or -std=gnu11)"
 #endif
@@ -1093,6 +1158,7 @@ BATCH_API uint64_t batch_now_ns(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+#endif /* _WIN32 */
 
 /* ---- task clock ------------------------------------------------------------------------------
    Graph tasks stamp their start and end in ticks: one read per task (batch__clock_take hands the
@@ -1162,7 +1228,11 @@ BATCH__PRIVATE uint64_t batch__timebase_span(const batch__timebase* tb, uint64_t
 }
 
 BATCH_API int batch_cpu_count(void) {
-#if defined(_SC_NPROCESSORS_ONLN)
+#if defined(_WIN32)
+    /* every processor group: GetSystemInfo would stop at the caller's group of 64 */
+    DWORD w = GetActiveProcessorCount(ALL_PROCESSOR_GROUPS);
+    if (w >= 1) return w > BATCH_MAX_WORKERS ? BATCH_MAX_WORKERS : (int)w;
+#elif defined(_SC_NPROCESSORS_ONLN)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     if (n >= 1) return n > BATCH_MAX_WORKERS ? BATCH_MAX_WORKERS : (int)n;
 #endif
@@ -1175,6 +1245,8 @@ BATCH__PRIVATE void batch__cpu_relax(void) {
     __builtin_ia32_pause();
 #elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
     __asm__ __volatile__("yield");
+#elif defined(_WIN32)
+    YieldProcessor();   /* MSVC: _mm_pause on x86, yield on ARM64 */
 #endif
 }
 
@@ -1218,8 +1290,12 @@ BATCH__PRIVATE void batch__cond_wait_slice(batch__cond* c, batch__mutex* m, uint
     if (deadline != UINT64_MAX && deadline > now) {
         uint64_t d = deadline - now;
         if (d > BATCH__WAIT_SLICE_NS) d = BATCH__WAIT_SLICE_NS;
+#if defined(_WIN32)
+        Sleep((DWORD)((d + 999999u) / 1000000u));   /* ms, rounded up: never a busy loop */
+#else
         struct timespec ts = { (time_t)(d / 1000000000u), (long)(d % 1000000000u) };
         nanosleep(&ts, NULL);
+#endif
     }
 }
 #define BATCH__THREAD_LOCAL _Thread_local
@@ -1260,6 +1336,57 @@ BATCH__PRIVATE void batch__cond_timedwait_wall(batch__cond* c, batch__mutex* m, 
 BATCH__PRIVATE void batch__cond_wait_forever(batch__cond* c, batch__mutex* m) { pthread_cond_wait(c, m); }
 #define BATCH__THREAD_LOCAL _Thread_local
 
+#elif defined(BATCH_USE_WIN32)
+/* ---- Win32: slim reader/writer locks (exclusive only), condition variables, CRT threads --------
+   An SRWLOCK and a CONDITION_VARIABLE need neither resources nor a destroy call, and cannot
+   fail to initialize. Threads are made with _beginthreadex (not CreateThread) so that the C
+   runtime sets up its per-thread state for them. */
+typedef SRWLOCK batch__mutex;
+typedef CONDITION_VARIABLE batch__cond;
+typedef HANDLE batch__thread;
+BATCH__PRIVATE bool batch__mutex_init(batch__mutex* m) { InitializeSRWLock(m); return !BATCH__FAIL_SYNC_INIT(); }
+BATCH__PRIVATE void batch__mutex_destroy(batch__mutex* m) { (void)m; }
+BATCH__PRIVATE void batch__mutex_lock(batch__mutex* m) { AcquireSRWLockExclusive(m); }
+BATCH__PRIVATE void batch__mutex_unlock(batch__mutex* m) { ReleaseSRWLockExclusive(m); }
+BATCH__PRIVATE bool batch__cond_init(batch__cond* c) { InitializeConditionVariable(c); return !BATCH__FAIL_SYNC_INIT(); }
+BATCH__PRIVATE void batch__cond_destroy(batch__cond* c) { (void)c; }
+BATCH__PRIVATE void batch__cond_signal(batch__cond* c) { WakeConditionVariable(c); }
+BATCH__PRIVATE void batch__cond_broadcast(batch__cond* c) { WakeAllConditionVariable(c); }
+BATCH__PRIVATE void batch__yield(void) { (void)SwitchToThread(); }
+typedef struct batch__win32_tramp { batch__thread_fn fn; void* arg; } batch__win32_tramp;
+static unsigned __stdcall batch__win32_start(void* p) {
+    batch__win32_tramp t = *(batch__win32_tramp*)p;
+    free(p);  /* plain malloc: thread start-up is not an allocation the user accounts */
+    t.fn(t.arg);
+    return 0;
+}
+BATCH__PRIVATE bool batch__thread_create(batch__thread* t, batch__thread_fn fn, void* arg) {
+    if (BATCH__FAIL_THREAD_CREATE()) return false;
+    batch__win32_tramp* tr = (batch__win32_tramp*)malloc(sizeof *tr);
+    if (!tr) return false;
+    tr->fn = fn; tr->arg = arg;
+    uintptr_t h = _beginthreadex(NULL, 0, batch__win32_start, tr, 0, NULL);
+    if (!h) { free(tr); return false; }
+    *t = (HANDLE)h;
+    return true;
+}
+BATCH__PRIVATE void batch__thread_join(batch__thread t) {
+    WaitForSingleObject(t, INFINITE);
+    CloseHandle(t);
+}
+/* As below for the other backends, but SleepConditionVariableSRW takes a relative timeout in
+   ms, so no wall clock is involved at all: the slice is measured on the monotonic clock and
+   rounded up to a whole ms (rounding down would turn the last ms into a busy loop). */
+BATCH__PRIVATE void batch__cond_wait_slice(batch__cond* c, batch__mutex* m, uint64_t deadline) {
+    if (deadline == UINT64_MAX) { SleepConditionVariableSRW(c, m, INFINITE, 0); return; }
+    uint64_t now = batch_now_ns();
+    if (deadline <= now) return;
+    uint64_t d = deadline - now;
+    if (d > BATCH__WAIT_SLICE_NS) d = BATCH__WAIT_SLICE_NS;
+    SleepConditionVariableSRW(c, m, (DWORD)((d + 999999u) / 1000000u), 0);   /* FALSE on timeout: callers re-check */
+}
+#define BATCH__THREAD_LOCAL _Thread_local
+
 #else
 /* ---- C11 <threads.h> ---------------------------------------------------------------------- */
 typedef mtx_t batch__mutex;
@@ -1286,7 +1413,7 @@ BATCH__PRIVATE void batch__cond_wait_forever(batch__cond* c, batch__mutex* m) { 
 #define BATCH__THREAD_LOCAL _Thread_local
 #endif
 
-#if !defined(BATCH_NO_THREADS)
+#if !defined(BATCH_NO_THREADS) && !defined(BATCH_USE_WIN32)
 /* Waits on c (m held) until signalled, a spurious wake-up, or the monotonic `deadline` (UINT64_MAX:
    no deadline). One slice at most: callers loop and re-check their condition, which they must
    do anyway because of spurious wake-ups. */

@@ -25,6 +25,8 @@
                                ThreadSanitizer build uses it)
        BATCH_NO_THREADS        no threads at all: <threads.h> is never included and every pool
                                runs its tasks inline on the thread that waits for them
+       BATCH_USE_WIN32         Win32 threads, SRW locks and condition variables (automatic on
+                               Windows; BATCH_USE_PTHREADS and BATCH_NO_THREADS override it)
        BATCH_MALLOC(sz,ctx) BATCH_REALLOC(p,sz,ctx) BATCH_FREE(p,ctx)
                                your allocator; define all three or none. ctx is the
                                alloc_ctx of the desc (NULL for stb_ds containers)
@@ -36,6 +38,8 @@
        The implementation needs clock_gettime(CLOCK_MONOTONIC). Under a strict -std=c11 it is
        visible only if BATCH_IMPLEMENTATION is defined before the first #include of the file
        (batch.h then defines _POSIX_C_SOURCE) or you compile with -D_POSIX_C_SOURCE=200809L.
+       On Windows it uses QueryPerformanceCounter and includes <windows.h> (WIN32_LEAN_AND_MEAN,
+       NOMINMAX) in the implementation file only.
 
    A 20-LINE EXAMPLE (examples/hello_pool.c)
        static void square(batch_pool* pool, void* user) { int* v = user; *v *= *v; (void)pool; }
