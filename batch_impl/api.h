@@ -414,8 +414,11 @@ BATCH_API batch_result batch_graph_dump_dot(const batch_graph* g, FILE* out);
    journal of another job (fingerprint, kind or accumulator size) BATCH_ERR_MISMATCH: then the
    launch fails and nothing runs. A write that fails during the run stops the job (no new task
    or batch starts; the result is BATCH_ERR_IO) and the journal stays valid up to the failure.
-   The file is opened O_CLOEXEC | O_NOFOLLOW, created with mode 0600. POSIX only (define
-   BATCH_NO_JOURNAL elsewhere, or pass io hooks).
+   The file is opened O_CLOEXEC | O_NOFOLLOW, created with mode 0600. On Windows the default
+   I/O is Win32 with the same rules: a UTF-8 path, a handle child processes do not inherit, a
+   reparse point (symlink, junction) as the last component refused, a new file's DACL granting
+   only the current user, FlushFileBuffers for MACHINE durability. Elsewhere define
+   BATCH_NO_JOURNAL, or pass io hooks.
    Resumed graph tasks do not run again, so their outputs (batch_ctx_input) are NULL in the new
    process: keep data that must survive in your own storage. A pull source is read again from
    its start on resume: it must yield the same items; those already done are pulled and skipped.
@@ -433,7 +436,7 @@ typedef enum batch_durability {
 
 /* File I/O hooks (tests inject EIO, ENOSPC, short writes). Each returns 0 or an errno value;
    read and write may move fewer bytes than asked (*done). batch_journal_posix_io() is the
-   default, for wrapping. */
+   default, for wrapping (batch_journal_win32_io() on Windows). */
 typedef struct batch_journal_io {
     int (*open)(void* user, const char* path, intptr_t* out_handle);   /* read/write, create 0600 */
     int (*read)(void* user, intptr_t h, void* buf, size_t n, uint64_t offset, size_t* done);
@@ -445,6 +448,10 @@ typedef struct batch_journal_io {
     void* user;
 } batch_journal_io;
 BATCH_API const batch_journal_io* batch_journal_posix_io(void);
+/* The Win32 I/O (CreateFileW, ReadFile/WriteFile at OVERLAPPED offsets, FlushFileBuffers,
+   SetFileInformationByHandle), the default on Windows; the handle is the HANDLE. NULL off
+   Windows and with BATCH_NO_JOURNAL, as batch_journal_posix_io() is NULL on Windows. */
+BATCH_API const batch_journal_io* batch_journal_win32_io(void);
 
 typedef struct batch_journal_desc {
     const char* path;            /* NULL: no journal */
@@ -456,7 +463,7 @@ typedef struct batch_journal_desc {
     int sync_every;              /* BATCH_DURABLE_MACHINE: records per fdatasync; 0: 1 */
     int rerun_failed;            /* non-zero: on resume, FAILED tasks and batches with failed
                                     items run again instead of keeping their outcome */
-    const batch_journal_io* io;  /* NULL: POSIX */
+    const batch_journal_io* io;  /* NULL: POSIX (Win32 on Windows) */
 } batch_journal_desc;
 
 typedef enum batch_failure_policy {
