@@ -66,6 +66,12 @@
     !defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE)
 #  define _POSIX_C_SOURCE 200809L
 #endif
+/* mingw-w64: the implementation prints %zu and %llu, which msvcrt's printf family does not know;
+   mingw's own C99 one (__USE_MINGW_ANSI_STDIO) is asked for the same way. (With the UCRT, or
+   MSVC, the C library's own printf is C99 already.) */
+#if defined(BATCH_IMPLEMENTATION) && defined(__MINGW32__) && !defined(__USE_MINGW_ANSI_STDIO)
+#  define __USE_MINGW_ANSI_STDIO 1
+#endif
 
 #include <stddef.h>
 #include <stdint.h>
@@ -548,14 +554,18 @@ BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t,
    returns code, so that a task can `return batch_fail(ctx, 3, "bad %s", x);`. */
 #define BATCH_MESSAGE_MAX 256
 BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
+#if defined(__MINGW32__) && defined(__GNUC__) && !defined(__clang__)
+    __attribute__((format(gnu_printf, 3, 4)))   /* formatted as C99, not as msvcrt (see the top) */
+#elif defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
 /* batch_fail, and no retry: a graph task fails for good at once (whatever max_retries says); a
    map item makes its batch, if the batch ends FAILED, skip its remaining retries. fmt may be NULL. */
 BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
+#if defined(__MINGW32__) && defined(__GNUC__) && !defined(__clang__)
+    __attribute__((format(gnu_printf, 3, 4)))   /* formatted as C99, not as msvcrt (see the top) */
+#elif defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
@@ -839,8 +849,13 @@ BATCH_API batch_result batch_mpi_map(MPI_Comm comm, batch_pool* pool, const batc
 #if !defined(__STDC_VERSION__) || __STDC_VERSION__ < 201112L
 #  error "the batch.h implementation needs C11"
 #endif
-#if defined(__STDC_NO_ATOMICS__)
+/* MSVC keeps defining __STDC_NO_ATOMICS__ under /experimental:c11atomics (its atomics are
+   lock-free only); its <stdatomic.h> says so itself when the flag is missing. */
+#if defined(__STDC_NO_ATOMICS__) && !defined(_MSC_VER)
 #  error "batch.h needs C11 <stdatomic.h>"
+#endif
+#if defined(__MINGW32__) && !defined(_UCRT) && defined(__USE_MINGW_ANSI_STDIO) && !__USE_MINGW_ANSI_STDIO
+#  error "batch.h on mingw-w64 with msvcrt needs C99 printf: include batch.h first in the implementation file, or compile with -D__USE_MINGW_ANSI_STDIO=1"
 #endif
 
 /* Windows: the Win32 threads backend (BATCH_USE_WIN32) unless BATCH_USE_PTHREADS or

@@ -12,8 +12,13 @@
 #if !defined(__STDC_VERSION__) || __STDC_VERSION__ < 201112L
 #  error "the batch.h implementation needs C11"
 #endif
-#if defined(__STDC_NO_ATOMICS__)
+/* MSVC keeps defining __STDC_NO_ATOMICS__ under /experimental:c11atomics (its atomics are
+   lock-free only); its <stdatomic.h> says so itself when the flag is missing. */
+#if defined(__STDC_NO_ATOMICS__) && !defined(_MSC_VER)
 #  error "batch.h needs C11 <stdatomic.h>"
+#endif
+#if defined(__MINGW32__) && !defined(_UCRT) && defined(__USE_MINGW_ANSI_STDIO) && !__USE_MINGW_ANSI_STDIO
+#  error "batch.h on mingw-w64 with msvcrt needs C99 printf: include batch.h first in the implementation file, or compile with -D__USE_MINGW_ANSI_STDIO=1"
 #endif
 
 /* Windows: the Win32 threads backend (BATCH_USE_WIN32) unless BATCH_USE_PTHREADS or
