@@ -48,7 +48,7 @@ static void test_task_clock(void) {
     batch__clockpair a = batch__clockpair_now(tsc);
     uint64_t t0 = batch__ticks(tsc), prev = t0;
     for (int i = 0; i < 1000; i++) { uint64_t t = batch__ticks(tsc); CHECK(t >= prev); prev = t; }
-    nanosleep(&(struct timespec){ 0, 20000000 }, NULL);
+    test_sleep_ns(20000000);
     uint64_t t1 = batch__ticks(tsc);
     batch__clockpair b = batch__clockpair_now(tsc);
     tb = batch__timebase_make(tsc, a, a, b);
