@@ -1157,6 +1157,7 @@ BATCH_API const char* batch_result_string(batch_result r) {
    half an hour of uptime at a 10 MHz counter: whole seconds and the remainder are scaled apart
    (the remainder is below the frequency, so remainder * 1e9 fits). */
 static _Atomic int64_t batch__qpc_freq;
+BATCH__PRIVATE uint64_t batch__qpc_ns(uint64_t t, uint64_t f) { return t / f * 1000000000u + t % f * 1000000000u / f; }
 BATCH_API uint64_t batch_now_ns(void) {
     int64_t f = atomic_load_explicit(&batch__qpc_freq, memory_order_relaxed);   /* relaxed: a constant */
     LARGE_INTEGER c;
@@ -1167,8 +1168,7 @@ BATCH_API uint64_t batch_now_ns(void) {
         atomic_store_explicit(&batch__qpc_freq, f, memory_order_relaxed);
     }
     QueryPerformanceCounter(&c);
-    uint64_t t = (uint64_t)c.QuadPart, uf = (uint64_t)f;
-    return t / uf * 1000000000u + t % uf * 1000000000u / uf;
+    return batch__qpc_ns((uint64_t)c.QuadPart, (uint64_t)f);
 }
 #else /* POSIX */
 #if !defined(CLOCK_MONOTONIC)
