@@ -962,6 +962,42 @@ static void test_journal_bad_input(void) {
     jdir_remove(&dir);
 }
 
+#if defined(_WIN32)
+/* Paths are UTF-8: a journal named "δοκιμή-é.jnl" gets that UTF-16 name, resumes under it, and
+   bytes that are no UTF-8 are refused before anything is made. */
+static void test_journal_utf8_path(void) {
+    jdir dir;
+    jdir_make(&dir, "\xce\xb4\xce\xbf\xce\xba\xce\xb9\xce\xbc\xce\xae-\xc3\xa9.jnl");
+    for (const char* c = dir.dir; *c; c++)
+        if ((unsigned char)*c >= 0x80) { test_skip("a UTF-8 journal name: the temporary directory's own name is not ASCII"); CHECK_EQ(rmdir(dir.dir), 0); return; }
+    jmap* m = (jmap*)calloc(1, sizeof *m);
+    batch_pool* p = make_pool(2);
+    batch_map_desc d = jm_desc(m, 200, dir.path);
+    unsigned char want[8], got[8];
+    jm_expected(m, 200, want);
+    CHECK_EQ(batch_map_run(p, &d, NULL, got), BATCH_PARTIAL);
+    CHECK(memcmp(got, want, 8) == 0);
+    CHECK_EQ(batch_map_run(p, &d, NULL, got), BATCH_PARTIAL);   /* resumed: nothing runs again */
+    CHECK(memcmp(got, want, 8) == 0);
+    CHECK_EQ(jm_total_exec(m, 200), 200);
+    WCHAR w[MAX_TEST_PATH + 64];
+    CHECK(MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, dir.path, -1, w, MAX_TEST_PATH + 64) > 0);
+    CHECK(GetFileAttributesW(w) != INVALID_FILE_ATTRIBUTES);
+    char bad[MAX_TEST_PATH + 64];
+    snprintf(bad, sizeof bad, "%s/bad-\xff.jnl", dir.dir);
+    d = jm_desc(m, 200, bad);
+    CHECK_EQ(batch_map_run(p, &d, NULL, got), BATCH_ERR_IO);   /* EILSEQ */
+    CHECK_EQ(jm_total_exec(m, 200), 200);
+    CHECK(DeleteFileW(w));
+    CHECK_EQ(rmdir(dir.dir), 0);   /* empty: the bad name made nothing */
+    CHECK_OK(batch_pool_destroy(p));
+    free(m);
+}
+#  define JOURNAL_WIN32_TESTS { "journal_utf8_path", test_journal_utf8_path },
+#else
+#  define JOURNAL_WIN32_TESTS
+#endif
+
 #define JOURNAL_TESTS \
     { "journal_map_rerun_finished", test_journal_map_rerun_finished }, \
     { "journal_map_crash_unordered", test_journal_map_crash_unordered }, \
@@ -972,4 +1008,5 @@ static void test_journal_bad_input(void) {
     { "journal_corrupt", test_journal_corrupt }, \
     { "journal_map_ranges", test_journal_map_ranges }, \
     { "journal_io_faults", test_journal_io_faults }, \
-    { "journal_bad_input", test_journal_bad_input },
+    { "journal_bad_input", test_journal_bad_input }, \
+    JOURNAL_WIN32_TESTS
