@@ -127,7 +127,13 @@ win64: batch.h build/win64/run.exe build/win64/hello_pool.exe $(WIN_PREFIX)/.ini
 	echo "each part compiles alone for Windows"
 	$(WIN_RUN) build/win64/hello_pool.exe
 	BATCH_TEST_SCALE=4 $(WIN_RUN) build/win64/run.exe
-.PHONY: win64
+# the same suite with BATCH_NO_THREADS on Windows (not part of win64)
+build/win64/run-nothreads.exe: $(TEST_SRC) batch.h | stb
+	@mkdir -p $(@D)
+	$(MINGW_CC) $(WIN_CFLAGS) -DBATCH_NO_THREADS -o $@ tests/main.c
+win64-nothreads: build/win64/run-nothreads.exe $(WIN_PREFIX)/.initialised
+	BATCH_TEST_SCALE=4 $(WIN_RUN) build/win64/run-nothreads.exe
+.PHONY: win64 win64-nothreads
 
 # ---- stress: seeded random graphs and maps (tests/stress.c); soak: the same for MINUTES under ----
 # TSan (clang, pthreads backend) and under ASan+UBSan. `tests/stress --seed S` replays a failure.
