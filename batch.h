@@ -26,6 +26,8 @@
                                ThreadSanitizer build uses it)
        BATCH_NO_THREADS        no threads at all: <threads.h> is never included and every pool
                                runs its tasks inline on the thread that waits for them
+       BATCH_USE_WIN32         Win32 threads, SRW locks and condition variables (automatic on
+                               Windows; BATCH_USE_PTHREADS and BATCH_NO_THREADS override it)
        BATCH_MALLOC(sz,ctx) BATCH_REALLOC(p,sz,ctx) BATCH_FREE(p,ctx)
                                your allocator; define all three or none. ctx is the
                                alloc_ctx of the desc (NULL for stb_ds containers)
@@ -37,6 +39,8 @@
        The implementation needs clock_gettime(CLOCK_MONOTONIC). Under a strict -std=c11 it is
        visible only if BATCH_IMPLEMENTATION is defined before the first #include of the file
        (batch.h then defines _POSIX_C_SOURCE) or you compile with -D_POSIX_C_SOURCE=200809L.
+       On Windows it uses QueryPerformanceCounter and includes <windows.h> (WIN32_LEAN_AND_MEAN,
+       NOMINMAX) in the implementation file only.
 
    A 20-LINE EXAMPLE (examples/hello_pool.c)
        static void square(batch_pool* pool, void* user) { int* v = user; *v *= *v; (void)pool; }
@@ -61,6 +65,12 @@
 #if defined(BATCH_IMPLEMENTATION) && defined(__STRICT_ANSI__) && !defined(_POSIX_C_SOURCE) && \
     !defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE)
 #  define _POSIX_C_SOURCE 200809L
+#endif
+/* mingw-w64: the implementation prints %zu and %llu, which msvcrt's printf family does not know;
+   mingw's own C99 one (__USE_MINGW_ANSI_STDIO) is asked for the same way. (With the UCRT, or
+   MSVC, the C library's own printf is C99 already.) */
+#if defined(BATCH_IMPLEMENTATION) && defined(__MINGW32__) && !defined(__USE_MINGW_ANSI_STDIO)
+#  define __USE_MINGW_ANSI_STDIO 1
 #endif
 
 #include <stddef.h>
@@ -417,8 +427,11 @@ BATCH_API batch_result batch_graph_dump_dot(const batch_graph* g, FILE* out);
    journal of another job (fingerprint, kind or accumulator size) BATCH_ERR_MISMATCH: then the
    launch fails and nothing runs. A write that fails during the run stops the job (no new task
    or batch starts; the result is BATCH_ERR_IO) and the journal stays valid up to the failure.
-   The file is opened O_CLOEXEC | O_NOFOLLOW, created with mode 0600. POSIX only (define
-   BATCH_NO_JOURNAL elsewhere, or pass io hooks).
+   The file is opened O_CLOEXEC | O_NOFOLLOW, created with mode 0600. On Windows the default
+   I/O is Win32 with the same rules: a UTF-8 path, a handle child processes do not inherit, a
+   reparse point (symlink, junction) as the last component refused, a new file's DACL granting
+   only the current user, FlushFileBuffers for MACHINE durability. Elsewhere define
+   BATCH_NO_JOURNAL, or pass io hooks.
    Resumed graph tasks do not run again, so their outputs (batch_ctx_input) are NULL in the new
    process: keep data that must survive in your own storage. A pull source is read again from
    its start on resume: it must yield the same items; those already done are pulled and skipped.
@@ -436,7 +449,7 @@ typedef enum batch_durability {
 
 /* File I/O hooks (tests inject EIO, ENOSPC, short writes). Each returns 0 or an errno value;
    read and write may move fewer bytes than asked (*done). batch_journal_posix_io() is the
-   default, for wrapping. */
+   default, for wrapping (batch_journal_win32_io() on Windows). */
 typedef struct batch_journal_io {
     int (*open)(void* user, const char* path, intptr_t* out_handle);   /* read/write, create 0600 */
     int (*read)(void* user, intptr_t h, void* buf, size_t n, uint64_t offset, size_t* done);
@@ -448,6 +461,10 @@ typedef struct batch_journal_io {
     void* user;
 } batch_journal_io;
 BATCH_API const batch_journal_io* batch_journal_posix_io(void);
+/* The Win32 I/O (CreateFileW, ReadFile/WriteFile at OVERLAPPED offsets, FlushFileBuffers,
+   SetFileInformationByHandle), the default on Windows; the handle is the HANDLE. NULL off
+   Windows and with BATCH_NO_JOURNAL, as batch_journal_posix_io() is NULL on Windows. */
+BATCH_API const batch_journal_io* batch_journal_win32_io(void);
 
 typedef struct batch_journal_desc {
     const char* path;            /* NULL: no journal */
@@ -459,7 +476,7 @@ typedef struct batch_journal_desc {
     int sync_every;              /* BATCH_DURABLE_MACHINE: records per fdatasync; 0: 1 */
     int rerun_failed;            /* non-zero: on resume, FAILED tasks and batches with failed
                                     items run again instead of keeping their outcome */
-    const batch_journal_io* io;  /* NULL: POSIX */
+    const batch_journal_io* io;  /* NULL: POSIX (Win32 on Windows) */
 } batch_journal_desc;
 
 typedef enum batch_failure_policy {
@@ -543,14 +560,18 @@ BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t,
    returns code, so that a task can `return batch_fail(ctx, 3, "bad %s", x);`. */
 #define BATCH_MESSAGE_MAX 256
 BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
+#if defined(__MINGW32__) && defined(__GNUC__) && !defined(__clang__)
+    __attribute__((format(gnu_printf, 3, 4)))   /* formatted as C99, not as msvcrt (see the top) */
+#elif defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
 /* batch_fail, and no retry: a graph task fails for good at once (whatever max_retries says); a
    map item makes its batch, if the batch ends FAILED, skip its remaining retries. fmt may be NULL. */
 BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
+#if defined(__MINGW32__) && defined(__GNUC__) && !defined(__clang__)
+    __attribute__((format(gnu_printf, 3, 4)))   /* formatted as C99, not as msvcrt (see the top) */
+#elif defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
@@ -834,14 +855,31 @@ BATCH_API batch_result batch_mpi_map(MPI_Comm comm, batch_pool* pool, const batc
 #if !defined(__STDC_VERSION__) || __STDC_VERSION__ < 201112L
 #  error "the batch.h implementation needs C11"
 #endif
-#if defined(__STDC_NO_ATOMICS__)
+/* MSVC keeps defining __STDC_NO_ATOMICS__ under /experimental:c11atomics (its atomics are
+   lock-free only); its <stdatomic.h> says so itself when the flag is missing. */
+#if defined(__STDC_NO_ATOMICS__) && !defined(_MSC_VER)
 #  error "batch.h needs C11 <stdatomic.h>"
 #endif
+#if defined(__MINGW32__) && !defined(_UCRT) && defined(__USE_MINGW_ANSI_STDIO) && !__USE_MINGW_ANSI_STDIO
+#  error "batch.h on mingw-w64 with msvcrt needs C99 printf: include batch.h first in the implementation file, or compile with -D__USE_MINGW_ANSI_STDIO=1"
+#endif
 
-/* Threads backend: C11 <threads.h>, pthreads, or none. */
+/* Windows: the Win32 threads backend (BATCH_USE_WIN32) unless BATCH_USE_PTHREADS or
+   BATCH_NO_THREADS asks for another one. Chosen before the C11 test below, which would otherwise
+   pick pthreads where the C library has no <threads.h> (__STDC_NO_THREADS__). */
+#if defined(BATCH_USE_WIN32) && (defined(BATCH_NO_THREADS) || defined(BATCH_USE_PTHREADS))
+#  undef BATCH_USE_WIN32
+#elif defined(_WIN32) && !defined(BATCH_NO_THREADS) && !defined(BATCH_USE_PTHREADS) && !defined(BATCH_USE_WIN32)
+#  define BATCH_USE_WIN32
+#endif
+#if defined(BATCH_USE_WIN32) && !defined(_WIN32)
+#  error "BATCH_USE_WIN32 is the Windows backend: it needs _WIN32"
+#endif
+
+/* Threads backend: C11 <threads.h>, pthreads, Win32, or none. */
 #if defined(BATCH_NO_THREADS)
 #  undef BATCH_USE_PTHREADS
-#elif !defined(BATCH_USE_PTHREADS) && (defined(__APPLE__) || defined(__STDC_NO_THREADS__))
+#elif !defined(BATCH_USE_PTHREADS) && !defined(BATCH_USE_WIN32) && (defined(__APPLE__) || defined(__STDC_NO_THREADS__))
 #  define BATCH_USE_PTHREADS
 #endif
 
@@ -862,8 +900,35 @@ BATCH_API batch_result batch_mpi_map(MPI_Comm comm, batch_pool* pool, const batc
 #if defined(BATCH_USE_PTHREADS)
 #  include <pthread.h>
 #  include <sched.h>
+#elif defined(BATCH_USE_WIN32)
+#  include <process.h>   /* _beginthreadex; <windows.h> follows below */
 #elif !defined(BATCH_NO_THREADS)
 #  include <threads.h>
+#endif
+#if defined(_WIN32)
+/* Windows (any backend): the clock, the CPU count and the journal's file I/O are Win32 calls.
+   <windows.h> is included here, in the implementation only, as lean as it goes; the two macros
+   are removed again when we defined them, so later includes of the user's see their own. */
+#  if !defined(WIN32_LEAN_AND_MEAN)
+#    define WIN32_LEAN_AND_MEAN
+#    define BATCH__DEFINED_LEAN
+#  endif
+#  if !defined(NOMINMAX)
+#    define NOMINMAX
+#    define BATCH__DEFINED_NOMINMAX
+#  endif
+#  include <windows.h>
+#  if defined(BATCH__DEFINED_LEAN)
+#    undef WIN32_LEAN_AND_MEAN
+#    undef BATCH__DEFINED_LEAN
+#  endif
+#  if defined(BATCH__DEFINED_NOMINMAX)
+#    undef NOMINMAX
+#    undef BATCH__DEFINED_NOMINMAX
+#  endif
+#  if defined(_WIN32_WINNT) && _WIN32_WINNT < 0x0601
+#    error "batch.h on Windows needs Windows 7 APIs (_WIN32_WINNT >= 0x0601): GetActiveProcessorCount, SetFileInformationByHandle"
+#  endif
 #endif
 #if defined(__unix__) || defined(__APPLE__)
 #  include <unistd.h>
@@ -1111,8 +1176,10 @@ _Static_assert(sizeof(_Atomic uint64_t) == sizeof(uint64_t),
 /* ---- end batch_impl/internal.h ---- */
 /* ---- begin batch_impl/platform.c ---- */
 /* platform.c - threads, mutexes, condition variables, monotonic clock, CPU count, result strings.
-   Three backends behind batch__-prefixed names: C11 <threads.h> (default), pthreads
-   (BATCH_USE_PTHREADS) and none (BATCH_NO_THREADS: locks are no-ops, no thread is ever made). */
+   Four backends behind batch__-prefixed names: C11 <threads.h> (default), pthreads
+   (BATCH_USE_PTHREADS), Win32 (BATCH_USE_WIN32, automatic on Windows) and none
+   (BATCH_NO_THREADS: locks are no-ops, no thread is ever made). On Windows the clock and the CPU
+   count come from Win32 whatever the backend. */
 #ifndef BATCH__PLATFORM_C
 #define BATCH__PLATFORM_C
 #ifndef BATCH_SINGLE_FILE
@@ -1131,10 +1198,29 @@ BATCH_API const char* batch_result_string(batch_result r) {
 
 /* ---- clock ------------------------------------------------------------------------------
    BATCH_CLOCK_NS(): the user's monotonic clock in nanoseconds (bare metal: a cycle counter or a
-   timer). Otherwise CLOCK_MONOTONIC. */
+   timer). Otherwise QueryPerformanceCounter on Windows, CLOCK_MONOTONIC elsewhere. */
 #if defined(BATCH_CLOCK_NS)
 BATCH_API uint64_t batch_now_ns(void) { return (uint64_t)(BATCH_CLOCK_NS()); }
-#else
+#elif defined(_WIN32)
+/* QueryPerformanceCounter: monotonic, and its frequency is fixed at boot, so it is read once
+   (a race only stores the same value twice). counter * 1e9 would overflow 64 bits after about
+   half an hour of uptime at a 10 MHz counter: whole seconds and the remainder are scaled apart
+   (the remainder is below the frequency, so remainder * 1e9 fits). */
+static _Atomic int64_t batch__qpc_freq;
+BATCH__PRIVATE uint64_t batch__qpc_ns(uint64_t t, uint64_t f) { return t / f * 1000000000u + t % f * 1000000000u / f; }
+BATCH_API uint64_t batch_now_ns(void) {
+    int64_t f = atomic_load_explicit(&batch__qpc_freq, memory_order_relaxed);   /* relaxed: a constant */
+    LARGE_INTEGER c;
+    if (!f) {
+        LARGE_INTEGER q;
+        QueryPerformanceFrequency(&q);   /* never fails since Windows XP */
+        f = q.QuadPart > 0 ? q.QuadPart : 1;
+        atomic_store_explicit(&batch__qpc_freq, f, memory_order_relaxed);
+    }
+    QueryPerformanceCounter(&c);
+    return batch__qpc_ns((uint64_t)c.QuadPart, (uint64_t)f);
+}
+#else /* POSIX */
 #  if !defined(CLOCK_MONOTONIC)
 #    error "batch.h: clock_gettime(CLOCK_MONOTONIC) is not visible. Define BATCH_IMPLEMENTATION before the first #include of this file, or compile with -D_POSIX_C_SOURCE=200809L (or -std=gnu11); without POSIX (bare metal), define BATCH_CLOCK_NS()"
 #  endif
@@ -1213,7 +1299,11 @@ BATCH__PRIVATE uint64_t batch__timebase_span(const batch__timebase* tb, uint64_t
 }
 
 BATCH_API int batch_cpu_count(void) {
-#if defined(_SC_NPROCESSORS_ONLN)
+#if defined(_WIN32)
+    /* every processor group: GetSystemInfo would stop at the caller's group of 64 */
+    DWORD w = GetActiveProcessorCount(ALL_PROCESSOR_GROUPS);
+    if (w >= 1) return w > BATCH_MAX_WORKERS ? BATCH_MAX_WORKERS : (int)w;
+#elif defined(_SC_NPROCESSORS_ONLN)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     if (n >= 1) return n > BATCH_MAX_WORKERS ? BATCH_MAX_WORKERS : (int)n;
 #endif
@@ -1226,6 +1316,8 @@ BATCH__PRIVATE void batch__cpu_relax(void) {
     __builtin_ia32_pause();
 #elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
     __asm__ __volatile__("yield");
+#elif defined(_WIN32)
+    YieldProcessor();   /* MSVC: _mm_pause on x86, yield on ARM64 */
 #endif
 }
 
@@ -1270,7 +1362,9 @@ BATCH__PRIVATE void batch__cond_wait_slice(batch__cond* c, batch__mutex* m, uint
     if (deadline != UINT64_MAX && deadline > now) {
         uint64_t d = deadline - now;
         if (d > BATCH__WAIT_SLICE_NS) d = BATCH__WAIT_SLICE_NS;
-#  if defined(__unix__) || defined(__APPLE__)
+#  if defined(_WIN32)
+        Sleep((DWORD)((d + 999999u) / 1000000u));   /* ms, rounded up: never a busy loop */
+#  elif defined(__unix__) || defined(__APPLE__)
         struct timespec ts = { (time_t)(d / 1000000000u), (long)(d % 1000000000u) };
         nanosleep(&ts, NULL);
 #  else
@@ -1314,6 +1408,57 @@ BATCH__PRIVATE void batch__cond_timedwait_wall(batch__cond* c, batch__mutex* m, 
 }
 BATCH__PRIVATE void batch__cond_wait_forever(batch__cond* c, batch__mutex* m) { pthread_cond_wait(c, m); }
 
+#elif defined(BATCH_USE_WIN32)
+/* ---- Win32: slim reader/writer locks (exclusive only), condition variables, CRT threads --------
+   An SRWLOCK and a CONDITION_VARIABLE need neither resources nor a destroy call, and cannot
+   fail to initialize. Threads are made with _beginthreadex (not CreateThread) so that the C
+   runtime sets up its per-thread state for them. */
+typedef SRWLOCK batch__mutex;
+typedef CONDITION_VARIABLE batch__cond;
+typedef HANDLE batch__thread;
+BATCH__PRIVATE bool batch__mutex_init(batch__mutex* m) { InitializeSRWLock(m); return !BATCH__FAIL_SYNC_INIT(); }
+BATCH__PRIVATE void batch__mutex_destroy(batch__mutex* m) { (void)m; }
+BATCH__PRIVATE void batch__mutex_lock(batch__mutex* m) { AcquireSRWLockExclusive(m); }
+BATCH__PRIVATE void batch__mutex_unlock(batch__mutex* m) { ReleaseSRWLockExclusive(m); }
+BATCH__PRIVATE bool batch__cond_init(batch__cond* c) { InitializeConditionVariable(c); return !BATCH__FAIL_SYNC_INIT(); }
+BATCH__PRIVATE void batch__cond_destroy(batch__cond* c) { (void)c; }
+BATCH__PRIVATE void batch__cond_signal(batch__cond* c) { WakeConditionVariable(c); }
+BATCH__PRIVATE void batch__cond_broadcast(batch__cond* c) { WakeAllConditionVariable(c); }
+BATCH__PRIVATE void batch__yield(void) { (void)SwitchToThread(); }
+typedef struct batch__win32_tramp { batch__thread_fn fn; void* arg; } batch__win32_tramp;
+static unsigned __stdcall batch__win32_start(void* p) {
+    batch__win32_tramp t = *(batch__win32_tramp*)p;
+    free(p);  /* plain malloc: thread start-up is not an allocation the user accounts */
+    t.fn(t.arg);
+    return 0;
+}
+BATCH__PRIVATE bool batch__thread_create(batch__thread* t, batch__thread_fn fn, void* arg) {
+    if (BATCH__FAIL_THREAD_CREATE()) return false;
+    batch__win32_tramp* tr = (batch__win32_tramp*)malloc(sizeof *tr);
+    if (!tr) return false;
+    tr->fn = fn; tr->arg = arg;
+    uintptr_t h = _beginthreadex(NULL, 0, batch__win32_start, tr, 0, NULL);
+    if (!h) { free(tr); return false; }
+    *t = (HANDLE)h;
+    return true;
+}
+BATCH__PRIVATE void batch__thread_join(batch__thread t) {
+    WaitForSingleObject(t, INFINITE);
+    CloseHandle(t);
+}
+/* As below for the other backends, but SleepConditionVariableSRW takes a relative timeout in
+   ms, so no wall clock is involved at all: the slice is measured on the monotonic clock and
+   rounded up to a whole ms (rounding down would turn the last ms into a busy loop). */
+BATCH__PRIVATE void batch__cond_wait_slice(batch__cond* c, batch__mutex* m, uint64_t deadline) {
+    if (deadline == UINT64_MAX) { SleepConditionVariableSRW(c, m, INFINITE, 0); return; }
+    uint64_t now = batch_now_ns();
+    if (deadline <= now) return;
+    uint64_t d = deadline - now;
+    if (d > BATCH__WAIT_SLICE_NS) d = BATCH__WAIT_SLICE_NS;
+    SleepConditionVariableSRW(c, m, (DWORD)((d + 999999u) / 1000000u), 0);   /* FALSE on timeout: callers re-check */
+}
+#define BATCH__THREAD_LOCAL _Thread_local
+
 #else
 /* ---- C11 <threads.h> ---------------------------------------------------------------------- */
 typedef mtx_t batch__mutex;
@@ -1339,7 +1484,7 @@ BATCH__PRIVATE void batch__cond_timedwait_wall(batch__cond* c, batch__mutex* m, 
 BATCH__PRIVATE void batch__cond_wait_forever(batch__cond* c, batch__mutex* m) { cnd_wait(c, m); }
 #endif
 
-#if !defined(BATCH_NO_THREADS)
+#if !defined(BATCH_NO_THREADS) && !defined(BATCH_USE_WIN32)
 /* Waits on c (m held) until signalled, a spurious wake-up, or the monotonic `deadline` (UINT64_MAX:
    no deadline). One slice at most: callers loop and re-check their condition, which they must
    do anyway because of spurious wake-ups. */
@@ -2956,6 +3101,12 @@ BATCH_API void batch_progress_bar(batch_event ev, const batch_progress* p, const
 #  include <fcntl.h>
 #  include <sys/stat.h>
 #endif
+#if !defined(BATCH_NO_JOURNAL) && defined(_WIN32)
+#  define BATCH__WIN32_IO 1
+#  if defined(_MSC_VER)
+#    pragma comment(lib, "advapi32.lib")   /* the private DACL (batch__wio_private_sd) */
+#  endif
+#endif
 
 /* ---- CRC32C (Castagnoli, reflected 0x82F63B78), one table lookup per byte ------------------ */
 static const uint32_t batch__crc32c_table[256] = {
@@ -3115,8 +3266,180 @@ static const batch_journal_io batch__posix_io = {
 BATCH_API const batch_journal_io* batch_journal_posix_io(void) { return &batch__posix_io; }
 #else
 BATCH_API const batch_journal_io* batch_journal_posix_io(void) { return NULL; }
+/* No directory to sync: custom hooks sync what they choose, and on Windows there is no such
+   call. A directory opens only with backup semantics and FlushFileBuffers is not defined on it;
+   NTFS records a file's creation in its metadata log, which the FlushFileBuffers of the file
+   itself (a MACHINE journal's first sync) commits. */
 BATCH__PRIVATE int batch__sync_dir(const char* path) { (void)path; return 0; }
 #endif
+
+/* ---- the default I/O on Windows: Win32 --------------------------------------------------------
+   The same rules as the POSIX I/O: WriteFile goes straight to the OS (no user-space buffer: a
+   PROCESS record survives the process being killed), FlushFileBuffers for MACHINE durability,
+   positional reads and writes (OVERLAPPED offsets on a synchronous handle), the last path
+   component is never followed (FILE_FLAG_OPEN_REPARSE_POINT, then a reparse point is refused:
+   O_NOFOLLOW), the handle is not inherited by child processes (O_CLOEXEC) and a new file gets
+   a DACL for the current user only (0600). Paths are UTF-8. */
+#if defined(BATCH__WIN32_IO)
+/* A Win32 error as the errno value the journal expects (EIO for the unexpected ones). */
+BATCH__PRIVATE int batch__win32_errno(DWORD e) {
+    switch (e) {
+        case ERROR_FILE_NOT_FOUND: case ERROR_PATH_NOT_FOUND: case ERROR_INVALID_DRIVE:
+        case ERROR_BAD_NETPATH: case ERROR_BAD_NET_NAME:
+            return ENOENT;
+        case ERROR_ACCESS_DENIED: case ERROR_SHARING_VIOLATION: case ERROR_LOCK_VIOLATION:
+        case ERROR_PRIVILEGE_NOT_HELD:
+            return EACCES;
+        case ERROR_WRITE_PROTECT: return EROFS;
+        case ERROR_DISK_FULL: case ERROR_HANDLE_DISK_FULL: return ENOSPC;
+        case ERROR_NOT_ENOUGH_MEMORY: case ERROR_OUTOFMEMORY: return ENOMEM;
+        case ERROR_FILENAME_EXCED_RANGE: case ERROR_BUFFER_OVERFLOW: return ENAMETOOLONG;
+        case ERROR_INVALID_NAME: case ERROR_INVALID_PARAMETER: case ERROR_BAD_PATHNAME: return EINVAL;
+        case ERROR_DIRECTORY: return ENOTDIR;
+        case ERROR_TOO_MANY_OPEN_FILES: return EMFILE;
+        case ERROR_NO_UNICODE_TRANSLATION: return EILSEQ;
+        case ERROR_CANT_RESOLVE_FILENAME: return ELOOP;
+        default: return EIO;
+    }
+}
+
+/* The UTF-8 path as UTF-16 (plain malloc, like thread start-up: not an allocation the user
+   accounts), or NULL with *err set. */
+BATCH__PRIVATE WCHAR* batch__wio_wpath(const char* path, int* err) {
+    int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, NULL, 0);
+    if (n <= 0) { *err = batch__win32_errno(GetLastError()); return NULL; }
+    WCHAR* w = (WCHAR*)malloc((size_t)n * sizeof *w);
+    if (!w) { *err = ENOMEM; return NULL; }
+    if (MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, w, n) != n) {
+        *err = batch__win32_errno(GetLastError());
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* A security descriptor whose DACL grants the process's user all access and nobody else
+   anything, protected from the ACEs the directory would pass on: mode 0600. *mem holds the
+   user's SID and the ACL (free it after CreateFileW). 0 or an errno. */
+BATCH__PRIVATE int batch__wio_private_sd(SECURITY_DESCRIPTOR* sd, void** mem) {
+    HANDLE tok;
+    DWORD n = 0;
+    *mem = NULL;
+    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok)) return batch__win32_errno(GetLastError());
+    if (!GetTokenInformation(tok, TokenUser, NULL, 0, &n) && GetLastError() != ERROR_INSUFFICIENT_BUFFER) {
+        DWORD e = GetLastError();
+        CloseHandle(tok);
+        return batch__win32_errno(e);
+    }
+    size_t at = ((size_t)n + 7) & ~(size_t)7, acl_max = sizeof(ACL) + sizeof(ACCESS_ALLOWED_ACE) + SECURITY_MAX_SID_SIZE;
+    unsigned char* m = (unsigned char*)malloc(at + acl_max);
+    if (!m) { CloseHandle(tok); return ENOMEM; }
+    TOKEN_USER* tu = (TOKEN_USER*)(void*)m;
+    ACL* acl = (ACL*)(void*)(m + at);
+    BOOL ok = GetTokenInformation(tok, TokenUser, tu, n, &n) &&
+              InitializeAcl(acl, (DWORD)(sizeof(ACL) + sizeof(ACCESS_ALLOWED_ACE) + GetLengthSid(tu->User.Sid)), ACL_REVISION) &&
+              AddAccessAllowedAce(acl, ACL_REVISION, FILE_ALL_ACCESS, tu->User.Sid) &&
+              InitializeSecurityDescriptor(sd, SECURITY_DESCRIPTOR_REVISION) &&
+              SetSecurityDescriptorDacl(sd, TRUE, acl, FALSE) &&
+              SetSecurityDescriptorControl(sd, SE_DACL_PROTECTED, SE_DACL_PROTECTED);
+    DWORD e = ok ? 0 : GetLastError();
+    CloseHandle(tok);
+    if (!ok) { free(m); return batch__win32_errno(e); }
+    *mem = m;
+    return 0;
+}
+
+BATCH__PRIVATE int batch__wio_open(void* user, const char* path, intptr_t* out) {
+    (void)user;
+    int e = 0;
+    WCHAR* w = batch__wio_wpath(path, &e);
+    if (!w) return e;
+    SECURITY_DESCRIPTOR sd;
+    void* mem = NULL;
+    if ((e = batch__wio_private_sd(&sd, &mem)) != 0) { free(w); return e; }
+    SECURITY_ATTRIBUTES sa = { sizeof sa, &sd, FALSE };   /* FALSE: not inherited (O_CLOEXEC) */
+    /* every share mode, as a POSIX file has: others may read it, and rename or delete it */
+    HANDLE h = CreateFileW(w, GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                           &sa, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT, NULL);
+    e = h == INVALID_HANDLE_VALUE ? batch__win32_errno(GetLastError()) : 0;
+    free(mem);
+    free(w);
+    if (e) return e;
+    BY_HANDLE_FILE_INFORMATION fi;
+    if (!GetFileInformationByHandle(h, &fi)) e = batch__win32_errno(GetLastError());
+    else if (fi.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) e = ELOOP;   /* a link: refused, O_NOFOLLOW's error */
+    if (e) { CloseHandle(h); return e; }
+    *out = (intptr_t)h;
+    return 0;
+}
+/* ReadFile and WriteFile move at most a DWORD: callers loop over short counts anyway. */
+#define BATCH__WIO_MAX ((size_t)1 << 30)
+BATCH__PRIVATE int batch__wio_read(void* user, intptr_t h, void* buf, size_t n, uint64_t off, size_t* done) {
+    (void)user;
+    OVERLAPPED ov;
+    memset(&ov, 0, sizeof ov);
+    ov.Offset = (DWORD)off;
+    ov.OffsetHigh = (DWORD)(off >> 32);
+    DWORD got = 0;
+    if (!ReadFile((HANDLE)h, buf, (DWORD)(n < BATCH__WIO_MAX ? n : BATCH__WIO_MAX), &got, &ov)) {
+        DWORD e = GetLastError();
+        if (e != ERROR_HANDLE_EOF) return batch__win32_errno(e);
+        got = 0;   /* at or past the end: 0 bytes, as pread */
+    }
+    *done = got;
+    return 0;
+}
+BATCH__PRIVATE int batch__wio_write(void* user, intptr_t h, const void* buf, size_t n, uint64_t off, size_t* done) {
+    (void)user;
+    OVERLAPPED ov;
+    memset(&ov, 0, sizeof ov);
+    ov.Offset = (DWORD)off;
+    ov.OffsetHigh = (DWORD)(off >> 32);
+    DWORD put = 0;
+    if (!WriteFile((HANDLE)h, buf, (DWORD)(n < BATCH__WIO_MAX ? n : BATCH__WIO_MAX), &put, &ov)) return batch__win32_errno(GetLastError());
+    *done = put;
+    return 0;
+}
+BATCH__PRIVATE int batch__wio_sync(void* user, intptr_t h) {
+    (void)user;
+    return FlushFileBuffers((HANDLE)h) ? 0 : batch__win32_errno(GetLastError());
+}
+BATCH__PRIVATE int batch__wio_truncate(void* user, intptr_t h, uint64_t size) {
+    (void)user;
+    FILE_END_OF_FILE_INFO eof;
+    eof.EndOfFile.QuadPart = (LONGLONG)size;
+    return SetFileInformationByHandle((HANDLE)h, FileEndOfFileInfo, &eof, sizeof eof) ? 0 : batch__win32_errno(GetLastError());
+}
+BATCH__PRIVATE int batch__wio_size(void* user, intptr_t h, uint64_t* size) {
+    (void)user;
+    BY_HANDLE_FILE_INFORMATION fi;
+    LARGE_INTEGER sz;
+    if (GetFileType((HANDLE)h) != FILE_TYPE_DISK) return EINVAL;   /* a journal is a regular file */
+    if (!GetFileInformationByHandle((HANDLE)h, &fi)) return batch__win32_errno(GetLastError());
+    if (fi.dwFileAttributes & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_DEVICE | FILE_ATTRIBUTE_REPARSE_POINT)) return EINVAL;
+    if (!GetFileSizeEx((HANDLE)h, &sz)) return batch__win32_errno(GetLastError());
+    *size = (uint64_t)sz.QuadPart;
+    return 0;
+}
+BATCH__PRIVATE void batch__wio_close(void* user, intptr_t h) {
+    (void)user;
+    CloseHandle((HANDLE)h);
+}
+
+static const batch_journal_io batch__win32_io = {
+    batch__wio_open, batch__wio_read, batch__wio_write, batch__wio_sync,
+    batch__wio_truncate, batch__wio_size, batch__wio_close, NULL
+};
+BATCH_API const batch_journal_io* batch_journal_win32_io(void) { return &batch__win32_io; }
+#else
+BATCH_API const batch_journal_io* batch_journal_win32_io(void) { return NULL; }
+#endif
+
+/* The I/O of a journal without hooks: POSIX, or Win32 on Windows; NULL with BATCH_NO_JOURNAL. */
+BATCH__PRIVATE const batch_journal_io* batch__journal_default_io(void) {
+    const batch_journal_io* io = batch_journal_posix_io();
+    return io ? io : batch_journal_win32_io();
+}
 
 /* ---- the journal -------------------------------------------------------------------------- */
 enum { BATCH__JKIND_GRAPH = 1, BATCH__JKIND_MAP = 2 };
@@ -3149,7 +3472,7 @@ BATCH__PRIVATE bool batch__journal_desc_ok(const batch_journal_desc* d) {
     if (!d->path) return !d->io && !d->fingerprint && !d->durability && !d->sync_every && !d->rerun_failed;
     if (!d->path[0] || BATCH__ENUM_BAD(d->durability, BATCH_DURABLE_BUFFERED + 1)) return false;
     if (d->sync_every < 0) return false;
-    const batch_journal_io* io = d->io ? d->io : batch_journal_posix_io();
+    const batch_journal_io* io = d->io ? d->io : batch__journal_default_io();
     return io && io->open && io->read && io->write && io->sync && io->truncate && io->size && io->close;
 }
 
@@ -3259,7 +3582,7 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
     if (!j) return BATCH_ERR_NOMEM;
     memset(j, 0, sizeof *j);
     j->alloc_ctx = alloc_ctx;
-    j->io = *(d->io ? d->io : batch_journal_posix_io());
+    j->io = *(d->io ? d->io : batch__journal_default_io());
     j->h = -1;
     j->dur = d->durability;
     j->sync_every = d->sync_every ? d->sync_every : 1;
@@ -3299,7 +3622,7 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
         if (size && (e = j->io.truncate(j->io.user, j->h, 0)) != 0) { r = batch__errno_result(e); goto fail; }
         j->unsynced = 1;
         if (batch__jflush(j) || (j->dur == BATCH_DURABLE_MACHINE && batch__jsync(j))) { r = batch__errno_result(j->err); goto fail; }
-        /* MACHINE: the new file's name must survive a power loss too (POSIX I/O only) */
+        /* MACHINE: the new file's name must survive a power loss too (POSIX I/O only; see batch__sync_dir) */
         if (j->dur == BATCH_DURABLE_MACHINE && !d->io && (e = batch__sync_dir(d->path)) != 0) { r = batch__errno_result(e); goto fail; }
         *out = j;
         return BATCH_OK;

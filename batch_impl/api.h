@@ -25,6 +25,8 @@
                                ThreadSanitizer build uses it)
        BATCH_NO_THREADS        no threads at all: <threads.h> is never included and every pool
                                runs its tasks inline on the thread that waits for them
+       BATCH_USE_WIN32         Win32 threads, SRW locks and condition variables (automatic on
+                               Windows; BATCH_USE_PTHREADS and BATCH_NO_THREADS override it)
        BATCH_MALLOC(sz,ctx) BATCH_REALLOC(p,sz,ctx) BATCH_FREE(p,ctx)
                                your allocator; define all three or none. ctx is the
                                alloc_ctx of the desc (NULL for stb_ds containers)
@@ -36,6 +38,8 @@
        The implementation needs clock_gettime(CLOCK_MONOTONIC). Under a strict -std=c11 it is
        visible only if BATCH_IMPLEMENTATION is defined before the first #include of the file
        (batch.h then defines _POSIX_C_SOURCE) or you compile with -D_POSIX_C_SOURCE=200809L.
+       On Windows it uses QueryPerformanceCounter and includes <windows.h> (WIN32_LEAN_AND_MEAN,
+       NOMINMAX) in the implementation file only.
 
    A 20-LINE EXAMPLE (examples/hello_pool.c)
        static void square(batch_pool* pool, void* user) { int* v = user; *v *= *v; (void)pool; }
@@ -60,6 +64,12 @@
 #if defined(BATCH_IMPLEMENTATION) && defined(__STRICT_ANSI__) && !defined(_POSIX_C_SOURCE) && \
     !defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE)
 #  define _POSIX_C_SOURCE 200809L
+#endif
+/* mingw-w64: the implementation prints %zu and %llu, which msvcrt's printf family does not know;
+   mingw's own C99 one (__USE_MINGW_ANSI_STDIO) is asked for the same way. (With the UCRT, or
+   MSVC, the C library's own printf is C99 already.) */
+#if defined(BATCH_IMPLEMENTATION) && defined(__MINGW32__) && !defined(__USE_MINGW_ANSI_STDIO)
+#  define __USE_MINGW_ANSI_STDIO 1
 #endif
 
 #include <stddef.h>
@@ -416,8 +426,11 @@ BATCH_API batch_result batch_graph_dump_dot(const batch_graph* g, FILE* out);
    journal of another job (fingerprint, kind or accumulator size) BATCH_ERR_MISMATCH: then the
    launch fails and nothing runs. A write that fails during the run stops the job (no new task
    or batch starts; the result is BATCH_ERR_IO) and the journal stays valid up to the failure.
-   The file is opened O_CLOEXEC | O_NOFOLLOW, created with mode 0600. POSIX only (define
-   BATCH_NO_JOURNAL elsewhere, or pass io hooks).
+   The file is opened O_CLOEXEC | O_NOFOLLOW, created with mode 0600. On Windows the default
+   I/O is Win32 with the same rules: a UTF-8 path, a handle child processes do not inherit, a
+   reparse point (symlink, junction) as the last component refused, a new file's DACL granting
+   only the current user, FlushFileBuffers for MACHINE durability. Elsewhere define
+   BATCH_NO_JOURNAL, or pass io hooks.
    Resumed graph tasks do not run again, so their outputs (batch_ctx_input) are NULL in the new
    process: keep data that must survive in your own storage. A pull source is read again from
    its start on resume: it must yield the same items; those already done are pulled and skipped.
@@ -435,7 +448,7 @@ typedef enum batch_durability {
 
 /* File I/O hooks (tests inject EIO, ENOSPC, short writes). Each returns 0 or an errno value;
    read and write may move fewer bytes than asked (*done). batch_journal_posix_io() is the
-   default, for wrapping. */
+   default, for wrapping (batch_journal_win32_io() on Windows). */
 typedef struct batch_journal_io {
     int (*open)(void* user, const char* path, intptr_t* out_handle);   /* read/write, create 0600 */
     int (*read)(void* user, intptr_t h, void* buf, size_t n, uint64_t offset, size_t* done);
@@ -447,6 +460,10 @@ typedef struct batch_journal_io {
     void* user;
 } batch_journal_io;
 BATCH_API const batch_journal_io* batch_journal_posix_io(void);
+/* The Win32 I/O (CreateFileW, ReadFile/WriteFile at OVERLAPPED offsets, FlushFileBuffers,
+   SetFileInformationByHandle), the default on Windows; the handle is the HANDLE. NULL off
+   Windows and with BATCH_NO_JOURNAL, as batch_journal_posix_io() is NULL on Windows. */
+BATCH_API const batch_journal_io* batch_journal_win32_io(void);
 
 typedef struct batch_journal_desc {
     const char* path;            /* NULL: no journal */
@@ -458,7 +475,7 @@ typedef struct batch_journal_desc {
     int sync_every;              /* BATCH_DURABLE_MACHINE: records per fdatasync; 0: 1 */
     int rerun_failed;            /* non-zero: on resume, FAILED tasks and batches with failed
                                     items run again instead of keeping their outcome */
-    const batch_journal_io* io;  /* NULL: POSIX */
+    const batch_journal_io* io;  /* NULL: POSIX (Win32 on Windows) */
 } batch_journal_desc;
 
 typedef enum batch_failure_policy {
@@ -542,14 +559,18 @@ BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t,
    returns code, so that a task can `return batch_fail(ctx, 3, "bad %s", x);`. */
 #define BATCH_MESSAGE_MAX 256
 BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
+#if defined(__MINGW32__) && defined(__GNUC__) && !defined(__clang__)
+    __attribute__((format(gnu_printf, 3, 4)))   /* formatted as C99, not as msvcrt (see the top) */
+#elif defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
 /* batch_fail, and no retry: a graph task fails for good at once (whatever max_retries says); a
    map item makes its batch, if the batch ends FAILED, skip its remaining retries. fmt may be NULL. */
 BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
+#if defined(__MINGW32__) && defined(__GNUC__) && !defined(__clang__)
+    __attribute__((format(gnu_printf, 3, 4)))   /* formatted as C99, not as msvcrt (see the top) */
+#elif defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;

@@ -12,14 +12,31 @@
 #if !defined(__STDC_VERSION__) || __STDC_VERSION__ < 201112L
 #  error "the batch.h implementation needs C11"
 #endif
-#if defined(__STDC_NO_ATOMICS__)
+/* MSVC keeps defining __STDC_NO_ATOMICS__ under /experimental:c11atomics (its atomics are
+   lock-free only); its <stdatomic.h> says so itself when the flag is missing. */
+#if defined(__STDC_NO_ATOMICS__) && !defined(_MSC_VER)
 #  error "batch.h needs C11 <stdatomic.h>"
 #endif
+#if defined(__MINGW32__) && !defined(_UCRT) && defined(__USE_MINGW_ANSI_STDIO) && !__USE_MINGW_ANSI_STDIO
+#  error "batch.h on mingw-w64 with msvcrt needs C99 printf: include batch.h first in the implementation file, or compile with -D__USE_MINGW_ANSI_STDIO=1"
+#endif
 
-/* Threads backend: C11 <threads.h>, pthreads, or none. */
+/* Windows: the Win32 threads backend (BATCH_USE_WIN32) unless BATCH_USE_PTHREADS or
+   BATCH_NO_THREADS asks for another one. Chosen before the C11 test below, which would otherwise
+   pick pthreads where the C library has no <threads.h> (__STDC_NO_THREADS__). */
+#if defined(BATCH_USE_WIN32) && (defined(BATCH_NO_THREADS) || defined(BATCH_USE_PTHREADS))
+#  undef BATCH_USE_WIN32
+#elif defined(_WIN32) && !defined(BATCH_NO_THREADS) && !defined(BATCH_USE_PTHREADS) && !defined(BATCH_USE_WIN32)
+#  define BATCH_USE_WIN32
+#endif
+#if defined(BATCH_USE_WIN32) && !defined(_WIN32)
+#  error "BATCH_USE_WIN32 is the Windows backend: it needs _WIN32"
+#endif
+
+/* Threads backend: C11 <threads.h>, pthreads, Win32, or none. */
 #if defined(BATCH_NO_THREADS)
 #  undef BATCH_USE_PTHREADS
-#elif !defined(BATCH_USE_PTHREADS) && (defined(__APPLE__) || defined(__STDC_NO_THREADS__))
+#elif !defined(BATCH_USE_PTHREADS) && !defined(BATCH_USE_WIN32) && (defined(__APPLE__) || defined(__STDC_NO_THREADS__))
 #  define BATCH_USE_PTHREADS
 #endif
 
@@ -40,8 +57,35 @@
 #if defined(BATCH_USE_PTHREADS)
 #  include <pthread.h>
 #  include <sched.h>
+#elif defined(BATCH_USE_WIN32)
+#  include <process.h>   /* _beginthreadex; <windows.h> follows below */
 #elif !defined(BATCH_NO_THREADS)
 #  include <threads.h>
+#endif
+#if defined(_WIN32)
+/* Windows (any backend): the clock, the CPU count and the journal's file I/O are Win32 calls.
+   <windows.h> is included here, in the implementation only, as lean as it goes; the two macros
+   are removed again when we defined them, so later includes of the user's see their own. */
+#  if !defined(WIN32_LEAN_AND_MEAN)
+#    define WIN32_LEAN_AND_MEAN
+#    define BATCH__DEFINED_LEAN
+#  endif
+#  if !defined(NOMINMAX)
+#    define NOMINMAX
+#    define BATCH__DEFINED_NOMINMAX
+#  endif
+#  include <windows.h>
+#  if defined(BATCH__DEFINED_LEAN)
+#    undef WIN32_LEAN_AND_MEAN
+#    undef BATCH__DEFINED_LEAN
+#  endif
+#  if defined(BATCH__DEFINED_NOMINMAX)
+#    undef NOMINMAX
+#    undef BATCH__DEFINED_NOMINMAX
+#  endif
+#  if defined(_WIN32_WINNT) && _WIN32_WINNT < 0x0601
+#    error "batch.h on Windows needs Windows 7 APIs (_WIN32_WINNT >= 0x0601): GetActiveProcessorCount, SetFileInformationByHandle"
+#  endif
 #endif
 #if defined(__unix__) || defined(__APPLE__)
 #  include <unistd.h>

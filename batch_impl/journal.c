@@ -16,6 +16,12 @@
 #  include <fcntl.h>
 #  include <sys/stat.h>
 #endif
+#if !defined(BATCH_NO_JOURNAL) && defined(_WIN32)
+#  define BATCH__WIN32_IO 1
+#  if defined(_MSC_VER)
+#    pragma comment(lib, "advapi32.lib")   /* the private DACL (batch__wio_private_sd) */
+#  endif
+#endif
 
 /* ---- CRC32C (Castagnoli, reflected 0x82F63B78), one table lookup per byte ------------------ */
 static const uint32_t batch__crc32c_table[256] = {
@@ -175,8 +181,180 @@ static const batch_journal_io batch__posix_io = {
 BATCH_API const batch_journal_io* batch_journal_posix_io(void) { return &batch__posix_io; }
 #else
 BATCH_API const batch_journal_io* batch_journal_posix_io(void) { return NULL; }
+/* No directory to sync: custom hooks sync what they choose, and on Windows there is no such
+   call. A directory opens only with backup semantics and FlushFileBuffers is not defined on it;
+   NTFS records a file's creation in its metadata log, which the FlushFileBuffers of the file
+   itself (a MACHINE journal's first sync) commits. */
 BATCH__PRIVATE int batch__sync_dir(const char* path) { (void)path; return 0; }
 #endif
+
+/* ---- the default I/O on Windows: Win32 --------------------------------------------------------
+   The same rules as the POSIX I/O: WriteFile goes straight to the OS (no user-space buffer: a
+   PROCESS record survives the process being killed), FlushFileBuffers for MACHINE durability,
+   positional reads and writes (OVERLAPPED offsets on a synchronous handle), the last path
+   component is never followed (FILE_FLAG_OPEN_REPARSE_POINT, then a reparse point is refused:
+   O_NOFOLLOW), the handle is not inherited by child processes (O_CLOEXEC) and a new file gets
+   a DACL for the current user only (0600). Paths are UTF-8. */
+#if defined(BATCH__WIN32_IO)
+/* A Win32 error as the errno value the journal expects (EIO for the unexpected ones). */
+BATCH__PRIVATE int batch__win32_errno(DWORD e) {
+    switch (e) {
+        case ERROR_FILE_NOT_FOUND: case ERROR_PATH_NOT_FOUND: case ERROR_INVALID_DRIVE:
+        case ERROR_BAD_NETPATH: case ERROR_BAD_NET_NAME:
+            return ENOENT;
+        case ERROR_ACCESS_DENIED: case ERROR_SHARING_VIOLATION: case ERROR_LOCK_VIOLATION:
+        case ERROR_PRIVILEGE_NOT_HELD:
+            return EACCES;
+        case ERROR_WRITE_PROTECT: return EROFS;
+        case ERROR_DISK_FULL: case ERROR_HANDLE_DISK_FULL: return ENOSPC;
+        case ERROR_NOT_ENOUGH_MEMORY: case ERROR_OUTOFMEMORY: return ENOMEM;
+        case ERROR_FILENAME_EXCED_RANGE: case ERROR_BUFFER_OVERFLOW: return ENAMETOOLONG;
+        case ERROR_INVALID_NAME: case ERROR_INVALID_PARAMETER: case ERROR_BAD_PATHNAME: return EINVAL;
+        case ERROR_DIRECTORY: return ENOTDIR;
+        case ERROR_TOO_MANY_OPEN_FILES: return EMFILE;
+        case ERROR_NO_UNICODE_TRANSLATION: return EILSEQ;
+        case ERROR_CANT_RESOLVE_FILENAME: return ELOOP;
+        default: return EIO;
+    }
+}
+
+/* The UTF-8 path as UTF-16 (plain malloc, like thread start-up: not an allocation the user
+   accounts), or NULL with *err set. */
+BATCH__PRIVATE WCHAR* batch__wio_wpath(const char* path, int* err) {
+    int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, NULL, 0);
+    if (n <= 0) { *err = batch__win32_errno(GetLastError()); return NULL; }
+    WCHAR* w = (WCHAR*)malloc((size_t)n * sizeof *w);
+    if (!w) { *err = ENOMEM; return NULL; }
+    if (MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, w, n) != n) {
+        *err = batch__win32_errno(GetLastError());
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* A security descriptor whose DACL grants the process's user all access and nobody else
+   anything, protected from the ACEs the directory would pass on: mode 0600. *mem holds the
+   user's SID and the ACL (free it after CreateFileW). 0 or an errno. */
+BATCH__PRIVATE int batch__wio_private_sd(SECURITY_DESCRIPTOR* sd, void** mem) {
+    HANDLE tok;
+    DWORD n = 0;
+    *mem = NULL;
+    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok)) return batch__win32_errno(GetLastError());
+    if (!GetTokenInformation(tok, TokenUser, NULL, 0, &n) && GetLastError() != ERROR_INSUFFICIENT_BUFFER) {
+        DWORD e = GetLastError();
+        CloseHandle(tok);
+        return batch__win32_errno(e);
+    }
+    size_t at = ((size_t)n + 7) & ~(size_t)7, acl_max = sizeof(ACL) + sizeof(ACCESS_ALLOWED_ACE) + SECURITY_MAX_SID_SIZE;
+    unsigned char* m = (unsigned char*)malloc(at + acl_max);
+    if (!m) { CloseHandle(tok); return ENOMEM; }
+    TOKEN_USER* tu = (TOKEN_USER*)(void*)m;
+    ACL* acl = (ACL*)(void*)(m + at);
+    BOOL ok = GetTokenInformation(tok, TokenUser, tu, n, &n) &&
+              InitializeAcl(acl, (DWORD)(sizeof(ACL) + sizeof(ACCESS_ALLOWED_ACE) + GetLengthSid(tu->User.Sid)), ACL_REVISION) &&
+              AddAccessAllowedAce(acl, ACL_REVISION, FILE_ALL_ACCESS, tu->User.Sid) &&
+              InitializeSecurityDescriptor(sd, SECURITY_DESCRIPTOR_REVISION) &&
+              SetSecurityDescriptorDacl(sd, TRUE, acl, FALSE) &&
+              SetSecurityDescriptorControl(sd, SE_DACL_PROTECTED, SE_DACL_PROTECTED);
+    DWORD e = ok ? 0 : GetLastError();
+    CloseHandle(tok);
+    if (!ok) { free(m); return batch__win32_errno(e); }
+    *mem = m;
+    return 0;
+}
+
+BATCH__PRIVATE int batch__wio_open(void* user, const char* path, intptr_t* out) {
+    (void)user;
+    int e = 0;
+    WCHAR* w = batch__wio_wpath(path, &e);
+    if (!w) return e;
+    SECURITY_DESCRIPTOR sd;
+    void* mem = NULL;
+    if ((e = batch__wio_private_sd(&sd, &mem)) != 0) { free(w); return e; }
+    SECURITY_ATTRIBUTES sa = { sizeof sa, &sd, FALSE };   /* FALSE: not inherited (O_CLOEXEC) */
+    /* every share mode, as a POSIX file has: others may read it, and rename or delete it */
+    HANDLE h = CreateFileW(w, GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                           &sa, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT, NULL);
+    e = h == INVALID_HANDLE_VALUE ? batch__win32_errno(GetLastError()) : 0;
+    free(mem);
+    free(w);
+    if (e) return e;
+    BY_HANDLE_FILE_INFORMATION fi;
+    if (!GetFileInformationByHandle(h, &fi)) e = batch__win32_errno(GetLastError());
+    else if (fi.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) e = ELOOP;   /* a link: refused, O_NOFOLLOW's error */
+    if (e) { CloseHandle(h); return e; }
+    *out = (intptr_t)h;
+    return 0;
+}
+/* ReadFile and WriteFile move at most a DWORD: callers loop over short counts anyway. */
+#define BATCH__WIO_MAX ((size_t)1 << 30)
+BATCH__PRIVATE int batch__wio_read(void* user, intptr_t h, void* buf, size_t n, uint64_t off, size_t* done) {
+    (void)user;
+    OVERLAPPED ov;
+    memset(&ov, 0, sizeof ov);
+    ov.Offset = (DWORD)off;
+    ov.OffsetHigh = (DWORD)(off >> 32);
+    DWORD got = 0;
+    if (!ReadFile((HANDLE)h, buf, (DWORD)(n < BATCH__WIO_MAX ? n : BATCH__WIO_MAX), &got, &ov)) {
+        DWORD e = GetLastError();
+        if (e != ERROR_HANDLE_EOF) return batch__win32_errno(e);
+        got = 0;   /* at or past the end: 0 bytes, as pread */
+    }
+    *done = got;
+    return 0;
+}
+BATCH__PRIVATE int batch__wio_write(void* user, intptr_t h, const void* buf, size_t n, uint64_t off, size_t* done) {
+    (void)user;
+    OVERLAPPED ov;
+    memset(&ov, 0, sizeof ov);
+    ov.Offset = (DWORD)off;
+    ov.OffsetHigh = (DWORD)(off >> 32);
+    DWORD put = 0;
+    if (!WriteFile((HANDLE)h, buf, (DWORD)(n < BATCH__WIO_MAX ? n : BATCH__WIO_MAX), &put, &ov)) return batch__win32_errno(GetLastError());
+    *done = put;
+    return 0;
+}
+BATCH__PRIVATE int batch__wio_sync(void* user, intptr_t h) {
+    (void)user;
+    return FlushFileBuffers((HANDLE)h) ? 0 : batch__win32_errno(GetLastError());
+}
+BATCH__PRIVATE int batch__wio_truncate(void* user, intptr_t h, uint64_t size) {
+    (void)user;
+    FILE_END_OF_FILE_INFO eof;
+    eof.EndOfFile.QuadPart = (LONGLONG)size;
+    return SetFileInformationByHandle((HANDLE)h, FileEndOfFileInfo, &eof, sizeof eof) ? 0 : batch__win32_errno(GetLastError());
+}
+BATCH__PRIVATE int batch__wio_size(void* user, intptr_t h, uint64_t* size) {
+    (void)user;
+    BY_HANDLE_FILE_INFORMATION fi;
+    LARGE_INTEGER sz;
+    if (GetFileType((HANDLE)h) != FILE_TYPE_DISK) return EINVAL;   /* a journal is a regular file */
+    if (!GetFileInformationByHandle((HANDLE)h, &fi)) return batch__win32_errno(GetLastError());
+    if (fi.dwFileAttributes & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_DEVICE | FILE_ATTRIBUTE_REPARSE_POINT)) return EINVAL;
+    if (!GetFileSizeEx((HANDLE)h, &sz)) return batch__win32_errno(GetLastError());
+    *size = (uint64_t)sz.QuadPart;
+    return 0;
+}
+BATCH__PRIVATE void batch__wio_close(void* user, intptr_t h) {
+    (void)user;
+    CloseHandle((HANDLE)h);
+}
+
+static const batch_journal_io batch__win32_io = {
+    batch__wio_open, batch__wio_read, batch__wio_write, batch__wio_sync,
+    batch__wio_truncate, batch__wio_size, batch__wio_close, NULL
+};
+BATCH_API const batch_journal_io* batch_journal_win32_io(void) { return &batch__win32_io; }
+#else
+BATCH_API const batch_journal_io* batch_journal_win32_io(void) { return NULL; }
+#endif
+
+/* The I/O of a journal without hooks: POSIX, or Win32 on Windows; NULL with BATCH_NO_JOURNAL. */
+BATCH__PRIVATE const batch_journal_io* batch__journal_default_io(void) {
+    const batch_journal_io* io = batch_journal_posix_io();
+    return io ? io : batch_journal_win32_io();
+}
 
 /* ---- the journal -------------------------------------------------------------------------- */
 enum { BATCH__JKIND_GRAPH = 1, BATCH__JKIND_MAP = 2 };
@@ -209,7 +387,7 @@ BATCH__PRIVATE bool batch__journal_desc_ok(const batch_journal_desc* d) {
     if (!d->path) return !d->io && !d->fingerprint && !d->durability && !d->sync_every && !d->rerun_failed;
     if (!d->path[0] || BATCH__ENUM_BAD(d->durability, BATCH_DURABLE_BUFFERED + 1)) return false;
     if (d->sync_every < 0) return false;
-    const batch_journal_io* io = d->io ? d->io : batch_journal_posix_io();
+    const batch_journal_io* io = d->io ? d->io : batch__journal_default_io();
     return io && io->open && io->read && io->write && io->sync && io->truncate && io->size && io->close;
 }
 
@@ -319,7 +497,7 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
     if (!j) return BATCH_ERR_NOMEM;
     memset(j, 0, sizeof *j);
     j->alloc_ctx = alloc_ctx;
-    j->io = *(d->io ? d->io : batch_journal_posix_io());
+    j->io = *(d->io ? d->io : batch__journal_default_io());
     j->h = -1;
     j->dur = d->durability;
     j->sync_every = d->sync_every ? d->sync_every : 1;
@@ -359,7 +537,7 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
         if (size && (e = j->io.truncate(j->io.user, j->h, 0)) != 0) { r = batch__errno_result(e); goto fail; }
         j->unsynced = 1;
         if (batch__jflush(j) || (j->dur == BATCH_DURABLE_MACHINE && batch__jsync(j))) { r = batch__errno_result(j->err); goto fail; }
-        /* MACHINE: the new file's name must survive a power loss too (POSIX I/O only) */
+        /* MACHINE: the new file's name must survive a power loss too (POSIX I/O only; see batch__sync_dir) */
         if (j->dur == BATCH_DURABLE_MACHINE && !d->io && (e = batch__sync_dir(d->path)) != 0) { r = batch__errno_result(e); goto fail; }
         *out = j;
         return BATCH_OK;

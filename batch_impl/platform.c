@@ -1,6 +1,8 @@
 /* platform.c - threads, mutexes, condition variables, monotonic clock, CPU count, result strings.
-   Three backends behind batch__-prefixed names: C11 <threads.h> (default), pthreads
-   (BATCH_USE_PTHREADS) and none (BATCH_NO_THREADS: locks are no-ops, no thread is ever made). */
+   Four backends behind batch__-prefixed names: C11 <threads.h> (default), pthreads
+   (BATCH_USE_PTHREADS), Win32 (BATCH_USE_WIN32, automatic on Windows) and none
+   (BATCH_NO_THREADS: locks are no-ops, no thread is ever made). On Windows the clock and the CPU
+   count come from Win32 whatever the backend. */
 #ifndef BATCH__PLATFORM_C
 #define BATCH__PLATFORM_C
 #ifndef BATCH_SINGLE_FILE
@@ -19,10 +21,29 @@ BATCH_API const char* batch_result_string(batch_result r) {
 
 /* ---- clock ------------------------------------------------------------------------------
    BATCH_CLOCK_NS(): the user's monotonic clock in nanoseconds (bare metal: a cycle counter or a
-   timer). Otherwise CLOCK_MONOTONIC. */
+   timer). Otherwise QueryPerformanceCounter on Windows, CLOCK_MONOTONIC elsewhere. */
 #if defined(BATCH_CLOCK_NS)
 BATCH_API uint64_t batch_now_ns(void) { return (uint64_t)(BATCH_CLOCK_NS()); }
-#else
+#elif defined(_WIN32)
+/* QueryPerformanceCounter: monotonic, and its frequency is fixed at boot, so it is read once
+   (a race only stores the same value twice). counter * 1e9 would overflow 64 bits after about
+   half an hour of uptime at a 10 MHz counter: whole seconds and the remainder are scaled apart
+   (the remainder is below the frequency, so remainder * 1e9 fits). */
+static _Atomic int64_t batch__qpc_freq;
+BATCH__PRIVATE uint64_t batch__qpc_ns(uint64_t t, uint64_t f) { return t / f * 1000000000u + t % f * 1000000000u / f; }
+BATCH_API uint64_t batch_now_ns(void) {
+    int64_t f = atomic_load_explicit(&batch__qpc_freq, memory_order_relaxed);   /* relaxed: a constant */
+    LARGE_INTEGER c;
+    if (!f) {
+        LARGE_INTEGER q;
+        QueryPerformanceFrequency(&q);   /* never fails since Windows XP */
+        f = q.QuadPart > 0 ? q.QuadPart : 1;
+        atomic_store_explicit(&batch__qpc_freq, f, memory_order_relaxed);
+    }
+    QueryPerformanceCounter(&c);
+    return batch__qpc_ns((uint64_t)c.QuadPart, (uint64_t)f);
+}
+#else /* POSIX */
 #  if !defined(CLOCK_MONOTONIC)
 #    error "batch.h: clock_gettime(CLOCK_MONOTONIC) is not visible. Define BATCH_IMPLEMENTATION before the first #include of this file, or compile with -D_POSIX_C_SOURCE=200809L (or -std=gnu11); without POSIX (bare metal), define BATCH_CLOCK_NS()"
 #  endif
@@ -101,7 +122,11 @@ BATCH__PRIVATE uint64_t batch__timebase_span(const batch__timebase* tb, uint64_t
 }
 
 BATCH_API int batch_cpu_count(void) {
-#if defined(_SC_NPROCESSORS_ONLN)
+#if defined(_WIN32)
+    /* every processor group: GetSystemInfo would stop at the caller's group of 64 */
+    DWORD w = GetActiveProcessorCount(ALL_PROCESSOR_GROUPS);
+    if (w >= 1) return w > BATCH_MAX_WORKERS ? BATCH_MAX_WORKERS : (int)w;
+#elif defined(_SC_NPROCESSORS_ONLN)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     if (n >= 1) return n > BATCH_MAX_WORKERS ? BATCH_MAX_WORKERS : (int)n;
 #endif
@@ -114,6 +139,8 @@ BATCH__PRIVATE void batch__cpu_relax(void) {
     __builtin_ia32_pause();
 #elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
     __asm__ __volatile__("yield");
+#elif defined(_WIN32)
+    YieldProcessor();   /* MSVC: _mm_pause on x86, yield on ARM64 */
 #endif
 }
 
@@ -158,7 +185,9 @@ BATCH__PRIVATE void batch__cond_wait_slice(batch__cond* c, batch__mutex* m, uint
     if (deadline != UINT64_MAX && deadline > now) {
         uint64_t d = deadline - now;
         if (d > BATCH__WAIT_SLICE_NS) d = BATCH__WAIT_SLICE_NS;
-#  if defined(__unix__) || defined(__APPLE__)
+#  if defined(_WIN32)
+        Sleep((DWORD)((d + 999999u) / 1000000u));   /* ms, rounded up: never a busy loop */
+#  elif defined(__unix__) || defined(__APPLE__)
         struct timespec ts = { (time_t)(d / 1000000000u), (long)(d % 1000000000u) };
         nanosleep(&ts, NULL);
 #  else
@@ -202,6 +231,57 @@ BATCH__PRIVATE void batch__cond_timedwait_wall(batch__cond* c, batch__mutex* m, 
 }
 BATCH__PRIVATE void batch__cond_wait_forever(batch__cond* c, batch__mutex* m) { pthread_cond_wait(c, m); }
 
+#elif defined(BATCH_USE_WIN32)
+/* ---- Win32: slim reader/writer locks (exclusive only), condition variables, CRT threads --------
+   An SRWLOCK and a CONDITION_VARIABLE need neither resources nor a destroy call, and cannot
+   fail to initialize. Threads are made with _beginthreadex (not CreateThread) so that the C
+   runtime sets up its per-thread state for them. */
+typedef SRWLOCK batch__mutex;
+typedef CONDITION_VARIABLE batch__cond;
+typedef HANDLE batch__thread;
+BATCH__PRIVATE bool batch__mutex_init(batch__mutex* m) { InitializeSRWLock(m); return !BATCH__FAIL_SYNC_INIT(); }
+BATCH__PRIVATE void batch__mutex_destroy(batch__mutex* m) { (void)m; }
+BATCH__PRIVATE void batch__mutex_lock(batch__mutex* m) { AcquireSRWLockExclusive(m); }
+BATCH__PRIVATE void batch__mutex_unlock(batch__mutex* m) { ReleaseSRWLockExclusive(m); }
+BATCH__PRIVATE bool batch__cond_init(batch__cond* c) { InitializeConditionVariable(c); return !BATCH__FAIL_SYNC_INIT(); }
+BATCH__PRIVATE void batch__cond_destroy(batch__cond* c) { (void)c; }
+BATCH__PRIVATE void batch__cond_signal(batch__cond* c) { WakeConditionVariable(c); }
+BATCH__PRIVATE void batch__cond_broadcast(batch__cond* c) { WakeAllConditionVariable(c); }
+BATCH__PRIVATE void batch__yield(void) { (void)SwitchToThread(); }
+typedef struct batch__win32_tramp { batch__thread_fn fn; void* arg; } batch__win32_tramp;
+static unsigned __stdcall batch__win32_start(void* p) {
+    batch__win32_tramp t = *(batch__win32_tramp*)p;
+    free(p);  /* plain malloc: thread start-up is not an allocation the user accounts */
+    t.fn(t.arg);
+    return 0;
+}
+BATCH__PRIVATE bool batch__thread_create(batch__thread* t, batch__thread_fn fn, void* arg) {
+    if (BATCH__FAIL_THREAD_CREATE()) return false;
+    batch__win32_tramp* tr = (batch__win32_tramp*)malloc(sizeof *tr);
+    if (!tr) return false;
+    tr->fn = fn; tr->arg = arg;
+    uintptr_t h = _beginthreadex(NULL, 0, batch__win32_start, tr, 0, NULL);
+    if (!h) { free(tr); return false; }
+    *t = (HANDLE)h;
+    return true;
+}
+BATCH__PRIVATE void batch__thread_join(batch__thread t) {
+    WaitForSingleObject(t, INFINITE);
+    CloseHandle(t);
+}
+/* As below for the other backends, but SleepConditionVariableSRW takes a relative timeout in
+   ms, so no wall clock is involved at all: the slice is measured on the monotonic clock and
+   rounded up to a whole ms (rounding down would turn the last ms into a busy loop). */
+BATCH__PRIVATE void batch__cond_wait_slice(batch__cond* c, batch__mutex* m, uint64_t deadline) {
+    if (deadline == UINT64_MAX) { SleepConditionVariableSRW(c, m, INFINITE, 0); return; }
+    uint64_t now = batch_now_ns();
+    if (deadline <= now) return;
+    uint64_t d = deadline - now;
+    if (d > BATCH__WAIT_SLICE_NS) d = BATCH__WAIT_SLICE_NS;
+    SleepConditionVariableSRW(c, m, (DWORD)((d + 999999u) / 1000000u), 0);   /* FALSE on timeout: callers re-check */
+}
+#define BATCH__THREAD_LOCAL _Thread_local
+
 #else
 /* ---- C11 <threads.h> ---------------------------------------------------------------------- */
 typedef mtx_t batch__mutex;
@@ -227,7 +307,7 @@ BATCH__PRIVATE void batch__cond_timedwait_wall(batch__cond* c, batch__mutex* m, 
 BATCH__PRIVATE void batch__cond_wait_forever(batch__cond* c, batch__mutex* m) { cnd_wait(c, m); }
 #endif
 
-#if !defined(BATCH_NO_THREADS)
+#if !defined(BATCH_NO_THREADS) && !defined(BATCH_USE_WIN32)
 /* Waits on c (m held) until signalled, a spurious wake-up, or the monotonic `deadline` (UINT64_MAX:
    no deadline). One slice at most: callers loop and re-check their condition, which they must
    do anyway because of spurious wake-ups. */

@@ -16,9 +16,10 @@ WARN="-std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-p
 CONV="-Wconversion -Wsign-conversion"
 PARTS="batch_impl/platform.c batch_impl/deque.c batch_impl/pool.c batch_impl/job.c batch_impl/journal.c batch_impl/graph.c batch_impl/sizing.c batch_impl/map.c batch_impl/report.c batch_impl/mpi.c"
 
-need() {   # need COMMAND PACKAGE...: installs the packages when COMMAND is missing
+have() { command -v "$1" >/dev/null || [ -x "$1" ]; }
+need() {   # need COMMAND PACKAGE...: installs the packages when COMMAND (a name or a path) is missing
     local cmd=$1; shift
-    command -v "$cmd" >/dev/null && return 0
+    have "$cmd" && return 0
     local sudo=""
     if [ "$(id -u)" != 0 ]; then
         if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"
@@ -27,7 +28,7 @@ need() {   # need COMMAND PACKAGE...: installs the packages when COMMAND is miss
     echo "installing $*"
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@" >/dev/null 2>&1 ||
         { $sudo apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@" >/dev/null; }
-    command -v "$cmd" >/dev/null
+    have "$cmd"
 }
 
 parts() {   # parts CC [FLAGS...]: each part alone, conversion warnings on
@@ -73,6 +74,9 @@ for t in "$@"; do
         aarch64)   linux_target aarch64 aarch64-linux-gnu arm64 qemu-aarch64-static ;;
         s390x)     linux_target s390x s390x-linux-gnu s390x qemu-s390x-static ;;
         baremetal) baremetal ;;
+        deps-win64)   # what make win64 needs (wine64 lives off PATH on Debian)
+            need x86_64-w64-mingw32-gcc mingw-w64
+            have wine64 || need /usr/lib/wine/wine64 wine64 ;;
         *) echo "cross.sh: unknown target $t (i686 armhf aarch64 s390x baremetal)" >&2; exit 2 ;;
     esac
 done

@@ -1,6 +1,8 @@
 /* main.c - the test runner. Usage: run [-s SEED] [-t SECONDS] [--no-fork] [--list] [NAME...]
    Every test runs in a forked child under a watchdog: a test that hangs is reported with the
-   stacks of all its threads (gdb) and killed. The last line is "N passed, N failed". */
+   stacks of all its threads (gdb) and killed. The last line is "N passed, N failed".
+   Windows has no fork: each test runs in this program started again with a hidden
+   `--child NAME` argument (--no-fork runs them in the runner's process, as elsewhere). */
 #define _POSIX_C_SOURCE 200809L   /* the runner forks and waits; tests use fmemopen */
 #define BATCH_STATIC
 #define BATCH_IMPLEMENTATION
@@ -29,11 +31,15 @@ int test_graph_submit_fails(void);
 #include "test.h"
 #include "test_alloc.c"
 
+#if defined(_WIN32)
+#  include <fcntl.h>
+#else
 #include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <fcntl.h>
+#endif
 
 uint64_t test_seed;
 int test_scale = 1;
@@ -44,6 +50,85 @@ void test_fail_at(const char* file, int line, const char* expr, const char* deta
     fflush(stderr);
     _exit(1);
 }
+
+/* ---- the OS, for the tests (test.h) --------------------------------------------------------- */
+void test_skip(const char* what) { printf("  skipped on Windows: %s\n", what); fflush(stdout); }
+
+#if defined(_WIN32)
+void test_sleep_ns(uint64_t ns) { Sleep((DWORD)((ns + 999999u) / 1000000u)); }
+
+/* fmemopen's stand-in: a temporary file (deleted when closed) read back into buf at close. */
+FILE* test_memfile(char* buf, size_t n) {
+    (void)buf; (void)n;
+    WCHAR dir[MAX_PATH + 1], name[MAX_PATH + 1];
+    if (!GetTempPathW(MAX_PATH + 1, dir) || !GetTempFileNameW(dir, L"bat", 0, name)) return NULL;
+    HANDLE h = CreateFileW(name, GENERIC_READ | GENERIC_WRITE, 0, NULL, CREATE_ALWAYS,
+                           FILE_ATTRIBUTE_TEMPORARY | FILE_FLAG_DELETE_ON_CLOSE, NULL);
+    if (h == INVALID_HANDLE_VALUE) return NULL;
+    int fd = _open_osfhandle((intptr_t)h, _O_RDWR | _O_BINARY);
+    if (fd < 0) { CloseHandle(h); return NULL; }
+    FILE* f = _fdopen(fd, "w+b");
+    if (!f) _close(fd);
+    return f;
+}
+void test_memfile_close(FILE* f, char* buf, size_t n) {
+    rewind(f);
+    size_t got = fread(buf, 1, n - 1, f);
+    buf[got] = 0;
+    fclose(f);
+}
+void test_tmp_path(char* out, size_t n, const char* name) {
+    char dir[MAX_PATH + 1];
+    DWORD k = GetTempPathA(sizeof dir, dir);
+    if (!k || k > MAX_PATH) snprintf(dir, sizeof dir, ".\\");
+    snprintf(out, n, "%s%s", dir, name);
+}
+int test_is_wine(void) {
+    HMODULE nt = GetModuleHandleA("ntdll.dll");
+    return nt && GetProcAddress(nt, "wine_get_version") != NULL;
+}
+void* test_spawn_self(const char* args) {
+    WCHAR exe[32768];
+    DWORD k = GetModuleFileNameW(NULL, exe, 32768);
+    if (!k || k >= 32768) return NULL;
+    int alen = MultiByteToWideChar(CP_ACP, 0, args, -1, NULL, 0);   /* paths from GetTempPathA */
+    if (alen <= 0) return NULL;
+    WCHAR* cmd = (WCHAR*)malloc(((size_t)k + (size_t)alen + 3) * sizeof(WCHAR));
+    if (!cmd) return NULL;
+    size_t at = 0;
+    cmd[at++] = L'"';
+    memcpy(cmd + at, exe, (size_t)k * sizeof(WCHAR));
+    at += k;
+    cmd[at++] = L'"';
+    cmd[at++] = L' ';
+    MultiByteToWideChar(CP_ACP, 0, args, -1, cmd + at, alen);   /* with its NUL */
+    /* the runner's stdout and stderr, so the child's output goes where the runner's goes */
+    STARTUPINFOW si;
+    memset(&si, 0, sizeof si);
+    si.cb = sizeof si;
+    si.dwFlags = STARTF_USESTDHANDLES;
+    si.hStdInput = GetStdHandle(STD_INPUT_HANDLE);
+    si.hStdOutput = GetStdHandle(STD_OUTPUT_HANDLE);
+    si.hStdError = GetStdHandle(STD_ERROR_HANDLE);
+    HANDLE std[3] = { si.hStdInput, si.hStdOutput, si.hStdError };
+    for (int i = 0; i < 3; i++)
+        if (std[i] && std[i] != INVALID_HANDLE_VALUE) SetHandleInformation(std[i], HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT);
+    PROCESS_INFORMATION pi;
+    BOOL ok = CreateProcessW(exe, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
+    free(cmd);
+    if (!ok) return NULL;
+    CloseHandle(pi.hThread);
+    return pi.hProcess;
+}
+#else
+void test_sleep_ns(uint64_t ns) {
+    struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
+    nanosleep(&ts, NULL);
+}
+FILE* test_memfile(char* buf, size_t n) { return fmemopen(buf, n, "w"); }
+void test_memfile_close(FILE* f, char* buf, size_t n) { (void)buf; (void)n; fclose(f); }
+void test_tmp_path(char* out, size_t n, const char* name) { snprintf(out, n, "/tmp/%s", name); }
+#endif
 
 #include "test_platform.c"
 #include "test_deque.c"
@@ -75,6 +160,7 @@ static const test_case all_tests[] = {
 
 static double now_ms(void) { return (double)batch_now_ns() / 1e6; }
 
+#if !defined(_WIN32)
 static void dump_stacks(pid_t pid) {
     char cmd[256];
     snprintf(cmd, sizeof cmd,
@@ -82,6 +168,7 @@ static void dump_stacks(pid_t pid) {
              (int)pid);
     if (system(cmd) != 0) fprintf(stderr, "  (no stacks: gdb missing or failed)\n");
 }
+#endif
 
 /* A forked test ends with _exit, which skips LeakSanitizer's exit-time check: run it by hand
    (a leak then fails the test with LSan's exit code). */
@@ -100,6 +187,47 @@ void __lsan_do_leak_check(void);
 #endif
 
 /* 0 pass, 1 fail. */
+#if defined(_WIN32)
+/* The test in a child process (this program, --child NAME) under the watchdog: WaitForSingleObject
+   with the timeout, TerminateProcess when it passes. No stacks: there is no gdb to attach. */
+static int run_one(const test_case* t, int timeout_s, int fork_it) {
+    if (!fork_it) { t->fn(); return 0; }
+    fflush(stdout); fflush(stderr);
+    char args[256];
+    snprintf(args, sizeof args, "--child %s -s %llu", t->name, (unsigned long long)test_seed);
+    HANDLE h = (HANDLE)test_spawn_self(args);
+    if (!h) { fprintf(stderr, "  CreateProcess failed: error %lu\n", (unsigned long)GetLastError()); return 1; }
+    DWORD code = 1;
+    if (WaitForSingleObject(h, (DWORD)timeout_s * 1000u) == WAIT_TIMEOUT) {
+        fprintf(stderr, "  TIMEOUT after %d s, killed (no thread stacks on Windows) (seed %llu)\n", timeout_s,
+                (unsigned long long)test_seed);
+        TerminateProcess(h, 1);
+        WaitForSingleObject(h, INFINITE);
+        CloseHandle(h);
+        return 1;
+    }
+    GetExitCodeProcess(h, &code);
+    CloseHandle(h);
+    if (code >= 0xC0000000u) {   /* an NTSTATUS: the process died of an exception */
+        fprintf(stderr, "  crashed: exception 0x%08lx (seed %llu)\n", (unsigned long)code, (unsigned long long)test_seed);
+        return 1;
+    }
+    return code != 0;
+}
+
+/* --child NAME [-s SEED]: runs one test in this process (the runner started it). */
+static int run_child(int argc, char** argv, const test_case* all, int n) {
+    for (int i = 3; i + 1 < argc; i++) if (!strcmp(argv[i], "-s")) test_seed = strtoull(argv[i + 1], NULL, 0);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(all[i].name, argv[2]) != 0) continue;
+        all[i].fn();
+        fflush(stdout); fflush(stderr);
+        _exit(0);   /* as the forked child: no exit-time work in a process whose test is over */
+    }
+    fprintf(stderr, "no test %s\n", argv[2]);
+    return 2;
+}
+#else
 static int run_one(const test_case* t, int timeout_s, int fork_it) {
     if (!fork_it) { t->fn(); return 0; }
     fflush(stdout); fflush(stderr);
@@ -128,12 +256,17 @@ static int run_one(const test_case* t, int timeout_s, int fork_it) {
     }
     return WEXITSTATUS(status) != 0;
 }
+#endif
 
 int main(int argc, char** argv) {
     int timeout_s = 300, fork_it = 1, list = 0;
     const char* names[64];
     int nnames = 0;
+#if defined(_WIN32)
+    test_seed = (uint64_t)batch_now_ns() ^ ((uint64_t)GetCurrentProcessId() << 32);
+#else
     test_seed = (uint64_t)batch_now_ns() ^ ((uint64_t)getpid() << 32);
+#endif
     const char* sc = getenv("BATCH_TEST_SCALE");
     if (sc && atoi(sc) > 0) test_scale = atoi(sc);
     const char* to = getenv("BATCH_TEST_TIMEOUT");
@@ -146,6 +279,10 @@ int main(int argc, char** argv) {
         else if (nnames < 64) names[nnames++] = argv[i];
     }
     int n = (int)(sizeof all_tests / sizeof all_tests[0]);
+#if defined(_WIN32)
+    if (argc >= 3 && !strcmp(argv[1], "--child")) return run_child(argc, argv, all_tests, n);
+    if (argc >= 2 && !strcmp(argv[1], "--jchild")) return journal_child_main(argc, argv);
+#endif
     if (list) { for (int i = 0; i < n; i++) puts(all_tests[i].name); return 0; }
     printf("seed %llu (replay: %s -s %llu NAME)\n", (unsigned long long)test_seed, argv[0],
            (unsigned long long)test_seed);

@@ -299,7 +299,7 @@ static int meet_task(batch_ctx* ctx, void* u) {
 #else
     uint64_t until = batch_now_ns() + 5000000000u;   /* a stuck meeting fails the test, not hangs it */
 #endif
-    while (atomic_load(met) < 3 && batch_now_ns() < until) nanosleep(&(struct timespec){ 0, 100000 }, NULL);
+    while (atomic_load(met) < 3 && batch_now_ns() < until) test_sleep_ns(100000);
     return 0;
 }
 static int fail_first_attempt(batch_ctx* ctx, void* u) { (void)u; return batch_ctx_attempt(ctx) == 0 ? 1 : 0; }
@@ -538,10 +538,10 @@ static void test_graph_scenario_a(void) {
         CHECK(f[F_AGGREGATE].order > f[F_FLAKY].order && f[F_IMPACT].order > f[F_INTENT].order);
         /* DOT names every feature and shows the status */
         char buf[8192];
-        FILE* mem = fmemopen(buf, sizeof buf, "w");
+        FILE* mem = test_memfile(buf, sizeof buf);
         CHECK(mem != NULL);
         CHECK_OK(batch_graph_dump_dot(g, mem));
-        fclose(mem);
+        test_memfile_close(mem, buf, sizeof buf);
         for (int i = 0; i < F_COUNT; i++) CHECK(strstr(buf, feature_names[i]) != NULL);
         CHECK(strstr(buf, "completed") != NULL && strstr(buf, "->") != NULL);
         CHECK_OK(batch_graph_destroy(g));
@@ -612,10 +612,10 @@ static void handoff_outer(batch_pool* p, void* u) {
     handoff_state* hs = (handoff_state*)u;
     batch_job_summary s;
     CHECK_OK(batch_graph_run(p, hs->b, NULL, &s));
-    nanosleep(&(struct timespec){ 0, 20000000 }, NULL);
+    test_sleep_ns(20000000);
     hs->before_launch = batch_now_ns();
     CHECK_OK(batch_graph_launch(p, hs->c, NULL, &hs->jc));
-    nanosleep(&(struct timespec){ 0, 20000000 }, NULL);   /* C's root waits in this worker's deque */
+    test_sleep_ns(20000000);   /* C's root waits in this worker's deque */
 }
 #endif
 static void test_graph_clock_handoff_nested(void) {
@@ -666,7 +666,7 @@ static int park_task(batch_ctx* ctx, void* u) {
     if (pos == 0) {   /* the holder */
         batch__job* j = (batch__job*)batch_ctx_job(ctx);
         uint64_t until = batch_now_ns() + 10000000000u;   /* a test that cannot park fails, not hangs */
-        while (park_count(j) < 3 && batch_now_ns() < until) nanosleep(&(struct timespec){ 0, 100000 }, NULL);
+        while (park_count(j) < 3 && batch_now_ns() < until) test_sleep_ns(100000);
         CHECK_EQ(park_count(j), 3);
     }
     return 0;
@@ -969,14 +969,14 @@ static int hold_block(batch_ctx* ctx, void* u) {
     hold_state* h = (hold_state*)u;
     (void)ctx;
     uint64_t until = batch_now_ns() + 3000000000u;
-    while (!atomic_load(&h->x_started) && batch_now_ns() < until) nanosleep(&(struct timespec){ 0, 100000 }, NULL);
+    while (!atomic_load(&h->x_started) && batch_now_ns() < until) test_sleep_ns(100000);
     return 0;
 }
 static int hold_x(batch_ctx* ctx, void* u) {
     hold_state* h = (hold_state*)u;
     (void)ctx;
     atomic_store(&h->x_started, 1);
-    nanosleep(&(struct timespec){ 0, 300000000 }, NULL);
+    test_sleep_ns(300000000);
     return 0;
 }
 #endif
@@ -1014,7 +1014,7 @@ static void test_graph_hold_no_delay(void) {
    still be the brute-force one (that line's tasks no longer follow one another). */
 static int sleep300_task(batch_ctx* ctx, void* user) {
     (void)ctx; (void)user;
-    nanosleep(&(struct timespec){ 0, 300000000 }, NULL);
+    test_sleep_ns(300000000);
     return 0;
 }
 static int task_fail9(batch_ctx* ctx, void* user) { (void)ctx; (void)user; return 9; }
@@ -1084,7 +1084,7 @@ static void test_graph_wide_urgent(void) {
    starts after it ends, and everything lies inside the run. */
 static int sleep20_task(batch_ctx* ctx, void* user) {
     (void)ctx; (void)user;
-    nanosleep(&(struct timespec){ 0, 20000000 }, NULL);
+    test_sleep_ns(20000000);
     return 0;
 }
 static void test_graph_task_times(void) {

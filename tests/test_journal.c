@@ -2,17 +2,32 @@
    unordered, graphs), exactly-once folds, the re-run bound, torn and corrupt journals (every
    cut and every bit flip of the last record, every header byte, foreign and garbage files),
    injected EIO / ENOSPC / short writes at every journal I/O call, rerun_failed, bad input. */
+#if defined(_WIN32)
+#  include <aclapi.h>
+#else
 #include <sys/mman.h>
 #include <sys/stat.h>
+#endif
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-typedef struct jdir { char dir[64]; char path[128]; } jdir;
+typedef struct jdir { char dir[MAX_TEST_PATH]; char path[MAX_TEST_PATH + 64]; } jdir;
 
+#if defined(_WIN32)
+static void jdir_make(jdir* d, const char* name) {   /* no mkdtemp: the pid and a counter */
+    static int seq;
+    char leaf[64];
+    snprintf(leaf, sizeof leaf, "batch-jnl.%ld.%d", (long)getpid(), ++seq);
+    test_tmp_path(d->dir, sizeof d->dir, leaf);
+    CHECK(CreateDirectoryA(d->dir, NULL));
+    snprintf(d->path, sizeof d->path, "%s/%s", d->dir, name);
+}
+#else
 static void jdir_make(jdir* d, const char* name) {
     snprintf(d->dir, sizeof d->dir, "/tmp/batch-jnl.XXXXXX");
     CHECK(mkdtemp(d->dir) != NULL);
     snprintf(d->path, sizeof d->path, "%s/%s", d->dir, name);
 }
+#endif
 static void jdir_remove(jdir* d) {
     unlink(d->path);
     CHECK_EQ(rmdir(d->dir), 0);
@@ -38,6 +53,35 @@ static void jfile_write(const char* path, const unsigned char* b, size_t n) {
     fclose(f);
 }
 
+#if defined(_WIN32)
+/* Windows has no fork: a child is this program again (--jchild, journal_child_main), and the
+   memory it shares with the parent is a pagefile-backed section whose handle it inherits. */
+typedef struct jshared { void* p; HANDLE h; } jshared;
+static jshared jshared_maps[4];
+static void* shared_alloc(size_t n) {
+    SECURITY_ATTRIBUTES sa = { sizeof sa, NULL, TRUE };   /* inheritable */
+    HANDLE h = CreateFileMappingW(INVALID_HANDLE_VALUE, &sa, PAGE_READWRITE, (DWORD)((uint64_t)n >> 32), (DWORD)n, NULL);
+    CHECK(h != NULL);
+    void* p = MapViewOfFile(h, FILE_MAP_ALL_ACCESS, 0, 0, n);
+    CHECK(p != NULL);
+    for (int i = 0; i < 4; i++) if (!jshared_maps[i].p) { jshared_maps[i].p = p; jshared_maps[i].h = h; return p; }
+    CHECK(0);
+    return NULL;
+}
+static unsigned long long shared_handle(void* p) {   /* for the child's command line */
+    for (int i = 0; i < 4; i++) if (jshared_maps[i].p == p) return (unsigned long long)(uintptr_t)jshared_maps[i].h;
+    CHECK(0);
+    return 0;
+}
+static void shared_free(void* p, size_t n) {
+    (void)n;
+    for (int i = 0; i < 4; i++) if (jshared_maps[i].p == p) {
+        UnmapViewOfFile(p);
+        CloseHandle(jshared_maps[i].h);
+        jshared_maps[i].p = NULL;
+    }
+}
+#else
 /* Memory shared with forked children (a mapped temporary file: MAP_ANONYMOUS is not POSIX). */
 static void* shared_alloc(size_t n) {
     FILE* f = tmpfile();
@@ -48,12 +92,53 @@ static void* shared_alloc(size_t n) {
     fclose(f);   /* the mapping keeps the file */
     return p;
 }
+static void shared_free(void* p, size_t n) { munmap(p, n); }
+#endif
 
 static void spin_us(unsigned us) {
     uint64_t end = batch_now_ns() + (uint64_t)us * 1000u;
     while (batch_now_ns() < end) { }
 }
 
+#if defined(_WIN32)
+/* Kills the child after kill_after_us (0: lets it finish) and reaps it: 1 when it finished on its
+   own (exit 0), 0 when TerminateProcess got it first. The delay counts from `started`, which the
+   child sets when its pool is up: starting a process and its threads takes longer on Windows
+   (and much longer under wine) than the delays here, where fork is a fraction of them. */
+enum { JKILLED = 137 };
+static int kill_and_reap(HANDLE proc, HANDLE started, unsigned kill_after_us) {
+    CHECK(proc != NULL);
+    if (kill_after_us) {
+        HANDLE both[2] = { started, proc };
+        if (WaitForMultipleObjects(2, both, FALSE, 60000) == WAIT_OBJECT_0) {
+            test_sleep_ns((uint64_t)kill_after_us * 1000u);
+            TerminateProcess(proc, JKILLED);   /* fails harmlessly when it already ended */
+        }
+    }
+    DWORD code = 1;
+    CHECK(WaitForSingleObject(proc, INFINITE) == WAIT_OBJECT_0);
+    CHECK(GetExitCodeProcess(proc, &code));
+    CloseHandle(proc);
+    CloseHandle(started);
+    if (code == 0) return 1;
+    CHECK_EQ(code, JKILLED);
+    return 0;
+}
+static HANDLE jchild_event(void) {
+    SECURITY_ATTRIBUTES sa = { sizeof sa, NULL, TRUE };   /* inheritable */
+    HANDLE e = CreateEventW(&sa, TRUE, FALSE, NULL);
+    CHECK(e != NULL);
+    return e;
+}
+static void* jchild_map(const char* handle, size_t n) {
+    void* p = MapViewOfFile((HANDLE)(uintptr_t)strtoull(handle, NULL, 0), FILE_MAP_ALL_ACCESS, 0, 0, n);
+    if (!p) _exit(4);
+    return p;
+}
+static HANDLE jchild_started;   /* the child's: set when its pool is up */
+static void jchild_pool_up(void) { if (jchild_started) SetEvent(jchild_started); }
+#else
+static void jchild_pool_up(void) {}   /* fork is quick: the delay counts from it */
 /* Kills child pid after kill_after_us (0: lets it finish) and reaps it: 1 when it finished on
    its own (exit 0), 0 when the SIGKILL got it first. */
 static int kill_and_reap(pid_t pid, unsigned kill_after_us) {
@@ -68,6 +153,7 @@ static int kill_and_reap(pid_t pid, unsigned kill_after_us) {
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     return 0;
 }
+#endif
 
 /* A map whose items count their executions (in memory shared with the parent when forked). */
 enum { JM_N = 2000, JM_BS = 10 };
@@ -129,6 +215,33 @@ static uint64_t jm_total_exec(jmap* m, size_t n) {
     return t;
 }
 
+#if defined(_WIN32)
+/* The journal's 0600: a protected DACL with one ACE, all access for the process's user. */
+static void jcheck_private(const char* path) {
+    static int said;
+    if (test_is_wine()) {   /* wine accepts a DACL at creation but does not keep it */
+        if (!said++) test_skip("the journal's owner-only DACL is not checked under wine, which does not keep file DACLs");
+        return;
+    }
+    PACL dacl = NULL;
+    PSECURITY_DESCRIPTOR sd = NULL;
+    CHECK_EQ(GetNamedSecurityInfoA(path, SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, &dacl, NULL, &sd), ERROR_SUCCESS);
+    CHECK(dacl != NULL);
+    CHECK_EQ(dacl->AceCount, 1);
+    ACCESS_ALLOWED_ACE* ace = NULL;
+    CHECK(GetAce(dacl, 0, (void**)&ace));
+    CHECK_EQ(ace->Header.AceType, ACCESS_ALLOWED_ACE_TYPE);
+    HANDLE tok;
+    unsigned char buf[256];
+    DWORD n = 0;
+    CHECK(OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok));
+    CHECK(GetTokenInformation(tok, TokenUser, buf, sizeof buf, &n));
+    CHECK(EqualSid((PSID)&ace->SidStart, ((TOKEN_USER*)(void*)buf)->User.Sid));
+    CloseHandle(tok);
+    LocalFree(sd);
+}
+#endif
+
 /* ---- resume without a crash: a finished journal runs nothing --------------------------- */
 static void test_journal_map_rerun_finished(void) {
     jdir dir;
@@ -147,9 +260,13 @@ static void test_journal_map_rerun_finished(void) {
             CHECK_EQ(s1.items, 500);
             CHECK_EQ(s1.resumed_batches, 0);
             CHECK_EQ(jm_total_exec(m, 500), 500);
+#if defined(_WIN32)
+            jcheck_private(dir.path);
+#else
             struct stat st;
             CHECK_EQ(stat(dir.path, &st), 0);
             CHECK_EQ(st.st_mode & 0777, 0600);
+#endif
             /* again: everything comes from the journal */
             CHECK_EQ(batch_map_run(p, &d, &s2, again), BATCH_PARTIAL);
             CHECK(memcmp(again, want, d.acc_size) == 0);
@@ -187,23 +304,37 @@ static void test_journal_map_rerun_finished(void) {
 /* Runs the map in a child; returns 1 when it finished (its results in *out), 0 when killed. */
 typedef struct jm_out { int done; batch_result r; batch_map_summary s; unsigned char acc[16]; } jm_out;
 
+/* The child's work: its exit status. */
+static int jm_child_body(jmap* m, jm_out* out, const char* path, int workers, batch_durability dur) {
+    batch_pool* p = NULL;
+    if (batch_pool_create(&p, &(batch_pool_desc){ .workers = workers }) != BATCH_OK) return 3;
+    jchild_pool_up();
+    batch_map_desc d = jm_desc(m, JM_N, path);
+    d.max_in_flight = 4;
+    d.journal.durability = dur;
+    out->r = batch_map_run(p, &d, &out->s, out->acc);
+    batch_pool_destroy(p);
+    out->done = 1;
+    return 0;
+}
+#if defined(_WIN32)
+static int jm_child_run(jmap* m, jm_out* out, const char* path, int workers, batch_durability dur, unsigned kill_after_us) {
+    fflush(stdout); fflush(stderr);
+    HANDLE started = jchild_event();
+    char args[MAX_TEST_PATH + 160];
+    snprintf(args, sizeof args, "--jchild map %llu %llu %llu %d %d \"%s\"", shared_handle(m), shared_handle(out),
+             (unsigned long long)(uintptr_t)started, workers, (int)dur, path);
+    return kill_and_reap((HANDLE)test_spawn_self(args), started, kill_after_us);
+}
+#else
 static int jm_child_run(jmap* m, jm_out* out, const char* path, int workers, batch_durability dur, unsigned kill_after_us) {
     fflush(stdout); fflush(stderr);
     pid_t pid = fork();
     CHECK(pid >= 0);
-    if (pid == 0) {
-        batch_pool* p = NULL;
-        if (batch_pool_create(&p, &(batch_pool_desc){ .workers = workers }) != BATCH_OK) _exit(3);
-        batch_map_desc d = jm_desc(m, JM_N, path);
-        d.max_in_flight = 4;
-        d.journal.durability = dur;
-        out->r = batch_map_run(p, &d, &out->s, out->acc);
-        batch_pool_destroy(p);
-        out->done = 1;
-        _exit(0);
-    }
+    if (pid == 0) _exit(jm_child_body(m, out, path, workers, dur));
     return kill_and_reap(pid, kill_after_us);
 }
+#endif
 
 static void journal_map_crash(int ordered, batch_durability dur, int rounds) {
     jdir dir;
@@ -244,8 +375,8 @@ static void journal_map_crash(int ordered, batch_durability dur, int rounds) {
     }
     if (getenv("JDEBUG")) fprintf(stderr, "map kills %ld\n", total_kills);
     if (rounds >= 5) CHECK(total_kills > 0);
-    munmap(m, sizeof *m);
-    munmap(out, sizeof *out);
+    shared_free(m, sizeof *m);
+    shared_free(out, sizeof *out);
     jdir_remove(&dir);
 }
 
@@ -292,26 +423,58 @@ static batch_graph* jg_build(jgraph* G, jg_task* tasks) {
     return g;
 }
 
+/* The child's work: its exit status. */
+static int jg_child_body(jgraph* G, const char* path, int workers) {
+    static jg_task tasks[JG_N];
+    batch_pool* p = NULL;
+    if (batch_pool_create(&p, &(batch_pool_desc){ .workers = workers }) != BATCH_OK) return 3;
+    jchild_pool_up();
+    batch_graph* g = jg_build(G, tasks);
+    batch_run_desc rd;
+    memset(&rd, 0, sizeof rd);
+    rd.journal.path = path;
+    G->r = batch_graph_run(p, g, &rd, &G->s);
+    batch_graph_destroy(g);
+    batch_pool_destroy(p);
+    G->done = 1;
+    return 0;
+}
+#if defined(_WIN32)
+static int jg_child_run(jgraph* G, const char* path, int workers, unsigned kill_after_us) {
+    fflush(stdout); fflush(stderr);
+    HANDLE started = jchild_event();
+    char args[MAX_TEST_PATH + 160];
+    snprintf(args, sizeof args, "--jchild graph %llu %llu %d \"%s\"", shared_handle(G),
+             (unsigned long long)(uintptr_t)started, workers, path);
+    return kill_and_reap((HANDLE)test_spawn_self(args), started, kill_after_us);
+}
+
+/* The child side: --jchild map M OUT STARTED WORKERS DURABILITY PATH, or
+   --jchild graph G STARTED WORKERS PATH (handles inherited from the parent). */
+static int journal_child_main(int argc, char** argv) {
+    if (argc == 9 && !strcmp(argv[2], "map")) {
+        jmap* m = (jmap*)jchild_map(argv[3], sizeof(jmap));
+        jm_out* out = (jm_out*)jchild_map(argv[4], sizeof(jm_out));
+        jchild_started = (HANDLE)(uintptr_t)strtoull(argv[5], NULL, 0);
+        _exit(jm_child_body(m, out, argv[8], atoi(argv[6]), (batch_durability)atoi(argv[7])));
+    }
+    if (argc == 7 && !strcmp(argv[2], "graph")) {
+        jgraph* G = (jgraph*)jchild_map(argv[3], sizeof(jgraph));
+        jchild_started = (HANDLE)(uintptr_t)strtoull(argv[4], NULL, 0);
+        _exit(jg_child_body(G, argv[6], atoi(argv[5])));
+    }
+    fprintf(stderr, "bad --jchild arguments\n");
+    return 2;
+}
+#else
 static int jg_child_run(jgraph* G, const char* path, int workers, unsigned kill_after_us) {
     fflush(stdout); fflush(stderr);
     pid_t pid = fork();
     CHECK(pid >= 0);
-    if (pid == 0) {
-        static jg_task tasks[JG_N];
-        batch_pool* p = NULL;
-        if (batch_pool_create(&p, &(batch_pool_desc){ .workers = workers }) != BATCH_OK) _exit(3);
-        batch_graph* g = jg_build(G, tasks);
-        batch_run_desc rd;
-        memset(&rd, 0, sizeof rd);
-        rd.journal.path = path;
-        G->r = batch_graph_run(p, g, &rd, &G->s);
-        batch_graph_destroy(g);
-        batch_pool_destroy(p);
-        G->done = 1;
-        _exit(0);
-    }
+    if (pid == 0) _exit(jg_child_body(G, path, workers));
     return kill_and_reap(pid, kill_after_us);
 }
+#endif
 
 static void test_journal_graph_crash(void) {
     jdir dir;
@@ -358,7 +521,7 @@ static void test_journal_graph_crash(void) {
     }
     if (getenv("JDEBUG")) fprintf(stderr, "graph kills %ld\n", total_kills);
     if (rounds >= 4) CHECK(total_kills > 0);
-    munmap(G, sizeof *G);
+    shared_free(G, sizeof *G);
     jdir_remove(&dir);
 }
 
@@ -567,6 +730,8 @@ typedef struct jfault {
     int fired;
 } jfault;
 static jfault* jf_cur;
+/* The default I/O, to wrap: POSIX, or Win32 on Windows. */
+static const batch_journal_io* jio(void) { return batch_journal_posix_io() ? batch_journal_posix_io() : batch_journal_win32_io(); }
 
 static int jf_hit(int op) {
     jfault* f = jf_cur;
@@ -576,25 +741,25 @@ static int jf_hit(int op) {
 }
 static int jf_open(void* u, const char* path, intptr_t* h) {
     if (jf_hit(JF_OPEN)) return jf_cur->err ? jf_cur->err : EIO;
-    return batch_journal_posix_io()->open(u, path, h);
+    return jio()->open(u, path, h);
 }
 static int jf_read(void* u, intptr_t h, void* b, size_t n, uint64_t off, size_t* done) {
     if (jf_hit(JF_READ)) return jf_cur->err ? jf_cur->err : EIO;
-    return batch_journal_posix_io()->read(u, h, b, n, off, done);
+    return jio()->read(u, h, b, n, off, done);
 }
 static int jf_write(void* u, intptr_t h, const void* b, size_t n, uint64_t off, size_t* done) {
     if (jf_hit(JF_WRITE)) {
         if (jf_cur->err) return jf_cur->err;
         n = n > 1 ? n / 2 : n;   /* a short write: the rest must follow */
     }
-    return batch_journal_posix_io()->write(u, h, b, n, off, done);
+    return jio()->write(u, h, b, n, off, done);
 }
-static int jf_sync(void* u, intptr_t h) { return jf_hit(JF_SYNC) ? (jf_cur->err ? jf_cur->err : EIO) : batch_journal_posix_io()->sync(u, h); }
+static int jf_sync(void* u, intptr_t h) { return jf_hit(JF_SYNC) ? (jf_cur->err ? jf_cur->err : EIO) : jio()->sync(u, h); }
 static int jf_trunc(void* u, intptr_t h, uint64_t sz) {
-    return jf_hit(JF_TRUNC) ? (jf_cur->err ? jf_cur->err : EIO) : batch_journal_posix_io()->truncate(u, h, sz);
+    return jf_hit(JF_TRUNC) ? (jf_cur->err ? jf_cur->err : EIO) : jio()->truncate(u, h, sz);
 }
-static int jf_size(void* u, intptr_t h, uint64_t* sz) { return jf_hit(JF_SIZE) ? (jf_cur->err ? jf_cur->err : EIO) : batch_journal_posix_io()->size(u, h, sz); }
-static void jf_close(void* u, intptr_t h) { batch_journal_posix_io()->close(u, h); }
+static int jf_size(void* u, intptr_t h, uint64_t* sz) { return jf_hit(JF_SIZE) ? (jf_cur->err ? jf_cur->err : EIO) : jio()->size(u, h, sz); }
+static void jf_close(void* u, intptr_t h) { jio()->close(u, h); }
 static const batch_journal_io jf_io = { jf_open, jf_read, jf_write, jf_sync, jf_trunc, jf_size, jf_close, NULL };
 
 static void test_journal_io_faults(void) {
@@ -719,6 +884,32 @@ static void test_journal_map_ranges(void) {
 }
 
 /* ---- bad input ---------------------------------------------------------------------------------- */
+#if defined(_WIN32)
+/* A symbolic link as the journal is refused (FILE_FLAG_OPEN_REPARSE_POINT, then the reparse
+   point check), and the file it points to is left alone. Making a link needs a privilege or
+   developer mode on Windows, and wine only pretends to make one: then there is nothing to test. */
+static void jcheck_link_refused(jmap* m, batch_pool* p, const char* dir, const char* link) {
+    char target[MAX_TEST_PATH + 64];
+    snprintf(target, sizeof target, "%s/target", dir);
+    const unsigned char text[] = "not a journal";
+    jfile_write(target, text, sizeof text - 1);
+    DWORD attr = CreateSymbolicLinkA(link, target, 0x2 /* SYMBOLIC_LINK_FLAG_ALLOW_UNPRIVILEGED_CREATE */)
+                     ? GetFileAttributesA(link) : INVALID_FILE_ATTRIBUTES;
+    if (attr == INVALID_FILE_ATTRIBUTES || !(attr & FILE_ATTRIBUTE_REPARSE_POINT)) {
+        test_skip("the symbolic link check: no link could be made here (privilege, or wine's stub)");
+    } else {
+        batch_map_desc d = jm_desc(m, 100, link);
+        CHECK_EQ(batch_map_run(p, &d, NULL, NULL), BATCH_ERR_IO);                /* O_NOFOLLOW */
+        size_t n = 0;
+        unsigned char* kept = jfile_read(target, &n);
+        CHECK(kept && n == sizeof text - 1 && memcmp(kept, text, n) == 0);
+        free(kept);
+    }
+    DeleteFileA(link);   /* or what wine's stub left: nothing, or an empty file */
+    CHECK(DeleteFileA(target));
+}
+#endif
+
 static void test_journal_bad_input(void) {
     jdir dir;
     jdir_make(&dir, "b.jnl");
@@ -732,7 +923,7 @@ static void test_journal_bad_input(void) {
     d = jm_desc(m, 100, dir.path);
     d.journal.sync_every = -1;
     CHECK_EQ(batch_map_run(p, &d, NULL, NULL), BATCH_ERR_INVALID);
-    batch_journal_io half = *batch_journal_posix_io();
+    batch_journal_io half = *jio();
     half.sync = NULL;
     d = jm_desc(m, 100, dir.path);
     d.journal.io = &half;
@@ -742,12 +933,16 @@ static void test_journal_bad_input(void) {
     CHECK_EQ(batch_map_run(p, &d, NULL, NULL), BATCH_ERR_INVALID);               /* options, no path */
     d = jm_desc(m, 100, dir.dir);
     CHECK_EQ(batch_map_run(p, &d, NULL, NULL), BATCH_ERR_IO);                    /* a directory */
-    char link[160];
+    char link[MAX_TEST_PATH + 64];
     snprintf(link, sizeof link, "%s/link", dir.dir);
+#if defined(_WIN32)
+    jcheck_link_refused(m, p, dir.dir, link);
+#else
     CHECK_EQ(symlink("/etc/hostname", link), 0);
     d = jm_desc(m, 100, link);
     CHECK_EQ(batch_map_run(p, &d, NULL, NULL), BATCH_ERR_IO);                    /* O_NOFOLLOW */
     unlink(link);
+#endif
     CHECK_EQ(jm_total_exec(m, 100), 0);
     batch_graph* g = make_graph();
     add_task(g, task_ok, NULL, NULL);
@@ -767,6 +962,42 @@ static void test_journal_bad_input(void) {
     jdir_remove(&dir);
 }
 
+#if defined(_WIN32)
+/* Paths are UTF-8: a journal named "δοκιμή-é.jnl" gets that UTF-16 name, resumes under it, and
+   bytes that are no UTF-8 are refused before anything is made. */
+static void test_journal_utf8_path(void) {
+    jdir dir;
+    jdir_make(&dir, "\xce\xb4\xce\xbf\xce\xba\xce\xb9\xce\xbc\xce\xae-\xc3\xa9.jnl");
+    for (const char* c = dir.dir; *c; c++)
+        if ((unsigned char)*c >= 0x80) { test_skip("a UTF-8 journal name: the temporary directory's own name is not ASCII"); CHECK_EQ(rmdir(dir.dir), 0); return; }
+    jmap* m = (jmap*)calloc(1, sizeof *m);
+    batch_pool* p = make_pool(2);
+    batch_map_desc d = jm_desc(m, 200, dir.path);
+    unsigned char want[8], got[8];
+    jm_expected(m, 200, want);
+    CHECK_EQ(batch_map_run(p, &d, NULL, got), BATCH_PARTIAL);
+    CHECK(memcmp(got, want, 8) == 0);
+    CHECK_EQ(batch_map_run(p, &d, NULL, got), BATCH_PARTIAL);   /* resumed: nothing runs again */
+    CHECK(memcmp(got, want, 8) == 0);
+    CHECK_EQ(jm_total_exec(m, 200), 200);
+    WCHAR w[MAX_TEST_PATH + 64];
+    CHECK(MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, dir.path, -1, w, MAX_TEST_PATH + 64) > 0);
+    CHECK(GetFileAttributesW(w) != INVALID_FILE_ATTRIBUTES);
+    char bad[MAX_TEST_PATH + 64];
+    snprintf(bad, sizeof bad, "%s/bad-\xff.jnl", dir.dir);
+    d = jm_desc(m, 200, bad);
+    CHECK_EQ(batch_map_run(p, &d, NULL, got), BATCH_ERR_IO);   /* EILSEQ */
+    CHECK_EQ(jm_total_exec(m, 200), 200);
+    CHECK(DeleteFileW(w));
+    CHECK_EQ(rmdir(dir.dir), 0);   /* empty: the bad name made nothing */
+    CHECK_OK(batch_pool_destroy(p));
+    free(m);
+}
+#  define JOURNAL_WIN32_TESTS { "journal_utf8_path", test_journal_utf8_path },
+#else
+#  define JOURNAL_WIN32_TESTS
+#endif
+
 #define JOURNAL_TESTS \
     { "journal_map_rerun_finished", test_journal_map_rerun_finished }, \
     { "journal_map_crash_unordered", test_journal_map_crash_unordered }, \
@@ -777,4 +1008,5 @@ static void test_journal_bad_input(void) {
     { "journal_corrupt", test_journal_corrupt }, \
     { "journal_map_ranges", test_journal_map_ranges }, \
     { "journal_io_faults", test_journal_io_faults }, \
-    { "journal_bad_input", test_journal_bad_input },
+    { "journal_bad_input", test_journal_bad_input }, \
+    JOURNAL_WIN32_TESTS

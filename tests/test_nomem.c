@@ -184,15 +184,15 @@ static void test_nomem_report_compare(void) {
     batch_job* job;
     CHECK_OK(batch_graph_launch(p, g, NULL, &job));
     CHECK_OK(batch_job_wait(job, NULL));
-    FILE* f = fmemopen(json, sizeof json, "w");
+    FILE* f = test_memfile(json, sizeof json);
     CHECK(f != NULL);
     CHECK_OK(batch_job_report_json(job, f));
-    fclose(f);
+    test_memfile_close(f, json, sizeof json);
     CHECK_OK(batch_job_destroy(job));
     CHECK_OK(batch_graph_destroy(g));
     CHECK_OK(batch_pool_destroy(p));
     long long live0 = atomic_load(&test_live_bytes);
-    FILE* null = fopen("/dev/null", "w");
+    FILE* null = fopen(TEST_DEVNULL, "w");
     CHECK(null != NULL);
     test_alloc_reset(TEST_FAIL_NEVER, -1);
     CHECK_OK(batch_report_compare(json, json, null));
@@ -356,8 +356,9 @@ static batch_result jn_run(batch_pool* p, int kind, const char* path, uint64_t* 
     return r;
 }
 static void test_nomem_journal(void) {
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/batch-nomem-%ld.jnl", (long)getpid());
+    char path[MAX_TEST_PATH], name[64];
+    snprintf(name, sizeof name, "batch-nomem-%ld.jnl", (long)getpid());
+    test_tmp_path(path, sizeof path, name);
     batch_pool* p = make_pool(BATCH_WORKERS_INLINE);
     uint64_t acc, want = 0;
     _Atomic int ran = 0;
@@ -417,8 +418,9 @@ static void test_nomem_sync_init(void) {
     batch_pool* p = make_pool(2);
     batch_graph* g = make_graph();
     add_task(g, task_ok, NULL, NULL);
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/batch-sync-%ld.jnl", (long)getpid());
+    char path[MAX_TEST_PATH], name[64];
+    snprintf(name, sizeof name, "batch-sync-%ld.jnl", (long)getpid());
+    test_tmp_path(path, sizeof path, name);
     for (int journal = 0; journal < 2; journal++) {
         for (int k = 0; k < 2; k++) {   /* the job's lock, then (with a journal) the journal's */
             unlink(path);

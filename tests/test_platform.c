@@ -21,6 +21,24 @@ static void test_clock_monotonic(void) {
     CHECK(batch_cpu_count() <= BATCH_MAX_WORKERS);
 }
 
+#if defined(_WIN32)
+/* QueryPerformanceCounter ticks to ns without overflow: counter * 1e9 would wrap after half an
+   hour of uptime at 10 MHz, 5 minutes at the 3 GHz some machines report. */
+static void test_qpc_ns(void) {
+    CHECK_EQ(batch__qpc_ns(0, 10000000u), 0);
+    CHECK_EQ(batch__qpc_ns(10000000u, 10000000u), 1000000000u);
+    CHECK_EQ(batch__qpc_ns(12345678u, 10000000u), 1234567800u);
+    uint64_t day = 86400u * 10000000ull;   /* a day of uptime at 10 MHz */
+    CHECK(batch__qpc_ns(day + 1, 10000000u) == 86400u * 1000000000ull + 100u);
+    uint64_t year3g = 365ull * 86400u * 3000000000ull + 2999999999ull;   /* a year at 3 GHz */
+    CHECK(batch__qpc_ns(year3g, 3000000000u) == 365ull * 86400u * 1000000000ull + 999999999ull);
+    CHECK(batch__qpc_ns(INT64_MAX, 10000000u) == (uint64_t)INT64_MAX / 10000000u * 1000000000u + 477580700u);
+}
+#  define PLATFORM_WIN32_TESTS { "qpc_ns", test_qpc_ns },
+#else
+#  define PLATFORM_WIN32_TESTS
+#endif
+
 /* The task clock: ticks to ns on the line through two pairs, clamped into the run, and the
    short-run fallback to the pool's creation. */
 static void test_task_clock(void) {
@@ -48,7 +66,7 @@ static void test_task_clock(void) {
     batch__clockpair a = batch__clockpair_now(tsc);
     uint64_t t0 = batch__ticks(tsc), prev = t0;
     for (int i = 0; i < 1000; i++) { uint64_t t = batch__ticks(tsc); CHECK(t >= prev); prev = t; }
-    nanosleep(&(struct timespec){ 0, 20000000 }, NULL);
+    test_sleep_ns(20000000);
     uint64_t t1 = batch__ticks(tsc);
     batch__clockpair b = batch__clockpair_now(tsc);
     tb = batch__timebase_make(tsc, a, a, b);
@@ -82,4 +100,5 @@ static void test_timed_wait_slices(void) {
     { "result_strings", test_result_strings }, \
     { "clock_monotonic", test_clock_monotonic }, \
     { "task_clock", test_task_clock }, \
+    PLATFORM_WIN32_TESTS \
     PLATFORM_THREAD_TESTS

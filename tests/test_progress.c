@@ -140,18 +140,30 @@ static void test_progress_eta_and_bar(void) {
     p.total = 100; p.processed = 40; p.succeeded = 38; p.failed = 2; p.percent = 40; p.items_per_s = 12.5; p.eta_s = 4.8; p.elapsed_s = 3.2;
     batch_progress_bar_state st = { 0, 0 };
     fflush(stderr);
+#if defined(_WIN32)
+    int saved = _dup(2), devnull = _open(TEST_DEVNULL, _O_WRONLY);
+    CHECK(saved >= 0 && devnull >= 0);
+    _dup2(devnull, 2);
+#else
     int saved = dup(2), devnull = open("/dev/null", O_WRONLY);   /* keep the runner's output clean */
     CHECK(saved >= 0 && devnull >= 0);
     dup2(devnull, 2);
+#endif
     batch_progress_bar(BATCH_EVENT_PROGRESS, &p, NULL, &st);
     batch_progress_bar(BATCH_EVENT_PROGRESS, &p, NULL, &st);   /* throttled */
     p.total = 0; p.percent = -1; p.eta_s = -1;
     batch_progress_bar(BATCH_EVENT_JOB_COMPLETED, &p, NULL, NULL);
     batch_progress_bar(BATCH_EVENT_PROGRESS, NULL, NULL, NULL);
     fflush(stderr);
+#if defined(_WIN32)
+    _dup2(saved, 2);
+    _close(saved);
+    _close(devnull);
+#else
     dup2(saved, 2);
     close(saved);
     close(devnull);
+#endif
     CHECK(!strcmp(batch_event_string(BATCH_EVENT_GROUP_COMPLETED), "group_completed"));
     CHECK(!strcmp(batch_event_string(BATCH_EVENT_COUNT_), "unknown"));
     /* ETA: unknown before anything finished, never negative, 0 at the end, and it moves
@@ -169,8 +181,7 @@ static void test_progress_eta_and_bar(void) {
         if (q.processed >= q.total) break;
         if (prev > 0 && q.eta_s > 0 && q.eta_s > 3 * prev + 0.05) jumps++;
         if (q.eta_s > 0) { prev = q.eta_s; samples++; }
-        struct timespec ts = { 0, 500000 };
-        nanosleep(&ts, NULL);
+        test_sleep_ns(500000);
     }
     CHECK(jumps <= samples / 4 + 1);
     CHECK_EQ(batch_map_wait(job, NULL, NULL), BATCH_PARTIAL);
@@ -183,8 +194,7 @@ static void test_progress_eta_and_bar(void) {
 
 static int long_task(batch_ctx* ctx, void* u) {
     (void)ctx; (void)u;
-    struct timespec ts = { 0, 150000000 };
-    nanosleep(&ts, NULL);
+    test_sleep_ns(150000000);
     return 0;
 }
 /* long tasks still get periodic ticks: the waiting thread ticks while it waits */

@@ -76,7 +76,7 @@ static void test_regress_cancel_during_backoff(void) {
     CHECK_OK(batch_task_precede(g, a, b));
     batch_job* job;
     CHECK_OK(batch_graph_launch(p, g, NULL, &job));
-    { struct timespec ts = { 0, 20000000 }; nanosleep(&ts, NULL); }
+    test_sleep_ns(20000000);
     uint64_t t0 = batch_now_ns();
     CHECK_OK(batch_job_cancel(job));
     batch_job_summary s;
@@ -106,7 +106,7 @@ static int idle_waiter_main(void* u) {
     atomic_store(&r->done, 1);
     return 0;
 }
-static void slow_inline(batch_pool* p, void* u) { (void)p; (void)u; struct timespec ts = { 0, 20000000 }; nanosleep(&ts, NULL); }
+static void slow_inline(batch_pool* p, void* u) { (void)p; (void)u; test_sleep_ns(20000000); }
 static void submit_for_other(batch_pool* p, void* u) {
     inline_race* r = (inline_race*)u;
     CHECK_OK(batch_pool_submit(p, &(batch_work){ .fn = slow_inline, .counter = r->c }));
@@ -125,7 +125,7 @@ static void test_regress_inline_waiters(void) {
     CHECK_OK(batch_pool_submit(p, &(batch_work){ .fn = slow_inline, .counter = &c }));
     batch__thread th;
     CHECK(batch__thread_create(&th, idle_waiter_main, &r));
-    { struct timespec ts = { 0, 5000000 }; nanosleep(&ts, NULL); }
+    test_sleep_ns(5000000);
     CHECK_OK(batch_counter_wait(&c));        /* this thread runs the task; the other waits for idle */
     batch__thread_join(th);
     CHECK(atomic_load(&r.done));

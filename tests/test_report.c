@@ -54,10 +54,10 @@ static void check_json(const char* text) {
 
 /* Writes a report of job into buf (a NUL-terminated string) and checks the call's result. */
 static batch_result report_into(char* buf, size_t n, batch_result (*report)(batch_job*, FILE*), batch_job* job) {
-    FILE* f = fmemopen(buf, n, "w");
+    FILE* f = test_memfile(buf, n);
     CHECK(f != NULL);
     batch_result r = report(job, f);
-    fclose(f);
+    test_memfile_close(f, buf, n);
     return r;
 }
 
@@ -94,7 +94,17 @@ static void test_report_json_text(void) {
     CHECK(strstr(buf, "<rect"));
     CHECK_EQ(batch_job_report_json(NULL, stdout), BATCH_ERR_INVALID);
     CHECK_EQ(batch_job_report_json(job, NULL), BATCH_ERR_INVALID);
+#if defined(_WIN32)
+    /* no /dev/full: a stream opened for reading only, where every write fails as well */
+    char rdonly[MAX_TEST_PATH];
+    test_tmp_path(rdonly, sizeof rdonly, "batch-report-rdonly.txt");
+    FILE* made = fopen(rdonly, "w");
+    CHECK(made != NULL);
+    fclose(made);
+    FILE* full = fopen(rdonly, "r");
+#else
     FILE* full = fopen("/dev/full", "w");   /* every write fails (ENOSPC): the report says so */
+#endif
     if (full) {
         CHECK_EQ(batch_job_report_json(job, full), BATCH_ERR_IO);
         clearerr(full);
@@ -105,6 +115,10 @@ static void test_report_json_text(void) {
         CHECK_EQ(batch_graph_dump_dot(g, full), BATCH_ERR_IO);
         fclose(full);
     }
+#if defined(_WIN32)
+    CHECK(full != NULL);
+    remove(rdonly);
+#endif
     CHECK_OK(batch_job_destroy(job));
     CHECK_OK(batch_graph_destroy(g));
 
@@ -157,17 +171,17 @@ static void test_report_compare(void) {
         CHECK_OK(batch_job_destroy(job));
         flag = 1;   /* the second run: every maybe_fail task fails */
     }
-    FILE* f = fmemopen(diff, sizeof diff, "w");
+    FILE* f = test_memfile(diff, sizeof diff);
     CHECK_OK(batch_report_compare(base, cur, f));
-    fclose(f);
+    test_memfile_close(f, diff, sizeof diff);
     CHECK(strstr(diff, "status: completed -> failed"));
     CHECK(strstr(diff, "success rate: 100.0% -> 0.0% (-100.0 points)"));
     CHECK(strstr(diff, "breaks: completed -> failed"));
     CHECK(strstr(diff, "stable: completed -> failed"));
     CHECK(strstr(diff, "after: completed -> skipped"));
-    f = fmemopen(diff, sizeof diff, "w");
+    f = test_memfile(diff, sizeof diff);
     CHECK_OK(batch_report_compare(base, base, f));
-    fclose(f);
+    test_memfile_close(f, diff, sizeof diff);
     CHECK(strstr(diff, "no task changed status"));
     CHECK_EQ(batch_report_compare(base, "{\"status\": 1.5}", stdout), BATCH_ERR_INVALID);
     CHECK_EQ(batch_report_compare("not json", cur, stdout), BATCH_ERR_INVALID);
