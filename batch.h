@@ -252,7 +252,8 @@ BATCH_API uint64_t batch_pool_worker_executed(const batch_pool* pool, int i);
    batch_map_wait, which wakes once an interval to tick while tasks run long), plus on events. Callbacks of one job never run concurrently (a
    per-job lock), run on worker threads (JOB_COMPLETED / JOB_CANCELLED on the thread that waits
    for the job, inside batch_job_wait / batch_map_wait), must be quick, and may call
-   batch_job_cancel and batch_job_progress of their job but not wait for or destroy it. */
+   batch_job_cancel and batch_job_progress of their job but not wait for or destroy it (that
+   returns BATCH_ERR_BUSY). */
 typedef struct batch_job batch_job;    /* a graph run or a map (see JOB GRAPHS, BATCHED MAPS) */
 
 typedef enum batch_event {
@@ -500,14 +501,18 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
 /* Waits for the job (a worker helps meanwhile); one thread at a time may wait for a job.
    BATCH_OK (all completed), BATCH_PARTIAL,
    BATCH_ERR_FAILED, BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT (the deadline passed). Fills *summary
-   if non-NULL. May be called again; returns the same. */
+   if non-NULL. May be called again; returns the same. Called from the job's own code - one of
+   its tasks or map items (also from a wait for another job nested in one), its progress
+   callback, on_batch or pull_fn - it returns BATCH_ERR_BUSY at once and fills nothing: such a
+   wait could never end. Waiting for another job from a task is fine (the worker helps). */
 BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary);
 /* Cooperative: tasks not started become CANCELLED; running ones see batch_should_stop; a task
    waiting for a retry is settled FAILED within 50 ms. Any thread (progress callbacks, on_batch
    and pull_fn included), any time before destroy; idempotent; after completion it changes
    nothing. */
 BATCH_API batch_result batch_job_cancel(batch_job* job);
-/* Waits if needed, then frees the job; the graph can then run again or be changed. NULL: no-op. */
+/* Waits if needed, then frees the job; the graph can then run again or be changed. NULL: no-op.
+   From the job's own code (as for batch_job_wait) it frees nothing: BATCH_ERR_BUSY. */
 BATCH_API batch_result batch_job_destroy(batch_job* job);
 /* A progress snapshot of a running or finished job (graph or map). Any thread, until destroy. */
 BATCH_API batch_result batch_job_progress(batch_job* job, batch_progress* out);
@@ -722,12 +727,13 @@ typedef struct batch_map_summary {
 BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* desc, batch_job** out_job);
 /* Iterator mode: the next finished batch in *out (borrowed until the next call), or *out = NULL
    when the map is over. Blocks; a worker helps meanwhile. BATCH_ERR_INVALID if the job does not
-   iterate. */
+   iterate; BATCH_ERR_BUSY (*out NULL) from the map's own code, as for batch_job_wait. */
 BATCH_API batch_result batch_map_next(batch_job* job, const batch_batch** out);
 /* Waits for the end (in iterator mode, undelivered batches are released unread), copies the
    final accumulator to acc_out (acc_size bytes, may be NULL) and fills *summary. Returns
    BATCH_OK, BATCH_PARTIAL (some items failed, no batch FAILED), BATCH_ERR_FAILED (a batch FAILED
-   or the halt ratio was passed), BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT. batch_job_wait also
+   or the halt ratio was passed), BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT; BATCH_ERR_BUSY from the
+   map's own code (items, on_batch, pull_fn, progress), as for batch_job_wait. batch_job_wait also
    works on map jobs (completed = items that succeeded, cancelled = unprocessed). */
 BATCH_API batch_result batch_map_wait(batch_job* job, batch_map_summary* summary, void* acc_out);
 /* Launch + wait + destroy. When the launch fails, *summary is zero but for status FAILED and
@@ -2625,6 +2631,8 @@ typedef struct batch__job_ops {
     void (*free)(batch_job* job);
     /* the counts of a snapshot: total, processed ... cancelled, retried, running, busy */
     void (*counts)(batch_job* job, batch_progress* out, uint64_t* busy_ns);
+    /* true when the calling thread is inside code of this job (batch__job_self_call) */
+    bool (*self_call)(batch_job* job);
 } batch__job_ops;
 
 typedef struct batch__progress {
@@ -2653,6 +2661,30 @@ BATCH__PRIVATE batch__job_head* batch__head(batch_job* job) { return (batch__job
    the map's lock (on_batch, pull_fn, init/combine). */
 static BATCH__THREAD_LOCAL batch_job* batch__tls_progress_cb;
 static BATCH__THREAD_LOCAL batch_job* batch__tls_map_locked;
+
+/* The jobs whose items or tasks run on this thread's stack, innermost first: a frame is pushed
+   once per map batch attempt, and once per graph run call on a thread that is not a worker of
+   the job's pool (inline pools; a graph task on a worker shows on that worker's stats line,
+   at no cost per task). A wait for one of these jobs from this thread could never end: the
+   job cannot finish before the code that waits returns. */
+typedef struct batch__job_frame { batch_job* job; struct batch__job_frame* prev; } batch__job_frame;
+static BATCH__THREAD_LOCAL batch__job_frame* batch__tls_frames;
+BATCH__PRIVATE void batch__frame_push(batch__job_frame* f, batch_job* job) {
+    f->job = job;
+    f->prev = batch__tls_frames;
+    batch__tls_frames = f;
+}
+BATCH__PRIVATE void batch__frame_pop(const batch__job_frame* f) { batch__tls_frames = f->prev; }
+
+/* Is this thread inside the job's own code: one of its tasks or items (at any depth of nested
+   waits), its progress callback, on_batch or pull_fn? Then waiting for it, or destroying it,
+   is refused with BATCH_ERR_BUSY, as the pool refuses its own shutdown from a task. */
+BATCH__PRIVATE bool batch__job_self_call(batch_job* job) {
+    if (batch__tls_progress_cb == job || batch__tls_map_locked == job) return true;
+    for (const batch__job_frame* f = batch__tls_frames; f; f = f->prev)
+        if (f->job == job) return true;
+    return false;
+}
 
 BATCH__PRIVATE bool batch__progress_desc_ok(const batch_progress_desc* d) {
     return d->events < (1u << BATCH_EVENT_COUNT_) && d->interval_ms <= 86400000u;
@@ -4231,6 +4263,8 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
     batch__job_stats* st = batch__job_slot(job, worker, &shared);
     uint64_t rng = 0;               /* seeded when a jittered retry first needs it */
     batch__worker* self = batch__self(job->pool);
+    batch__job_frame frame;   /* not a worker: where a wait for this job from a task finds it */
+    if (!self) batch__frame_push(&frame, (batch_job*)job);
     const bool times = job->times;
     /* the previous task's end is this one's start (one clock read): the previous task on this
        worker when the pool went straight from it to this one (batch__clock_take), then each
@@ -4455,6 +4489,7 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
     /* hand the last end on only if this call's last node ran and nothing slow came after its
        clock read (a progress callback, a journal write) */
     if (times && pooled && last_end && last_ran && !job->head.prog.fn && !job->jn) batch__clock_put(self, last_end);
+    if (!self) batch__frame_pop(&frame);
 }
 
 BATCH__PRIVATE void batch__gnode_task(batch_pool* p, void* user) {
@@ -4706,8 +4741,19 @@ BATCH__PRIVATE uint64_t batch__peak_sorted(const batch__job* job, void* ctx) {
     return peak ? peak : any_ran;
 }
 
+/* A task of the job on this thread's stack: on a worker, its stats line counts the tasks of the
+   job running there (only this thread writes it); elsewhere, the thread's frames. */
+BATCH__PRIVATE bool batch__graph_self_call(batch_job* pub) {
+    batch__job* job = (batch__job*)pub;
+    batch__worker* w = batch__self(job->pool);
+    if (w && w->index < job->nstats - 1 && atomic_load_explicit(&job->stats[w->index].running, memory_order_relaxed))
+        return true;
+    return batch__job_self_call(pub);
+}
+
 BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summary* summary) {
     batch__job* job = (batch__job*)pub;
+    if (batch__graph_self_call(pub)) return BATCH_ERR_BUSY;   /* it could never end */
     if (!job->done) {
         batch_result wr = batch__job_wait_latch(pub, &job->latch);
         if (wr != BATCH_OK) return wr;
@@ -4793,7 +4839,7 @@ BATCH__PRIVATE void batch__graph_job_counts(batch_job* pub, batch_progress* out,
 }
 
 static const batch__job_ops batch__graph_job_ops = { batch__graph_job_wait, batch__graph_job_cancel, batch__graph_job_free,
-                                                     batch__graph_job_counts };
+                                                     batch__graph_job_counts, batch__graph_self_call };
 
 BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary) {
     if (!job) return BATCH_ERR_INVALID;
@@ -4808,6 +4854,7 @@ BATCH_API batch_result batch_job_cancel(batch_job* job) {
 BATCH_API batch_result batch_job_destroy(batch_job* job) {
     if (!job) return BATCH_OK;
     const batch__job_ops* ops = batch__head(job)->ops;
+    if (ops->self_call(job)) return BATCH_ERR_BUSY;   /* from its own code: nothing is freed */
     ops->wait(job, NULL);
     ops->free(job);
     return BATCH_OK;
@@ -5731,10 +5778,13 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     uint64_t t0 = batch_now_ns();
     sl->start_ns = t0;
     batch__item_loop_args a = { m, sl, &ctx, item_fn, fold_fn, items, user, acc, codes, res, msg, first, count, rs, rstride };
+    batch__job_frame frame;   /* a wait for this map from one of its items is refused */
+    batch__frame_push(&frame, (batch_job*)m);
     /* the common case (items are indices, fold only) gets a loop of its own: the flags are
        constants there, so the compiler drops their branches and keeps the loop in registers */
     size_t failed = (!items && !codes && fold_fn && rs) ? batch__item_loop(&a, false, false, true)
                                                          : batch__item_loop(&a, items != NULL, codes != NULL, fold_fn != NULL);
+    batch__frame_pop(&frame);
     sl->failed = failed;
     sl->succeeded = count - failed;
     sl->exec_ns = batch_now_ns() - t0;
@@ -5991,6 +6041,7 @@ BATCH_API batch_result batch_map_next(batch_job* pub, const batch_batch** out) {
     *out = NULL;
     batch__mjob* m = (batch__mjob*)pub;
     if (!m || m->head.ops != &batch__map_job_ops || !m->d.iterate) return BATCH_ERR_INVALID;
+    if (batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
     batch__map_next(m, out, true);
     return BATCH_OK;
 }
@@ -6053,6 +6104,7 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
 BATCH_API batch_result batch_map_wait(batch_job* pub, batch_map_summary* summary, void* acc_out) {
     batch__mjob* m = (batch__mjob*)pub;
     if (!m || m->head.ops != &batch__map_job_ops) return BATCH_ERR_INVALID;
+    if (batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
     batch_result r = batch__map_finish(m);
     if (summary) *summary = m->s;
     if (acc_out && m->d.acc_size) memcpy(acc_out, m->acc, m->d.acc_size);
@@ -6191,6 +6243,7 @@ BATCH__PRIVATE void batch__map_complete(batch__mjob* m, batch__mslot* sl, batch_
 
 BATCH__PRIVATE batch_result batch__map_job_wait(batch_job* pub, batch_job_summary* out) {
     batch__mjob* m = (batch__mjob*)pub;
+    if (batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
     batch_result r = batch__map_finish(m);
     if (out) {
         memset(out, 0, sizeof *out);
@@ -6236,7 +6289,7 @@ BATCH__PRIVATE void batch__map_job_counts(batch_job* pub, batch_progress* out, u
 }
 
 static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__map_job_cancel, batch__map_job_free,
-                                                   batch__map_job_counts };
+                                                   batch__map_job_counts, batch__job_self_call };
 
 #endif /* BATCH__MAP_C */
 /* ---- end batch_impl/map.c ---- */

@@ -251,7 +251,8 @@ BATCH_API uint64_t batch_pool_worker_executed(const batch_pool* pool, int i);
    batch_map_wait, which wakes once an interval to tick while tasks run long), plus on events. Callbacks of one job never run concurrently (a
    per-job lock), run on worker threads (JOB_COMPLETED / JOB_CANCELLED on the thread that waits
    for the job, inside batch_job_wait / batch_map_wait), must be quick, and may call
-   batch_job_cancel and batch_job_progress of their job but not wait for or destroy it. */
+   batch_job_cancel and batch_job_progress of their job but not wait for or destroy it (that
+   returns BATCH_ERR_BUSY). */
 typedef struct batch_job batch_job;    /* a graph run or a map (see JOB GRAPHS, BATCHED MAPS) */
 
 typedef enum batch_event {
@@ -499,14 +500,18 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
 /* Waits for the job (a worker helps meanwhile); one thread at a time may wait for a job.
    BATCH_OK (all completed), BATCH_PARTIAL,
    BATCH_ERR_FAILED, BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT (the deadline passed). Fills *summary
-   if non-NULL. May be called again; returns the same. */
+   if non-NULL. May be called again; returns the same. Called from the job's own code - one of
+   its tasks or map items (also from a wait for another job nested in one), its progress
+   callback, on_batch or pull_fn - it returns BATCH_ERR_BUSY at once and fills nothing: such a
+   wait could never end. Waiting for another job from a task is fine (the worker helps). */
 BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary);
 /* Cooperative: tasks not started become CANCELLED; running ones see batch_should_stop; a task
    waiting for a retry is settled FAILED within 50 ms. Any thread (progress callbacks, on_batch
    and pull_fn included), any time before destroy; idempotent; after completion it changes
    nothing. */
 BATCH_API batch_result batch_job_cancel(batch_job* job);
-/* Waits if needed, then frees the job; the graph can then run again or be changed. NULL: no-op. */
+/* Waits if needed, then frees the job; the graph can then run again or be changed. NULL: no-op.
+   From the job's own code (as for batch_job_wait) it frees nothing: BATCH_ERR_BUSY. */
 BATCH_API batch_result batch_job_destroy(batch_job* job);
 /* A progress snapshot of a running or finished job (graph or map). Any thread, until destroy. */
 BATCH_API batch_result batch_job_progress(batch_job* job, batch_progress* out);
@@ -721,12 +726,13 @@ typedef struct batch_map_summary {
 BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* desc, batch_job** out_job);
 /* Iterator mode: the next finished batch in *out (borrowed until the next call), or *out = NULL
    when the map is over. Blocks; a worker helps meanwhile. BATCH_ERR_INVALID if the job does not
-   iterate. */
+   iterate; BATCH_ERR_BUSY (*out NULL) from the map's own code, as for batch_job_wait. */
 BATCH_API batch_result batch_map_next(batch_job* job, const batch_batch** out);
 /* Waits for the end (in iterator mode, undelivered batches are released unread), copies the
    final accumulator to acc_out (acc_size bytes, may be NULL) and fills *summary. Returns
    BATCH_OK, BATCH_PARTIAL (some items failed, no batch FAILED), BATCH_ERR_FAILED (a batch FAILED
-   or the halt ratio was passed), BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT. batch_job_wait also
+   or the halt ratio was passed), BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT; BATCH_ERR_BUSY from the
+   map's own code (items, on_batch, pull_fn, progress), as for batch_job_wait. batch_job_wait also
    works on map jobs (completed = items that succeeded, cancelled = unprocessed). */
 BATCH_API batch_result batch_map_wait(batch_job* job, batch_map_summary* summary, void* acc_out);
 /* Launch + wait + destroy. When the launch fails, *summary is zero but for status FAILED and

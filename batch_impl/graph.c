@@ -964,6 +964,8 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
     batch__job_stats* st = batch__job_slot(job, worker, &shared);
     uint64_t rng = 0;               /* seeded when a jittered retry first needs it */
     batch__worker* self = batch__self(job->pool);
+    batch__job_frame frame;   /* not a worker: where a wait for this job from a task finds it */
+    if (!self) batch__frame_push(&frame, (batch_job*)job);
     const bool times = job->times;
     /* the previous task's end is this one's start (one clock read): the previous task on this
        worker when the pool went straight from it to this one (batch__clock_take), then each
@@ -1188,6 +1190,7 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
     /* hand the last end on only if this call's last node ran and nothing slow came after its
        clock read (a progress callback, a journal write) */
     if (times && pooled && last_end && last_ran && !job->head.prog.fn && !job->jn) batch__clock_put(self, last_end);
+    if (!self) batch__frame_pop(&frame);
 }
 
 BATCH__PRIVATE void batch__gnode_task(batch_pool* p, void* user) {
@@ -1439,8 +1442,19 @@ BATCH__PRIVATE uint64_t batch__peak_sorted(const batch__job* job, void* ctx) {
     return peak ? peak : any_ran;
 }
 
+/* A task of the job on this thread's stack: on a worker, its stats line counts the tasks of the
+   job running there (only this thread writes it); elsewhere, the thread's frames. */
+BATCH__PRIVATE bool batch__graph_self_call(batch_job* pub) {
+    batch__job* job = (batch__job*)pub;
+    batch__worker* w = batch__self(job->pool);
+    if (w && w->index < job->nstats - 1 && atomic_load_explicit(&job->stats[w->index].running, memory_order_relaxed))
+        return true;
+    return batch__job_self_call(pub);
+}
+
 BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summary* summary) {
     batch__job* job = (batch__job*)pub;
+    if (batch__graph_self_call(pub)) return BATCH_ERR_BUSY;   /* it could never end */
     if (!job->done) {
         batch_result wr = batch__job_wait_latch(pub, &job->latch);
         if (wr != BATCH_OK) return wr;
@@ -1526,7 +1540,7 @@ BATCH__PRIVATE void batch__graph_job_counts(batch_job* pub, batch_progress* out,
 }
 
 static const batch__job_ops batch__graph_job_ops = { batch__graph_job_wait, batch__graph_job_cancel, batch__graph_job_free,
-                                                     batch__graph_job_counts };
+                                                     batch__graph_job_counts, batch__graph_self_call };
 
 BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary) {
     if (!job) return BATCH_ERR_INVALID;
@@ -1541,6 +1555,7 @@ BATCH_API batch_result batch_job_cancel(batch_job* job) {
 BATCH_API batch_result batch_job_destroy(batch_job* job) {
     if (!job) return BATCH_OK;
     const batch__job_ops* ops = batch__head(job)->ops;
+    if (ops->self_call(job)) return BATCH_ERR_BUSY;   /* from its own code: nothing is freed */
     ops->wait(job, NULL);
     ops->free(job);
     return BATCH_OK;

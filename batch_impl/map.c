@@ -654,10 +654,13 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     uint64_t t0 = batch_now_ns();
     sl->start_ns = t0;
     batch__item_loop_args a = { m, sl, &ctx, item_fn, fold_fn, items, user, acc, codes, res, msg, first, count, rs, rstride };
+    batch__job_frame frame;   /* a wait for this map from one of its items is refused */
+    batch__frame_push(&frame, (batch_job*)m);
     /* the common case (items are indices, fold only) gets a loop of its own: the flags are
        constants there, so the compiler drops their branches and keeps the loop in registers */
     size_t failed = (!items && !codes && fold_fn && rs) ? batch__item_loop(&a, false, false, true)
                                                          : batch__item_loop(&a, items != NULL, codes != NULL, fold_fn != NULL);
+    batch__frame_pop(&frame);
     sl->failed = failed;
     sl->succeeded = count - failed;
     sl->exec_ns = batch_now_ns() - t0;
@@ -914,6 +917,7 @@ BATCH_API batch_result batch_map_next(batch_job* pub, const batch_batch** out) {
     *out = NULL;
     batch__mjob* m = (batch__mjob*)pub;
     if (!m || m->head.ops != &batch__map_job_ops || !m->d.iterate) return BATCH_ERR_INVALID;
+    if (batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
     batch__map_next(m, out, true);
     return BATCH_OK;
 }
@@ -976,6 +980,7 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
 BATCH_API batch_result batch_map_wait(batch_job* pub, batch_map_summary* summary, void* acc_out) {
     batch__mjob* m = (batch__mjob*)pub;
     if (!m || m->head.ops != &batch__map_job_ops) return BATCH_ERR_INVALID;
+    if (batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
     batch_result r = batch__map_finish(m);
     if (summary) *summary = m->s;
     if (acc_out && m->d.acc_size) memcpy(acc_out, m->acc, m->d.acc_size);
@@ -1114,6 +1119,7 @@ BATCH__PRIVATE void batch__map_complete(batch__mjob* m, batch__mslot* sl, batch_
 
 BATCH__PRIVATE batch_result batch__map_job_wait(batch_job* pub, batch_job_summary* out) {
     batch__mjob* m = (batch__mjob*)pub;
+    if (batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
     batch_result r = batch__map_finish(m);
     if (out) {
         memset(out, 0, sizeof *out);
@@ -1159,6 +1165,6 @@ BATCH__PRIVATE void batch__map_job_counts(batch_job* pub, batch_progress* out, u
 }
 
 static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__map_job_cancel, batch__map_job_free,
-                                                   batch__map_job_counts };
+                                                   batch__map_job_counts, batch__job_self_call };
 
 #endif /* BATCH__MAP_C */

@@ -96,6 +96,128 @@ static void test_regress_cancel_during_backoff(void) {
     CHECK_OK(batch_pool_destroy(p));
 }
 
+/* ---- a job's own code waits for it (issue 15): BATCH_ERR_BUSY at once, not a hang ---------- */
+typedef struct self_wait {
+    batch_job* _Atomic job;   /* the map's job, for callbacks that are not given it */
+    _Atomic int calls, wrong; /* self-calls made, and those that did not return BATCH_ERR_BUSY */
+    int map, iterate;
+    batch_pool* pool;
+    batch_graph* other;       /* run from a task: waiting for another job must keep working */
+    _Atomic int other_ok;
+    int pulls;                /* pull_fn: items produced (under the map's lock) */
+} self_wait;
+static void self_wait_rec(self_wait* s, batch_result r) {
+    atomic_fetch_add(&s->calls, 1);
+    if (r != BATCH_ERR_BUSY) atomic_fetch_add(&s->wrong, 1);
+}
+/* every call a job's own code might make to wait for it or free it */
+static void self_wait_try(self_wait* s, batch_job* job) {
+    if (!job) return;
+    batch_job_summary js;
+    self_wait_rec(s, batch_job_wait(job, &js));
+    self_wait_rec(s, batch_job_destroy(job));
+    if (s->map) { batch_map_summary ms; self_wait_rec(s, batch_map_wait(job, &ms, NULL)); }
+    if (s->iterate) {
+        const batch_batch* b = (const batch_batch*)&js;
+        self_wait_rec(s, batch_map_next(job, &b));
+        CHECK(b == NULL);
+    }
+}
+static int self_wait_task(batch_ctx* ctx, void* u) {
+    self_wait* s = (self_wait*)u;
+    self_wait_try(s, batch_ctx_job(ctx));
+    if (batch_ctx_task(ctx).id == 1) {
+        batch_job_summary js;
+        if (batch_graph_run(s->pool, s->other, NULL, &js) == BATCH_OK && js.completed == 3) atomic_fetch_add(&s->other_ok, 1);
+    }
+    return 0;
+}
+static void self_wait_progress(batch_event ev, const batch_progress* p, const batch_event_info* info, void* u) {
+    (void)p;
+    if (ev != BATCH_EVENT_JOB_COMPLETED && ev != BATCH_EVENT_JOB_CANCELLED) self_wait_try((self_wait*)u, info->job);
+}
+static int self_wait_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)res;
+    self_wait* s = (self_wait*)u;
+    while (!atomic_load(&s->job)) { struct timespec ts = { 0, 1000000 }; nanosleep(&ts, NULL); }   /* the launcher stores it */
+    self_wait_try(s, batch_ctx_job(ctx));
+    if (it->index == 0) {
+        batch_map_summary ms;
+        if (batch_map_run(s->pool, &(batch_map_desc){ .count = 7, .item_fn = ok_item_count_only, .batch_size = 2 }, &ms, NULL) == BATCH_OK &&
+            ms.succeeded == 7)
+            atomic_fetch_add(&s->other_ok, 1);
+    }
+    return 0;
+}
+static void self_wait_on_batch(const batch_batch* b, void* u) { (void)b; self_wait_try((self_wait*)u, atomic_load(&((self_wait*)u)->job)); }
+static int self_wait_pull(void* u, void** out) {
+    self_wait* s = (self_wait*)u;
+    self_wait_try(s, atomic_load(&s->job));
+    *out = NULL;
+    return s->pulls < 40 ? (s->pulls++, 1) : 0;
+}
+static void self_wait_check(self_wait* s, int min_calls) {
+    CHECK(atomic_load(&s->calls) >= min_calls);
+    CHECK_EQ(atomic_load(&s->wrong), 0);
+    CHECK_EQ(atomic_load(&s->other_ok), 1);
+}
+static void test_regress_self_wait(void) {
+    const int kinds[3] = { 1, 2, BATCH_WORKERS_INLINE };
+    for (int k = 0; k < 3; k++) {
+        batch_pool* p = make_pool(kinds[k]);
+        /* a graph: its tasks and its progress callback (TASK_COMPLETED, on the running thread) */
+        self_wait s;
+        memset(&s, 0, sizeof s);
+        s.pool = p;
+        s.other = make_graph();
+        for (int i = 0; i < 3; i++) add_task(s.other, task_ok, NULL, NULL);
+        batch_graph* g = make_graph();
+        batch_task t[5];
+        for (int i = 0; i < 5; i++) t[i] = add_task(g, self_wait_task, &s, NULL);
+        CHECK_OK(batch_task_precede_n(g, t[0], t + 1, 3));
+        CHECK_OK(batch_task_precede(g, t[2], t[4]));
+        batch_job* job;
+        CHECK_OK(batch_graph_launch(p, g, &(batch_run_desc){ .progress = { .fn = self_wait_progress, .user_data = &s,
+                                                             .events = BATCH_EVENT_BIT(BATCH_EVENT_TASK_COMPLETED) } }, &job));
+        batch_job_summary js;
+        CHECK_OK(batch_job_wait(job, &js));
+        CHECK_EQ(js.completed, 5);
+        CHECK_OK(batch_job_destroy(job));
+        self_wait_check(&s, 5 * 2 * 2);
+        CHECK_OK(batch_graph_destroy(g));
+        CHECK_OK(batch_graph_destroy(s.other));
+        /* a counted map: items, on_batch, progress (BATCH_COMPLETED) */
+        memset(&s, 0, sizeof s);
+        s.pool = p;
+        s.map = 1;
+        CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .count = 20, .item_fn = self_wait_item, .user_data = &s, .batch_size = 3,
+                                                        .on_batch = self_wait_on_batch,
+                                                        .progress = { .fn = self_wait_progress, .user_data = &s } }, &job));
+        atomic_store(&s.job, job);
+        batch_map_summary ms;
+        CHECK_OK(batch_map_wait(job, &ms, NULL));
+        CHECK_EQ(ms.succeeded, 20);
+        CHECK_OK(batch_job_destroy(job));
+        self_wait_check(&s, (20 + 7 + 7) * 3);
+        /* a pulled map delivered to the iterator: items, pull_fn, progress */
+        memset(&s, 0, sizeof s);
+        s.pool = p;
+        s.map = s.iterate = 1;
+        CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .pull_fn = self_wait_pull, .item_fn = self_wait_item, .user_data = &s,
+                                                        .batch_size = 3, .iterate = 1,
+                                                        .progress = { .fn = self_wait_progress, .user_data = &s } }, &job));
+        atomic_store(&s.job, job);
+        size_t seen = 0;
+        for (const batch_batch* b; batch_map_next(job, &b) == BATCH_OK && b;) seen += b->count;
+        CHECK_EQ(seen, 40);
+        CHECK_OK(batch_map_wait(job, &ms, NULL));
+        CHECK_EQ(ms.succeeded, 40);
+        CHECK_OK(batch_job_destroy(job));
+        self_wait_check(&s, 40 * 4);
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
 #if !defined(BATCH_NO_THREADS)
 /* inline pool: a second thread waiting for idleness, or for a task another thread's task
    submits, is woken */
@@ -174,4 +296,5 @@ static void test_regress_done_then_destroy(void) {
     { "regress_on_batch_reentry", test_regress_on_batch_reentry }, \
     { "regress_map_retry_deadline", test_regress_map_retry_deadline }, \
     { "regress_cancel_during_backoff", test_regress_cancel_during_backoff }, \
+    { "regress_self_wait", test_regress_self_wait }, \
     REGRESS_THREAD_TESTS
