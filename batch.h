@@ -648,7 +648,8 @@ typedef struct batch_batch {
     size_t batch_index;           /* 0, 1, 2 ... in input order */
     size_t first_index, count;    /* items first_index .. first_index + count - 1 */
     batch_batch_status status;
-    size_t succeeded, failed;
+    size_t succeeded, failed;     /* of the last attempt's items (a FAILED batch's all count as
+                                     failed in the job's summary: none of them is folded) */
     const batch_item* items;      /* count items (pull sources); NULL for counted input, where
                                      item i has index first_index + i */
     const int* codes;             /* count codes: 0 = success */
@@ -684,7 +685,8 @@ typedef struct batch_map_desc {
     uint64_t retry_base_ns;       /* 0: 1 ms */
     uint64_t retry_max_ns;        /* 0: 60 s */
     double halt_error_ratio;      /* (0, 1]: stop starting batches once failed items / finished
-                                     items > this; 0: never halt */
+                                     items > this (counted as in the summary: a FAILED batch's
+                                     items all failed); 0: never halt */
     /* flow */
     int max_in_flight;            /* batches alive at once; 0: 4 x threads */
     int max_concurrent_batches;   /* batches running at once; 0: no limit beyond max_in_flight */
@@ -710,6 +712,9 @@ typedef struct batch_map_summary {
     batch_result result;
     uint64_t batches, batches_succeeded, batches_partial, batches_failed;
     uint64_t items, succeeded, failed, unprocessed;  /* unprocessed: never run (halt, cancel) */
+    /* succeeded: the items folded, the successful items of batches that did not end FAILED;
+       failed: the failed items of those batches and every item of a FAILED batch (also one
+       that a cancel or the deadline settled while it waited for a retry) */
     uint64_t retries;             /* batch retries */
     double success_rate;          /* succeeded / (succeeded + failed); 1 when nothing ran */
     uint64_t wall_ns, busy_ns;
@@ -5335,12 +5340,14 @@ BATCH__PRIVATE bool batch__map_stopped(batch__mjob* m, uint64_t now) {
     return false;
 }
 
-/* Job lock held (or launching): counts a finished batch; the halt ratio may stop the job. */
+/* Job lock held (or launching): counts a finished batch; the halt ratio may stop the job.
+   succeeded / failed are the last attempt's; every item of a FAILED batch counts as failed,
+   as nothing of it is folded (a delivered batch, or one replayed from the journal). */
 BATCH__PRIVATE void batch__map_count(batch__mjob* m, batch_batch_status st, size_t succeeded, size_t failed) {
     m->s.batches++;
     if (st == BATCH_BATCH_SUCCESS) m->s.batches_succeeded++;
     else if (st == BATCH_BATCH_PARTIAL_SUCCESS) m->s.batches_partial++;
-    else m->s.batches_failed++;
+    else { m->s.batches_failed++; failed += succeeded; succeeded = 0; }
     m->s.succeeded += succeeded;
     m->s.failed += failed;
     if (m->d.halt_error_ratio > 0 && m->s.failed &&

@@ -647,7 +647,8 @@ typedef struct batch_batch {
     size_t batch_index;           /* 0, 1, 2 ... in input order */
     size_t first_index, count;    /* items first_index .. first_index + count - 1 */
     batch_batch_status status;
-    size_t succeeded, failed;
+    size_t succeeded, failed;     /* of the last attempt's items (a FAILED batch's all count as
+                                     failed in the job's summary: none of them is folded) */
     const batch_item* items;      /* count items (pull sources); NULL for counted input, where
                                      item i has index first_index + i */
     const int* codes;             /* count codes: 0 = success */
@@ -683,7 +684,8 @@ typedef struct batch_map_desc {
     uint64_t retry_base_ns;       /* 0: 1 ms */
     uint64_t retry_max_ns;        /* 0: 60 s */
     double halt_error_ratio;      /* (0, 1]: stop starting batches once failed items / finished
-                                     items > this; 0: never halt */
+                                     items > this (counted as in the summary: a FAILED batch's
+                                     items all failed); 0: never halt */
     /* flow */
     int max_in_flight;            /* batches alive at once; 0: 4 x threads */
     int max_concurrent_batches;   /* batches running at once; 0: no limit beyond max_in_flight */
@@ -709,6 +711,9 @@ typedef struct batch_map_summary {
     batch_result result;
     uint64_t batches, batches_succeeded, batches_partial, batches_failed;
     uint64_t items, succeeded, failed, unprocessed;  /* unprocessed: never run (halt, cancel) */
+    /* succeeded: the items folded, the successful items of batches that did not end FAILED;
+       failed: the failed items of those batches and every item of a FAILED batch (also one
+       that a cancel or the deadline settled while it waited for a retry) */
     uint64_t retries;             /* batch retries */
     double success_rate;          /* succeeded / (succeeded + failed); 1 when nothing ran */
     uint64_t wall_ns, busy_ns;

@@ -211,12 +211,14 @@ BATCH__PRIVATE bool batch__map_stopped(batch__mjob* m, uint64_t now) {
     return false;
 }
 
-/* Job lock held (or launching): counts a finished batch; the halt ratio may stop the job. */
+/* Job lock held (or launching): counts a finished batch; the halt ratio may stop the job.
+   succeeded / failed are the last attempt's; every item of a FAILED batch counts as failed,
+   as nothing of it is folded (a delivered batch, or one replayed from the journal). */
 BATCH__PRIVATE void batch__map_count(batch__mjob* m, batch_batch_status st, size_t succeeded, size_t failed) {
     m->s.batches++;
     if (st == BATCH_BATCH_SUCCESS) m->s.batches_succeeded++;
     else if (st == BATCH_BATCH_PARTIAL_SUCCESS) m->s.batches_partial++;
-    else m->s.batches_failed++;
+    else { m->s.batches_failed++; failed += succeeded; succeeded = 0; }
     m->s.succeeded += succeeded;
     m->s.failed += failed;
     if (m->d.halt_error_ratio > 0 && m->s.failed &&

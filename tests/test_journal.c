@@ -767,7 +767,36 @@ static void test_journal_bad_input(void) {
     jdir_remove(&dir);
 }
 
+/* ---- a journaled FAILED batch replays as it was counted: all its items failed (issue 15) ---- */
+static void test_journal_map_failed_counts(void) {
+    jdir dir;
+    jdir_make(&dir, "failed.jnl");
+    for (int ordered = 0; ordered < 2; ordered++) {
+        batch_pool* p = make_pool(2);
+        fb_map f = { 0, 0, 1 };   /* test_map.c's: 3 batches of 10, all FAILED */
+        batch_map_desc d = { .count = 30, .item_fn = fb_item, .user_data = &f, .batch_size = 10, .ordered = ordered,
+                             .acc_size = 8, .init_fn = sum_init, .fold_fn = fb_count_fold, .combine_fn = sum_combine,
+                             .journal = { .path = dir.path } };
+        for (int run = 0; run < 2; run++) {   /* run 1 from the journal: nothing runs again */
+            batch_job* job;
+            uint64_t folded = 99;
+            batch_map_summary s;
+            CHECK_OK(batch_map_launch(p, &d, &job));
+            CHECK_EQ(batch_map_wait(job, &s, &folded), BATCH_ERR_FAILED);
+            CHECK_EQ(s.batches_failed, 3);
+            CHECK_EQ(s.resumed_batches, run ? 3 : 0);
+            fb_check_counts(job, &s, folded, 30);
+            CHECK_OK(batch_job_destroy(job));
+            CHECK_EQ(atomic_load(&f.attempts), 1);
+        }
+        CHECK_EQ(unlink(dir.path), 0);
+        CHECK_OK(batch_pool_destroy(p));
+    }
+    CHECK_EQ(rmdir(dir.dir), 0);
+}
+
 #define JOURNAL_TESTS \
+    { "journal_map_failed_counts", test_journal_map_failed_counts }, \
     { "journal_map_rerun_finished", test_journal_map_rerun_finished }, \
     { "journal_map_crash_unordered", test_journal_map_crash_unordered }, \
     { "journal_map_crash_ordered", test_journal_map_crash_ordered }, \
