@@ -467,7 +467,8 @@ typedef enum batch_job_status {
     BATCH_JOB_COMPLETED,         /* every task completed */
     BATCH_JOB_PARTIAL_FAILURE,   /* some failed or were skipped, some completed (CONTINUE) */
     BATCH_JOB_FAILED,            /* FAIL_FAST after a failure, or nothing completed */
-    BATCH_JOB_CANCELLED          /* batch_job_cancel or the deadline */
+    BATCH_JOB_CANCELLED          /* batch_job_cancel (work was left undone), or the job had
+                                    not finished by its deadline (BATCH_ERR_TIMEOUT) */
 } batch_job_status;
 BATCH_API const char* batch_job_status_string(batch_job_status s);
 
@@ -475,7 +476,13 @@ typedef struct batch_run_desc {
     batch_failure_policy policy;
     int max_concurrency;      /* at most this many tasks of the job run at once; 0: no limit */
     uint64_t timeout_ns;      /* deadline = launch + timeout: what has not started is CANCELLED
-                                 and running tasks see batch_should_stop; 0: none */
+                                 and running tasks see batch_should_stop; 0: none. A job that
+                                 has not finished by its deadline - a task of it ends at or
+                                 after it, or would start after it - ends CANCELLED and its wait
+                                 returns BATCH_ERR_TIMEOUT, even if every task that ran returned
+                                 0 (a task that stopped early still counts as COMPLETED if it
+                                 returned 0). A job whose last task ended before the deadline
+                                 is not affected, however late it is waited for. */
     batch_priority priority;  /* for tasks whose own priority is 0; 0: NORMAL */
     int no_task_times;        /* non-zero: do not read the clock per task (fastest); start/end
                                  times, busy time and peak concurrency are then 0 */
@@ -500,7 +507,8 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
                                           batch_job** out_job);
 /* Waits for the job (a worker helps meanwhile); one thread at a time may wait for a job.
    BATCH_OK (all completed), BATCH_PARTIAL,
-   BATCH_ERR_FAILED, BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT (the deadline passed). Fills *summary
+   BATCH_ERR_FAILED, BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT (the job had not finished by its
+   deadline: see batch_run_desc.timeout_ns, batch_map_desc.timeout_ns). Fills *summary
    if non-NULL. May be called again; returns the same. Called from the job's own code - one of
    its tasks or map items (also from a wait for another job nested in one), its progress
    callback, on_batch or pull_fn - it returns BATCH_ERR_BUSY at once and fills nothing: such a
@@ -691,7 +699,13 @@ typedef struct batch_map_desc {
     int max_in_flight;            /* batches alive at once; 0: 4 x threads */
     int max_concurrent_batches;   /* batches running at once; 0: no limit beyond max_in_flight */
     batch_priority priority;
-    uint64_t timeout_ns;          /* 0: none; then no batch starts and the job ends TIMEOUT */
+    uint64_t timeout_ns;          /* 0: none. Deadline = launch + timeout: no batch or retry
+                                     starts after it and running items see batch_should_stop.
+                                     A map that has not finished by then (a batch ends at or
+                                     after it, or waits for a retry, or input is left) ends
+                                     CANCELLED with BATCH_ERR_TIMEOUT, even if every item
+                                     returned 0; one whose last batch ended before it is not
+                                     affected, however late it is waited for */
     /* results */
     batch_on_batch_fn on_batch;   /* called for each finished batch, one at a time, on a worker */
     int iterate;                  /* non-zero: finished batches wait for batch_map_next */
@@ -4258,6 +4272,14 @@ BATCH__PRIVATE void batch__ran_link(batch_graph* g, batch__job_stats* st, bool s
     batch__ran_push(&st->ran, n, shared);
 }
 
+/* A task of a job with a deadline has just ended: if that was at or past the deadline, the job
+   did not finish in time and ends TIMEOUT, even if this was its last task and it returned 0. */
+BATCH__PRIVATE void batch__graph_ended_late(batch__job* job) {
+    if (batch_now_ns() < job->deadline_ns) return;
+    int expected = BATCH__STOP_NONE;
+    atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_DEADLINE);
+}
+
 /* Runs (or settles) node n, then every successor it makes ready: the first in place, the rest
    through the pool (a wide task's through a range: see "wide tasks"); iterative, so any chain
    uses constant stack. n may be NULL to walk the successor range [rb, re) only. */
@@ -4415,6 +4437,7 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
             int expected = BATCH__STOP_NONE;   /* the journal cannot follow: stop the job */
             atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_IO);
         }
+        if (BATCH__UNLIKELY(job->deadline_ns != 0) && last_ran) batch__graph_ended_late(job);
         if (slot) {   /* settled without running, holding a handed-over slot: pass it on */
             batch__gnode* resumed = batch__slot_release(job);
             if (resumed && !batch__gnode_submit(job, resumed, 0)) {
@@ -4793,9 +4816,11 @@ BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summ
         if (stop == BATCH__STOP_IO) {
             s->status = BATCH_JOB_FAILED;
             s->result = BATCH_ERR_IO;
+        } else if (stop == BATCH__STOP_DEADLINE) {   /* it had not finished by the deadline */
+            s->status = BATCH_JOB_CANCELLED;
+            s->result = BATCH_ERR_TIMEOUT;
         } else if (s->cancelled || (atomic_load(&job->cut) && stop != BATCH__STOP_FAIL_FAST)) {
-            if (stop == BATCH__STOP_DEADLINE) { s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT; }
-            else if (stop == BATCH__STOP_FAIL_FAST) { s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED; }
+            if (stop == BATCH__STOP_FAIL_FAST) { s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED; }
             else if (stop == BATCH__STOP_LAUNCH) { s->status = BATCH_JOB_FAILED; s->result = job->launch_error; }
             else { s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_CANCELLED; }
         } else if (s->failed || s->skipped) {
@@ -5806,6 +5831,9 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
 BATCH__PRIVATE void batch__mslot_done(batch__mjob* m, batch__mslot* sl, uint64_t busy_ns, uint64_t retries) {
     batch_event_info ev = { NULL, NULL, 0, sl->batch_index, sl->nerrors ? sl->errors[0].code : 0 };
     batch__mutex_lock(&m->lock);
+    /* ended at or past the deadline: the map did not finish in time (TIMEOUT), even if this
+       was its last batch and every item returned 0 */
+    if (m->deadline_ns) (void)batch__map_stopped(m, batch_now_ns());
     m->s.busy_ns += busy_ns;
     m->s.retries += retries;
     batch__map_finished(m, sl);
@@ -6086,7 +6114,7 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
     bool cut = s->unprocessed || (m->d.pull_fn && !m->input_done) || atomic_load(&m->cut);
     if (stop == BATCH__MSTOP_CANCEL && cut) {
         s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_CANCELLED;
-    } else if (stop == BATCH__MSTOP_DEADLINE && cut) {
+    } else if (stop == BATCH__MSTOP_DEADLINE) {   /* it had not finished by the deadline */
         s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT;
     } else if (stop == BATCH__MSTOP_HALT) {
         s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED;

@@ -466,7 +466,8 @@ typedef enum batch_job_status {
     BATCH_JOB_COMPLETED,         /* every task completed */
     BATCH_JOB_PARTIAL_FAILURE,   /* some failed or were skipped, some completed (CONTINUE) */
     BATCH_JOB_FAILED,            /* FAIL_FAST after a failure, or nothing completed */
-    BATCH_JOB_CANCELLED          /* batch_job_cancel or the deadline */
+    BATCH_JOB_CANCELLED          /* batch_job_cancel (work was left undone), or the job had
+                                    not finished by its deadline (BATCH_ERR_TIMEOUT) */
 } batch_job_status;
 BATCH_API const char* batch_job_status_string(batch_job_status s);
 
@@ -474,7 +475,13 @@ typedef struct batch_run_desc {
     batch_failure_policy policy;
     int max_concurrency;      /* at most this many tasks of the job run at once; 0: no limit */
     uint64_t timeout_ns;      /* deadline = launch + timeout: what has not started is CANCELLED
-                                 and running tasks see batch_should_stop; 0: none */
+                                 and running tasks see batch_should_stop; 0: none. A job that
+                                 has not finished by its deadline - a task of it ends at or
+                                 after it, or would start after it - ends CANCELLED and its wait
+                                 returns BATCH_ERR_TIMEOUT, even if every task that ran returned
+                                 0 (a task that stopped early still counts as COMPLETED if it
+                                 returned 0). A job whose last task ended before the deadline
+                                 is not affected, however late it is waited for. */
     batch_priority priority;  /* for tasks whose own priority is 0; 0: NORMAL */
     int no_task_times;        /* non-zero: do not read the clock per task (fastest); start/end
                                  times, busy time and peak concurrency are then 0 */
@@ -499,7 +506,8 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
                                           batch_job** out_job);
 /* Waits for the job (a worker helps meanwhile); one thread at a time may wait for a job.
    BATCH_OK (all completed), BATCH_PARTIAL,
-   BATCH_ERR_FAILED, BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT (the deadline passed). Fills *summary
+   BATCH_ERR_FAILED, BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT (the job had not finished by its
+   deadline: see batch_run_desc.timeout_ns, batch_map_desc.timeout_ns). Fills *summary
    if non-NULL. May be called again; returns the same. Called from the job's own code - one of
    its tasks or map items (also from a wait for another job nested in one), its progress
    callback, on_batch or pull_fn - it returns BATCH_ERR_BUSY at once and fills nothing: such a
@@ -690,7 +698,13 @@ typedef struct batch_map_desc {
     int max_in_flight;            /* batches alive at once; 0: 4 x threads */
     int max_concurrent_batches;   /* batches running at once; 0: no limit beyond max_in_flight */
     batch_priority priority;
-    uint64_t timeout_ns;          /* 0: none; then no batch starts and the job ends TIMEOUT */
+    uint64_t timeout_ns;          /* 0: none. Deadline = launch + timeout: no batch or retry
+                                     starts after it and running items see batch_should_stop.
+                                     A map that has not finished by then (a batch ends at or
+                                     after it, or waits for a retry, or input is left) ends
+                                     CANCELLED with BATCH_ERR_TIMEOUT, even if every item
+                                     returned 0; one whose last batch ended before it is not
+                                     affected, however late it is waited for */
     /* results */
     batch_on_batch_fn on_batch;   /* called for each finished batch, one at a time, on a worker */
     int iterate;                  /* non-zero: finished batches wait for batch_map_next */

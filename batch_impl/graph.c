@@ -954,6 +954,14 @@ BATCH__PRIVATE void batch__ran_link(batch_graph* g, batch__job_stats* st, bool s
     batch__ran_push(&st->ran, n, shared);
 }
 
+/* A task of a job with a deadline has just ended: if that was at or past the deadline, the job
+   did not finish in time and ends TIMEOUT, even if this was its last task and it returned 0. */
+BATCH__PRIVATE void batch__graph_ended_late(batch__job* job) {
+    if (batch_now_ns() < job->deadline_ns) return;
+    int expected = BATCH__STOP_NONE;
+    atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_DEADLINE);
+}
+
 /* Runs (or settles) node n, then every successor it makes ready: the first in place, the rest
    through the pool (a wide task's through a range: see "wide tasks"); iterative, so any chain
    uses constant stack. n may be NULL to walk the successor range [rb, re) only. */
@@ -1111,6 +1119,7 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
             int expected = BATCH__STOP_NONE;   /* the journal cannot follow: stop the job */
             atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_IO);
         }
+        if (BATCH__UNLIKELY(job->deadline_ns != 0) && last_ran) batch__graph_ended_late(job);
         if (slot) {   /* settled without running, holding a handed-over slot: pass it on */
             batch__gnode* resumed = batch__slot_release(job);
             if (resumed && !batch__gnode_submit(job, resumed, 0)) {
@@ -1489,9 +1498,11 @@ BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summ
         if (stop == BATCH__STOP_IO) {
             s->status = BATCH_JOB_FAILED;
             s->result = BATCH_ERR_IO;
+        } else if (stop == BATCH__STOP_DEADLINE) {   /* it had not finished by the deadline */
+            s->status = BATCH_JOB_CANCELLED;
+            s->result = BATCH_ERR_TIMEOUT;
         } else if (s->cancelled || (atomic_load(&job->cut) && stop != BATCH__STOP_FAIL_FAST)) {
-            if (stop == BATCH__STOP_DEADLINE) { s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT; }
-            else if (stop == BATCH__STOP_FAIL_FAST) { s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED; }
+            if (stop == BATCH__STOP_FAIL_FAST) { s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED; }
             else if (stop == BATCH__STOP_LAUNCH) { s->status = BATCH_JOB_FAILED; s->result = job->launch_error; }
             else { s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_CANCELLED; }
         } else if (s->failed || s->skipped) {

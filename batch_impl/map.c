@@ -677,6 +677,9 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
 BATCH__PRIVATE void batch__mslot_done(batch__mjob* m, batch__mslot* sl, uint64_t busy_ns, uint64_t retries) {
     batch_event_info ev = { NULL, NULL, 0, sl->batch_index, sl->nerrors ? sl->errors[0].code : 0 };
     batch__mutex_lock(&m->lock);
+    /* ended at or past the deadline: the map did not finish in time (TIMEOUT), even if this
+       was its last batch and every item returned 0 */
+    if (m->deadline_ns) (void)batch__map_stopped(m, batch_now_ns());
     m->s.busy_ns += busy_ns;
     m->s.retries += retries;
     batch__map_finished(m, sl);
@@ -957,7 +960,7 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
     bool cut = s->unprocessed || (m->d.pull_fn && !m->input_done) || atomic_load(&m->cut);
     if (stop == BATCH__MSTOP_CANCEL && cut) {
         s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_CANCELLED;
-    } else if (stop == BATCH__MSTOP_DEADLINE && cut) {
+    } else if (stop == BATCH__MSTOP_DEADLINE) {   /* it had not finished by the deadline */
         s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT;
     } else if (stop == BATCH__MSTOP_HALT) {
         s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED;

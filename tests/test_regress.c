@@ -218,6 +218,67 @@ static void test_regress_self_wait(void) {
     }
 }
 
+/* ---- the deadline passes while the only task (or last batch) runs, and it stops (issue 15):
+   the job had not finished by its deadline, so it ends CANCELLED with BATCH_ERR_TIMEOUT even
+   though every task returned 0; a job that finished before its deadline is COMPLETED however
+   late it is waited for. Graph and map alike, on 1 and 2 workers and inline. */
+static int until_stop_task(batch_ctx* ctx, void* u) {
+    (void)u;
+    while (!batch_should_stop(ctx)) { struct timespec ts = { 0, 1000000 }; nanosleep(&ts, NULL); }
+    return 0;
+}
+static int until_stop_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)it; (void)res; (void)u;
+    return until_stop_task(ctx, NULL);
+}
+static void test_regress_deadline_while_running(void) {
+    const int kinds[3] = { 1, 2, BATCH_WORKERS_INLINE };
+    const uint64_t timeout = 50000000u;
+    for (int k = 0; k < 3; k++) {
+        batch_pool* p = make_pool(kinds[k]);
+        for (int times = 0; times < 2; times++) {
+            batch_graph* g = make_graph();
+            batch_task t = add_task(g, until_stop_task, NULL, NULL);
+            batch_job_summary s;
+            batch_run_desc rd = { .timeout_ns = timeout, .no_task_times = !times };
+            CHECK_EQ(batch_graph_run(p, g, &rd, &s), BATCH_ERR_TIMEOUT);
+            CHECK_EQ(s.status, BATCH_JOB_CANCELLED);
+            CHECK_EQ(s.result, BATCH_ERR_TIMEOUT);
+            CHECK_EQ(s.completed, 1);   /* the task itself completed: it returned 0 */
+            batch_task_info info;
+            CHECK_OK(batch_graph_task_info(g, t, &info));
+            CHECK_EQ(info.status, BATCH_TASK_COMPLETED);
+            /* finished in time, waited for after the deadline: completed */
+            CHECK_OK(batch_graph_clear(g));
+            add_task(g, task_ok, NULL, NULL);
+            batch_job* job;
+            rd.timeout_ns = 20000000u;
+            CHECK_OK(batch_graph_launch(p, g, &rd, &job));
+            if (kinds[k] > 0) { struct timespec ts = { 0, 40000000 }; nanosleep(&ts, NULL); }
+            CHECK_OK(batch_job_wait(job, &s));
+            CHECK_EQ(s.status, BATCH_JOB_COMPLETED);
+            CHECK_OK(batch_job_destroy(job));
+            CHECK_OK(batch_graph_destroy(g));
+        }
+        /* a map: one batch whose items stop on batch_should_stop and return 0 */
+        batch_map_summary ms;
+        CHECK_EQ(batch_map_run(p, &(batch_map_desc){ .count = 4, .item_fn = until_stop_item, .batch_size = 4, .timeout_ns = timeout },
+                               &ms, NULL), BATCH_ERR_TIMEOUT);
+        CHECK_EQ(ms.status, BATCH_JOB_CANCELLED);
+        CHECK_EQ(ms.result, BATCH_ERR_TIMEOUT);
+        CHECK_EQ(ms.succeeded, 4);
+        CHECK_EQ(ms.unprocessed, 0);
+        batch_job* job;
+        CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .count = 4, .item_fn = ok_item_count_only, .batch_size = 4,
+                                                        .timeout_ns = 20000000u }, &job));
+        if (kinds[k] > 0) { struct timespec ts = { 0, 40000000 }; nanosleep(&ts, NULL); }
+        CHECK_OK(batch_map_wait(job, &ms, NULL));
+        CHECK_EQ(ms.status, BATCH_JOB_COMPLETED);
+        CHECK_OK(batch_job_destroy(job));
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
 #if !defined(BATCH_NO_THREADS)
 /* inline pool: a second thread waiting for idleness, or for a task another thread's task
    submits, is woken */
@@ -297,4 +358,5 @@ static void test_regress_done_then_destroy(void) {
     { "regress_map_retry_deadline", test_regress_map_retry_deadline }, \
     { "regress_cancel_during_backoff", test_regress_cancel_during_backoff }, \
     { "regress_self_wait", test_regress_self_wait }, \
+    { "regress_deadline_while_running", test_regress_deadline_while_running }, \
     REGRESS_THREAD_TESTS
