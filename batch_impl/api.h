@@ -534,8 +534,10 @@ typedef struct batch_task_info {
     const char* name;         /* NULL if unnamed */
     batch_task_status status;
     int attempts;             /* 0 if never started */
-    int error;                /* the function's last non-zero return, else 0 */
-    const char* message;      /* from batch_fail, or NULL */
+    int error;                /* what the last attempt returned: 0 when it completed (also after
+                                 failed attempts that were retried) */
+    const char* message;      /* the last attempt's batch_fail message, or NULL (a task that
+                                 completed has none) */
     uint64_t start_ns, end_ns;/* of the last attempt (batch_now_ns clock), 0 if not run; read
                                  as TSC ticks where the TSC is invariant and converted when the
                                  run is waited for (BATCH_NO_TSC: clock_gettime per task) */

@@ -1054,7 +1054,11 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
                 slot = true;
             }
             atomic_store_explicit(&n->status, BATCH_TASK_RUNNING, memory_order_relaxed);
-            if (n->attempts) batch__stat_add(&st->retried, 1, shared);   /* a retry that runs */
+            if (n->attempts) {   /* a retry that runs: error and message will be its own */
+                batch__stat_add(&st->retried, 1, shared);
+                n->error = 0;
+                if (n->msg) n->msg[0] = 0;
+            }
             batch_ctx ctx;
             memset(&ctx, 0, sizeof ctx);
             ctx.pool = job->pool;

@@ -279,6 +279,55 @@ static void test_regress_deadline_while_running(void) {
     }
 }
 
+/* ---- a task's info describes its last attempt (issue 15): one that completed after failed
+   attempts shows error 0 and no message, in batch_graph_task_info and in the reports ---------- */
+static int fail_then_ok(batch_ctx* ctx, void* u) {
+    (void)u;
+    return batch_ctx_attempt(ctx) < 2 ? batch_fail(ctx, 7, "attempt %d failed", batch_ctx_attempt(ctx)) : 0;
+}
+static int fail_msg_then_code(batch_ctx* ctx, void* u) {   /* a message first, then a bare code */
+    (void)u;
+    return batch_ctx_attempt(ctx) == 0 ? batch_fail(ctx, 7, "first attempt") : 8;
+}
+static void test_regress_task_info_after_retry(void) {
+    const int kinds[3] = { 1, 2, BATCH_WORKERS_INLINE };
+    for (int k = 0; k < 3; k++) {
+        batch_pool* p = make_pool(kinds[k]);
+        batch_graph* g = make_graph();
+        batch_task a, b;
+        CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = fail_then_ok, .name = "flaky", .max_retries = 3, .retry_base_ns = 1000 }, &a));
+        CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = fail_msg_then_code, .name = "dead", .max_retries = 1, .retry_base_ns = 1000 }, &b));
+        batch_job* job;
+        CHECK_OK(batch_graph_launch(p, g, NULL, &job));
+        batch_job_summary s;
+        CHECK_EQ(batch_job_wait(job, &s), BATCH_PARTIAL);
+        CHECK_EQ(s.retries, 3);
+        char json[4096], text[4096];
+        CHECK_OK(report_into(json, sizeof json, batch_job_report_json, job));
+        CHECK_OK(report_into(text, sizeof text, batch_job_report_text, job));
+        CHECK_OK(batch_job_destroy(job));
+        batch_task_info info;
+        CHECK_OK(batch_graph_task_info(g, a, &info));
+        CHECK_EQ(info.status, BATCH_TASK_COMPLETED);
+        CHECK_EQ(info.attempts, 3);
+        CHECK_EQ(info.error, 0);
+        CHECK(info.message == NULL);
+        CHECK_OK(batch_graph_task_info(g, b, &info));
+        CHECK_EQ(info.status, BATCH_TASK_FAILED);
+        CHECK_EQ(info.attempts, 2);
+        CHECK_EQ(info.error, 8);
+        CHECK(info.message == NULL);   /* not the first attempt's */
+        check_json(json);
+        CHECK(strstr(json, "\"name\": \"flaky\", \"status\": \"completed\", \"attempts\": 3, \"error\": 0, \"message\": null") != NULL);
+        CHECK(strstr(json, "\"name\": \"dead\", \"status\": \"failed\", \"attempts\": 2, \"error\": 8, \"message\": null") != NULL);
+        CHECK(strstr(json, "attempt ") == NULL && strstr(json, "first attempt") == NULL);
+        CHECK(strstr(text, "flaky") == NULL);   /* the text lists the tasks that did not complete */
+        CHECK(strstr(text, "dead") != NULL && strstr(text, "first attempt") == NULL);
+        CHECK_OK(batch_graph_destroy(g));
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
 #if !defined(BATCH_NO_THREADS)
 /* inline pool: a second thread waiting for idleness, or for a task another thread's task
    submits, is woken */
@@ -359,4 +408,5 @@ static void test_regress_done_then_destroy(void) {
     { "regress_cancel_during_backoff", test_regress_cancel_during_backoff }, \
     { "regress_self_wait", test_regress_self_wait }, \
     { "regress_deadline_while_running", test_regress_deadline_while_running }, \
+    { "regress_task_info_after_retry", test_regress_task_info_after_retry }, \
     REGRESS_THREAD_TESTS
