@@ -562,7 +562,13 @@ BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ..
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
-/* True once the job is cancelled, failed fast or past its deadline: return early. */
+/* True once the job is cancelled, failed fast or past its deadline: return early. What to
+   return then: 0 only if the task or item finished its work (it counts as COMPLETED /
+   succeeded and a map folds its result); otherwise a non-zero code, e.g.
+   batch_fail(ctx, code, "stopped"): it counts as failed, and no retry follows a stop. The job
+   ends CANCELLED with BATCH_ERR_TIMEOUT when its deadline passed before it finished, CANCELLED
+   with BATCH_ERR_CANCELLED when a cancel left work that never ran (a cancel that left nothing
+   undone changes nothing: the job ends as its outcomes say), FAILED after FAIL_FAST. */
 BATCH_API int batch_should_stop(const batch_ctx* ctx);
 /* Publishes a pointer that successors read with batch_input (data flow). Borrowed. */
 BATCH_API void batch_set_output(batch_ctx* ctx, void* output);
@@ -633,7 +639,11 @@ typedef struct batch_item {
 } batch_item;
 
 /* Process one item: write result_size bytes to `result` (if result_size > 0), return 0 or an
-   error code (batch_fail(ctx, ...) adds a message). Runs on a worker. */
+   error code (batch_fail(ctx, ...) adds a message). Runs on a worker. An item that gives up
+   early because batch_should_stop turned true should return a non-zero code (one of yours,
+   e.g. with batch_fail(ctx, code, "stopped")) unless its result is complete: 0 means success,
+   so its result is folded and it counts as succeeded. A stopped map retries no batch, so such
+   a failure is final (see batch_should_stop for the job's end). */
 typedef int (*batch_item_fn)(batch_ctx* ctx, const batch_item* item, void* result, void* user_data);
 /* Produce the next item in *out and return 1, or return 0 at the end. Called under the job's
    lock, from one thread at a time, never ahead of the max_in_flight window. */
@@ -726,7 +736,11 @@ typedef struct batch_map_summary {
     batch_job_status status;
     batch_result result;
     uint64_t batches, batches_succeeded, batches_partial, batches_failed;
-    uint64_t items, succeeded, failed, unprocessed;  /* unprocessed: never run (halt, cancel) */
+    uint64_t items, succeeded, failed, unprocessed;
+    /* items: the items that ran (succeeded + failed, those resumed from the journal included),
+       not the input count: a halt, cancel or deadline leaves the rest unprocessed (never run).
+       Counted input: items + unprocessed == count; a pull source: == the items pulled (what
+       was never pulled is not counted). */
     /* succeeded: the items folded, the successful items of batches that did not end FAILED;
        failed: the failed items of those batches and every item of a FAILED batch (also one
        that a cancel or the deadline settled while it waited for a retry) */

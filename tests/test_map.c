@@ -670,7 +670,40 @@ static void test_map_failed_batch_counts(void) {
     }
 }
 
+/* ---- what api.h says of a stop (issue 15): summary.items counts the items that ran, not the
+   input; an item that stops on batch_should_stop and returns a code counts as failed, is not
+   folded and is not retried. Item 25 cancels its map (batches of 10, one at a time). */
+static int stop_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)res; (void)u;
+    if (batch_should_stop(ctx)) return batch_fail(ctx, 99, "stopped at %zu", it->index);
+    if (it->index == 25) CHECK_OK(batch_job_cancel(batch_ctx_job(ctx)));
+    return 0;
+}
+static void test_map_stop_semantics(void) {
+    const int kinds[3] = { 1, 2, BATCH_WORKERS_INLINE };
+    for (int k = 0; k < 3; k++) {
+        batch_pool* p = make_pool(kinds[k]);
+        uint64_t folded = 0;
+        batch_map_summary s;
+        CHECK_EQ(batch_map_run(p, &(batch_map_desc){ .count = 100, .item_fn = stop_item, .batch_size = 10, .max_in_flight = 1,
+                                                     .max_retries = 3, .retry_base_ns = 1000, .acc_size = 8, .init_fn = sum_init,
+                                                     .fold_fn = fb_count_fold, .combine_fn = sum_combine }, &s, &folded),
+                 BATCH_ERR_CANCELLED);
+        CHECK_EQ(s.items, 30);          /* batches 0-2 ran; 3-9 never started */
+        CHECK_EQ(s.unprocessed, 70);
+        CHECK_EQ(s.batches, 3);
+        CHECK_EQ(s.batches_failed, 1);  /* batch 2: items 26-29 stopped with a code */
+        CHECK_EQ(s.retries, 0);         /* no retry after a stop */
+        CHECK_EQ(s.succeeded, 20);
+        CHECK_EQ(s.failed, 10);
+        CHECK_EQ(folded, 20);
+        CHECK_EQ(s.status, BATCH_JOB_CANCELLED);
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
 #define MAP_TESTS \
+    { "map_stop_semantics", test_map_stop_semantics }, \
     { "map_failed_batch_counts", test_map_failed_batch_counts }, \
     { "map_permanent_and_own_job", test_map_permanent_and_own_job }, \
     { "map_threshold_table", test_map_threshold_table }, \
