@@ -405,8 +405,10 @@ BATCH_API batch_result batch_graph_dump_dot(const batch_graph* g, FILE* out);
    the journaled accumulators back in (an ordered fold gives the same bytes as an uninterrupted
    run) and runs the rest. Re-running a finished job with its journal runs nothing and returns
    the same result; delete the file to start afresh.
-   Opening: a torn or corrupt tail (a record cut short, or a CRC mismatch) is cut off and what
-   follows the valid prefix is not trusted (SQLite's WAL rule); a bad header or version, an
+   Opening: a torn or corrupt tail (a record cut short, a CRC mismatch, or zero bytes to the
+   end of the file, as a power loss leaves when the file grew but its last appends never
+   reached the disk) is cut off and what follows the valid prefix is not trusted (SQLite's WAL
+   rule); a bad header or version, a record length of 0 followed by any non-zero byte, an
    oversized record or a CRC-valid record that does not fit the job is BATCH_ERR_CORRUPT, a
    journal of another job (fingerprint, kind or accumulator size) BATCH_ERR_MISMATCH: then the
    launch fails and nothing runs. A write that fails during the run stops the job (no new task
