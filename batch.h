@@ -514,7 +514,8 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
    if non-NULL. May be called again; returns the same. Called from the job's own code - one of
    its tasks or map items (also from a wait for another job nested in one), its progress
    callback, on_batch or pull_fn - it returns BATCH_ERR_BUSY at once and fills nothing: such a
-   wait could never end. Waiting for another job from a task is fine (the worker helps). */
+   wait could never end (once the job is over, in its JOB_COMPLETED / JOB_CANCELLED callback,
+   it returns the result). Waiting for another job from a task is fine (the worker helps). */
 BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary);
 /* Cooperative: tasks not started become CANCELLED; running ones see batch_should_stop; a task
    waiting for a retry is settled FAILED within 50 ms. Any thread (progress callbacks, on_batch
@@ -4822,7 +4823,7 @@ BATCH__PRIVATE bool batch__graph_self_call(batch_job* pub) {
 
 BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summary* summary) {
     batch__job* job = (batch__job*)pub;
-    if (batch__graph_self_call(pub)) return BATCH_ERR_BUSY;   /* it could never end */
+    if (!job->done && batch__graph_self_call(pub)) return BATCH_ERR_BUSY;   /* it could never end */
     if (!job->done) {
         batch_result wr = batch__job_wait_latch(pub, &job->latch);
         if (wr != BATCH_OK) return wr;
@@ -6180,7 +6181,7 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
 BATCH_API batch_result batch_map_wait(batch_job* pub, batch_map_summary* summary, void* acc_out) {
     batch__mjob* m = (batch__mjob*)pub;
     if (!m || m->head.ops != &batch__map_job_ops) return BATCH_ERR_INVALID;
-    if (batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
+    if (!m->done && batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
     batch_result r = batch__map_finish(m);
     if (summary) *summary = m->s;
     if (acc_out && m->d.acc_size) memcpy(acc_out, m->acc, m->d.acc_size);
@@ -6319,7 +6320,7 @@ BATCH__PRIVATE void batch__map_complete(batch__mjob* m, batch__mslot* sl, batch_
 
 BATCH__PRIVATE batch_result batch__map_job_wait(batch_job* pub, batch_job_summary* out) {
     batch__mjob* m = (batch__mjob*)pub;
-    if (batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
+    if (!m->done && batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
     batch_result r = batch__map_finish(m);
     if (out) {
         memset(out, 0, sizeof *out);

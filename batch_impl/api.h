@@ -513,7 +513,8 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
    if non-NULL. May be called again; returns the same. Called from the job's own code - one of
    its tasks or map items (also from a wait for another job nested in one), its progress
    callback, on_batch or pull_fn - it returns BATCH_ERR_BUSY at once and fills nothing: such a
-   wait could never end. Waiting for another job from a task is fine (the worker helps). */
+   wait could never end (once the job is over, in its JOB_COMPLETED / JOB_CANCELLED callback,
+   it returns the result). Waiting for another job from a task is fine (the worker helps). */
 BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary);
 /* Cooperative: tasks not started become CANCELLED; running ones see batch_should_stop; a task
    waiting for a retry is settled FAILED within 50 ms. Any thread (progress callbacks, on_batch

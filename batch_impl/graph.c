@@ -1467,7 +1467,7 @@ BATCH__PRIVATE bool batch__graph_self_call(batch_job* pub) {
 
 BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summary* summary) {
     batch__job* job = (batch__job*)pub;
-    if (batch__graph_self_call(pub)) return BATCH_ERR_BUSY;   /* it could never end */
+    if (!job->done && batch__graph_self_call(pub)) return BATCH_ERR_BUSY;   /* it could never end */
     if (!job->done) {
         batch_result wr = batch__job_wait_latch(pub, &job->latch);
         if (wr != BATCH_OK) return wr;

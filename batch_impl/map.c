@@ -985,7 +985,7 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
 BATCH_API batch_result batch_map_wait(batch_job* pub, batch_map_summary* summary, void* acc_out) {
     batch__mjob* m = (batch__mjob*)pub;
     if (!m || m->head.ops != &batch__map_job_ops) return BATCH_ERR_INVALID;
-    if (batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
+    if (!m->done && batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
     batch_result r = batch__map_finish(m);
     if (summary) *summary = m->s;
     if (acc_out && m->d.acc_size) memcpy(acc_out, m->acc, m->d.acc_size);
@@ -1124,7 +1124,7 @@ BATCH__PRIVATE void batch__map_complete(batch__mjob* m, batch__mslot* sl, batch_
 
 BATCH__PRIVATE batch_result batch__map_job_wait(batch_job* pub, batch_job_summary* out) {
     batch__mjob* m = (batch__mjob*)pub;
-    if (batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
+    if (!m->done && batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
     batch_result r = batch__map_finish(m);
     if (out) {
         memset(out, 0, sizeof *out);

@@ -105,6 +105,7 @@ typedef struct self_wait {
     batch_graph* other;       /* run from a task: waiting for another job must keep working */
     _Atomic int other_ok;
     int pulls;                /* pull_fn: items produced (under the map's lock) */
+    int end_ok;               /* JOB_COMPLETED: the job is over, wait returns its result */
 } self_wait;
 static void self_wait_rec(self_wait* s, batch_result r) {
     atomic_fetch_add(&s->calls, 1);
@@ -134,7 +135,16 @@ static int self_wait_task(batch_ctx* ctx, void* u) {
 }
 static void self_wait_progress(batch_event ev, const batch_progress* p, const batch_event_info* info, void* u) {
     (void)p;
-    if (ev != BATCH_EVENT_JOB_COMPLETED && ev != BATCH_EVENT_JOB_CANCELLED) self_wait_try((self_wait*)u, info->job);
+    self_wait* s = (self_wait*)u;
+    if (ev != BATCH_EVENT_JOB_COMPLETED && ev != BATCH_EVENT_JOB_CANCELLED) { self_wait_try(s, info->job); return; }
+    /* the job is over (this runs inside its wait): waiting returns its result, a report can be
+       written, but freeing it under the callback is still refused */
+    batch_job_summary js;
+    char json[8192];
+    if (batch_job_wait(info->job, &js) == BATCH_OK && js.result == BATCH_OK &&
+        report_into(json, sizeof json, batch_job_report_json, info->job) == BATCH_OK &&
+        batch_job_destroy(info->job) == BATCH_ERR_BUSY)
+        s->end_ok++;
 }
 static int self_wait_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
     (void)res;
@@ -160,6 +170,7 @@ static void self_wait_check(self_wait* s, int min_calls) {
     CHECK(atomic_load(&s->calls) >= min_calls);
     CHECK_EQ(atomic_load(&s->wrong), 0);
     CHECK_EQ(atomic_load(&s->other_ok), 1);
+    CHECK_EQ(s->end_ok, 1);
 }
 static void test_regress_self_wait(void) {
     const int kinds[3] = { 1, 2, BATCH_WORKERS_INLINE };
@@ -178,7 +189,8 @@ static void test_regress_self_wait(void) {
         CHECK_OK(batch_task_precede(g, t[2], t[4]));
         batch_job* job;
         CHECK_OK(batch_graph_launch(p, g, &(batch_run_desc){ .progress = { .fn = self_wait_progress, .user_data = &s,
-                                                             .events = BATCH_EVENT_BIT(BATCH_EVENT_TASK_COMPLETED) } }, &job));
+                                                             .events = BATCH_EVENT_BIT(BATCH_EVENT_TASK_COMPLETED) |
+                                                                       BATCH_EVENT_BIT(BATCH_EVENT_JOB_COMPLETED) } }, &job));
         batch_job_summary js;
         CHECK_OK(batch_job_wait(job, &js));
         CHECK_EQ(js.completed, 5);
