@@ -268,7 +268,8 @@ BATCH_API uint64_t batch_pool_worker_executed(const batch_pool* pool, int i);
    batch_map_wait, which wakes once an interval to tick while tasks run long), plus on events. Callbacks of one job never run concurrently (a
    per-job lock), run on worker threads (JOB_COMPLETED / JOB_CANCELLED on the thread that waits
    for the job, inside batch_job_wait / batch_map_wait), must be quick, and may call
-   batch_job_cancel and batch_job_progress of their job but not wait for or destroy it. */
+   batch_job_cancel and batch_job_progress of their job but not wait for or destroy it (that
+   returns BATCH_ERR_BUSY). */
 typedef struct batch_job batch_job;    /* a graph run or a map (see JOB GRAPHS, BATCHED MAPS) */
 
 typedef enum batch_event {
@@ -421,8 +422,10 @@ BATCH_API batch_result batch_graph_dump_dot(const batch_graph* g, FILE* out);
    the journaled accumulators back in (an ordered fold gives the same bytes as an uninterrupted
    run) and runs the rest. Re-running a finished job with its journal runs nothing and returns
    the same result; delete the file to start afresh.
-   Opening: a torn or corrupt tail (a record cut short, or a CRC mismatch) is cut off and what
-   follows the valid prefix is not trusted (SQLite's WAL rule); a bad header or version, an
+   Opening: a torn or corrupt tail (a record cut short, a CRC mismatch, or zero bytes to the
+   end of the file, as a power loss leaves when the file grew but its last appends never
+   reached the disk) is cut off and what follows the valid prefix is not trusted (SQLite's WAL
+   rule); a bad header or version, a record length of 0 followed by any non-zero byte, an
    oversized record or a CRC-valid record that does not fit the job is BATCH_ERR_CORRUPT, a
    journal of another job (fingerprint, kind or accumulator size) BATCH_ERR_MISMATCH: then the
    launch fails and nothing runs. A write that fails during the run stops the job (no new task
@@ -489,7 +492,8 @@ typedef enum batch_job_status {
     BATCH_JOB_COMPLETED,         /* every task completed */
     BATCH_JOB_PARTIAL_FAILURE,   /* some failed or were skipped, some completed (CONTINUE) */
     BATCH_JOB_FAILED,            /* FAIL_FAST after a failure, or nothing completed */
-    BATCH_JOB_CANCELLED          /* batch_job_cancel or the deadline */
+    BATCH_JOB_CANCELLED          /* batch_job_cancel (work was left undone), or the job had
+                                    not finished by its deadline (BATCH_ERR_TIMEOUT) */
 } batch_job_status;
 BATCH_API const char* batch_job_status_string(batch_job_status s);
 
@@ -497,7 +501,13 @@ typedef struct batch_run_desc {
     batch_failure_policy policy;
     int max_concurrency;      /* at most this many tasks of the job run at once; 0: no limit */
     uint64_t timeout_ns;      /* deadline = launch + timeout: what has not started is CANCELLED
-                                 and running tasks see batch_should_stop; 0: none */
+                                 and running tasks see batch_should_stop; 0: none. A job that
+                                 has not finished by its deadline - a task of it ends at or
+                                 after it, or would start after it - ends CANCELLED and its wait
+                                 returns BATCH_ERR_TIMEOUT, even if every task that ran returned
+                                 0 (a task that stopped early still counts as COMPLETED if it
+                                 returned 0). A job whose last task ended before the deadline
+                                 is not affected, however late it is waited for. */
     batch_priority priority;  /* for tasks whose own priority is 0; 0: NORMAL */
     int no_task_times;        /* non-zero: do not read the clock per task (fastest); start/end
                                  times, busy time and peak concurrency are then 0 */
@@ -522,15 +532,21 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
                                           batch_job** out_job);
 /* Waits for the job (a worker helps meanwhile); one thread at a time may wait for a job.
    BATCH_OK (all completed), BATCH_PARTIAL,
-   BATCH_ERR_FAILED, BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT (the deadline passed). Fills *summary
-   if non-NULL. May be called again; returns the same. */
+   BATCH_ERR_FAILED, BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT (the job had not finished by its
+   deadline: see batch_run_desc.timeout_ns, batch_map_desc.timeout_ns). Fills *summary
+   if non-NULL. May be called again; returns the same. Called from the job's own code - one of
+   its tasks or map items (also from a wait for another job nested in one), its progress
+   callback, on_batch or pull_fn - it returns BATCH_ERR_BUSY at once and fills nothing: such a
+   wait could never end (once the job is over, in its JOB_COMPLETED / JOB_CANCELLED callback,
+   it returns the result). Waiting for another job from a task is fine (the worker helps). */
 BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary);
 /* Cooperative: tasks not started become CANCELLED; running ones see batch_should_stop; a task
    waiting for a retry is settled FAILED within 50 ms. Any thread (progress callbacks, on_batch
    and pull_fn included), any time before destroy; idempotent; after completion it changes
    nothing. */
 BATCH_API batch_result batch_job_cancel(batch_job* job);
-/* Waits if needed, then frees the job; the graph can then run again or be changed. NULL: no-op. */
+/* Waits if needed, then frees the job; the graph can then run again or be changed. NULL: no-op.
+   From the job's own code (as for batch_job_wait) it frees nothing: BATCH_ERR_BUSY. */
 BATCH_API batch_result batch_job_destroy(batch_job* job);
 /* A progress snapshot of a running or finished job (graph or map). Any thread, until destroy. */
 BATCH_API batch_result batch_job_progress(batch_job* job, batch_progress* out);
@@ -545,8 +561,10 @@ typedef struct batch_task_info {
     const char* name;         /* NULL if unnamed */
     batch_task_status status;
     int attempts;             /* 0 if never started */
-    int error;                /* the function's last non-zero return, else 0 */
-    const char* message;      /* from batch_fail, or NULL */
+    int error;                /* what the last attempt returned: 0 when it completed (also after
+                                 failed attempts that were retried) */
+    const char* message;      /* the last attempt's batch_fail message, or NULL (a task that
+                                 completed has none) */
     uint64_t start_ns, end_ns;/* of the last attempt (batch_now_ns clock), 0 if not run; read
                                  as TSC ticks where the TSC is invariant and converted when the
                                  run is waited for (BATCH_NO_TSC: clock_gettime per task) */
@@ -575,7 +593,13 @@ BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ..
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
-/* True once the job is cancelled, failed fast or past its deadline: return early. */
+/* True once the job is cancelled, failed fast or past its deadline: return early. What to
+   return then: 0 only if the task or item finished its work (it counts as COMPLETED /
+   succeeded and a map folds its result); otherwise a non-zero code, e.g.
+   batch_fail(ctx, code, "stopped"): it counts as failed, and no retry follows a stop. The job
+   ends CANCELLED with BATCH_ERR_TIMEOUT when its deadline passed before it finished, CANCELLED
+   with BATCH_ERR_CANCELLED when a cancel left work that never ran (a cancel that left nothing
+   undone changes nothing: the job ends as its outcomes say), FAILED after FAIL_FAST. */
 BATCH_API int batch_should_stop(const batch_ctx* ctx);
 /* Publishes a pointer that successors read with batch_input (data flow). Borrowed. */
 BATCH_API void batch_set_output(batch_ctx* ctx, void* output);
@@ -646,7 +670,11 @@ typedef struct batch_item {
 } batch_item;
 
 /* Process one item: write result_size bytes to `result` (if result_size > 0), return 0 or an
-   error code (batch_fail(ctx, ...) adds a message). Runs on a worker. */
+   error code (batch_fail(ctx, ...) adds a message). Runs on a worker. An item that gives up
+   early because batch_should_stop turned true should return a non-zero code (one of yours,
+   e.g. with batch_fail(ctx, code, "stopped")) unless its result is complete: 0 means success,
+   so its result is folded and it counts as succeeded. A stopped map retries no batch, so such
+   a failure is final (see batch_should_stop for the job's end). */
 typedef int (*batch_item_fn)(batch_ctx* ctx, const batch_item* item, void* result, void* user_data);
 /* Produce the next item in *out and return 1, or return 0 at the end. Called under the job's
    lock, from one thread at a time, never ahead of the max_in_flight window. */
@@ -670,7 +698,8 @@ typedef struct batch_batch {
     size_t batch_index;           /* 0, 1, 2 ... in input order */
     size_t first_index, count;    /* items first_index .. first_index + count - 1 */
     batch_batch_status status;
-    size_t succeeded, failed;
+    size_t succeeded, failed;     /* of the last attempt's items (a FAILED batch's all count as
+                                     failed in the job's summary: none of them is folded) */
     const batch_item* items;      /* count items (pull sources); NULL for counted input, where
                                      item i has index first_index + i */
     const int* codes;             /* count codes: 0 = success */
@@ -706,12 +735,19 @@ typedef struct batch_map_desc {
     uint64_t retry_base_ns;       /* 0: 1 ms */
     uint64_t retry_max_ns;        /* 0: 60 s */
     double halt_error_ratio;      /* (0, 1]: stop starting batches once failed items / finished
-                                     items > this; 0: never halt */
+                                     items > this (counted as in the summary: a FAILED batch's
+                                     items all failed); 0: never halt */
     /* flow */
     int max_in_flight;            /* batches alive at once; 0: 4 x threads */
     int max_concurrent_batches;   /* batches running at once; 0: no limit beyond max_in_flight */
     batch_priority priority;
-    uint64_t timeout_ns;          /* 0: none; then no batch starts and the job ends TIMEOUT */
+    uint64_t timeout_ns;          /* 0: none. Deadline = launch + timeout: no batch or retry
+                                     starts after it and running items see batch_should_stop.
+                                     A map that has not finished by then (a batch ends at or
+                                     after it, or waits for a retry, or input is left) ends
+                                     CANCELLED with BATCH_ERR_TIMEOUT, even if every item
+                                     returned 0; one whose last batch ended before it is not
+                                     affected, however late it is waited for */
     /* results */
     batch_on_batch_fn on_batch;   /* called for each finished batch, one at a time, on a worker */
     int iterate;                  /* non-zero: finished batches wait for batch_map_next */
@@ -731,7 +767,14 @@ typedef struct batch_map_summary {
     batch_job_status status;
     batch_result result;
     uint64_t batches, batches_succeeded, batches_partial, batches_failed;
-    uint64_t items, succeeded, failed, unprocessed;  /* unprocessed: never run (halt, cancel) */
+    uint64_t items, succeeded, failed, unprocessed;
+    /* items: the items that ran (succeeded + failed, those resumed from the journal included),
+       not the input count: a halt, cancel or deadline leaves the rest unprocessed (never run).
+       Counted input: items + unprocessed == count; a pull source: == the items pulled (what
+       was never pulled is not counted). */
+    /* succeeded: the items folded, the successful items of batches that did not end FAILED;
+       failed: the failed items of those batches and every item of a FAILED batch (also one
+       that a cancel or the deadline settled while it waited for a retry) */
     uint64_t retries;             /* batch retries */
     double success_rate;          /* succeeded / (succeeded + failed); 1 when nothing ran */
     uint64_t wall_ns, busy_ns;
@@ -749,12 +792,13 @@ typedef struct batch_map_summary {
 BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* desc, batch_job** out_job);
 /* Iterator mode: the next finished batch in *out (borrowed until the next call), or *out = NULL
    when the map is over. Blocks; a worker helps meanwhile. BATCH_ERR_INVALID if the job does not
-   iterate. */
+   iterate; BATCH_ERR_BUSY (*out NULL) from the map's own code, as for batch_job_wait. */
 BATCH_API batch_result batch_map_next(batch_job* job, const batch_batch** out);
 /* Waits for the end (in iterator mode, undelivered batches are released unread), copies the
    final accumulator to acc_out (acc_size bytes, may be NULL) and fills *summary. Returns
    BATCH_OK, BATCH_PARTIAL (some items failed, no batch FAILED), BATCH_ERR_FAILED (a batch FAILED
-   or the halt ratio was passed), BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT. batch_job_wait also
+   or the halt ratio was passed), BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT; BATCH_ERR_BUSY from the
+   map's own code (items, on_batch, pull_fn, progress), as for batch_job_wait. batch_job_wait also
    works on map jobs (completed = items that succeeded, cancelled = unprocessed). */
 BATCH_API batch_result batch_map_wait(batch_job* job, batch_map_summary* summary, void* acc_out);
 /* Launch + wait + destroy. When the launch fails, *summary is zero but for status FAILED and
@@ -2880,6 +2924,8 @@ typedef struct batch__job_ops {
     void (*free)(batch_job* job);
     /* the counts of a snapshot: total, processed ... cancelled, retried, running, busy */
     void (*counts)(batch_job* job, batch_progress* out, uint64_t* busy_ns);
+    /* true when the calling thread is inside code of this job (batch__job_self_call) */
+    bool (*self_call)(batch_job* job);
 } batch__job_ops;
 
 typedef struct batch__progress {
@@ -2908,6 +2954,30 @@ BATCH__PRIVATE batch__job_head* batch__head(batch_job* job) { return (batch__job
    the map's lock (on_batch, pull_fn, init/combine). */
 static BATCH__THREAD_LOCAL batch_job* batch__tls_progress_cb;
 static BATCH__THREAD_LOCAL batch_job* batch__tls_map_locked;
+
+/* The jobs whose items or tasks run on this thread's stack, innermost first: a frame is pushed
+   once per map batch attempt, and once per graph run call on a thread that is not a worker of
+   the job's pool (inline pools; a graph task on a worker shows on that worker's stats line,
+   at no cost per task). A wait for one of these jobs from this thread could never end: the
+   job cannot finish before the code that waits returns. */
+typedef struct batch__job_frame { batch_job* job; struct batch__job_frame* prev; } batch__job_frame;
+static BATCH__THREAD_LOCAL batch__job_frame* batch__tls_frames;
+BATCH__PRIVATE void batch__frame_push(batch__job_frame* f, batch_job* job) {
+    f->job = job;
+    f->prev = batch__tls_frames;
+    batch__tls_frames = f;
+}
+BATCH__PRIVATE void batch__frame_pop(const batch__job_frame* f) { batch__tls_frames = f->prev; }
+
+/* Is this thread inside the job's own code: one of its tasks or items (at any depth of nested
+   waits), its progress callback, on_batch or pull_fn? Then waiting for it, or destroying it,
+   is refused with BATCH_ERR_BUSY, as the pool refuses its own shutdown from a task. */
+BATCH__PRIVATE bool batch__job_self_call(batch_job* job) {
+    if (batch__tls_progress_cb == job || batch__tls_map_locked == job) return true;
+    for (const batch__job_frame* f = batch__tls_frames; f; f = f->prev)
+        if (f->job == job) return true;
+    return false;
+}
 
 BATCH__PRIVATE bool batch__progress_desc_ok(const batch_progress_desc* d) {
     return d->events < (1u << BATCH_EVENT_COUNT_) && d->interval_ms <= 86400000u;
@@ -3088,8 +3158,8 @@ BATCH_API void batch_progress_bar(batch_event ev, const batch_progress* p, const
    File: a 32-byte header (magic "BATCHJNL", version, kind, fingerprint, accumulator size, CRC32C
    of the header), then records: u32 payload length, u32 CRC32C of the payload, the payload. All
    integers little-endian. Records are appended under the journal's lock; on open the valid
-   prefix is replayed into the job and anything after it (a record cut short by a crash, or one
-   whose CRC does not match) is truncated. See "DURABLE JOBS" in the API part for the contract. */
+   prefix is replayed into the job and anything after it (a record cut short by a crash, one
+   whose CRC does not match, or zeros to the end of the file) is truncated. See "DURABLE JOBS" in the API part for the contract. */
 #ifndef BATCH__JOURNAL_C
 #define BATCH__JOURNAL_C
 #ifndef BATCH_SINGLE_FILE
@@ -3572,6 +3642,21 @@ BATCH__PRIVATE batch_result batch__journal_compact(batch__journal* j, const unsi
     return e ? batch__errno_result(e) : BATCH_OK;
 }
 
+/* Is [off, size) all zero bytes? 0 if so, -1 if not, else an errno. A power loss during an
+   append can leave the file longer than what reached the disk, the rest reading as zeros (the
+   file system extended the file before the data was written): a torn append, cut off like any
+   other. A zero length followed by anything else was never written by a journal. */
+BATCH__PRIVATE int batch__jzero_tail(batch__journal* j, uint64_t off, uint64_t size) {
+    while (off < size) {
+        size_t n = size - off < (uint64_t)j->cap ? (size_t)(size - off) : j->cap;
+        int e = batch__jread(j, j->buf, n, off);
+        if (e) return e;
+        for (size_t i = 0; i < n; i++) if (j->buf[i]) return -1;
+        off += n;
+    }
+    return 0;
+}
+
 /* Opens (or creates) the journal of a job and replays its valid records through replay(arg).
    max_payload bounds a record (larger: corrupt). On any error nothing is left open. */
 BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batch_journal_desc* d, uint32_t kind,
@@ -3639,6 +3724,10 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
         if (size - off < BATCH__JREC) break;   /* torn */
         if ((e = batch__jread(j, j->buf, BATCH__JREC, off)) != 0) { r = batch__errno_result(e); goto fail; }
         uint32_t len = batch__get32(j->buf), crc = batch__get32(j->buf + 4);
+        if (len == 0 && crc == 0) {   /* zeros to the end: a torn append (cut); else corrupt */
+            if ((e = batch__jzero_tail(j, off + BATCH__JREC, size)) != 0) { r = e < 0 ? BATCH_ERR_CORRUPT : batch__errno_result(e); goto fail; }
+            break;
+        }
         if (len == 0 || len > max_payload) { r = BATCH_ERR_CORRUPT; goto fail; }   /* never written so */
         if (size - off - BATCH__JREC < len) break;                                  /* torn */
         if ((e = batch__jread(j, j->buf, len, off + BATCH__JREC)) != 0) { r = batch__errno_result(e); goto fail; }
@@ -4661,6 +4750,14 @@ BATCH__PRIVATE void batch__ran_link(batch_graph* g, batch__job_stats* st, bool s
     batch__ran_push(&st->ran, n, shared);
 }
 
+/* A task of a job with a deadline has just ended: if that was at or past the deadline, the job
+   did not finish in time and ends TIMEOUT, even if this was its last task and it returned 0. */
+BATCH__PRIVATE void batch__graph_ended_late(batch__job* job) {
+    if (batch_now_ns() < job->deadline_ns) return;
+    int expected = BATCH__STOP_NONE;
+    atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_DEADLINE);
+}
+
 /* Runs (or settles) node n, then every successor it makes ready: the first in place, the rest
    through the pool (a wide task's through a range: see "wide tasks"); iterative, so any chain
    uses constant stack. n may be NULL to walk the successor range [rb, re) only. */
@@ -4671,6 +4768,8 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
     batch__job_stats* st = batch__job_slot(job, worker, &shared);
     uint64_t rng = 0;               /* seeded when a jittered retry first needs it */
     batch__worker* self = batch__self(job->pool);
+    batch__job_frame frame;   /* not a worker: where a wait for this job from a task finds it */
+    if (!self) batch__frame_push(&frame, (batch_job*)job);
     const bool times = job->times;
     /* the previous task's end is this one's start (one clock read): the previous task on this
        worker when the pool went straight from it to this one (batch__clock_take), then each
@@ -4751,7 +4850,11 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
                 slot = true;
             }
             atomic_store_explicit(&n->status, BATCH_TASK_RUNNING, memory_order_relaxed);
-            if (n->attempts) batch__stat_add(&st->retried, 1, shared);   /* a retry that runs */
+            if (n->attempts) {   /* a retry that runs: error and message will be its own */
+                batch__stat_add(&st->retried, 1, shared);
+                n->error = 0;
+                if (n->msg) n->msg[0] = 0;
+            }
             batch_ctx ctx;
             memset(&ctx, 0, sizeof ctx);
             ctx.pool = job->pool;
@@ -4816,6 +4919,7 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
             int expected = BATCH__STOP_NONE;   /* the journal cannot follow: stop the job */
             atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_IO);
         }
+        if (BATCH__UNLIKELY(job->deadline_ns != 0) && last_ran) batch__graph_ended_late(job);
         if (slot) {   /* settled without running, holding a handed-over slot: pass it on */
             batch__gnode* resumed = batch__slot_release(job);
             if (resumed && !batch__gnode_submit(job, resumed, 0)) {
@@ -4895,6 +4999,7 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
     /* hand the last end on only if this call's last node ran and nothing slow came after its
        clock read (a progress callback, a journal write) */
     if (times && pooled && last_end && last_ran && !job->head.prog.fn && !job->jn) batch__clock_put(self, last_end);
+    if (!self) batch__frame_pop(&frame);
 }
 
 BATCH__PRIVATE void batch__gnode_task(batch_pool* p, void* user) {
@@ -5146,8 +5251,19 @@ BATCH__PRIVATE uint64_t batch__peak_sorted(const batch__job* job, void* ctx) {
     return peak ? peak : any_ran;
 }
 
+/* A task of the job on this thread's stack: on a worker, its stats line counts the tasks of the
+   job running there (only this thread writes it); elsewhere, the thread's frames. */
+BATCH__PRIVATE bool batch__graph_self_call(batch_job* pub) {
+    batch__job* job = (batch__job*)pub;
+    batch__worker* w = batch__self(job->pool);
+    if (w && w->index < job->nstats - 1 && atomic_load_explicit(&job->stats[w->index].running, memory_order_relaxed))
+        return true;
+    return batch__job_self_call(pub);
+}
+
 BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summary* summary) {
     batch__job* job = (batch__job*)pub;
+    if (!job->done && batch__graph_self_call(pub)) return BATCH_ERR_BUSY;   /* it could never end */
     if (!job->done) {
         batch_result wr = batch__job_wait_latch(pub, &job->latch);
         if (wr != BATCH_OK) return wr;
@@ -5182,9 +5298,11 @@ BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summ
         if (stop == BATCH__STOP_IO) {
             s->status = BATCH_JOB_FAILED;
             s->result = BATCH_ERR_IO;
+        } else if (stop == BATCH__STOP_DEADLINE) {   /* it had not finished by the deadline */
+            s->status = BATCH_JOB_CANCELLED;
+            s->result = BATCH_ERR_TIMEOUT;
         } else if (s->cancelled || (atomic_load(&job->cut) && stop != BATCH__STOP_FAIL_FAST)) {
-            if (stop == BATCH__STOP_DEADLINE) { s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT; }
-            else if (stop == BATCH__STOP_FAIL_FAST) { s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED; }
+            if (stop == BATCH__STOP_FAIL_FAST) { s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED; }
             else if (stop == BATCH__STOP_LAUNCH) { s->status = BATCH_JOB_FAILED; s->result = job->launch_error; }
             else { s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_CANCELLED; }
         } else if (s->failed || s->skipped) {
@@ -5233,7 +5351,7 @@ BATCH__PRIVATE void batch__graph_job_counts(batch_job* pub, batch_progress* out,
 }
 
 static const batch__job_ops batch__graph_job_ops = { batch__graph_job_wait, batch__graph_job_cancel, batch__graph_job_free,
-                                                     batch__graph_job_counts };
+                                                     batch__graph_job_counts, batch__graph_self_call };
 
 BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary) {
     if (!job) return BATCH_ERR_INVALID;
@@ -5248,6 +5366,7 @@ BATCH_API batch_result batch_job_cancel(batch_job* job) {
 BATCH_API batch_result batch_job_destroy(batch_job* job) {
     if (!job) return BATCH_OK;
     const batch__job_ops* ops = batch__head(job)->ops;
+    if (ops->self_call(job)) return BATCH_ERR_BUSY;   /* from its own code: nothing is freed */
     ops->wait(job, NULL);
     ops->free(job);
     return BATCH_OK;
@@ -5728,12 +5847,14 @@ BATCH__PRIVATE bool batch__map_stopped(batch__mjob* m, uint64_t now) {
     return false;
 }
 
-/* Job lock held (or launching): counts a finished batch; the halt ratio may stop the job. */
+/* Job lock held (or launching): counts a finished batch; the halt ratio may stop the job.
+   succeeded / failed are the last attempt's; every item of a FAILED batch counts as failed,
+   as nothing of it is folded (a delivered batch, or one replayed from the journal). */
 BATCH__PRIVATE void batch__map_count(batch__mjob* m, batch_batch_status st, size_t succeeded, size_t failed) {
     m->s.batches++;
     if (st == BATCH_BATCH_SUCCESS) m->s.batches_succeeded++;
     else if (st == BATCH_BATCH_PARTIAL_SUCCESS) m->s.batches_partial++;
-    else m->s.batches_failed++;
+    else { m->s.batches_failed++; failed += succeeded; succeeded = 0; }
     m->s.succeeded += succeeded;
     m->s.failed += failed;
     if (m->d.halt_error_ratio > 0 && m->s.failed &&
@@ -6175,10 +6296,13 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     uint64_t t0 = batch_now_ns();
     sl->start_ns = t0;
     batch__item_loop_args a = { m, sl, &ctx, item_fn, fold_fn, items, user, acc, codes, res, msg, first, count, rs, rstride };
+    batch__job_frame frame;   /* a wait for this map from one of its items is refused */
+    batch__frame_push(&frame, (batch_job*)m);
     /* the common case (items are indices, fold only) gets a loop of its own: the flags are
        constants there, so the compiler drops their branches and keeps the loop in registers */
     size_t failed = (!items && !codes && fold_fn && rs) ? batch__item_loop(&a, false, false, true)
                                                          : batch__item_loop(&a, items != NULL, codes != NULL, fold_fn != NULL);
+    batch__frame_pop(&frame);
     sl->failed = failed;
     sl->succeeded = count - failed;
     sl->exec_ns = batch_now_ns() - t0;
@@ -6193,6 +6317,9 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
 BATCH__PRIVATE void batch__mslot_done(batch__mjob* m, batch__mslot* sl, uint64_t busy_ns, uint64_t retries) {
     batch_event_info ev = { NULL, NULL, 0, sl->batch_index, sl->nerrors ? sl->errors[0].code : 0 };
     batch__mutex_lock(&m->lock);
+    /* ended at or past the deadline: the map did not finish in time (TIMEOUT), even if this
+       was its last batch and every item returned 0 */
+    if (m->deadline_ns) (void)batch__map_stopped(m, batch_now_ns());
     m->s.busy_ns += busy_ns;
     m->s.retries += retries;
     batch__map_finished(m, sl);
@@ -6435,6 +6562,7 @@ BATCH_API batch_result batch_map_next(batch_job* pub, const batch_batch** out) {
     *out = NULL;
     batch__mjob* m = (batch__mjob*)pub;
     if (!m || m->head.ops != &batch__map_job_ops || !m->d.iterate) return BATCH_ERR_INVALID;
+    if (batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
     batch__map_next(m, out, true);
     return BATCH_OK;
 }
@@ -6472,7 +6600,7 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
     bool cut = s->unprocessed || (m->d.pull_fn && !m->input_done) || atomic_load(&m->cut);
     if (stop == BATCH__MSTOP_CANCEL && cut) {
         s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_CANCELLED;
-    } else if (stop == BATCH__MSTOP_DEADLINE && cut) {
+    } else if (stop == BATCH__MSTOP_DEADLINE) {   /* it had not finished by the deadline */
         s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT;
     } else if (stop == BATCH__MSTOP_HALT) {
         s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED;
@@ -6497,6 +6625,7 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
 BATCH_API batch_result batch_map_wait(batch_job* pub, batch_map_summary* summary, void* acc_out) {
     batch__mjob* m = (batch__mjob*)pub;
     if (!m || m->head.ops != &batch__map_job_ops) return BATCH_ERR_INVALID;
+    if (!m->done && batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
     batch_result r = batch__map_finish(m);
     if (summary) *summary = m->s;
     if (acc_out && m->d.acc_size) memcpy(acc_out, m->acc, m->d.acc_size);
@@ -6635,6 +6764,7 @@ BATCH__PRIVATE void batch__map_complete(batch__mjob* m, batch__mslot* sl, batch_
 
 BATCH__PRIVATE batch_result batch__map_job_wait(batch_job* pub, batch_job_summary* out) {
     batch__mjob* m = (batch__mjob*)pub;
+    if (!m->done && batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
     batch_result r = batch__map_finish(m);
     if (out) {
         memset(out, 0, sizeof *out);
@@ -6680,7 +6810,7 @@ BATCH__PRIVATE void batch__map_job_counts(batch_job* pub, batch_progress* out, u
 }
 
 static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__map_job_cancel, batch__map_job_free,
-                                                   batch__map_job_counts };
+                                                   batch__map_job_counts, batch__job_self_call };
 
 #endif /* BATCH__MAP_C */
 /* ---- end batch_impl/map.c ---- */

@@ -267,7 +267,8 @@ BATCH_API uint64_t batch_pool_worker_executed(const batch_pool* pool, int i);
    batch_map_wait, which wakes once an interval to tick while tasks run long), plus on events. Callbacks of one job never run concurrently (a
    per-job lock), run on worker threads (JOB_COMPLETED / JOB_CANCELLED on the thread that waits
    for the job, inside batch_job_wait / batch_map_wait), must be quick, and may call
-   batch_job_cancel and batch_job_progress of their job but not wait for or destroy it. */
+   batch_job_cancel and batch_job_progress of their job but not wait for or destroy it (that
+   returns BATCH_ERR_BUSY). */
 typedef struct batch_job batch_job;    /* a graph run or a map (see JOB GRAPHS, BATCHED MAPS) */
 
 typedef enum batch_event {
@@ -420,8 +421,10 @@ BATCH_API batch_result batch_graph_dump_dot(const batch_graph* g, FILE* out);
    the journaled accumulators back in (an ordered fold gives the same bytes as an uninterrupted
    run) and runs the rest. Re-running a finished job with its journal runs nothing and returns
    the same result; delete the file to start afresh.
-   Opening: a torn or corrupt tail (a record cut short, or a CRC mismatch) is cut off and what
-   follows the valid prefix is not trusted (SQLite's WAL rule); a bad header or version, an
+   Opening: a torn or corrupt tail (a record cut short, a CRC mismatch, or zero bytes to the
+   end of the file, as a power loss leaves when the file grew but its last appends never
+   reached the disk) is cut off and what follows the valid prefix is not trusted (SQLite's WAL
+   rule); a bad header or version, a record length of 0 followed by any non-zero byte, an
    oversized record or a CRC-valid record that does not fit the job is BATCH_ERR_CORRUPT, a
    journal of another job (fingerprint, kind or accumulator size) BATCH_ERR_MISMATCH: then the
    launch fails and nothing runs. A write that fails during the run stops the job (no new task
@@ -488,7 +491,8 @@ typedef enum batch_job_status {
     BATCH_JOB_COMPLETED,         /* every task completed */
     BATCH_JOB_PARTIAL_FAILURE,   /* some failed or were skipped, some completed (CONTINUE) */
     BATCH_JOB_FAILED,            /* FAIL_FAST after a failure, or nothing completed */
-    BATCH_JOB_CANCELLED          /* batch_job_cancel or the deadline */
+    BATCH_JOB_CANCELLED          /* batch_job_cancel (work was left undone), or the job had
+                                    not finished by its deadline (BATCH_ERR_TIMEOUT) */
 } batch_job_status;
 BATCH_API const char* batch_job_status_string(batch_job_status s);
 
@@ -496,7 +500,13 @@ typedef struct batch_run_desc {
     batch_failure_policy policy;
     int max_concurrency;      /* at most this many tasks of the job run at once; 0: no limit */
     uint64_t timeout_ns;      /* deadline = launch + timeout: what has not started is CANCELLED
-                                 and running tasks see batch_should_stop; 0: none */
+                                 and running tasks see batch_should_stop; 0: none. A job that
+                                 has not finished by its deadline - a task of it ends at or
+                                 after it, or would start after it - ends CANCELLED and its wait
+                                 returns BATCH_ERR_TIMEOUT, even if every task that ran returned
+                                 0 (a task that stopped early still counts as COMPLETED if it
+                                 returned 0). A job whose last task ended before the deadline
+                                 is not affected, however late it is waited for. */
     batch_priority priority;  /* for tasks whose own priority is 0; 0: NORMAL */
     int no_task_times;        /* non-zero: do not read the clock per task (fastest); start/end
                                  times, busy time and peak concurrency are then 0 */
@@ -521,15 +531,21 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
                                           batch_job** out_job);
 /* Waits for the job (a worker helps meanwhile); one thread at a time may wait for a job.
    BATCH_OK (all completed), BATCH_PARTIAL,
-   BATCH_ERR_FAILED, BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT (the deadline passed). Fills *summary
-   if non-NULL. May be called again; returns the same. */
+   BATCH_ERR_FAILED, BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT (the job had not finished by its
+   deadline: see batch_run_desc.timeout_ns, batch_map_desc.timeout_ns). Fills *summary
+   if non-NULL. May be called again; returns the same. Called from the job's own code - one of
+   its tasks or map items (also from a wait for another job nested in one), its progress
+   callback, on_batch or pull_fn - it returns BATCH_ERR_BUSY at once and fills nothing: such a
+   wait could never end (once the job is over, in its JOB_COMPLETED / JOB_CANCELLED callback,
+   it returns the result). Waiting for another job from a task is fine (the worker helps). */
 BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary);
 /* Cooperative: tasks not started become CANCELLED; running ones see batch_should_stop; a task
    waiting for a retry is settled FAILED within 50 ms. Any thread (progress callbacks, on_batch
    and pull_fn included), any time before destroy; idempotent; after completion it changes
    nothing. */
 BATCH_API batch_result batch_job_cancel(batch_job* job);
-/* Waits if needed, then frees the job; the graph can then run again or be changed. NULL: no-op. */
+/* Waits if needed, then frees the job; the graph can then run again or be changed. NULL: no-op.
+   From the job's own code (as for batch_job_wait) it frees nothing: BATCH_ERR_BUSY. */
 BATCH_API batch_result batch_job_destroy(batch_job* job);
 /* A progress snapshot of a running or finished job (graph or map). Any thread, until destroy. */
 BATCH_API batch_result batch_job_progress(batch_job* job, batch_progress* out);
@@ -544,8 +560,10 @@ typedef struct batch_task_info {
     const char* name;         /* NULL if unnamed */
     batch_task_status status;
     int attempts;             /* 0 if never started */
-    int error;                /* the function's last non-zero return, else 0 */
-    const char* message;      /* from batch_fail, or NULL */
+    int error;                /* what the last attempt returned: 0 when it completed (also after
+                                 failed attempts that were retried) */
+    const char* message;      /* the last attempt's batch_fail message, or NULL (a task that
+                                 completed has none) */
     uint64_t start_ns, end_ns;/* of the last attempt (batch_now_ns clock), 0 if not run; read
                                  as TSC ticks where the TSC is invariant and converted when the
                                  run is waited for (BATCH_NO_TSC: clock_gettime per task) */
@@ -574,7 +592,13 @@ BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ..
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
-/* True once the job is cancelled, failed fast or past its deadline: return early. */
+/* True once the job is cancelled, failed fast or past its deadline: return early. What to
+   return then: 0 only if the task or item finished its work (it counts as COMPLETED /
+   succeeded and a map folds its result); otherwise a non-zero code, e.g.
+   batch_fail(ctx, code, "stopped"): it counts as failed, and no retry follows a stop. The job
+   ends CANCELLED with BATCH_ERR_TIMEOUT when its deadline passed before it finished, CANCELLED
+   with BATCH_ERR_CANCELLED when a cancel left work that never ran (a cancel that left nothing
+   undone changes nothing: the job ends as its outcomes say), FAILED after FAIL_FAST. */
 BATCH_API int batch_should_stop(const batch_ctx* ctx);
 /* Publishes a pointer that successors read with batch_input (data flow). Borrowed. */
 BATCH_API void batch_set_output(batch_ctx* ctx, void* output);
@@ -645,7 +669,11 @@ typedef struct batch_item {
 } batch_item;
 
 /* Process one item: write result_size bytes to `result` (if result_size > 0), return 0 or an
-   error code (batch_fail(ctx, ...) adds a message). Runs on a worker. */
+   error code (batch_fail(ctx, ...) adds a message). Runs on a worker. An item that gives up
+   early because batch_should_stop turned true should return a non-zero code (one of yours,
+   e.g. with batch_fail(ctx, code, "stopped")) unless its result is complete: 0 means success,
+   so its result is folded and it counts as succeeded. A stopped map retries no batch, so such
+   a failure is final (see batch_should_stop for the job's end). */
 typedef int (*batch_item_fn)(batch_ctx* ctx, const batch_item* item, void* result, void* user_data);
 /* Produce the next item in *out and return 1, or return 0 at the end. Called under the job's
    lock, from one thread at a time, never ahead of the max_in_flight window. */
@@ -669,7 +697,8 @@ typedef struct batch_batch {
     size_t batch_index;           /* 0, 1, 2 ... in input order */
     size_t first_index, count;    /* items first_index .. first_index + count - 1 */
     batch_batch_status status;
-    size_t succeeded, failed;
+    size_t succeeded, failed;     /* of the last attempt's items (a FAILED batch's all count as
+                                     failed in the job's summary: none of them is folded) */
     const batch_item* items;      /* count items (pull sources); NULL for counted input, where
                                      item i has index first_index + i */
     const int* codes;             /* count codes: 0 = success */
@@ -705,12 +734,19 @@ typedef struct batch_map_desc {
     uint64_t retry_base_ns;       /* 0: 1 ms */
     uint64_t retry_max_ns;        /* 0: 60 s */
     double halt_error_ratio;      /* (0, 1]: stop starting batches once failed items / finished
-                                     items > this; 0: never halt */
+                                     items > this (counted as in the summary: a FAILED batch's
+                                     items all failed); 0: never halt */
     /* flow */
     int max_in_flight;            /* batches alive at once; 0: 4 x threads */
     int max_concurrent_batches;   /* batches running at once; 0: no limit beyond max_in_flight */
     batch_priority priority;
-    uint64_t timeout_ns;          /* 0: none; then no batch starts and the job ends TIMEOUT */
+    uint64_t timeout_ns;          /* 0: none. Deadline = launch + timeout: no batch or retry
+                                     starts after it and running items see batch_should_stop.
+                                     A map that has not finished by then (a batch ends at or
+                                     after it, or waits for a retry, or input is left) ends
+                                     CANCELLED with BATCH_ERR_TIMEOUT, even if every item
+                                     returned 0; one whose last batch ended before it is not
+                                     affected, however late it is waited for */
     /* results */
     batch_on_batch_fn on_batch;   /* called for each finished batch, one at a time, on a worker */
     int iterate;                  /* non-zero: finished batches wait for batch_map_next */
@@ -730,7 +766,14 @@ typedef struct batch_map_summary {
     batch_job_status status;
     batch_result result;
     uint64_t batches, batches_succeeded, batches_partial, batches_failed;
-    uint64_t items, succeeded, failed, unprocessed;  /* unprocessed: never run (halt, cancel) */
+    uint64_t items, succeeded, failed, unprocessed;
+    /* items: the items that ran (succeeded + failed, those resumed from the journal included),
+       not the input count: a halt, cancel or deadline leaves the rest unprocessed (never run).
+       Counted input: items + unprocessed == count; a pull source: == the items pulled (what
+       was never pulled is not counted). */
+    /* succeeded: the items folded, the successful items of batches that did not end FAILED;
+       failed: the failed items of those batches and every item of a FAILED batch (also one
+       that a cancel or the deadline settled while it waited for a retry) */
     uint64_t retries;             /* batch retries */
     double success_rate;          /* succeeded / (succeeded + failed); 1 when nothing ran */
     uint64_t wall_ns, busy_ns;
@@ -748,12 +791,13 @@ typedef struct batch_map_summary {
 BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* desc, batch_job** out_job);
 /* Iterator mode: the next finished batch in *out (borrowed until the next call), or *out = NULL
    when the map is over. Blocks; a worker helps meanwhile. BATCH_ERR_INVALID if the job does not
-   iterate. */
+   iterate; BATCH_ERR_BUSY (*out NULL) from the map's own code, as for batch_job_wait. */
 BATCH_API batch_result batch_map_next(batch_job* job, const batch_batch** out);
 /* Waits for the end (in iterator mode, undelivered batches are released unread), copies the
    final accumulator to acc_out (acc_size bytes, may be NULL) and fills *summary. Returns
    BATCH_OK, BATCH_PARTIAL (some items failed, no batch FAILED), BATCH_ERR_FAILED (a batch FAILED
-   or the halt ratio was passed), BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT. batch_job_wait also
+   or the halt ratio was passed), BATCH_ERR_CANCELLED, BATCH_ERR_TIMEOUT; BATCH_ERR_BUSY from the
+   map's own code (items, on_batch, pull_fn, progress), as for batch_job_wait. batch_job_wait also
    works on map jobs (completed = items that succeeded, cancelled = unprocessed). */
 BATCH_API batch_result batch_map_wait(batch_job* job, batch_map_summary* summary, void* acc_out);
 /* Launch + wait + destroy. When the launch fails, *summary is zero but for status FAILED and

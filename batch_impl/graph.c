@@ -954,6 +954,14 @@ BATCH__PRIVATE void batch__ran_link(batch_graph* g, batch__job_stats* st, bool s
     batch__ran_push(&st->ran, n, shared);
 }
 
+/* A task of a job with a deadline has just ended: if that was at or past the deadline, the job
+   did not finish in time and ends TIMEOUT, even if this was its last task and it returned 0. */
+BATCH__PRIVATE void batch__graph_ended_late(batch__job* job) {
+    if (batch_now_ns() < job->deadline_ns) return;
+    int expected = BATCH__STOP_NONE;
+    atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_DEADLINE);
+}
+
 /* Runs (or settles) node n, then every successor it makes ready: the first in place, the rest
    through the pool (a wide task's through a range: see "wide tasks"); iterative, so any chain
    uses constant stack. n may be NULL to walk the successor range [rb, re) only. */
@@ -964,6 +972,8 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
     batch__job_stats* st = batch__job_slot(job, worker, &shared);
     uint64_t rng = 0;               /* seeded when a jittered retry first needs it */
     batch__worker* self = batch__self(job->pool);
+    batch__job_frame frame;   /* not a worker: where a wait for this job from a task finds it */
+    if (!self) batch__frame_push(&frame, (batch_job*)job);
     const bool times = job->times;
     /* the previous task's end is this one's start (one clock read): the previous task on this
        worker when the pool went straight from it to this one (batch__clock_take), then each
@@ -1044,7 +1054,11 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
                 slot = true;
             }
             atomic_store_explicit(&n->status, BATCH_TASK_RUNNING, memory_order_relaxed);
-            if (n->attempts) batch__stat_add(&st->retried, 1, shared);   /* a retry that runs */
+            if (n->attempts) {   /* a retry that runs: error and message will be its own */
+                batch__stat_add(&st->retried, 1, shared);
+                n->error = 0;
+                if (n->msg) n->msg[0] = 0;
+            }
             batch_ctx ctx;
             memset(&ctx, 0, sizeof ctx);
             ctx.pool = job->pool;
@@ -1109,6 +1123,7 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
             int expected = BATCH__STOP_NONE;   /* the journal cannot follow: stop the job */
             atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_IO);
         }
+        if (BATCH__UNLIKELY(job->deadline_ns != 0) && last_ran) batch__graph_ended_late(job);
         if (slot) {   /* settled without running, holding a handed-over slot: pass it on */
             batch__gnode* resumed = batch__slot_release(job);
             if (resumed && !batch__gnode_submit(job, resumed, 0)) {
@@ -1188,6 +1203,7 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
     /* hand the last end on only if this call's last node ran and nothing slow came after its
        clock read (a progress callback, a journal write) */
     if (times && pooled && last_end && last_ran && !job->head.prog.fn && !job->jn) batch__clock_put(self, last_end);
+    if (!self) batch__frame_pop(&frame);
 }
 
 BATCH__PRIVATE void batch__gnode_task(batch_pool* p, void* user) {
@@ -1439,8 +1455,19 @@ BATCH__PRIVATE uint64_t batch__peak_sorted(const batch__job* job, void* ctx) {
     return peak ? peak : any_ran;
 }
 
+/* A task of the job on this thread's stack: on a worker, its stats line counts the tasks of the
+   job running there (only this thread writes it); elsewhere, the thread's frames. */
+BATCH__PRIVATE bool batch__graph_self_call(batch_job* pub) {
+    batch__job* job = (batch__job*)pub;
+    batch__worker* w = batch__self(job->pool);
+    if (w && w->index < job->nstats - 1 && atomic_load_explicit(&job->stats[w->index].running, memory_order_relaxed))
+        return true;
+    return batch__job_self_call(pub);
+}
+
 BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summary* summary) {
     batch__job* job = (batch__job*)pub;
+    if (!job->done && batch__graph_self_call(pub)) return BATCH_ERR_BUSY;   /* it could never end */
     if (!job->done) {
         batch_result wr = batch__job_wait_latch(pub, &job->latch);
         if (wr != BATCH_OK) return wr;
@@ -1475,9 +1502,11 @@ BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summ
         if (stop == BATCH__STOP_IO) {
             s->status = BATCH_JOB_FAILED;
             s->result = BATCH_ERR_IO;
+        } else if (stop == BATCH__STOP_DEADLINE) {   /* it had not finished by the deadline */
+            s->status = BATCH_JOB_CANCELLED;
+            s->result = BATCH_ERR_TIMEOUT;
         } else if (s->cancelled || (atomic_load(&job->cut) && stop != BATCH__STOP_FAIL_FAST)) {
-            if (stop == BATCH__STOP_DEADLINE) { s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT; }
-            else if (stop == BATCH__STOP_FAIL_FAST) { s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED; }
+            if (stop == BATCH__STOP_FAIL_FAST) { s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED; }
             else if (stop == BATCH__STOP_LAUNCH) { s->status = BATCH_JOB_FAILED; s->result = job->launch_error; }
             else { s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_CANCELLED; }
         } else if (s->failed || s->skipped) {
@@ -1526,7 +1555,7 @@ BATCH__PRIVATE void batch__graph_job_counts(batch_job* pub, batch_progress* out,
 }
 
 static const batch__job_ops batch__graph_job_ops = { batch__graph_job_wait, batch__graph_job_cancel, batch__graph_job_free,
-                                                     batch__graph_job_counts };
+                                                     batch__graph_job_counts, batch__graph_self_call };
 
 BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary) {
     if (!job) return BATCH_ERR_INVALID;
@@ -1541,6 +1570,7 @@ BATCH_API batch_result batch_job_cancel(batch_job* job) {
 BATCH_API batch_result batch_job_destroy(batch_job* job) {
     if (!job) return BATCH_OK;
     const batch__job_ops* ops = batch__head(job)->ops;
+    if (ops->self_call(job)) return BATCH_ERR_BUSY;   /* from its own code: nothing is freed */
     ops->wait(job, NULL);
     ops->free(job);
     return BATCH_OK;

@@ -12,6 +12,8 @@ typedef struct batch__job_ops {
     void (*free)(batch_job* job);
     /* the counts of a snapshot: total, processed ... cancelled, retried, running, busy */
     void (*counts)(batch_job* job, batch_progress* out, uint64_t* busy_ns);
+    /* true when the calling thread is inside code of this job (batch__job_self_call) */
+    bool (*self_call)(batch_job* job);
 } batch__job_ops;
 
 typedef struct batch__progress {
@@ -40,6 +42,30 @@ BATCH__PRIVATE batch__job_head* batch__head(batch_job* job) { return (batch__job
    the map's lock (on_batch, pull_fn, init/combine). */
 static BATCH__THREAD_LOCAL batch_job* batch__tls_progress_cb;
 static BATCH__THREAD_LOCAL batch_job* batch__tls_map_locked;
+
+/* The jobs whose items or tasks run on this thread's stack, innermost first: a frame is pushed
+   once per map batch attempt, and once per graph run call on a thread that is not a worker of
+   the job's pool (inline pools; a graph task on a worker shows on that worker's stats line,
+   at no cost per task). A wait for one of these jobs from this thread could never end: the
+   job cannot finish before the code that waits returns. */
+typedef struct batch__job_frame { batch_job* job; struct batch__job_frame* prev; } batch__job_frame;
+static BATCH__THREAD_LOCAL batch__job_frame* batch__tls_frames;
+BATCH__PRIVATE void batch__frame_push(batch__job_frame* f, batch_job* job) {
+    f->job = job;
+    f->prev = batch__tls_frames;
+    batch__tls_frames = f;
+}
+BATCH__PRIVATE void batch__frame_pop(const batch__job_frame* f) { batch__tls_frames = f->prev; }
+
+/* Is this thread inside the job's own code: one of its tasks or items (at any depth of nested
+   waits), its progress callback, on_batch or pull_fn? Then waiting for it, or destroying it,
+   is refused with BATCH_ERR_BUSY, as the pool refuses its own shutdown from a task. */
+BATCH__PRIVATE bool batch__job_self_call(batch_job* job) {
+    if (batch__tls_progress_cb == job || batch__tls_map_locked == job) return true;
+    for (const batch__job_frame* f = batch__tls_frames; f; f = f->prev)
+        if (f->job == job) return true;
+    return false;
+}
 
 BATCH__PRIVATE bool batch__progress_desc_ok(const batch_progress_desc* d) {
     return d->events < (1u << BATCH_EVENT_COUNT_) && d->interval_ms <= 86400000u;

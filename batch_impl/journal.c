@@ -3,8 +3,8 @@
    File: a 32-byte header (magic "BATCHJNL", version, kind, fingerprint, accumulator size, CRC32C
    of the header), then records: u32 payload length, u32 CRC32C of the payload, the payload. All
    integers little-endian. Records are appended under the journal's lock; on open the valid
-   prefix is replayed into the job and anything after it (a record cut short by a crash, or one
-   whose CRC does not match) is truncated. See "DURABLE JOBS" in the API part for the contract. */
+   prefix is replayed into the job and anything after it (a record cut short by a crash, one
+   whose CRC does not match, or zeros to the end of the file) is truncated. See "DURABLE JOBS" in the API part for the contract. */
 #ifndef BATCH__JOURNAL_C
 #define BATCH__JOURNAL_C
 #ifndef BATCH_SINGLE_FILE
@@ -487,6 +487,21 @@ BATCH__PRIVATE batch_result batch__journal_compact(batch__journal* j, const unsi
     return e ? batch__errno_result(e) : BATCH_OK;
 }
 
+/* Is [off, size) all zero bytes? 0 if so, -1 if not, else an errno. A power loss during an
+   append can leave the file longer than what reached the disk, the rest reading as zeros (the
+   file system extended the file before the data was written): a torn append, cut off like any
+   other. A zero length followed by anything else was never written by a journal. */
+BATCH__PRIVATE int batch__jzero_tail(batch__journal* j, uint64_t off, uint64_t size) {
+    while (off < size) {
+        size_t n = size - off < (uint64_t)j->cap ? (size_t)(size - off) : j->cap;
+        int e = batch__jread(j, j->buf, n, off);
+        if (e) return e;
+        for (size_t i = 0; i < n; i++) if (j->buf[i]) return -1;
+        off += n;
+    }
+    return 0;
+}
+
 /* Opens (or creates) the journal of a job and replays its valid records through replay(arg).
    max_payload bounds a record (larger: corrupt). On any error nothing is left open. */
 BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batch_journal_desc* d, uint32_t kind,
@@ -554,6 +569,10 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
         if (size - off < BATCH__JREC) break;   /* torn */
         if ((e = batch__jread(j, j->buf, BATCH__JREC, off)) != 0) { r = batch__errno_result(e); goto fail; }
         uint32_t len = batch__get32(j->buf), crc = batch__get32(j->buf + 4);
+        if (len == 0 && crc == 0) {   /* zeros to the end: a torn append (cut); else corrupt */
+            if ((e = batch__jzero_tail(j, off + BATCH__JREC, size)) != 0) { r = e < 0 ? BATCH_ERR_CORRUPT : batch__errno_result(e); goto fail; }
+            break;
+        }
         if (len == 0 || len > max_payload) { r = BATCH_ERR_CORRUPT; goto fail; }   /* never written so */
         if (size - off - BATCH__JREC < len) break;                                  /* torn */
         if ((e = batch__jread(j, j->buf, len, off + BATCH__JREC)) != 0) { r = batch__errno_result(e); goto fail; }

@@ -211,12 +211,14 @@ BATCH__PRIVATE bool batch__map_stopped(batch__mjob* m, uint64_t now) {
     return false;
 }
 
-/* Job lock held (or launching): counts a finished batch; the halt ratio may stop the job. */
+/* Job lock held (or launching): counts a finished batch; the halt ratio may stop the job.
+   succeeded / failed are the last attempt's; every item of a FAILED batch counts as failed,
+   as nothing of it is folded (a delivered batch, or one replayed from the journal). */
 BATCH__PRIVATE void batch__map_count(batch__mjob* m, batch_batch_status st, size_t succeeded, size_t failed) {
     m->s.batches++;
     if (st == BATCH_BATCH_SUCCESS) m->s.batches_succeeded++;
     else if (st == BATCH_BATCH_PARTIAL_SUCCESS) m->s.batches_partial++;
-    else m->s.batches_failed++;
+    else { m->s.batches_failed++; failed += succeeded; succeeded = 0; }
     m->s.succeeded += succeeded;
     m->s.failed += failed;
     if (m->d.halt_error_ratio > 0 && m->s.failed &&
@@ -658,10 +660,13 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     uint64_t t0 = batch_now_ns();
     sl->start_ns = t0;
     batch__item_loop_args a = { m, sl, &ctx, item_fn, fold_fn, items, user, acc, codes, res, msg, first, count, rs, rstride };
+    batch__job_frame frame;   /* a wait for this map from one of its items is refused */
+    batch__frame_push(&frame, (batch_job*)m);
     /* the common case (items are indices, fold only) gets a loop of its own: the flags are
        constants there, so the compiler drops their branches and keeps the loop in registers */
     size_t failed = (!items && !codes && fold_fn && rs) ? batch__item_loop(&a, false, false, true)
                                                          : batch__item_loop(&a, items != NULL, codes != NULL, fold_fn != NULL);
+    batch__frame_pop(&frame);
     sl->failed = failed;
     sl->succeeded = count - failed;
     sl->exec_ns = batch_now_ns() - t0;
@@ -676,6 +681,9 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
 BATCH__PRIVATE void batch__mslot_done(batch__mjob* m, batch__mslot* sl, uint64_t busy_ns, uint64_t retries) {
     batch_event_info ev = { NULL, NULL, 0, sl->batch_index, sl->nerrors ? sl->errors[0].code : 0 };
     batch__mutex_lock(&m->lock);
+    /* ended at or past the deadline: the map did not finish in time (TIMEOUT), even if this
+       was its last batch and every item returned 0 */
+    if (m->deadline_ns) (void)batch__map_stopped(m, batch_now_ns());
     m->s.busy_ns += busy_ns;
     m->s.retries += retries;
     batch__map_finished(m, sl);
@@ -918,6 +926,7 @@ BATCH_API batch_result batch_map_next(batch_job* pub, const batch_batch** out) {
     *out = NULL;
     batch__mjob* m = (batch__mjob*)pub;
     if (!m || m->head.ops != &batch__map_job_ops || !m->d.iterate) return BATCH_ERR_INVALID;
+    if (batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
     batch__map_next(m, out, true);
     return BATCH_OK;
 }
@@ -955,7 +964,7 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
     bool cut = s->unprocessed || (m->d.pull_fn && !m->input_done) || atomic_load(&m->cut);
     if (stop == BATCH__MSTOP_CANCEL && cut) {
         s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_CANCELLED;
-    } else if (stop == BATCH__MSTOP_DEADLINE && cut) {
+    } else if (stop == BATCH__MSTOP_DEADLINE) {   /* it had not finished by the deadline */
         s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT;
     } else if (stop == BATCH__MSTOP_HALT) {
         s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED;
@@ -980,6 +989,7 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
 BATCH_API batch_result batch_map_wait(batch_job* pub, batch_map_summary* summary, void* acc_out) {
     batch__mjob* m = (batch__mjob*)pub;
     if (!m || m->head.ops != &batch__map_job_ops) return BATCH_ERR_INVALID;
+    if (!m->done && batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
     batch_result r = batch__map_finish(m);
     if (summary) *summary = m->s;
     if (acc_out && m->d.acc_size) memcpy(acc_out, m->acc, m->d.acc_size);
@@ -1118,6 +1128,7 @@ BATCH__PRIVATE void batch__map_complete(batch__mjob* m, batch__mslot* sl, batch_
 
 BATCH__PRIVATE batch_result batch__map_job_wait(batch_job* pub, batch_job_summary* out) {
     batch__mjob* m = (batch__mjob*)pub;
+    if (!m->done && batch__job_self_call(pub)) return BATCH_ERR_BUSY;   /* from the map's own code: it could never end */
     batch_result r = batch__map_finish(m);
     if (out) {
         memset(out, 0, sizeof *out);
@@ -1163,6 +1174,6 @@ BATCH__PRIVATE void batch__map_job_counts(batch_job* pub, batch_progress* out, u
 }
 
 static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__map_job_cancel, batch__map_job_free,
-                                                   batch__map_job_counts };
+                                                   batch__map_job_counts, batch__job_self_call };
 
 #endif /* BATCH__MAP_C */

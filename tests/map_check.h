@@ -147,7 +147,7 @@ static void mc_on_batch(const batch_batch* b, void* u) {
     }
     m->ob_batches++;
     m->ob_items += b->count;
-    m->ob_failed += failed;
+    m->ob_failed += b->status == BATCH_BATCH_FAILED ? b->count : failed;   /* a FAILED batch's items all count as failed */
     m->ob_retries += (uint64_t)b->retries_used;
     if (b->status == BATCH_BATCH_FAILED) m->ob_batches_failed++;
     else m->ob_sum += sum;
@@ -177,12 +177,12 @@ static mc_expect mc_model(const mc_map* m) {
         }
         e.batches++;
         e.items += cnt;
+        e.retries += (uint64_t)a;
+        if (st == BATCH_BATCH_FAILED) { e.failed_batches++; e.failed += cnt; continue; }   /* nothing of it folded */
         e.failed += f;
         e.succeeded += cnt - f;
-        e.retries += (uint64_t)a;
         if (st == BATCH_BATCH_SUCCESS) e.ok++;
-        else if (st == BATCH_BATCH_PARTIAL_SUCCESS) e.partial++;
-        else { e.failed_batches++; continue; }
+        else e.partial++;
         for (size_t i = 0; i < cnt; i++) {
             if (mc_fails(m, first + i, a)) continue;
             uint64_t v = mc_value(m, first + i);

@@ -998,7 +998,153 @@ static void test_journal_utf8_path(void) {
 #  define JOURNAL_WIN32_TESTS
 #endif
 
+/* ---- a journaled FAILED batch replays as it was counted: all its items failed (issue 15) ---- */
+static void test_journal_map_failed_counts(void) {
+    jdir dir;
+    jdir_make(&dir, "failed.jnl");
+    for (int ordered = 0; ordered < 2; ordered++) {
+        batch_pool* p = make_pool(2);
+        fb_map f = { 0, 0, 1 };   /* test_map.c's: 3 batches of 10, all FAILED */
+        batch_map_desc d = { .count = 30, .item_fn = fb_item, .user_data = &f, .batch_size = 10, .ordered = ordered,
+                             .acc_size = 8, .init_fn = sum_init, .fold_fn = fb_count_fold, .combine_fn = sum_combine,
+                             .journal = { .path = dir.path } };
+        for (int run = 0; run < 2; run++) {   /* run 1 from the journal: nothing runs again */
+            batch_job* job;
+            uint64_t folded = 99;
+            batch_map_summary s;
+            CHECK_OK(batch_map_launch(p, &d, &job));
+            CHECK_EQ(batch_map_wait(job, &s, &folded), BATCH_ERR_FAILED);
+            CHECK_EQ(s.batches_failed, 3);
+            CHECK_EQ(s.resumed_batches, run ? 3 : 0);
+            fb_check_counts(job, &s, folded, 30);
+            CHECK_OK(batch_job_destroy(job));
+            CHECK_EQ(atomic_load(&f.attempts), 1);
+        }
+        CHECK_EQ(unlink(dir.path), 0);
+        CHECK_OK(batch_pool_destroy(p));
+    }
+    CHECK_EQ(rmdir(dir.dir), 0);
+}
+
+/* ---- a zero-filled tail (issue 15): what a power loss leaves when the file grew but the data
+   of its last appends never reached the disk. It is a torn append: cut off, and the job
+   resumes. Only zeros to the end qualify: a zero length followed by anything else is
+   CORRUPT, and the file is left alone. Graph and map journals. --------------------------------- */
+static unsigned char* jz_with_tail(const unsigned char* full, size_t n, size_t zeros, int junk) {
+    unsigned char* b = (unsigned char*)calloc(1, n + zeros + 1);
+    CHECK(b != NULL);
+    memcpy(b, full, n);
+    if (junk) b[n + zeros] = 0x01;
+    return b;
+}
+static void jz_check_file(const char* path, const unsigned char* want, size_t n) {
+    size_t n2 = 0;
+    unsigned char* got = jfile_read(path, &n2);
+    CHECK(got != NULL);
+    CHECK_EQ(n2, n);
+    CHECK(memcmp(got, want, n) == 0);
+    free(got);
+}
+static int jz_chain_fn(batch_ctx* ctx, void* u) { (void)ctx; atomic_fetch_add((_Atomic int*)u, 1); return 0; }
+static batch_result jz_graph_try(const char* path, int* ran) {
+    _Atomic int runs = 0;
+    batch_graph* g = make_graph();
+    batch_task prev = { 0, 0 };
+    for (int i = 0; i < 8; i++) {   /* a chain: journaled in order on any pool */
+        batch_task t = add_task(g, jz_chain_fn, (void*)&runs, NULL);
+        if (i) CHECK_OK(batch_task_precede(g, prev, t));
+        prev = t;
+    }
+    batch_pool* p = make_pool(2);
+    batch_run_desc rd;
+    memset(&rd, 0, sizeof rd);
+    rd.journal.path = path;
+    batch_job_summary s;
+    batch_result r = batch_graph_run(p, g, &rd, &s);
+    if (r == BATCH_OK) CHECK_EQ(s.completed, 8);
+    *ran = atomic_load(&runs);
+    CHECK_OK(batch_pool_destroy(p));
+    CHECK_OK(batch_graph_destroy(g));
+    return r;
+}
+static void test_journal_zero_tail(void) {
+    jdir dir;
+    jdir_make(&dir, "z.jnl");
+    static const size_t tails[] = { 8, 9, 63, 5000 };   /* 5000: more than the journal's buffer */
+    /* the map: 20 records of an ordered 200-item map */
+    unsigned char want[16], got[16];
+    jmap ref;
+    memset(&ref, 0, sizeof ref);
+    ref.ordered = 1;
+    jm_expected(&ref, 200, want);
+    uint64_t ran;
+    CHECK_EQ(jm_try(dir.path, &ran, got), BATCH_PARTIAL);
+    size_t n = 0;
+    unsigned char* full = jfile_read(dir.path, &n);
+    size_t rec = 8 + 48 + sizeof(mat2);
+    CHECK_EQ(n, 32 + 20 * rec);
+    /* the last 3 appends zeroed in place: their batches run again, the journal is whole again */
+    unsigned char* lost = (unsigned char*)malloc(n);
+    memcpy(lost, full, n);
+    memset(lost + n - 3 * rec, 0, 3 * rec);
+    jfile_write(dir.path, lost, n);
+    CHECK_EQ(jm_try(dir.path, &ran, got), BATCH_PARTIAL);
+    CHECK_EQ(ran, 3 * JM_BS);
+    CHECK(memcmp(got, want, sizeof(mat2)) == 0);
+    jz_check_file(dir.path, full, n);
+    free(lost);
+    for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+        for (int junk = 0; junk < 2; junk++) {
+            unsigned char* b = jz_with_tail(full, n, tails[i], junk);
+            jfile_write(dir.path, b, n + tails[i] + (size_t)junk);
+            batch_result r = jm_try(dir.path, &ran, got);
+            CHECK_EQ(ran, 0);
+            if (junk) {   /* a zero length, then a non-zero byte: refused, the file untouched */
+                CHECK_EQ(r, BATCH_ERR_CORRUPT);
+                jz_check_file(dir.path, b, n + tails[i] + 1);
+            } else {      /* zeros to the end: cut off, everything resumed */
+                CHECK_EQ(r, BATCH_PARTIAL);
+                CHECK(memcmp(got, want, sizeof(mat2)) == 0);
+                jz_check_file(dir.path, full, n);
+            }
+            free(b);
+        }
+    }
+    free(full);
+    unlink(dir.path);
+    /* the graph: 8 records of a chain */
+    int runs;
+    CHECK_OK(jz_graph_try(dir.path, &runs));
+    CHECK_EQ(runs, 8);
+    full = jfile_read(dir.path, &n);
+    rec = 8 + 12;
+    CHECK_EQ(n, 32 + 8 * rec);
+    lost = (unsigned char*)malloc(n);
+    memcpy(lost, full, n);
+    memset(lost + n - 2 * rec, 0, 2 * rec);
+    jfile_write(dir.path, lost, n);
+    CHECK_OK(jz_graph_try(dir.path, &runs));
+    CHECK_EQ(runs, 2);
+    jz_check_file(dir.path, full, n);
+    free(lost);
+    for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+        for (int junk = 0; junk < 2; junk++) {
+            unsigned char* b = jz_with_tail(full, n, tails[i], junk);
+            jfile_write(dir.path, b, n + tails[i] + (size_t)junk);
+            batch_result r = jz_graph_try(dir.path, &runs);
+            CHECK_EQ(runs, 0);
+            if (junk) { CHECK_EQ(r, BATCH_ERR_CORRUPT); jz_check_file(dir.path, b, n + tails[i] + 1); }
+            else { CHECK_OK(r); jz_check_file(dir.path, full, n); }
+            free(b);
+        }
+    }
+    free(full);
+    jdir_remove(&dir);
+}
+
 #define JOURNAL_TESTS \
+    { "journal_zero_tail", test_journal_zero_tail }, \
+    { "journal_map_failed_counts", test_journal_map_failed_counts }, \
     { "journal_map_rerun_finished", test_journal_map_rerun_finished }, \
     { "journal_map_crash_unordered", test_journal_map_crash_unordered }, \
     { "journal_map_crash_ordered", test_journal_map_crash_ordered }, \

@@ -70,9 +70,14 @@ static void test_map_threshold_table(void) {
         for (int b = 0; b < 6; b++) CHECK_EQ(t.rec.status[b], rows[r].want[b]);
         CHECK_EQ(s.batches, 6);
         CHECK_EQ(s.items, 60);
-        CHECK_EQ(s.failed, 0 + 1 + 5 + 6 + 7 + 10);
         bool any_failed = false;
-        for (int b = 0; b < 6; b++) any_failed |= rows[r].want[b] == BATCH_BATCH_FAILED;
+        int failed = 0;   /* every item of a FAILED batch counts as failed: nothing of it is folded */
+        for (int b = 0; b < 6; b++) {
+            any_failed |= rows[r].want[b] == BATCH_BATCH_FAILED;
+            failed += rows[r].want[b] == BATCH_BATCH_FAILED ? 10 : fails[b];
+        }
+        CHECK_EQ(s.failed, failed);
+        CHECK_EQ(s.succeeded, 60 - failed);
         CHECK_EQ(res, any_failed ? BATCH_ERR_FAILED : BATCH_PARTIAL);
         CHECK_EQ(s.status, BATCH_JOB_PARTIAL_FAILURE);
     }
@@ -576,7 +581,132 @@ static void test_map_permanent_and_own_job(void) {
     }
 }
 
+/* ---- a FAILED batch counts all its items as failed (issue 15) -------------------------------
+   Nothing of a FAILED batch is folded, so none of its items counts as succeeded: in the
+   summary, the success rate, the halt ratio, batch_job_wait's counts and progress alike. The
+   delivered batch itself still shows its last attempt (9 succeeded, 1 failed). */
+typedef struct fb_map { _Atomic int attempts; _Atomic int views_ok; int fail_all_batches; } fb_map;
+static int fb_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)ctx; (void)res;
+    fb_map* f = (fb_map*)u;
+    if (it->index == 0) atomic_fetch_add(&f->attempts, 1);
+    return (it->index % 10 == 0 && (f->fail_all_batches || it->index == 0)) ? 5 : 0;
+}
+static void fb_count_fold(void* acc, const batch_item* it, const void* res, void* u) { (void)it; (void)res; (void)u; ++*(uint64_t*)acc; }
+static void fb_on_batch(const batch_batch* b, void* u) {
+    if (b->status == BATCH_BATCH_FAILED && b->succeeded == 9 && b->failed == 1 && b->acc == NULL)
+        atomic_fetch_add(&((fb_map*)u)->views_ok, 1);
+}
+static void fb_check_counts(batch_job* job, const batch_map_summary* s, uint64_t folded, uint64_t items) {
+    CHECK_EQ(folded, 0);
+    CHECK_EQ(s->succeeded, 0);
+    CHECK_EQ(s->failed, items);
+    CHECK_EQ(s->items, items);
+    CHECK(s->success_rate == 0.0);
+    batch_job_summary js;
+    CHECK_EQ(batch_job_wait(job, &js), s->result);
+    CHECK_EQ(js.completed, 0);
+    CHECK_EQ(js.failed, items);
+    batch_progress pr;
+    CHECK_OK(batch_job_progress(job, &pr));
+    CHECK_EQ(pr.succeeded, 0);
+    CHECK_EQ(pr.failed, items);
+}
+static void test_map_failed_batch_counts(void) {
+    const int kinds[3] = { 1, 2, BATCH_WORKERS_INLINE };
+    for (int k = 0; k < 3; k++) {
+        batch_pool* p = make_pool(kinds[k]);
+        /* 3 batches of 10, one failing item each, threshold 0: all FAILED after their retry */
+        fb_map f = { 0, 0, 1 };
+        batch_map_desc d = { .count = 30, .item_fn = fb_item, .user_data = &f, .batch_size = 10, .max_retries = 1,
+                             .retry_base_ns = 1000, .acc_size = 8, .init_fn = sum_init, .fold_fn = fb_count_fold,
+                             .combine_fn = sum_combine, .on_batch = fb_on_batch };
+        batch_job* job;
+        uint64_t folded = 99;
+        batch_map_summary s;
+        CHECK_OK(batch_map_launch(p, &d, &job));
+        CHECK_EQ(batch_map_wait(job, &s, &folded), BATCH_ERR_FAILED);
+        CHECK_EQ(s.status, BATCH_JOB_FAILED);
+        CHECK_EQ(s.batches_failed, 3);
+        CHECK_EQ(s.retries, 3);
+        CHECK_EQ(atomic_load(&f.views_ok), 3);
+        fb_check_counts(job, &s, folded, 30);
+        CHECK_OK(batch_job_destroy(job));
+        /* the halt ratio counts them too: batch 0 FAILED (1 failing item of 10) is 10 failed of 10 */
+        fb_map h = { 0, 0, 0 };
+        d.user_data = &h;
+        d.on_batch = NULL;
+        d.max_retries = 0;
+        d.ordered = 1;
+        d.max_in_flight = 1;
+        d.halt_error_ratio = 0.5;
+        CHECK_OK(batch_map_launch(p, &d, &job));
+        CHECK_EQ(batch_map_wait(job, &s, &folded), BATCH_ERR_FAILED);
+        CHECK_EQ(s.unprocessed, 20);
+        fb_check_counts(job, &s, folded, 10);
+        CHECK_OK(batch_job_destroy(job));
+        CHECK_OK(batch_pool_destroy(p));
+    }
+    /* a cancel, or the deadline, settles a FAILED batch waiting for its retry: the same (needs
+       workers: the batch runs while this thread waits to cancel) */
+    for (int timeout = 0; timeout < 2; timeout++) {
+        batch_pool* p = make_pool(2);
+        if (batch_pool_workers(p) == 0) { CHECK_OK(batch_pool_destroy(p)); break; }
+        fb_map f = { 0, 0, 1 };
+        batch_map_desc d = { .count = 10, .item_fn = fb_item, .user_data = &f, .batch_size = 10, .max_retries = 3,
+                             .retry_base_ns = 2000000000u, .timeout_ns = timeout ? 100000000u : 0, .acc_size = 8,
+                             .init_fn = sum_init, .fold_fn = fb_count_fold, .combine_fn = sum_combine };
+        batch_job* job;
+        uint64_t folded = 99;
+        batch_map_summary s;
+        CHECK_OK(batch_map_launch(p, &d, &job));
+        while (atomic_load(&f.attempts) == 0) test_sleep_ns(1000000u);
+        test_sleep_ns(10000000u);
+        if (!timeout) CHECK_OK(batch_job_cancel(job));
+        CHECK_EQ(batch_map_wait(job, &s, &folded), timeout ? BATCH_ERR_TIMEOUT : BATCH_ERR_CANCELLED);
+        CHECK_EQ(s.batches_failed, 1);
+        CHECK_EQ(s.retries, 0);
+        fb_check_counts(job, &s, folded, 10);
+        CHECK_OK(batch_job_destroy(job));
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
+/* ---- what api.h says of a stop (issue 15): summary.items counts the items that ran, not the
+   input; an item that stops on batch_should_stop and returns a code counts as failed, is not
+   folded and is not retried. Item 25 cancels its map (batches of 10, one at a time). */
+static int stop_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)res; (void)u;
+    if (batch_should_stop(ctx)) return batch_fail(ctx, 99, "stopped at %zu", it->index);
+    if (it->index == 25) CHECK_OK(batch_job_cancel(batch_ctx_job(ctx)));
+    return 0;
+}
+static void test_map_stop_semantics(void) {
+    const int kinds[3] = { 1, 2, BATCH_WORKERS_INLINE };
+    for (int k = 0; k < 3; k++) {
+        batch_pool* p = make_pool(kinds[k]);
+        uint64_t folded = 0;
+        batch_map_summary s;
+        CHECK_EQ(batch_map_run(p, &(batch_map_desc){ .count = 100, .item_fn = stop_item, .batch_size = 10, .max_in_flight = 1,
+                                                     .max_retries = 3, .retry_base_ns = 1000, .acc_size = 8, .init_fn = sum_init,
+                                                     .fold_fn = fb_count_fold, .combine_fn = sum_combine }, &s, &folded),
+                 BATCH_ERR_CANCELLED);
+        CHECK_EQ(s.items, 30);          /* batches 0-2 ran; 3-9 never started */
+        CHECK_EQ(s.unprocessed, 70);
+        CHECK_EQ(s.batches, 3);
+        CHECK_EQ(s.batches_failed, 1);  /* batch 2: items 26-29 stopped with a code */
+        CHECK_EQ(s.retries, 0);         /* no retry after a stop */
+        CHECK_EQ(s.succeeded, 20);
+        CHECK_EQ(s.failed, 10);
+        CHECK_EQ(folded, 20);
+        CHECK_EQ(s.status, BATCH_JOB_CANCELLED);
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
 #define MAP_TESTS \
+    { "map_stop_semantics", test_map_stop_semantics }, \
+    { "map_failed_batch_counts", test_map_failed_batch_counts }, \
     { "map_permanent_and_own_job", test_map_permanent_and_own_job }, \
     { "map_threshold_table", test_map_threshold_table }, \
     { "map_retries_fold_once", test_map_retries_fold_once }, \

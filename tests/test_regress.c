@@ -96,6 +96,250 @@ static void test_regress_cancel_during_backoff(void) {
     CHECK_OK(batch_pool_destroy(p));
 }
 
+/* ---- a job's own code waits for it (issue 15): BATCH_ERR_BUSY at once, not a hang ---------- */
+typedef struct self_wait {
+    batch_job* _Atomic job;   /* the map's job, for callbacks that are not given it */
+    _Atomic int calls, wrong; /* self-calls made, and those that did not return BATCH_ERR_BUSY */
+    int map, iterate;
+    batch_pool* pool;
+    batch_graph* other;       /* run from a task: waiting for another job must keep working */
+    _Atomic int other_ok;
+    int pulls;                /* pull_fn: items produced (under the map's lock) */
+    int end_ok;               /* JOB_COMPLETED: the job is over, wait returns its result */
+} self_wait;
+static void self_wait_rec(self_wait* s, batch_result r) {
+    atomic_fetch_add(&s->calls, 1);
+    if (r != BATCH_ERR_BUSY) atomic_fetch_add(&s->wrong, 1);
+}
+/* every call a job's own code might make to wait for it or free it */
+static void self_wait_try(self_wait* s, batch_job* job) {
+    if (!job) return;
+    batch_job_summary js;
+    self_wait_rec(s, batch_job_wait(job, &js));
+    self_wait_rec(s, batch_job_destroy(job));
+    if (s->map) { batch_map_summary ms; self_wait_rec(s, batch_map_wait(job, &ms, NULL)); }
+    if (s->iterate) {
+        const batch_batch* b = (const batch_batch*)&js;
+        self_wait_rec(s, batch_map_next(job, &b));
+        CHECK(b == NULL);
+    }
+}
+static int self_wait_task(batch_ctx* ctx, void* u) {
+    self_wait* s = (self_wait*)u;
+    self_wait_try(s, batch_ctx_job(ctx));
+    if (batch_ctx_task(ctx).id == 1) {
+        batch_job_summary js;
+        if (batch_graph_run(s->pool, s->other, NULL, &js) == BATCH_OK && js.completed == 3) atomic_fetch_add(&s->other_ok, 1);
+    }
+    return 0;
+}
+static void self_wait_progress(batch_event ev, const batch_progress* p, const batch_event_info* info, void* u) {
+    (void)p;
+    self_wait* s = (self_wait*)u;
+    if (ev != BATCH_EVENT_JOB_COMPLETED && ev != BATCH_EVENT_JOB_CANCELLED) { self_wait_try(s, info->job); return; }
+    /* the job is over (this runs inside its wait): waiting returns its result, a report can be
+       written, but freeing it under the callback is still refused */
+    batch_job_summary js;
+    char json[8192];
+    if (batch_job_wait(info->job, &js) == BATCH_OK && js.result == BATCH_OK &&
+        report_into(json, sizeof json, batch_job_report_json, info->job) == BATCH_OK &&
+        batch_job_destroy(info->job) == BATCH_ERR_BUSY)
+        s->end_ok++;
+}
+static int self_wait_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)res;
+    self_wait* s = (self_wait*)u;
+    while (!atomic_load(&s->job)) test_sleep_ns(1000000u);   /* the launcher stores it */
+    self_wait_try(s, batch_ctx_job(ctx));
+    if (it->index == 0) {
+        batch_map_summary ms;
+        if (batch_map_run(s->pool, &(batch_map_desc){ .count = 7, .item_fn = ok_item_count_only, .batch_size = 2 }, &ms, NULL) == BATCH_OK &&
+            ms.succeeded == 7)
+            atomic_fetch_add(&s->other_ok, 1);
+    }
+    return 0;
+}
+static void self_wait_on_batch(const batch_batch* b, void* u) { (void)b; self_wait_try((self_wait*)u, atomic_load(&((self_wait*)u)->job)); }
+static int self_wait_pull(void* u, void** out) {
+    self_wait* s = (self_wait*)u;
+    self_wait_try(s, atomic_load(&s->job));
+    *out = NULL;
+    return s->pulls < 40 ? (s->pulls++, 1) : 0;
+}
+static void self_wait_check(self_wait* s, int min_calls) {
+    CHECK(atomic_load(&s->calls) >= min_calls);
+    CHECK_EQ(atomic_load(&s->wrong), 0);
+    CHECK_EQ(atomic_load(&s->other_ok), 1);
+    CHECK_EQ(s->end_ok, 1);
+}
+static void test_regress_self_wait(void) {
+    const int kinds[3] = { 1, 2, BATCH_WORKERS_INLINE };
+    for (int k = 0; k < 3; k++) {
+        batch_pool* p = make_pool(kinds[k]);
+        /* a graph: its tasks and its progress callback (TASK_COMPLETED, on the running thread) */
+        self_wait s;
+        memset(&s, 0, sizeof s);
+        s.pool = p;
+        s.other = make_graph();
+        for (int i = 0; i < 3; i++) add_task(s.other, task_ok, NULL, NULL);
+        batch_graph* g = make_graph();
+        batch_task t[5];
+        for (int i = 0; i < 5; i++) t[i] = add_task(g, self_wait_task, &s, NULL);
+        CHECK_OK(batch_task_precede_n(g, t[0], t + 1, 3));
+        CHECK_OK(batch_task_precede(g, t[2], t[4]));
+        batch_job* job;
+        CHECK_OK(batch_graph_launch(p, g, &(batch_run_desc){ .progress = { .fn = self_wait_progress, .user_data = &s,
+                                                             .events = BATCH_EVENT_BIT(BATCH_EVENT_TASK_COMPLETED) |
+                                                                       BATCH_EVENT_BIT(BATCH_EVENT_JOB_COMPLETED) } }, &job));
+        batch_job_summary js;
+        CHECK_OK(batch_job_wait(job, &js));
+        CHECK_EQ(js.completed, 5);
+        CHECK_OK(batch_job_destroy(job));
+        self_wait_check(&s, 5 * 2 * 2);
+        CHECK_OK(batch_graph_destroy(g));
+        CHECK_OK(batch_graph_destroy(s.other));
+        /* a counted map: items, on_batch, progress (BATCH_COMPLETED) */
+        memset(&s, 0, sizeof s);
+        s.pool = p;
+        s.map = 1;
+        CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .count = 20, .item_fn = self_wait_item, .user_data = &s, .batch_size = 3,
+                                                        .on_batch = self_wait_on_batch,
+                                                        .progress = { .fn = self_wait_progress, .user_data = &s } }, &job));
+        atomic_store(&s.job, job);
+        batch_map_summary ms;
+        CHECK_OK(batch_map_wait(job, &ms, NULL));
+        CHECK_EQ(ms.succeeded, 20);
+        CHECK_OK(batch_job_destroy(job));
+        self_wait_check(&s, (20 + 7 + 7) * 3);
+        /* a pulled map delivered to the iterator: items, pull_fn, progress */
+        memset(&s, 0, sizeof s);
+        s.pool = p;
+        s.map = s.iterate = 1;
+        CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .pull_fn = self_wait_pull, .item_fn = self_wait_item, .user_data = &s,
+                                                        .batch_size = 3, .iterate = 1,
+                                                        .progress = { .fn = self_wait_progress, .user_data = &s } }, &job));
+        atomic_store(&s.job, job);
+        size_t seen = 0;
+        for (const batch_batch* b; batch_map_next(job, &b) == BATCH_OK && b;) seen += b->count;
+        CHECK_EQ(seen, 40);
+        CHECK_OK(batch_map_wait(job, &ms, NULL));
+        CHECK_EQ(ms.succeeded, 40);
+        CHECK_OK(batch_job_destroy(job));
+        self_wait_check(&s, 40 * 4);
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
+/* ---- the deadline passes while the only task (or last batch) runs, and it stops (issue 15):
+   the job had not finished by its deadline, so it ends CANCELLED with BATCH_ERR_TIMEOUT even
+   though every task returned 0; a job that finished before its deadline is COMPLETED however
+   late it is waited for. Graph and map alike, on 1 and 2 workers and inline. */
+static int until_stop_task(batch_ctx* ctx, void* u) {
+    (void)u;
+    while (!batch_should_stop(ctx)) test_sleep_ns(1000000u);
+    return 0;
+}
+static int until_stop_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)it; (void)res; (void)u;
+    return until_stop_task(ctx, NULL);
+}
+static void test_regress_deadline_while_running(void) {
+    const int kinds[3] = { 1, 2, BATCH_WORKERS_INLINE };
+    const uint64_t timeout = 50000000u;
+    for (int k = 0; k < 3; k++) {
+        batch_pool* p = make_pool(kinds[k]);
+        for (int times = 0; times < 2; times++) {
+            batch_graph* g = make_graph();
+            batch_task t = add_task(g, until_stop_task, NULL, NULL);
+            batch_job_summary s;
+            batch_run_desc rd = { .timeout_ns = timeout, .no_task_times = !times };
+            CHECK_EQ(batch_graph_run(p, g, &rd, &s), BATCH_ERR_TIMEOUT);
+            CHECK_EQ(s.status, BATCH_JOB_CANCELLED);
+            CHECK_EQ(s.result, BATCH_ERR_TIMEOUT);
+            CHECK_EQ(s.completed, 1);   /* the task itself completed: it returned 0 */
+            batch_task_info info;
+            CHECK_OK(batch_graph_task_info(g, t, &info));
+            CHECK_EQ(info.status, BATCH_TASK_COMPLETED);
+            /* finished in time, waited for after the deadline: completed */
+            CHECK_OK(batch_graph_clear(g));
+            add_task(g, task_ok, NULL, NULL);
+            batch_job* job;
+            rd.timeout_ns = 20000000u;
+            CHECK_OK(batch_graph_launch(p, g, &rd, &job));
+            if (batch_pool_workers(p) > 0) test_sleep_ns(40000000u);   /* inline: runs in the wait */
+            CHECK_OK(batch_job_wait(job, &s));
+            CHECK_EQ(s.status, BATCH_JOB_COMPLETED);
+            CHECK_OK(batch_job_destroy(job));
+            CHECK_OK(batch_graph_destroy(g));
+        }
+        /* a map: one batch whose items stop on batch_should_stop and return 0 */
+        batch_map_summary ms;
+        CHECK_EQ(batch_map_run(p, &(batch_map_desc){ .count = 4, .item_fn = until_stop_item, .batch_size = 4, .timeout_ns = timeout },
+                               &ms, NULL), BATCH_ERR_TIMEOUT);
+        CHECK_EQ(ms.status, BATCH_JOB_CANCELLED);
+        CHECK_EQ(ms.result, BATCH_ERR_TIMEOUT);
+        CHECK_EQ(ms.succeeded, 4);
+        CHECK_EQ(ms.unprocessed, 0);
+        batch_job* job;
+        CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .count = 4, .item_fn = ok_item_count_only, .batch_size = 4,
+                                                        .timeout_ns = 20000000u }, &job));
+        if (batch_pool_workers(p) > 0) test_sleep_ns(40000000u);   /* inline: runs in the wait */
+        CHECK_OK(batch_map_wait(job, &ms, NULL));
+        CHECK_EQ(ms.status, BATCH_JOB_COMPLETED);
+        CHECK_OK(batch_job_destroy(job));
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
+/* ---- a task's info describes its last attempt (issue 15): one that completed after failed
+   attempts shows error 0 and no message, in batch_graph_task_info and in the reports ---------- */
+static int fail_then_ok(batch_ctx* ctx, void* u) {
+    (void)u;
+    return batch_ctx_attempt(ctx) < 2 ? batch_fail(ctx, 7, "attempt %d failed", batch_ctx_attempt(ctx)) : 0;
+}
+static int fail_msg_then_code(batch_ctx* ctx, void* u) {   /* a message first, then a bare code */
+    (void)u;
+    return batch_ctx_attempt(ctx) == 0 ? batch_fail(ctx, 7, "first attempt") : 8;
+}
+static void test_regress_task_info_after_retry(void) {
+    const int kinds[3] = { 1, 2, BATCH_WORKERS_INLINE };
+    for (int k = 0; k < 3; k++) {
+        batch_pool* p = make_pool(kinds[k]);
+        batch_graph* g = make_graph();
+        batch_task a, b;
+        CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = fail_then_ok, .name = "flaky", .max_retries = 3, .retry_base_ns = 1000 }, &a));
+        CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = fail_msg_then_code, .name = "dead", .max_retries = 1, .retry_base_ns = 1000 }, &b));
+        batch_job* job;
+        CHECK_OK(batch_graph_launch(p, g, NULL, &job));
+        batch_job_summary s;
+        CHECK_EQ(batch_job_wait(job, &s), BATCH_PARTIAL);
+        CHECK_EQ(s.retries, 3);
+        char json[4096], text[4096];
+        CHECK_OK(report_into(json, sizeof json, batch_job_report_json, job));
+        CHECK_OK(report_into(text, sizeof text, batch_job_report_text, job));
+        CHECK_OK(batch_job_destroy(job));
+        batch_task_info info;
+        CHECK_OK(batch_graph_task_info(g, a, &info));
+        CHECK_EQ(info.status, BATCH_TASK_COMPLETED);
+        CHECK_EQ(info.attempts, 3);
+        CHECK_EQ(info.error, 0);
+        CHECK(info.message == NULL);
+        CHECK_OK(batch_graph_task_info(g, b, &info));
+        CHECK_EQ(info.status, BATCH_TASK_FAILED);
+        CHECK_EQ(info.attempts, 2);
+        CHECK_EQ(info.error, 8);
+        CHECK(info.message == NULL);   /* not the first attempt's */
+        check_json(json);
+        CHECK(strstr(json, "\"name\": \"flaky\", \"status\": \"completed\", \"attempts\": 3, \"error\": 0, \"message\": null") != NULL);
+        CHECK(strstr(json, "\"name\": \"dead\", \"status\": \"failed\", \"attempts\": 2, \"error\": 8, \"message\": null") != NULL);
+        CHECK(strstr(json, "attempt ") == NULL && strstr(json, "first attempt") == NULL);
+        CHECK(strstr(text, "flaky") == NULL);   /* the text lists the tasks that did not complete */
+        CHECK(strstr(text, "dead") != NULL && strstr(text, "first attempt") == NULL);
+        CHECK_OK(batch_graph_destroy(g));
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
 #if !defined(BATCH_NO_THREADS)
 /* inline pool: a second thread waiting for idleness, or for a task another thread's task
    submits, is woken */
@@ -174,4 +418,7 @@ static void test_regress_done_then_destroy(void) {
     { "regress_on_batch_reentry", test_regress_on_batch_reentry }, \
     { "regress_map_retry_deadline", test_regress_map_retry_deadline }, \
     { "regress_cancel_during_backoff", test_regress_cancel_during_backoff }, \
+    { "regress_self_wait", test_regress_self_wait }, \
+    { "regress_deadline_while_running", test_regress_deadline_while_running }, \
+    { "regress_task_info_after_retry", test_regress_task_info_after_retry }, \
     REGRESS_THREAD_TESTS
