@@ -19,7 +19,7 @@ TEST_SRC := tests/main.c tests/test.h $(wildcard tests/test_*.c) $(wildcard test
 STB_DS := $(STB_INCLUDE)/stb_ds.h
 EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(filter-out examples/mpi_map.c,$(wildcard examples/*.c)))
 
-.PHONY: all test asan tsan nothreads bench examples install check-amalgamation check-parts clean stb stress soak
+.PHONY: all test asan tsan nothreads bench examples install check-amalgamation check-parts clean stb stress soak relacy
 
 all: batch.h build/test/run examples
 
@@ -198,6 +198,41 @@ model:
 	    else echo "$$m $$v: unexpected result"; cat build/model/$$m-$$v.txt; exit 1; fi; \
 	done; done
 .PHONY: model
+
+# ---- model checking (relacy): deque.c and the eventcount under the C11 memory model ----------
+# Relacy (Debian's relacy-dev, installed on demand like libstb-dev) explores interleavings and the
+# weak-memory reorderings every memory_order allows, and reports data races on plain variables.
+# Each model must pass 200000 random executions and every execution with at most 2 preemptions;
+# each BUGGY variant (one order weakened, or a fence dropped) must fail.
+# -std=c++11 -fno-sized-deallocation: relacy replaces operator delete(void*), not C++14's sized one.
+RELACY_HPP := /usr/include/relacy/relacy.hpp
+RELACY_FLAGS := -std=c++11 -fno-sized-deallocation -Wall -Wextra
+relacy: | $(RELACY_HPP)
+	@mkdir -p build/relacy && for v in deque:ok deque:1 deque:2 deque:3 deque:4 deque:5 eventcount:ok eventcount:1; do \
+	    m=$${v%%:*}; b=$${v#*:}; out=build/relacy/$$m-$$b; \
+	    if [ $$b = ok ]; then \
+	        $(CXX) $(RELACY_FLAGS) -O2 -o $$out tests/models/$${m}_relacy.cpp || exit 1; \
+	        if ./$$out 200000 > $$out.txt 2>&1 && ./$$out 0 b2 >> $$out.txt 2>&1; then \
+	            echo "$$m: no violation in $$(sed -n 's/.*no violation after \([0-9]*\) .*random.*/\1/p' $$out.txt) random executions and all $$(sed -n 's/.*no violation after \([0-9]*\) .*context bound.*/\1/p' $$out.txt) with up to 2 preemptions"; \
+	        else echo "$$m: relacy found a violation"; cat $$out.txt; exit 1; fi; \
+	    else \
+	        $(CXX) $(RELACY_FLAGS) -O0 -DBUGGY=$$b -o $$out tests/models/$${m}_relacy.cpp || exit 1; \
+	        ./$$out 200000 > $$out.txt 2>&1; rc=$$?; \
+	        if [ $$rc = 1 ] && grep -q VIOLATION $$out.txt; then \
+	            echo "$$(tail -n 1 $$out.txt | sed 's/_relacy//; s/: VIOLATION.*//'): $$(sed -n 2p $$out.txt | sed 's/ (.*//') found, as it must be"; \
+	        else echo "$$m BUGGY=$$b: unexpected result"; cat $$out.txt; exit 1; fi; \
+	    fi; \
+	done
+$(RELACY_HPP):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing relacy-dev (Relacy Race Detector)"; \
+	    apt-get install -y -q relacy-dev >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q relacy-dev >/dev/null; }; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+	    sudo apt-get install -y -q relacy-dev >/dev/null 2>&1 || \
+	    { sudo apt-get update -q >/dev/null && sudo apt-get install -y -q relacy-dev >/dev/null; }; \
+	fi; \
+	test -f $@ || { echo "make relacy needs relacy.hpp: apt-get install relacy-dev"; exit 1; }
 
 # ---- coverage: gcov line and branch coverage of batch.h's implementation over the suite ---------
 coverage: $(TEST_SRC) batch.h | stb
