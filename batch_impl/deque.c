@@ -36,6 +36,9 @@ BATCH__PRIVATE batch__ring* batch__ring_new(int64_t cap, void* alloc_ctx) {
     if (!r) return NULL;
     r->mask = cap - 1;
     r->retired = NULL;
+    /* every slot holds a value: after a grow, a thief that read an old top may load a slot the
+       copy skipped, before its CAS fails (found by make relacy); C11 reads no indeterminate atomic */
+    for (int64_t i = 0; i < cap; i++) atomic_init(&r->slot[i], NULL);
     return r;
 }
 
