@@ -972,8 +972,6 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
     batch__job_stats* st = batch__job_slot(job, worker, &shared);
     uint64_t rng = 0;               /* seeded when a jittered retry first needs it */
     batch__worker* self = batch__self(job->pool);
-    batch__job_frame frame;   /* not a worker: where a wait for this job from a task finds it */
-    if (!self) batch__frame_push(&frame, (batch_job*)job);
     const bool times = job->times;
     /* the previous task's end is this one's start (one clock read): the previous task on this
        worker when the pool went straight from it to this one (batch__clock_take), then each
@@ -1203,19 +1201,30 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
     /* hand the last end on only if this call's last node ran and nothing slow came after its
        clock read (a progress callback, a journal write) */
     if (times && pooled && last_end && last_ran && !job->head.prog.fn && !job->jn) batch__clock_put(self, last_end);
-    if (!self) batch__frame_pop(&frame);
+}
+
+/* batch__gnode_run, and on a thread that is not one of the pool's workers (an inline pool, the
+   launch) inside a frame of the job: a wait for the job from one of its tasks is then refused.
+   (On a worker, the job's stats line shows its running tasks.) Kept out of batch__gnode_run,
+   whose loop state should stay in registers. */
+BATCH__PRIVATE void batch__gnode_run_framed(batch__job* job, batch__gnode* n, uint32_t rb, uint32_t re, bool pooled) {
+    if (batch__self(job->pool)) { batch__gnode_run(job, n, rb, re, pooled); return; }
+    batch__job_frame frame;
+    batch__frame_push(&frame, (batch_job*)job);
+    batch__gnode_run(job, n, rb, re, pooled);
+    batch__frame_pop(&frame);
 }
 
 BATCH__PRIVATE void batch__gnode_task(batch_pool* p, void* user) {
     (void)p;
     batch__gnode* n = (batch__gnode*)user;
-    batch__gnode_run(n->job, n, 0, 0, true);
+    batch__gnode_run_framed(n->job, n, 0, 0, true);
 }
 
 /* A half of a wide task's successor range (batch__push_range): arg = b << 32 | e. */
 BATCH__PRIVATE void batch__grange_task(batch_pool* p, void* user, uint64_t arg) {
     (void)p;
-    batch__gnode_run((batch__job*)user, NULL, (uint32_t)(arg >> 32), (uint32_t)arg, true);
+    batch__gnode_run_framed((batch__job*)user, NULL, (uint32_t)(arg >> 32), (uint32_t)arg, true);
 }
 
 BATCH__PRIVATE void batch__job_free(batch__job* job) {
@@ -1299,7 +1308,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
             int e = BATCH__STOP_NONE;
             atomic_compare_exchange_strong(&job->stop, &e, BATCH__STOP_LAUNCH);
             job->launch_error = atomic_load(&pool->shutdown) ? BATCH_ERR_SHUTDOWN : BATCH_ERR_NOMEM;
-            for (size_t k = i; k < g->nroots; k++) batch__gnode_run(job, batch__node(g, g->roots[k]), 0, 0, false);
+            for (size_t k = i; k < g->nroots; k++) batch__gnode_run_framed(job, batch__node(g, g->roots[k]), 0, 0, false);
             break;
         }
     }
