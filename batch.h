@@ -615,6 +615,8 @@ BATCH_API int batch_ctx_worker(const batch_ctx* ctx);       /* -1: not a worker 
 BATCH_API batch_pool* batch_ctx_pool(const batch_ctx* ctx);
 /* The job of this task or map item (e.g. to batch_job_cancel it from inside); borrowed. */
 BATCH_API batch_job* batch_ctx_job(const batch_ctx* ctx);
+/* Inside a map item function: the index of its batch (0 in a graph task). */
+BATCH_API size_t batch_ctx_batch_index(const batch_ctx* ctx);
 
 
 /* ---------------------------------------------------------------------------------------------
@@ -734,6 +736,7 @@ typedef struct batch_map_desc {
     int max_retries;              /* of a FAILED batch; 0..1000 */
     uint64_t retry_base_ns;       /* 0: 1 ms */
     uint64_t retry_max_ns;        /* 0: 60 s */
+    int retry_jitter;             /* non-zero: each delay is scaled by a random factor in [0.5, 1] */
     double halt_error_ratio;      /* (0, 1]: stop starting batches once failed items / finished
                                      items > this (counted as in the summary: a FAILED batch's
                                      items all failed); 0: never halt */
@@ -825,9 +828,6 @@ BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out);
    BATCH_OK, BATCH_ERR_INVALID when either text is not such a report, BATCH_ERR_NOMEM, or
    BATCH_ERR_IO when `out` reports a write error. */
 BATCH_API batch_result batch_report_compare(const char* baseline_json, const char* current_json, FILE* out);
-
-/* Inside an item function: the batch's index. */
-BATCH_API size_t batch_ctx_batch_index(const batch_ctx* ctx);
 
 /* ---------------------------------------------------------------------------------------------
    MAPS ACROSS PROCESSES: MPI (define BATCH_MPI and include <mpi.h> before batch.h)
@@ -1160,6 +1160,14 @@ enum { BATCH__MSG_SET = 1, BATCH__MSG_PERMANENT = 2 };
 #  define BATCH__LIKELY(x)   (x)
 #  define BATCH__UNLIKELY(x) (x)
 #endif
+
+/* A copy of s from BATCH_MALLOC (ctx: the alloc_ctx), or NULL. */
+BATCH__PRIVATE char* batch__strdup(const char* s, void* ctx) {
+    size_t n = strlen(s) + 1;
+    char* r = (char*)BATCH_MALLOC(n, ctx);
+    if (r) memcpy(r, s, n);
+    return r;
+}
 
 /* n > lim for a 64-bit limit whatever the width of size_t (written inline, the compare is
    always false where size_t has 32 bits, and -Wtype-limits says so). */
@@ -2913,8 +2921,11 @@ BATCH_API batch_result batch_pool_parallel_for(batch_pool* p, size_t n, size_t c
 #endif /* BATCH__POOL_C */
 /* ---- end batch_impl/pool.c ---- */
 /* ---- begin batch_impl/job.c ---- */
-/* job.c - what graph runs and maps share: the job header that batch_job_* dispatch on, and
-   progress reporting (snapshots, smoothed ETA, the throttled callback, events, the bar). */
+/* job.c - the job layer: what graph runs and maps share. The job header that batch_job_*
+   dispatch on (graphs and maps plug in through batch__job_ops), the task context (batch_ctx:
+   batch_fail, batch_should_stop, the accessors), why a job stops, one retry rule for tasks and
+   batches, and progress reporting (snapshots, smoothed ETA, the throttled callback, events, the
+   bar). */
 #ifndef BATCH__JOB_C
 #define BATCH__JOB_C
 #ifndef BATCH_SINGLE_FILE
@@ -2929,7 +2940,29 @@ typedef struct batch__job_ops {
     void (*counts)(batch_job* job, batch_progress* out, uint64_t* busy_ns);
     /* true when the calling thread is inside code of this job (batch__job_self_call) */
     bool (*self_call)(batch_job* job);
+    /* where batch_fail writes the message of a context that has none of its own (ctx->msg NULL):
+       a buffer of BATCH_MESSAGE_MAX bytes, or NULL (out of memory: the code is kept) */
+    char* (*message_buffer)(batch_ctx* ctx);
 } batch__job_ops;
+
+/* Why a job stops early: the first reason wins (a compare-and-swap from NONE), except that a
+   failed journal write outranks the others. */
+enum { BATCH__STOP_NONE = 0, BATCH__STOP_CANCEL, BATCH__STOP_FAIL_FAST, BATCH__STOP_DEADLINE, BATCH__STOP_LAUNCH,
+       BATCH__STOP_IO, BATCH__STOP_HALT, BATCH__STOP_NOMEM };
+
+/* The context of a running graph task or map item (what the task function gets). */
+struct batch_ctx {
+    batch_pool* pool;
+    batch_job* owner;             /* the job this task or item belongs to */
+    void* task;                   /* graph tasks: the task's node (graph.c); NULL for map items */
+    size_t batch_index;           /* map items */
+    char* msg;                    /* where batch_fail writes; NULL: the job's message_buffer */
+    int msg_set;                  /* BATCH__MSG_SET | BATCH__MSG_PERMANENT */
+    const _Atomic int* stop;      /* non-zero: batch_should_stop */
+    uint64_t deadline_ns;
+    int worker;
+    int attempt;
+};
 
 typedef struct batch__progress {
     batch_progress_fn fn;
@@ -2981,6 +3014,103 @@ BATCH__PRIVATE bool batch__job_self_call(batch_job* job) {
         if (f->job == job) return true;
     return false;
 }
+
+BATCH_API const char* batch_job_status_string(batch_job_status s) {
+    static const char* const names[] = { "running", "completed", "partial_failure", "failed", "cancelled" };
+    return ((unsigned)s < sizeof names / sizeof names[0]) ? names[s] : "unknown";
+}
+
+/* ---- the job lifecycle: one entry point per operation, dispatched on the job's ops ---------- */
+BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary) {
+    if (!job) return BATCH_ERR_INVALID;
+    return batch__head(job)->ops->wait(job, summary);
+}
+
+BATCH_API batch_result batch_job_cancel(batch_job* job) {
+    if (!job) return BATCH_ERR_INVALID;
+    return batch__head(job)->ops->cancel(job);
+}
+
+BATCH_API batch_result batch_job_destroy(batch_job* job) {
+    if (!job) return BATCH_OK;
+    const batch__job_ops* ops = batch__head(job)->ops;
+    if (ops->self_call(job)) return BATCH_ERR_BUSY;   /* from its own code: nothing is freed */
+    ops->wait(job, NULL);
+    ops->free(job);
+    return BATCH_OK;
+}
+
+/* ---- retries: one rule for graph tasks and map batches ------------------------------------
+   Retry k (k = 0, 1, ...) comes due base * 2^k after now, capped at max; with jitter, at a
+   random point of the upper half of that delay (*rng: the caller's generator, seeded from seed
+   on first use). Never past the job's deadline (0: none): a retry due then is settled instead
+   of run. At least 1 ns after now. */
+BATCH__PRIVATE uint64_t batch__retry_due(uint64_t base_ns, uint64_t max_ns, bool jitter, int k, uint64_t now,
+                                         uint64_t deadline_ns, uint64_t* rng, uint64_t seed) {
+    uint64_t d = base_ns;
+    for (int i = 0; i < k && d < max_ns; i++) d *= 2;
+    if (d > max_ns) d = max_ns;
+    if (jitter) {
+        if (!*rng) *rng = (seed ^ now) | 1;
+        d = d / 2 + batch__rand(rng) % (d / 2 + 1);
+    }
+    uint64_t due = now + (d ? d : 1);
+    if (deadline_ns && due > deadline_ns) due = deadline_ns > now ? deadline_ns : now + 1;
+    return due;
+}
+
+/* A retry that is not yet due waits in the pool's delayed queue in slices of at most this much,
+   so that a cancel or a deadline does not wait for a long backoff. */
+#define BATCH__RETRY_POLL_NS 50000000u
+BATCH__PRIVATE uint64_t batch__retry_slice(uint64_t due, uint64_t now) {
+    uint64_t d = due - now;
+    return d < BATCH__RETRY_POLL_NS ? d : BATCH__RETRY_POLL_NS;
+}
+
+/* ---- inside a task or item ------------------------------------------------------------------ */
+BATCH__PRIVATE void batch__vfail(batch_ctx* ctx, const char* fmt, va_list ap) {
+    char* dst = ctx->msg;
+    if (!dst && ctx->owner) {
+        const batch__job_ops* ops = batch__head(ctx->owner)->ops;
+        dst = ops->message_buffer ? ops->message_buffer(ctx) : NULL;
+    }
+    if (dst) {
+        vsnprintf(dst, BATCH_MESSAGE_MAX, fmt, ap);
+        ctx->msg_set |= BATCH__MSG_SET;
+    }
+}
+
+BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...) {
+    if (!ctx || !fmt) return code;
+    va_list ap;
+    va_start(ap, fmt);
+    batch__vfail(ctx, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ...) {
+    if (!ctx) return code;
+    ctx->msg_set |= BATCH__MSG_PERMANENT;
+    if (!fmt) return code;
+    va_list ap;
+    va_start(ap, fmt);
+    batch__vfail(ctx, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+BATCH_API int batch_should_stop(const batch_ctx* ctx) {
+    if (!ctx) return 0;
+    if (ctx->stop && atomic_load_explicit(ctx->stop, memory_order_relaxed)) return 1;
+    return ctx->deadline_ns && batch_now_ns() >= ctx->deadline_ns;
+}
+
+BATCH_API int batch_ctx_attempt(const batch_ctx* ctx) { return ctx ? ctx->attempt : 0; }
+BATCH_API int batch_ctx_worker(const batch_ctx* ctx) { return ctx ? ctx->worker : -1; }
+BATCH_API batch_pool* batch_ctx_pool(const batch_ctx* ctx) { return ctx ? ctx->pool : NULL; }
+BATCH_API batch_job* batch_ctx_job(const batch_ctx* ctx) { return ctx ? ctx->owner : NULL; }
+BATCH_API size_t batch_ctx_batch_index(const batch_ctx* ctx) { return ctx ? ctx->batch_index : 0; }
 
 BATCH__PRIVATE bool batch__progress_desc_ok(const batch_progress_desc* d) {
     return d->events < (1u << BATCH_EVENT_COUNT_) && d->interval_ms <= 86400000u;
@@ -3796,6 +3926,120 @@ BATCH__PRIVATE batch_result batch__journal_close(batch__journal* j) {
 
 #endif /* BATCH__JOURNAL_C */
 /* ---- end batch_impl/journal.c ---- */
+/* ---- begin batch_impl/sizing.c ---- */
+/* sizing.c - complexity classes and the keyed sizing registry (an stb_ds string map, created
+   and changed only on the calling thread, under the stb_ds allocation guard). */
+#ifndef BATCH__SIZING_C
+#define BATCH__SIZING_C
+#ifndef BATCH_SINGLE_FILE
+#  include "internal.h"
+#endif
+
+typedef struct batch__sizing_value { batch_complexity cls; uint64_t cost_ns; } batch__sizing_value;
+typedef struct batch__sizing_entry { char* key; batch__sizing_value value; } batch__sizing_entry;
+
+struct batch_sizing {
+    void* alloc_ctx;
+    size_t size[BATCH_COMPLEXITY_COUNT_];   /* [0] default */
+    size_t min_size, max_size;
+    batch__sizing_entry* map;
+};
+
+static const size_t batch__default_class_size[BATCH_COMPLEXITY_COUNT_] = { 10, 50, 20, 10, 5 };
+
+/* stb_ds operations, run under the allocation guard (batch__ds_guarded, internal.h). */
+typedef struct batch__sizing_op { batch_sizing* s; char* key; batch__sizing_value v; } batch__sizing_op;
+BATCH__PRIVATE void batch__ds_sizing_put(void* a) { batch__sizing_op* o = (batch__sizing_op*)a; stbds_shput(o->s->map, o->key, o->v); }
+/* allocates the empty map, so that later gets never allocate */
+BATCH__PRIVATE void batch__ds_sizing_make(void* a) { batch__sizing_op* o = (batch__sizing_op*)a; (void)stbds_shgeti(o->s->map, ""); }
+
+BATCH_API batch_result batch_sizing_create(batch_sizing** out, const batch_sizing_desc* desc) {
+    if (!out) return BATCH_ERR_INVALID;
+    *out = NULL;
+    batch_sizing_desc d;
+    memset(&d, 0, sizeof d);
+    if (desc) d = *desc;
+    size_t mn = d.min_size ? d.min_size : 1, mx = d.max_size ? d.max_size : ((size_t)1 << 20);
+    if (mn > mx) return BATCH_ERR_INVALID;
+    batch_sizing* s = (batch_sizing*)BATCH_MALLOC(sizeof *s, d.alloc_ctx);
+    if (!s) return BATCH_ERR_NOMEM;
+    memset(s, 0, sizeof *s);
+    s->alloc_ctx = d.alloc_ctx;
+    for (int i = 0; i < BATCH_COMPLEXITY_COUNT_; i++) s->size[i] = d.class_size[i] ? d.class_size[i] : batch__default_class_size[i];
+    s->min_size = mn;
+    s->max_size = mx;
+    batch__sizing_op op = { s, NULL, { BATCH_COMPLEXITY_DEFAULT, 0 } };
+    if (batch__ds_guarded(batch__ds_sizing_make, &op) != BATCH_OK) { BATCH_FREE(s, d.alloc_ctx); return BATCH_ERR_NOMEM; }
+    *out = s;
+    return BATCH_OK;
+}
+
+BATCH_API void batch_sizing_destroy(batch_sizing* s) {
+    if (!s) return;
+    for (ptrdiff_t i = 0; i < stbds_shlen(s->map); i++) BATCH_FREE(s->map[i].key, s->alloc_ctx);
+    stbds_shfree(s->map);
+    BATCH_FREE(s, s->alloc_ctx);
+}
+
+BATCH__PRIVATE ptrdiff_t batch__sizing_find(const batch_sizing* s, const char* key) {
+    batch__sizing_entry* m = s->map;   /* the map exists: shgeti does not allocate */
+    return stbds_shgeti(m, (char*)(uintptr_t)key);
+}
+
+/* Inserts or updates key; `v` gets the entry's current value (or zeros) first when update is set. */
+BATCH__PRIVATE batch_result batch__sizing_store(batch_sizing* s, const char* key, batch__sizing_value v) {
+    ptrdiff_t i = batch__sizing_find(s, key);
+    if (i >= 0) { s->map[i].value = v; return BATCH_OK; }
+    char* copy = batch__strdup(key, s->alloc_ctx);
+    if (!copy) return BATCH_ERR_NOMEM;
+    batch__sizing_op op = { s, copy, v };
+    if (batch__ds_guarded(batch__ds_sizing_put, &op) != BATCH_OK) { BATCH_FREE(copy, s->alloc_ctx); return BATCH_ERR_NOMEM; }
+    return BATCH_OK;
+}
+
+BATCH_API batch_result batch_sizing_set(batch_sizing* s, const char* key, batch_complexity c) {
+    if (!s || !key || BATCH__ENUM_BAD(c, BATCH_COMPLEXITY_COUNT_)) return BATCH_ERR_INVALID;
+    ptrdiff_t i = batch__sizing_find(s, key);
+    batch__sizing_value v = { c, i >= 0 ? s->map[i].value.cost_ns : 0 };
+    return batch__sizing_store(s, key, v);
+}
+
+BATCH_API batch_complexity batch_sizing_class(const batch_sizing* s, const char* key) {
+    if (!s || !key) return BATCH_COMPLEXITY_DEFAULT;
+    ptrdiff_t i = batch__sizing_find(s, key);
+    return i >= 0 ? s->map[i].value.cls : BATCH_COMPLEXITY_DEFAULT;
+}
+
+BATCH__PRIVATE size_t batch__clamp(size_t v, size_t lo, size_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+BATCH_API size_t batch_sizing_class_size(const batch_sizing* s, batch_complexity c) {
+    if (BATCH__ENUM_BAD(c, BATCH_COMPLEXITY_COUNT_)) return 0;
+    return s ? batch__clamp(s->size[c], s->min_size, s->max_size) : batch__default_class_size[c];
+}
+
+BATCH_API size_t batch_sizing_size(const batch_sizing* s, const char* key) {
+    return batch_sizing_class_size(s, batch_sizing_class(s, key));
+}
+
+BATCH_API uint64_t batch_sizing_cost(const batch_sizing* s, const char* key) {
+    if (!s || !key) return 0;
+    ptrdiff_t i = batch__sizing_find(s, key);
+    return i >= 0 ? s->map[i].value.cost_ns : 0;
+}
+
+BATCH_API batch_result batch_sizing_record_cost(batch_sizing* s, const char* key, uint64_t ns) {
+    if (!s || !key || ns == 0) return BATCH_ERR_INVALID;
+    ptrdiff_t i = batch__sizing_find(s, key);
+    batch__sizing_value v = { BATCH_COMPLEXITY_DEFAULT, ns };
+    if (i >= 0) {
+        v = s->map[i].value;
+        v.cost_ns = v.cost_ns ? (v.cost_ns + ns + 1) / 2 : ns;   /* EMA, weight 1/2 */
+    }
+    return batch__sizing_store(s, key, v);
+}
+
+#endif /* BATCH__SIZING_C */
+/* ---- end batch_impl/sizing.c ---- */
 /* ---- begin batch_impl/graph.c ---- */
 /* graph.c - job graphs: build (task blocks, an edge list, an stb_ds name map), validate
    (bucketed, de-duplicated edges in CSR form, Kahn's algorithm, a named cycle on failure),
@@ -3810,8 +4054,6 @@ BATCH__PRIVATE batch_result batch__journal_close(batch__journal* j) {
 #endif
 
 enum { BATCH__POISON_SKIP = 1, BATCH__POISON_CANCEL = 2 };
-#define BATCH__RETRY_POLL_NS 50000000u   /* a retry's wait is cut into slices of at most 50 ms */
-enum { BATCH__STOP_NONE = 0, BATCH__STOP_CANCEL, BATCH__STOP_FAIL_FAST, BATCH__STOP_DEADLINE, BATCH__STOP_LAUNCH, BATCH__STOP_IO };
 #define BATCH__NO_NODE UINT32_MAX
 enum { BATCH__NF_JITTER = 1,      /* retries with jitter */
        BATCH__NF_SLOT = 2 };      /* resumed from the park queue with a concurrency slot */
@@ -4001,41 +4243,16 @@ typedef struct batch__job {
     batch__job_stats* stats;      /* nstats lines: workers, then the shared one */
 } batch__job;
 
-/* The context of a running graph task or map item. */
-struct batch_ctx {
-    batch_pool* pool;
-    batch__job* job;              /* graph tasks */
-    batch__gnode* node;
-    size_t batch_index;           /* map items */
-    char* msg;                    /* map items: where batch_fail writes */
-    int msg_set;                  /* BATCH__MSG_SET | BATCH__MSG_PERMANENT */
-    batch_job* owner;             /* the job this task or item belongs to */
-    const _Atomic int* stop;      /* non-zero: batch_should_stop */
-    uint64_t deadline_ns;
-    int worker;
-    int attempt;
-};
 
 /* ---- strings ------------------------------------------------------------------------------ */
 BATCH_API const char* batch_task_status_string(batch_task_status s) {
     static const char* const names[] = { "pending", "queued", "running", "completed", "failed", "skipped", "cancelled" };
     return ((unsigned)s < sizeof names / sizeof names[0]) ? names[s] : "unknown";
 }
-BATCH_API const char* batch_job_status_string(batch_job_status s) {
-    static const char* const names[] = { "running", "completed", "partial_failure", "failed", "cancelled" };
-    return ((unsigned)s < sizeof names / sizeof names[0]) ? names[s] : "unknown";
-}
 
 /* A task's status after a run (or a racy read during one, for DOT and reports). */
 BATCH__PRIVATE batch_task_status batch__node_status(const batch__gnode* x) {
     return (batch_task_status)atomic_load_explicit(&((batch__gnode*)(uintptr_t)x)->status, memory_order_relaxed);
-}
-
-BATCH__PRIVATE char* batch__strdup(const char* s, void* ctx) {
-    size_t n = strlen(s) + 1;
-    char* r = (char*)BATCH_MALLOC(n, ctx);
-    if (r) memcpy(r, s, n);
-    return r;
 }
 
 /* ---- build --------------------------------------------------------------------------------- */
@@ -4514,15 +4731,6 @@ BATCH__PRIVATE batch__gnode* batch__slot_release(batch__job* job) {
     return next;
 }
 
-BATCH__PRIVATE uint64_t batch__backoff(batch__gnode* n, int attempt, uint64_t* rng) {
-    if ((n->flags & BATCH__NF_JITTER) && !*rng) *rng = ((uint64_t)(uintptr_t)n ^ batch_now_ns()) | 1;
-    uint64_t d = (uint64_t)n->retry_base_us * 1000u, cap = (uint64_t)n->retry_max_us * 1000u;
-    for (int k = 0; k < attempt && d < cap; k++) d *= 2;
-    if (d > cap) d = cap;
-    if (n->flags & BATCH__NF_JITTER) d = d / 2 + batch__rand(rng) % (d / 2 + 1);
-    return d ? d : 1;
-}
-
 /* Queues the ready successors collected by a worker in one go; what the pool cannot take goes
    to the caller's overflow list. */
 #define BATCH__RELEASE_BULK 64
@@ -4834,8 +5042,7 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
                deadline does not wait for a long backoff */
             uint64_t now = batch_now_ns();
             if (!stop && now < n->retry_due) {
-                uint64_t d = n->retry_due - now;
-                if (batch__gnode_submit(job, n, d < BATCH__RETRY_POLL_NS ? d : BATCH__RETRY_POLL_NS)) { last_end = 0; n = NULL; continue; }
+                if (batch__gnode_submit(job, n, batch__retry_slice(n->retry_due, now))) { last_end = 0; n = NULL; continue; }
             }
             n->retry_due = 0;
         }
@@ -4859,8 +5066,7 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
             batch_ctx ctx;
             memset(&ctx, 0, sizeof ctx);
             ctx.pool = job->pool;
-            ctx.job = job;
-            ctx.node = n;
+            ctx.task = n;
             ctx.worker = worker;
             ctx.attempt = n->attempts;
             ctx.stop = &job->stop;
@@ -4899,10 +5105,9 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
                 if (n->attempts <= n->max_retries && !(ctx.msg_set & BATCH__MSG_PERMANENT) &&
                     !atomic_load_explicit(&job->stop, memory_order_relaxed)) {
                     atomic_store_explicit(&n->status, BATCH_TASK_QUEUED, memory_order_relaxed);
-                    uint64_t now = batch_now_ns();
-                    uint64_t due = now + batch__backoff(n, n->attempts - 1, &rng);
-                    if (job->deadline_ns && due > job->deadline_ns) due = job->deadline_ns;   /* then settle */
-                    n->retry_due = due > now ? due : now + 1;
+                    n->retry_due = batch__retry_due((uint64_t)n->retry_base_us * 1000u, (uint64_t)n->retry_max_us * 1000u,
+                                                    (n->flags & BATCH__NF_JITTER) != 0, n->attempts - 1, batch_now_ns(),
+                                                    job->deadline_ns, &rng, (uint64_t)(uintptr_t)n);
                     continue;   /* the top of the loop queues the wait (or, out of memory, retries here) */
                 }
                 outcome = BATCH_TASK_FAILED;
@@ -5362,27 +5567,10 @@ BATCH__PRIVATE void batch__graph_job_counts(batch_job* pub, batch_progress* out,
     out->processed = out->succeeded + out->failed + out->skipped + out->cancelled;
 }
 
+BATCH__PRIVATE char* batch__graph_message_buffer(batch_ctx* ctx);   /* below, with data flow */
 static const batch__job_ops batch__graph_job_ops = { batch__graph_job_wait, batch__graph_job_cancel, batch__graph_job_free,
-                                                     batch__graph_job_counts, batch__graph_self_call };
-
-BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary) {
-    if (!job) return BATCH_ERR_INVALID;
-    return batch__head(job)->ops->wait(job, summary);
-}
-
-BATCH_API batch_result batch_job_cancel(batch_job* job) {
-    if (!job) return BATCH_ERR_INVALID;
-    return batch__head(job)->ops->cancel(job);
-}
-
-BATCH_API batch_result batch_job_destroy(batch_job* job) {
-    if (!job) return BATCH_OK;
-    const batch__job_ops* ops = batch__head(job)->ops;
-    if (ops->self_call(job)) return BATCH_ERR_BUSY;   /* from its own code: nothing is freed */
-    ops->wait(job, NULL);
-    ops->free(job);
-    return BATCH_OK;
-}
+                                                     batch__graph_job_counts, batch__graph_self_call,
+                                                     batch__graph_message_buffer };
 
 BATCH_API batch_result batch_graph_run(batch_pool* pool, batch_graph* g, const batch_run_desc* desc, batch_job_summary* summary) {
     batch_job* job;
@@ -5413,83 +5601,53 @@ BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t,
     return BATCH_OK;
 }
 
-/* ---- inside a task ---------------------------------------------------------------------------- */
-BATCH__PRIVATE void batch__vfail(batch_ctx* ctx, const char* fmt, va_list ap) {
-    char* dst = ctx->msg;
-    if (ctx->node) {
-        batch__gnode* n = ctx->node;
-        if (!n->msg && (n->msg = (char*)BATCH_MALLOC(BATCH_MESSAGE_MAX, ctx->job->g->alloc_ctx)) != NULL)
-            atomic_store_explicit(&ctx->job->g->has_strings, 1, memory_order_relaxed);   /* read after the run */
-        dst = n->msg;   /* out of memory: the code is kept, the message is lost */
-    }
-    if (dst) {
-        vsnprintf(dst, BATCH_MESSAGE_MAX, fmt, ap);
-        ctx->msg_set |= BATCH__MSG_SET;
-    }
-}
+/* ---- inside a task: data flow (the rest of batch_ctx is job.c's) --------------------------- */
+/* The task a context runs, and its job. */
+#define BATCH__CTX_NODE(ctx) ((batch__gnode*)(ctx)->task)
+#define BATCH__CTX_JOB(ctx) ((batch__job*)(void*)(ctx)->owner)
 
-BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...) {
-    if (!ctx || !fmt) return code;
-    va_list ap;
-    va_start(ap, fmt);
-    batch__vfail(ctx, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ...) {
-    if (!ctx) return code;
-    ctx->msg_set |= BATCH__MSG_PERMANENT;
-    if (!fmt) return code;
-    va_list ap;
-    va_start(ap, fmt);
-    batch__vfail(ctx, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-BATCH_API int batch_should_stop(const batch_ctx* ctx) {
-    if (!ctx) return 0;
-    if (ctx->stop && atomic_load_explicit(ctx->stop, memory_order_relaxed)) return 1;
-    return ctx->deadline_ns && batch_now_ns() >= ctx->deadline_ns;
+/* batch__job_ops.message_buffer: a task's message lives with the task, made on its first failure */
+BATCH__PRIVATE char* batch__graph_message_buffer(batch_ctx* ctx) {
+    batch__gnode* n = BATCH__CTX_NODE(ctx);
+    if (!n) return NULL;
+    batch_graph* g = BATCH__CTX_JOB(ctx)->g;
+    if (!n->msg && (n->msg = (char*)BATCH_MALLOC(BATCH_MESSAGE_MAX, g->alloc_ctx)) != NULL)
+        atomic_store_explicit(&g->has_strings, 1, memory_order_relaxed);   /* read after the run */
+    return n->msg;
 }
 
 BATCH_API void batch_set_output(batch_ctx* ctx, void* output) {
     /* release: a successor that acquires it sees what it points to (it is also ordered by the
        release of the successor, which happens after this) */
-    if (ctx && ctx->node) atomic_store_explicit(&ctx->node->output, output, memory_order_release);
+    if (ctx && BATCH__CTX_NODE(ctx)) atomic_store_explicit(&BATCH__CTX_NODE(ctx)->output, output, memory_order_release);
 }
 
 BATCH_API size_t batch_input_count(const batch_ctx* ctx) {
-    if (!ctx || !ctx->node) return 0;
-    const batch_graph* g = ctx->job->g;
-    uint32_t i = ctx->node->idx;
+    if (!ctx || !BATCH__CTX_NODE(ctx)) return 0;
+    const batch_graph* g = BATCH__CTX_JOB(ctx)->g;
+    uint32_t i = BATCH__CTX_NODE(ctx)->idx;
     return g->pred_off[i + 1] - g->pred_off[i];
 }
 
 BATCH_API void* batch_input(const batch_ctx* ctx, size_t k) {
-    if (!ctx || !ctx->node) return NULL;
-    const batch_graph* g = ctx->job->g;
-    uint32_t i = ctx->node->idx;
+    if (!ctx || !BATCH__CTX_NODE(ctx)) return NULL;
+    const batch_graph* g = BATCH__CTX_JOB(ctx)->g;
+    uint32_t i = BATCH__CTX_NODE(ctx)->idx;
     if (k >= (size_t)(g->pred_off[i + 1] - g->pred_off[i])) return NULL;
     return atomic_load_explicit(&batch__node(g, g->pred[g->pred_off[i] + k])->output, memory_order_acquire);
 }
 
 BATCH_API void* batch_output_of(const batch_ctx* ctx, batch_task t) {
-    if (!ctx || !ctx->job) return NULL;
-    int64_t i = batch__task_index(ctx->job->g, t);
-    return i < 0 ? NULL : atomic_load_explicit(&batch__node(ctx->job->g, (uint32_t)i)->output, memory_order_acquire);
+    if (!ctx || !BATCH__CTX_JOB(ctx)) return NULL;
+    int64_t i = batch__task_index(BATCH__CTX_JOB(ctx)->g, t);
+    return i < 0 ? NULL : atomic_load_explicit(&batch__node(BATCH__CTX_JOB(ctx)->g, (uint32_t)i)->output, memory_order_acquire);
 }
 
 BATCH_API batch_task batch_ctx_task(const batch_ctx* ctx) {
     batch_task t = { 0, 0 };
-    if (ctx && ctx->node) { t.id = ctx->node->idx + 1; t.tag = ctx->job->g->tag; }
+    if (ctx && BATCH__CTX_NODE(ctx)) { t.id = BATCH__CTX_NODE(ctx)->idx + 1; t.tag = BATCH__CTX_JOB(ctx)->g->tag; }
     return t;
 }
-BATCH_API int batch_ctx_attempt(const batch_ctx* ctx) { return ctx ? ctx->attempt : 0; }
-BATCH_API int batch_ctx_worker(const batch_ctx* ctx) { return ctx ? ctx->worker : -1; }
-BATCH_API batch_pool* batch_ctx_pool(const batch_ctx* ctx) { return ctx ? ctx->pool : NULL; }
-BATCH_API batch_job* batch_ctx_job(const batch_ctx* ctx) { return ctx ? ctx->owner : NULL; }
 
 /* ---- DOT ------------------------------------------------------------------------------------ */
 BATCH__PRIVATE void batch__dot_string(FILE* out, const char* s) {
@@ -5531,120 +5689,6 @@ BATCH_API batch_result batch_graph_dump_dot(const batch_graph* cg, FILE* out) {
 
 #endif /* BATCH__GRAPH_C */
 /* ---- end batch_impl/graph.c ---- */
-/* ---- begin batch_impl/sizing.c ---- */
-/* sizing.c - complexity classes and the keyed sizing registry (an stb_ds string map, created
-   and changed only on the calling thread, under the stb_ds allocation guard). */
-#ifndef BATCH__SIZING_C
-#define BATCH__SIZING_C
-#ifndef BATCH_SINGLE_FILE
-#  include "graph.c"
-#endif
-
-typedef struct batch__sizing_value { batch_complexity cls; uint64_t cost_ns; } batch__sizing_value;
-typedef struct batch__sizing_entry { char* key; batch__sizing_value value; } batch__sizing_entry;
-
-struct batch_sizing {
-    void* alloc_ctx;
-    size_t size[BATCH_COMPLEXITY_COUNT_];   /* [0] default */
-    size_t min_size, max_size;
-    batch__sizing_entry* map;
-};
-
-static const size_t batch__default_class_size[BATCH_COMPLEXITY_COUNT_] = { 10, 50, 20, 10, 5 };
-
-/* stb_ds operations, run under the allocation guard (batch__ds_guarded, internal.h). */
-typedef struct batch__sizing_op { batch_sizing* s; char* key; batch__sizing_value v; } batch__sizing_op;
-BATCH__PRIVATE void batch__ds_sizing_put(void* a) { batch__sizing_op* o = (batch__sizing_op*)a; stbds_shput(o->s->map, o->key, o->v); }
-/* allocates the empty map, so that later gets never allocate */
-BATCH__PRIVATE void batch__ds_sizing_make(void* a) { batch__sizing_op* o = (batch__sizing_op*)a; (void)stbds_shgeti(o->s->map, ""); }
-
-BATCH_API batch_result batch_sizing_create(batch_sizing** out, const batch_sizing_desc* desc) {
-    if (!out) return BATCH_ERR_INVALID;
-    *out = NULL;
-    batch_sizing_desc d;
-    memset(&d, 0, sizeof d);
-    if (desc) d = *desc;
-    size_t mn = d.min_size ? d.min_size : 1, mx = d.max_size ? d.max_size : ((size_t)1 << 20);
-    if (mn > mx) return BATCH_ERR_INVALID;
-    batch_sizing* s = (batch_sizing*)BATCH_MALLOC(sizeof *s, d.alloc_ctx);
-    if (!s) return BATCH_ERR_NOMEM;
-    memset(s, 0, sizeof *s);
-    s->alloc_ctx = d.alloc_ctx;
-    for (int i = 0; i < BATCH_COMPLEXITY_COUNT_; i++) s->size[i] = d.class_size[i] ? d.class_size[i] : batch__default_class_size[i];
-    s->min_size = mn;
-    s->max_size = mx;
-    batch__sizing_op op = { s, NULL, { BATCH_COMPLEXITY_DEFAULT, 0 } };
-    if (batch__ds_guarded(batch__ds_sizing_make, &op) != BATCH_OK) { BATCH_FREE(s, d.alloc_ctx); return BATCH_ERR_NOMEM; }
-    *out = s;
-    return BATCH_OK;
-}
-
-BATCH_API void batch_sizing_destroy(batch_sizing* s) {
-    if (!s) return;
-    for (ptrdiff_t i = 0; i < stbds_shlen(s->map); i++) BATCH_FREE(s->map[i].key, s->alloc_ctx);
-    stbds_shfree(s->map);
-    BATCH_FREE(s, s->alloc_ctx);
-}
-
-BATCH__PRIVATE ptrdiff_t batch__sizing_find(const batch_sizing* s, const char* key) {
-    batch__sizing_entry* m = s->map;   /* the map exists: shgeti does not allocate */
-    return stbds_shgeti(m, (char*)(uintptr_t)key);
-}
-
-/* Inserts or updates key; `v` gets the entry's current value (or zeros) first when update is set. */
-BATCH__PRIVATE batch_result batch__sizing_store(batch_sizing* s, const char* key, batch__sizing_value v) {
-    ptrdiff_t i = batch__sizing_find(s, key);
-    if (i >= 0) { s->map[i].value = v; return BATCH_OK; }
-    char* copy = batch__strdup(key, s->alloc_ctx);
-    if (!copy) return BATCH_ERR_NOMEM;
-    batch__sizing_op op = { s, copy, v };
-    if (batch__ds_guarded(batch__ds_sizing_put, &op) != BATCH_OK) { BATCH_FREE(copy, s->alloc_ctx); return BATCH_ERR_NOMEM; }
-    return BATCH_OK;
-}
-
-BATCH_API batch_result batch_sizing_set(batch_sizing* s, const char* key, batch_complexity c) {
-    if (!s || !key || BATCH__ENUM_BAD(c, BATCH_COMPLEXITY_COUNT_)) return BATCH_ERR_INVALID;
-    ptrdiff_t i = batch__sizing_find(s, key);
-    batch__sizing_value v = { c, i >= 0 ? s->map[i].value.cost_ns : 0 };
-    return batch__sizing_store(s, key, v);
-}
-
-BATCH_API batch_complexity batch_sizing_class(const batch_sizing* s, const char* key) {
-    if (!s || !key) return BATCH_COMPLEXITY_DEFAULT;
-    ptrdiff_t i = batch__sizing_find(s, key);
-    return i >= 0 ? s->map[i].value.cls : BATCH_COMPLEXITY_DEFAULT;
-}
-
-BATCH__PRIVATE size_t batch__clamp(size_t v, size_t lo, size_t hi) { return v < lo ? lo : v > hi ? hi : v; }
-
-BATCH_API size_t batch_sizing_class_size(const batch_sizing* s, batch_complexity c) {
-    if (BATCH__ENUM_BAD(c, BATCH_COMPLEXITY_COUNT_)) return 0;
-    return s ? batch__clamp(s->size[c], s->min_size, s->max_size) : batch__default_class_size[c];
-}
-
-BATCH_API size_t batch_sizing_size(const batch_sizing* s, const char* key) {
-    return batch_sizing_class_size(s, batch_sizing_class(s, key));
-}
-
-BATCH_API uint64_t batch_sizing_cost(const batch_sizing* s, const char* key) {
-    if (!s || !key) return 0;
-    ptrdiff_t i = batch__sizing_find(s, key);
-    return i >= 0 ? s->map[i].value.cost_ns : 0;
-}
-
-BATCH_API batch_result batch_sizing_record_cost(batch_sizing* s, const char* key, uint64_t ns) {
-    if (!s || !key || ns == 0) return BATCH_ERR_INVALID;
-    ptrdiff_t i = batch__sizing_find(s, key);
-    batch__sizing_value v = { BATCH_COMPLEXITY_DEFAULT, ns };
-    if (i >= 0) {
-        v = s->map[i].value;
-        v.cost_ns = v.cost_ns ? (v.cost_ns + ns + 1) / 2 : ns;   /* EMA, weight 1/2 */
-    }
-    return batch__sizing_store(s, key, v);
-}
-
-#endif /* BATCH__SIZING_C */
-/* ---- end batch_impl/sizing.c ---- */
 /* ---- begin batch_impl/map.c ---- */
 /* map.c - batched maps: items in batches on the pool, per-batch SUCCESS / PARTIAL_SUCCESS /
    FAILED by failure ratio, whole-batch retries through the delayed queue, delivery in
@@ -5659,6 +5703,7 @@ BATCH_API batch_result batch_sizing_record_cost(batch_sizing* s, const char* key
 #ifndef BATCH__MAP_C
 #define BATCH__MAP_C
 #ifndef BATCH_SINGLE_FILE
+#  include "journal.c"
 #  include "sizing.c"
 #endif
 
@@ -5672,7 +5717,6 @@ BATCH_API batch_result batch_sizing_record_cost(batch_sizing* s, const char* key
 #define BATCH__SLOT_BYTES ((size_t)256 << 10)
 
 enum { BATCH__SLOT_FREE, BATCH__SLOT_RUNNING, BATCH__SLOT_FINISHED, BATCH__SLOT_QUEUED, BATCH__SLOT_HELD };
-enum { BATCH__MSTOP_CANCEL = 1, BATCH__MSTOP_HALT, BATCH__MSTOP_DEADLINE, BATCH__MSTOP_NOMEM, BATCH__MSTOP_IO };
 BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user);
 
 typedef struct batch__mslot {
@@ -5762,7 +5806,7 @@ typedef struct batch__mjob {
     batch__map_ext* ext;          /* NULL: a plain map (see batch__map_ext) */
     batch__journal* jn;           /* NULL: no journal */
     unsigned char* jrec;          /* one batch record */
-    batch_result io_error;        /* why the journal failed (BATCH__MSTOP_IO) */
+    batch_result io_error;        /* why the journal failed (BATCH__STOP_IO) */
     size_t* done_ranges;          /* unordered resume: sorted, coalesced [first, end) pairs */
     size_t ndone, capdone, done_at;
     uint64_t launch_ns, deadline_ns;
@@ -5775,7 +5819,6 @@ BATCH_API const char* batch_batch_status_string(batch_batch_status s) {
     return ((unsigned)s < 3) ? names[s] : "unknown";
 }
 
-BATCH_API size_t batch_ctx_batch_index(const batch_ctx* ctx) { return ctx ? ctx->batch_index : 0; }
 
 /* ---- slots ------------------------------------------------------------------------------- */
 /* Makes room for n items; job lock held. */
@@ -5853,7 +5896,7 @@ BATCH__PRIVATE bool batch__map_stopped(batch__mjob* m, uint64_t now) {
     if (atomic_load_explicit(&m->stop, memory_order_relaxed)) return true;
     if (m->deadline_ns && now >= m->deadline_ns) {
         int e = 0;
-        atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_DEADLINE);
+        atomic_compare_exchange_strong(&m->stop, &e, BATCH__STOP_DEADLINE);
         return true;
     }
     return false;
@@ -5872,7 +5915,7 @@ BATCH__PRIVATE void batch__map_count(batch__mjob* m, batch_batch_status st, size
     if (m->d.halt_error_ratio > 0 && m->s.failed &&
         batch__ratio(m->s.failed, m->s.succeeded + m->s.failed) > m->d.halt_error_ratio) {
         int e = 0;
-        atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_HALT);
+        atomic_compare_exchange_strong(&m->stop, &e, BATCH__STOP_HALT);
     }
 }
 
@@ -6042,7 +6085,7 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
         if (!batch__slot_reserve(m, sl, size)) {
             /* retry when a batch finishes; with nothing in flight there is nothing to wait for */
             if (m->running == 0 && !m->iq_head && !m->held) {
-                atomic_store_explicit(&m->stop, BATCH__MSTOP_NOMEM, memory_order_relaxed);
+                atomic_store_explicit(&m->stop, BATCH__STOP_NOMEM, memory_order_relaxed);
                 batch__map_release_token(m);
             }
             break;
@@ -6176,7 +6219,7 @@ BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
     batch_result jr = m->jn ? batch__map_journal_batch(m, sl) : BATCH_OK;
     if (jr != BATCH_OK) {
         if (m->io_error == BATCH_OK) m->io_error = jr;
-        atomic_store(&m->stop, BATCH__MSTOP_IO);   /* the journal's failure outranks a halt or cancel */
+        atomic_store(&m->stop, BATCH__STOP_IO);   /* the journal's failure outranks a halt or cancel */
     }
     if (m->d.keep_batches) {   /* out of memory: later batches are not kept (the map goes on) */
         if (m->nrecs == m->caprecs) {
@@ -6343,6 +6386,7 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
     batch__mjob* m = sl->job;
     const batch_map_desc* d = &m->d;
     bool counted = false;   /* the last attempt's exec_ns is in busy_ns already */
+    uint64_t rng = 0;       /* seeded when a jittered retry first needs it */
     for (;;) {
         if (sl->retry_due) {
             /* a retry waits in slices of at most BATCH__RETRY_POLL_NS, so that a cancel or the
@@ -6355,8 +6399,7 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
                 break;   /* delivered as it is: FAILED, its last attempt's errors; the retry never ran */
             }
             if (now < sl->retry_due) {
-                uint64_t left = sl->retry_due - now;
-                if (batch__mslot_requeue(p, sl, left < BATCH__RETRY_POLL_NS ? left : BATCH__RETRY_POLL_NS)) return;
+                if (batch__mslot_requeue(p, sl, batch__retry_slice(sl->retry_due, now))) return;
             }
             sl->retry_due = 0;   /* due, or the delayed queue is out of memory: run now */
             sl->retries_used++;  /* a retry counts when it runs */
@@ -6369,15 +6412,11 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
         uint64_t now = batch_now_ns();
         if (batch__map_stopped(m, now)) { atomic_store_explicit(&m->cut, 1, memory_order_relaxed); break; }
         /* the whole batch again after base * 2^k (k: retries so far); it keeps its slot */
-        uint64_t delay = d->retry_base_ns;
-        for (int k = 0; k < sl->retries_used && delay < d->retry_max_ns; k++) delay *= 2;
-        if (delay > d->retry_max_ns) delay = d->retry_max_ns;
         batch__mutex_lock(&m->lock);
         m->s.busy_ns += sl->exec_ns;
         batch__mutex_unlock(&m->lock);
-        uint64_t due = now + (delay ? delay : 1);
-        if (m->deadline_ns && due > m->deadline_ns) due = m->deadline_ns;   /* wake to settle */
-        sl->retry_due = due;
+        sl->retry_due = batch__retry_due(d->retry_base_ns, d->retry_max_ns, d->retry_jitter != 0, sl->retries_used, now,
+                                         m->deadline_ns, &rng, (uint64_t)(uintptr_t)sl ^ sl->batch_index);
     }
     batch__mslot_done(m, sl, counted ? 0 : sl->exec_ns, 0);
 }
@@ -6598,7 +6637,7 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
         batch_result cr = batch__journal_close(m->jn);
         if (cr != BATCH_OK) {
             if (m->io_error == BATCH_OK) m->io_error = cr;
-            atomic_store(&m->stop, BATCH__MSTOP_IO);
+            atomic_store(&m->stop, BATCH__STOP_IO);
         }
         m->jn = NULL;
     }
@@ -6610,15 +6649,15 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
     s->parallel_efficiency = s->wall_ns ? (double)s->busy_ns / ((double)s->wall_ns * m->threads) : 0.0;
     int stop = atomic_load(&m->stop);
     bool cut = s->unprocessed || (m->d.pull_fn && !m->input_done) || atomic_load(&m->cut);
-    if (stop == BATCH__MSTOP_CANCEL && cut) {
+    if (stop == BATCH__STOP_CANCEL && cut) {
         s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_CANCELLED;
-    } else if (stop == BATCH__MSTOP_DEADLINE) {   /* it had not finished by the deadline */
+    } else if (stop == BATCH__STOP_DEADLINE) {   /* it had not finished by the deadline */
         s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT;
-    } else if (stop == BATCH__MSTOP_HALT) {
+    } else if (stop == BATCH__STOP_HALT) {
         s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED;
-    } else if (stop == BATCH__MSTOP_NOMEM) {
+    } else if (stop == BATCH__STOP_NOMEM) {
         s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_NOMEM;
-    } else if (stop == BATCH__MSTOP_IO) {
+    } else if (stop == BATCH__STOP_IO) {
         s->status = BATCH_JOB_FAILED; s->result = m->io_error;
     } else if (s->failed) {
         s->status = s->succeeded ? BATCH_JOB_PARTIAL_FAILURE : BATCH_JOB_FAILED;
@@ -6737,7 +6776,7 @@ BATCH__PRIVATE size_t batch__map_drop_ranges(batch__mjob* m, batch__range* out, 
     x->closed = true;
     if (cancel) {
         int e = 0;
-        atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_CANCEL);
+        atomic_compare_exchange_strong(&m->stop, &e, BATCH__STOP_CANCEL);
     }
     batch__map_unlock(m, batch__map_pump(m));
     return n;
@@ -6797,7 +6836,7 @@ BATCH__PRIVATE batch_result batch__map_job_wait(batch_job* pub, batch_job_summar
 BATCH__PRIVATE batch_result batch__map_job_cancel(batch_job* pub) {
     batch__mjob* m = (batch__mjob*)pub;
     int e = 0;
-    atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_CANCEL);
+    atomic_compare_exchange_strong(&m->stop, &e, BATCH__STOP_CANCEL);
     /* from on_batch or pull_fn (the lock is ours): the pump that follows the callback stops */
     if (batch__tls_map_locked == pub) return BATCH_OK;
     /* wake a consumer so that it sees the end once the running batches are delivered */
@@ -6822,7 +6861,8 @@ BATCH__PRIVATE void batch__map_job_counts(batch_job* pub, batch_progress* out, u
 }
 
 static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__map_job_cancel, batch__map_job_free,
-                                                   batch__map_job_counts, batch__job_self_call };
+                                                   batch__map_job_counts, batch__job_self_call,
+                                                   NULL /* an item's context has its own message buffer */ };
 
 #endif /* BATCH__MAP_C */
 /* ---- end batch_impl/map.c ---- */
@@ -6832,6 +6872,7 @@ static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__m
 #ifndef BATCH__REPORT_C
 #define BATCH__REPORT_C
 #ifndef BATCH_SINGLE_FILE
+#  include "graph.c"
 #  include "map.c"
 #endif
 
@@ -7302,7 +7343,7 @@ BATCH_API batch_result batch_report_compare(const char* baseline, const char* cu
 #ifndef BATCH__MPI_C
 #define BATCH__MPI_C
 #ifndef BATCH_SINGLE_FILE
-#  include "report.c"
+#  include "map.c"
 #endif
 #if defined(BATCH_MPI)
 
@@ -7486,8 +7527,8 @@ BATCH__PRIVATE void batch__mpi_coordinate(batch__mpi* c, batch__mjob* coord) {
            one STOP. A cancel also takes back what was never handed out (not run). */
         if (batch__map_dispatch_over(coord)) {
             int stop = atomic_load(&coord->stop);
-            bool cancel = stop == BATCH__MSTOP_CANCEL || stop == BATCH__MSTOP_DEADLINE || stop == BATCH__MSTOP_IO ||
-                          stop == BATCH__MSTOP_NOMEM;
+            bool cancel = stop == BATCH__STOP_CANCEL || stop == BATCH__STOP_DEADLINE || stop == BATCH__STOP_IO ||
+                          stop == BATCH__STOP_NOMEM;
             while (cancel && queue) {
                 batch__mslot* sl = queue;
                 queue = sl->next;

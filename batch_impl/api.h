@@ -614,6 +614,8 @@ BATCH_API int batch_ctx_worker(const batch_ctx* ctx);       /* -1: not a worker 
 BATCH_API batch_pool* batch_ctx_pool(const batch_ctx* ctx);
 /* The job of this task or map item (e.g. to batch_job_cancel it from inside); borrowed. */
 BATCH_API batch_job* batch_ctx_job(const batch_ctx* ctx);
+/* Inside a map item function: the index of its batch (0 in a graph task). */
+BATCH_API size_t batch_ctx_batch_index(const batch_ctx* ctx);
 
 
 /* ---------------------------------------------------------------------------------------------
@@ -733,6 +735,7 @@ typedef struct batch_map_desc {
     int max_retries;              /* of a FAILED batch; 0..1000 */
     uint64_t retry_base_ns;       /* 0: 1 ms */
     uint64_t retry_max_ns;        /* 0: 60 s */
+    int retry_jitter;             /* non-zero: each delay is scaled by a random factor in [0.5, 1] */
     double halt_error_ratio;      /* (0, 1]: stop starting batches once failed items / finished
                                      items > this (counted as in the summary: a FAILED batch's
                                      items all failed); 0: never halt */
@@ -824,9 +827,6 @@ BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out);
    BATCH_OK, BATCH_ERR_INVALID when either text is not such a report, BATCH_ERR_NOMEM, or
    BATCH_ERR_IO when `out` reports a write error. */
 BATCH_API batch_result batch_report_compare(const char* baseline_json, const char* current_json, FILE* out);
-
-/* Inside an item function: the batch's index. */
-BATCH_API size_t batch_ctx_batch_index(const batch_ctx* ctx);
 
 /* ---------------------------------------------------------------------------------------------
    MAPS ACROSS PROCESSES: MPI (define BATCH_MPI and include <mpi.h> before batch.h)

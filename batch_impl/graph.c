@@ -11,8 +11,6 @@
 #endif
 
 enum { BATCH__POISON_SKIP = 1, BATCH__POISON_CANCEL = 2 };
-#define BATCH__RETRY_POLL_NS 50000000u   /* a retry's wait is cut into slices of at most 50 ms */
-enum { BATCH__STOP_NONE = 0, BATCH__STOP_CANCEL, BATCH__STOP_FAIL_FAST, BATCH__STOP_DEADLINE, BATCH__STOP_LAUNCH, BATCH__STOP_IO };
 #define BATCH__NO_NODE UINT32_MAX
 enum { BATCH__NF_JITTER = 1,      /* retries with jitter */
        BATCH__NF_SLOT = 2 };      /* resumed from the park queue with a concurrency slot */
@@ -202,41 +200,16 @@ typedef struct batch__job {
     batch__job_stats* stats;      /* nstats lines: workers, then the shared one */
 } batch__job;
 
-/* The context of a running graph task or map item. */
-struct batch_ctx {
-    batch_pool* pool;
-    batch__job* job;              /* graph tasks */
-    batch__gnode* node;
-    size_t batch_index;           /* map items */
-    char* msg;                    /* map items: where batch_fail writes */
-    int msg_set;                  /* BATCH__MSG_SET | BATCH__MSG_PERMANENT */
-    batch_job* owner;             /* the job this task or item belongs to */
-    const _Atomic int* stop;      /* non-zero: batch_should_stop */
-    uint64_t deadline_ns;
-    int worker;
-    int attempt;
-};
 
 /* ---- strings ------------------------------------------------------------------------------ */
 BATCH_API const char* batch_task_status_string(batch_task_status s) {
     static const char* const names[] = { "pending", "queued", "running", "completed", "failed", "skipped", "cancelled" };
     return ((unsigned)s < sizeof names / sizeof names[0]) ? names[s] : "unknown";
 }
-BATCH_API const char* batch_job_status_string(batch_job_status s) {
-    static const char* const names[] = { "running", "completed", "partial_failure", "failed", "cancelled" };
-    return ((unsigned)s < sizeof names / sizeof names[0]) ? names[s] : "unknown";
-}
 
 /* A task's status after a run (or a racy read during one, for DOT and reports). */
 BATCH__PRIVATE batch_task_status batch__node_status(const batch__gnode* x) {
     return (batch_task_status)atomic_load_explicit(&((batch__gnode*)(uintptr_t)x)->status, memory_order_relaxed);
-}
-
-BATCH__PRIVATE char* batch__strdup(const char* s, void* ctx) {
-    size_t n = strlen(s) + 1;
-    char* r = (char*)BATCH_MALLOC(n, ctx);
-    if (r) memcpy(r, s, n);
-    return r;
 }
 
 /* ---- build --------------------------------------------------------------------------------- */
@@ -715,15 +688,6 @@ BATCH__PRIVATE batch__gnode* batch__slot_release(batch__job* job) {
     return next;
 }
 
-BATCH__PRIVATE uint64_t batch__backoff(batch__gnode* n, int attempt, uint64_t* rng) {
-    if ((n->flags & BATCH__NF_JITTER) && !*rng) *rng = ((uint64_t)(uintptr_t)n ^ batch_now_ns()) | 1;
-    uint64_t d = (uint64_t)n->retry_base_us * 1000u, cap = (uint64_t)n->retry_max_us * 1000u;
-    for (int k = 0; k < attempt && d < cap; k++) d *= 2;
-    if (d > cap) d = cap;
-    if (n->flags & BATCH__NF_JITTER) d = d / 2 + batch__rand(rng) % (d / 2 + 1);
-    return d ? d : 1;
-}
-
 /* Queues the ready successors collected by a worker in one go; what the pool cannot take goes
    to the caller's overflow list. */
 #define BATCH__RELEASE_BULK 64
@@ -1035,8 +999,7 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
                deadline does not wait for a long backoff */
             uint64_t now = batch_now_ns();
             if (!stop && now < n->retry_due) {
-                uint64_t d = n->retry_due - now;
-                if (batch__gnode_submit(job, n, d < BATCH__RETRY_POLL_NS ? d : BATCH__RETRY_POLL_NS)) { last_end = 0; n = NULL; continue; }
+                if (batch__gnode_submit(job, n, batch__retry_slice(n->retry_due, now))) { last_end = 0; n = NULL; continue; }
             }
             n->retry_due = 0;
         }
@@ -1060,8 +1023,7 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
             batch_ctx ctx;
             memset(&ctx, 0, sizeof ctx);
             ctx.pool = job->pool;
-            ctx.job = job;
-            ctx.node = n;
+            ctx.task = n;
             ctx.worker = worker;
             ctx.attempt = n->attempts;
             ctx.stop = &job->stop;
@@ -1100,10 +1062,9 @@ BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t 
                 if (n->attempts <= n->max_retries && !(ctx.msg_set & BATCH__MSG_PERMANENT) &&
                     !atomic_load_explicit(&job->stop, memory_order_relaxed)) {
                     atomic_store_explicit(&n->status, BATCH_TASK_QUEUED, memory_order_relaxed);
-                    uint64_t now = batch_now_ns();
-                    uint64_t due = now + batch__backoff(n, n->attempts - 1, &rng);
-                    if (job->deadline_ns && due > job->deadline_ns) due = job->deadline_ns;   /* then settle */
-                    n->retry_due = due > now ? due : now + 1;
+                    n->retry_due = batch__retry_due((uint64_t)n->retry_base_us * 1000u, (uint64_t)n->retry_max_us * 1000u,
+                                                    (n->flags & BATCH__NF_JITTER) != 0, n->attempts - 1, batch_now_ns(),
+                                                    job->deadline_ns, &rng, (uint64_t)(uintptr_t)n);
                     continue;   /* the top of the loop queues the wait (or, out of memory, retries here) */
                 }
                 outcome = BATCH_TASK_FAILED;
@@ -1563,27 +1524,10 @@ BATCH__PRIVATE void batch__graph_job_counts(batch_job* pub, batch_progress* out,
     out->processed = out->succeeded + out->failed + out->skipped + out->cancelled;
 }
 
+BATCH__PRIVATE char* batch__graph_message_buffer(batch_ctx* ctx);   /* below, with data flow */
 static const batch__job_ops batch__graph_job_ops = { batch__graph_job_wait, batch__graph_job_cancel, batch__graph_job_free,
-                                                     batch__graph_job_counts, batch__graph_self_call };
-
-BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary) {
-    if (!job) return BATCH_ERR_INVALID;
-    return batch__head(job)->ops->wait(job, summary);
-}
-
-BATCH_API batch_result batch_job_cancel(batch_job* job) {
-    if (!job) return BATCH_ERR_INVALID;
-    return batch__head(job)->ops->cancel(job);
-}
-
-BATCH_API batch_result batch_job_destroy(batch_job* job) {
-    if (!job) return BATCH_OK;
-    const batch__job_ops* ops = batch__head(job)->ops;
-    if (ops->self_call(job)) return BATCH_ERR_BUSY;   /* from its own code: nothing is freed */
-    ops->wait(job, NULL);
-    ops->free(job);
-    return BATCH_OK;
-}
+                                                     batch__graph_job_counts, batch__graph_self_call,
+                                                     batch__graph_message_buffer };
 
 BATCH_API batch_result batch_graph_run(batch_pool* pool, batch_graph* g, const batch_run_desc* desc, batch_job_summary* summary) {
     batch_job* job;
@@ -1614,83 +1558,53 @@ BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t,
     return BATCH_OK;
 }
 
-/* ---- inside a task ---------------------------------------------------------------------------- */
-BATCH__PRIVATE void batch__vfail(batch_ctx* ctx, const char* fmt, va_list ap) {
-    char* dst = ctx->msg;
-    if (ctx->node) {
-        batch__gnode* n = ctx->node;
-        if (!n->msg && (n->msg = (char*)BATCH_MALLOC(BATCH_MESSAGE_MAX, ctx->job->g->alloc_ctx)) != NULL)
-            atomic_store_explicit(&ctx->job->g->has_strings, 1, memory_order_relaxed);   /* read after the run */
-        dst = n->msg;   /* out of memory: the code is kept, the message is lost */
-    }
-    if (dst) {
-        vsnprintf(dst, BATCH_MESSAGE_MAX, fmt, ap);
-        ctx->msg_set |= BATCH__MSG_SET;
-    }
-}
+/* ---- inside a task: data flow (the rest of batch_ctx is job.c's) --------------------------- */
+/* The task a context runs, and its job. */
+#define BATCH__CTX_NODE(ctx) ((batch__gnode*)(ctx)->task)
+#define BATCH__CTX_JOB(ctx) ((batch__job*)(void*)(ctx)->owner)
 
-BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...) {
-    if (!ctx || !fmt) return code;
-    va_list ap;
-    va_start(ap, fmt);
-    batch__vfail(ctx, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ...) {
-    if (!ctx) return code;
-    ctx->msg_set |= BATCH__MSG_PERMANENT;
-    if (!fmt) return code;
-    va_list ap;
-    va_start(ap, fmt);
-    batch__vfail(ctx, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-BATCH_API int batch_should_stop(const batch_ctx* ctx) {
-    if (!ctx) return 0;
-    if (ctx->stop && atomic_load_explicit(ctx->stop, memory_order_relaxed)) return 1;
-    return ctx->deadline_ns && batch_now_ns() >= ctx->deadline_ns;
+/* batch__job_ops.message_buffer: a task's message lives with the task, made on its first failure */
+BATCH__PRIVATE char* batch__graph_message_buffer(batch_ctx* ctx) {
+    batch__gnode* n = BATCH__CTX_NODE(ctx);
+    if (!n) return NULL;
+    batch_graph* g = BATCH__CTX_JOB(ctx)->g;
+    if (!n->msg && (n->msg = (char*)BATCH_MALLOC(BATCH_MESSAGE_MAX, g->alloc_ctx)) != NULL)
+        atomic_store_explicit(&g->has_strings, 1, memory_order_relaxed);   /* read after the run */
+    return n->msg;
 }
 
 BATCH_API void batch_set_output(batch_ctx* ctx, void* output) {
     /* release: a successor that acquires it sees what it points to (it is also ordered by the
        release of the successor, which happens after this) */
-    if (ctx && ctx->node) atomic_store_explicit(&ctx->node->output, output, memory_order_release);
+    if (ctx && BATCH__CTX_NODE(ctx)) atomic_store_explicit(&BATCH__CTX_NODE(ctx)->output, output, memory_order_release);
 }
 
 BATCH_API size_t batch_input_count(const batch_ctx* ctx) {
-    if (!ctx || !ctx->node) return 0;
-    const batch_graph* g = ctx->job->g;
-    uint32_t i = ctx->node->idx;
+    if (!ctx || !BATCH__CTX_NODE(ctx)) return 0;
+    const batch_graph* g = BATCH__CTX_JOB(ctx)->g;
+    uint32_t i = BATCH__CTX_NODE(ctx)->idx;
     return g->pred_off[i + 1] - g->pred_off[i];
 }
 
 BATCH_API void* batch_input(const batch_ctx* ctx, size_t k) {
-    if (!ctx || !ctx->node) return NULL;
-    const batch_graph* g = ctx->job->g;
-    uint32_t i = ctx->node->idx;
+    if (!ctx || !BATCH__CTX_NODE(ctx)) return NULL;
+    const batch_graph* g = BATCH__CTX_JOB(ctx)->g;
+    uint32_t i = BATCH__CTX_NODE(ctx)->idx;
     if (k >= (size_t)(g->pred_off[i + 1] - g->pred_off[i])) return NULL;
     return atomic_load_explicit(&batch__node(g, g->pred[g->pred_off[i] + k])->output, memory_order_acquire);
 }
 
 BATCH_API void* batch_output_of(const batch_ctx* ctx, batch_task t) {
-    if (!ctx || !ctx->job) return NULL;
-    int64_t i = batch__task_index(ctx->job->g, t);
-    return i < 0 ? NULL : atomic_load_explicit(&batch__node(ctx->job->g, (uint32_t)i)->output, memory_order_acquire);
+    if (!ctx || !BATCH__CTX_JOB(ctx)) return NULL;
+    int64_t i = batch__task_index(BATCH__CTX_JOB(ctx)->g, t);
+    return i < 0 ? NULL : atomic_load_explicit(&batch__node(BATCH__CTX_JOB(ctx)->g, (uint32_t)i)->output, memory_order_acquire);
 }
 
 BATCH_API batch_task batch_ctx_task(const batch_ctx* ctx) {
     batch_task t = { 0, 0 };
-    if (ctx && ctx->node) { t.id = ctx->node->idx + 1; t.tag = ctx->job->g->tag; }
+    if (ctx && BATCH__CTX_NODE(ctx)) { t.id = BATCH__CTX_NODE(ctx)->idx + 1; t.tag = BATCH__CTX_JOB(ctx)->g->tag; }
     return t;
 }
-BATCH_API int batch_ctx_attempt(const batch_ctx* ctx) { return ctx ? ctx->attempt : 0; }
-BATCH_API int batch_ctx_worker(const batch_ctx* ctx) { return ctx ? ctx->worker : -1; }
-BATCH_API batch_pool* batch_ctx_pool(const batch_ctx* ctx) { return ctx ? ctx->pool : NULL; }
-BATCH_API batch_job* batch_ctx_job(const batch_ctx* ctx) { return ctx ? ctx->owner : NULL; }
 
 /* ---- DOT ------------------------------------------------------------------------------------ */
 BATCH__PRIVATE void batch__dot_string(FILE* out, const char* s) {

@@ -274,6 +274,14 @@ enum { BATCH__MSG_SET = 1, BATCH__MSG_PERMANENT = 2 };
 #  define BATCH__UNLIKELY(x) (x)
 #endif
 
+/* A copy of s from BATCH_MALLOC (ctx: the alloc_ctx), or NULL. */
+BATCH__PRIVATE char* batch__strdup(const char* s, void* ctx) {
+    size_t n = strlen(s) + 1;
+    char* r = (char*)BATCH_MALLOC(n, ctx);
+    if (r) memcpy(r, s, n);
+    return r;
+}
+
 /* n > lim for a 64-bit limit whatever the width of size_t (written inline, the compare is
    always false where size_t has 32 bits, and -Wtype-limits says so). */
 BATCH__INLINE bool batch__exceeds(size_t n, uint64_t lim) { return (uint64_t)n > lim; }

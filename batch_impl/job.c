@@ -1,5 +1,8 @@
-/* job.c - what graph runs and maps share: the job header that batch_job_* dispatch on, and
-   progress reporting (snapshots, smoothed ETA, the throttled callback, events, the bar). */
+/* job.c - the job layer: what graph runs and maps share. The job header that batch_job_*
+   dispatch on (graphs and maps plug in through batch__job_ops), the task context (batch_ctx:
+   batch_fail, batch_should_stop, the accessors), why a job stops, one retry rule for tasks and
+   batches, and progress reporting (snapshots, smoothed ETA, the throttled callback, events, the
+   bar). */
 #ifndef BATCH__JOB_C
 #define BATCH__JOB_C
 #ifndef BATCH_SINGLE_FILE
@@ -14,7 +17,29 @@ typedef struct batch__job_ops {
     void (*counts)(batch_job* job, batch_progress* out, uint64_t* busy_ns);
     /* true when the calling thread is inside code of this job (batch__job_self_call) */
     bool (*self_call)(batch_job* job);
+    /* where batch_fail writes the message of a context that has none of its own (ctx->msg NULL):
+       a buffer of BATCH_MESSAGE_MAX bytes, or NULL (out of memory: the code is kept) */
+    char* (*message_buffer)(batch_ctx* ctx);
 } batch__job_ops;
+
+/* Why a job stops early: the first reason wins (a compare-and-swap from NONE), except that a
+   failed journal write outranks the others. */
+enum { BATCH__STOP_NONE = 0, BATCH__STOP_CANCEL, BATCH__STOP_FAIL_FAST, BATCH__STOP_DEADLINE, BATCH__STOP_LAUNCH,
+       BATCH__STOP_IO, BATCH__STOP_HALT, BATCH__STOP_NOMEM };
+
+/* The context of a running graph task or map item (what the task function gets). */
+struct batch_ctx {
+    batch_pool* pool;
+    batch_job* owner;             /* the job this task or item belongs to */
+    void* task;                   /* graph tasks: the task's node (graph.c); NULL for map items */
+    size_t batch_index;           /* map items */
+    char* msg;                    /* where batch_fail writes; NULL: the job's message_buffer */
+    int msg_set;                  /* BATCH__MSG_SET | BATCH__MSG_PERMANENT */
+    const _Atomic int* stop;      /* non-zero: batch_should_stop */
+    uint64_t deadline_ns;
+    int worker;
+    int attempt;
+};
 
 typedef struct batch__progress {
     batch_progress_fn fn;
@@ -66,6 +91,103 @@ BATCH__PRIVATE bool batch__job_self_call(batch_job* job) {
         if (f->job == job) return true;
     return false;
 }
+
+BATCH_API const char* batch_job_status_string(batch_job_status s) {
+    static const char* const names[] = { "running", "completed", "partial_failure", "failed", "cancelled" };
+    return ((unsigned)s < sizeof names / sizeof names[0]) ? names[s] : "unknown";
+}
+
+/* ---- the job lifecycle: one entry point per operation, dispatched on the job's ops ---------- */
+BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary) {
+    if (!job) return BATCH_ERR_INVALID;
+    return batch__head(job)->ops->wait(job, summary);
+}
+
+BATCH_API batch_result batch_job_cancel(batch_job* job) {
+    if (!job) return BATCH_ERR_INVALID;
+    return batch__head(job)->ops->cancel(job);
+}
+
+BATCH_API batch_result batch_job_destroy(batch_job* job) {
+    if (!job) return BATCH_OK;
+    const batch__job_ops* ops = batch__head(job)->ops;
+    if (ops->self_call(job)) return BATCH_ERR_BUSY;   /* from its own code: nothing is freed */
+    ops->wait(job, NULL);
+    ops->free(job);
+    return BATCH_OK;
+}
+
+/* ---- retries: one rule for graph tasks and map batches ------------------------------------
+   Retry k (k = 0, 1, ...) comes due base * 2^k after now, capped at max; with jitter, at a
+   random point of the upper half of that delay (*rng: the caller's generator, seeded from seed
+   on first use). Never past the job's deadline (0: none): a retry due then is settled instead
+   of run. At least 1 ns after now. */
+BATCH__PRIVATE uint64_t batch__retry_due(uint64_t base_ns, uint64_t max_ns, bool jitter, int k, uint64_t now,
+                                         uint64_t deadline_ns, uint64_t* rng, uint64_t seed) {
+    uint64_t d = base_ns;
+    for (int i = 0; i < k && d < max_ns; i++) d *= 2;
+    if (d > max_ns) d = max_ns;
+    if (jitter) {
+        if (!*rng) *rng = (seed ^ now) | 1;
+        d = d / 2 + batch__rand(rng) % (d / 2 + 1);
+    }
+    uint64_t due = now + (d ? d : 1);
+    if (deadline_ns && due > deadline_ns) due = deadline_ns > now ? deadline_ns : now + 1;
+    return due;
+}
+
+/* A retry that is not yet due waits in the pool's delayed queue in slices of at most this much,
+   so that a cancel or a deadline does not wait for a long backoff. */
+#define BATCH__RETRY_POLL_NS 50000000u
+BATCH__PRIVATE uint64_t batch__retry_slice(uint64_t due, uint64_t now) {
+    uint64_t d = due - now;
+    return d < BATCH__RETRY_POLL_NS ? d : BATCH__RETRY_POLL_NS;
+}
+
+/* ---- inside a task or item ------------------------------------------------------------------ */
+BATCH__PRIVATE void batch__vfail(batch_ctx* ctx, const char* fmt, va_list ap) {
+    char* dst = ctx->msg;
+    if (!dst && ctx->owner) {
+        const batch__job_ops* ops = batch__head(ctx->owner)->ops;
+        dst = ops->message_buffer ? ops->message_buffer(ctx) : NULL;
+    }
+    if (dst) {
+        vsnprintf(dst, BATCH_MESSAGE_MAX, fmt, ap);
+        ctx->msg_set |= BATCH__MSG_SET;
+    }
+}
+
+BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...) {
+    if (!ctx || !fmt) return code;
+    va_list ap;
+    va_start(ap, fmt);
+    batch__vfail(ctx, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ...) {
+    if (!ctx) return code;
+    ctx->msg_set |= BATCH__MSG_PERMANENT;
+    if (!fmt) return code;
+    va_list ap;
+    va_start(ap, fmt);
+    batch__vfail(ctx, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+BATCH_API int batch_should_stop(const batch_ctx* ctx) {
+    if (!ctx) return 0;
+    if (ctx->stop && atomic_load_explicit(ctx->stop, memory_order_relaxed)) return 1;
+    return ctx->deadline_ns && batch_now_ns() >= ctx->deadline_ns;
+}
+
+BATCH_API int batch_ctx_attempt(const batch_ctx* ctx) { return ctx ? ctx->attempt : 0; }
+BATCH_API int batch_ctx_worker(const batch_ctx* ctx) { return ctx ? ctx->worker : -1; }
+BATCH_API batch_pool* batch_ctx_pool(const batch_ctx* ctx) { return ctx ? ctx->pool : NULL; }
+BATCH_API batch_job* batch_ctx_job(const batch_ctx* ctx) { return ctx ? ctx->owner : NULL; }
+BATCH_API size_t batch_ctx_batch_index(const batch_ctx* ctx) { return ctx ? ctx->batch_index : 0; }
 
 BATCH__PRIVATE bool batch__progress_desc_ok(const batch_progress_desc* d) {
     return d->events < (1u << BATCH_EVENT_COUNT_) && d->interval_ms <= 86400000u;

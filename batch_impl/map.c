@@ -11,6 +11,7 @@
 #ifndef BATCH__MAP_C
 #define BATCH__MAP_C
 #ifndef BATCH_SINGLE_FILE
+#  include "journal.c"
 #  include "sizing.c"
 #endif
 
@@ -24,7 +25,6 @@
 #define BATCH__SLOT_BYTES ((size_t)256 << 10)
 
 enum { BATCH__SLOT_FREE, BATCH__SLOT_RUNNING, BATCH__SLOT_FINISHED, BATCH__SLOT_QUEUED, BATCH__SLOT_HELD };
-enum { BATCH__MSTOP_CANCEL = 1, BATCH__MSTOP_HALT, BATCH__MSTOP_DEADLINE, BATCH__MSTOP_NOMEM, BATCH__MSTOP_IO };
 BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user);
 
 typedef struct batch__mslot {
@@ -114,7 +114,7 @@ typedef struct batch__mjob {
     batch__map_ext* ext;          /* NULL: a plain map (see batch__map_ext) */
     batch__journal* jn;           /* NULL: no journal */
     unsigned char* jrec;          /* one batch record */
-    batch_result io_error;        /* why the journal failed (BATCH__MSTOP_IO) */
+    batch_result io_error;        /* why the journal failed (BATCH__STOP_IO) */
     size_t* done_ranges;          /* unordered resume: sorted, coalesced [first, end) pairs */
     size_t ndone, capdone, done_at;
     uint64_t launch_ns, deadline_ns;
@@ -127,7 +127,6 @@ BATCH_API const char* batch_batch_status_string(batch_batch_status s) {
     return ((unsigned)s < 3) ? names[s] : "unknown";
 }
 
-BATCH_API size_t batch_ctx_batch_index(const batch_ctx* ctx) { return ctx ? ctx->batch_index : 0; }
 
 /* ---- slots ------------------------------------------------------------------------------- */
 /* Makes room for n items; job lock held. */
@@ -205,7 +204,7 @@ BATCH__PRIVATE bool batch__map_stopped(batch__mjob* m, uint64_t now) {
     if (atomic_load_explicit(&m->stop, memory_order_relaxed)) return true;
     if (m->deadline_ns && now >= m->deadline_ns) {
         int e = 0;
-        atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_DEADLINE);
+        atomic_compare_exchange_strong(&m->stop, &e, BATCH__STOP_DEADLINE);
         return true;
     }
     return false;
@@ -224,7 +223,7 @@ BATCH__PRIVATE void batch__map_count(batch__mjob* m, batch_batch_status st, size
     if (m->d.halt_error_ratio > 0 && m->s.failed &&
         batch__ratio(m->s.failed, m->s.succeeded + m->s.failed) > m->d.halt_error_ratio) {
         int e = 0;
-        atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_HALT);
+        atomic_compare_exchange_strong(&m->stop, &e, BATCH__STOP_HALT);
     }
 }
 
@@ -394,7 +393,7 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
         if (!batch__slot_reserve(m, sl, size)) {
             /* retry when a batch finishes; with nothing in flight there is nothing to wait for */
             if (m->running == 0 && !m->iq_head && !m->held) {
-                atomic_store_explicit(&m->stop, BATCH__MSTOP_NOMEM, memory_order_relaxed);
+                atomic_store_explicit(&m->stop, BATCH__STOP_NOMEM, memory_order_relaxed);
                 batch__map_release_token(m);
             }
             break;
@@ -528,7 +527,7 @@ BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
     batch_result jr = m->jn ? batch__map_journal_batch(m, sl) : BATCH_OK;
     if (jr != BATCH_OK) {
         if (m->io_error == BATCH_OK) m->io_error = jr;
-        atomic_store(&m->stop, BATCH__MSTOP_IO);   /* the journal's failure outranks a halt or cancel */
+        atomic_store(&m->stop, BATCH__STOP_IO);   /* the journal's failure outranks a halt or cancel */
     }
     if (m->d.keep_batches) {   /* out of memory: later batches are not kept (the map goes on) */
         if (m->nrecs == m->caprecs) {
@@ -695,6 +694,7 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
     batch__mjob* m = sl->job;
     const batch_map_desc* d = &m->d;
     bool counted = false;   /* the last attempt's exec_ns is in busy_ns already */
+    uint64_t rng = 0;       /* seeded when a jittered retry first needs it */
     for (;;) {
         if (sl->retry_due) {
             /* a retry waits in slices of at most BATCH__RETRY_POLL_NS, so that a cancel or the
@@ -707,8 +707,7 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
                 break;   /* delivered as it is: FAILED, its last attempt's errors; the retry never ran */
             }
             if (now < sl->retry_due) {
-                uint64_t left = sl->retry_due - now;
-                if (batch__mslot_requeue(p, sl, left < BATCH__RETRY_POLL_NS ? left : BATCH__RETRY_POLL_NS)) return;
+                if (batch__mslot_requeue(p, sl, batch__retry_slice(sl->retry_due, now))) return;
             }
             sl->retry_due = 0;   /* due, or the delayed queue is out of memory: run now */
             sl->retries_used++;  /* a retry counts when it runs */
@@ -721,15 +720,11 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
         uint64_t now = batch_now_ns();
         if (batch__map_stopped(m, now)) { atomic_store_explicit(&m->cut, 1, memory_order_relaxed); break; }
         /* the whole batch again after base * 2^k (k: retries so far); it keeps its slot */
-        uint64_t delay = d->retry_base_ns;
-        for (int k = 0; k < sl->retries_used && delay < d->retry_max_ns; k++) delay *= 2;
-        if (delay > d->retry_max_ns) delay = d->retry_max_ns;
         batch__mutex_lock(&m->lock);
         m->s.busy_ns += sl->exec_ns;
         batch__mutex_unlock(&m->lock);
-        uint64_t due = now + (delay ? delay : 1);
-        if (m->deadline_ns && due > m->deadline_ns) due = m->deadline_ns;   /* wake to settle */
-        sl->retry_due = due;
+        sl->retry_due = batch__retry_due(d->retry_base_ns, d->retry_max_ns, d->retry_jitter != 0, sl->retries_used, now,
+                                         m->deadline_ns, &rng, (uint64_t)(uintptr_t)sl ^ sl->batch_index);
     }
     batch__mslot_done(m, sl, counted ? 0 : sl->exec_ns, 0);
 }
@@ -950,7 +945,7 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
         batch_result cr = batch__journal_close(m->jn);
         if (cr != BATCH_OK) {
             if (m->io_error == BATCH_OK) m->io_error = cr;
-            atomic_store(&m->stop, BATCH__MSTOP_IO);
+            atomic_store(&m->stop, BATCH__STOP_IO);
         }
         m->jn = NULL;
     }
@@ -962,15 +957,15 @@ BATCH__PRIVATE batch_result batch__map_finish(batch__mjob* m) {
     s->parallel_efficiency = s->wall_ns ? (double)s->busy_ns / ((double)s->wall_ns * m->threads) : 0.0;
     int stop = atomic_load(&m->stop);
     bool cut = s->unprocessed || (m->d.pull_fn && !m->input_done) || atomic_load(&m->cut);
-    if (stop == BATCH__MSTOP_CANCEL && cut) {
+    if (stop == BATCH__STOP_CANCEL && cut) {
         s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_CANCELLED;
-    } else if (stop == BATCH__MSTOP_DEADLINE) {   /* it had not finished by the deadline */
+    } else if (stop == BATCH__STOP_DEADLINE) {   /* it had not finished by the deadline */
         s->status = BATCH_JOB_CANCELLED; s->result = BATCH_ERR_TIMEOUT;
-    } else if (stop == BATCH__MSTOP_HALT) {
+    } else if (stop == BATCH__STOP_HALT) {
         s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_FAILED;
-    } else if (stop == BATCH__MSTOP_NOMEM) {
+    } else if (stop == BATCH__STOP_NOMEM) {
         s->status = BATCH_JOB_FAILED; s->result = BATCH_ERR_NOMEM;
-    } else if (stop == BATCH__MSTOP_IO) {
+    } else if (stop == BATCH__STOP_IO) {
         s->status = BATCH_JOB_FAILED; s->result = m->io_error;
     } else if (s->failed) {
         s->status = s->succeeded ? BATCH_JOB_PARTIAL_FAILURE : BATCH_JOB_FAILED;
@@ -1089,7 +1084,7 @@ BATCH__PRIVATE size_t batch__map_drop_ranges(batch__mjob* m, batch__range* out, 
     x->closed = true;
     if (cancel) {
         int e = 0;
-        atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_CANCEL);
+        atomic_compare_exchange_strong(&m->stop, &e, BATCH__STOP_CANCEL);
     }
     batch__map_unlock(m, batch__map_pump(m));
     return n;
@@ -1149,7 +1144,7 @@ BATCH__PRIVATE batch_result batch__map_job_wait(batch_job* pub, batch_job_summar
 BATCH__PRIVATE batch_result batch__map_job_cancel(batch_job* pub) {
     batch__mjob* m = (batch__mjob*)pub;
     int e = 0;
-    atomic_compare_exchange_strong(&m->stop, &e, BATCH__MSTOP_CANCEL);
+    atomic_compare_exchange_strong(&m->stop, &e, BATCH__STOP_CANCEL);
     /* from on_batch or pull_fn (the lock is ours): the pump that follows the callback stops */
     if (batch__tls_map_locked == pub) return BATCH_OK;
     /* wake a consumer so that it sees the end once the running batches are delivered */
@@ -1174,6 +1169,7 @@ BATCH__PRIVATE void batch__map_job_counts(batch_job* pub, batch_progress* out, u
 }
 
 static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__map_job_cancel, batch__map_job_free,
-                                                   batch__map_job_counts, batch__job_self_call };
+                                                   batch__map_job_counts, batch__job_self_call,
+                                                   NULL /* an item's context has its own message buffer */ };
 
 #endif /* BATCH__MAP_C */

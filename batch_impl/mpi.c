@@ -16,7 +16,7 @@
 #ifndef BATCH__MPI_C
 #define BATCH__MPI_C
 #ifndef BATCH_SINGLE_FILE
-#  include "report.c"
+#  include "map.c"
 #endif
 #if defined(BATCH_MPI)
 
@@ -200,8 +200,8 @@ BATCH__PRIVATE void batch__mpi_coordinate(batch__mpi* c, batch__mjob* coord) {
            one STOP. A cancel also takes back what was never handed out (not run). */
         if (batch__map_dispatch_over(coord)) {
             int stop = atomic_load(&coord->stop);
-            bool cancel = stop == BATCH__MSTOP_CANCEL || stop == BATCH__MSTOP_DEADLINE || stop == BATCH__MSTOP_IO ||
-                          stop == BATCH__MSTOP_NOMEM;
+            bool cancel = stop == BATCH__STOP_CANCEL || stop == BATCH__STOP_DEADLINE || stop == BATCH__STOP_IO ||
+                          stop == BATCH__STOP_NOMEM;
             while (cancel && queue) {
                 batch__mslot* sl = queue;
                 queue = sl->next;

@@ -3,6 +3,7 @@
 #ifndef BATCH__REPORT_C
 #define BATCH__REPORT_C
 #ifndef BATCH_SINGLE_FILE
+#  include "graph.c"
 #  include "map.c"
 #endif
 

@@ -3,7 +3,7 @@
 #ifndef BATCH__SIZING_C
 #define BATCH__SIZING_C
 #ifndef BATCH_SINGLE_FILE
-#  include "graph.c"
+#  include "internal.h"
 #endif
 
 typedef struct batch__sizing_value { batch_complexity cls; uint64_t cost_ns; } batch__sizing_value;

@@ -704,7 +704,35 @@ static void test_map_stop_semantics(void) {
     }
 }
 
+/* Map batch retries with jitter: a retried batch waits a random point of [base / 2, base]. */
+typedef struct jit_ctx { _Alignas(8) _Atomic uint64_t first_ns, second_ns; } jit_ctx;
+static int jit_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)it; (void)res;
+    jit_ctx* j = (jit_ctx*)u;
+    uint64_t now = batch_now_ns();
+    if (batch_ctx_attempt(ctx) == 0) { uint64_t z = 0; atomic_compare_exchange_strong(&j->first_ns, &z, now); return 3; }
+    uint64_t z = 0;
+    atomic_compare_exchange_strong(&j->second_ns, &z, now);
+    return 0;
+}
+static void test_map_retry_jitter(void) {
+    for (int w = 0; w <= 2; w++) {
+        batch_pool* p = make_pool(w == 0 ? BATCH_WORKERS_INLINE : w);
+        jit_ctx j;
+        atomic_init(&j.first_ns, 0);
+        atomic_init(&j.second_ns, 0);
+        batch_map_summary s;
+        CHECK_OK(batch_map_run(p, &(batch_map_desc){ .count = 1, .item_fn = jit_item, .user_data = &j, .batch_size = 1,
+                                                      .max_retries = 1, .retry_base_ns = 40000000u, .retry_jitter = 1 }, &s, NULL));
+        CHECK_EQ(s.retries, 1);
+        CHECK_EQ(s.succeeded, 1);
+        CHECK(atomic_load(&j.second_ns) - atomic_load(&j.first_ns) >= 20000000u);   /* at least half the base */
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
 #define MAP_TESTS \
+    { "map_retry_jitter", test_map_retry_jitter }, \
     { "map_stop_semantics", test_map_stop_semantics }, \
     { "map_failed_batch_counts", test_map_failed_batch_counts }, \
     { "map_permanent_and_own_job", test_map_permanent_and_own_job }, \

@@ -96,7 +96,34 @@ static void test_timed_wait_slices(void) {
 #define PLATFORM_THREAD_TESTS
 #endif
 
+/* job.c's one retry rule (graph tasks and map batches): base * 2^k capped at max, jitter in
+   the upper half of that delay, never past the deadline, at least 1 ns away. */
+static void test_retry_due(void) {
+    uint64_t rng = 0;
+    const uint64_t now = 1000000000u, ms = 1000000u;
+    CHECK_EQ(batch__retry_due(ms, 60000 * ms, false, 0, now, 0, &rng, 1), now + ms);
+    CHECK_EQ(batch__retry_due(ms, 60000 * ms, false, 3, now, 0, &rng, 1), now + 8 * ms);
+    CHECK_EQ(batch__retry_due(ms, 5 * ms, false, 10, now, 0, &rng, 1), now + 5 * ms);   /* capped */
+    CHECK_EQ(batch__retry_due(ms, 5 * ms, false, 1000, now, 0, &rng, 1), now + 5 * ms); /* no overflow */
+    CHECK_EQ(batch__retry_due(ms, 60000 * ms, false, 4, now, now + 3 * ms, &rng, 1), now + 3 * ms);   /* deadline */
+    CHECK_EQ(batch__retry_due(ms, 60000 * ms, false, 0, now, now, &rng, 1), now + 1);   /* deadline now: settle soon */
+    CHECK_EQ(batch__retry_due(0, 0, false, 0, now, 0, &rng, 1), now + 1);
+    CHECK_EQ(rng, 0);   /* no jitter: the generator is untouched */
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (int i = 0; i < 1000; i++) {
+        uint64_t d = batch__retry_due(16 * ms, 60000 * ms, true, 2, now, 0, &rng, 7) - now;   /* 64 ms: [32, 64] */
+        CHECK(d >= 32 * ms && d <= 64 * ms);
+        if (d < lo) lo = d;
+        if (d > hi) hi = d;
+    }
+    CHECK(rng != 0);
+    CHECK(lo < 36 * ms && hi > 60 * ms);   /* spread over the range */
+    CHECK_EQ(batch__retry_slice(now + 10 * ms, now), 10 * ms);
+    CHECK_EQ(batch__retry_slice(now + 10000 * ms, now), BATCH__RETRY_POLL_NS);
+}
+
 #define PLATFORM_TESTS \
+    { "retry_due", test_retry_due }, \
     { "result_strings", test_result_strings }, \
     { "clock_monotonic", test_clock_monotonic }, \
     { "task_clock", test_task_clock }, \
