@@ -926,242 +926,320 @@ BATCH__PRIVATE void batch__graph_ended_late(batch__job* job) {
     atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_DEADLINE);
 }
 
-/* Runs (or settles) node n, then every successor it makes ready: the first in place, the rest
-   through the pool (a wide task's through a range: see "wide tasks"); iterative, so any chain
-   uses constant stack. n may be NULL to walk the successor range [rb, re) only. */
-BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t rb, uint32_t re, bool pooled) {
-    batch_graph* g = job->g;
-    int worker = batch_pool_worker_index(job->pool);
-    bool shared;
-    batch__job_stats* st = batch__job_slot(job, worker, &shared);
-    uint64_t rng = 0;               /* seeded when a jittered retry first needs it */
-    batch__worker* self = batch__self(job->pool);
-    const bool times = job->times;
+/* ---- the run loop ----------------------------------------------------------------------------
+   batch__gnode_run runs (or settles) node n, then every successor it makes ready: the first in
+   place, the rest through the pool (a wide task's through a range: see "wide tasks"); iterative,
+   so any chain uses constant stack. n may be NULL to walk the successor range [rb, re) only.
+   Each round is four steps: take the next node, attempt it (or learn that it is cancelled,
+   skipped, journaled, parked or waiting for a retry), settle its outcome, release its
+   successors. The steps share the walk's state below; they are inlined into the loop. */
+typedef struct batch__walk_env {
+    batch__job* job;
+    batch_graph* g;
+    batch__worker* self;            /* NULL: not a worker of the job's pool */
+    batch__job_stats* st;           /* this thread's stats line, `shared` if others write it too */
+    int worker;
+    bool shared, times, pooled;
+    bool last_ran;                  /* the node just settled ran its function (not settled unrun) */
     /* the previous task's end is this one's start (one clock read): the previous task on this
        worker when the pool went straight from it to this one (batch__clock_take), then each
        task this loop runs in place */
-    uint64_t last_end = times && pooled ? batch__clock_take(self) : 0;
-    bool last_ran = false;
-    uint32_t overflow = BATCH__NO_NODE;   /* ready nodes the pool could not take */
-    unsigned ticks = 0;
+    uint64_t last_end;
+} batch__walk_env;
+/* The state the walk hands to the functions it calls (their addresses are taken): kept apart
+   from the environment above, which then stays in registers. */
+typedef struct batch__walk {
+    uint32_t overflow;              /* ready nodes the pool could not take */
+    uint32_t rb, re;                /* the successor range being walked */
+    uint32_t hold, held;            /* held releases of task `hold` */
+    unsigned skipped, ticks;
+    size_t nready;
     void* ready[BATCH__RELEASE_BULK];
-    size_t nready = 0;
-    uint32_t hold = BATCH__NO_NODE, held = 0;   /* held releases of task `hold` */
-    unsigned skipped = 0;
+} batch__walk;
+
+/* What the attempt step leaves to the loop. */
+enum { BATCH__WALK_SETTLE, BATCH__WALK_AWAY, BATCH__WALK_AGAIN };
+
+/* Take: the next node when the last one released none in place: a node the pool could not take,
+   the range, a paid hold. NULL: the walk is over. */
+BATCH__INLINE batch__gnode* batch__walk_take(batch__walk_env* e, batch__walk* w) {
     for (;;) {
-        if (!n) {   /* next: a node the pool could not take, the range, a paid hold */
-            if (overflow != BATCH__NO_NODE) {
-                n = batch__node(g, overflow);
-                overflow = n->next_local;
-                last_end = 0;
-            } else if (rb < re) {
-                n = batch__range_next(job, self, &rb, &re, &skipped, hold, &held, &overflow);
-                if (skipped) { skipped = 0; last_end = 0; }
-                if (!n && overflow != BATCH__NO_NODE) continue;   /* a paid hold readied a task the pool could not take */
+        batch__gnode* n = NULL;
+        if (w->overflow != BATCH__NO_NODE) {
+            n = batch__node(e->g, w->overflow);
+            w->overflow = n->next_local;
+            e->last_end = 0;
+        } else if (w->rb < w->re) {
+            n = batch__range_next(e->job, e->self, &w->rb, &w->re, &w->skipped, w->hold, &w->held, &w->overflow);
+            if (w->skipped) { w->skipped = 0; e->last_end = 0; }
+            if (!n && w->overflow != BATCH__NO_NODE) continue;   /* a paid hold readied a task the pool could not take */
+        }
+        if (!n && w->held) n = batch__hold_pay(e->job, w->hold, &w->held);
+        return n;
+    }
+}
+
+/* Before an attempt: held releases of a task n is not a predecessor of are paid first, and the
+   run's first visit of n resets what the last run left. */
+BATCH__INLINE void batch__walk_enter(batch__walk_env* e, batch__walk* w, batch__gnode* n) {
+    batch__job* job = e->job;
+    if (w->held && !batch__gnode_precedes(e->g, n, w->hold)) batch__hold_flush(job, w->hold, &w->held, &w->overflow);
+    e->last_ran = false;
+    if (n->epoch != job->epoch) {   /* the run reaches this task for the first time */
+        n->epoch = job->epoch;
+        n->job = job;
+        n->attempts = 0;
+        n->error = 0;
+        n->worker = -1;
+        n->t_start = n->t_end = 0;
+        n->retry_due = 0;
+        atomic_store_explicit(&n->output, NULL, memory_order_relaxed);
+        if (n->msg) n->msg[0] = 0;
+    }
+}
+
+/* Gives back a concurrency slot: the task it resumes goes to the pool (or the overflow list). */
+BATCH__INLINE void batch__walk_slot_release(batch__walk_env* e, batch__walk* w) {
+    batch__gnode* resumed = batch__slot_release(e->job);
+    if (resumed && !batch__gnode_submit(e->job, resumed, 0)) {
+        resumed->next_local = w->overflow;
+        w->overflow = resumed->idx;
+    }
+}
+
+/* Runs the task's function once: times, stats, the slot given back. Returns its code. */
+BATCH__INLINE int batch__walk_call(batch__walk_env* e, batch__walk* w, batch__gnode* n, bool* slot, int* msg_set) {
+    batch__job* job = e->job;
+    atomic_store_explicit(&n->status, BATCH_TASK_RUNNING, memory_order_relaxed);
+    if (n->attempts) {   /* a retry that runs: error and message will be its own */
+        batch__stat_add(&e->st->retried, 1, e->shared);
+        n->error = 0;
+        if (n->msg) n->msg[0] = 0;
+    }
+    batch_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.pool = job->pool;
+    ctx.task = n;
+    ctx.worker = e->worker;
+    ctx.attempt = n->attempts;
+    ctx.stop = &job->stop;
+    ctx.deadline_ns = job->deadline_ns;
+    ctx.owner = (batch_job*)job;
+    uint64_t start = e->times ? (e->last_end ? e->last_end : batch__ticks(job->tsc)) : 0;
+    if (start && start < job->launch_tick) start = job->launch_tick;   /* never before the run (reports subtract) */
+    batch__stat_add(&e->st->running, 1, e->shared);
+    uint64_t seq0 = e->self ? e->self->seq : 0;
+    int rc = n->fn ? n->fn(&ctx, n->user) : 0;
+    /* relaxed: read after the job's latch, like the counters */
+    if (e->self && e->self->seq != seq0) atomic_store_explicit(&e->st->nested, 1, memory_order_relaxed);
+    batch__stat_add(&e->st->running, UINT64_MAX, e->shared);   /* - 1 */
+    uint64_t end = e->times ? batch__ticks(job->tsc) : 0;
+    if (end < start) end = start;   /* TSCs of two cores out of step, the thread moved */
+    e->last_end = end;
+    e->last_ran = true;
+    n->t_start = start;
+    n->t_end = end;
+    n->attempts++;
+    n->worker = (int16_t)e->worker;
+    if (e->times) {
+        batch__stat_add(&e->st->busy, end - start, e->shared);
+        batch__stat_max(&e->st->last_end, end, e->shared);
+    }
+    if (*slot) { *slot = false; batch__walk_slot_release(e, w); }
+    *msg_set = ctx.msg_set;
+    return rc;
+}
+
+/* Attempt: decides n's outcome, running its function if it may run. BATCH__WALK_SETTLE with
+   *outcome; BATCH__WALK_AWAY when n left the walk (queued for its retry, parked for a slot);
+   BATCH__WALK_AGAIN when it failed and waits for a retry (the next round queues the wait). */
+BATCH__INLINE int batch__walk_attempt(batch__walk_env* e, batch__walk* w, batch__gnode* n, batch_task_status* outcome) {
+    batch__job* job = e->job;
+    if (n->journaled) {   /* done in an earlier process: settled as the journal says */
+        *outcome = (batch_task_status)n->journaled;
+        if (*outcome == BATCH_TASK_FAILED && job->policy == BATCH_POLICY_FAIL_FAST) {
+            int expected = BATCH__STOP_NONE;
+            atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_FAIL_FAST);
+        }
+        return BATCH__WALK_SETTLE;
+    }
+    bool slot = false, journal_it = false;
+    if (n->flags & BATCH__NF_SLOT) { n->flags &= (uint8_t)~BATCH__NF_SLOT; slot = true; }
+    /* relaxed: ordered after the predecessors' writes by the acq_rel release of pending */
+    uint8_t poison = atomic_load_explicit(&n->poison, memory_order_relaxed);
+    int stop = atomic_load_explicit(&job->stop, memory_order_relaxed);
+    if (!stop && job->deadline_ns && batch_now_ns() >= job->deadline_ns) {
+        int expected = BATCH__STOP_NONE;
+        atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_DEADLINE);
+        stop = 1;
+    }
+    if (n->retry_due) {   /* the wait goes to the pool's delayed queue, in slices */
+        uint64_t now = batch_now_ns();
+        if (!stop && now < n->retry_due && batch__gnode_submit(job, n, batch__retry_slice(n->retry_due, now))) {
+            e->last_end = 0;
+            return BATCH__WALK_AWAY;
+        }
+        n->retry_due = 0;   /* due, stopped, or the delayed queue is out of memory: now */
+    }
+    if (stop || (poison & BATCH__POISON_CANCEL)) {
+        /* a task that failed and was waiting for a retry stays FAILED */
+        *outcome = n->attempts ? BATCH_TASK_FAILED : BATCH_TASK_CANCELLED;
+        if (n->attempts && stop) atomic_store_explicit(&job->cut, 1, memory_order_relaxed);
+    } else if (poison & BATCH__POISON_SKIP) {
+        *outcome = BATCH_TASK_SKIPPED;
+    } else {
+        if (job->max_conc && !slot) {
+            if (!batch__slot_acquire(job, n)) { e->last_end = 0; return BATCH__WALK_AWAY; }   /* parked */
+            slot = true;
+        }
+        int msg_set = 0;
+        int rc = batch__walk_call(e, w, n, &slot, &msg_set);
+        if (rc != 0) {
+            n->error = rc;
+            if (n->attempts <= n->max_retries && !(msg_set & BATCH__MSG_PERMANENT) &&
+                !atomic_load_explicit(&job->stop, memory_order_relaxed)) {
+                atomic_store_explicit(&n->status, BATCH_TASK_QUEUED, memory_order_relaxed);
+                uint64_t rng = 0;   /* jitter: seeded from the task and the clock */
+                n->retry_due = batch__retry_due((uint64_t)n->retry_base_us * 1000u, (uint64_t)n->retry_max_us * 1000u,
+                                                (n->flags & BATCH__NF_JITTER) != 0, n->attempts - 1, batch_now_ns(),
+                                                job->deadline_ns, &rng, (uint64_t)(uintptr_t)n);
+                return BATCH__WALK_AGAIN;
             }
-            if (!n && held) n = batch__hold_pay(job, hold, &held);
-            if (!n) break;
-        }
-        if (held && !batch__gnode_precedes(g, n, hold)) batch__hold_flush(job, hold, &held, &overflow);   /* n is not one of hold's: pay first */
-        last_ran = false;
-        if (n->epoch != job->epoch) {   /* the run reaches this task for the first time */
-            n->epoch = job->epoch;
-            n->job = job;
-            n->attempts = 0;
-            n->error = 0;
-            n->worker = -1;
-            n->t_start = n->t_end = 0;
-            n->retry_due = 0;
-            atomic_store_explicit(&n->output, NULL, memory_order_relaxed);
-            if (n->msg) n->msg[0] = 0;
-        }
-        bool slot = false, journal_it = false;
-        batch_task_status outcome;
-        if (n->journaled) {   /* done in an earlier process: settled as the journal says */
-            outcome = (batch_task_status)n->journaled;
-            if (outcome == BATCH_TASK_FAILED && job->policy == BATCH_POLICY_FAIL_FAST) {
+            *outcome = BATCH_TASK_FAILED;
+            journal_it = true;   /* retries exhausted: final (a stop that cuts retries is not) */
+            if (job->policy == BATCH_POLICY_FAIL_FAST) {
                 int expected = BATCH__STOP_NONE;
                 atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_FAIL_FAST);
             }
-            goto settle;
-        }
-        if (n->flags & BATCH__NF_SLOT) { n->flags &= (uint8_t)~BATCH__NF_SLOT; slot = true; }
-        /* relaxed: ordered after the predecessors' writes by the acq_rel release of pending */
-        uint8_t poison = atomic_load_explicit(&n->poison, memory_order_relaxed);
-        int stop = atomic_load_explicit(&job->stop, memory_order_relaxed);
-        if (!stop && job->deadline_ns && batch_now_ns() >= job->deadline_ns) {
-            int expected = BATCH__STOP_NONE;
-            atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_DEADLINE);
-            stop = 1;
-        }
-        if (n->retry_due) {
-            /* a retry waits in slices of at most BATCH__RETRY_POLL_NS, so that a cancel or a
-               deadline does not wait for a long backoff */
-            uint64_t now = batch_now_ns();
-            if (!stop && now < n->retry_due) {
-                if (batch__gnode_submit(job, n, batch__retry_slice(n->retry_due, now))) { last_end = 0; n = NULL; continue; }
-            }
-            n->retry_due = 0;
-        }
-        if (stop || (poison & BATCH__POISON_CANCEL)) {
-            /* a task that failed and was waiting for a retry stays FAILED */
-            outcome = n->attempts ? BATCH_TASK_FAILED : BATCH_TASK_CANCELLED;
-            if (n->attempts && stop) atomic_store_explicit(&job->cut, 1, memory_order_relaxed);
-        } else if (poison & BATCH__POISON_SKIP) {
-            outcome = BATCH_TASK_SKIPPED;
         } else {
-            if (job->max_conc && !slot) {
-                if (!batch__slot_acquire(job, n)) { last_end = 0; n = NULL; continue; }   /* parked */
-                slot = true;
-            }
-            atomic_store_explicit(&n->status, BATCH_TASK_RUNNING, memory_order_relaxed);
-            if (n->attempts) {   /* a retry that runs: error and message will be its own */
-                batch__stat_add(&st->retried, 1, shared);
-                n->error = 0;
-                if (n->msg) n->msg[0] = 0;
-            }
-            batch_ctx ctx;
-            memset(&ctx, 0, sizeof ctx);
-            ctx.pool = job->pool;
-            ctx.task = n;
-            ctx.worker = worker;
-            ctx.attempt = n->attempts;
-            ctx.stop = &job->stop;
-            ctx.deadline_ns = job->deadline_ns;
-            ctx.owner = (batch_job*)job;
-            uint64_t start = times ? (last_end ? last_end : batch__ticks(job->tsc)) : 0;
-            if (start && start < job->launch_tick) start = job->launch_tick;   /* never before the run (reports subtract) */
-            batch__stat_add(&st->running, 1, shared);
-            uint64_t seq0 = self ? self->seq : 0;
-            int rc = n->fn ? n->fn(&ctx, n->user) : 0;
-            /* relaxed: read after the job's latch, like the counters */
-            if (self && self->seq != seq0) atomic_store_explicit(&st->nested, 1, memory_order_relaxed);
-            batch__stat_add(&st->running, UINT64_MAX, shared);   /* - 1 */
-            uint64_t end = times ? batch__ticks(job->tsc) : 0;
-            if (end < start) end = start;   /* TSCs of two cores out of step, the thread moved */
-            last_end = end;
-            last_ran = true;
-            n->t_start = start;
-            n->t_end = end;
-            n->attempts++;
-            n->worker = (int16_t)worker;
-            if (times) {
-                batch__stat_add(&st->busy, end - start, shared);
-                batch__stat_max(&st->last_end, end, shared);
-            }
-            if (slot) {
-                slot = false;
-                batch__gnode* resumed = batch__slot_release(job);
-                if (resumed && !batch__gnode_submit(job, resumed, 0)) {
-                    resumed->next_local = overflow;
-                    overflow = resumed->idx;
-                }
-            }
-            if (rc != 0) {
-                n->error = rc;
-                if (n->attempts <= n->max_retries && !(ctx.msg_set & BATCH__MSG_PERMANENT) &&
-                    !atomic_load_explicit(&job->stop, memory_order_relaxed)) {
-                    atomic_store_explicit(&n->status, BATCH_TASK_QUEUED, memory_order_relaxed);
-                    n->retry_due = batch__retry_due((uint64_t)n->retry_base_us * 1000u, (uint64_t)n->retry_max_us * 1000u,
-                                                    (n->flags & BATCH__NF_JITTER) != 0, n->attempts - 1, batch_now_ns(),
-                                                    job->deadline_ns, &rng, (uint64_t)(uintptr_t)n);
-                    continue;   /* the top of the loop queues the wait (or, out of memory, retries here) */
-                }
-                outcome = BATCH_TASK_FAILED;
-                journal_it = true;   /* retries exhausted: final (a stop that cuts retries is not) */
-                if (job->policy == BATCH_POLICY_FAIL_FAST) {
-                    int expected = BATCH__STOP_NONE;
-                    atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_FAIL_FAST);
-                }
-            } else {
-                outcome = BATCH_TASK_COMPLETED;
-                journal_it = true;
-            }
+            *outcome = BATCH_TASK_COMPLETED;
+            journal_it = true;
         }
-        if (journal_it && job->jn && !batch__graph_journal_task(job, n, outcome)) {
-            int expected = BATCH__STOP_NONE;   /* the journal cannot follow: stop the job */
-            atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_IO);
+    }
+    if (journal_it && job->jn && !batch__graph_journal_task(job, n, *outcome)) {
+        int expected = BATCH__STOP_NONE;   /* the journal cannot follow: stop the job */
+        atomic_compare_exchange_strong(&job->stop, &expected, BATCH__STOP_IO);
+    }
+    if (BATCH__UNLIKELY(job->deadline_ns != 0) && e->last_ran) batch__graph_ended_late(job);
+    if (slot) batch__walk_slot_release(e, w);   /* settled without running, holding a handed-over slot */
+    return BATCH__WALK_SETTLE;
+}
+
+/* Settle: the outcome is n's status and counted. */
+BATCH__INLINE void batch__walk_settle(batch__walk_env* e, batch__gnode* n, batch_task_status outcome) {
+    atomic_store_explicit(&n->status, (uint8_t)outcome, memory_order_relaxed);
+    if (e->times && n->attempts && n->t_start)   /* for the peak concurrency, at wait */
+        batch__ran_link(e->g, e->st, e->shared, n->worker != e->worker, n);
+    switch (outcome) {
+        case BATCH_TASK_COMPLETED: batch__stat_add(&e->st->completed, 1, e->shared); break;
+        case BATCH_TASK_FAILED: batch__stat_add(&e->st->failed, 1, e->shared); break;
+        case BATCH_TASK_SKIPPED: batch__stat_add(&e->st->skipped, 1, e->shared); break;
+        default: batch__stat_add(&e->st->cancelled, 1, e->shared); break;
+    }
+}
+
+/* Release, for one successor s (index k1) of a settled node: its failure mark, its count of
+   pending predecessors; when it becomes ready, the first goes to *first (run in place), the
+   others to the pool. */
+BATCH__INLINE void batch__walk_release_one(batch__walk_env* e, batch__walk* w, uint32_t k1, uint8_t prop, batch__gnode** first) {
+    batch__job* job = e->job;
+    batch_graph* g = e->g;
+    batch__gnode* s = batch__node(g, k1);
+    /* relaxed: published by the acq_rel decrement below */
+    if (prop) atomic_fetch_or_explicit(&s->poison, prop, memory_order_relaxed);
+    /* acq_rel: the last predecessor to finish sees every predecessor's writes (acquire) and
+       publishes its own to the successor it releases (release). A sole predecessor needs no
+       RMW (nothing to order against), and leaving pending at 1 leaves it ready for the next run. */
+    uint32_t np = g->pred_off[k1 + 1] - g->pred_off[k1];
+    bool now_ready;
+    if (np == 1) now_ready = true;
+    else if (!prop && np >= BATCH__HOLD_MIN && (!w->held || w->hold == k1)) { w->hold = k1; w->held++; now_ready = false; }
+    else now_ready = atomic_fetch_sub_explicit(&s->pending, 1, memory_order_acq_rel) == 1;
+    if (!now_ready) return;
+    s->job = job;   /* only the last predecessor writes it; the queue publishes it */
+    if (!*first) *first = s;
+    else if (e->self && (s->level == BATCH__LEVEL_RUN ? job->level : s->level) == BATCH__LEVEL_NORMAL) {
+        w->ready[w->nready++] = s;   /* queued in bulk: one counter RMW, one wake-up */
+        if (w->nready == BATCH__RELEASE_BULK) batch__gnode_flush(job, e->self, w->ready, &w->nready, &w->overflow);
+    } else if (!batch__gnode_submit(job, s, 0)) {
+        s->next_local = w->overflow;
+        w->overflow = s->idx;
+    }
+}
+
+/* Release: n's successors (a wide task's as a range), its progress events; returns the node to
+   run next in place, or NULL. */
+BATCH__INLINE batch__gnode* batch__walk_release(batch__walk_env* e, batch__walk* w, batch__gnode* n, batch_task_status outcome) {
+    batch__job* job = e->job;
+    batch_graph* g = e->g;
+    uint8_t prop = outcome == BATCH_TASK_COMPLETED ? 0
+                 : outcome == BATCH_TASK_CANCELLED ? BATCH__POISON_CANCEL : BATCH__POISON_SKIP;
+    uint32_t idx = n->idx;
+    /* settled: every predecessor is done with these, so they are reset for the next run
+       (published to it by the latch: its launch comes after a wait) */
+    atomic_store_explicit(&n->poison, 0, memory_order_relaxed);
+    atomic_store_explicit(&n->pending, g->pred_off[idx + 1] - g->pred_off[idx], memory_order_relaxed);
+    batch__gnode* first = NULL;
+    uint32_t b = g->succ_off[idx], end = g->succ_off[idx + 1];
+    bool ranged = false;
+    /* ranges at the normal level only: halves are NORMAL deque tasks */
+    if (!prop && e->self && end - b >= BATCH__RANGE_MIN && job->level == BATCH__LEVEL_NORMAL) {
+        if (w->rb >= w->re) {   /* walked here; a half for every other worker at once */
+            w->rb = b;
+            w->re = end;
+            for (int k = 1; k < job->pool->nworkers && w->re - w->rb >= 2; k *= 2)
+                if (!batch__range_split(job, e->self, w->rb, &w->re)) break;
+            ranged = true;
+        } else {
+            ranged = batch__push_range(job, e->self, b, end);
         }
-        if (BATCH__UNLIKELY(job->deadline_ns != 0) && last_ran) batch__graph_ended_late(job);
-        if (slot) {   /* settled without running, holding a handed-over slot: pass it on */
-            batch__gnode* resumed = batch__slot_release(job);
-            if (resumed && !batch__gnode_submit(job, resumed, 0)) {
-                resumed->next_local = overflow;
-                overflow = resumed->idx;
-            }
-        }
-    settle:
-        atomic_store_explicit(&n->status, (uint8_t)outcome, memory_order_relaxed);
-        if (times && n->attempts && n->t_start) {   /* for the peak concurrency, at wait */
-            batch__ran_link(g, st, shared, n->worker != worker, n);
-        }
-        switch (outcome) {
-            case BATCH_TASK_COMPLETED: batch__stat_add(&st->completed, 1, shared); break;
-            case BATCH_TASK_FAILED: batch__stat_add(&st->failed, 1, shared); break;
-            case BATCH_TASK_SKIPPED: batch__stat_add(&st->skipped, 1, shared); break;
-            default: batch__stat_add(&st->cancelled, 1, shared); break;
-        }
-        {
-            uint8_t prop = outcome == BATCH_TASK_COMPLETED ? 0
-                         : outcome == BATCH_TASK_CANCELLED ? BATCH__POISON_CANCEL : BATCH__POISON_SKIP;
-            uint32_t idx = n->idx;
-            /* settled: every predecessor is done with these, so they are reset for the next run
-               (published to it by the latch: its launch comes after a wait) */
-            atomic_store_explicit(&n->poison, 0, memory_order_relaxed);
-            atomic_store_explicit(&n->pending, g->pred_off[idx + 1] - g->pred_off[idx], memory_order_relaxed);
-            batch__gnode* first = NULL;
-            uint32_t b = g->succ_off[idx], e = g->succ_off[idx + 1];
-            bool ranged = false;
-            /* ranges at the normal level only: halves are NORMAL deque tasks */
-            if (!prop && self && e - b >= BATCH__RANGE_MIN && job->level == BATCH__LEVEL_NORMAL) {
-                if (rb >= re) {   /* walked here; a half for every other worker at once */
-                    rb = b;
-                    re = e;
-                    for (int w = 1; w < job->pool->nworkers && re - rb >= 2; w *= 2)
-                        if (!batch__range_split(job, self, rb, &re)) break;
-                    ranged = true;
-                } else {
-                    ranged = batch__push_range(job, self, b, e);
-                }
-            }
-            for (uint32_t k = ranged ? e : b; k < e; k++) {
-                batch__gnode* s = batch__node(g, g->succ[k]);
-                /* relaxed: published by the acq_rel decrement below */
-                if (prop) atomic_fetch_or_explicit(&s->poison, prop, memory_order_relaxed);
-                /* acq_rel: the last predecessor to finish sees every predecessor's writes
-                   (acquire) and publishes its own to the successor it releases (release).
-                   A sole predecessor needs no RMW (nothing to order against), and leaving
-                   pending at 1 leaves it ready for the next run. */
-                uint32_t k1 = g->succ[k], np = g->pred_off[k1 + 1] - g->pred_off[k1];
-                bool now_ready;
-                if (np == 1) now_ready = true;
-                else if (!prop && np >= BATCH__HOLD_MIN && (!held || hold == k1)) { hold = k1; held++; now_ready = false; }
-                else now_ready = atomic_fetch_sub_explicit(&s->pending, 1, memory_order_acq_rel) == 1;
-                if (now_ready) {
-                    s->job = job;   /* only the last predecessor writes it; the queue publishes it */
-                    if (!first) first = s;
-                    else if (self && (s->level == BATCH__LEVEL_RUN ? job->level : s->level) == BATCH__LEVEL_NORMAL) {
-                        ready[nready++] = s;   /* queued in bulk: one counter RMW, one wake-up */
-                        if (nready == BATCH__RELEASE_BULK) batch__gnode_flush(job, self, ready, &nready, &overflow);
-                    } else if (!batch__gnode_submit(job, s, 0)) {
-                        s->next_local = overflow;
-                        overflow = s->idx;
-                    }
-                }
-            }
-            if (nready) batch__gnode_flush(job, self, ready, &nready, &overflow);
-            if (job->head.prog.fn && !n->journaled) batch__gnode_events(job, n, outcome, last_end && job->tsc ? batch_now_ns() : last_end, &ticks);
-            /* urgent (CRITICAL, HIGH) work waits in the pool: the successor goes to the queue of
-               its level and this worker back to the pool, which takes urgent work first */
-            if (first && pooled && (atomic_load_explicit(&job->pool->inj_mask, memory_order_relaxed) & batch__urgent_mask(job)) &&
-                batch__gnode_submit(job, first, 0))
-                first = NULL;
-            n = first;
-        }
+    }
+    for (uint32_t k = ranged ? end : b; k < end; k++) batch__walk_release_one(e, w, g->succ[k], prop, &first);
+    if (w->nready) batch__gnode_flush(job, e->self, w->ready, &w->nready, &w->overflow);
+    if (job->head.prog.fn && !n->journaled)
+        batch__gnode_events(job, n, outcome, e->last_end && job->tsc ? batch_now_ns() : e->last_end, &w->ticks);
+    /* urgent (CRITICAL, HIGH) work waits in the pool: the successor goes to the queue of its
+       level and this worker back to the pool, which takes urgent work first */
+    if (first && e->pooled && (atomic_load_explicit(&job->pool->inj_mask, memory_order_relaxed) & batch__urgent_mask(job)) &&
+        batch__gnode_submit(job, first, 0))
+        first = NULL;
+    return first;
+}
+
+BATCH__PRIVATE void batch__gnode_run(batch__job* job, batch__gnode* n, uint32_t rb, uint32_t re, bool pooled) {
+    batch__walk_env e;
+    e.job = job;
+    e.g = job->g;
+    e.worker = batch_pool_worker_index(job->pool);
+    bool shared;   /* a local: the environment's address is never taken outside the loop's steps */
+    e.st = batch__job_slot(job, e.worker, &shared);
+    e.shared = shared;
+    e.self = batch__self(job->pool);
+    e.times = job->times;
+    e.pooled = pooled;
+    e.last_ran = false;
+    e.last_end = e.times && pooled ? batch__clock_take(e.self) : 0;
+    batch__walk w;
+    w.overflow = BATCH__NO_NODE;
+    w.rb = rb;
+    w.re = re;
+    w.hold = BATCH__NO_NODE;
+    w.held = 0;
+    w.skipped = w.ticks = 0;
+    w.nready = 0;
+    for (;;) {
+        if (!n && !(n = batch__walk_take(&e, &w))) break;
+        batch__walk_enter(&e, &w, n);
+        batch_task_status outcome = BATCH_TASK_PENDING;
+        int step = batch__walk_attempt(&e, &w, n, &outcome);
+        if (step == BATCH__WALK_AWAY) { n = NULL; continue; }
+        if (step == BATCH__WALK_AGAIN) continue;   /* the next round queues the retry's wait */
+        batch__walk_settle(&e, n, outcome);
+        n = batch__walk_release(&e, &w, n, outcome);
     }
     /* hand the last end on only if this call's last node ran and nothing slow came after its
        clock read (a progress callback, a journal write) */
-    if (times && pooled && last_end && last_ran && !job->head.prog.fn && !job->jn) batch__clock_put(self, last_end);
+    if (e.times && pooled && e.last_end && e.last_ran && !job->head.prog.fn && !job->jn) batch__clock_put(e.self, e.last_end);
 }
 
 /* batch__gnode_run, and on a thread that is not one of the pool's workers (an inline pool, the
