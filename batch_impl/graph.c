@@ -496,43 +496,40 @@ BATCH__PRIVATE void batch__describe_cycle(batch_graph* g, const uint32_t* indeg,
     }
 }
 
-/* Builds the CSR form and checks for cycles; a no-op when nothing changed. The successor lists
-   are the previous CSR's (edges validated before) followed by the edges added since, bucketed by
-   source in one counting pass; a duplicate edge counts once (a per-target mark of the last
-   source that listed it, so each list keeps its first-seen order); predecessor lists come out
-   sorted by source. O(N + E), and no O(E) scratch beyond the CSR itself. */
-BATCH__PRIVATE batch_result batch__graph_finalize(batch_graph* g) {
-    if (!g->dirty && g->succ_off) return g->has_cycle ? BATCH_ERR_CYCLE : BATCH_OK;
+/* The four arrays of a graph's CSR form (successor and predecessor lists with their offsets). */
+typedef struct batch__csr { uint32_t *succ_off, *pred_off, *succ, *pred; } batch__csr;
+
+/* CSR arrays for n tasks and e edges: a cleared graph's spare ones when they are big enough,
+   else new ones. False (nothing held) when out of memory. */
+BATCH__PRIVATE bool batch__csr_alloc(batch_graph* g, batch__csr* c, size_t n, size_t e, bool fresh) {
     void* ctx = g->alloc_ctx;
-    size_t n = (size_t)g->nnodes;
-    size_t ne = g->nedges, old_n = g->succ_off ? g->csr_n : 0;
-    size_t e = (old_n ? g->succ_off[old_n] : 0) + ne;
-    if (e >= UINT32_MAX) return BATCH_ERR_NOMEM;   /* offsets are 32-bit */
-    uint32_t *succ_off, *pred_off, *succ, *pred;
-    if (g->spare[0] && !old_n && n <= g->spare_n && e <= g->spare_e) {   /* a cleared graph's */
-        succ_off = g->spare[0]; pred_off = g->spare[1]; succ = g->spare[2]; pred = g->spare[3];
+    if (g->spare[0] && fresh && n <= g->spare_n && e <= g->spare_e) {
+        c->succ_off = g->spare[0]; c->pred_off = g->spare[1]; c->succ = g->spare[2]; c->pred = g->spare[3];
         for (int i = 0; i < 4; i++) g->spare[i] = NULL;
         g->spare_n = g->spare_e = 0;
-    } else {
-        batch__graph_free_spare(g);
-        succ_off = (uint32_t*)BATCH__BIG_MALLOC((n + 1) * sizeof(uint32_t), ctx);
-        pred_off = (uint32_t*)BATCH__BIG_MALLOC((n + 1) * sizeof(uint32_t), ctx);
-        succ = (uint32_t*)BATCH__BIG_MALLOC((e ? e : 1) * sizeof(uint32_t), ctx);
-        pred = (uint32_t*)BATCH__BIG_MALLOC((e ? e : 1) * sizeof(uint32_t), ctx);
+        return true;
     }
-    uint32_t* work = (uint32_t*)BATCH__BIG_MALLOC((n ? n : 1) * sizeof(uint32_t), ctx);   /* cursors, marks, in-degrees */
-    uint32_t* queue = (uint32_t*)BATCH__BIG_MALLOC((n ? n : 1) * sizeof(uint32_t), ctx);
-    if (!succ_off || !pred_off || !succ || !pred || !work || !queue) {
-        if (succ_off) BATCH_FREE(succ_off, ctx);
-        if (pred_off) BATCH_FREE(pred_off, ctx);
-        if (succ) BATCH_FREE(succ, ctx);
-        if (pred) BATCH_FREE(pred, ctx);
-        if (work) BATCH_FREE(work, ctx);
-        if (queue) BATCH_FREE(queue, ctx);
-        return BATCH_ERR_NOMEM;
-    }
+    batch__graph_free_spare(g);
+    c->succ_off = (uint32_t*)BATCH__BIG_MALLOC((n + 1) * sizeof(uint32_t), ctx);
+    c->pred_off = (uint32_t*)BATCH__BIG_MALLOC((n + 1) * sizeof(uint32_t), ctx);
+    c->succ = (uint32_t*)BATCH__BIG_MALLOC((e ? e : 1) * sizeof(uint32_t), ctx);
+    c->pred = (uint32_t*)BATCH__BIG_MALLOC((e ? e : 1) * sizeof(uint32_t), ctx);
+    if (c->succ_off && c->pred_off && c->succ && c->pred) return true;
+    if (c->succ_off) BATCH_FREE(c->succ_off, ctx);
+    if (c->pred_off) BATCH_FREE(c->pred_off, ctx);
+    if (c->succ) BATCH_FREE(c->succ, ctx);
+    if (c->pred) BATCH_FREE(c->pred, ctx);
+    return false;
+}
+
+/* Successor lists: the previous CSR's (old_n tasks) then the edges added since, bucketed by
+   source in one counting pass, each list de-duplicated in place (work[t] = 1 + the last source
+   that listed t: a duplicate, counted at add, is taken off its target's pending count). Returns
+   the number of edges kept. work: n scratch words. */
+BATCH__PRIVATE uint32_t batch__csr_successors(batch_graph* g, const batch__csr* c, size_t n, size_t old_n, uint32_t* work) {
+    uint32_t *succ_off = c->succ_off, *succ = c->succ;
     const uint64_t* ed = g->edges;
-    /* successors: count per source, offsets, then old lists and new edges into their buckets */
+    size_t ne = g->nedges;
     memset(succ_off, 0, (n + 1) * sizeof(uint32_t));
     for (size_t x = 0; x < old_n; x++) succ_off[x + 1] = g->succ_off[x + 1] - g->succ_off[x];
     for (size_t i = 0; i < ne; i++) succ_off[(ed[i] >> 32) + 1]++;
@@ -544,7 +541,6 @@ BATCH__PRIVATE batch_result batch__graph_finalize(batch_graph* g) {
         work[x] += len;
     }
     for (size_t i = 0; i < ne; i++) succ[work[ed[i] >> 32]++] = (uint32_t)ed[i];
-    /* de-duplicate each list in place (work[t] = 1 + the last source that listed t) */
     memset(work, 0, (n ? n : 1) * sizeof(uint32_t));
     uint32_t w = 0, begin = 0;
     for (size_t x = 0; x < n; x++) {
@@ -554,49 +550,81 @@ BATCH__PRIVATE batch_result batch__graph_finalize(batch_graph* g) {
             uint32_t t = succ[k];
             if (work[t] != (uint32_t)x + 1) { work[t] = (uint32_t)x + 1; succ[w++] = t; }
             else atomic_store_explicit(&batch__node(g, t)->pending, atomic_load_explicit(&batch__node(g, t)->pending, memory_order_relaxed) - 1,
-                                       memory_order_relaxed);   /* a duplicate was counted at add */
+                                       memory_order_relaxed);
         }
         begin = end;
     }
     succ_off[n] = w;
-    e = w;
-    /* predecessors: count per target, offsets, scatter in source order */
-    memset(pred_off, 0, (n + 1) * sizeof(uint32_t));
-    for (size_t k = 0; k < e; k++) pred_off[succ[k] + 1]++;
-    for (size_t x = 0; x < n; x++) pred_off[x + 1] += pred_off[x];
-    for (size_t x = 0; x < n; x++) work[x] = pred_off[x];
+    return w;
+}
+
+/* Predecessor lists from the successor lists: count per target, offsets, scatter in source
+   order (so each list is sorted by source). */
+BATCH__PRIVATE void batch__csr_predecessors(const batch__csr* c, size_t n, uint32_t e, uint32_t* work) {
+    memset(c->pred_off, 0, (n + 1) * sizeof(uint32_t));
+    for (size_t k = 0; k < e; k++) c->pred_off[c->succ[k] + 1]++;
+    for (size_t x = 0; x < n; x++) c->pred_off[x + 1] += c->pred_off[x];
+    for (size_t x = 0; x < n; x++) work[x] = c->pred_off[x];
     for (size_t x = 0; x < n; x++)
-        for (uint32_t k = succ_off[x]; k < succ_off[x + 1]; k++) pred[work[succ[k]]++] = (uint32_t)x;
+        for (uint32_t k = c->succ_off[x]; k < c->succ_off[x + 1]; k++) c->pred[work[c->succ[k]]++] = (uint32_t)x;
+}
+
+/* The roots (tasks without predecessors, in index order) at the head of queue; their number. */
+BATCH__PRIVATE size_t batch__graph_roots(const batch_graph* g, uint32_t* queue) {
+    size_t nroots = 0;
+    for (size_t i = 0; i < g->csr_n; i++) if (g->pred_off[i + 1] == g->pred_off[i]) queue[nroots++] = (uint32_t)i;
+    return nroots;
+}
+
+/* Kahn's algorithm from the roots: a cycle leaves tasks it could not remove, and is then named
+   in g->cycle_msg. queue holds the roots on entry and again on return; work: n scratch words. */
+BATCH__PRIVATE void batch__graph_check_cycle(batch_graph* g, uint32_t* queue, size_t nroots, uint32_t* work) {
+    size_t n = g->csr_n, head = 0, tail = nroots;
+    uint32_t* indeg = work;
+    for (size_t i = 0; i < n; i++) indeg[i] = g->pred_off[i + 1] - g->pred_off[i];
+    while (head < tail) {
+        uint32_t x = queue[head++];
+        for (uint32_t k = g->succ_off[x]; k < g->succ_off[x + 1]; k++)
+            if (--indeg[g->succ[k]] == 0) queue[tail++] = g->succ[k];
+    }
+    g->has_cycle = tail < n;
+    if (!g->has_cycle) return;
+    uint32_t* onpath = (uint32_t*)BATCH_MALLOC(n * sizeof(uint32_t), g->alloc_ctx);
+    if (onpath) { batch__describe_cycle(g, indeg, queue, onpath); BATCH_FREE(onpath, g->alloc_ctx); }
+    else snprintf(g->cycle_msg, sizeof g->cycle_msg, "cycle (no memory to name it)");
+    batch__graph_roots(g, queue);   /* the walk overwrote the queue */
+}
+
+/* Builds the CSR form and checks for cycles; a no-op when nothing changed. O(N + E), and no O(E)
+   scratch beyond the CSR itself. */
+BATCH__PRIVATE batch_result batch__graph_finalize(batch_graph* g) {
+    if (!g->dirty && g->succ_off) return g->has_cycle ? BATCH_ERR_CYCLE : BATCH_OK;
+    void* ctx = g->alloc_ctx;
+    size_t n = (size_t)g->nnodes;
+    size_t old_n = g->succ_off ? g->csr_n : 0;
+    size_t e = (old_n ? g->succ_off[old_n] : 0) + g->nedges;
+    if (e >= UINT32_MAX) return BATCH_ERR_NOMEM;   /* offsets are 32-bit */
+    batch__csr c;
+    if (!batch__csr_alloc(g, &c, n, e, !old_n)) return BATCH_ERR_NOMEM;
+    uint32_t* work = (uint32_t*)BATCH__BIG_MALLOC((n ? n : 1) * sizeof(uint32_t), ctx);   /* cursors, marks, in-degrees */
+    uint32_t* queue = (uint32_t*)BATCH__BIG_MALLOC((n ? n : 1) * sizeof(uint32_t), ctx);
+    if (!work || !queue) {
+        BATCH_FREE(c.succ_off, ctx); BATCH_FREE(c.pred_off, ctx); BATCH_FREE(c.succ, ctx); BATCH_FREE(c.pred, ctx);
+        if (work) BATCH_FREE(work, ctx);
+        if (queue) BATCH_FREE(queue, ctx);
+        return BATCH_ERR_NOMEM;
+    }
+    uint32_t kept = batch__csr_successors(g, &c, n, old_n, work);
+    batch__csr_predecessors(&c, n, kept, work);
     batch__graph_free_csr(g);
     batch__edge_free_all(g);      /* every edge now lives in the CSR */
-    g->succ_off = succ_off; g->succ = succ; g->pred_off = pred_off; g->pred = pred;
+    g->succ_off = c.succ_off; g->succ = c.succ; g->pred_off = c.pred_off; g->pred = c.pred;
     g->csr_n = n;
-    /* roots: the tasks without predecessors, in index order, at the head of the queue */
-    size_t nroots = 0;
-    for (size_t i = 0; i < n; i++) if (pred_off[i + 1] == pred_off[i]) queue[nroots++] = (uint32_t)i;
+    size_t nroots = batch__graph_roots(g, queue);
     g->has_cycle = false;
     g->cycle_msg[0] = 0;
-    if (g->backward) {
-        /* Kahn: a cycle leaves tasks it could not remove (with every edge forward, index order
-           is a topological order and there is nothing to check) */
-        uint32_t* indeg = work;
-        size_t head = 0, tail = nroots;
-        for (size_t i = 0; i < n; i++) indeg[i] = pred_off[i + 1] - pred_off[i];
-        while (head < tail) {
-            uint32_t x = queue[head++];
-            for (uint32_t k = succ_off[x]; k < succ_off[x + 1]; k++)
-                if (--indeg[succ[k]] == 0) queue[tail++] = succ[k];
-        }
-        g->has_cycle = tail < n;
-        if (g->has_cycle) {
-            uint32_t* onpath = (uint32_t*)BATCH_MALLOC(n * sizeof(uint32_t), ctx);
-            if (onpath) { batch__describe_cycle(g, indeg, queue, onpath); BATCH_FREE(onpath, ctx); }
-            else snprintf(g->cycle_msg, sizeof g->cycle_msg, "cycle (no memory to name it)");
-            /* the walk overwrote the queue: find the roots again */
-            nroots = 0;
-            for (size_t i = 0; i < n; i++) if (pred_off[i + 1] == pred_off[i]) queue[nroots++] = (uint32_t)i;
-        }
-    }
+    /* with every edge forward, index order is a topological order: nothing to check */
+    if (g->backward) batch__graph_check_cycle(g, queue, nroots, work);
     BATCH_FREE(work, ctx);
     /* keep the roots: shrink the queue to them */
     uint32_t* roots = (uint32_t*)BATCH_REALLOC(queue, (nroots ? nroots : 1) * sizeof(uint32_t), ctx);
