@@ -3790,6 +3790,71 @@ BATCH__PRIVATE int batch__jzero_tail(batch__journal* j, uint64_t off, uint64_t s
     return 0;
 }
 
+/* A journal file shorter than a header: new, or a header cut short by a crash (then what is
+   there is a prefix of ours). Writes the header `want`. */
+BATCH__PRIVATE batch_result batch__journal_start(batch__journal* j, const batch_journal_desc* d, const unsigned char* want,
+                                                 uint64_t size) {
+    unsigned char hdr[BATCH__JHEADER];
+    int e;
+    if (size && ((e = batch__jread(j, hdr, (size_t)size, 0)) != 0)) return batch__errno_result(e);
+    if (size && memcmp(hdr, want, (size_t)size) != 0)   /* not ours, or another job's */
+        return memcmp(hdr, want, size < 8 ? (size_t)size : 8) == 0 ? BATCH_ERR_MISMATCH : BATCH_ERR_CORRUPT;
+    memcpy(j->buf, want, BATCH__JHEADER);
+    j->used = BATCH__JHEADER;
+    j->end = 0;
+    if (size && (e = j->io.truncate(j->io.user, j->h, 0)) != 0) return batch__errno_result(e);
+    j->unsynced = 1;
+    if (batch__jflush(j) || (j->dur == BATCH_DURABLE_MACHINE && batch__jsync(j))) return batch__errno_result(j->err);
+    /* MACHINE: the new file's name must survive a power loss too (POSIX I/O only; see batch__sync_dir) */
+    if (j->dur == BATCH_DURABLE_MACHINE && !d->io && (e = batch__sync_dir(d->path)) != 0) return batch__errno_result(e);
+    return BATCH_OK;
+}
+
+/* The records after a valid header: replays the valid prefix through replay(arg), cuts what
+   follows it (a torn or untrusted tail), and removes the records replay dropped. */
+BATCH__PRIVATE batch_result batch__journal_replay(batch__journal* j, uint64_t size, batch__jreplay_fn replay, void* arg) {
+    batch_result r = BATCH_OK;
+    unsigned char* dropped = NULL;   /* one bit per record replayed: not applied */
+    uint64_t off = BATCH__JHEADER, kept_bytes = 0;
+    size_t nrec = 0, capbits = 0;
+    bool any_drop = false;
+    int e;
+    while (off < size) {
+        if (size - off < BATCH__JREC) break;   /* torn */
+        if ((e = batch__jread(j, j->buf, BATCH__JREC, off)) != 0) { r = batch__errno_result(e); goto out; }
+        uint32_t len = batch__get32(j->buf), crc = batch__get32(j->buf + 4);
+        if (len == 0 && crc == 0) {   /* zeros to the end: a torn append (cut); else corrupt */
+            if ((e = batch__jzero_tail(j, off + BATCH__JREC, size)) != 0) { r = e < 0 ? BATCH_ERR_CORRUPT : batch__errno_result(e); goto out; }
+            break;
+        }
+        if (len == 0 || len > j->max_payload) { r = BATCH_ERR_CORRUPT; goto out; }   /* never written so */
+        if (size - off - BATCH__JREC < len) break;                                     /* torn */
+        if ((e = batch__jread(j, j->buf, len, off + BATCH__JREC)) != 0) { r = batch__errno_result(e); goto out; }
+        if (batch__crc32c(j->buf, len) != crc) break;                                  /* not trusted, nor what follows */
+        r = replay(arg, j->buf, len);
+        if (r != BATCH_OK && r != BATCH__JDROP) goto out;
+        if (nrec / 8 >= capbits) {
+            size_t nc = capbits ? capbits * 2 : 64;
+            unsigned char* b = (unsigned char*)BATCH_REALLOC(dropped, nc, j->alloc_ctx);
+            if (!b) { r = BATCH_ERR_NOMEM; goto out; }
+            memset(b + capbits, 0, nc - capbits);
+            dropped = b;
+            capbits = nc;
+        }
+        if (r == BATCH__JDROP) { dropped[nrec / 8] |= (unsigned char)(1u << (nrec % 8)); any_drop = true; }
+        else kept_bytes += BATCH__JREC + len;
+        r = BATCH_OK;
+        nrec++;
+        off += BATCH__JREC + len;
+    }
+    if (off < size && (e = j->io.truncate(j->io.user, j->h, off)) != 0) { r = batch__errno_result(e); goto out; }
+    j->end = off;
+    if (any_drop) r = batch__journal_compact(j, dropped, nrec, kept_bytes);
+out:
+    if (dropped) BATCH_FREE(dropped, j->alloc_ctx);
+    return r;
+}
+
 /* Opens (or creates) the journal of a job and replays its valid records through replay(arg).
    max_payload bounds a record (larger: corrupt). On any error nothing is left open. */
 BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batch_journal_desc* d, uint32_t kind,
@@ -3806,8 +3871,6 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
     j->sync_every = d->sync_every ? d->sync_every : 1;
     j->max_payload = max_payload;
     if (!batch__mutex_init(&j->lock)) { BATCH_FREE(j, alloc_ctx); return BATCH_ERR_NOMEM; }
-    batch_result r = BATCH_OK;
-    unsigned char* dropped = NULL;   /* one bit per record replayed: not applied */
     unsigned char hdr[BATCH__JHEADER], want[BATCH__JHEADER];
     memcpy(want, "BATCHJNL", 8);
     batch__put32(want + 8, BATCH__JVERSION);
@@ -3820,76 +3883,21 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
     int e = j->io.open(j->io.user, d->path, &h);
     if (e) { batch__journal_free(j); return batch__errno_result(e); }
     j->h = h;
-    if ((e = j->io.size(j->io.user, j->h, &size)) != 0) { r = batch__errno_result(e); goto fail; }
+    batch_result r;
+    if ((e = j->io.size(j->io.user, j->h, &size)) != 0) r = batch__errno_result(e);
     /* the buffer, as big as appends will ever need (a buffered journal's 64 KiB and a record):
        no allocation while the job runs */
-    if (!batch__jreserve(j, BATCH__JREC + max_payload + (j->dur == BATCH_DURABLE_BUFFERED ? BATCH__JBUFFERED : 0))) {
+    else if (!batch__jreserve(j, BATCH__JREC + max_payload + (j->dur == BATCH_DURABLE_BUFFERED ? BATCH__JBUFFERED : 0)))
         r = BATCH_ERR_NOMEM;
-        goto fail;
-    }
-    if (size < BATCH__JHEADER) {
-        /* new, or a header cut short by a crash (then what is there is a prefix of ours) */
-        if (size && ((e = batch__jread(j, hdr, (size_t)size, 0)) != 0)) { r = batch__errno_result(e); goto fail; }
-        if (size && memcmp(hdr, want, (size_t)size) != 0) {   /* not ours, or another job's */
-            r = memcmp(hdr, want, size < 8 ? (size_t)size : 8) == 0 ? BATCH_ERR_MISMATCH : BATCH_ERR_CORRUPT;
-            goto fail;
-        }
-        memcpy(j->buf, want, BATCH__JHEADER);
-        j->used = BATCH__JHEADER;
-        j->end = 0;
-        if (size && (e = j->io.truncate(j->io.user, j->h, 0)) != 0) { r = batch__errno_result(e); goto fail; }
-        j->unsynced = 1;
-        if (batch__jflush(j) || (j->dur == BATCH_DURABLE_MACHINE && batch__jsync(j))) { r = batch__errno_result(j->err); goto fail; }
-        /* MACHINE: the new file's name must survive a power loss too (POSIX I/O only; see batch__sync_dir) */
-        if (j->dur == BATCH_DURABLE_MACHINE && !d->io && (e = batch__sync_dir(d->path)) != 0) { r = batch__errno_result(e); goto fail; }
-        *out = j;
-        return BATCH_OK;
-    }
-    if ((e = batch__jread(j, hdr, BATCH__JHEADER, 0)) != 0) { r = batch__errno_result(e); goto fail; }
-    if (memcmp(hdr, want, 8) != 0 || batch__get32(hdr + 8) != BATCH__JVERSION ||
-        batch__get32(hdr + 28) != batch__crc32c(hdr, 28)) { r = BATCH_ERR_CORRUPT; goto fail; }
-    if (memcmp(hdr, want, BATCH__JHEADER) != 0) { r = BATCH_ERR_MISMATCH; goto fail; }
-    /* records: replay the valid prefix; remember which were dropped (one bit each) */
-    uint64_t off = BATCH__JHEADER, kept_bytes = 0;
-    size_t nrec = 0, capbits = 0;
-    bool any_drop = false;
-    while (off < size) {
-        if (size - off < BATCH__JREC) break;   /* torn */
-        if ((e = batch__jread(j, j->buf, BATCH__JREC, off)) != 0) { r = batch__errno_result(e); goto fail; }
-        uint32_t len = batch__get32(j->buf), crc = batch__get32(j->buf + 4);
-        if (len == 0 && crc == 0) {   /* zeros to the end: a torn append (cut); else corrupt */
-            if ((e = batch__jzero_tail(j, off + BATCH__JREC, size)) != 0) { r = e < 0 ? BATCH_ERR_CORRUPT : batch__errno_result(e); goto fail; }
-            break;
-        }
-        if (len == 0 || len > max_payload) { r = BATCH_ERR_CORRUPT; goto fail; }   /* never written so */
-        if (size - off - BATCH__JREC < len) break;                                  /* torn */
-        if ((e = batch__jread(j, j->buf, len, off + BATCH__JREC)) != 0) { r = batch__errno_result(e); goto fail; }
-        if (batch__crc32c(j->buf, len) != crc) break;                               /* not trusted, nor what follows */
-        r = replay(arg, j->buf, len);
-        if (r != BATCH_OK && r != BATCH__JDROP) goto fail;
-        if (nrec / 8 >= capbits) {
-            size_t nc = capbits ? capbits * 2 : 64;
-            unsigned char* b = (unsigned char*)BATCH_REALLOC(dropped, nc, alloc_ctx);
-            if (!b) { r = BATCH_ERR_NOMEM; goto fail; }
-            memset(b + capbits, 0, nc - capbits);
-            dropped = b;
-            capbits = nc;
-        }
-        if (r == BATCH__JDROP) { dropped[nrec / 8] |= (unsigned char)(1u << (nrec % 8)); any_drop = true; }
-        else kept_bytes += BATCH__JREC + len;
-        nrec++;
-        off += BATCH__JREC + len;
-    }
-    if (off < size && (e = j->io.truncate(j->io.user, j->h, off)) != 0) { r = batch__errno_result(e); goto fail; }
-    j->end = off;
-    if (any_drop && (r = batch__journal_compact(j, dropped, nrec, kept_bytes)) != BATCH_OK) goto fail;
-    if (dropped) BATCH_FREE(dropped, alloc_ctx);
+    else if (size < BATCH__JHEADER) r = batch__journal_start(j, d, want, size);
+    else if ((e = batch__jread(j, hdr, BATCH__JHEADER, 0)) != 0) r = batch__errno_result(e);
+    else if (memcmp(hdr, want, 8) != 0 || batch__get32(hdr + 8) != BATCH__JVERSION ||
+             batch__get32(hdr + 28) != batch__crc32c(hdr, 28)) r = BATCH_ERR_CORRUPT;
+    else if (memcmp(hdr, want, BATCH__JHEADER) != 0) r = BATCH_ERR_MISMATCH;
+    else r = batch__journal_replay(j, size, replay, arg);
+    if (r != BATCH_OK) { batch__journal_free(j); return r; }
     *out = j;
     return BATCH_OK;
-fail:
-    if (dropped) BATCH_FREE(dropped, alloc_ctx);
-    batch__journal_free(j);
-    return r;
 }
 
 /* Appends one record of at most max_payload bytes (any thread; no allocation: the buffer was
