@@ -19,8 +19,10 @@ typedef struct batch__job_facts {
     uint64_t launch_ns;           /* the job's launch (batch_now_ns clock) */
     size_t nrecords;              /* graph: one per task; map: one per kept batch */
     bool keeps_records;           /* graph: always; map: desc.keep_batches was set */
-    bool timeline;                /* the records have times to draw (graph: task times were on) */
-    int workers;                  /* the pool's workers (a map over processes: all of them) */
+    bool timeline;                /* the records have times to draw (graph: task times were on;
+                                     map: a batch was kept) */
+    int workers;                  /* the pool's workers: a timeline's lanes before the one for other
+                                     threads (a map: at least 1; over processes: all of them) */
     batch_map_summary map;        /* maps only; zero for a graph */
 } batch__job_facts;
 
