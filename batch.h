@@ -2932,6 +2932,39 @@ BATCH_API batch_result batch_pool_parallel_for(batch_pool* p, size_t n, size_t c
 #  include "pool.c"
 #endif
 
+/* ---- records for reports ------------------------------------------------------------------
+   What the reports (report.c) read of a finished job, through its ops: the job's facts, and one
+   record per graph task (its last attempt) or per kept map batch. The graph and the map make
+   them from their own state when a report asks; the run itself never builds them. */
+typedef enum batch__job_kind { BATCH__KIND_GRAPH, BATCH__KIND_MAP } batch__job_kind;
+
+typedef struct batch__job_facts {
+    batch__job_kind kind;
+    const char* name;             /* the graph's name; NULL: none (a map has none) */
+    batch_job_summary summary;    /* as batch_job_wait gives it */
+    uint64_t launch_ns;           /* the job's launch (batch_now_ns clock) */
+    size_t nrecords;              /* graph: one per task; map: one per kept batch */
+    bool keeps_records;           /* graph: always; map: desc.keep_batches was set */
+    bool timeline;                /* the records have times to draw (graph: task times were on;
+                                     map: a batch was kept) */
+    int workers;                  /* the pool's workers: a timeline's lanes before the one for other
+                                     threads (a map: at least 1; over processes: all of them) */
+    batch_map_summary map;        /* maps only; zero for a graph */
+} batch__job_facts;
+
+typedef struct batch__record {
+    size_t index;                 /* graph: the task's index (its id is index + 1); map: the batch's */
+    const char* name;             /* graph: the task's name; NULL: none (batches have none) */
+    int status;                   /* graph: a batch_task_status; map: a batch_batch_status */
+    const char* status_string;
+    int attempts, retries;        /* of the task or batch (retries: attempts beyond the first) */
+    int error;                    /* graph: the task's error code; map: 0 */
+    const char* message;          /* graph: the task's message; NULL: none (batches have none) */
+    int worker;                   /* the worker it ran on; -1: another thread */
+    uint64_t start_ns, end_ns;    /* the last attempt, on the batch_now_ns clock; 0: no time */
+    size_t first, count, succeeded, failed;   /* map: the batch's items; 0 for a task */
+} batch__record;
+
 typedef struct batch__job_ops {
     batch_result (*wait)(batch_job* job, batch_job_summary* summary);
     batch_result (*cancel)(batch_job* job);
@@ -2943,6 +2976,10 @@ typedef struct batch__job_ops {
     /* where batch_fail writes the message of a context that has none of its own (ctx->msg NULL):
        a buffer of BATCH_MESSAGE_MAX bytes, or NULL (out of memory: the code is kept) */
     char* (*message_buffer)(batch_ctx* ctx);
+    /* records for reports, read at report time only: the facts (BATCH_ERR_BUSY until the job
+       was waited for), then record i for i < facts.nrecords */
+    batch_result (*facts)(batch_job* job, batch__job_facts* out);
+    void (*record)(batch_job* job, size_t i, batch__record* out);
 } batch__job_ops;
 
 /* Why a job stops early: the first reason wins (a compare-and-swap from NONE), except that a
@@ -3810,6 +3847,17 @@ BATCH__PRIVATE batch_result batch__journal_start(batch__journal* j, const batch_
     return BATCH_OK;
 }
 
+/* The header of an existing journal against `want`: BATCH_ERR_CORRUPT (not a journal, another
+   version, a bad CRC), BATCH_ERR_MISMATCH (another job's), BATCH_ERR_IO. */
+BATCH__PRIVATE batch_result batch__journal_header(batch__journal* j, const unsigned char* want) {
+    unsigned char hdr[BATCH__JHEADER];
+    int e = batch__jread(j, hdr, BATCH__JHEADER, 0);
+    if (e) return batch__errno_result(e);
+    if (memcmp(hdr, want, 8) != 0 || batch__get32(hdr + 8) != BATCH__JVERSION || batch__get32(hdr + 28) != batch__crc32c(hdr, 28))
+        return BATCH_ERR_CORRUPT;
+    return memcmp(hdr, want, BATCH__JHEADER) != 0 ? BATCH_ERR_MISMATCH : BATCH_OK;
+}
+
 /* The records after a valid header: replays the valid prefix through replay(arg), cuts what
    follows it (a torn or untrusted tail), and removes the records replay dropped. */
 BATCH__PRIVATE batch_result batch__journal_replay(batch__journal* j, uint64_t size, batch__jreplay_fn replay, void* arg) {
@@ -3871,8 +3919,9 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
     j->sync_every = d->sync_every ? d->sync_every : 1;
     j->max_payload = max_payload;
     if (!batch__mutex_init(&j->lock)) { BATCH_FREE(j, alloc_ctx); return BATCH_ERR_NOMEM; }
-    unsigned char hdr[BATCH__JHEADER], want[BATCH__JHEADER];
-    memcpy(want, "BATCHJNL", 8);
+    unsigned char want[BATCH__JHEADER];
+    static const unsigned char magic[8] = { 'B', 'A', 'T', 'C', 'H', 'J', 'N', 'L' };
+    memcpy(want, magic, sizeof magic);
     batch__put32(want + 8, BATCH__JVERSION);
     batch__put32(want + 12, kind);
     batch__put64(want + 16, fp);
@@ -3890,11 +3939,7 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
     else if (!batch__jreserve(j, BATCH__JREC + max_payload + (j->dur == BATCH_DURABLE_BUFFERED ? BATCH__JBUFFERED : 0)))
         r = BATCH_ERR_NOMEM;
     else if (size < BATCH__JHEADER) r = batch__journal_start(j, d, want, size);
-    else if ((e = batch__jread(j, hdr, BATCH__JHEADER, 0)) != 0) r = batch__errno_result(e);
-    else if (memcmp(hdr, want, 8) != 0 || batch__get32(hdr + 8) != BATCH__JVERSION ||
-             batch__get32(hdr + 28) != batch__crc32c(hdr, 28)) r = BATCH_ERR_CORRUPT;
-    else if (memcmp(hdr, want, BATCH__JHEADER) != 0) r = BATCH_ERR_MISMATCH;
-    else r = batch__journal_replay(j, size, replay, arg);
+    else if ((r = batch__journal_header(j, want)) == BATCH_OK) r = batch__journal_replay(j, size, replay, arg);
     if (r != BATCH_OK) { batch__journal_free(j); return r; }
     *out = j;
     return BATCH_OK;
@@ -5682,9 +5727,12 @@ BATCH__PRIVATE void batch__graph_job_counts(batch_job* pub, batch_progress* out,
 }
 
 BATCH__PRIVATE char* batch__graph_message_buffer(batch_ctx* ctx);   /* below, with data flow */
+BATCH__PRIVATE batch_result batch__graph_job_facts(batch_job* pub, batch__job_facts* out);   /* records for reports */
+BATCH__PRIVATE void batch__graph_job_record(batch_job* pub, size_t i, batch__record* out);
 static const batch__job_ops batch__graph_job_ops = { batch__graph_job_wait, batch__graph_job_cancel, batch__graph_job_free,
                                                      batch__graph_job_counts, batch__graph_self_call,
-                                                     batch__graph_message_buffer };
+                                                     batch__graph_message_buffer, batch__graph_job_facts,
+                                                     batch__graph_job_record };
 
 BATCH_API batch_result batch_graph_run(batch_pool* pool, batch_graph* g, const batch_run_desc* desc, batch_job_summary* summary) {
     batch_job* job;
@@ -5799,6 +5847,41 @@ BATCH_API batch_result batch_graph_dump_dot(const batch_graph* cg, FILE* out) {
             fprintf(out, "  t%zu -> t%u;\n", i + 1, (unsigned)g->succ[k] + 1);
     fputs("}\n", out);
     return (fflush(out) != 0 || ferror(out)) ? BATCH_ERR_IO : BATCH_OK;   /* the whole report reached the file */
+}
+
+/* ---- records for reports ------------------------------------------------------------------ */
+/* The run's facts once it was waited for: its summary, one record per task. */
+BATCH__PRIVATE batch_result batch__graph_job_facts(batch_job* pub, batch__job_facts* out) {
+    const batch__job* job = (const batch__job*)pub;
+    if (!job->done) return BATCH_ERR_BUSY;
+    memset(out, 0, sizeof *out);
+    out->kind = BATCH__KIND_GRAPH;
+    out->name = job->g->name;
+    out->summary = job->summary;
+    out->launch_ns = job->launch_ns;
+    out->nrecords = (size_t)job->g->nnodes;
+    out->keeps_records = true;
+    out->timeline = job->times;
+    out->workers = job->nstats - 1;
+    return BATCH_OK;
+}
+
+/* Task i's last attempt, its ticks in ns (the timebase of the run's wait). */
+BATCH__PRIVATE void batch__graph_job_record(batch_job* pub, size_t i, batch__record* out) {
+    const batch_graph* g = ((const batch__job*)pub)->g;
+    const batch__gnode* x = batch__node(g, (uint32_t)i);   /* i < facts.nrecords: [0, nnodes) */
+    memset(out, 0, sizeof *out);
+    out->index = i;
+    out->name = x->name;
+    out->status = (int)batch__node_status(x);
+    out->status_string = batch_task_status_string((batch_task_status)out->status);
+    out->attempts = x->attempts;
+    out->retries = x->attempts ? x->attempts - 1 : 0;
+    out->error = (int)x->error;
+    out->message = (x->msg && x->msg[0]) ? x->msg : NULL;
+    out->worker = x->worker;
+    out->start_ns = batch__timebase_ns(&g->tb, x->t_start);
+    out->end_ns = batch__timebase_ns(&g->tb, x->t_end);
 }
 
 #endif /* BATCH__GRAPH_C */
@@ -6974,9 +7057,48 @@ BATCH__PRIVATE void batch__map_job_counts(batch_job* pub, batch_progress* out, u
     if (!held) batch__mutex_unlock(&m->lock);
 }
 
+BATCH__PRIVATE batch_result batch__map_job_facts(batch_job* pub, batch__job_facts* out);   /* records for reports */
+BATCH__PRIVATE void batch__map_job_record(batch_job* pub, size_t i, batch__record* out);
 static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__map_job_cancel, batch__map_job_free,
                                                    batch__map_job_counts, batch__job_self_call,
-                                                   NULL /* an item's context has its own message buffer */ };
+                                                   NULL /* an item's context has its own message buffer */,
+                                                   batch__map_job_facts, batch__map_job_record };
+
+/* ---- records for reports ------------------------------------------------------------------ */
+/* The map's facts once it was waited for: its summaries, one record per kept batch. */
+BATCH__PRIVATE batch_result batch__map_job_facts(batch_job* pub, batch__job_facts* out) {
+    batch__mjob* m = (batch__mjob*)pub;
+    if (!m->done) return BATCH_ERR_BUSY;
+    memset(out, 0, sizeof *out);
+    out->kind = BATCH__KIND_MAP;
+    batch__map_job_wait(pub, &out->summary);   /* done: only copies */
+    out->launch_ns = m->launch_ns;
+    out->nrecords = m->nrecs;
+    out->keeps_records = m->d.keep_batches != 0;
+    out->timeline = m->nrecs != 0;
+    out->workers = m->threads;
+    out->map = m->s;
+    return BATCH_OK;
+}
+
+/* Kept batch i (its times are kept since the launch). */
+BATCH__PRIVATE void batch__map_job_record(batch_job* pub, size_t i, batch__record* out) {
+    const batch__mjob* m = (const batch__mjob*)pub;
+    const batch__batch_rec* b = &m->recs[i];   /* i < facts.nrecords */
+    memset(out, 0, sizeof *out);
+    out->index = b->index;
+    out->status = b->status;
+    out->status_string = batch_batch_status_string((batch_batch_status)b->status);
+    out->attempts = b->retries + 1;
+    out->retries = b->retries;
+    out->worker = b->worker;
+    out->start_ns = m->launch_ns + b->start_ns;
+    out->end_ns = m->launch_ns + b->end_ns;
+    out->first = b->first;
+    out->count = b->count;
+    out->succeeded = b->succeeded;
+    out->failed = b->failed;
+}
 
 #endif /* BATCH__MAP_C */
 /* ---- end batch_impl/map.c ---- */
@@ -6986,8 +7108,7 @@ static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__m
 #ifndef BATCH__REPORT_C
 #define BATCH__REPORT_C
 #ifndef BATCH_SINGLE_FILE
-#  include "graph.c"
-#  include "map.c"
+#  include "job.c"
 #endif
 
 BATCH__PRIVATE void batch__json_string(FILE* out, const char* s) {
@@ -7013,119 +7134,126 @@ BATCH__PRIVATE unsigned long long batch__permille(uint64_t part, uint64_t whole)
     return whole ? (unsigned long long)((part * 1000u + whole / 2) / whole) : 1000ull;
 }
 
-/* The finished job's summary in graph terms; BATCH_ERR_INVALID (NULL) or BATCH_ERR_BUSY. */
-BATCH__PRIVATE batch_result batch__report_summary(batch_job* job, FILE* out, batch_job_summary* s, batch__job** graph_job,
-                                                  batch__mjob** map_job) {
+/* The finished job's facts (job.c, "records for reports"): BATCH_ERR_INVALID (NULL) or
+   BATCH_ERR_BUSY (not waited for yet). The reports read the job through these and its records
+   only. */
+BATCH__PRIVATE batch_result batch__report_facts(batch_job* job, FILE* out, batch__job_facts* f) {
     if (!job || !out) return BATCH_ERR_INVALID;
-    batch__job_head* h = batch__head(job);
-    *graph_job = NULL;
-    *map_job = NULL;
-    if (h->ops == &batch__graph_job_ops) {
-        batch__job* g = (batch__job*)job;
-        if (!g->done) return BATCH_ERR_BUSY;
-        *graph_job = g;
-        *s = g->summary;
-    } else {
-        batch__mjob* m = (batch__mjob*)job;
-        if (!m->done) return BATCH_ERR_BUSY;
-        *map_job = m;
-        batch__map_job_wait(job, s);   /* done: only copies */
-    }
-    return BATCH_OK;
+    return batch__head(job)->ops->facts(job, f);
+}
+BATCH__PRIVATE void batch__report_record(batch_job* job, size_t i, batch__record* r) { batch__head(job)->ops->record(job, i, r); }
+
+/* A record's time in microseconds since the launch; 0 when it has none. */
+BATCH__PRIVATE unsigned long long batch__record_us(const batch__job_facts* f, uint64_t t) {
+    return t ? batch__us(t - f->launch_ns) : 0ull;
+}
+/* A task's name, or "#id" when it has none (truncated to n - 1 characters). */
+BATCH__PRIVATE void batch__record_label(const batch__record* r, char* buf, size_t n) {
+    if (r->name) snprintf(buf, n, "%s", r->name);
+    else snprintf(buf, n, "#%u", (unsigned)(r->index + 1));
 }
 
-BATCH_API batch_result batch_job_report_json(batch_job* job, FILE* out) {
-    batch_job_summary s;
-    batch__job* gj;
-    batch__mjob* mj;
-    batch_result r = batch__report_summary(job, out, &s, &gj, &mj);
-    if (r != BATCH_OK) return r;
-    fprintf(out, "{\n  \"kind\": \"%s\",\n  \"status\": \"%s\",\n  \"result\": ", gj ? "graph" : "map",
-            batch_job_status_string(s.status));
-    batch__json_string(out, batch_result_string(s.result));
-    fprintf(out, ",\n  \"result_code\": %d,\n", (int)s.result);
+/* JSON: the kind, status and counts every job has. */
+BATCH__PRIVATE void batch__json_summary(FILE* out, const batch__job_facts* f) {
+    const batch_job_summary* s = &f->summary;
+    fprintf(out, "{\n  \"kind\": \"%s\",\n  \"status\": \"%s\",\n  \"result\": ", f->kind == BATCH__KIND_GRAPH ? "graph" : "map",
+            batch_job_status_string(s->status));
+    batch__json_string(out, batch_result_string(s->result));
+    fprintf(out, ",\n  \"result_code\": %d,\n", (int)s->result);
     fprintf(out, "  \"total\": %llu,\n  \"completed\": %llu,\n  \"failed\": %llu,\n  \"skipped\": %llu,\n  \"cancelled\": %llu,\n"
                  "  \"retries\": %llu,\n  \"success_rate_permille\": %llu,\n  \"wall_us\": %llu,\n  \"busy_us\": %llu,\n"
                  "  \"peak_concurrency\": %llu",
-            (unsigned long long)s.total, (unsigned long long)s.completed, (unsigned long long)s.failed,
-            (unsigned long long)s.skipped, (unsigned long long)s.cancelled, (unsigned long long)s.retries,
-            batch__permille(s.completed, s.completed + s.failed + s.skipped), batch__us(s.wall_ns), batch__us(s.busy_ns),
-            (unsigned long long)s.peak_concurrency);
-    if (gj) {
-        batch_graph* g = gj->g;
-        fputs(",\n  \"graph\": ", out);
-        batch__json_string(out, g->name);
-        fputs(",\n  \"tasks\": [", out);
-        size_t n = (size_t)g->nnodes;
-        for (size_t i = 0; i < n; i++) {
-            const batch__gnode* x = batch__node(g, (uint32_t)i);
-            unsigned st = batch__node_status(x);
-            fprintf(out, "%s\n    {\"id\": %zu, \"name\": ", i ? "," : "", i + 1);
-            batch__json_string(out, x->name);
-            fprintf(out, ", \"status\": \"%s\", \"attempts\": %d, \"error\": %d, \"message\": ",
-                    batch_task_status_string((batch_task_status)st), x->attempts, (int)x->error);
-            batch__json_string(out, (x->msg && x->msg[0]) ? x->msg : NULL);
-            fprintf(out, ", \"worker\": %d, \"start_us\": %llu, \"end_us\": %llu}", x->worker,
-                    x->t_start ? batch__us(batch__timebase_ns(&g->tb, x->t_start) - gj->launch_ns) : 0ull,
-                    x->t_end ? batch__us(batch__timebase_ns(&g->tb, x->t_end) - gj->launch_ns) : 0ull);
-        }
-        fputs(n ? "\n  ]" : "]", out);
-    } else {
-        const batch_map_summary* m = &mj->s;
-        fprintf(out, ",\n  \"batches\": %llu,\n  \"batches_succeeded\": %llu,\n  \"batches_partial\": %llu,\n"
-                     "  \"batches_failed\": %llu,\n  \"unprocessed\": %llu,\n  \"efficiency_permille\": %llu,\n"
-                     "  \"final_batch_size\": %zu",
-                (unsigned long long)m->batches, (unsigned long long)m->batches_succeeded, (unsigned long long)m->batches_partial,
-                (unsigned long long)m->batches_failed, (unsigned long long)m->unprocessed,
-                batch__permille(m->busy_ns, m->wall_ns * (uint64_t)mj->threads), m->final_batch_size);
-        if (mj->d.keep_batches) {
-            fputs(",\n  \"batches_kept\": [", out);
-            for (size_t i = 0; i < mj->nrecs; i++) {
-                const batch__batch_rec* b = &mj->recs[i];
-                fprintf(out, "%s\n    {\"index\": %zu, \"first\": %zu, \"count\": %zu, \"status\": \"%s\", \"succeeded\": %zu, "
-                             "\"failed\": %zu, \"retries\": %d, \"worker\": %d, \"start_us\": %llu, \"end_us\": %llu}",
-                        i ? "," : "", b->index, b->first, b->count, batch_batch_status_string((batch_batch_status)b->status),
-                        b->succeeded, b->failed, b->retries, b->worker, batch__us(b->start_ns), batch__us(b->end_ns));
-            }
-            fputs(mj->nrecs ? "\n  ]" : "]", out);
-        }
+            (unsigned long long)s->total, (unsigned long long)s->completed, (unsigned long long)s->failed,
+            (unsigned long long)s->skipped, (unsigned long long)s->cancelled, (unsigned long long)s->retries,
+            batch__permille(s->completed, s->completed + s->failed + s->skipped), batch__us(s->wall_ns), batch__us(s->busy_ns),
+            (unsigned long long)s->peak_concurrency);
+}
+
+/* JSON: a graph's name and every task. */
+BATCH__PRIVATE void batch__json_tasks(FILE* out, batch_job* job, const batch__job_facts* f) {
+    fputs(",\n  \"graph\": ", out);
+    batch__json_string(out, f->name);
+    fputs(",\n  \"tasks\": [", out);
+    for (size_t i = 0; i < f->nrecords; i++) {
+        batch__record r;
+        batch__report_record(job, i, &r);
+        fprintf(out, "%s\n    {\"id\": %zu, \"name\": ", i ? "," : "", r.index + 1);
+        batch__json_string(out, r.name);
+        fprintf(out, ", \"status\": \"%s\", \"attempts\": %d, \"error\": %d, \"message\": ", r.status_string, r.attempts, r.error);
+        batch__json_string(out, r.message);
+        fprintf(out, ", \"worker\": %d, \"start_us\": %llu, \"end_us\": %llu}", r.worker, batch__record_us(f, r.start_ns),
+                batch__record_us(f, r.end_ns));
     }
+    fputs(f->nrecords ? "\n  ]" : "]", out);
+}
+
+/* JSON: a map's batch counts, and the kept batches when it keeps them. */
+BATCH__PRIVATE void batch__json_batches(FILE* out, batch_job* job, const batch__job_facts* f) {
+    const batch_map_summary* m = &f->map;
+    fprintf(out, ",\n  \"batches\": %llu,\n  \"batches_succeeded\": %llu,\n  \"batches_partial\": %llu,\n"
+                 "  \"batches_failed\": %llu,\n  \"unprocessed\": %llu,\n  \"efficiency_permille\": %llu,\n"
+                 "  \"final_batch_size\": %zu",
+            (unsigned long long)m->batches, (unsigned long long)m->batches_succeeded, (unsigned long long)m->batches_partial,
+            (unsigned long long)m->batches_failed, (unsigned long long)m->unprocessed,
+            batch__permille(m->busy_ns, m->wall_ns * (uint64_t)f->workers), m->final_batch_size);
+    if (!f->keeps_records) return;
+    fputs(",\n  \"batches_kept\": [", out);
+    for (size_t i = 0; i < f->nrecords; i++) {
+        batch__record r;
+        batch__report_record(job, i, &r);
+        fprintf(out, "%s\n    {\"index\": %zu, \"first\": %zu, \"count\": %zu, \"status\": \"%s\", \"succeeded\": %zu, "
+                     "\"failed\": %zu, \"retries\": %d, \"worker\": %d, \"start_us\": %llu, \"end_us\": %llu}",
+                i ? "," : "", r.index, r.first, r.count, r.status_string, r.succeeded, r.failed, r.retries, r.worker,
+                batch__record_us(f, r.start_ns), batch__record_us(f, r.end_ns));
+    }
+    fputs(f->nrecords ? "\n  ]" : "]", out);
+}
+
+BATCH_API batch_result batch_job_report_json(batch_job* job, FILE* out) {
+    batch__job_facts f;
+    batch_result r = batch__report_facts(job, out, &f);
+    if (r != BATCH_OK) return r;
+    batch__json_summary(out, &f);
+    if (f.kind == BATCH__KIND_GRAPH) batch__json_tasks(out, job, &f);
+    else batch__json_batches(out, job, &f);
     fputs("\n}\n", out);
     return (fflush(out) != 0 || ferror(out)) ? BATCH_ERR_IO : BATCH_OK;   /* the whole report reached the file */
 }
 
+/* Text: the tasks that did not complete, under a header when there is one. */
+BATCH__PRIVATE void batch__text_tasks(FILE* out, batch_job* job, const batch__job_facts* f) {
+    bool header = false;
+    for (size_t i = 0; i < f->nrecords; i++) {
+        batch__record r;
+        batch__report_record(job, i, &r);
+        if (r.status == BATCH_TASK_COMPLETED) continue;
+        if (!header) { fprintf(out, "  %-24s %-10s %8s %6s  %s\n", "task", "status", "attempts", "error", "message"); header = true; }
+        char label[64];
+        batch__record_label(&r, label, sizeof label);
+        fprintf(out, "  %-24s %-10s %8d %6d  %s\n", label, r.status_string, r.attempts, r.error, r.message ? r.message : "");
+    }
+}
+
 BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out) {
-    batch_job_summary s;
-    batch__job* gj;
-    batch__mjob* mj;
-    batch_result r = batch__report_summary(job, out, &s, &gj, &mj);
+    batch__job_facts f;
+    batch_result r = batch__report_facts(job, out, &f);
     if (r != BATCH_OK) return r;
-    unsigned long long rate = batch__permille(s.completed, s.completed + s.failed + s.skipped);
-    fprintf(out, "%s job: %s (%s)\n", gj ? "graph" : "map", batch_job_status_string(s.status), batch_result_string(s.result));
-    fprintf(out, "  %-12s %12s\n", gj ? "tasks" : "items", "count");
+    const batch_job_summary* s = &f.summary;
+    bool graph = f.kind == BATCH__KIND_GRAPH;
+    unsigned long long rate = batch__permille(s->completed, s->completed + s->failed + s->skipped);
+    fprintf(out, "%s job: %s (%s)\n", graph ? "graph" : "map", batch_job_status_string(s->status), batch_result_string(s->result));
+    fprintf(out, "  %-12s %12s\n", graph ? "tasks" : "items", "count");
     fprintf(out, "  %-12s %12llu\n  %-12s %12llu\n  %-12s %12llu\n  %-12s %12llu\n  %-12s %12llu\n  %-12s %12llu\n",
-            "total", (unsigned long long)s.total, "completed", (unsigned long long)s.completed, "failed",
-            (unsigned long long)s.failed, "skipped", (unsigned long long)s.skipped, gj ? "cancelled" : "unprocessed",
-            (unsigned long long)s.cancelled, "retries", (unsigned long long)s.retries);
+            "total", (unsigned long long)s->total, "completed", (unsigned long long)s->completed, "failed",
+            (unsigned long long)s->failed, "skipped", (unsigned long long)s->skipped, graph ? "cancelled" : "unprocessed",
+            (unsigned long long)s->cancelled, "retries", (unsigned long long)s->retries);
     fprintf(out, "  success rate %llu.%llu%%  wall %llu.%03llu ms  busy %llu.%03llu ms  peak %llu\n", rate / 10, rate % 10,
-            batch__us(s.wall_ns) / 1000, batch__us(s.wall_ns) % 1000, batch__us(s.busy_ns) / 1000,
-            batch__us(s.busy_ns) % 1000, (unsigned long long)s.peak_concurrency);
-    if (gj) {
-        batch_graph* g = gj->g;
-        size_t n = (size_t)g->nnodes;
-        bool header = false;
-        for (size_t i = 0; i < n; i++) {
-            const batch__gnode* x = batch__node(g, (uint32_t)i);
-            unsigned st = batch__node_status(x);
-            if (st == BATCH_TASK_COMPLETED) continue;
-            if (!header) { fprintf(out, "  %-24s %-10s %8s %6s  %s\n", "task", "status", "attempts", "error", "message"); header = true; }
-            char label[64];
-            batch__node_label(g, (uint32_t)i, label, sizeof label);
-            fprintf(out, "  %-24s %-10s %8d %6d  %s\n", label, batch_task_status_string((batch_task_status)st), x->attempts,
-                    (int)x->error, (x->msg && x->msg[0]) ? x->msg : "");
-        }
+            batch__us(s->wall_ns) / 1000, batch__us(s->wall_ns) % 1000, batch__us(s->busy_ns) / 1000,
+            batch__us(s->busy_ns) % 1000, (unsigned long long)s->peak_concurrency);
+    if (graph) {
+        batch__text_tasks(out, job, &f);
     } else {
-        const batch_map_summary* m = &mj->s;
+        const batch_map_summary* m = &f.map;
         fprintf(out, "  batches %llu: %llu success, %llu partial, %llu failed; final batch size %zu\n",
                 (unsigned long long)m->batches, (unsigned long long)m->batches_succeeded,
                 (unsigned long long)m->batches_partial, (unsigned long long)m->batches_failed, m->final_batch_size);
@@ -7175,71 +7303,85 @@ BATCH__PRIVATE void batch__svg_end(FILE* out, int lanes, uint64_t wall_ns) {
             batch__us(wall_ns) / 1000, batch__us(wall_ns) % 1000);
 }
 
-BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out) {
-    batch_job_summary s;
-    batch__job* gj;
-    batch__mjob* mj;
-    batch_result r = batch__report_summary(job, out, &s, &gj, &mj);
-    if (r != BATCH_OK) return r;
-    static const char* const fill[] = { "#ddd", "#9cf", "#fd6", "#6c6", "#e55", "#bbb", "#f93" };
+/* HTML: the head, and a table of the counts every job has. */
+BATCH__PRIVATE void batch__html_summary(FILE* out, const batch__job_facts* f) {
+    const batch_job_summary* s = &f->summary;
+    bool graph = f->kind == BATCH__KIND_GRAPH;
     fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>batch.h report</title>\n"
           "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
           "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th{background:#eee}"
           "svg text{font-size:11px;font-family:sans-serif}</style></head><body>\n", out);
-    fprintf(out, "<h1>%s job: %s</h1>\n<p>%s</p>\n<table><tr>", gj ? "graph" : "map", batch_job_status_string(s.status),
-            batch_result_string(s.result));
-    const char* heads[] = { "total", "completed", "failed", "skipped", gj ? "cancelled" : "unprocessed", "retries",
+    fprintf(out, "<h1>%s job: %s</h1>\n<p>%s</p>\n<table><tr>", graph ? "graph" : "map", batch_job_status_string(s->status),
+            batch_result_string(s->result));
+    const char* heads[] = { "total", "completed", "failed", "skipped", graph ? "cancelled" : "unprocessed", "retries",
                             "wall ms", "busy ms", "peak" };
-    uint64_t vals[] = { s.total, s.completed, s.failed, s.skipped, s.cancelled, s.retries, batch__us(s.wall_ns) / 1000,
-                        batch__us(s.busy_ns) / 1000, s.peak_concurrency };
+    uint64_t vals[] = { s->total, s->completed, s->failed, s->skipped, s->cancelled, s->retries, batch__us(s->wall_ns) / 1000,
+                        batch__us(s->busy_ns) / 1000, s->peak_concurrency };
     for (int i = 0; i < 9; i++) fprintf(out, "<th>%s</th>", heads[i]);
     fputs("</tr><tr>", out);
     for (int i = 0; i < 9; i++) fprintf(out, "<td>%llu</td>", (unsigned long long)vals[i]);
     fputs("</tr></table>\n", out);
-    if (gj && gj->times && s.wall_ns) {
-        batch_graph* g = gj->g;
-        size_t n = (size_t)g->nnodes;
-        int lanes = gj->nstats;   /* workers, then one lane for other threads */
-        batch__svg_begin(out, lanes, s.wall_ns);
-        for (size_t i = 0; i < n; i++) {
-            const batch__gnode* x = batch__node(g, (uint32_t)i);
-            if (!x->attempts || !x->t_start) continue;
-            unsigned st = batch__node_status(x);
-            uint64_t a = batch__timebase_ns(&g->tb, x->t_start) - gj->launch_ns, b = batch__timebase_ns(&g->tb, x->t_end) - gj->launch_ns;
-            batch__svg_bar(out, lanes, x->worker, a, b, s.wall_ns,
-                           fill[st < 7 ? st : 0]);
-            char label[64];
-            batch__node_label(g, (uint32_t)i, label, sizeof label);
-            batch__html_text(out, label);
-            fprintf(out, ": %s, %llu-%llu us, attempts %d", batch_task_status_string((batch_task_status)st),
-                    batch__us(a), batch__us(b), x->attempts);
-            if (x->msg && x->msg[0]) { fputs(", ", out); batch__html_text(out, x->msg); }
-            fputs("</title></rect>\n", out);
-        }
-        batch__svg_end(out, lanes, s.wall_ns);
-        fputs("<p>", out);
-        for (int k = 3; k < 7; k++)
-            fprintf(out, "<span style=\"background:%s;padding:0 6px;margin-right:6px\">%s</span>", fill[k],
-                    batch_task_status_string((batch_task_status)k));
-        fputs("</p>\n", out);
+}
+
+/* HTML: the legend under a timeline, fill[k] for status k in [from, to). */
+BATCH__PRIVATE void batch__html_legend(FILE* out, const char* const* fill, int from, int to, bool graph) {
+    fputs("<p>", out);
+    for (int k = from; k < to; k++)
+        fprintf(out, "<span style=\"background:%s;padding:0 6px;margin-right:6px\">%s</span>", fill[k],
+                graph ? batch_task_status_string((batch_task_status)k) : batch_batch_status_string((batch_batch_status)k));
+    fputs("</p>\n", out);
+}
+
+/* HTML: a graph's timeline, a bar per task that ran (its last attempt). */
+BATCH__PRIVATE void batch__html_tasks(FILE* out, batch_job* job, const batch__job_facts* f) {
+    static const char* const fill[] = { "#ddd", "#9cf", "#fd6", "#6c6", "#e55", "#bbb", "#f93" };
+    uint64_t wall = f->summary.wall_ns;
+    int lanes = f->workers + 1;   /* workers, then one lane for other threads */
+    batch__svg_begin(out, lanes, wall);
+    for (size_t i = 0; i < f->nrecords; i++) {
+        batch__record r;
+        batch__report_record(job, i, &r);
+        if (!r.attempts || !r.start_ns) continue;
+        uint64_t a = r.start_ns - f->launch_ns, b = r.end_ns - f->launch_ns;
+        batch__svg_bar(out, lanes, r.worker, a, b, wall, fill[(unsigned)r.status < 7 ? r.status : 0]);
+        char label[64];
+        batch__record_label(&r, label, sizeof label);
+        batch__html_text(out, label);
+        fprintf(out, ": %s, %llu-%llu us, attempts %d", r.status_string, batch__us(a), batch__us(b), r.attempts);
+        if (r.message) { fputs(", ", out); batch__html_text(out, r.message); }
+        fputs("</title></rect>\n", out);
     }
-    if (mj && mj->nrecs && s.wall_ns) {
-        static const char* const bfill[] = { "#6c6", "#fd6", "#e55" };   /* success, partial, failed */
-        int lanes = mj->threads + 1;
-        batch__svg_begin(out, lanes, s.wall_ns);
-        for (size_t i = 0; i < mj->nrecs; i++) {
-            const batch__batch_rec* b = &mj->recs[i];
-            batch__svg_bar(out, lanes, b->worker, b->start_ns, b->end_ns, s.wall_ns, bfill[b->status < 3 ? b->status : 2]);
-            fprintf(out, "batch %zu: items %zu-%zu, %s, %zu ok, %zu failed, %llu-%llu us, retries %d</title></rect>\n",
-                    b->index, b->first, b->first + b->count - 1, batch_batch_status_string((batch_batch_status)b->status),
-                    b->succeeded, b->failed, batch__us(b->start_ns), batch__us(b->end_ns), b->retries);
-        }
-        batch__svg_end(out, lanes, s.wall_ns);
-        fputs("<p>", out);
-        for (int k = 0; k < 3; k++)
-            fprintf(out, "<span style=\"background:%s;padding:0 6px;margin-right:6px\">%s</span>", bfill[k],
-                    batch_batch_status_string((batch_batch_status)k));
-        fputs("</p>\n", out);
+    batch__svg_end(out, lanes, wall);
+    batch__html_legend(out, fill, 3, 7, true);
+}
+
+/* HTML: a map's timeline, a bar per kept batch. */
+BATCH__PRIVATE void batch__html_batches(FILE* out, batch_job* job, const batch__job_facts* f) {
+    static const char* const bfill[] = { "#6c6", "#fd6", "#e55" };   /* success, partial, failed */
+    uint64_t wall = f->summary.wall_ns;
+    int lanes = f->workers + 1;
+    batch__svg_begin(out, lanes, wall);
+    for (size_t i = 0; i < f->nrecords; i++) {
+        batch__record r;
+        batch__report_record(job, i, &r);
+        uint64_t a = r.start_ns - f->launch_ns, b = r.end_ns - f->launch_ns;
+        batch__svg_bar(out, lanes, r.worker, a, b, wall, bfill[(unsigned)r.status < 3 ? r.status : 2]);
+        fprintf(out, "batch %zu: items %zu-%zu, %s, %zu ok, %zu failed, %llu-%llu us, retries %d</title></rect>\n",
+                r.index, r.first, r.first + r.count - 1, r.status_string, r.succeeded, r.failed, batch__us(a), batch__us(b),
+                r.retries);
+    }
+    batch__svg_end(out, lanes, wall);
+    batch__html_legend(out, bfill, 0, 3, false);
+}
+
+BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out) {
+    batch__job_facts f;
+    batch_result r = batch__report_facts(job, out, &f);
+    if (r != BATCH_OK) return r;
+    batch__html_summary(out, &f);
+    if (f.timeline && f.summary.wall_ns) {
+        if (f.kind == BATCH__KIND_GRAPH) batch__html_tasks(out, job, &f);
+        else batch__html_batches(out, job, &f);
     }
     fputs("</body></html>\n", out);
     return (fflush(out) != 0 || ferror(out)) ? BATCH_ERR_IO : BATCH_OK;   /* the whole report reached the file */

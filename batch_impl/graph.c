@@ -1631,9 +1631,12 @@ BATCH__PRIVATE void batch__graph_job_counts(batch_job* pub, batch_progress* out,
 }
 
 BATCH__PRIVATE char* batch__graph_message_buffer(batch_ctx* ctx);   /* below, with data flow */
+BATCH__PRIVATE batch_result batch__graph_job_facts(batch_job* pub, batch__job_facts* out);   /* records for reports */
+BATCH__PRIVATE void batch__graph_job_record(batch_job* pub, size_t i, batch__record* out);
 static const batch__job_ops batch__graph_job_ops = { batch__graph_job_wait, batch__graph_job_cancel, batch__graph_job_free,
                                                      batch__graph_job_counts, batch__graph_self_call,
-                                                     batch__graph_message_buffer };
+                                                     batch__graph_message_buffer, batch__graph_job_facts,
+                                                     batch__graph_job_record };
 
 BATCH_API batch_result batch_graph_run(batch_pool* pool, batch_graph* g, const batch_run_desc* desc, batch_job_summary* summary) {
     batch_job* job;
@@ -1748,6 +1751,41 @@ BATCH_API batch_result batch_graph_dump_dot(const batch_graph* cg, FILE* out) {
             fprintf(out, "  t%zu -> t%u;\n", i + 1, (unsigned)g->succ[k] + 1);
     fputs("}\n", out);
     return (fflush(out) != 0 || ferror(out)) ? BATCH_ERR_IO : BATCH_OK;   /* the whole report reached the file */
+}
+
+/* ---- records for reports ------------------------------------------------------------------ */
+/* The run's facts once it was waited for: its summary, one record per task. */
+BATCH__PRIVATE batch_result batch__graph_job_facts(batch_job* pub, batch__job_facts* out) {
+    const batch__job* job = (const batch__job*)pub;
+    if (!job->done) return BATCH_ERR_BUSY;
+    memset(out, 0, sizeof *out);
+    out->kind = BATCH__KIND_GRAPH;
+    out->name = job->g->name;
+    out->summary = job->summary;
+    out->launch_ns = job->launch_ns;
+    out->nrecords = (size_t)job->g->nnodes;
+    out->keeps_records = true;
+    out->timeline = job->times;
+    out->workers = job->nstats - 1;
+    return BATCH_OK;
+}
+
+/* Task i's last attempt, its ticks in ns (the timebase of the run's wait). */
+BATCH__PRIVATE void batch__graph_job_record(batch_job* pub, size_t i, batch__record* out) {
+    const batch_graph* g = ((const batch__job*)pub)->g;
+    const batch__gnode* x = batch__node(g, (uint32_t)i);   /* i < facts.nrecords: [0, nnodes) */
+    memset(out, 0, sizeof *out);
+    out->index = i;
+    out->name = x->name;
+    out->status = (int)batch__node_status(x);
+    out->status_string = batch_task_status_string((batch_task_status)out->status);
+    out->attempts = x->attempts;
+    out->retries = x->attempts ? x->attempts - 1 : 0;
+    out->error = (int)x->error;
+    out->message = (x->msg && x->msg[0]) ? x->msg : NULL;
+    out->worker = x->worker;
+    out->start_ns = batch__timebase_ns(&g->tb, x->t_start);
+    out->end_ns = batch__timebase_ns(&g->tb, x->t_end);
 }
 
 #endif /* BATCH__GRAPH_C */

@@ -9,6 +9,39 @@
 #  include "pool.c"
 #endif
 
+/* ---- records for reports ------------------------------------------------------------------
+   What the reports (report.c) read of a finished job, through its ops: the job's facts, and one
+   record per graph task (its last attempt) or per kept map batch. The graph and the map make
+   them from their own state when a report asks; the run itself never builds them. */
+typedef enum batch__job_kind { BATCH__KIND_GRAPH, BATCH__KIND_MAP } batch__job_kind;
+
+typedef struct batch__job_facts {
+    batch__job_kind kind;
+    const char* name;             /* the graph's name; NULL: none (a map has none) */
+    batch_job_summary summary;    /* as batch_job_wait gives it */
+    uint64_t launch_ns;           /* the job's launch (batch_now_ns clock) */
+    size_t nrecords;              /* graph: one per task; map: one per kept batch */
+    bool keeps_records;           /* graph: always; map: desc.keep_batches was set */
+    bool timeline;                /* the records have times to draw (graph: task times were on;
+                                     map: a batch was kept) */
+    int workers;                  /* the pool's workers: a timeline's lanes before the one for other
+                                     threads (a map: at least 1; over processes: all of them) */
+    batch_map_summary map;        /* maps only; zero for a graph */
+} batch__job_facts;
+
+typedef struct batch__record {
+    size_t index;                 /* graph: the task's index (its id is index + 1); map: the batch's */
+    const char* name;             /* graph: the task's name; NULL: none (batches have none) */
+    int status;                   /* graph: a batch_task_status; map: a batch_batch_status */
+    const char* status_string;
+    int attempts, retries;        /* of the task or batch (retries: attempts beyond the first) */
+    int error;                    /* graph: the task's error code; map: 0 */
+    const char* message;          /* graph: the task's message; NULL: none (batches have none) */
+    int worker;                   /* the worker it ran on; -1: another thread */
+    uint64_t start_ns, end_ns;    /* the last attempt, on the batch_now_ns clock; 0: no time */
+    size_t first, count, succeeded, failed;   /* map: the batch's items; 0 for a task */
+} batch__record;
+
 typedef struct batch__job_ops {
     batch_result (*wait)(batch_job* job, batch_job_summary* summary);
     batch_result (*cancel)(batch_job* job);
@@ -20,6 +53,10 @@ typedef struct batch__job_ops {
     /* where batch_fail writes the message of a context that has none of its own (ctx->msg NULL):
        a buffer of BATCH_MESSAGE_MAX bytes, or NULL (out of memory: the code is kept) */
     char* (*message_buffer)(batch_ctx* ctx);
+    /* records for reports, read at report time only: the facts (BATCH_ERR_BUSY until the job
+       was waited for), then record i for i < facts.nrecords */
+    batch_result (*facts)(batch_job* job, batch__job_facts* out);
+    void (*record)(batch_job* job, size_t i, batch__record* out);
 } batch__job_ops;
 
 /* Why a job stops early: the first reason wins (a compare-and-swap from NONE), except that a

@@ -522,6 +522,17 @@ BATCH__PRIVATE batch_result batch__journal_start(batch__journal* j, const batch_
     return BATCH_OK;
 }
 
+/* The header of an existing journal against `want`: BATCH_ERR_CORRUPT (not a journal, another
+   version, a bad CRC), BATCH_ERR_MISMATCH (another job's), BATCH_ERR_IO. */
+BATCH__PRIVATE batch_result batch__journal_header(batch__journal* j, const unsigned char* want) {
+    unsigned char hdr[BATCH__JHEADER];
+    int e = batch__jread(j, hdr, BATCH__JHEADER, 0);
+    if (e) return batch__errno_result(e);
+    if (memcmp(hdr, want, 8) != 0 || batch__get32(hdr + 8) != BATCH__JVERSION || batch__get32(hdr + 28) != batch__crc32c(hdr, 28))
+        return BATCH_ERR_CORRUPT;
+    return memcmp(hdr, want, BATCH__JHEADER) != 0 ? BATCH_ERR_MISMATCH : BATCH_OK;
+}
+
 /* The records after a valid header: replays the valid prefix through replay(arg), cuts what
    follows it (a torn or untrusted tail), and removes the records replay dropped. */
 BATCH__PRIVATE batch_result batch__journal_replay(batch__journal* j, uint64_t size, batch__jreplay_fn replay, void* arg) {
@@ -583,8 +594,9 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
     j->sync_every = d->sync_every ? d->sync_every : 1;
     j->max_payload = max_payload;
     if (!batch__mutex_init(&j->lock)) { BATCH_FREE(j, alloc_ctx); return BATCH_ERR_NOMEM; }
-    unsigned char hdr[BATCH__JHEADER], want[BATCH__JHEADER];
-    memcpy(want, "BATCHJNL", 8);
+    unsigned char want[BATCH__JHEADER];
+    static const unsigned char magic[8] = { 'B', 'A', 'T', 'C', 'H', 'J', 'N', 'L' };
+    memcpy(want, magic, sizeof magic);
     batch__put32(want + 8, BATCH__JVERSION);
     batch__put32(want + 12, kind);
     batch__put64(want + 16, fp);
@@ -602,11 +614,7 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
     else if (!batch__jreserve(j, BATCH__JREC + max_payload + (j->dur == BATCH_DURABLE_BUFFERED ? BATCH__JBUFFERED : 0)))
         r = BATCH_ERR_NOMEM;
     else if (size < BATCH__JHEADER) r = batch__journal_start(j, d, want, size);
-    else if ((e = batch__jread(j, hdr, BATCH__JHEADER, 0)) != 0) r = batch__errno_result(e);
-    else if (memcmp(hdr, want, 8) != 0 || batch__get32(hdr + 8) != BATCH__JVERSION ||
-             batch__get32(hdr + 28) != batch__crc32c(hdr, 28)) r = BATCH_ERR_CORRUPT;
-    else if (memcmp(hdr, want, BATCH__JHEADER) != 0) r = BATCH_ERR_MISMATCH;
-    else r = batch__journal_replay(j, size, replay, arg);
+    else if ((r = batch__journal_header(j, want)) == BATCH_OK) r = batch__journal_replay(j, size, replay, arg);
     if (r != BATCH_OK) { batch__journal_free(j); return r; }
     *out = j;
     return BATCH_OK;

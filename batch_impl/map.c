@@ -1168,8 +1168,47 @@ BATCH__PRIVATE void batch__map_job_counts(batch_job* pub, batch_progress* out, u
     if (!held) batch__mutex_unlock(&m->lock);
 }
 
+BATCH__PRIVATE batch_result batch__map_job_facts(batch_job* pub, batch__job_facts* out);   /* records for reports */
+BATCH__PRIVATE void batch__map_job_record(batch_job* pub, size_t i, batch__record* out);
 static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__map_job_cancel, batch__map_job_free,
                                                    batch__map_job_counts, batch__job_self_call,
-                                                   NULL /* an item's context has its own message buffer */ };
+                                                   NULL /* an item's context has its own message buffer */,
+                                                   batch__map_job_facts, batch__map_job_record };
+
+/* ---- records for reports ------------------------------------------------------------------ */
+/* The map's facts once it was waited for: its summaries, one record per kept batch. */
+BATCH__PRIVATE batch_result batch__map_job_facts(batch_job* pub, batch__job_facts* out) {
+    batch__mjob* m = (batch__mjob*)pub;
+    if (!m->done) return BATCH_ERR_BUSY;
+    memset(out, 0, sizeof *out);
+    out->kind = BATCH__KIND_MAP;
+    batch__map_job_wait(pub, &out->summary);   /* done: only copies */
+    out->launch_ns = m->launch_ns;
+    out->nrecords = m->nrecs;
+    out->keeps_records = m->d.keep_batches != 0;
+    out->timeline = m->nrecs != 0;
+    out->workers = m->threads;
+    out->map = m->s;
+    return BATCH_OK;
+}
+
+/* Kept batch i (its times are kept since the launch). */
+BATCH__PRIVATE void batch__map_job_record(batch_job* pub, size_t i, batch__record* out) {
+    const batch__mjob* m = (const batch__mjob*)pub;
+    const batch__batch_rec* b = &m->recs[i];   /* i < facts.nrecords */
+    memset(out, 0, sizeof *out);
+    out->index = b->index;
+    out->status = b->status;
+    out->status_string = batch_batch_status_string((batch_batch_status)b->status);
+    out->attempts = b->retries + 1;
+    out->retries = b->retries;
+    out->worker = b->worker;
+    out->start_ns = m->launch_ns + b->start_ns;
+    out->end_ns = m->launch_ns + b->end_ns;
+    out->first = b->first;
+    out->count = b->count;
+    out->succeeded = b->succeeded;
+    out->failed = b->failed;
+}
 
 #endif /* BATCH__MAP_C */

@@ -191,6 +191,113 @@ static void test_report_compare(void) {
     CHECK_OK(batch_pool_destroy(p));
 }
 
+/* The records interface the reports read (job.c, "records for reports"), read directly. */
+static int rec_flaky(batch_ctx* ctx, void* u) { (void)u; return batch_ctx_attempt(ctx) < 1 ? batch_fail(ctx, 6, "try again") : 0; }
+static int rec_gate(batch_ctx* ctx, void* u) {
+    (void)ctx;
+    while (!atomic_load((_Atomic int*)u)) test_sleep_ns(100000);
+    return 0;
+}
+
+static void test_report_records(void) {
+    batch_pool* p = make_pool(2);
+    batch_graph* g;
+    CHECK_OK(batch_graph_create(&g, &(batch_graph_desc){ .name = "records" }));
+    _Atomic int gate_open = 0;
+    batch_task a = add_task(g, rec_gate, (void*)&gate_open, "gate");
+    batch_task b = add_task(g, fail_quote, NULL, "fails");
+    batch_task c = add_task(g, task_ok, NULL, NULL);
+    batch_task d;
+    CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = rec_flaky, .name = "flaky", .max_retries = 2, .retry_base_ns = 1000 }, &d));
+    CHECK_OK(batch_task_precede(g, a, b));
+    CHECK_OK(batch_task_precede(g, b, c));
+    batch_job* job;
+    uint64_t before = batch_now_ns();
+    CHECK_OK(batch_graph_launch(p, g, NULL, &job));
+    const batch__job_ops* ops = batch__head(job)->ops;
+    batch__job_facts f;
+    CHECK_EQ(ops->facts(job, &f), BATCH_ERR_BUSY);   /* not waited for yet */
+    atomic_store(&gate_open, 1);
+    CHECK_EQ(batch_job_wait(job, NULL), BATCH_PARTIAL);
+    CHECK_OK(ops->facts(job, &f));
+    CHECK_EQ(f.kind, BATCH__KIND_GRAPH);
+    CHECK(f.name && !strcmp(f.name, "records"));
+    CHECK_EQ(f.nrecords, 4);
+    CHECK(f.keeps_records && f.timeline);
+    CHECK(f.launch_ns >= before && f.workers == batch_pool_workers(p));
+    CHECK_EQ(f.summary.total, 4);
+    CHECK_EQ(f.summary.completed, 2);
+    CHECK_EQ(f.summary.failed, 1);
+    CHECK_EQ(f.summary.skipped, 1);
+    CHECK_EQ(f.summary.retries, 1);
+    static const int want[] = { BATCH_TASK_COMPLETED, BATCH_TASK_FAILED, BATCH_TASK_SKIPPED, BATCH_TASK_COMPLETED };
+    for (size_t i = 0; i < 4; i++) {
+        batch__record r;
+        ops->record(job, i, &r);
+        CHECK_EQ(r.index, i);
+        CHECK_EQ(r.status, want[i]);
+        CHECK(!strcmp(r.status_string, batch_task_status_string((batch_task_status)want[i])));
+        CHECK_EQ(r.count, 0);
+        if (want[i] == BATCH_TASK_SKIPPED) {
+            CHECK(!r.name && !r.message);
+            CHECK_EQ(r.attempts, 0);
+            CHECK(r.start_ns == 0 && r.end_ns == 0);
+            continue;
+        }
+        CHECK(r.start_ns >= f.launch_ns && r.end_ns >= r.start_ns);
+        CHECK(r.worker >= -1 && r.worker < f.workers);
+        CHECK_EQ(r.attempts, i == 3 ? 2 : 1);
+        CHECK_EQ(r.retries, r.attempts - 1);
+        if (i == 1) {
+            CHECK(!strcmp(r.name, "fails"));
+            CHECK_EQ(r.error, 9);
+            CHECK(r.message && !strncmp(r.message, "bad \"input\"", 11));
+        } else {
+            CHECK(!r.message);
+            CHECK_EQ(r.error, 0);
+        }
+    }
+    CHECK_OK(batch_job_destroy(job));
+    CHECK_OK(batch_graph_destroy(g));
+
+    /* a map keeps one record per batch, only with keep_batches */
+    for (int keep = 0; keep < 2; keep++) {
+        CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .count = 100, .item_fn = half_fail, .batch_size = 10, .error_threshold = 0.2,
+                                                        .keep_batches = keep }, &job));
+        CHECK_EQ(batch_map_wait(job, NULL, NULL), BATCH_ERR_FAILED);
+        ops = batch__head(job)->ops;
+        CHECK_OK(ops->facts(job, &f));
+        CHECK_EQ(f.kind, BATCH__KIND_MAP);
+        CHECK(!f.name);
+        CHECK_EQ(f.map.batches, 10);
+        CHECK_EQ(f.map.batches_failed, 10);
+        CHECK_EQ(f.summary.failed, 100);
+        CHECK_EQ(f.keeps_records, keep);
+        CHECK_EQ(f.timeline, keep);
+        CHECK_EQ(f.nrecords, keep ? 10 : 0);
+        unsigned seen = 0;
+        for (size_t i = 0; i < f.nrecords; i++) {
+            batch__record r;
+            ops->record(job, i, &r);
+            CHECK(r.index < 10 && !(seen & (1u << r.index)));
+            seen |= 1u << r.index;
+            CHECK_EQ(r.first, r.index * 10);
+            CHECK_EQ(r.count, 10);
+            CHECK_EQ(r.succeeded + r.failed, 10);
+            CHECK_EQ(r.status, BATCH_BATCH_FAILED);
+            CHECK(!strcmp(r.status_string, "failed"));
+            CHECK(!r.name && !r.message);
+            CHECK_EQ(r.retries, 0);
+            CHECK_EQ(r.attempts, 1);
+            CHECK(r.start_ns >= f.launch_ns && r.end_ns >= r.start_ns);
+        }
+        CHECK_EQ(seen, keep ? 0x3ffu : 0u);
+        CHECK_OK(batch_job_destroy(job));
+    }
+    CHECK_OK(batch_pool_destroy(p));
+}
+
 #define REPORT_TESTS \
     { "report_json_text", test_report_json_text }, \
-    { "report_compare", test_report_compare },
+    { "report_compare", test_report_compare }, \
+    { "report_records", test_report_records },
