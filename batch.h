@@ -5704,7 +5704,9 @@ typedef struct batch__mslot {
      outcomes;
    - an executor (every rank) runs batches whose ranges are pushed to it, on its own pool, with
      the threshold and whole-batch retry rules, and gives back their outcomes.
-   Any thread; each takes the job lock inside. */
+   Any thread; each takes the job lock inside. The jobs are batch_job handles: mpi.c sees no
+   field of a map job. Besides these, mpi.c checks a desc with batch__map_check and waits,
+   cancels and destroys the jobs with the public calls. */
 typedef struct batch__range { size_t index, first, count; } batch__range;
 typedef struct batch__outcome {   /* a batch's last attempt, as the source counts and folds it */
     size_t index, succeeded, failed;
@@ -6070,10 +6072,10 @@ BATCH__PRIVATE bool batch__map_reserve(batch__mjob* m, batch__mslot* sl, size_t 
     return false;
 }
 
-/* Job lock held: cuts the next batch of the map's own input into sl, at most room items (a
-   batch stops where the journal's done items begin). False when there is none now: out of
-   memory, or the input ended (input_done). */
-BATCH__PRIVATE bool batch__map_cut(batch__mjob* m, batch__mslot* sl, size_t room, batch__range* rg) {
+/* Job lock held: cuts the next batch of the map's own input into sl (its index, first item and
+   count), at most room items (a batch stops where the journal's done items begin). False when
+   there is none now: out of memory, or the input ended (input_done). */
+BATCH__PRIVATE bool batch__map_cut(batch__mjob* m, batch__mslot* sl, size_t room) {
     size_t size = batch__map_next_size(m);
     if (!m->d.pull_fn && size > m->d.count - m->next_item) size = m->d.count - m->next_item;
     if (size > room) size = room;
@@ -6095,23 +6097,26 @@ BATCH__PRIVATE bool batch__map_cut(batch__mjob* m, batch__mslot* sl, size_t room
         if (m->next_item + n >= m->d.count) m->input_done = true;
     }
     if (n == 0) { m->input_done = true; return false; }
-    rg->index = m->next_batch++;
-    rg->first = m->next_item;
-    rg->count = n;
+    sl->batch_index = m->next_batch++;
+    sl->first = m->next_item;
+    sl->count = n;
     m->next_item += n;
     return true;
 }
 
 /* Job lock held: an executor's next batch is the oldest range pushed to it. False when none is
    queued (input_done once none will come) or out of memory. */
-BATCH__PRIVATE bool batch__map_cut_pushed(batch__mjob* m, batch__mslot* sl, batch__range* rg) {
+BATCH__PRIVATE bool batch__map_cut_pushed(batch__mjob* m, batch__mslot* sl) {
     batch__map_ext* x = m->ext;
     if (!x->rcount) {
         if (x->closed) m->input_done = true;
         return false;
     }
     if (!batch__map_reserve(m, sl, x->ranges[x->rhead].count)) return false;
-    *rg = x->ranges[x->rhead];
+    const batch__range* rg = &x->ranges[x->rhead];
+    sl->batch_index = rg->index;
+    sl->first = rg->first;
+    sl->count = rg->count;
     x->rhead = (x->rhead + 1) % (size_t)m->nslots;
     x->rcount--;
     return true;
@@ -6131,17 +6136,13 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
         if (!m->free_slots) break;
         if (m->d.max_concurrent_batches && m->running >= m->d.max_concurrent_batches) break;
         batch__mslot* sl = m->free_slots;
-        batch__range rg;
-        if (!(pushed ? batch__map_cut_pushed(m, sl, &rg) : batch__map_cut(m, sl, room, &rg))) {
+        if (!(pushed ? batch__map_cut_pushed(m, sl) : batch__map_cut(m, sl, room))) {
             if (m->input_done) continue;   /* the token goes at the top of the loop */
             break;                         /* nothing to cut now, or no memory until a batch finishes */
         }
         m->free_slots = sl->next;
         sl->next = NULL;
         sl->state = BATCH__SLOT_RUNNING;
-        sl->batch_index = rg.index;
-        sl->first = rg.first;
-        sl->count = rg.count;
         sl->retries_used = 0;
         m->running++;
         if (++m->conc_now > m->s.peak_concurrent_batches) m->s.peak_concurrent_batches = m->conc_now;
