@@ -43,29 +43,71 @@ typedef struct batch__mslot {
     uint64_t exec_ns, retry_due;  /* retry_due: a retry waits until then (0: not waiting) */
     uint64_t start_ns;            /* of the last attempt */
     int retries_used, worker;
-    bool unrun;                   /* coordinator: handed out, never run (see batch__map_unrun) */
+    bool unrun;                   /* source: handed out, never run (BATCH__NOT_RUN) */
     bool permanent;               /* an item failed with batch_fail_permanent: no batch retry */
     struct batch__mslot* next;    /* free list, iterator queue, submit list */
     batch_batch view;
 } batch__mslot;
 
-/* Maps spread over processes (mpi.c) use two internal modes of a map job:
-   - an executor runs batches whose ranges are pushed to it (batch__map_push_range) instead of
-     cutting its own input; finished batches wait, as for the iterator, until taken
-     (batch__map_take), then free their slot;
-   - a coordinator cuts the input, sizes, delivers in order, folds, journals and halts as any
-     map, but runs no item: its dispatched batches wait in a list (batch__map_take_dispatched)
-     until their results are filled in (batch__map_complete). */
-enum { BATCH__EXT_EXECUTOR = 1, BATCH__EXT_COORDINATOR };
+/* ---- the map's seam for mpi.c ---------------------------------------------------------------
+   A map spread over processes is two kinds of map job, driven through these functions only:
+   - a source (rank 0) cuts the input, sizes, delivers in order, folds, journals and halts as
+     any map, but runs no item: it hands out the ranges of its batches and takes back their
+     outcomes;
+   - an executor (every rank) runs batches whose ranges are pushed to it, on its own pool, with
+     the threshold and whole-batch retry rules, and gives back their outcomes.
+   Any thread; each takes the job lock inside. The jobs are batch_job handles: mpi.c sees no
+   field of a map job. Besides these, mpi.c checks a desc with batch__map_check and waits,
+   cancels and destroys the jobs with the public calls. */
 typedef struct batch__range { size_t index, first, count; } batch__range;
+typedef struct batch__outcome {   /* a batch's last attempt, as the source counts and folds it */
+    size_t index, succeeded, failed;
+    int status;                   /* a batch_batch_status, or BATCH__NOT_RUN */
+    int retries;
+    uint64_t exec_ns;
+    const void* acc;              /* acc_size bytes; NULL when FAILED or not run */
+} batch__outcome;
+enum { BATCH__NOT_RUN = -1 };     /* handed out, never run: its items count as unprocessed */
+enum { BATCH__SOURCE_OPEN, BATCH__SOURCE_DONE, BATCH__SOURCE_CANCELLED };
+/* Launches a source; threads: the workers of every process (for sizing). */
+BATCH__PRIVATE batch_result batch__map_source_launch(batch_pool* pool, const batch_map_desc* desc, int threads, batch_job** out);
+/* The next range cut and not handed out yet, in batch order; false when there is none now. */
+BATCH__PRIVATE bool batch__map_source_take(batch_job* src, batch__range* out);
+/* A handed-out batch's outcome: delivered, folded and journaled as if it had run here. False
+   when no batch with that index is out (a protocol error). */
+BATCH__PRIVATE bool batch__map_source_return(batch_job* src, const batch__outcome* o);
+/* OPEN while a batch may still be cut or waits to be handed out; then DONE (the input ended, or
+   a halt), or CANCELLED (a cancel, the deadline, I/O or memory: the ranges not handed out were
+   dropped, their items unprocessed). */
+BATCH__PRIVATE int batch__map_source_end(batch_job* src);
+/* Cancels the source and drops every batch not returned yet, handed out or not. */
+BATCH__PRIVATE void batch__map_source_abandon(batch_job* src);
+/* Launches an executor of desc's batch rules (none of the job-wide parts) for up to
+   max_in_flight ranges at a time. */
+BATCH__PRIVATE batch_result batch__map_executor_launch(batch_pool* pool, const batch_map_desc* desc, int max_in_flight, batch_job** out);
+/* How many more ranges the executor can take now. */
+BATCH__PRIVATE int batch__map_executor_room(batch_job* ex);
+/* Queues a range; it starts when a slot is free. False when there is no room. */
+BATCH__PRIVATE bool batch__map_executor_push(batch_job* ex, const batch__range* r);
+/* The next finished batch's outcome; false when none is ready now. o->acc stays valid until
+   the next call. */
+BATCH__PRIVATE bool batch__map_executor_take(batch_job* ex, batch__outcome* o);
+/* No more ranges: the queued ones still run; with cancel they are taken back instead (at most
+   cap, into out; their number is returned) and the job stops. */
+BATCH__PRIVATE size_t batch__map_executor_stop(batch_job* ex, bool cancel, batch__range* out, size_t cap);
+/* Source or executor: no batch will start again and every batch is back (waiting ends at once). */
+BATCH__PRIVATE bool batch__map_idle(batch_job* job);
+
+/* The state of the two modes above (NULL in a plain map). */
+enum { BATCH__EXT_EXECUTOR = 1, BATCH__EXT_SOURCE };
 typedef struct batch__map_ext {
     int mode;
-    int threads;                  /* coordinator: the workers of every process (sizing) */
-    batch__range* ranges;         /* executor: a ring of pushed ranges, nslots long */
-    size_t rhead, rcount;
-    bool closed;                  /* executor: no range will be pushed again */
-    struct batch__mslot* dhead;   /* coordinator: dispatched slots not taken yet */
+    int threads;                  /* source: the workers of every process (sizing) */
+    struct batch__mslot* dhead;   /* source: cut, not handed out yet, in batch order */
     struct batch__mslot** dtail;
+    bool closed;                  /* executor: no range will be pushed again */
+    size_t rhead, rcount;         /* executor: the ring of pushed ranges, nslots long */
+    batch__range ranges[];
 } batch__map_ext;
 
 /* A delivered batch, kept for the reports when desc.keep_batches is set. */
@@ -370,69 +412,88 @@ BATCH__PRIVATE void batch__map_release_token(batch__mjob* m) {
     }
 }
 
+/* Job lock held: room in sl for a batch of n items. Out of memory, the batch waits for one in
+   flight to finish; with nothing in flight there is nothing to wait for and the map stops. */
+BATCH__PRIVATE bool batch__map_reserve(batch__mjob* m, batch__mslot* sl, size_t n) {
+    if (batch__slot_reserve(m, sl, n)) return true;
+    if (m->running == 0 && !m->iq_head && !m->held) {
+        atomic_store_explicit(&m->stop, BATCH__STOP_NOMEM, memory_order_relaxed);
+        batch__map_release_token(m);
+    }
+    return false;
+}
+
+/* Job lock held: cuts the next batch of the map's own input into sl (its index, first item and
+   count), at most room items (a batch stops where the journal's done items begin). False when
+   there is none now: out of memory, or the input ended (input_done). */
+BATCH__PRIVATE bool batch__map_cut(batch__mjob* m, batch__mslot* sl, size_t room) {
+    size_t size = batch__map_next_size(m);
+    if (!m->d.pull_fn && size > m->d.count - m->next_item) size = m->d.count - m->next_item;
+    if (size > room) size = room;
+    if (!batch__map_reserve(m, sl, size)) return false;
+    size_t n = 0;
+    if (m->d.pull_fn) {
+        batch_job* saved = batch__tls_map_locked;
+        batch__tls_map_locked = (batch_job*)m;
+        while (n < size) {
+            void* p = NULL;
+            if (!m->d.pull_fn(m->d.user_data, &p)) { m->input_done = true; break; }
+            sl->items[n].index = m->next_item + n;
+            sl->items[n].ptr = p;
+            n++;
+        }
+        batch__tls_map_locked = saved;
+    } else {
+        n = size;
+        if (m->next_item + n >= m->d.count) m->input_done = true;
+    }
+    if (n == 0) { m->input_done = true; return false; }
+    sl->batch_index = m->next_batch++;
+    sl->first = m->next_item;
+    sl->count = n;
+    m->next_item += n;
+    return true;
+}
+
+/* Job lock held: an executor's next batch is the oldest range pushed to it. False when none is
+   queued (input_done once none will come) or out of memory. */
+BATCH__PRIVATE bool batch__map_cut_pushed(batch__mjob* m, batch__mslot* sl) {
+    batch__map_ext* x = m->ext;
+    if (!x->rcount) {
+        if (x->closed) m->input_done = true;
+        return false;
+    }
+    if (!batch__map_reserve(m, sl, x->ranges[x->rhead].count)) return false;
+    const batch__range* rg = &x->ranges[x->rhead];
+    sl->batch_index = rg->index;
+    sl->first = rg->first;
+    sl->count = rg->count;
+    x->rhead = (x->rhead + 1) % (size_t)m->nslots;
+    x->rcount--;
+    return true;
+}
+
 /* Job lock held. Fills free slots with new batches while input, room and the concurrency limit
-   allow; returns them linked, to be queued once the lock is released. */
+   allow; returns them linked, to be queued once the lock is released (a source keeps them to
+   hand out). */
 BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
     batch__mslot* out = NULL;
     batch__mslot** tail = &out;
     if (!m->token_released && m->deadline_ns) (void)batch__map_stopped(m, batch_now_ns());
+    bool pushed = m->ext && m->ext->mode == BATCH__EXT_EXECUTOR;
     while (!m->token_released) {
         size_t room = (m->ndone && !m->input_done) ? batch__map_skip_done(m) : SIZE_MAX;
         if (atomic_load_explicit(&m->stop, memory_order_relaxed) || m->input_done) { batch__map_release_token(m); break; }
         if (!m->free_slots) break;
         if (m->d.max_concurrent_batches && m->running >= m->d.max_concurrent_batches) break;
-        batch__map_ext* x = m->ext && m->ext->mode == BATCH__EXT_EXECUTOR ? m->ext : NULL;
-        if (x && !x->rcount) {   /* an executor waits for ranges, or ends once none will come */
-            if (x->closed) { m->input_done = true; continue; }
-            break;
-        }
-        size_t size = x ? x->ranges[x->rhead].count : batch__map_next_size(m);
-        if (!x && !m->d.pull_fn && size > m->d.count - m->next_item) size = m->d.count - m->next_item;
-        if (size > room) size = room;   /* a batch stops where the journal's done items begin */
         batch__mslot* sl = m->free_slots;
-        if (!batch__slot_reserve(m, sl, size)) {
-            /* retry when a batch finishes; with nothing in flight there is nothing to wait for */
-            if (m->running == 0 && !m->iq_head && !m->held) {
-                atomic_store_explicit(&m->stop, BATCH__STOP_NOMEM, memory_order_relaxed);
-                batch__map_release_token(m);
-            }
-            break;
-        }
-        size_t n = 0, index, first;
-        if (x) {
-            const batch__range* rg = &x->ranges[x->rhead];
-            x->rhead = (x->rhead + 1) % (size_t)m->nslots;
-            x->rcount--;
-            n = rg->count;
-            index = rg->index;
-            first = rg->first;
-        } else {
-            if (m->d.pull_fn) {
-                batch_job* saved = batch__tls_map_locked;
-                batch__tls_map_locked = (batch_job*)m;
-                while (n < size) {
-                    void* p = NULL;
-                    if (!m->d.pull_fn(m->d.user_data, &p)) { m->input_done = true; break; }
-                    sl->items[n].index = m->next_item + n;
-                    sl->items[n].ptr = p;
-                    n++;
-                }
-                batch__tls_map_locked = saved;
-            } else {
-                n = size;
-                if (m->next_item + n >= m->d.count) m->input_done = true;
-            }
-            if (n == 0) { m->input_done = true; continue; }
-            index = m->next_batch++;
-            first = m->next_item;
-            m->next_item += n;
+        if (!(pushed ? batch__map_cut_pushed(m, sl) : batch__map_cut(m, sl, room))) {
+            if (m->input_done) continue;   /* the token goes at the top of the loop */
+            break;                         /* nothing to cut now, or no memory until a batch finishes */
         }
         m->free_slots = sl->next;
         sl->next = NULL;
         sl->state = BATCH__SLOT_RUNNING;
-        sl->batch_index = index;
-        sl->first = first;
-        sl->count = n;
         sl->retries_used = 0;
         m->running++;
         if (++m->conc_now > m->s.peak_concurrent_batches) m->s.peak_concurrent_batches = m->conc_now;
@@ -440,7 +501,7 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
         *tail = sl;
         tail = &sl->next;
     }
-    if (out && m->ext && m->ext->mode == BATCH__EXT_COORDINATOR) {   /* for another process to run */
+    if (out && m->ext && m->ext->mode == BATCH__EXT_SOURCE) {   /* for another process to run */
         *m->ext->dtail = out;
         m->ext->dtail = tail;
         return NULL;
@@ -518,7 +579,7 @@ BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
     v->worker = sl->worker;
     batch_job* saved = batch__tls_map_locked;
     batch__tls_map_locked = (batch_job*)m;
-    if (v->acc && !(m->ext && m->ext->mode == BATCH__EXT_EXECUTOR)) m->d.combine_fn(m->acc, sl->acc, m->d.user_data);   /* an executor's batches fold on rank 0 */
+    if (v->acc && !(m->ext && m->ext->mode == BATCH__EXT_EXECUTOR)) m->d.combine_fn(m->acc, sl->acc, m->d.user_data);   /* an executor's batches fold in the source */
     batch__map_count(m, sl->status, sl->succeeded, sl->failed);
     if (m->d.on_batch) m->d.on_batch(v, m->d.user_data);
     batch__tls_map_locked = saved;
@@ -756,6 +817,7 @@ BATCH__PRIVATE void batch__map_job_free(batch_job* pub) {
     batch__mjob* m = (batch__mjob*)pub;
     batch__map_free_buffers(m);
     batch__mutex_destroy(&m->lock);
+    if (m->ext) BATCH_FREE(m->ext, m->alloc_ctx);   /* a source's or an executor's state (the seam) */
     BATCH_FREE(m, m->alloc_ctx);
 }
 
@@ -1003,122 +1065,195 @@ BATCH_API batch_result batch_map_run(batch_pool* pool, const batch_map_desc* des
     return r;
 }
 
-/* ---- the modes of mpi.c (see batch__map_ext); any thread, job lock taken inside ---------- */
-/* Executor: slots that can take a range now (free, and not promised to a queued range). */
-BATCH__PRIVATE int batch__map_room(batch__mjob* m) {
+/* ---- the seam for mpi.c (declared at the top) ------------------------------------------------ */
+/* Launches a map in one of the seam's modes; ext (its state) belongs to the job once launched. */
+BATCH__PRIVATE batch_result batch__map_launch_mode(batch_pool* pool, const batch_map_desc* desc, batch__map_ext* ext, batch_job** out) {
+    if (!ext) { if (out) *out = NULL; return BATCH_ERR_NOMEM; }
+    batch_result r = batch__map_launch_ext(pool, desc, ext, out);
+    if (r != BATCH_OK) BATCH_FREE(ext, pool ? pool->alloc_ctx : NULL);
+    return r;
+}
+
+BATCH__PRIVATE batch_result batch__map_source_launch(batch_pool* pool, const batch_map_desc* desc, int threads, batch_job** out) {
+    batch__map_ext* x = (batch__map_ext*)BATCH_MALLOC(sizeof *x, pool ? pool->alloc_ctx : NULL);
+    if (x) {
+        memset(x, 0, sizeof *x);
+        x->mode = BATCH__EXT_SOURCE;
+        x->threads = threads;
+        x->dtail = &x->dhead;
+    }
+    return batch__map_launch_mode(pool, desc, x, out);
+}
+
+BATCH__PRIVATE bool batch__map_source_take(batch_job* src, batch__range* out) {
+    batch__mjob* m = (batch__mjob*)src;
+    batch__map_ext* x = m->ext;
+    batch__mutex_lock(&m->lock);
+    batch__mslot* sl = x->dhead;
+    if (sl) {
+        x->dhead = sl->next;
+        if (!x->dhead) x->dtail = &x->dhead;
+        sl->next = NULL;
+        out->index = sl->batch_index;
+        out->first = sl->first;
+        out->count = sl->count;
+    }
+    batch__mutex_unlock(&m->lock);
+    return sl != NULL;
+}
+
+/* Job lock held: a batch of the source that will never run is finished undelivered (in order,
+   when ordered: later batches may wait for it); its items count as unprocessed. */
+BATCH__PRIVATE void batch__map_source_drop(batch__mjob* m, batch__mslot* sl) {
+    sl->unrun = true;
+    batch__map_finished(m, sl);
+}
+
+BATCH__PRIVATE bool batch__map_source_return(batch_job* src, const batch__outcome* o) {
+    batch__mjob* m = (batch__mjob*)src;
+    batch__mslot* sl = NULL;
+    batch__mutex_lock(&m->lock);
+    for (int i = 0; i < m->nslots && !sl; i++)
+        if (m->slots[i].state == BATCH__SLOT_RUNNING && m->slots[i].batch_index == o->index) sl = &m->slots[i];
+    if (!sl) { batch__mutex_unlock(&m->lock); return false; }
+    if (o->status == BATCH__NOT_RUN) {
+        batch__map_source_drop(m, sl);
+        batch__map_unlock(m, batch__map_pump(m));
+        return true;
+    }
+    batch__mutex_unlock(&m->lock);
+    sl->status = (batch_batch_status)o->status;
+    sl->succeeded = o->succeeded;
+    sl->failed = o->failed;
+    sl->retries_used = o->retries;
+    sl->exec_ns = o->exec_ns;
+    sl->start_ns = batch_now_ns() - o->exec_ns;
+    sl->nerrors = 0;
+    sl->worker = -1;
+    if (m->d.acc_size && o->acc) memcpy(sl->acc, o->acc, m->d.acc_size);
+    batch__mslot_done(m, sl, o->exec_ns, (uint64_t)o->retries);
+    return true;
+}
+
+BATCH__PRIVATE int batch__map_source_end(batch_job* src) {
+    batch__mjob* m = (batch__mjob*)src;
+    batch__map_ext* x = m->ext;
+    batch__mutex_lock(&m->lock);
+    int stop = atomic_load(&m->stop), end = BATCH__SOURCE_OPEN;
+    if (m->token_released) {
+        bool cancel = stop == BATCH__STOP_CANCEL || stop == BATCH__STOP_DEADLINE || stop == BATCH__STOP_IO ||
+                      stop == BATCH__STOP_NOMEM;   /* a halt, as the end of the input, lets cut batches run */
+        if (cancel) {
+            while (x->dhead) {
+                batch__mslot* sl = x->dhead;
+                x->dhead = sl->next;
+                sl->next = NULL;
+                batch__map_source_drop(m, sl);
+            }
+            x->dtail = &x->dhead;
+            end = BATCH__SOURCE_CANCELLED;
+        } else if (!x->dhead) {
+            end = BATCH__SOURCE_DONE;
+        }
+    }
+    batch__map_unlock(m, NULL);   /* pays for the slots dropped; no batch is cut any more */
+    return end;
+}
+
+BATCH__PRIVATE void batch__map_source_abandon(batch_job* src) {
+    batch__mjob* m = (batch__mjob*)src;
+    int e = 0;
+    atomic_compare_exchange_strong(&m->stop, &e, BATCH__STOP_CANCEL);
+    batch__mutex_lock(&m->lock);
+    m->ext->dhead = NULL;   /* the slots listed there are RUNNING too: dropped below */
+    m->ext->dtail = &m->ext->dhead;
+    for (int i = 0; i < m->nslots; i++)
+        if (m->slots[i].state == BATCH__SLOT_RUNNING) batch__map_source_drop(m, &m->slots[i]);
+    batch__map_unlock(m, batch__map_pump(m));
+}
+
+BATCH__PRIVATE batch_result batch__map_executor_launch(batch_pool* pool, const batch_map_desc* desc, int max_in_flight, batch_job** out) {
+    batch_map_desc ed = *desc;   /* the batch rules; sizing, order, halt, time, journal are the source's */
+    ed.iterate = 1;
+    ed.ordered = 0;
+    ed.keep_batches = 0;
+    ed.halt_error_ratio = 0;
+    ed.timeout_ns = 0;
+    ed.max_concurrent_batches = 0;
+    ed.max_in_flight = max_in_flight;
+    ed.sizing = NULL;
+    ed.key = NULL;
+    memset(&ed.progress, 0, sizeof ed.progress);
+    memset(&ed.journal, 0, sizeof ed.journal);
+    size_t n = max_in_flight > 0 ? (size_t)max_in_flight : 0;
+    batch__map_ext* x = (batch__map_ext*)BATCH_MALLOC(sizeof *x + n * sizeof(batch__range), pool ? pool->alloc_ctx : NULL);
+    if (x) {
+        memset(x, 0, sizeof *x);
+        x->mode = BATCH__EXT_EXECUTOR;
+    }
+    return batch__map_launch_mode(pool, &ed, x, out);
+}
+
+BATCH__PRIVATE int batch__map_executor_room(batch_job* ex) {
+    batch__mjob* m = (batch__mjob*)ex;
     batch__mutex_lock(&m->lock);
     int n = 0;
     for (batch__mslot* x = m->free_slots; x; x = x->next) n++;
-    n -= (int)m->ext->rcount;
+    n -= (int)m->ext->rcount;   /* free slots are promised to the ranges queued */
     batch__mutex_unlock(&m->lock);
     return n;
 }
-/* Executor: queues a range (false when the ring is full); it starts when a slot is free. */
-BATCH__PRIVATE bool batch__map_push_range(batch__mjob* m, size_t index, size_t first, size_t count) {
+
+BATCH__PRIVATE bool batch__map_executor_push(batch_job* ex, const batch__range* r) {
+    batch__mjob* m = (batch__mjob*)ex;
     batch__map_ext* x = m->ext;
     batch__mutex_lock(&m->lock);
     if (x->rcount == (size_t)m->nslots || x->closed) { batch__mutex_unlock(&m->lock); return false; }
-    batch__range* r = &x->ranges[(x->rhead + x->rcount++) % (size_t)m->nslots];
-    r->index = index;
-    r->first = first;
-    r->count = count;
+    x->ranges[(x->rhead + x->rcount++) % (size_t)m->nslots] = *r;
     batch__map_unlock(m, batch__map_pump(m));
     return true;
 }
-/* Executor: no more ranges; the job ends once the queued ones are done. */
-BATCH__PRIVATE void batch__map_close_input(batch__mjob* m) {
-    batch__mutex_lock(&m->lock);
-    m->ext->closed = true;
-    batch__map_unlock(m, batch__map_pump(m));
-}
-/* Executor: the next finished batch, or NULL (the one returned before is freed). */
-BATCH__PRIVATE const batch_batch* batch__map_take(batch__mjob* m) {
+
+BATCH__PRIVATE bool batch__map_executor_take(batch_job* ex, batch__outcome* o) {
     const batch_batch* b = NULL;
-    batch__map_next(m, &b, false);
-    return b;
+    batch__map_next((batch__mjob*)ex, &b, false);   /* an executor is an iterator map */
+    if (!b) return false;
+    o->index = b->batch_index;
+    o->succeeded = b->succeeded;
+    o->failed = b->failed;
+    o->status = (int)b->status;
+    o->retries = b->retries_used;
+    o->exec_ns = b->exec_ns;
+    o->acc = b->acc;
+    return true;
 }
-/* Both: no batch will start again and every slot is free (batch_map_wait returns at once). */
-BATCH__PRIVATE bool batch__map_idle(batch__mjob* m) {
-    batch__mutex_lock(&m->lock);
-    bool idle = m->token_released && !m->held && !m->iq_head;
-    for (int i = 0; idle && i < m->nslots; i++) idle = m->slots[i].state == BATCH__SLOT_FREE;
-    batch__mutex_unlock(&m->lock);
-    return idle;
-}
-/* Coordinator: true once no batch will be dispatched again (the input ended, or a stop). */
-BATCH__PRIVATE bool batch__map_dispatch_over(batch__mjob* m) {
-    batch__mutex_lock(&m->lock);
-    bool over = m->token_released && !m->ext->dhead;
-    batch__mutex_unlock(&m->lock);
-    return over;
-}
-/* Coordinator: takes the dispatched slots (a list through ->next), in batch order. */
-BATCH__PRIVATE batch__mslot* batch__map_take_dispatched(batch__mjob* m) {
-    batch__mutex_lock(&m->lock);
-    batch__mslot* list = m->ext->dhead;
-    m->ext->dhead = NULL;
-    m->ext->dtail = &m->ext->dhead;
-    batch__mutex_unlock(&m->lock);
-    return list;
-}
-/* Coordinator: the dispatched slot of batch `index`, or NULL. */
-BATCH__PRIVATE batch__mslot* batch__map_find_running(batch__mjob* m, size_t index) {
-    batch__mslot* found = NULL;
-    batch__mutex_lock(&m->lock);
-    for (int i = 0; i < m->nslots && !found; i++)
-        if (m->slots[i].state == BATCH__SLOT_RUNNING && m->slots[i].batch_index == index) found = &m->slots[i];
-    batch__mutex_unlock(&m->lock);
-    return found;
-}
-/* Executor: takes back the ranges not started yet (at most cap, into out) and stops the job:
-   nothing new starts, running items see batch_should_stop when cancel is set. */
-BATCH__PRIVATE size_t batch__map_drop_ranges(batch__mjob* m, batch__range* out, size_t cap, bool cancel) {
+
+BATCH__PRIVATE size_t batch__map_executor_stop(batch_job* ex, bool cancel, batch__range* out, size_t cap) {
+    batch__mjob* m = (batch__mjob*)ex;
     batch__map_ext* x = m->ext;
     batch__mutex_lock(&m->lock);
     size_t n = 0;
-    while (x->rcount && n < cap) {
+    while (cancel && x->rcount && n < cap) {
         out[n++] = x->ranges[x->rhead];
         x->rhead = (x->rhead + 1) % (size_t)m->nslots;
         x->rcount--;
     }
     x->closed = true;
-    if (cancel) {
+    if (cancel) {   /* nothing new starts; running items see batch_should_stop */
         int e = 0;
         atomic_compare_exchange_strong(&m->stop, &e, BATCH__STOP_CANCEL);
     }
     batch__map_unlock(m, batch__map_pump(m));
     return n;
 }
-/* Executor: ranges queued, not started. */
-BATCH__PRIVATE size_t batch__map_queued_ranges(batch__mjob* m) {
-    batch__mutex_lock(&m->lock);
-    size_t n = m->ext->rcount;
-    batch__mutex_unlock(&m->lock);
-    return n;
-}
-/* Coordinator: a dispatched batch that will never run (its rank stopped first): its slot is
-   freed undelivered and its items count as unprocessed. */
-BATCH__PRIVATE void batch__map_unrun(batch__mjob* m, batch__mslot* sl) {
-    batch__mutex_lock(&m->lock);
-    sl->unrun = true;
-    batch__map_finished(m, sl);   /* in order, when ordered: later batches may wait for it */
-    batch__map_unlock(m, batch__map_pump(m));
-}
 
-/* Coordinator: a dispatched batch's outcome, run elsewhere; acc: its accumulator (NULL when
-   FAILED). Delivered, folded and journaled as if it had run here. */
-BATCH__PRIVATE void batch__map_complete(batch__mjob* m, batch__mslot* sl, batch_batch_status status, size_t succeeded,
-                                        size_t failed, int retries_used, uint64_t exec_ns, const void* acc) {
-    sl->status = status;
-    sl->succeeded = succeeded;
-    sl->failed = failed;
-    sl->retries_used = retries_used;
-    sl->exec_ns = exec_ns;
-    sl->start_ns = batch_now_ns() - exec_ns;
-    sl->nerrors = 0;
-    sl->worker = -1;
-    if (m->d.acc_size && acc) memcpy(sl->acc, acc, m->d.acc_size);
-    batch__mslot_done(m, sl, exec_ns, (uint64_t)retries_used);
+BATCH__PRIVATE bool batch__map_idle(batch_job* job) {
+    batch__mjob* m = (batch__mjob*)job;
+    batch__mutex_lock(&m->lock);
+    bool idle = m->token_released && !m->held && !m->iq_head;
+    for (int i = 0; idle && i < m->nslots; i++) idle = m->slots[i].state == BATCH__SLOT_FREE;
+    batch__mutex_unlock(&m->lock);
+    return idle;
 }
 
 BATCH__PRIVATE batch_result batch__map_job_wait(batch_job* pub, batch_job_summary* out) {

@@ -731,6 +731,98 @@ static void test_map_retry_jitter(void) {
     }
 }
 
+/* ---- the seam mpi.c drives (map.c), wired in one process --------------------------------- */
+/* Order-sensitive fold: a polynomial hash of the results in item order; (h, p) pairs combine
+   associatively, not commutatively. */
+static int seam_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)u;
+    *(uint64_t*)res = it->index * 2654435761u + 1;
+    if (it->index % 53 == 7) return batch_fail(ctx, 3, "bad %zu", it->index);
+    if (batch_ctx_batch_index(ctx) % 5 == 2 && batch_ctx_attempt(ctx) == 0) return batch_fail(ctx, 4, "first attempt");
+    return 0;
+}
+static void seam_init(void* acc, void* u) { (void)u; uint64_t* a = (uint64_t*)acc; a[0] = 0; a[1] = 1; }
+static void seam_fold(void* acc, const batch_item* it, const void* r, void* u) {
+    (void)it; (void)u;
+    uint64_t* a = (uint64_t*)acc;
+    a[0] = a[0] * 1000003u + *(const uint64_t*)r;
+    a[1] *= 1000003u;
+}
+static void seam_combine(void* acc, const void* o, void* u) {
+    (void)u;
+    uint64_t* a = (uint64_t*)acc;
+    const uint64_t* b = (const uint64_t*)o;
+    a[0] = a[0] * b[1] + b[0];
+    a[1] *= b[1];
+}
+
+/* What batch_mpi_map does on one rank: the source's ranges go to an executor, the outcomes
+   back; cancel_after > 0 cancels the source after that many outcomes. */
+static batch_result seam_run(batch_pool* p, const batch_map_desc* d, int cancel_after, batch_map_summary* s, uint64_t* acc) {
+    enum { K = 3 };
+    batch_job* ex = NULL;
+    batch_job* src = NULL;
+    CHECK_OK(batch__map_executor_launch(p, d, K, &ex));
+    CHECK_OK(batch__map_source_launch(p, d, batch_pool_workers(p), &src));
+    if (!ex || !src) return BATCH_ERR_INVALID;
+    bool stopped = false;
+    int returned = 0;
+    for (;;) {
+        batch__outcome o;
+        batch__range rg, dropped[K];
+        while (batch__map_executor_take(ex, &o)) {
+            CHECK(batch__map_source_return(src, &o));
+            if (++returned == cancel_after) batch_job_cancel(src);
+        }
+        while (!stopped && batch__map_executor_room(ex) > 0 && batch__map_source_take(src, &rg))
+            CHECK(batch__map_executor_push(ex, &rg));
+        int end = batch__map_source_end(src);
+        if (end != BATCH__SOURCE_OPEN && !stopped) {
+            size_t n = batch__map_executor_stop(ex, end == BATCH__SOURCE_CANCELLED, dropped, K);
+            for (size_t i = 0; i < n; i++) {
+                batch__outcome u = { .index = dropped[i].index, .status = BATCH__NOT_RUN };
+                CHECK(batch__map_source_return(src, &u));
+            }
+            stopped = true;
+        }
+        if (stopped && batch__map_idle(ex) && batch__map_idle(src)) break;
+        batch_pool_wait_idle(p);   /* the batches pushed run (an inline pool runs them here) */
+    }
+    CHECK(!batch__map_source_return(src, &(batch__outcome){ .index = 0 }));   /* nothing is out */
+    batch_result r = batch_map_wait(src, s, acc);
+    batch_map_summary es;
+    batch_map_wait(ex, &es, NULL);
+    CHECK_EQ(es.items, s->items);   /* every item the source counts ran in the executor */
+    batch_job_destroy(ex);
+    batch_job_destroy(src);
+    return r;
+}
+
+static void test_map_seam(void) {
+    batch_pool* p = make_pool(2);
+    batch_map_desc d = { .count = 3000, .item_fn = seam_item, .batch_size = 40, .ordered = 1, .error_threshold = 0.1,
+                         .max_retries = 1, .retry_base_ns = 1000, .result_size = 8, .acc_size = 16,
+                         .init_fn = seam_init, .fold_fn = seam_fold, .combine_fn = seam_combine };
+    batch_map_summary want, got;
+    uint64_t acc_want[2], acc_got[2];
+    batch_result r1 = batch_map_run(p, &d, &want, acc_want);
+    batch_result r2 = seam_run(p, &d, 0, &got, acc_got);
+    CHECK_EQ(r1, BATCH_PARTIAL);
+    CHECK_EQ(r2, r1);
+    CHECK_EQ(got.batches, want.batches);
+    CHECK_EQ(got.succeeded, want.succeeded);
+    CHECK_EQ(got.failed, want.failed);
+    CHECK_EQ(got.retries, want.retries);
+    CHECK(memcmp(acc_got, acc_want, sizeof acc_got) == 0);   /* the same bytes, in the same order */
+    /* a cancel: what was never handed out, or handed out and not started, is unprocessed */
+    d.ordered = 0;
+    r2 = seam_run(p, &d, 5, &got, acc_got);
+    CHECK_EQ(r2, BATCH_ERR_CANCELLED);
+    CHECK(got.unprocessed > 0);
+    CHECK_EQ(got.items + got.unprocessed, 3000);
+    CHECK_OK(batch_pool_destroy(p));
+}
+
 #define MAP_TESTS \
     { "map_retry_jitter", test_map_retry_jitter }, \
     { "map_stop_semantics", test_map_stop_semantics }, \
@@ -749,7 +841,8 @@ static void test_map_retry_jitter(void) {
     { "map_halt_cancel_timeout", test_map_halt_cancel_timeout }, \
     { "map_bad_input", test_map_bad_input }, \
     { "map_scenario_b", test_map_scenario_b }, \
-    { "map_alloc_failure", test_map_alloc_failure },
+    { "map_alloc_failure", test_map_alloc_failure }, \
+    { "map_seam", test_map_seam },
 
 /* ---- allocation failure: every allocation of a map run, and of the registry ---------------- */
 static int thr_item_any(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
