@@ -796,12 +796,12 @@ BATCH__PRIVATE batch__gnode* batch__range_next(batch__job* job, batch__worker* s
                                                unsigned* skipped, uint32_t hold, uint32_t* held, uint32_t* overflow) {
     batch_graph* g = job->g;
     while (*rb < *re) {
-        if (self && (atomic_load_explicit(&job->pool->inj_mask, memory_order_relaxed) & batch__urgent_mask(job)) &&
+        if (self && batch__pool_queued(job->pool, batch__urgent_mask(job)) &&
             batch__push_range(job, self, *rb, *re)) {
             *rb = *re;
             return NULL;
         }
-        if (self && *re - *rb >= 2 && batch__deque_size(&self->dq) <= 0) (void)batch__range_split(job, self, *rb, re);
+        if (self && *re - *rb >= 2 && batch__worker_deque_empty(self)) (void)batch__range_split(job, self, *rb, re);
         uint32_t k1 = g->succ[(*rb)++];
         batch__gnode* s = batch__node(g, k1);
         /* acq_rel and the sole-predecessor case: as in the release loop of batch__gnode_run */
@@ -1056,10 +1056,10 @@ BATCH__INLINE int batch__walk_call(batch__walk_env* e, batch__walk* w, batch__gn
     uint64_t start = e->times ? (e->last_end ? e->last_end : batch__ticks(job->tsc)) : 0;
     if (start && start < job->launch_tick) start = job->launch_tick;   /* never before the run (reports subtract) */
     batch__stat_add(&e->st->running, 1, e->shared);
-    uint64_t seq0 = e->self ? e->self->seq : 0;
+    uint64_t seq0 = e->self ? batch__worker_seq(e->self) : 0;
     int rc = n->fn ? n->fn(&ctx, n->user) : 0;
     /* relaxed: read after the job's latch, like the counters */
-    if (e->self && e->self->seq != seq0) atomic_store_explicit(&e->st->nested, 1, memory_order_relaxed);
+    if (e->self && batch__worker_seq(e->self) != seq0) atomic_store_explicit(&e->st->nested, 1, memory_order_relaxed);
     batch__stat_add(&e->st->running, UINT64_MAX, e->shared);   /* - 1 */
     uint64_t end = e->times ? batch__ticks(job->tsc) : 0;
     if (end < start) end = start;   /* TSCs of two cores out of step, the thread moved */
@@ -1215,7 +1215,7 @@ BATCH__INLINE batch__gnode* batch__walk_release(batch__walk_env* e, batch__walk*
         if (w->rb >= w->re) {   /* walked here; a half for every other worker at once */
             w->rb = b;
             w->re = end;
-            for (int k = 1; k < job->pool->nworkers && w->re - w->rb >= 2; k *= 2)
+            for (int k = 1; k < batch_pool_workers(job->pool) && w->re - w->rb >= 2; k *= 2)
                 if (!batch__range_split(job, e->self, w->rb, &w->re)) break;
             ranged = true;
         } else {
@@ -1228,7 +1228,7 @@ BATCH__INLINE batch__gnode* batch__walk_release(batch__walk_env* e, batch__walk*
         batch__gnode_events(job, n, outcome, e->last_end && job->tsc ? batch_now_ns() : e->last_end, &w->ticks);
     /* urgent (CRITICAL, HIGH) work waits in the pool: the successor goes to the queue of its
        level and this worker back to the pool, which takes urgent work first */
-    if (first && e->pooled && (atomic_load_explicit(&job->pool->inj_mask, memory_order_relaxed) & batch__urgent_mask(job)) &&
+    if (first && e->pooled && batch__pool_queued(job->pool, batch__urgent_mask(job)) &&
         batch__gnode_submit(job, first, 0))
         first = NULL;
     return first;
@@ -1313,7 +1313,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
         BATCH__ENUM_BAD(d.priority, BATCH_PRIORITY_COUNT_) || d.timeout_ns > ((uint64_t)1 << 62) ||
         !batch__progress_desc_ok(&d.progress) || !batch__journal_desc_ok(&d.journal))
         return BATCH_ERR_INVALID;
-    if (!batch__self(pool) && batch__tls_inline != pool && atomic_load(&pool->shutdown)) return BATCH_ERR_SHUTDOWN;
+    if (batch__pool_refuses_jobs(pool)) return BATCH_ERR_SHUTDOWN;
     int expected = 0;
     if (!atomic_compare_exchange_strong(&g->busy, &expected, 1)) return BATCH_ERR_BUSY;
     batch_result r = batch__graph_finalize(g);
@@ -1337,7 +1337,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     job->level = (uint8_t)(d.priority == BATCH_PRIORITY_DEFAULT ? BATCH__LEVEL_NORMAL : (int)d.priority - 1);
     job->times = !d.no_task_times;
     for (int l = 0; l < BATCH__LEVELS; l++) job->park_head[l] = job->park_tail[l] = BATCH__NO_NODE;
-    job->tsc = job->times && pool->tsc;
+    job->tsc = job->times && batch__pool_tsc(pool);
     {
         batch__clockpair at = batch__clockpair_now(job->tsc);
         job->launch_ns = at.ns;
@@ -1374,7 +1374,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
                started; the job reports the error */
             int e = BATCH__STOP_NONE;
             atomic_compare_exchange_strong(&job->stop, &e, BATCH__STOP_LAUNCH);
-            job->launch_error = atomic_load(&pool->shutdown) ? BATCH_ERR_SHUTDOWN : BATCH_ERR_NOMEM;
+            job->launch_error = batch__pool_shutting_down(pool) ? BATCH_ERR_SHUTDOWN : BATCH_ERR_NOMEM;
             for (size_t k = i; k < g->nroots; k++) batch__gnode_run_framed(job, batch__node(g, g->roots[k]), 0, 0, false);
             break;
         }
@@ -1563,7 +1563,7 @@ BATCH__PRIVATE batch_result batch__graph_job_wait(batch_job* pub, batch_job_summ
             if (e > last_end) last_end = e;
         }
         batch__clockpair launch = { job->launch_tick, job->launch_ns };
-        g->tb = batch__timebase_make(job->tsc, job->pool->origin, launch, batch__clockpair_now(job->tsc));
+        g->tb = batch__timebase_make(job->tsc, batch__pool_origin(job->pool), launch, batch__clockpair_now(job->tsc));
         s->busy_ns = batch__timebase_span(&g->tb, busy);
         s->wall_ns = (job->times ? batch__timebase_ns(&g->tb, last_end) : batch_now_ns()) - job->launch_ns;
         for (int i = 0; i + 1 < job->nstats; i++) batch__ran_close(g, &job->stats[i]);
@@ -1625,7 +1625,7 @@ BATCH__PRIVATE void batch__graph_job_counts(batch_job* pub, batch_progress* out,
     }
     /* during the run: the scale from a pair read now (a snapshot needs no better) */
     batch__clockpair launch = { job->launch_tick, job->launch_ns }, now = { batch__ticks(job->tsc), batch_now_ns() };
-    batch__timebase tb = batch__timebase_make(job->tsc, job->pool->origin, launch, now);
+    batch__timebase tb = batch__timebase_make(job->tsc, batch__pool_origin(job->pool), launch, now);
     *busy += batch__timebase_span(&tb, ticks);
     out->processed = out->succeeded + out->failed + out->skipped + out->cancelled;
 }

@@ -852,8 +852,8 @@ BATCH__PRIVATE batch_result batch__map_launch_ext(batch_pool* pool, const batch_
     if (!pool || !desc) return BATCH_ERR_INVALID;
     batch_result r = batch__map_check(desc);
     if (r != BATCH_OK) return r;
-    if (!batch__self(pool) && batch__tls_inline != pool && atomic_load(&pool->shutdown)) return BATCH_ERR_SHUTDOWN;
-    void* ctx = pool->alloc_ctx;
+    if (batch__pool_refuses_jobs(pool)) return BATCH_ERR_SHUTDOWN;
+    void* ctx = batch__pool_alloc_ctx(pool);
     batch__mjob* m = (batch__mjob*)BATCH_MALLOC(sizeof *m, ctx);
     if (!m) return BATCH_ERR_NOMEM;
     memset(m, 0, sizeof *m);
@@ -1070,12 +1070,12 @@ BATCH_API batch_result batch_map_run(batch_pool* pool, const batch_map_desc* des
 BATCH__PRIVATE batch_result batch__map_launch_mode(batch_pool* pool, const batch_map_desc* desc, batch__map_ext* ext, batch_job** out) {
     if (!ext) { if (out) *out = NULL; return BATCH_ERR_NOMEM; }
     batch_result r = batch__map_launch_ext(pool, desc, ext, out);
-    if (r != BATCH_OK) BATCH_FREE(ext, pool ? pool->alloc_ctx : NULL);
+    if (r != BATCH_OK) BATCH_FREE(ext, batch__pool_alloc_ctx(pool));
     return r;
 }
 
 BATCH__PRIVATE batch_result batch__map_source_launch(batch_pool* pool, const batch_map_desc* desc, int threads, batch_job** out) {
-    batch__map_ext* x = (batch__map_ext*)BATCH_MALLOC(sizeof *x, pool ? pool->alloc_ctx : NULL);
+    batch__map_ext* x = (batch__map_ext*)BATCH_MALLOC(sizeof *x, batch__pool_alloc_ctx(pool));
     if (x) {
         memset(x, 0, sizeof *x);
         x->mode = BATCH__EXT_SOURCE;
@@ -1186,7 +1186,7 @@ BATCH__PRIVATE batch_result batch__map_executor_launch(batch_pool* pool, const b
     memset(&ed.progress, 0, sizeof ed.progress);
     memset(&ed.journal, 0, sizeof ed.journal);
     size_t n = max_in_flight > 0 ? (size_t)max_in_flight : 0;
-    batch__map_ext* x = (batch__map_ext*)BATCH_MALLOC(sizeof *x + n * sizeof(batch__range), pool ? pool->alloc_ctx : NULL);
+    batch__map_ext* x = (batch__map_ext*)BATCH_MALLOC(sizeof *x + n * sizeof(batch__range), batch__pool_alloc_ctx(pool));
     if (x) {
         memset(x, 0, sizeof *x);
         x->mode = BATCH__EXT_EXECUTOR;

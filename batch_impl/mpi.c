@@ -384,7 +384,7 @@ BATCH_API batch_result batch_mpi_map(MPI_Comm comm, batch_pool* pool, const batc
     MPI_Comm_set_errhandler(c.comm, MPI_ERRORS_RETURN);
     MPI_Comm_rank(c.comm, &c.rank);
     MPI_Comm_size(c.comm, &c.size);
-    c.alloc_ctx = pool ? pool->alloc_ctx : NULL;
+    c.alloc_ctx = batch__pool_alloc_ctx(pool);
     bool filled = false;
     batch_result r = batch__mpi_agree(&c, pool, desc);
     if (r == BATCH_OK) r = batch__mpi_start(&c, pool, desc);

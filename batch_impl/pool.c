@@ -152,6 +152,30 @@ BATCH__PRIVATE void batch__clock_put(batch__worker* w, uint64_t ns) {
     w->clock_seq = w->seq + 1;
 }
 
+/* ---- the pool's interface for the job layer ---------------------------------------------------
+   What graph.c, map.c and mpi.c may use of the pool beyond its public API: these functions and
+   the task clock hand-off above (batch__clock_take/put), the worker lookup (batch__self), the
+   internal submissions (batch__submit_bulk, batch__submit_arg, batch__push_own) and counters.
+   Nothing above the pool reads its fields. */
+BATCH__PRIVATE void* batch__pool_alloc_ctx(const batch_pool* p) { return p ? p->alloc_ctx : NULL; }
+BATCH__PRIVATE bool batch__pool_shutting_down(batch_pool* p) { return atomic_load(&p->shutdown) != 0; }
+/* A new job launched from this thread would be refused: the pool shuts down and this thread is
+   neither one of its workers nor running it inline (those finish what they started). */
+BATCH__PRIVATE bool batch__pool_refuses_jobs(batch_pool* p) {
+    return !batch__self(p) && batch__tls_inline != p && batch__pool_shutting_down(p);
+}
+/* Whether tasks of the priority levels in mask (bit l: level l) wait in the injection queues. */
+BATCH__PRIVATE bool batch__pool_queued(batch_pool* p, unsigned mask) {
+    return (atomic_load_explicit(&p->inj_mask, memory_order_relaxed) & mask) != 0;   /* a hint */
+}
+/* The task clock of the pool: TSC ticks or ns (platform.c), and its (tick, ns) pair from creation. */
+BATCH__PRIVATE bool batch__pool_tsc(const batch_pool* p) { return p->tsc; }
+BATCH__PRIVATE batch__clockpair batch__pool_origin(const batch_pool* p) { return p->origin; }
+/* The tasks a worker began executing (grows when it runs nested tasks), and whether its own
+   deque is empty now (owner only). */
+BATCH__PRIVATE uint64_t batch__worker_seq(const batch__worker* w) { return w->seq; }
+BATCH__PRIVATE bool batch__worker_deque_empty(batch__worker* w) { return batch__deque_size(&w->dq) <= 0; }
+
 /* Owner-only increment of a counter that others read. */
 BATCH__PRIVATE void batch__bump(_Atomic uint64_t* c) {
     /* release: quiescence checks acquire these counts (see the file comment) */
