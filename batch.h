@@ -1014,9 +1014,9 @@ BATCH_API batch_result batch_mpi_map(MPI_Comm comm, batch_pool* pool, const batc
 #endif
 
 /* Large arrays (a graph's tasks and edges, 100+ MiB for 10^6 tasks) are asked to live on
-   transparent huge pages: on a virtual machine a first-touch 4 KiB page fault can cost 5-10 us
-   (measured here: 10 us), which made building a 10^6-task graph 30x slower than running it;
-   a 2 MiB page is one fault. The hint covers the 2 MiB-aligned windows inside a block of at
+   transparent huge pages: on a virtual machine a first-touch 4 KiB page fault costs
+   microseconds, enough to make building a large graph far slower than running it
+   (bench/README.md: chain_build); a 2 MiB page is one fault. The hint covers the 2 MiB-aligned windows inside a block of at
    least BATCH__HUGE_MIN bytes, never a page of memory the block does not own (glibc may carve
    a large block out of its heap, next to other allocations). Blocks so advised are not grown
    with realloc (batch__grow_block copies): advice on part of a mapping splits it, and an
@@ -1286,8 +1286,8 @@ BATCH_API uint64_t batch_now_ns(void) {
 /* ---- task clock ------------------------------------------------------------------------------
    Graph tasks stamp their start and end in ticks: one read per task (batch__clock_take hands the
    end of one task to the start of the next). Where the CPU says its TSC is invariant (constant
-   rate in every power state: CPUID 0x80000007 EDX bit 8) a tick is a raw rdtsc, ~11 ns on this
-   project's VMs against ~26 ns for clock_gettime through kvm-clock; the times become
+   rate in every power state: CPUID 0x80000007 EDX bit 8) a tick is a raw rdtsc, cheaper than
+   clock_gettime under a hypervisor's clock source (bench/README.md: task times); the times become
    CLOCK_MONOTONIC nanoseconds when a run ends, on the line through two (tick, ns) pairs
    (batch__timebase). Elsewhere, and with BATCH_NO_TSC, a tick is batch_now_ns(). rdtsc is not
    ordered with the loads around it; a few cycles of skew are far below what a task takes. */
@@ -4197,11 +4197,10 @@ struct batch_graph {
 /* The task store: blocks of BATCH__NODE_BLOCK nodes that never move once full (28 MiB each,
    on huge pages where the platform has them: see batch__huge_hint). Block 0 grows by doubling
    up to BATCH__NODE_SMALL nodes, so a small graph stays small, then jumps to a full block.
-   A single array grown by realloc was 3-4x slower to build at 10^6 tasks on a virtual
-   machine: the copies, and mremap splitting huge pages into 4 KiB ones whose every first touch
-   costs microseconds. A block is its own mapping, and only the 2 MiB-aligned windows inside
-   it get huge pages: 14 of them in 28 MiB lose at most one (7 MiB blocks lost 29% of the
-   graph to 4 KiB pages, and a 10^7-task chain ran 2.3x slower per task than a 10^6 one). */
+   A single array grown by realloc pays for the copies, and mremap splits huge pages into 4 KiB
+   ones whose every first touch is a page fault. A block is its own mapping, and only the 2
+   MiB-aligned windows inside it get huge pages: 14 of them in 28 MiB lose at most one, where
+   smaller blocks lose a larger share of the graph to 4 KiB pages (bench/README.md: chain_1e7). */
 #define BATCH__NODE_BITS 18u
 #define BATCH__NODE_BLOCK ((uint32_t)1 << BATCH__NODE_BITS)
 #define BATCH__NODE_SMALL ((uint32_t)1 << 14)
@@ -4852,7 +4851,7 @@ BATCH__PRIVATE void batch__gnode_flush(batch__job* job, batch__worker* self, voi
 /* ---- wide tasks ----------------------------------------------------------------------------
    A task with many successors (fan-out) does not queue each ready successor as a pool task:
    that costs a task, a push and a steal each, and two workers then fight over one deque's ends
-   (10^6 successors ran at ~180 ns each on 2 workers, ~50 on 1). Its successor edges become a
+   (bench/README.md: fanout). Its successor edges become a
    range [b, e) of g->succ that the releasing worker walks itself, running each successor that
    becomes ready in place. The range is split in halves that go on the worker's own deque, where
    other workers steal them: a few halves at once when the range is made (so that every worker
@@ -5928,10 +5927,9 @@ BATCH__PRIVATE void batch__graph_job_record(batch_job* pub, size_t i, batch__rec
 #  include "sizing.c"
 #endif
 
-/* The default max_batch. Items that cost nanoseconds (map_trivial: 2.5 ns) hit this cap long
-   before the adaptive target (200 us); at 4096 a batch lasted ~10 us and the per-batch hand-off
-   cost 4-25% of the run on 2 workers (measured: 1.41-1.76 ns/item against 1.30-1.36 at 16384;
-   65536 gained nothing more). The cap rises from 4096 to 16384 only while a slot's per-item
+/* The default max_batch. Items that cost nanoseconds hit this cap long before the adaptive
+   target (200 us), and then the per-batch hand-off is what a smaller cap costs (bench/README.md:
+   map_trivial, "max_batch"). The cap rises from 4096 to 16384 only while a slot's per-item
    memory (pulled items, and the codes and results that on_batch or the iterator show) stays
    within BATCH__SLOT_BYTES: heavy slots keep 4096. */
 #define BATCH__DEFAULT_MAX_BATCH 16384u

@@ -77,11 +77,10 @@ struct batch_graph {
 /* The task store: blocks of BATCH__NODE_BLOCK nodes that never move once full (28 MiB each,
    on huge pages where the platform has them: see batch__huge_hint). Block 0 grows by doubling
    up to BATCH__NODE_SMALL nodes, so a small graph stays small, then jumps to a full block.
-   A single array grown by realloc was 3-4x slower to build at 10^6 tasks on a virtual
-   machine: the copies, and mremap splitting huge pages into 4 KiB ones whose every first touch
-   costs microseconds. A block is its own mapping, and only the 2 MiB-aligned windows inside
-   it get huge pages: 14 of them in 28 MiB lose at most one (7 MiB blocks lost 29% of the
-   graph to 4 KiB pages, and a 10^7-task chain ran 2.3x slower per task than a 10^6 one). */
+   A single array grown by realloc pays for the copies, and mremap splits huge pages into 4 KiB
+   ones whose every first touch is a page fault. A block is its own mapping, and only the 2
+   MiB-aligned windows inside it get huge pages: 14 of them in 28 MiB lose at most one, where
+   smaller blocks lose a larger share of the graph to 4 KiB pages (bench/README.md: chain_1e7). */
 #define BATCH__NODE_BITS 18u
 #define BATCH__NODE_BLOCK ((uint32_t)1 << BATCH__NODE_BITS)
 #define BATCH__NODE_SMALL ((uint32_t)1 << 14)
@@ -732,7 +731,7 @@ BATCH__PRIVATE void batch__gnode_flush(batch__job* job, batch__worker* self, voi
 /* ---- wide tasks ----------------------------------------------------------------------------
    A task with many successors (fan-out) does not queue each ready successor as a pool task:
    that costs a task, a push and a steal each, and two workers then fight over one deque's ends
-   (10^6 successors ran at ~180 ns each on 2 workers, ~50 on 1). Its successor edges become a
+   (bench/README.md: fanout). Its successor edges become a
    range [b, e) of g->succ that the releasing worker walks itself, running each successor that
    becomes ready in place. The range is split in halves that go on the worker's own deque, where
    other workers steal them: a few halves at once when the range is made (so that every worker

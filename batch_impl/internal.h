@@ -127,9 +127,9 @@
 #endif
 
 /* Large arrays (a graph's tasks and edges, 100+ MiB for 10^6 tasks) are asked to live on
-   transparent huge pages: on a virtual machine a first-touch 4 KiB page fault can cost 5-10 us
-   (measured here: 10 us), which made building a 10^6-task graph 30x slower than running it;
-   a 2 MiB page is one fault. The hint covers the 2 MiB-aligned windows inside a block of at
+   transparent huge pages: on a virtual machine a first-touch 4 KiB page fault costs
+   microseconds, enough to make building a large graph far slower than running it
+   (bench/README.md: chain_build); a 2 MiB page is one fault. The hint covers the 2 MiB-aligned windows inside a block of at
    least BATCH__HUGE_MIN bytes, never a page of memory the block does not own (glibc may carve
    a large block out of its heap, next to other allocations). Blocks so advised are not grown
    with realloc (batch__grow_block copies): advice on part of a mapping splits it, and an

@@ -15,10 +15,9 @@
 #  include "sizing.c"
 #endif
 
-/* The default max_batch. Items that cost nanoseconds (map_trivial: 2.5 ns) hit this cap long
-   before the adaptive target (200 us); at 4096 a batch lasted ~10 us and the per-batch hand-off
-   cost 4-25% of the run on 2 workers (measured: 1.41-1.76 ns/item against 1.30-1.36 at 16384;
-   65536 gained nothing more). The cap rises from 4096 to 16384 only while a slot's per-item
+/* The default max_batch. Items that cost nanoseconds hit this cap long before the adaptive
+   target (200 us), and then the per-batch hand-off is what a smaller cap costs (bench/README.md:
+   map_trivial, "max_batch"). The cap rises from 4096 to 16384 only while a slot's per-item
    memory (pulled items, and the codes and results that on_batch or the iterator show) stays
    within BATCH__SLOT_BYTES: heavy slots keep 4096. */
 #define BATCH__DEFAULT_MAX_BATCH 16384u

@@ -57,8 +57,8 @@ BATCH_API uint64_t batch_now_ns(void) {
 /* ---- task clock ------------------------------------------------------------------------------
    Graph tasks stamp their start and end in ticks: one read per task (batch__clock_take hands the
    end of one task to the start of the next). Where the CPU says its TSC is invariant (constant
-   rate in every power state: CPUID 0x80000007 EDX bit 8) a tick is a raw rdtsc, ~11 ns on this
-   project's VMs against ~26 ns for clock_gettime through kvm-clock; the times become
+   rate in every power state: CPUID 0x80000007 EDX bit 8) a tick is a raw rdtsc, cheaper than
+   clock_gettime under a hypervisor's clock source (bench/README.md: task times); the times become
    CLOCK_MONOTONIC nanoseconds when a run ends, on the line through two (tick, ns) pairs
    (batch__timebase). Elsewhere, and with BATCH_NO_TSC, a tick is batch_now_ns(). rdtsc is not
    ordered with the loads around it; a few cycles of skew are far below what a task takes. */
