@@ -6,26 +6,7 @@
    BATCH_TEST_WRITE_JOURNALS=1 rewrites the checked-in files instead of comparing. Run from the top
    of the tree (the files are found at tests/journals/). */
 
-static unsigned char* pt_read(const char* path, size_t* n) {
-    FILE* f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, len = 0, got;
-    unsigned char* b = (unsigned char*)malloc(cap);
-    CHECK(b != NULL);
-    while ((got = fread(b + len, 1, cap - len, f)) > 0) {
-        len += got;
-        if (len == cap) { cap *= 2; b = (unsigned char*)realloc(b, cap); CHECK(b != NULL); }
-    }
-    fclose(f);
-    *n = len;
-    return b;
-}
-static void pt_write(const char* path, const unsigned char* b, size_t n) {
-    FILE* f = fopen(path, "wb");
-    CHECK(f != NULL);
-    CHECK(fwrite(b, 1, n, f) == n);
-    CHECK(fclose(f) == 0);
-}
+/* Files are read and written with test_journal.c's jfile_read and jfile_write. */
 static void pt_tmp(char* path, size_t n, const char* name) {
     snprintf(path, n, "build/portable-%llu-%s", (unsigned long long)test_seed, name);
     remove(path);
@@ -36,11 +17,11 @@ static void pt_compare(const char* path, const char* name) {
     char ref[256];
     snprintf(ref, sizeof ref, "tests/journals/%s", name);
     size_t n = 0, m = 0;
-    unsigned char* mine = pt_read(path, &n);
+    unsigned char* mine = jfile_read(path, &n);
     CHECK(mine != NULL && n > 32);
     const char* w = getenv("BATCH_TEST_WRITE_JOURNALS");
-    if (w && *w == '1') pt_write(ref, mine, n);
-    unsigned char* theirs = pt_read(ref, &m);
+    if (w && *w == '1') jfile_write(ref, mine, n);
+    unsigned char* theirs = jfile_read(ref, &m);
     if (!theirs) test_fail_at(__FILE__, __LINE__, ref, "missing: run the suite from the top of the tree");
     CHECK_EQ(n, m);
     for (size_t i = 0; i < n; i++)
@@ -49,7 +30,7 @@ static void pt_compare(const char* path, const char* name) {
             snprintf(d, sizeof d, "byte %zu: 0x%02x here, 0x%02x in %s", i, mine[i], theirs[i], name);
             test_fail_at(__FILE__, __LINE__, "the journal's bytes", d);
         }
-    pt_write(path, theirs, m);
+    jfile_write(path, theirs, m);
     free(mine);
     free(theirs);
 }
@@ -187,9 +168,9 @@ static batch_map_summary pt_map_rounds(int native, const char* name, batch_resul
         char ref[128];
         snprintf(ref, sizeof ref, "tests/journals/%s", name);
         size_t n = 0;
-        unsigned char* b = pt_read(ref, &n);
+        unsigned char* b = jfile_read(ref, &n);
         CHECK(b != NULL);
-        pt_write(path, b, n);
+        jfile_write(path, b, n);
         free(b);
     }
     memset(m->runs, 0, sizeof m->runs);
