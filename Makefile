@@ -265,7 +265,7 @@ analyze: batch.h | stb
 .PHONY: analyze
 
 # ---- MPI (opt-in: Open MPI from Debian, openmpi-bin libopenmpi-dev) ---------------------------------
-# build/examples/mpi_map with mpicc, then its --test on 1..4 ranks x 1..2 workers (oversubscribed on
+# build/examples/mpi_map with mpicc, then its --test on 1..4 ranks x 1..2 workers and an inline pool (-1) (oversubscribed on
 # small machines; as root mpirun wants --allow-run-as-root).
 MPICC ?= mpicc
 MPIRUN ?= mpirun
@@ -275,7 +275,7 @@ build/examples/mpi_map: examples/mpi_map.c batch.h | stb
 	@mkdir -p $(@D)
 	$(MPICC) $(ALL_CFLAGS) -I. -o $@ $< $(LDLIBS)
 mpi-test: build/examples/mpi_map
-	@for np in 1 2 3 4; do for w in 1 2; do \
+	@for np in 1 2 3 4; do for w in 1 2 -1; do \
 	    echo "-- $$np ranks x $$w workers"; \
 	    OMPI_MCA_rmaps_base_oversubscribe=1 timeout 300 $(MPIRUN) $(MPIRUN_FLAGS) -np $$np ./build/examples/mpi_map --workers $$w --test \
 	        | tail -n 1 | tee build/mpi-test.last; \

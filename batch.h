@@ -7781,6 +7781,7 @@ typedef struct batch__mpi {
     void* alloc_ctx;
     size_t acc_size;
     unsigned char* buf;           /* one RESULT message, then the final accumulator */
+    batch_pool* pool;             /* this rank's pool */
     batch_job* exec;              /* this rank's executor */
     batch_job* src;               /* rank 0: the source */
     batch__range* dropped;        /* ranges the executor took back (k of them at most) */
@@ -7805,6 +7806,13 @@ BATCH__PRIVATE void batch__mpi_nap(bool any, long* nap) {
     struct timespec ts = { 0, *nap };
     nanosleep(&ts, NULL);
     if (*nap < (long)BATCH__MPI_NAP_MAX_NS) *nap *= 2;
+}
+
+/* Between two rounds of a rank's loop: an inline pool (no workers) runs the batches queued on
+   it here, as nobody else would; then the nap. */
+BATCH__PRIVATE void batch__mpi_pause(batch__mpi* c, bool any, long* nap) {
+    if (batch_pool_workers(c->pool) == 0) (void)batch_pool_wait_idle(c->pool);
+    batch__mpi_nap(any, nap);
 }
 
 /* Sends one finished (or never run) batch to rank 0; on rank 0 the source takes it directly. */
@@ -7974,7 +7982,7 @@ BATCH__PRIVATE void batch__mpi_coordinate(batch__mpi* c) {
         if (batch__mpi_drain(c)) any = true;   /* rank 0's own batches */
         if (batch__mpi_hand_out(c)) any = true;
         if (batch__mpi_wind_down(c)) break;
-        batch__mpi_nap(any, &nap);
+        batch__mpi_pause(c, any, &nap);
     }
     BATCH_FREE(c->want, c->alloc_ctx);
     c->want = c->state = NULL;
@@ -8016,7 +8024,7 @@ BATCH__PRIVATE void batch__mpi_work(batch__mpi* c) {
             batch__mpi_ok(c, MPI_Send(&done, 1, MPI_INT, 0, BATCH__TAG_REQ, c->comm));
             break;
         }
-        batch__mpi_nap(any, &nap);
+        batch__mpi_pause(c, any, &nap);
     }
 }
 
@@ -8057,6 +8065,7 @@ BATCH__PRIVATE batch_result batch__mpi_agree(batch__mpi* c, batch_pool* pool, co
    fit), else it is NOMEM. */
 BATCH__PRIVATE batch_result batch__mpi_start(batch__mpi* c, batch_pool* pool, const batch_map_desc* desc) {
     batch_result r = BATCH_OK;
+    c->pool = pool;
     c->acc_size = desc->acc_size;
     c->buf = (unsigned char*)BATCH_MALLOC(BATCH__RESULT_WORDS * sizeof(uint64_t) + 2 * c->acc_size, c->alloc_ctx);
     c->dropped = (batch__range*)BATCH_MALLOC((size_t)c->k * sizeof(batch__range), c->alloc_ctx);
