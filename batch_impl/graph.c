@@ -1682,20 +1682,20 @@ BATCH__PRIVATE char* batch__graph_message_buffer(batch_ctx* ctx) {
     return n->msg;
 }
 
-BATCH_API void batch_set_output(batch_ctx* ctx, void* output) {
+BATCH_API void batch_ctx_set_output(batch_ctx* ctx, void* output) {
     /* release: a successor that acquires it sees what it points to (it is also ordered by the
        release of the successor, which happens after this) */
     if (ctx && BATCH__CTX_NODE(ctx)) atomic_store_explicit(&BATCH__CTX_NODE(ctx)->output, output, memory_order_release);
 }
 
-BATCH_API size_t batch_input_count(const batch_ctx* ctx) {
+BATCH_API size_t batch_ctx_input_count(const batch_ctx* ctx) {
     if (!ctx || !BATCH__CTX_NODE(ctx)) return 0;
     const batch_graph* g = BATCH__CTX_JOB(ctx)->g;
     uint32_t i = BATCH__CTX_NODE(ctx)->idx;
     return g->pred_off[i + 1] - g->pred_off[i];
 }
 
-BATCH_API void* batch_input(const batch_ctx* ctx, size_t k) {
+BATCH_API void* batch_ctx_input(const batch_ctx* ctx, size_t k) {
     if (!ctx || !BATCH__CTX_NODE(ctx)) return NULL;
     const batch_graph* g = BATCH__CTX_JOB(ctx)->g;
     uint32_t i = BATCH__CTX_NODE(ctx)->idx;
@@ -1703,8 +1703,8 @@ BATCH_API void* batch_input(const batch_ctx* ctx, size_t k) {
     return atomic_load_explicit(&batch__node(g, g->pred[g->pred_off[i] + k])->output, memory_order_acquire);
 }
 
-BATCH_API void* batch_output_of(const batch_ctx* ctx, batch_task t) {
-    if (!ctx || !BATCH__CTX_JOB(ctx)) return NULL;
+BATCH_API void* batch_ctx_output_of(const batch_ctx* ctx, batch_task t) {
+    if (!ctx || !BATCH__CTX_NODE(ctx)) return NULL;   /* a map item has no graph */
     int64_t i = batch__task_index(BATCH__CTX_JOB(ctx)->g, t);
     return i < 0 ? NULL : atomic_load_explicit(&batch__node(BATCH__CTX_JOB(ctx)->g, (uint32_t)i)->output, memory_order_acquire);
 }

@@ -20,7 +20,7 @@ static int run_feature(batch_ctx* ctx, void* user) {
     feature* f = (feature*)user;
     volatile long sink = 0;
     for (long i = 0; i < 20000L * (f->index + 1); i++) sink += i % 7;
-    if (f->broken) return batch_fail(ctx, 3, "job %d feature %d: regression", f->job, f->index);
+    if (f->broken) return batch_ctx_fail(ctx, 3, "job %d feature %d: regression", f->job, f->index);
     return 0;
 }
 

@@ -62,7 +62,7 @@ static int rd_task(batch_ctx* ctx, void* u) {
         atomic_store(&nd->done, 1);
     }
     atomic_fetch_sub(&nd->active, 1);
-    if (fail) return batch_fail(ctx, 7, "node %d attempt %d", nd->idx, attempt);
+    if (fail) return batch_ctx_fail(ctx, 7, "node %d attempt %d", nd->idx, attempt);
     return 0;
 }
 

@@ -206,7 +206,7 @@ static void test_graph_retries_backoff(void) {
 static int slow_task(batch_ctx* ctx, void* u) {
     (void)u;
     uint64_t t0 = batch_now_ns();
-    while (batch_now_ns() - t0 < 2000000u && !batch_should_stop(ctx)) batch__yield();
+    while (batch_now_ns() - t0 < 2000000u && !batch_ctx_should_stop(ctx)) batch__yield();
     return 0;
 }
 static void test_graph_deadline(void) {
@@ -489,14 +489,14 @@ static int feature_task(batch_ctx* ctx, void* u) {
     f->order = atomic_fetch_add(f->seq, 1);
     f->value = 100 + f->kind;
     long sum = 0;
-    for (size_t i = 0; i < batch_input_count(ctx); i++) {
-        long* in = (long*)batch_input(ctx, i);
+    for (size_t i = 0; i < batch_ctx_input_count(ctx); i++) {
+        long* in = (long*)batch_ctx_input(ctx, i);
         if (in) sum += *in;   /* barriers (groups) publish nothing */
     }
     if (f->kind == F_AGGREGATE) CHECK_EQ(sum, (100 + F_TEST) + (100 + F_COVERAGE) + (100 + F_FLAKY));
     if (f->kind == F_IMPACT) CHECK_EQ(sum, 100 + F_INTENT);
     if (f->kind == F_VALIDATION) CHECK_EQ(sum, 100 + F_MIGRATION);
-    batch_set_output(ctx, &f->value);
+    batch_ctx_set_output(ctx, &f->value);
     return 0;
 }
 
@@ -747,11 +747,11 @@ static void test_graph_alloc_failure_big(void) {
     CHECK_EQ(atomic_load(&test_live_bytes), live_start);
 }
 
-/* batch_fail_permanent: no retry whatever max_retries says; batch_ctx_job: a task cancels its
+/* batch_ctx_fail_permanent: no retry whatever max_retries says; batch_ctx_job: a task cancels its
    own job. */
 static int perm_task(batch_ctx* ctx, void* u) {
     atomic_fetch_add((_Atomic int*)u, 1);
-    return batch_fail_permanent(ctx, 9, "gone for good (attempt %d)", batch_ctx_attempt(ctx));
+    return batch_ctx_fail_permanent(ctx, 9, "gone for good (attempt %d)", batch_ctx_attempt(ctx));
 }
 static int cancel_own_job(batch_ctx* ctx, void* u) {
     (void)u;

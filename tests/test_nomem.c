@@ -128,9 +128,9 @@ static void test_nomem_launch_half_way(void) {
     CHECK(half_way > 0);
 }
 
-/* batch_fail copies its message into memory of the task; out of memory the code is kept and
+/* batch_ctx_fail copies its message into memory of the task; out of memory the code is kept and
    the message is lost. */
-static int fail_with_message(batch_ctx* ctx, void* u) { (void)u; return batch_fail(ctx, 5, "message %d", 42); }
+static int fail_with_message(batch_ctx* ctx, void* u) { (void)u; return batch_ctx_fail(ctx, 5, "message %d", 42); }
 /* Builds the graph with all the memory it wants, then runs it failing allocation n (0: none);
    *count receives the allocations of the run. */
 static batch_result fail_message_run(batch_pool* p, long n, long* count, int* lost, int* kept) {
