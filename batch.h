@@ -388,17 +388,23 @@ BATCH_API batch_result batch_graph_add(batch_graph* g, const batch_task_desc* de
 /* Number of tasks. */
 BATCH_API size_t batch_graph_size(const batch_graph* g);
 
-/* a runs before b. A self-edge is BATCH_ERR_CYCLE; a handle of another graph (or 0, or out of
+/* EDGES: one function per meaning, always written in run order (earlier task first).
+   a runs before b. A self-edge is BATCH_ERR_CYCLE; a handle of another graph (or 0, or out of
    range) BATCH_ERR_INVALID; a duplicate edge is accepted and counts once. Longer cycles are found
    by batch_graph_validate (and by every run). On error the graph is unchanged. */
 BATCH_API batch_result batch_task_precede(batch_graph* g, batch_task a, batch_task b);
-/* b runs after a (the same edge, written the other way round). */
-BATCH_API batch_result batch_task_succeed(batch_graph* g, batch_task b, batch_task a);
-/* a before each of bs[0..n); b after each of as[0..n). All or nothing. */
-BATCH_API batch_result batch_task_precede_n(batch_graph* g, batch_task a, const batch_task* bs, size_t n);
-BATCH_API batch_result batch_task_succeed_n(batch_graph* g, batch_task b, const batch_task* as, size_t n);
-/* Groups in sequence: adds a barrier task (no-op) after every task of before[0..n) and before
-   every task of after[0..m): n + m edges instead of n * m. *out_barrier may be NULL. */
+/* Every task of from[0..nfrom) runs before every task of to[0..nto): nfrom x nto edges, each as
+   batch_task_precede adds it. One task to many (nfrom 1: fan-out), many to one (nto 1: fan-in),
+   or many to many (every pair). A side of 0 adds nothing (its array may then be NULL). All or
+   nothing: BATCH_ERR_INVALID (a bad handle, a NULL array with a count, more than 2^40 edges),
+   BATCH_ERR_CYCLE (a task on both sides), BATCH_ERR_BUSY, BATCH_ERR_NOMEM. */
+BATCH_API batch_result batch_task_precede_n(batch_graph* g, const batch_task* from, size_t nfrom,
+                                            const batch_task* to, size_t nto);
+/* Groups in sequence through a barrier: adds a no-op task after every task of before[0..n) and
+   before every task of after[0..m), and returns it in *out_barrier (may be NULL). The order is
+   that of batch_task_precede_n(g, before, n, after, m), but with n + m edges instead of n x m,
+   and one task more: the barrier is a task of the graph (it counts in batch_graph_size and in a
+   run's totals, and raises BATCH_EVENT_GROUP_COMPLETED when it completes). All or nothing. */
 BATCH_API batch_result batch_graph_join(batch_graph* g, const batch_task* before, size_t n,
                                         const batch_task* after, size_t m, batch_task* out_barrier);
 /* The task with this name (the first added, if several share it): BATCH_ERR_NOT_FOUND. */
@@ -4488,7 +4494,8 @@ BATCH__PRIVATE void batch__count_edges_signed(batch_graph* g, size_t at, size_t 
 }
 BATCH__PRIVATE void batch__count_edges(batch_graph* g, size_t at, size_t n) { batch__count_edges_signed(g, at, n, 1); }
 
-/* Appends edges from[i] -> to[i] (i < n) after checking them all: all or nothing. */
+/* Appends an edge from every task of from[0..nfrom) to every task of to[0..nto) (nfrom * nto
+   edges; none when a side is empty) after checking them all: all or nothing. */
 BATCH__PRIVATE batch_result batch__add_edges(batch_graph* g, const batch_task* from, size_t nfrom,
                                              const batch_task* to, size_t nto) {
     if (!g || (nfrom && !from) || (nto && !to)) return BATCH_ERR_INVALID;
@@ -4503,35 +4510,28 @@ BATCH__PRIVATE batch_result batch__add_edges(batch_graph* g, const batch_task* f
         batch__count_edges(g, len, 1);
         return BATCH_OK;
     }
-    size_t n = nfrom > nto ? nfrom : nto;
-    if (batch__exceeds(n, (uint64_t)1 << 40)) return BATCH_ERR_INVALID;
-    for (size_t i = 0; i < n; i++) {
-        int64_t a = batch__task_index(g, from[nfrom == 1 ? 0 : i]);
-        int64_t b = batch__task_index(g, to[nto == 1 ? 0 : i]);
-        if (a < 0 || b < 0) return BATCH_ERR_INVALID;
-        if (a == b) return BATCH_ERR_CYCLE;
-    }
+    for (size_t i = 0; i < nfrom; i++) if (batch__task_index(g, from[i]) < 0) return BATCH_ERR_INVALID;
+    for (size_t j = 0; j < nto; j++) if (batch__task_index(g, to[j]) < 0) return BATCH_ERR_INVALID;
+    if (nfrom == 0 || nto == 0) return BATCH_OK;
+    if (batch__exceeds(nfrom, ((uint64_t)1 << 40) / nto) || nfrom > SIZE_MAX / nto) return BATCH_ERR_INVALID;
+    size_t n = nfrom * nto;   /* at most 2^40 and SIZE_MAX: checked above */
+    for (size_t i = 0; i < nfrom; i++)   /* valid handles of one graph: the same id is the same task */
+        for (size_t j = 0; j < nto; j++) if (from[i].id == to[j].id) return BATCH_ERR_CYCLE;
     if (atomic_load(&g->busy)) return BATCH_ERR_BUSY;
     if (!batch__edge_reserve(g, n)) return BATCH_ERR_NOMEM;
     size_t len = g->nedges;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t a = (uint64_t)batch__task_index(g, from[nfrom == 1 ? 0 : i]);
-        uint64_t b = (uint64_t)batch__task_index(g, to[nto == 1 ? 0 : i]);
-        g->edges[g->nedges++] = a << 32 | b;
+    for (size_t i = 0; i < nfrom; i++) {
+        uint64_t a = (uint64_t)batch__task_index(g, from[i]);
+        for (size_t j = 0; j < nto; j++) g->edges[g->nedges++] = a << 32 | (uint64_t)batch__task_index(g, to[j]);
     }
     batch__count_edges(g, len, n);
     return BATCH_OK;
 }
 
 BATCH_API batch_result batch_task_precede(batch_graph* g, batch_task a, batch_task b) { return batch__add_edges(g, &a, 1, &b, 1); }
-BATCH_API batch_result batch_task_succeed(batch_graph* g, batch_task b, batch_task a) { return batch__add_edges(g, &a, 1, &b, 1); }
-BATCH_API batch_result batch_task_precede_n(batch_graph* g, batch_task a, const batch_task* bs, size_t n) {
-    if (n == 0) return g ? BATCH_OK : BATCH_ERR_INVALID;
-    return batch__add_edges(g, &a, 1, bs, n);
-}
-BATCH_API batch_result batch_task_succeed_n(batch_graph* g, batch_task b, const batch_task* as, size_t n) {
-    if (n == 0) return g ? BATCH_OK : BATCH_ERR_INVALID;
-    return batch__add_edges(g, as, n, &b, 1);
+BATCH_API batch_result batch_task_precede_n(batch_graph* g, const batch_task* from, size_t nfrom,
+                                            const batch_task* to, size_t nto) {
+    return batch__add_edges(g, from, nfrom, to, nto);
 }
 
 BATCH_API batch_result batch_graph_join(batch_graph* g, const batch_task* before, size_t n,

@@ -387,17 +387,23 @@ BATCH_API batch_result batch_graph_add(batch_graph* g, const batch_task_desc* de
 /* Number of tasks. */
 BATCH_API size_t batch_graph_size(const batch_graph* g);
 
-/* a runs before b. A self-edge is BATCH_ERR_CYCLE; a handle of another graph (or 0, or out of
+/* EDGES: one function per meaning, always written in run order (earlier task first).
+   a runs before b. A self-edge is BATCH_ERR_CYCLE; a handle of another graph (or 0, or out of
    range) BATCH_ERR_INVALID; a duplicate edge is accepted and counts once. Longer cycles are found
    by batch_graph_validate (and by every run). On error the graph is unchanged. */
 BATCH_API batch_result batch_task_precede(batch_graph* g, batch_task a, batch_task b);
-/* b runs after a (the same edge, written the other way round). */
-BATCH_API batch_result batch_task_succeed(batch_graph* g, batch_task b, batch_task a);
-/* a before each of bs[0..n); b after each of as[0..n). All or nothing. */
-BATCH_API batch_result batch_task_precede_n(batch_graph* g, batch_task a, const batch_task* bs, size_t n);
-BATCH_API batch_result batch_task_succeed_n(batch_graph* g, batch_task b, const batch_task* as, size_t n);
-/* Groups in sequence: adds a barrier task (no-op) after every task of before[0..n) and before
-   every task of after[0..m): n + m edges instead of n * m. *out_barrier may be NULL. */
+/* Every task of from[0..nfrom) runs before every task of to[0..nto): nfrom x nto edges, each as
+   batch_task_precede adds it. One task to many (nfrom 1: fan-out), many to one (nto 1: fan-in),
+   or many to many (every pair). A side of 0 adds nothing (its array may then be NULL). All or
+   nothing: BATCH_ERR_INVALID (a bad handle, a NULL array with a count, more than 2^40 edges),
+   BATCH_ERR_CYCLE (a task on both sides), BATCH_ERR_BUSY, BATCH_ERR_NOMEM. */
+BATCH_API batch_result batch_task_precede_n(batch_graph* g, const batch_task* from, size_t nfrom,
+                                            const batch_task* to, size_t nto);
+/* Groups in sequence through a barrier: adds a no-op task after every task of before[0..n) and
+   before every task of after[0..m), and returns it in *out_barrier (may be NULL). The order is
+   that of batch_task_precede_n(g, before, n, after, m), but with n + m edges instead of n x m,
+   and one task more: the barrier is a task of the graph (it counts in batch_graph_size and in a
+   run's totals, and raises BATCH_EVENT_GROUP_COMPLETED when it completes). All or nothing. */
 BATCH_API batch_result batch_graph_join(batch_graph* g, const batch_task* before, size_t n,
                                         const batch_task* after, size_t m, batch_task* out_barrier);
 /* The task with this name (the first added, if several share it): BATCH_ERR_NOT_FOUND. */

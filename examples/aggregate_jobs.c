@@ -37,7 +37,7 @@ static batch_graph* build_job(int j, feature* f) {
         snprintf(name, sizeof name, "job%d-feature%d", j, i);
         batch_graph_add(g, &(batch_task_desc){ .fn = run_feature, .user_data = &f[i], .name = name }, &t[i]);
     }
-    batch_task_succeed_n(g, t[FEATURES - 1], t, FEATURES - 1);
+    batch_task_precede_n(g, t, FEATURES - 1, &t[FEATURES - 1], 1);
     return g;
 }
 

@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
                         &t[i]);
     }
     batch_task producers[3] = { t[TEST_EXECUTION], t[COVERAGE_COLLECTION], t[FLAKY_DETECTION] };
-    batch_task_succeed_n(g, t[RESULT_AGGREGATION], producers, 3);
+    batch_task_precede_n(g, producers, 3, &t[RESULT_AGGREGATION], 1);
     batch_task_precede(g, t[INTENT_EXTRACTION], t[IMPACT_ANALYSIS]);
     batch_task_precede(g, t[MIGRATION], t[VALIDATION]);
     if (groups) {   /* [TEST, COVERAGE] -> [FLAKY, INTENT, IMPACT] -> [AGGREGATION, VALIDATION] */

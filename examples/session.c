@@ -262,7 +262,7 @@ static int session_create(session* s, const char* id, const char* canvas, memory
         char name[48];
         snprintf(name, sizeof name, "group:%s", GROUPS[g].id);
         if (batch_graph_add(s->graph, &(batch_task_desc){ .fn = NULL, .name = name }, &s->groups[g].barrier) != BATCH_OK ||
-            batch_task_succeed_n(s->graph, s->groups[g].barrier, members, (size_t)GROUPS[g].nodes) != BATCH_OK)
+            batch_task_precede_n(s->graph, members, (size_t)GROUPS[g].nodes, &s->groups[g].barrier, 1) != BATCH_OK)
             return 0;
         s->groups[g].size = GROUPS[g].nodes;
         s->group_by_task[s->groups[g].barrier.id] = g;

@@ -176,8 +176,8 @@ static int workflow_create(workflow* w, int id) {
     d.fn = analyse; d.name = "analyse"; batch_graph_add(w->g, &d, &w->analyse);
     d.fn = enrich;  d.name = "enrich";  batch_graph_add(w->g, &d, &w->enrich);
     d.fn = merge;   d.name = "merge";   batch_graph_add(w->g, &d, &w->merge);
-    batch_task_precede_n(w->g, w->parse, (batch_task[]){ w->analyse, w->enrich }, 2);
-    batch_task_succeed_n(w->g, w->merge, (batch_task[]){ w->analyse, w->enrich }, 2);
+    batch_task_precede_n(w->g, &w->parse, 1, (batch_task[]){ w->analyse, w->enrich }, 2);
+    batch_task_precede_n(w->g, (batch_task[]){ w->analyse, w->enrich }, 2, &w->merge, 1);
     return batch_graph_validate(w->g, NULL, 0) == BATCH_OK;   /* compiled: sorted, checked */
 }
 

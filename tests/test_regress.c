@@ -185,7 +185,7 @@ static void test_regress_self_wait(void) {
         batch_graph* g = make_graph();
         batch_task t[5];
         for (int i = 0; i < 5; i++) t[i] = add_task(g, self_wait_task, &s, NULL);
-        CHECK_OK(batch_task_precede_n(g, t[0], t + 1, 3));
+        CHECK_OK(batch_task_precede_n(g, &t[0], 1, t + 1, 3));
         CHECK_OK(batch_task_precede(g, t[2], t[4]));
         batch_job* job;
         CHECK_OK(batch_graph_launch(p, g, &(batch_run_desc){ .progress = { .fn = self_wait_progress, .user_data = &s,
