@@ -332,7 +332,26 @@ BATCH_API const char* batch_event_string(batch_event e);
    A graph is a DAG of tasks built once and run any number of times (one run at a time). A run
    is a job on a pool: tasks whose predecessors all finished run in parallel; a failed task's
    dependents are SKIPPED (policy CONTINUE) or everything not started is CANCELLED (FAIL_FAST);
-   a failing task is retried after base * 2^attempt through the pool's delayed queue. */
+   a failing task is retried after base * 2^attempt through the pool's delayed queue.
+   Thread safety (graphs have no lock of their own; different graphs are independent):
+   - Building is single-threaded per graph: batch_graph_add, batch_task_precede(_n),
+     batch_graph_join, batch_graph_clear, batch_graph_validate, batch_graph_dump_dot,
+     batch_graph_find (it uses the name table's lookup scratch) and batch_graph_destroy must not
+     run concurrently with each other, nor with batch_graph_launch / batch_graph_run, on the
+     same graph. Any thread may build, one at a time (hand the graph over with your own
+     synchronisation, as for any object).
+   - batch_graph_launch may race another launch of the same graph: one wins, the others get
+     BATCH_ERR_BUSY.
+   - While a job of the graph exists and was not waited for, the graph is the job's: add, the
+     edge functions, join, clear, validate, dump_dot, task_info, launch and destroy return
+     BATCH_ERR_BUSY and change nothing, from any thread (its own tasks included). batch_graph_size
+     may be called from any thread; batch_graph_find from one thread at a time (tasks that
+     look names up must serialise it, or find their handles before the launch).
+   - Once batch_job_wait (or batch_job_destroy) has returned, the graph belongs to the thread
+     that waited again: it may read batch_graph_task_info, change the graph or run it again.
+   - A task's batch_ctx is the task's own: batch_ctx_* calls only from that task, during its
+     call. batch_job_cancel and batch_job_progress may be called from any thread (see PROGRESS
+     and batch_job_wait for the job's own code). */
 typedef struct batch_graph batch_graph;
 typedef struct batch_ctx batch_ctx;     /* the running task's context; valid during the call */
 
@@ -799,6 +818,10 @@ typedef struct batch_map_summary {
     uint64_t resumed_batches, resumed_items;   /* taken from the journal (counted above too) */
 } batch_map_summary;
 
+/* A map is a batch_job like a graph run: batch_job_wait, _cancel, _progress, _destroy and the
+   reports take either kind. batch_map_next and batch_map_wait are for map jobs only: given a
+   graph run's job they return BATCH_ERR_INVALID and change nothing (a run-time check: one
+   handle type keeps the common calls free of conversions; see README, "Changes in 0.2"). */
 /* Starts a map; validates desc first (nothing starts on error): BATCH_ERR_INVALID for a missing
    item_fn, count * result_size overflow, min > max, a threshold outside [0, 1] or NaN, acc_size
    without its three functions (or functions without acc_size), both on_batch and iterate,

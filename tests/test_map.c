@@ -490,6 +490,11 @@ static void test_map_bad_input(void) {
     add_task(g, task_ok, NULL, NULL);
     CHECK_OK(batch_graph_launch(p, g, NULL, &job));
     CHECK_EQ(batch_map_next(job, &b), BATCH_ERR_INVALID);
+    batch_map_summary ms;
+    memset(&ms, 0x5a, sizeof ms);
+    CHECK_EQ(batch_map_wait(job, &ms, NULL), BATCH_ERR_INVALID);   /* and changes nothing */
+    CHECK_EQ(ms.status, 0x5a5a5a5a);
+    CHECK_OK(batch_job_wait(job, NULL));                            /* the job itself is fine */
     CHECK_OK(batch_job_destroy(job));
     CHECK_OK(batch_graph_destroy(g));
     /* an empty map completes at once */
