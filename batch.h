@@ -161,8 +161,8 @@ BATCH_API batch_result batch_pool_create(batch_pool** out_pool, const batch_pool
    instead of a crash. Idempotent. Must not be called from a task of this pool (BATCH_ERR_BUSY). */
 BATCH_API batch_result batch_pool_shutdown(batch_pool* pool);
 
-/* batch_pool_shutdown, then frees the pool. NULL does nothing. From a task of this pool it does
-   nothing and returns BATCH_ERR_BUSY. No other thread may use the pool once this is called. */
+/* batch_pool_shutdown, then frees the pool. NULL: no-op, BATCH_OK. From a task of this pool it
+   does nothing and returns BATCH_ERR_BUSY. No other thread may use the pool once this is called. */
 BATCH_API batch_result batch_pool_destroy(batch_pool* pool);
 
 /* Worker threads of the pool (0 for an inline pool). */
@@ -333,7 +333,26 @@ BATCH_API const char* batch_event_string(batch_event e);
    A graph is a DAG of tasks built once and run any number of times (one run at a time). A run
    is a job on a pool: tasks whose predecessors all finished run in parallel; a failed task's
    dependents are SKIPPED (policy CONTINUE) or everything not started is CANCELLED (FAIL_FAST);
-   a failing task is retried after base * 2^attempt through the pool's delayed queue. */
+   a failing task is retried after base * 2^attempt through the pool's delayed queue.
+   Thread safety (graphs have no lock of their own; different graphs are independent):
+   - Building is single-threaded per graph: batch_graph_add, batch_task_precede(_n),
+     batch_graph_join, batch_graph_clear, batch_graph_validate, batch_graph_dump_dot,
+     batch_graph_find (it uses the name table's lookup scratch) and batch_graph_destroy must not
+     run concurrently with each other, nor with batch_graph_launch / batch_graph_run, on the
+     same graph. Any thread may build, one at a time (hand the graph over with your own
+     synchronisation, as for any object).
+   - batch_graph_launch may race another launch of the same graph: one wins, the others get
+     BATCH_ERR_BUSY.
+   - While a job of the graph exists and was not waited for, the graph is the job's: add, the
+     edge functions, join, clear, validate, dump_dot, task_info, launch and destroy return
+     BATCH_ERR_BUSY and change nothing, from any thread (its own tasks included). batch_graph_size
+     may be called from any thread; batch_graph_find from one thread at a time (tasks that
+     look names up must serialise it, or find their handles before the launch).
+   - Once batch_job_wait (or batch_job_destroy) has returned, the graph belongs to the thread
+     that waited again: it may read batch_graph_task_info, change the graph or run it again.
+   - A task's batch_ctx is the task's own: batch_ctx_* calls only from that task, during its
+     call. batch_job_cancel and batch_job_progress may be called from any thread (see PROGRESS
+     and batch_job_wait for the job's own code). */
 typedef struct batch_graph batch_graph;
 typedef struct batch_ctx batch_ctx;     /* the running task's context; valid during the call */
 
@@ -341,7 +360,7 @@ typedef struct batch_ctx batch_ctx;     /* the running task's context; valid dur
    is handed out). id 0 is never a valid task. tag identifies the graph. */
 typedef struct batch_task { uint32_t id; uint32_t tag; } batch_task;
 
-/* Returns 0 on success or an error code (any non-zero int; see batch_fail for a message). */
+/* Returns 0 on success or an error code (any non-zero int; see batch_ctx_fail for a message). */
 typedef int (*batch_task_fn)(batch_ctx* ctx, void* user_data);
 
 typedef enum batch_task_status {
@@ -374,8 +393,8 @@ typedef struct batch_graph_desc {
 
 /* desc may be NULL (defaults). BATCH_ERR_INVALID, BATCH_ERR_NOMEM. */
 BATCH_API batch_result batch_graph_create(batch_graph** out_graph, const batch_graph_desc* desc);
-/* NULL does nothing. BATCH_ERR_BUSY (nothing freed) while a job of the graph is not yet
-   destroyed or waited for. */
+/* Frees the graph. NULL: no-op, BATCH_OK. BATCH_ERR_BUSY (nothing freed) while a job of the
+   graph is not yet destroyed or waited for. */
 BATCH_API batch_result batch_graph_destroy(batch_graph* g);
 /* Removes every task and edge but keeps the memory: the next graph built in it costs no new
    pages (building a big graph fresh is mostly first-touch page faults). Handles of the old
@@ -388,17 +407,23 @@ BATCH_API batch_result batch_graph_add(batch_graph* g, const batch_task_desc* de
 /* Number of tasks. */
 BATCH_API size_t batch_graph_size(const batch_graph* g);
 
-/* a runs before b. A self-edge is BATCH_ERR_CYCLE; a handle of another graph (or 0, or out of
+/* EDGES: one function per meaning, always written in run order (earlier task first).
+   a runs before b. A self-edge is BATCH_ERR_CYCLE; a handle of another graph (or 0, or out of
    range) BATCH_ERR_INVALID; a duplicate edge is accepted and counts once. Longer cycles are found
    by batch_graph_validate (and by every run). On error the graph is unchanged. */
 BATCH_API batch_result batch_task_precede(batch_graph* g, batch_task a, batch_task b);
-/* b runs after a (the same edge, written the other way round). */
-BATCH_API batch_result batch_task_succeed(batch_graph* g, batch_task b, batch_task a);
-/* a before each of bs[0..n); b after each of as[0..n). All or nothing. */
-BATCH_API batch_result batch_task_precede_n(batch_graph* g, batch_task a, const batch_task* bs, size_t n);
-BATCH_API batch_result batch_task_succeed_n(batch_graph* g, batch_task b, const batch_task* as, size_t n);
-/* Groups in sequence: adds a barrier task (no-op) after every task of before[0..n) and before
-   every task of after[0..m): n + m edges instead of n * m. *out_barrier may be NULL. */
+/* Every task of from[0..nfrom) runs before every task of to[0..nto): nfrom x nto edges, each as
+   batch_task_precede adds it. One task to many (nfrom 1: fan-out), many to one (nto 1: fan-in),
+   or many to many (every pair). A side of 0 adds nothing (its array may then be NULL). All or
+   nothing: BATCH_ERR_INVALID (a bad handle, a NULL array with a count, more than 2^40 edges),
+   BATCH_ERR_CYCLE (a task on both sides), BATCH_ERR_BUSY, BATCH_ERR_NOMEM. */
+BATCH_API batch_result batch_task_precede_n(batch_graph* g, const batch_task* from, size_t nfrom,
+                                            const batch_task* to, size_t nto);
+/* Groups in sequence through a barrier: adds a no-op task after every task of before[0..n) and
+   before every task of after[0..m), and returns it in *out_barrier (may be NULL). The order is
+   that of batch_task_precede_n(g, before, n, after, m), but with n + m edges instead of n x m,
+   and one task more: the barrier is a task of the graph (it counts in batch_graph_size and in a
+   run's totals, and raises BATCH_EVENT_GROUP_COMPLETED when it completes). All or nothing. */
 BATCH_API batch_result batch_graph_join(batch_graph* g, const batch_task* before, size_t n,
                                         const batch_task* after, size_t m, batch_task* out_barrier);
 /* The task with this name (the first added, if several share it): BATCH_ERR_NOT_FOUND. */
@@ -501,7 +526,7 @@ typedef struct batch_run_desc {
     batch_failure_policy policy;
     int max_concurrency;      /* at most this many tasks of the job run at once; 0: no limit */
     uint64_t timeout_ns;      /* deadline = launch + timeout: what has not started is CANCELLED
-                                 and running tasks see batch_should_stop; 0: none. A job that
+                                 and running tasks see batch_ctx_should_stop; 0: none. A job that
                                  has not finished by its deadline - a task of it ends at or
                                  after it, or would start after it - ends CANCELLED and its wait
                                  returns BATCH_ERR_TIMEOUT, even if every task that ran returned
@@ -540,13 +565,13 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
    wait could never end (once the job is over, in its JOB_COMPLETED / JOB_CANCELLED callback,
    it returns the result). Waiting for another job from a task is fine (the worker helps). */
 BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary);
-/* Cooperative: tasks not started become CANCELLED; running ones see batch_should_stop; a task
+/* Cooperative: tasks not started become CANCELLED; running ones see batch_ctx_should_stop; a task
    waiting for a retry is settled FAILED within 50 ms. Any thread (progress callbacks, on_batch
    and pull_fn included), any time before destroy; idempotent; after completion it changes
    nothing. */
 BATCH_API batch_result batch_job_cancel(batch_job* job);
-/* Waits if needed, then frees the job; the graph can then run again or be changed. NULL: no-op.
-   From the job's own code (as for batch_job_wait) it frees nothing: BATCH_ERR_BUSY. */
+/* Waits if needed, then frees the job; the graph can then run again or be changed. NULL: no-op,
+   BATCH_OK. From the job's own code (as for batch_job_wait) it frees nothing: BATCH_ERR_BUSY. */
 BATCH_API batch_result batch_job_destroy(batch_job* job);
 /* A progress snapshot of a running or finished job (graph or map). Any thread, until destroy. */
 BATCH_API batch_result batch_job_progress(batch_job* job, batch_progress* out);
@@ -563,30 +588,35 @@ typedef struct batch_task_info {
     int attempts;             /* 0 if never started */
     int error;                /* what the last attempt returned: 0 when it completed (also after
                                  failed attempts that were retried) */
-    const char* message;      /* the last attempt's batch_fail message, or NULL (a task that
+    const char* message;      /* the last attempt's batch_ctx_fail message, or NULL (a task that
                                  completed has none) */
     uint64_t start_ns, end_ns;/* of the last attempt (batch_now_ns clock), 0 if not run; read
                                  as TSC ticks where the TSC is invariant and converted when the
                                  run is waited for (BATCH_NO_TSC: clock_gettime per task) */
     int worker;               /* worker index of the last attempt; -1: not a worker thread */
-    void* output;             /* what the task published with batch_set_output */
+    void* output;             /* what the task published with batch_ctx_set_output */
 } batch_task_info;
 BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t, batch_task_info* out);
 
-/* ---- inside a running task ---- */
+/* ---- inside a running task or item --------------------------------------------------------
+   Every function that takes the batch_ctx* a graph task (batch_task_fn) or a map item
+   (batch_item_fn) receives is named batch_ctx_* and is declared here. Call them only from that
+   task or item, during its call, with its own ctx (NULL is accepted: a no-op / 0 / NULL). The
+   data-flow calls (set_output, input_count, input, output_of) are for graph tasks; in a map
+   item they do nothing and return 0 or NULL. */
 /* Records code and a printf-style message (copied, at most BATCH_MESSAGE_MAX - 1 bytes) and
-   returns code, so that a task can `return batch_fail(ctx, 3, "bad %s", x);`. */
+   returns code, so that a task can `return batch_ctx_fail(ctx, 3, "bad %s", x);`. */
 #define BATCH_MESSAGE_MAX 256
-BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...)
+BATCH_API int batch_ctx_fail(batch_ctx* ctx, int code, const char* fmt, ...)
 #if defined(__MINGW32__) && defined(__GNUC__) && !defined(__clang__)
     __attribute__((format(gnu_printf, 3, 4)))   /* formatted as C99, not as msvcrt (see the top) */
 #elif defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
-/* batch_fail, and no retry: a graph task fails for good at once (whatever max_retries says); a
+/* batch_ctx_fail, and no retry: a graph task fails for good at once (whatever max_retries says); a
    map item makes its batch, if the batch ends FAILED, skip its remaining retries. fmt may be NULL. */
-BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ...)
+BATCH_API int batch_ctx_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ...)
 #if defined(__MINGW32__) && defined(__GNUC__) && !defined(__clang__)
     __attribute__((format(gnu_printf, 3, 4)))   /* formatted as C99, not as msvcrt (see the top) */
 #elif defined(__GNUC__) || defined(__clang__)
@@ -596,19 +626,19 @@ BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ..
 /* True once the job is cancelled, failed fast or past its deadline: return early. What to
    return then: 0 only if the task or item finished its work (it counts as COMPLETED /
    succeeded and a map folds its result); otherwise a non-zero code, e.g.
-   batch_fail(ctx, code, "stopped"): it counts as failed, and no retry follows a stop. The job
+   batch_ctx_fail(ctx, code, "stopped"): it counts as failed, and no retry follows a stop. The job
    ends CANCELLED with BATCH_ERR_TIMEOUT when its deadline passed before it finished, CANCELLED
    with BATCH_ERR_CANCELLED when a cancel left work that never ran (a cancel that left nothing
    undone changes nothing: the job ends as its outcomes say), FAILED after FAIL_FAST. */
-BATCH_API int batch_should_stop(const batch_ctx* ctx);
-/* Publishes a pointer that successors read with batch_input (data flow). Borrowed. */
-BATCH_API void batch_set_output(batch_ctx* ctx, void* output);
+BATCH_API int batch_ctx_should_stop(const batch_ctx* ctx);
+/* Publishes a pointer that successors read with batch_ctx_input (data flow). Borrowed. */
+BATCH_API void batch_ctx_set_output(batch_ctx* ctx, void* output);
 /* Number of predecessors, and the output published by predecessor i (in edge order of the
    sorted predecessor ids; NULL if it published none). */
-BATCH_API size_t batch_input_count(const batch_ctx* ctx);
-BATCH_API void* batch_input(const batch_ctx* ctx, size_t i);
+BATCH_API size_t batch_ctx_input_count(const batch_ctx* ctx);
+BATCH_API void* batch_ctx_input(const batch_ctx* ctx, size_t i);
 /* The output of any task that is a (transitive) predecessor: NULL otherwise or if none. */
-BATCH_API void* batch_output_of(const batch_ctx* ctx, batch_task t);
+BATCH_API void* batch_ctx_output_of(const batch_ctx* ctx, batch_task t);
 BATCH_API batch_task batch_ctx_task(const batch_ctx* ctx);
 BATCH_API int batch_ctx_attempt(const batch_ctx* ctx);      /* 0 for the first attempt */
 BATCH_API int batch_ctx_worker(const batch_ctx* ctx);       /* -1: not a worker thread */
@@ -643,7 +673,8 @@ typedef struct batch_sizing_desc {
     void* alloc_ctx;
 } batch_sizing_desc;
 BATCH_API batch_result batch_sizing_create(batch_sizing** out, const batch_sizing_desc* desc);
-BATCH_API void batch_sizing_destroy(batch_sizing* s);
+/* Frees the registry and its keys. NULL: no-op, BATCH_OK. No map may be using it. */
+BATCH_API batch_result batch_sizing_destroy(batch_sizing* s);
 /* Sets the class of key (copied). BATCH_ERR_INVALID, BATCH_ERR_NOMEM (registry unchanged). */
 BATCH_API batch_result batch_sizing_set(batch_sizing* s, const char* key, batch_complexity c);
 /* The class of key, BATCH_COMPLEXITY_DEFAULT if unknown (or s/key NULL). */
@@ -672,11 +703,11 @@ typedef struct batch_item {
 } batch_item;
 
 /* Process one item: write result_size bytes to `result` (if result_size > 0), return 0 or an
-   error code (batch_fail(ctx, ...) adds a message). Runs on a worker. An item that gives up
-   early because batch_should_stop turned true should return a non-zero code (one of yours,
-   e.g. with batch_fail(ctx, code, "stopped")) unless its result is complete: 0 means success,
+   error code (batch_ctx_fail(ctx, ...) adds a message). Runs on a worker. An item that gives up
+   early because batch_ctx_should_stop turned true should return a non-zero code (one of yours,
+   e.g. with batch_ctx_fail(ctx, code, "stopped")) unless its result is complete: 0 means success,
    so its result is folded and it counts as succeeded. A stopped map retries no batch, so such
-   a failure is final (see batch_should_stop for the job's end). */
+   a failure is final (see batch_ctx_should_stop for the job's end). */
 typedef int (*batch_item_fn)(batch_ctx* ctx, const batch_item* item, void* result, void* user_data);
 /* Produce the next item in *out and return 1, or return 0 at the end. Called under the job's
    lock, from one thread at a time, never ahead of the max_in_flight window. */
@@ -745,7 +776,7 @@ typedef struct batch_map_desc {
     int max_concurrent_batches;   /* batches running at once; 0: no limit beyond max_in_flight */
     batch_priority priority;
     uint64_t timeout_ns;          /* 0: none. Deadline = launch + timeout: no batch or retry
-                                     starts after it and running items see batch_should_stop.
+                                     starts after it and running items see batch_ctx_should_stop.
                                      A map that has not finished by then (a batch ends at or
                                      after it, or waits for a retry, or input is left) ends
                                      CANCELLED with BATCH_ERR_TIMEOUT, even if every item
@@ -788,6 +819,10 @@ typedef struct batch_map_summary {
     uint64_t resumed_batches, resumed_items;   /* taken from the journal (counted above too) */
 } batch_map_summary;
 
+/* A map is a batch_job like a graph run: batch_job_wait, _cancel, _progress, _destroy and the
+   reports take either kind. batch_map_next and batch_map_wait are for map jobs only: given a
+   graph run's job they return BATCH_ERR_INVALID and change nothing (a run-time check: one
+   handle type keeps the common calls free of conversions; see README, "Changes in 0.2"). */
 /* Starts a map; validates desc first (nothing starts on error): BATCH_ERR_INVALID for a missing
    item_fn, count * result_size overflow, min > max, a threshold outside [0, 1] or NaN, acc_size
    without its three functions (or functions without acc_size), both on_batch and iterate,
@@ -845,7 +880,7 @@ BATCH_API batch_result batch_report_compare(const char* baseline_json, const cha
    ordered and batch sizing the same; functions and user_data are each rank's own). Items are
    indices: pull sources, on_batch and the iterator are BATCH_ERR_INVALID (on every rank).
    progress, timeout_ns and the journal are rank 0's: a cancel from its progress callback or
-   the deadline stops every rank (running batches see batch_should_stop). MPI calls happen on
+   the deadline stops every rank (running batches see batch_ctx_should_stop). MPI calls happen on
    the calling thread only (MPI_THREAD_FUNNELED is enough); batch.h talks on a duplicate of comm.
    A failing MPI call ends the map with BATCH_ERR_MPI; MPI itself does not survive a dead rank
    (the job aborts): rerun it with the same journal on rank 0 to resume. */
@@ -2947,7 +2982,7 @@ BATCH_API batch_result batch_pool_parallel_for(batch_pool* p, size_t n, size_t c
 /* ---- begin batch_impl/job.c ---- */
 /* job.c - the job layer: what graph runs and maps share. The job header that batch_job_*
    dispatch on (graphs and maps plug in through batch__job_ops), the task context (batch_ctx:
-   batch_fail, batch_should_stop, the accessors), why a job stops, one retry rule for tasks and
+   batch_ctx_fail, batch_ctx_should_stop, the accessors), why a job stops, one retry rule for tasks and
    batches, and progress reporting (snapshots, smoothed ETA, the throttled callback, events, the
    bar). */
 #ifndef BATCH__JOB_C
@@ -2997,7 +3032,7 @@ typedef struct batch__job_ops {
     void (*counts)(batch_job* job, batch_progress* out, uint64_t* busy_ns);
     /* true when the calling thread is inside code of this job (batch__job_self_call) */
     bool (*self_call)(batch_job* job);
-    /* where batch_fail writes the message of a context that has none of its own (ctx->msg NULL):
+    /* where batch_ctx_fail writes the message of a context that has none of its own (ctx->msg NULL):
        a buffer of BATCH_MESSAGE_MAX bytes, or NULL (out of memory: the code is kept) */
     char* (*message_buffer)(batch_ctx* ctx);
     /* records for reports, read at report time only: the facts (BATCH_ERR_BUSY until the job
@@ -3017,9 +3052,9 @@ struct batch_ctx {
     batch_job* owner;             /* the job this task or item belongs to */
     void* task;                   /* graph tasks: the task's node (graph.c); NULL for map items */
     size_t batch_index;           /* map items */
-    char* msg;                    /* where batch_fail writes; NULL: the job's message_buffer */
+    char* msg;                    /* where batch_ctx_fail writes; NULL: the job's message_buffer */
     int msg_set;                  /* BATCH__MSG_SET | BATCH__MSG_PERMANENT */
-    const _Atomic int* stop;      /* non-zero: batch_should_stop */
+    const _Atomic int* stop;      /* non-zero: batch_ctx_should_stop */
     uint64_t deadline_ns;
     int worker;
     int attempt;
@@ -3141,7 +3176,7 @@ BATCH__PRIVATE void batch__vfail(batch_ctx* ctx, const char* fmt, va_list ap) {
     }
 }
 
-BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...) {
+BATCH_API int batch_ctx_fail(batch_ctx* ctx, int code, const char* fmt, ...) {
     if (!ctx || !fmt) return code;
     va_list ap;
     va_start(ap, fmt);
@@ -3150,7 +3185,7 @@ BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...) {
     return code;
 }
 
-BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ...) {
+BATCH_API int batch_ctx_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ...) {
     if (!ctx) return code;
     ctx->msg_set |= BATCH__MSG_PERMANENT;
     if (!fmt) return code;
@@ -3161,7 +3196,7 @@ BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ..
     return code;
 }
 
-BATCH_API int batch_should_stop(const batch_ctx* ctx) {
+BATCH_API int batch_ctx_should_stop(const batch_ctx* ctx) {
     if (!ctx) return 0;
     if (ctx->stop && atomic_load_explicit(ctx->stop, memory_order_relaxed)) return 1;
     return ctx->deadline_ns && batch_now_ns() >= ctx->deadline_ns;
@@ -4051,11 +4086,12 @@ BATCH_API batch_result batch_sizing_create(batch_sizing** out, const batch_sizin
     return BATCH_OK;
 }
 
-BATCH_API void batch_sizing_destroy(batch_sizing* s) {
-    if (!s) return;
+BATCH_API batch_result batch_sizing_destroy(batch_sizing* s) {
+    if (!s) return BATCH_OK;
     for (ptrdiff_t i = 0; i < stbds_shlen(s->map); i++) BATCH_FREE(s->map[i].key, s->alloc_ctx);
     stbds_shfree(s->map);
     BATCH_FREE(s, s->alloc_ctx);
+    return BATCH_OK;
 }
 
 BATCH__PRIVATE ptrdiff_t batch__sizing_find(const batch_sizing* s, const char* key) {
@@ -4504,7 +4540,8 @@ BATCH__PRIVATE void batch__count_edges_signed(batch_graph* g, size_t at, size_t 
 }
 BATCH__PRIVATE void batch__count_edges(batch_graph* g, size_t at, size_t n) { batch__count_edges_signed(g, at, n, 1); }
 
-/* Appends edges from[i] -> to[i] (i < n) after checking them all: all or nothing. */
+/* Appends an edge from every task of from[0..nfrom) to every task of to[0..nto) (nfrom * nto
+   edges; none when a side is empty) after checking them all: all or nothing. */
 BATCH__PRIVATE batch_result batch__add_edges(batch_graph* g, const batch_task* from, size_t nfrom,
                                              const batch_task* to, size_t nto) {
     if (!g || (nfrom && !from) || (nto && !to)) return BATCH_ERR_INVALID;
@@ -4519,35 +4556,28 @@ BATCH__PRIVATE batch_result batch__add_edges(batch_graph* g, const batch_task* f
         batch__count_edges(g, len, 1);
         return BATCH_OK;
     }
-    size_t n = nfrom > nto ? nfrom : nto;
-    if (batch__exceeds(n, (uint64_t)1 << 40)) return BATCH_ERR_INVALID;
-    for (size_t i = 0; i < n; i++) {
-        int64_t a = batch__task_index(g, from[nfrom == 1 ? 0 : i]);
-        int64_t b = batch__task_index(g, to[nto == 1 ? 0 : i]);
-        if (a < 0 || b < 0) return BATCH_ERR_INVALID;
-        if (a == b) return BATCH_ERR_CYCLE;
-    }
+    for (size_t i = 0; i < nfrom; i++) if (batch__task_index(g, from[i]) < 0) return BATCH_ERR_INVALID;
+    for (size_t j = 0; j < nto; j++) if (batch__task_index(g, to[j]) < 0) return BATCH_ERR_INVALID;
+    if (nfrom == 0 || nto == 0) return BATCH_OK;
+    if (batch__exceeds(nfrom, ((uint64_t)1 << 40) / nto) || nfrom > SIZE_MAX / nto) return BATCH_ERR_INVALID;
+    size_t n = nfrom * nto;   /* at most 2^40 and SIZE_MAX: checked above */
+    for (size_t i = 0; i < nfrom; i++)   /* valid handles of one graph: the same id is the same task */
+        for (size_t j = 0; j < nto; j++) if (from[i].id == to[j].id) return BATCH_ERR_CYCLE;
     if (atomic_load(&g->busy)) return BATCH_ERR_BUSY;
     if (!batch__edge_reserve(g, n)) return BATCH_ERR_NOMEM;
     size_t len = g->nedges;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t a = (uint64_t)batch__task_index(g, from[nfrom == 1 ? 0 : i]);
-        uint64_t b = (uint64_t)batch__task_index(g, to[nto == 1 ? 0 : i]);
-        g->edges[g->nedges++] = a << 32 | b;
+    for (size_t i = 0; i < nfrom; i++) {
+        uint64_t a = (uint64_t)batch__task_index(g, from[i]);
+        for (size_t j = 0; j < nto; j++) g->edges[g->nedges++] = a << 32 | (uint64_t)batch__task_index(g, to[j]);
     }
     batch__count_edges(g, len, n);
     return BATCH_OK;
 }
 
 BATCH_API batch_result batch_task_precede(batch_graph* g, batch_task a, batch_task b) { return batch__add_edges(g, &a, 1, &b, 1); }
-BATCH_API batch_result batch_task_succeed(batch_graph* g, batch_task b, batch_task a) { return batch__add_edges(g, &a, 1, &b, 1); }
-BATCH_API batch_result batch_task_precede_n(batch_graph* g, batch_task a, const batch_task* bs, size_t n) {
-    if (n == 0) return g ? BATCH_OK : BATCH_ERR_INVALID;
-    return batch__add_edges(g, &a, 1, bs, n);
-}
-BATCH_API batch_result batch_task_succeed_n(batch_graph* g, batch_task b, const batch_task* as, size_t n) {
-    if (n == 0) return g ? BATCH_OK : BATCH_ERR_INVALID;
-    return batch__add_edges(g, as, n, &b, 1);
+BATCH_API batch_result batch_task_precede_n(batch_graph* g, const batch_task* from, size_t nfrom,
+                                            const batch_task* to, size_t nto) {
+    return batch__add_edges(g, from, nfrom, to, nto);
 }
 
 BATCH_API batch_result batch_graph_join(batch_graph* g, const batch_task* before, size_t n,
@@ -5801,20 +5831,20 @@ BATCH__PRIVATE char* batch__graph_message_buffer(batch_ctx* ctx) {
     return n->msg;
 }
 
-BATCH_API void batch_set_output(batch_ctx* ctx, void* output) {
+BATCH_API void batch_ctx_set_output(batch_ctx* ctx, void* output) {
     /* release: a successor that acquires it sees what it points to (it is also ordered by the
        release of the successor, which happens after this) */
     if (ctx && BATCH__CTX_NODE(ctx)) atomic_store_explicit(&BATCH__CTX_NODE(ctx)->output, output, memory_order_release);
 }
 
-BATCH_API size_t batch_input_count(const batch_ctx* ctx) {
+BATCH_API size_t batch_ctx_input_count(const batch_ctx* ctx) {
     if (!ctx || !BATCH__CTX_NODE(ctx)) return 0;
     const batch_graph* g = BATCH__CTX_JOB(ctx)->g;
     uint32_t i = BATCH__CTX_NODE(ctx)->idx;
     return g->pred_off[i + 1] - g->pred_off[i];
 }
 
-BATCH_API void* batch_input(const batch_ctx* ctx, size_t k) {
+BATCH_API void* batch_ctx_input(const batch_ctx* ctx, size_t k) {
     if (!ctx || !BATCH__CTX_NODE(ctx)) return NULL;
     const batch_graph* g = BATCH__CTX_JOB(ctx)->g;
     uint32_t i = BATCH__CTX_NODE(ctx)->idx;
@@ -5822,8 +5852,8 @@ BATCH_API void* batch_input(const batch_ctx* ctx, size_t k) {
     return atomic_load_explicit(&batch__node(g, g->pred[g->pred_off[i] + k])->output, memory_order_acquire);
 }
 
-BATCH_API void* batch_output_of(const batch_ctx* ctx, batch_task t) {
-    if (!ctx || !BATCH__CTX_JOB(ctx)) return NULL;
+BATCH_API void* batch_ctx_output_of(const batch_ctx* ctx, batch_task t) {
+    if (!ctx || !BATCH__CTX_NODE(ctx)) return NULL;   /* a map item has no graph */
     int64_t i = batch__task_index(BATCH__CTX_JOB(ctx)->g, t);
     return i < 0 ? NULL : atomic_load_explicit(&batch__node(BATCH__CTX_JOB(ctx)->g, (uint32_t)i)->output, memory_order_acquire);
 }
@@ -5955,7 +5985,7 @@ typedef struct batch__mslot {
     uint64_t start_ns;            /* of the last attempt */
     int retries_used, worker;
     bool unrun;                   /* source: handed out, never run (BATCH__NOT_RUN) */
-    bool permanent;               /* an item failed with batch_fail_permanent: no batch retry */
+    bool permanent;               /* an item failed with batch_ctx_fail_permanent: no batch retry */
     struct batch__mslot* next;    /* free list, iterator queue, submit list */
     batch_batch view;
 } batch__mslot;
@@ -7150,7 +7180,7 @@ BATCH__PRIVATE size_t batch__map_executor_stop(batch_job* ex, bool cancel, batch
         x->rcount--;
     }
     x->closed = true;
-    if (cancel) {   /* nothing new starts; running items see batch_should_stop */
+    if (cancel) {   /* nothing new starts; running items see batch_ctx_should_stop */
         int e = 0;
         atomic_compare_exchange_strong(&m->stop, &e, BATCH__STOP_CANCEL);
     }

@@ -160,8 +160,8 @@ BATCH_API batch_result batch_pool_create(batch_pool** out_pool, const batch_pool
    instead of a crash. Idempotent. Must not be called from a task of this pool (BATCH_ERR_BUSY). */
 BATCH_API batch_result batch_pool_shutdown(batch_pool* pool);
 
-/* batch_pool_shutdown, then frees the pool. NULL does nothing. From a task of this pool it does
-   nothing and returns BATCH_ERR_BUSY. No other thread may use the pool once this is called. */
+/* batch_pool_shutdown, then frees the pool. NULL: no-op, BATCH_OK. From a task of this pool it
+   does nothing and returns BATCH_ERR_BUSY. No other thread may use the pool once this is called. */
 BATCH_API batch_result batch_pool_destroy(batch_pool* pool);
 
 /* Worker threads of the pool (0 for an inline pool). */
@@ -332,7 +332,26 @@ BATCH_API const char* batch_event_string(batch_event e);
    A graph is a DAG of tasks built once and run any number of times (one run at a time). A run
    is a job on a pool: tasks whose predecessors all finished run in parallel; a failed task's
    dependents are SKIPPED (policy CONTINUE) or everything not started is CANCELLED (FAIL_FAST);
-   a failing task is retried after base * 2^attempt through the pool's delayed queue. */
+   a failing task is retried after base * 2^attempt through the pool's delayed queue.
+   Thread safety (graphs have no lock of their own; different graphs are independent):
+   - Building is single-threaded per graph: batch_graph_add, batch_task_precede(_n),
+     batch_graph_join, batch_graph_clear, batch_graph_validate, batch_graph_dump_dot,
+     batch_graph_find (it uses the name table's lookup scratch) and batch_graph_destroy must not
+     run concurrently with each other, nor with batch_graph_launch / batch_graph_run, on the
+     same graph. Any thread may build, one at a time (hand the graph over with your own
+     synchronisation, as for any object).
+   - batch_graph_launch may race another launch of the same graph: one wins, the others get
+     BATCH_ERR_BUSY.
+   - While a job of the graph exists and was not waited for, the graph is the job's: add, the
+     edge functions, join, clear, validate, dump_dot, task_info, launch and destroy return
+     BATCH_ERR_BUSY and change nothing, from any thread (its own tasks included). batch_graph_size
+     may be called from any thread; batch_graph_find from one thread at a time (tasks that
+     look names up must serialise it, or find their handles before the launch).
+   - Once batch_job_wait (or batch_job_destroy) has returned, the graph belongs to the thread
+     that waited again: it may read batch_graph_task_info, change the graph or run it again.
+   - A task's batch_ctx is the task's own: batch_ctx_* calls only from that task, during its
+     call. batch_job_cancel and batch_job_progress may be called from any thread (see PROGRESS
+     and batch_job_wait for the job's own code). */
 typedef struct batch_graph batch_graph;
 typedef struct batch_ctx batch_ctx;     /* the running task's context; valid during the call */
 
@@ -340,7 +359,7 @@ typedef struct batch_ctx batch_ctx;     /* the running task's context; valid dur
    is handed out). id 0 is never a valid task. tag identifies the graph. */
 typedef struct batch_task { uint32_t id; uint32_t tag; } batch_task;
 
-/* Returns 0 on success or an error code (any non-zero int; see batch_fail for a message). */
+/* Returns 0 on success or an error code (any non-zero int; see batch_ctx_fail for a message). */
 typedef int (*batch_task_fn)(batch_ctx* ctx, void* user_data);
 
 typedef enum batch_task_status {
@@ -373,8 +392,8 @@ typedef struct batch_graph_desc {
 
 /* desc may be NULL (defaults). BATCH_ERR_INVALID, BATCH_ERR_NOMEM. */
 BATCH_API batch_result batch_graph_create(batch_graph** out_graph, const batch_graph_desc* desc);
-/* NULL does nothing. BATCH_ERR_BUSY (nothing freed) while a job of the graph is not yet
-   destroyed or waited for. */
+/* Frees the graph. NULL: no-op, BATCH_OK. BATCH_ERR_BUSY (nothing freed) while a job of the
+   graph is not yet destroyed or waited for. */
 BATCH_API batch_result batch_graph_destroy(batch_graph* g);
 /* Removes every task and edge but keeps the memory: the next graph built in it costs no new
    pages (building a big graph fresh is mostly first-touch page faults). Handles of the old
@@ -387,17 +406,23 @@ BATCH_API batch_result batch_graph_add(batch_graph* g, const batch_task_desc* de
 /* Number of tasks. */
 BATCH_API size_t batch_graph_size(const batch_graph* g);
 
-/* a runs before b. A self-edge is BATCH_ERR_CYCLE; a handle of another graph (or 0, or out of
+/* EDGES: one function per meaning, always written in run order (earlier task first).
+   a runs before b. A self-edge is BATCH_ERR_CYCLE; a handle of another graph (or 0, or out of
    range) BATCH_ERR_INVALID; a duplicate edge is accepted and counts once. Longer cycles are found
    by batch_graph_validate (and by every run). On error the graph is unchanged. */
 BATCH_API batch_result batch_task_precede(batch_graph* g, batch_task a, batch_task b);
-/* b runs after a (the same edge, written the other way round). */
-BATCH_API batch_result batch_task_succeed(batch_graph* g, batch_task b, batch_task a);
-/* a before each of bs[0..n); b after each of as[0..n). All or nothing. */
-BATCH_API batch_result batch_task_precede_n(batch_graph* g, batch_task a, const batch_task* bs, size_t n);
-BATCH_API batch_result batch_task_succeed_n(batch_graph* g, batch_task b, const batch_task* as, size_t n);
-/* Groups in sequence: adds a barrier task (no-op) after every task of before[0..n) and before
-   every task of after[0..m): n + m edges instead of n * m. *out_barrier may be NULL. */
+/* Every task of from[0..nfrom) runs before every task of to[0..nto): nfrom x nto edges, each as
+   batch_task_precede adds it. One task to many (nfrom 1: fan-out), many to one (nto 1: fan-in),
+   or many to many (every pair). A side of 0 adds nothing (its array may then be NULL). All or
+   nothing: BATCH_ERR_INVALID (a bad handle, a NULL array with a count, more than 2^40 edges),
+   BATCH_ERR_CYCLE (a task on both sides), BATCH_ERR_BUSY, BATCH_ERR_NOMEM. */
+BATCH_API batch_result batch_task_precede_n(batch_graph* g, const batch_task* from, size_t nfrom,
+                                            const batch_task* to, size_t nto);
+/* Groups in sequence through a barrier: adds a no-op task after every task of before[0..n) and
+   before every task of after[0..m), and returns it in *out_barrier (may be NULL). The order is
+   that of batch_task_precede_n(g, before, n, after, m), but with n + m edges instead of n x m,
+   and one task more: the barrier is a task of the graph (it counts in batch_graph_size and in a
+   run's totals, and raises BATCH_EVENT_GROUP_COMPLETED when it completes). All or nothing. */
 BATCH_API batch_result batch_graph_join(batch_graph* g, const batch_task* before, size_t n,
                                         const batch_task* after, size_t m, batch_task* out_barrier);
 /* The task with this name (the first added, if several share it): BATCH_ERR_NOT_FOUND. */
@@ -500,7 +525,7 @@ typedef struct batch_run_desc {
     batch_failure_policy policy;
     int max_concurrency;      /* at most this many tasks of the job run at once; 0: no limit */
     uint64_t timeout_ns;      /* deadline = launch + timeout: what has not started is CANCELLED
-                                 and running tasks see batch_should_stop; 0: none. A job that
+                                 and running tasks see batch_ctx_should_stop; 0: none. A job that
                                  has not finished by its deadline - a task of it ends at or
                                  after it, or would start after it - ends CANCELLED and its wait
                                  returns BATCH_ERR_TIMEOUT, even if every task that ran returned
@@ -539,13 +564,13 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
    wait could never end (once the job is over, in its JOB_COMPLETED / JOB_CANCELLED callback,
    it returns the result). Waiting for another job from a task is fine (the worker helps). */
 BATCH_API batch_result batch_job_wait(batch_job* job, batch_job_summary* summary);
-/* Cooperative: tasks not started become CANCELLED; running ones see batch_should_stop; a task
+/* Cooperative: tasks not started become CANCELLED; running ones see batch_ctx_should_stop; a task
    waiting for a retry is settled FAILED within 50 ms. Any thread (progress callbacks, on_batch
    and pull_fn included), any time before destroy; idempotent; after completion it changes
    nothing. */
 BATCH_API batch_result batch_job_cancel(batch_job* job);
-/* Waits if needed, then frees the job; the graph can then run again or be changed. NULL: no-op.
-   From the job's own code (as for batch_job_wait) it frees nothing: BATCH_ERR_BUSY. */
+/* Waits if needed, then frees the job; the graph can then run again or be changed. NULL: no-op,
+   BATCH_OK. From the job's own code (as for batch_job_wait) it frees nothing: BATCH_ERR_BUSY. */
 BATCH_API batch_result batch_job_destroy(batch_job* job);
 /* A progress snapshot of a running or finished job (graph or map). Any thread, until destroy. */
 BATCH_API batch_result batch_job_progress(batch_job* job, batch_progress* out);
@@ -562,30 +587,35 @@ typedef struct batch_task_info {
     int attempts;             /* 0 if never started */
     int error;                /* what the last attempt returned: 0 when it completed (also after
                                  failed attempts that were retried) */
-    const char* message;      /* the last attempt's batch_fail message, or NULL (a task that
+    const char* message;      /* the last attempt's batch_ctx_fail message, or NULL (a task that
                                  completed has none) */
     uint64_t start_ns, end_ns;/* of the last attempt (batch_now_ns clock), 0 if not run; read
                                  as TSC ticks where the TSC is invariant and converted when the
                                  run is waited for (BATCH_NO_TSC: clock_gettime per task) */
     int worker;               /* worker index of the last attempt; -1: not a worker thread */
-    void* output;             /* what the task published with batch_set_output */
+    void* output;             /* what the task published with batch_ctx_set_output */
 } batch_task_info;
 BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t, batch_task_info* out);
 
-/* ---- inside a running task ---- */
+/* ---- inside a running task or item --------------------------------------------------------
+   Every function that takes the batch_ctx* a graph task (batch_task_fn) or a map item
+   (batch_item_fn) receives is named batch_ctx_* and is declared here. Call them only from that
+   task or item, during its call, with its own ctx (NULL is accepted: a no-op / 0 / NULL). The
+   data-flow calls (set_output, input_count, input, output_of) are for graph tasks; in a map
+   item they do nothing and return 0 or NULL. */
 /* Records code and a printf-style message (copied, at most BATCH_MESSAGE_MAX - 1 bytes) and
-   returns code, so that a task can `return batch_fail(ctx, 3, "bad %s", x);`. */
+   returns code, so that a task can `return batch_ctx_fail(ctx, 3, "bad %s", x);`. */
 #define BATCH_MESSAGE_MAX 256
-BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...)
+BATCH_API int batch_ctx_fail(batch_ctx* ctx, int code, const char* fmt, ...)
 #if defined(__MINGW32__) && defined(__GNUC__) && !defined(__clang__)
     __attribute__((format(gnu_printf, 3, 4)))   /* formatted as C99, not as msvcrt (see the top) */
 #elif defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
-/* batch_fail, and no retry: a graph task fails for good at once (whatever max_retries says); a
+/* batch_ctx_fail, and no retry: a graph task fails for good at once (whatever max_retries says); a
    map item makes its batch, if the batch ends FAILED, skip its remaining retries. fmt may be NULL. */
-BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ...)
+BATCH_API int batch_ctx_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ...)
 #if defined(__MINGW32__) && defined(__GNUC__) && !defined(__clang__)
     __attribute__((format(gnu_printf, 3, 4)))   /* formatted as C99, not as msvcrt (see the top) */
 #elif defined(__GNUC__) || defined(__clang__)
@@ -595,19 +625,19 @@ BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ..
 /* True once the job is cancelled, failed fast or past its deadline: return early. What to
    return then: 0 only if the task or item finished its work (it counts as COMPLETED /
    succeeded and a map folds its result); otherwise a non-zero code, e.g.
-   batch_fail(ctx, code, "stopped"): it counts as failed, and no retry follows a stop. The job
+   batch_ctx_fail(ctx, code, "stopped"): it counts as failed, and no retry follows a stop. The job
    ends CANCELLED with BATCH_ERR_TIMEOUT when its deadline passed before it finished, CANCELLED
    with BATCH_ERR_CANCELLED when a cancel left work that never ran (a cancel that left nothing
    undone changes nothing: the job ends as its outcomes say), FAILED after FAIL_FAST. */
-BATCH_API int batch_should_stop(const batch_ctx* ctx);
-/* Publishes a pointer that successors read with batch_input (data flow). Borrowed. */
-BATCH_API void batch_set_output(batch_ctx* ctx, void* output);
+BATCH_API int batch_ctx_should_stop(const batch_ctx* ctx);
+/* Publishes a pointer that successors read with batch_ctx_input (data flow). Borrowed. */
+BATCH_API void batch_ctx_set_output(batch_ctx* ctx, void* output);
 /* Number of predecessors, and the output published by predecessor i (in edge order of the
    sorted predecessor ids; NULL if it published none). */
-BATCH_API size_t batch_input_count(const batch_ctx* ctx);
-BATCH_API void* batch_input(const batch_ctx* ctx, size_t i);
+BATCH_API size_t batch_ctx_input_count(const batch_ctx* ctx);
+BATCH_API void* batch_ctx_input(const batch_ctx* ctx, size_t i);
 /* The output of any task that is a (transitive) predecessor: NULL otherwise or if none. */
-BATCH_API void* batch_output_of(const batch_ctx* ctx, batch_task t);
+BATCH_API void* batch_ctx_output_of(const batch_ctx* ctx, batch_task t);
 BATCH_API batch_task batch_ctx_task(const batch_ctx* ctx);
 BATCH_API int batch_ctx_attempt(const batch_ctx* ctx);      /* 0 for the first attempt */
 BATCH_API int batch_ctx_worker(const batch_ctx* ctx);       /* -1: not a worker thread */
@@ -642,7 +672,8 @@ typedef struct batch_sizing_desc {
     void* alloc_ctx;
 } batch_sizing_desc;
 BATCH_API batch_result batch_sizing_create(batch_sizing** out, const batch_sizing_desc* desc);
-BATCH_API void batch_sizing_destroy(batch_sizing* s);
+/* Frees the registry and its keys. NULL: no-op, BATCH_OK. No map may be using it. */
+BATCH_API batch_result batch_sizing_destroy(batch_sizing* s);
 /* Sets the class of key (copied). BATCH_ERR_INVALID, BATCH_ERR_NOMEM (registry unchanged). */
 BATCH_API batch_result batch_sizing_set(batch_sizing* s, const char* key, batch_complexity c);
 /* The class of key, BATCH_COMPLEXITY_DEFAULT if unknown (or s/key NULL). */
@@ -671,11 +702,11 @@ typedef struct batch_item {
 } batch_item;
 
 /* Process one item: write result_size bytes to `result` (if result_size > 0), return 0 or an
-   error code (batch_fail(ctx, ...) adds a message). Runs on a worker. An item that gives up
-   early because batch_should_stop turned true should return a non-zero code (one of yours,
-   e.g. with batch_fail(ctx, code, "stopped")) unless its result is complete: 0 means success,
+   error code (batch_ctx_fail(ctx, ...) adds a message). Runs on a worker. An item that gives up
+   early because batch_ctx_should_stop turned true should return a non-zero code (one of yours,
+   e.g. with batch_ctx_fail(ctx, code, "stopped")) unless its result is complete: 0 means success,
    so its result is folded and it counts as succeeded. A stopped map retries no batch, so such
-   a failure is final (see batch_should_stop for the job's end). */
+   a failure is final (see batch_ctx_should_stop for the job's end). */
 typedef int (*batch_item_fn)(batch_ctx* ctx, const batch_item* item, void* result, void* user_data);
 /* Produce the next item in *out and return 1, or return 0 at the end. Called under the job's
    lock, from one thread at a time, never ahead of the max_in_flight window. */
@@ -744,7 +775,7 @@ typedef struct batch_map_desc {
     int max_concurrent_batches;   /* batches running at once; 0: no limit beyond max_in_flight */
     batch_priority priority;
     uint64_t timeout_ns;          /* 0: none. Deadline = launch + timeout: no batch or retry
-                                     starts after it and running items see batch_should_stop.
+                                     starts after it and running items see batch_ctx_should_stop.
                                      A map that has not finished by then (a batch ends at or
                                      after it, or waits for a retry, or input is left) ends
                                      CANCELLED with BATCH_ERR_TIMEOUT, even if every item
@@ -787,6 +818,10 @@ typedef struct batch_map_summary {
     uint64_t resumed_batches, resumed_items;   /* taken from the journal (counted above too) */
 } batch_map_summary;
 
+/* A map is a batch_job like a graph run: batch_job_wait, _cancel, _progress, _destroy and the
+   reports take either kind. batch_map_next and batch_map_wait are for map jobs only: given a
+   graph run's job they return BATCH_ERR_INVALID and change nothing (a run-time check: one
+   handle type keeps the common calls free of conversions; see README, "Changes in 0.2"). */
 /* Starts a map; validates desc first (nothing starts on error): BATCH_ERR_INVALID for a missing
    item_fn, count * result_size overflow, min > max, a threshold outside [0, 1] or NaN, acc_size
    without its three functions (or functions without acc_size), both on_batch and iterate,
@@ -844,7 +879,7 @@ BATCH_API batch_result batch_report_compare(const char* baseline_json, const cha
    ordered and batch sizing the same; functions and user_data are each rank's own). Items are
    indices: pull sources, on_batch and the iterator are BATCH_ERR_INVALID (on every rank).
    progress, timeout_ns and the journal are rank 0's: a cancel from its progress callback or
-   the deadline stops every rank (running batches see batch_should_stop). MPI calls happen on
+   the deadline stops every rank (running batches see batch_ctx_should_stop). MPI calls happen on
    the calling thread only (MPI_THREAD_FUNNELED is enough); batch.h talks on a duplicate of comm.
    A failing MPI call ends the map with BATCH_ERR_MPI; MPI itself does not survive a dead rank
    (the job aborts): rerun it with the same journal on rank 0 to resume. */

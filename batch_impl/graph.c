@@ -384,7 +384,8 @@ BATCH__PRIVATE void batch__count_edges_signed(batch_graph* g, size_t at, size_t 
 }
 BATCH__PRIVATE void batch__count_edges(batch_graph* g, size_t at, size_t n) { batch__count_edges_signed(g, at, n, 1); }
 
-/* Appends edges from[i] -> to[i] (i < n) after checking them all: all or nothing. */
+/* Appends an edge from every task of from[0..nfrom) to every task of to[0..nto) (nfrom * nto
+   edges; none when a side is empty) after checking them all: all or nothing. */
 BATCH__PRIVATE batch_result batch__add_edges(batch_graph* g, const batch_task* from, size_t nfrom,
                                              const batch_task* to, size_t nto) {
     if (!g || (nfrom && !from) || (nto && !to)) return BATCH_ERR_INVALID;
@@ -399,35 +400,28 @@ BATCH__PRIVATE batch_result batch__add_edges(batch_graph* g, const batch_task* f
         batch__count_edges(g, len, 1);
         return BATCH_OK;
     }
-    size_t n = nfrom > nto ? nfrom : nto;
-    if (batch__exceeds(n, (uint64_t)1 << 40)) return BATCH_ERR_INVALID;
-    for (size_t i = 0; i < n; i++) {
-        int64_t a = batch__task_index(g, from[nfrom == 1 ? 0 : i]);
-        int64_t b = batch__task_index(g, to[nto == 1 ? 0 : i]);
-        if (a < 0 || b < 0) return BATCH_ERR_INVALID;
-        if (a == b) return BATCH_ERR_CYCLE;
-    }
+    for (size_t i = 0; i < nfrom; i++) if (batch__task_index(g, from[i]) < 0) return BATCH_ERR_INVALID;
+    for (size_t j = 0; j < nto; j++) if (batch__task_index(g, to[j]) < 0) return BATCH_ERR_INVALID;
+    if (nfrom == 0 || nto == 0) return BATCH_OK;
+    if (batch__exceeds(nfrom, ((uint64_t)1 << 40) / nto) || nfrom > SIZE_MAX / nto) return BATCH_ERR_INVALID;
+    size_t n = nfrom * nto;   /* at most 2^40 and SIZE_MAX: checked above */
+    for (size_t i = 0; i < nfrom; i++)   /* valid handles of one graph: the same id is the same task */
+        for (size_t j = 0; j < nto; j++) if (from[i].id == to[j].id) return BATCH_ERR_CYCLE;
     if (atomic_load(&g->busy)) return BATCH_ERR_BUSY;
     if (!batch__edge_reserve(g, n)) return BATCH_ERR_NOMEM;
     size_t len = g->nedges;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t a = (uint64_t)batch__task_index(g, from[nfrom == 1 ? 0 : i]);
-        uint64_t b = (uint64_t)batch__task_index(g, to[nto == 1 ? 0 : i]);
-        g->edges[g->nedges++] = a << 32 | b;
+    for (size_t i = 0; i < nfrom; i++) {
+        uint64_t a = (uint64_t)batch__task_index(g, from[i]);
+        for (size_t j = 0; j < nto; j++) g->edges[g->nedges++] = a << 32 | (uint64_t)batch__task_index(g, to[j]);
     }
     batch__count_edges(g, len, n);
     return BATCH_OK;
 }
 
 BATCH_API batch_result batch_task_precede(batch_graph* g, batch_task a, batch_task b) { return batch__add_edges(g, &a, 1, &b, 1); }
-BATCH_API batch_result batch_task_succeed(batch_graph* g, batch_task b, batch_task a) { return batch__add_edges(g, &a, 1, &b, 1); }
-BATCH_API batch_result batch_task_precede_n(batch_graph* g, batch_task a, const batch_task* bs, size_t n) {
-    if (n == 0) return g ? BATCH_OK : BATCH_ERR_INVALID;
-    return batch__add_edges(g, &a, 1, bs, n);
-}
-BATCH_API batch_result batch_task_succeed_n(batch_graph* g, batch_task b, const batch_task* as, size_t n) {
-    if (n == 0) return g ? BATCH_OK : BATCH_ERR_INVALID;
-    return batch__add_edges(g, as, n, &b, 1);
+BATCH_API batch_result batch_task_precede_n(batch_graph* g, const batch_task* from, size_t nfrom,
+                                            const batch_task* to, size_t nto) {
+    return batch__add_edges(g, from, nfrom, to, nto);
 }
 
 BATCH_API batch_result batch_graph_join(batch_graph* g, const batch_task* before, size_t n,
@@ -1681,20 +1675,20 @@ BATCH__PRIVATE char* batch__graph_message_buffer(batch_ctx* ctx) {
     return n->msg;
 }
 
-BATCH_API void batch_set_output(batch_ctx* ctx, void* output) {
+BATCH_API void batch_ctx_set_output(batch_ctx* ctx, void* output) {
     /* release: a successor that acquires it sees what it points to (it is also ordered by the
        release of the successor, which happens after this) */
     if (ctx && BATCH__CTX_NODE(ctx)) atomic_store_explicit(&BATCH__CTX_NODE(ctx)->output, output, memory_order_release);
 }
 
-BATCH_API size_t batch_input_count(const batch_ctx* ctx) {
+BATCH_API size_t batch_ctx_input_count(const batch_ctx* ctx) {
     if (!ctx || !BATCH__CTX_NODE(ctx)) return 0;
     const batch_graph* g = BATCH__CTX_JOB(ctx)->g;
     uint32_t i = BATCH__CTX_NODE(ctx)->idx;
     return g->pred_off[i + 1] - g->pred_off[i];
 }
 
-BATCH_API void* batch_input(const batch_ctx* ctx, size_t k) {
+BATCH_API void* batch_ctx_input(const batch_ctx* ctx, size_t k) {
     if (!ctx || !BATCH__CTX_NODE(ctx)) return NULL;
     const batch_graph* g = BATCH__CTX_JOB(ctx)->g;
     uint32_t i = BATCH__CTX_NODE(ctx)->idx;
@@ -1702,8 +1696,8 @@ BATCH_API void* batch_input(const batch_ctx* ctx, size_t k) {
     return atomic_load_explicit(&batch__node(g, g->pred[g->pred_off[i] + k])->output, memory_order_acquire);
 }
 
-BATCH_API void* batch_output_of(const batch_ctx* ctx, batch_task t) {
-    if (!ctx || !BATCH__CTX_JOB(ctx)) return NULL;
+BATCH_API void* batch_ctx_output_of(const batch_ctx* ctx, batch_task t) {
+    if (!ctx || !BATCH__CTX_NODE(ctx)) return NULL;   /* a map item has no graph */
     int64_t i = batch__task_index(BATCH__CTX_JOB(ctx)->g, t);
     return i < 0 ? NULL : atomic_load_explicit(&batch__node(BATCH__CTX_JOB(ctx)->g, (uint32_t)i)->output, memory_order_acquire);
 }

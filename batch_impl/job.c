@@ -1,6 +1,6 @@
 /* job.c - the job layer: what graph runs and maps share. The job header that batch_job_*
    dispatch on (graphs and maps plug in through batch__job_ops), the task context (batch_ctx:
-   batch_fail, batch_should_stop, the accessors), why a job stops, one retry rule for tasks and
+   batch_ctx_fail, batch_ctx_should_stop, the accessors), why a job stops, one retry rule for tasks and
    batches, and progress reporting (snapshots, smoothed ETA, the throttled callback, events, the
    bar). */
 #ifndef BATCH__JOB_C
@@ -50,7 +50,7 @@ typedef struct batch__job_ops {
     void (*counts)(batch_job* job, batch_progress* out, uint64_t* busy_ns);
     /* true when the calling thread is inside code of this job (batch__job_self_call) */
     bool (*self_call)(batch_job* job);
-    /* where batch_fail writes the message of a context that has none of its own (ctx->msg NULL):
+    /* where batch_ctx_fail writes the message of a context that has none of its own (ctx->msg NULL):
        a buffer of BATCH_MESSAGE_MAX bytes, or NULL (out of memory: the code is kept) */
     char* (*message_buffer)(batch_ctx* ctx);
     /* records for reports, read at report time only: the facts (BATCH_ERR_BUSY until the job
@@ -70,9 +70,9 @@ struct batch_ctx {
     batch_job* owner;             /* the job this task or item belongs to */
     void* task;                   /* graph tasks: the task's node (graph.c); NULL for map items */
     size_t batch_index;           /* map items */
-    char* msg;                    /* where batch_fail writes; NULL: the job's message_buffer */
+    char* msg;                    /* where batch_ctx_fail writes; NULL: the job's message_buffer */
     int msg_set;                  /* BATCH__MSG_SET | BATCH__MSG_PERMANENT */
-    const _Atomic int* stop;      /* non-zero: batch_should_stop */
+    const _Atomic int* stop;      /* non-zero: batch_ctx_should_stop */
     uint64_t deadline_ns;
     int worker;
     int attempt;
@@ -194,7 +194,7 @@ BATCH__PRIVATE void batch__vfail(batch_ctx* ctx, const char* fmt, va_list ap) {
     }
 }
 
-BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...) {
+BATCH_API int batch_ctx_fail(batch_ctx* ctx, int code, const char* fmt, ...) {
     if (!ctx || !fmt) return code;
     va_list ap;
     va_start(ap, fmt);
@@ -203,7 +203,7 @@ BATCH_API int batch_fail(batch_ctx* ctx, int code, const char* fmt, ...) {
     return code;
 }
 
-BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ...) {
+BATCH_API int batch_ctx_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ...) {
     if (!ctx) return code;
     ctx->msg_set |= BATCH__MSG_PERMANENT;
     if (!fmt) return code;
@@ -214,7 +214,7 @@ BATCH_API int batch_fail_permanent(batch_ctx* ctx, int code, const char* fmt, ..
     return code;
 }
 
-BATCH_API int batch_should_stop(const batch_ctx* ctx) {
+BATCH_API int batch_ctx_should_stop(const batch_ctx* ctx) {
     if (!ctx) return 0;
     if (ctx->stop && atomic_load_explicit(ctx->stop, memory_order_relaxed)) return 1;
     return ctx->deadline_ns && batch_now_ns() >= ctx->deadline_ns;

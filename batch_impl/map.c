@@ -43,7 +43,7 @@ typedef struct batch__mslot {
     uint64_t start_ns;            /* of the last attempt */
     int retries_used, worker;
     bool unrun;                   /* source: handed out, never run (BATCH__NOT_RUN) */
-    bool permanent;               /* an item failed with batch_fail_permanent: no batch retry */
+    bool permanent;               /* an item failed with batch_ctx_fail_permanent: no batch retry */
     struct batch__mslot* next;    /* free list, iterator queue, submit list */
     batch_batch view;
 } batch__mslot;
@@ -1238,7 +1238,7 @@ BATCH__PRIVATE size_t batch__map_executor_stop(batch_job* ex, bool cancel, batch
         x->rcount--;
     }
     x->closed = true;
-    if (cancel) {   /* nothing new starts; running items see batch_should_stop */
+    if (cancel) {   /* nothing new starts; running items see batch_ctx_should_stop */
         int e = 0;
         atomic_compare_exchange_strong(&m->stop, &e, BATCH__STOP_CANCEL);
     }

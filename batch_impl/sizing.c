@@ -45,11 +45,12 @@ BATCH_API batch_result batch_sizing_create(batch_sizing** out, const batch_sizin
     return BATCH_OK;
 }
 
-BATCH_API void batch_sizing_destroy(batch_sizing* s) {
-    if (!s) return;
+BATCH_API batch_result batch_sizing_destroy(batch_sizing* s) {
+    if (!s) return BATCH_OK;
     for (ptrdiff_t i = 0; i < stbds_shlen(s->map); i++) BATCH_FREE(s->map[i].key, s->alloc_ctx);
     stbds_shfree(s->map);
     BATCH_FREE(s, s->alloc_ctx);
+    return BATCH_OK;
 }
 
 BATCH__PRIVATE ptrdiff_t batch__sizing_find(const batch_sizing* s, const char* key) {

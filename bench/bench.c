@@ -531,7 +531,7 @@ static batch_graph* build_wave(size_t side) {
             h[(i - 1) * side + (j - 1)] = t;
             if (i > 1) pred[k++] = h[(i - 2) * side + (j - 1)];
             if (j > 1) pred[k++] = h[(i - 1) * side + (j - 2)];
-            if (k) BATCH_CHECK(batch_task_succeed_n(g, t, pred, k));
+            if (k) BATCH_CHECK(batch_task_precede_n(g, pred, k, &t, 1));
         }
     }
     BATCH_CHECK(batch_graph_validate(g, NULL, 0));
@@ -545,9 +545,9 @@ static batch_graph* build_fanout(size_t n) {
     BATCH_CHECK(batch_graph_create(&g, NULL));
     BATCH_CHECK(batch_graph_add(g, &(batch_task_desc){ .fn = gtask_count }, &root));
     for (size_t i = 0; i < n; i++) BATCH_CHECK(batch_graph_add(g, &(batch_task_desc){ .fn = gtask_count }, &S.handles[i]));
-    BATCH_CHECK(batch_task_precede_n(g, root, S.handles, n));
+    BATCH_CHECK(batch_task_precede_n(g, &root, 1, S.handles, n));
     BATCH_CHECK(batch_graph_add(g, &(batch_task_desc){ .fn = gtask_count }, &join));
-    BATCH_CHECK(batch_task_succeed_n(g, join, S.handles, n));
+    BATCH_CHECK(batch_task_precede_n(g, S.handles, n, &join, 1));
     BATCH_CHECK(batch_graph_validate(g, NULL, 0));
     return g;
 }
@@ -565,7 +565,7 @@ static batch_graph* build_dag(size_t n, int max_preds) {
         if (!k) continue;
         batch_task pred[8];
         for (int e = 0; e < k; e++) pred[e] = h[S.dag_pred[i * (size_t)deg + (size_t)e]];
-        BATCH_CHECK(batch_task_succeed_n(g, h[i], pred, (size_t)k));
+        BATCH_CHECK(batch_task_precede_n(g, pred, (size_t)k, &h[i], 1));
     }
     BATCH_CHECK(batch_graph_validate(g, NULL, 0));
     return g;

@@ -20,7 +20,7 @@ static int run_feature(batch_ctx* ctx, void* user) {
     feature* f = (feature*)user;
     volatile long sink = 0;
     for (long i = 0; i < 20000L * (f->index + 1); i++) sink += i % 7;
-    if (f->broken) return batch_fail(ctx, 3, "job %d feature %d: regression", f->job, f->index);
+    if (f->broken) return batch_ctx_fail(ctx, 3, "job %d feature %d: regression", f->job, f->index);
     return 0;
 }
 
@@ -37,7 +37,7 @@ static batch_graph* build_job(int j, feature* f) {
         snprintf(name, sizeof name, "job%d-feature%d", j, i);
         batch_graph_add(g, &(batch_task_desc){ .fn = run_feature, .user_data = &f[i], .name = name }, &t[i]);
     }
-    batch_task_succeed_n(g, t[FEATURES - 1], t, FEATURES - 1);
+    batch_task_precede_n(g, t, FEATURES - 1, &t[FEATURES - 1], 1);
     return g;
 }
 

@@ -26,8 +26,8 @@ static int run_task(batch_ctx* ctx, void* user) {
     long sum = 0;
     for (long i = 1; i <= t->input; i++) sum += i * i;
     long want = (long)t->input * (t->input + 1) * (2L * t->input + 1) / 6;
-    if (sum != want) return batch_fail(ctx, 1, "%s: arithmetic is broken", t->name);
-    if (t->feature == VALIDATION && t->input % 7 == 0) return batch_fail(ctx, 2, "%s: fixture %d is invalid", t->name, t->input);
+    if (sum != want) return batch_ctx_fail(ctx, 1, "%s: arithmetic is broken", t->name);
+    if (t->feature == VALIDATION && t->input % 7 == 0) return batch_ctx_fail(ctx, 2, "%s: fixture %d is invalid", t->name, t->input);
     t->output = sum;
     return 0;
 }

@@ -576,20 +576,20 @@ static int run_command(batch_ctx* ctx, void* user) {
         return 0;
     }
     const char* label = c->name ? c->name : c->text;
-    if (attempt < a->retries && !batch_should_stop(ctx)) {
+    if (attempt < a->retries && !batch_ctx_should_stop(ctx)) {
         uint64_t delay = a->retry_delay_ns ? a->retry_delay_ns : 1000000u;
         for (int k = 0; k < attempt && delay < 60000000000ull; k++) delay *= 2;
         if (delay > 60000000000ull) delay = 60000000000ull;
         fprintf(stderr, "batchrun: [%zu] %s: %s%s%s; retry %d of %d in %llu ms\n", c->seq, label, pre, msg, post,
                 attempt + 1, a->retries, (unsigned long long)(delay / 1000000u));
-        return batch_fail(ctx, code, "%s%s%s", pre, msg, post);
+        return batch_ctx_fail(ctx, code, "%s%s%s", pre, msg, post);
     }
     /* final failure */
     joblog_write(a, c);
     const char* retried = c->attempts > 1 ? " (after all retries)" : "";
     fprintf(stderr, "batchrun: [%zu] %s: FAILED: %s%s%s%s\n", c->seq, label, pre, msg, post, retried);
     maybe_halt(a, atomic_fetch_add(&a->failed_final, 1) + 1);
-    return batch_fail(ctx, code, "%s%s%s%s", pre, msg, post, retried);
+    return batch_ctx_fail(ctx, code, "%s%s%s%s", pre, msg, post, retried);
 }
 
 /* The journal's fingerprint: the commands, their names and dependencies, in order (FNV-1a). */

@@ -16,8 +16,8 @@ typedef struct score_acc { double total; long count; } score_acc;
 static int analyse(batch_ctx* ctx, const batch_item* item, void* result, void* user) {
     (void)user;
     if (batch_ctx_batch_index(ctx) == 4 && batch_ctx_attempt(ctx) == 0)
-        return batch_fail(ctx, 503, "entity %zu: analysis service unavailable", item->index);
-    if (item->index % 13 == 7) return batch_fail(ctx, 422, "entity %zu: malformed record", item->index);
+        return batch_ctx_fail(ctx, 503, "entity %zu: analysis service unavailable", item->index);
+    if (item->index % 13 == 7) return batch_ctx_fail(ctx, 422, "entity %zu: malformed record", item->index);
     *(double*)result = (double)((item->index * 37) % 100);
     return 0;
 }

@@ -40,7 +40,7 @@ static int run_feature(batch_ctx* ctx, void* user) {
             break;
         case FLAKY_DETECTION:       /* an unreliable detector: the first two attempts time out */
             if (batch_ctx_attempt(ctx) < 2)
-                return batch_fail(ctx, 110, "detector timed out (attempt %d)", batch_ctx_attempt(ctx) + 1);
+                return batch_ctx_fail(ctx, 110, "detector timed out (attempt %d)", batch_ctx_attempt(ctx) + 1);
             for (int i = 0; i < TESTS; i++) acc += (i % 211 == 0);
             break;
         case INTENT_EXTRACTION:     /* intents: one per 50 tests */
@@ -50,15 +50,15 @@ static int run_feature(batch_ctx* ctx, void* user) {
             acc = 1234;
             break;
         default: {                  /* consumers: combine what the producers published */
-            for (size_t i = 0; i < batch_input_count(ctx); i++) {
-                const long* in = (const long*)batch_input(ctx, i);
+            for (size_t i = 0; i < batch_ctx_input_count(ctx); i++) {
+                const long* in = (const long*)batch_ctx_input(ctx, i);
                 if (in) acc += *in;   /* group barriers publish nothing */
             }
             break;
         }
     }
     f->result = acc;
-    batch_set_output(ctx, &f->result);
+    batch_ctx_set_output(ctx, &f->result);
     return 0;
 }
 
@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
                         &t[i]);
     }
     batch_task producers[3] = { t[TEST_EXECUTION], t[COVERAGE_COLLECTION], t[FLAKY_DETECTION] };
-    batch_task_succeed_n(g, t[RESULT_AGGREGATION], producers, 3);
+    batch_task_precede_n(g, producers, 3, &t[RESULT_AGGREGATION], 1);
     batch_task_precede(g, t[INTENT_EXTRACTION], t[IMPACT_ANALYSIS]);
     batch_task_precede(g, t[MIGRATION], t[VALIDATION]);
     if (groups) {   /* [TEST, COVERAGE] -> [FLAKY, INTENT, IMPACT] -> [AGGREGATION, VALIDATION] */

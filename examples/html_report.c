@@ -13,7 +13,7 @@ static int work(batch_ctx* ctx, void* user) {
     uintptr_t id = (uintptr_t)user;
     uint64_t us = 200 + (id * 7919) % 1800, t0 = batch_now_ns();
     while (batch_now_ns() - t0 < us * 1000u) {}
-    if (id % 17 == 0) return batch_fail(ctx, 17, "task %u: simulated failure", (unsigned)id);
+    if (id % 17 == 0) return batch_ctx_fail(ctx, 17, "task %u: simulated failure", (unsigned)id);
     return 0;
 }
 

@@ -39,8 +39,8 @@ static int item(batch_ctx* ctx, const batch_item* it, void* res, void* user) {
     if (g_slow_rank == -2 || g_rank == g_slow_rank) { struct timespec ts = { 0, 200000 }; nanosleep(&ts, NULL); }
     if (ordered) { mat2 m = mat_of(it->index); memcpy(res, &m, sizeof m); }
     else *(uint64_t*)res = it->index * it->index + 1;
-    if (it->index % 97 == 5) return batch_fail(ctx, 7, "item %zu is bad", it->index);
-    if (batch_ctx_batch_index(ctx) % 7 == 3 && batch_ctx_attempt(ctx) == 0) return batch_fail(ctx, 8, "first attempt");
+    if (it->index % 97 == 5) return batch_ctx_fail(ctx, 7, "item %zu is bad", it->index);
+    if (batch_ctx_batch_index(ctx) % 7 == 3 && batch_ctx_attempt(ctx) == 0) return batch_ctx_fail(ctx, 8, "first attempt");
     return 0;
 }
 static void sum_init(void* acc, void* u) { (void)u; *(uint64_t*)acc = 0; }

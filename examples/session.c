@@ -8,7 +8,7 @@
      not on the CPU (a sleep stands in for the call), so the pool has 16 threads on any machine
      and the concurrency limit, not the core count, is what bounds the session;
    - nodes are independent and the policy is CONTINUE, so one node's failure never interrupts the
-     others; the failed node keeps error_message (batch_fail) and error_type (from its code);
+     others; the failed node keeps error_message (batch_ctx_fail) and error_type (from its code);
    - each group ends in a barrier task (no function): when every node of the group completed,
      the library reports GROUP_COMPLETED. A failed node SKIPS its group's barrier (dependents of
      a failure are skipped), so for such a group this program reports group_completed itself
@@ -129,7 +129,7 @@ static void memory_write(batch_pool* pool, void* user) {
 
 /* ---- a node ---------------------------------------------------------------------------------- */
 /* The agent "thinks" for work_ms, then writes a small markdown document. It does not poll
-   batch_should_stop: a node that has started finishes even if the session is cancelled. */
+   batch_ctx_should_stop: a node that has started finishes even if the session is cancelled. */
 static int run_node(batch_ctx* ctx, void* user) {
     node* n = (node*)user;
     session* s = n->s;
@@ -140,7 +140,7 @@ static int run_node(batch_ctx* ctx, void* user) {
     sleep_ms(n->work_ms);
     int rc = 0;
     if (n->fails) {
-        rc = batch_fail(ctx, ERR_VALIDATION, "%s: the quiz has 0 questions (agent returned an empty list)", n->id);
+        rc = batch_ctx_fail(ctx, ERR_VALIDATION, "%s: the quiz has 0 questions (agent returned an empty list)", n->id);
     } else {
         const group_def* g = &GROUPS[n->group];
         size_t cap = sizeof n->content, len = 0;
@@ -262,7 +262,7 @@ static int session_create(session* s, const char* id, const char* canvas, memory
         char name[48];
         snprintf(name, sizeof name, "group:%s", GROUPS[g].id);
         if (batch_graph_add(s->graph, &(batch_task_desc){ .fn = NULL, .name = name }, &s->groups[g].barrier) != BATCH_OK ||
-            batch_task_succeed_n(s->graph, s->groups[g].barrier, members, (size_t)GROUPS[g].nodes) != BATCH_OK)
+            batch_task_precede_n(s->graph, members, (size_t)GROUPS[g].nodes, &s->groups[g].barrier, 1) != BATCH_OK)
             return 0;
         s->groups[g].size = GROUPS[g].nodes;
         s->group_by_task[s->groups[g].barrier.id] = g;

@@ -5,8 +5,8 @@
        parse -> { analyse, enrich } -> merge
 
    parse reads the numbers of the input, analyse sums them, enrich computes a digest of the
-   input text, merge combines both into the job's output (data flows through batch_set_output /
-   batch_output_of). Every task may be retried 3 times (1 ms, 2 ms, 4 ms). Some jobs are
+   input text, merge combines both into the job's output (data flows through batch_ctx_set_output /
+   batch_ctx_output_of). Every task may be retried 3 times (1 ms, 2 ms, 4 ms). Some jobs are
    special: in every 6th job enrich is flaky (fails twice, then succeeds on retry); every 16th
    input is malformed (parse fails after its retries, the rest is skipped, the job fails); in
    job 30 enrich hangs and the job's timeout (200 ms here, 5 minutes in production) cancels it.
@@ -101,19 +101,19 @@ static int parse(batch_ctx* ctx, void* user) {
         if (end == s || (*end && *end != ' ')) {
             int len = 0;
             while (s[len] && s[len] != ' ') len++;
-            return batch_fail(ctx, 22, "bad token '%.*s' at position %d", len, s, pos);
+            return batch_ctx_fail(ctx, 22, "bad token '%.*s' at position %d", len, s, pos);
         }
-        if (w->count == MAX_NUMBERS) return batch_fail(ctx, 7, "more than %d numbers", MAX_NUMBERS);
+        if (w->count == MAX_NUMBERS) return batch_ctx_fail(ctx, 7, "more than %d numbers", MAX_NUMBERS);
         w->numbers[w->count++] = v;
         s = end;
     }
-    batch_set_output(ctx, w->numbers);
+    batch_ctx_set_output(ctx, w->numbers);
     return 0;
 }
 
 static int analyse(batch_ctx* ctx, void* user) {
     workflow* w = (workflow*)user;
-    const long* v = (const long*)batch_output_of(ctx, w->parse);
+    const long* v = (const long*)batch_ctx_output_of(ctx, w->parse);
     sleep_ms(3);
     w->sum = 0;
     w->max = w->count ? v[0] : 0;
@@ -121,7 +121,7 @@ static int analyse(batch_ctx* ctx, void* user) {
         w->sum += v[i];
         if (v[i] > w->max) w->max = v[i];
     }
-    batch_set_output(ctx, &w->sum);
+    batch_ctx_set_output(ctx, &w->sum);
     return 0;
 }
 
@@ -135,25 +135,25 @@ static int enrich(batch_ctx* ctx, void* user) {
     workflow* w = (workflow*)user;
     if (w->slow) {   /* a call that never answers: give up when the job's deadline passes */
         uint64_t t0 = batch_now_ns();
-        while (!batch_should_stop(ctx)) sleep_ms(5);
-        return batch_fail(ctx, 110, "enrichment service did not answer (%.0f ms, stopped at the job deadline)",
+        while (!batch_ctx_should_stop(ctx)) sleep_ms(5);
+        return batch_ctx_fail(ctx, 110, "enrichment service did not answer (%.0f ms, stopped at the job deadline)",
                           (double)(batch_now_ns() - t0) / 1e6);
     }
     sleep_ms(4);
     if (w->flaky && batch_ctx_attempt(ctx) < 2)
-        return batch_fail(ctx, 503, "enrichment service unavailable (attempt %d)", batch_ctx_attempt(ctx) + 1);
+        return batch_ctx_fail(ctx, 503, "enrichment service unavailable (attempt %d)", batch_ctx_attempt(ctx) + 1);
     w->digest = fnv1a(w->input);
-    batch_set_output(ctx, &w->digest);
+    batch_ctx_set_output(ctx, &w->digest);
     return 0;
 }
 
 static int merge(batch_ctx* ctx, void* user) {
     workflow* w = (workflow*)user;
-    const long* sum = (const long*)batch_output_of(ctx, w->analyse);
-    const unsigned* digest = (const unsigned*)batch_output_of(ctx, w->enrich);
+    const long* sum = (const long*)batch_ctx_output_of(ctx, w->analyse);
+    const unsigned* digest = (const unsigned*)batch_ctx_output_of(ctx, w->enrich);
     sleep_ms(1);
     snprintf(w->output, sizeof w->output, "n=%d sum=%ld max=%ld digest=%08x", w->count, *sum, w->max, *digest);
-    batch_set_output(ctx, w->output);
+    batch_ctx_set_output(ctx, w->output);
     return 0;
 }
 
@@ -176,8 +176,8 @@ static int workflow_create(workflow* w, int id) {
     d.fn = analyse; d.name = "analyse"; batch_graph_add(w->g, &d, &w->analyse);
     d.fn = enrich;  d.name = "enrich";  batch_graph_add(w->g, &d, &w->enrich);
     d.fn = merge;   d.name = "merge";   batch_graph_add(w->g, &d, &w->merge);
-    batch_task_precede_n(w->g, w->parse, (batch_task[]){ w->analyse, w->enrich }, 2);
-    batch_task_succeed_n(w->g, w->merge, (batch_task[]){ w->analyse, w->enrich }, 2);
+    batch_task_precede_n(w->g, &w->parse, 1, (batch_task[]){ w->analyse, w->enrich }, 2);
+    batch_task_precede_n(w->g, (batch_task[]){ w->analyse, w->enrich }, 2, &w->merge, 1);
     return batch_graph_validate(w->g, NULL, 0) == BATCH_OK;   /* compiled: sorted, checked */
 }
 
@@ -205,7 +205,7 @@ static int run_workflow(batch_ctx* ctx, void* user) {
     }
     if (w->result == BATCH_OK) return 0;
     if (!w->error[0]) snprintf(w->error, sizeof w->error, "%s", batch_result_string(w->result));
-    return batch_fail(ctx, (int)w->result, "%s", w->error);
+    return batch_ctx_fail(ctx, (int)w->result, "%s", w->error);
 }
 
 static void on_batch_event(batch_event ev, const batch_progress* p, const batch_event_info* info, void* user) {

@@ -62,7 +62,7 @@ static int rd_task(batch_ctx* ctx, void* u) {
         atomic_store(&nd->done, 1);
     }
     atomic_fetch_sub(&nd->active, 1);
-    if (fail) return batch_fail(ctx, 7, "node %d attempt %d", nd->idx, attempt);
+    if (fail) return batch_ctx_fail(ctx, 7, "node %d attempt %d", nd->idx, attempt);
     return 0;
 }
 
@@ -150,7 +150,7 @@ static void rd_run_on(batch_pool* p, uint64_t* rng, rd_opts o) {
             if (test_rand(rng) & 1) { ea[m] = a; eb[m] = b; m++; CHECK_OK(batch_task_precede(g, t[a], t[b])); }
         int b = n - 1 - (int)(test_rand(rng) % (uint64_t)(n / 4 + 1));   /* late: many before it */
         for (a = 0; a < b; a++)
-            if (test_rand(rng) & 1) { ea[m] = a; eb[m] = b; m++; CHECK_OK(batch_task_succeed(g, t[b], t[a])); }
+            if (test_rand(rng) & 1) { ea[m] = a; eb[m] = b; m++; CHECK_OK(batch_task_precede(g, t[a], t[b])); }
     }
     /* reference predecessor lists (duplicates harmless) */
     G.pred_off = (int*)calloc((size_t)n + 1, sizeof(int));

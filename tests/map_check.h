@@ -81,7 +81,7 @@ static int mc_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
     else memcpy(res, &v, sizeof v);
     int fail = mc_fails(m, it->index, batch_ctx_attempt(ctx));
     atomic_fetch_sub(&m->active, 1);
-    if (fail) return batch_fail(ctx, 3 + (int)(it->index % 5), "item %zu", it->index);
+    if (fail) return batch_ctx_fail(ctx, 3 + (int)(it->index % 5), "item %zu", it->index);
     return 0;
 }
 static int mc_pull(void* u, void** out) {

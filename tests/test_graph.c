@@ -38,8 +38,8 @@ static void test_graph_build_bad_input(void) {
     CHECK_EQ(batch_task_precede(g, a, past), BATCH_ERR_INVALID);
     CHECK_EQ(batch_task_precede(NULL, a, b), BATCH_ERR_INVALID);
     batch_task list[2] = { b, x };
-    CHECK_EQ(batch_task_precede_n(g, a, list, 2), BATCH_ERR_INVALID);  /* all or nothing */
-    CHECK_EQ(batch_task_precede_n(g, a, NULL, 2), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_task_precede_n(g, &a, 1, list, 2), BATCH_ERR_INVALID);  /* all or nothing */
+    CHECK_EQ(batch_task_precede_n(g, &a, 1, NULL, 2), BATCH_ERR_INVALID);
     CHECK_EQ(batch_graph_join(g, list, 2, NULL, 0, NULL), BATCH_ERR_INVALID);
     CHECK_EQ(batch_graph_size(g), 2);                               /* nothing was added */
     CHECK_OK(batch_graph_validate(g, NULL, 0));
@@ -54,6 +54,33 @@ static void test_graph_build_bad_input(void) {
     CHECK_OK(batch_graph_destroy(NULL));
     CHECK_OK(batch_graph_destroy(g));
     CHECK_OK(batch_graph_destroy(h));
+}
+
+/* One way to write edges (issue 15): batch_task_precede_n adds every from -> to pair; an empty
+   side adds nothing; a task on both sides is a cycle and changes nothing. */
+static int task_count_inputs(batch_ctx* ctx, void* u) { *(size_t*)u = batch_ctx_input_count(ctx); return 0; }
+static void test_graph_edges_many_to_many(void) {
+    batch_graph* g = make_graph();
+    size_t in[6] = { 9, 9, 9, 9, 9, 9 };
+    batch_task t[6];
+    for (int i = 0; i < 6; i++) t[i] = add_task(g, task_count_inputs, &in[i], NULL);
+    CHECK_OK(batch_task_precede_n(g, NULL, 0, t, 3));                 /* empty sides: no edges */
+    CHECK_OK(batch_task_precede_n(g, t, 3, NULL, 0));
+    CHECK_EQ(batch_task_precede_n(NULL, NULL, 0, NULL, 0), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_task_precede_n(g, t, 2, t + 1, 2), BATCH_ERR_CYCLE);  /* t[1] on both sides */
+    CHECK_OK(batch_task_precede_n(g, t, 2, t + 2, 3));                /* 2 x 3 edges */
+    CHECK_OK(batch_task_precede_n(g, t + 2, 3, &t[5], 1));            /* fan-in: t[5] after 3 more */
+    batch_task bar;
+    CHECK_OK(batch_graph_join(g, NULL, 0, t, 1, &bar));                /* a barrier before t[0] */
+    CHECK_EQ(batch_graph_size(g), 7);
+    batch_pool* p = make_pool(2);
+    CHECK_OK(batch_graph_run(p, g, NULL, NULL));
+    CHECK_EQ(in[0], 1);   /* the barrier */
+    CHECK_EQ(in[1], 0);
+    for (int i = 2; i < 5; i++) CHECK_EQ(in[i], 2);
+    CHECK_EQ(in[5], 3);
+    CHECK_OK(batch_pool_destroy(p));
+    CHECK_OK(batch_graph_destroy(g));
 }
 
 static void test_graph_cycles_named(void) {
@@ -206,7 +233,7 @@ static void test_graph_retries_backoff(void) {
 static int slow_task(batch_ctx* ctx, void* u) {
     (void)u;
     uint64_t t0 = batch_now_ns();
-    while (batch_now_ns() - t0 < 2000000u && !batch_should_stop(ctx)) batch__yield();
+    while (batch_now_ns() - t0 < 2000000u && !batch_ctx_should_stop(ctx)) batch__yield();
     return 0;
 }
 static void test_graph_deadline(void) {
@@ -489,14 +516,14 @@ static int feature_task(batch_ctx* ctx, void* u) {
     f->order = atomic_fetch_add(f->seq, 1);
     f->value = 100 + f->kind;
     long sum = 0;
-    for (size_t i = 0; i < batch_input_count(ctx); i++) {
-        long* in = (long*)batch_input(ctx, i);
+    for (size_t i = 0; i < batch_ctx_input_count(ctx); i++) {
+        long* in = (long*)batch_ctx_input(ctx, i);
         if (in) sum += *in;   /* barriers (groups) publish nothing */
     }
     if (f->kind == F_AGGREGATE) CHECK_EQ(sum, (100 + F_TEST) + (100 + F_COVERAGE) + (100 + F_FLAKY));
     if (f->kind == F_IMPACT) CHECK_EQ(sum, 100 + F_INTENT);
     if (f->kind == F_VALIDATION) CHECK_EQ(sum, 100 + F_MIGRATION);
-    batch_set_output(ctx, &f->value);
+    batch_ctx_set_output(ctx, &f->value);
     return 0;
 }
 
@@ -512,7 +539,7 @@ static void test_graph_scenario_a(void) {
             t[i] = add_task(g, feature_task, &f[i], feature_names[i]);
         }
         batch_task agg_in[3] = { t[F_TEST], t[F_COVERAGE], t[F_FLAKY] };
-        CHECK_OK(batch_task_succeed_n(g, t[F_AGGREGATE], agg_in, 3));
+        CHECK_OK(batch_task_precede_n(g, agg_in, 3, &t[F_AGGREGATE], 1));
         CHECK_OK(batch_task_precede(g, t[F_INTENT], t[F_IMPACT]));
         CHECK_OK(batch_task_precede(g, t[F_MIGRATION], t[F_VALIDATION]));
         if (mode == 1) {
@@ -747,11 +774,11 @@ static void test_graph_alloc_failure_big(void) {
     CHECK_EQ(atomic_load(&test_live_bytes), live_start);
 }
 
-/* batch_fail_permanent: no retry whatever max_retries says; batch_ctx_job: a task cancels its
+/* batch_ctx_fail_permanent: no retry whatever max_retries says; batch_ctx_job: a task cancels its
    own job. */
 static int perm_task(batch_ctx* ctx, void* u) {
     atomic_fetch_add((_Atomic int*)u, 1);
-    return batch_fail_permanent(ctx, 9, "gone for good (attempt %d)", batch_ctx_attempt(ctx));
+    return batch_ctx_fail_permanent(ctx, 9, "gone for good (attempt %d)", batch_ctx_attempt(ctx));
 }
 static int cancel_own_job(batch_ctx* ctx, void* u) {
     (void)u;
@@ -896,9 +923,9 @@ static void test_graph_wide(void) {
         batch_priority pr = i % 997 == 3 ? BATCH_PRIORITY_HIGH : i % 991 == 5 ? BATCH_PRIORITY_LOW : BATCH_PRIORITY_DEFAULT;
         CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = wide_mid, .user_data = &cells[i], .priority = pr }, &mid[i]));
     }
-    CHECK_OK(batch_task_precede_n(g, root, mid, (size_t)n));
+    CHECK_OK(batch_task_precede_n(g, &root, 1, mid, (size_t)n));
     batch_task join = add_task(g, wide_join, &w, NULL);
-    CHECK_OK(batch_task_succeed_n(g, join, mid, (size_t)n));
+    CHECK_OK(batch_task_precede_n(g, mid, (size_t)n, &join, 1));
     int sizes[] = { 1, 2, 3, 8, BATCH_WORKERS_INLINE };
     uint64_t rng = test_seed ^ 0x71de;
     for (int si = 0; si < 5; si++) {
@@ -1125,6 +1152,7 @@ static void test_graph_task_times(void) {
     { "graph_clock_handoff_nested", test_graph_clock_handoff_nested }, \
     { "graph_permanent_and_own_job", test_graph_permanent_and_own_job }, \
     { "graph_build_bad_input", test_graph_build_bad_input }, \
+    { "graph_edges_many_to_many", test_graph_edges_many_to_many }, \
     { "graph_cycles_named", test_graph_cycles_named }, \
     { "graph_random_dags", test_graph_random_dags }, \
     { "graph_fail_fast_and_limits", test_graph_fail_fast_and_limits }, \

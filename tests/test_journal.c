@@ -169,7 +169,7 @@ static int jm_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
     if (m->spin) spin_us(m->spin);
     if (m->ordered) { mat2 x = mat_of(it->index * 2654435761u); memcpy(res, &x, sizeof x); }
     else *(uint64_t*)res = it->index * 3 + 1;
-    if (it->index % 13 == 7) return batch_fail(ctx, 9, "item %zu", it->index);   /* partial batches */
+    if (it->index % 13 == 7) return batch_ctx_fail(ctx, 9, "item %zu", it->index);   /* partial batches */
     return 0;
 }
 static void jm_sum_fold(void* a, const batch_item* it, const void* r, void* u) { (void)it; (void)u; *(uint64_t*)a += *(const uint64_t*)r; }
@@ -532,7 +532,7 @@ static int jg2_fn(batch_ctx* ctx, void* u) {
     jg2_task* t = (jg2_task*)u;
     atomic_fetch_add(&t->s->runs[t->i], 1);
     if (t->s->fail_mask & (1 << t->i)) return 5;
-    if (t->i == 2 && batch_should_stop(ctx)) return 6;
+    if (t->i == 2 && batch_ctx_should_stop(ctx)) return 6;
     return 0;
 }
 

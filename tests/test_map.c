@@ -43,7 +43,7 @@ static int thr_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
     (void)res;
     thr_ctx* t = (thr_ctx*)u;
     size_t b = batch_ctx_batch_index(ctx);
-    if ((int)(it->index % 10) < t->fails[b]) return batch_fail(ctx, 42, "item %zu of batch %zu", it->index, b);
+    if ((int)(it->index % 10) < t->fails[b]) return batch_ctx_fail(ctx, 42, "item %zu of batch %zu", it->index, b);
     return 0;
 }
 static void thr_on_batch(const batch_batch* b, void* u) { rec_on_batch(b, &((thr_ctx*)u)->rec); }
@@ -315,7 +315,7 @@ static void test_map_sizing_registry(void) {
     CHECK_OK(batch_sizing_create(&tight, &(batch_sizing_desc){ .min_size = 8, .max_size = 30 }));
     CHECK_EQ(batch_sizing_class_size(tight, BATCH_COMPLEXITY_SIMPLE), 30);
     CHECK_EQ(batch_sizing_class_size(tight, BATCH_COMPLEXITY_VERY_COMPLEX), 8);
-    batch_sizing_destroy(tight);
+    CHECK_OK(batch_sizing_destroy(tight));
     /* a map with a key uses the class size */
     batch_pool* p = make_pool(2);
     map_rec rec;
@@ -333,8 +333,8 @@ static void test_map_sizing_registry(void) {
     CHECK_OK(batch_sizing_record_cost(reg, "k2", 3000));
     CHECK_EQ(batch_sizing_cost(reg, "k2"), 2000);
     CHECK_OK(batch_pool_destroy(p));
-    batch_sizing_destroy(reg);
-    batch_sizing_destroy(NULL);
+    CHECK_OK(batch_sizing_destroy(reg));
+    CHECK_OK(batch_sizing_destroy(NULL));   /* every destroy: NULL is a no-op, BATCH_OK */
 }
 
 static void test_map_adaptive_logic(void) {
@@ -406,7 +406,7 @@ static int half_fail(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
 static int slowish(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
     (void)it; (void)res; (void)u;
     uint64_t t0 = batch_now_ns();
-    while (batch_now_ns() - t0 < 20000u && !batch_should_stop(ctx)) {}
+    while (batch_now_ns() - t0 < 20000u && !batch_ctx_should_stop(ctx)) {}
     return 0;
 }
 
@@ -490,6 +490,11 @@ static void test_map_bad_input(void) {
     add_task(g, task_ok, NULL, NULL);
     CHECK_OK(batch_graph_launch(p, g, NULL, &job));
     CHECK_EQ(batch_map_next(job, &b), BATCH_ERR_INVALID);
+    batch_map_summary ms;
+    memset(&ms, 0x5a, sizeof ms);
+    CHECK_EQ(batch_map_wait(job, &ms, NULL), BATCH_ERR_INVALID);   /* and changes nothing */
+    CHECK_EQ(ms.status, 0x5a5a5a5a);
+    CHECK_OK(batch_job_wait(job, NULL));                            /* the job itself is fine */
     CHECK_OK(batch_job_destroy(job));
     CHECK_OK(batch_graph_destroy(g));
     /* an empty map completes at once */
@@ -505,7 +510,7 @@ typedef struct entity_score { double total; long count; } entity_score;
 static int entity_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
     (void)u;
     /* entity i scores i % 7; every 9th entity is malformed */
-    if (it->index % 9 == 4) return batch_fail(ctx, 22, "entity %zu: missing field", it->index);
+    if (it->index % 9 == 4) return batch_ctx_fail(ctx, 22, "entity %zu: missing field", it->index);
     *(double*)res = (double)(it->index % 7);
     return 0;
 }
@@ -550,7 +555,7 @@ static void test_map_scenario_b(void) {
 static int perm_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
     (void)u;
     *(uint64_t*)res = it->index * 3;
-    if (it->index == 15) return batch_fail_permanent(ctx, 4, NULL);   /* batch 1 of 10 */
+    if (it->index == 15) return batch_ctx_fail_permanent(ctx, 4, NULL);   /* batch 1 of 10 */
     if (it->index / 10 == 1 || it->index / 10 == 3) return 5;         /* batches 1 and 3 FAILED */
     return 0;
 }
@@ -558,6 +563,10 @@ static int cancel_item(batch_ctx* ctx, const batch_item* it, void* res, void* u)
     (void)u;
     *(uint64_t*)res = it->index * 3;
     if (it->index == 50) CHECK_OK(batch_job_cancel(batch_ctx_job(ctx)));
+    /* the graph data-flow calls are no-ops in a map item (it has no graph) */
+    batch_ctx_set_output(ctx, res);
+    CHECK(batch_ctx_input_count(ctx) == 0 && batch_ctx_input(ctx, 0) == NULL);
+    CHECK(batch_ctx_output_of(ctx, (batch_task){ 1, 1 }) == NULL);
     return 0;
 }
 static void test_map_permanent_and_own_job(void) {
@@ -673,11 +682,11 @@ static void test_map_failed_batch_counts(void) {
 }
 
 /* ---- what api.h says of a stop (issue 15): summary.items counts the items that ran, not the
-   input; an item that stops on batch_should_stop and returns a code counts as failed, is not
+   input; an item that stops on batch_ctx_should_stop and returns a code counts as failed, is not
    folded and is not retried. Item 25 cancels its map (batches of 10, one at a time). */
 static int stop_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
     (void)res; (void)u;
-    if (batch_should_stop(ctx)) return batch_fail(ctx, 99, "stopped at %zu", it->index);
+    if (batch_ctx_should_stop(ctx)) return batch_ctx_fail(ctx, 99, "stopped at %zu", it->index);
     if (it->index == 25) CHECK_OK(batch_job_cancel(batch_ctx_job(ctx)));
     return 0;
 }
@@ -737,8 +746,8 @@ static void test_map_retry_jitter(void) {
 static int seam_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
     (void)u;
     *(uint64_t*)res = it->index * 2654435761u + 1;
-    if (it->index % 53 == 7) return batch_fail(ctx, 3, "bad %zu", it->index);
-    if (batch_ctx_batch_index(ctx) % 5 == 2 && batch_ctx_attempt(ctx) == 0) return batch_fail(ctx, 4, "first attempt");
+    if (it->index % 53 == 7) return batch_ctx_fail(ctx, 3, "bad %zu", it->index);
+    if (batch_ctx_batch_index(ctx) % 5 == 2 && batch_ctx_attempt(ctx) == 0) return batch_ctx_fail(ctx, 4, "first attempt");
     return 0;
 }
 static void seam_init(void* acc, void* u) { (void)u; uint64_t* a = (uint64_t*)acc; a[0] = 0; a[1] = 1; }
@@ -848,7 +857,7 @@ static void test_map_seam(void) {
 static int thr_item_any(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
     (void)u;
     *(uint64_t*)res = it->index * 3;
-    if (it->index % 11 == 5) return batch_fail(ctx, 6, "item %zu", it->index);   /* messages allocate */
+    if (it->index % 11 == 5) return batch_ctx_fail(ctx, 6, "item %zu", it->index);   /* messages allocate */
     return 0;
 }
 static void sum_fold_any(void* acc, const batch_item* it, const void* res, void* u) { (void)res; (void)u; *(uint64_t*)acc += it->index; }

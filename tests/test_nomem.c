@@ -128,9 +128,9 @@ static void test_nomem_launch_half_way(void) {
     CHECK(half_way > 0);
 }
 
-/* batch_fail copies its message into memory of the task; out of memory the code is kept and
+/* batch_ctx_fail copies its message into memory of the task; out of memory the code is kept and
    the message is lost. */
-static int fail_with_message(batch_ctx* ctx, void* u) { (void)u; return batch_fail(ctx, 5, "message %d", 42); }
+static int fail_with_message(batch_ctx* ctx, void* u) { (void)u; return batch_ctx_fail(ctx, 5, "message %d", 42); }
 /* Builds the graph with all the memory it wants, then runs it failing allocation n (0: none);
    *count receives the allocations of the run. */
 static batch_result fail_message_run(batch_pool* p, long n, long* count, int* lost, int* kept) {
@@ -250,8 +250,8 @@ static void test_nomem_graph_overflow(void) {
                 CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = ov_fn, .user_data = &tk[i], .max_retries = 1,
                                                                  .retry_base_ns = 1000, .retry_max_ns = 2000 }, &t[i]));
             }
-            CHECK_OK(batch_task_precede_n(g, t[0], t + 1, FAN));
-            CHECK_OK(batch_task_succeed_n(g, t[FAN + 1], t + 1, FAN));
+            CHECK_OK(batch_task_precede_n(g, &t[0], 1, t + 1, FAN));
+            CHECK_OK(batch_task_precede_n(g, t + 1, FAN, &t[FAN + 1], 1));
             CHECK_OK(batch_graph_validate(g, NULL, 0));
             test_alloc_reset(n ? mode : TEST_FAIL_NEVER, n);
             batch_job_summary s;
@@ -297,8 +297,8 @@ static void test_nomem_bulk_edges(void) {
             for (int i = 0; i < 80; i++) t[i] = add_task(g, task_ok, NULL, NULL);
             size_t size0 = batch_graph_size(g);
             test_alloc_reset(TEST_FAIL_ONCE, n);
-            batch_result r = op == 0 ? batch_task_precede_n(g, t[0], t + 1, 79)
-                           : op == 1 ? batch_task_succeed_n(g, t[79], t, 79)
+            batch_result r = op == 0 ? batch_task_precede_n(g, &t[0], 1, t + 1, 79)
+                           : op == 1 ? batch_task_precede_n(g, t, 79, &t[79], 1)
                            : batch_graph_join(g, t, 40, t + 40, 40, NULL);
             test_alloc_reset(TEST_FAIL_NEVER, -1);
             CHECK(r == BATCH_OK || r == BATCH_ERR_NOMEM);

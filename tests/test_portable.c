@@ -43,7 +43,7 @@ typedef struct pt_task { pt_graph* s; int i; } pt_task;
 static int pt_task_fn(batch_ctx* ctx, void* u) {
     pt_task* t = (pt_task*)u;
     t->s->runs[t->i]++;
-    if (t->i == 13) return batch_fail(ctx, -7, "task %d", t->i);   /* a negative code: a sign in the record */
+    if (t->i == 13) return batch_ctx_fail(ctx, -7, "task %d", t->i);   /* a negative code: a sign in the record */
     if (++t->s->nrun == 20 && t->s->cancel) CHECK_OK(batch_job_cancel(batch_ctx_job(ctx)));
     return 0;
 }
@@ -114,7 +114,7 @@ static int pt_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
     pt_map* m = (pt_map*)u;
     m->runs[it->index]++;
     if (it->index == 537 && m->cancel) CHECK_OK(batch_job_cancel(batch_ctx_job(ctx)));
-    if (it->index % 97 == 5) return batch_fail(ctx, -(int)it->index, NULL);
+    if (it->index % 97 == 5) return batch_ctx_fail(ctx, -(int)it->index, NULL);
     *(uint64_t*)res = (uint64_t)it->index * it->index;
     return 0;
 }

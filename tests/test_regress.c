@@ -185,7 +185,7 @@ static void test_regress_self_wait(void) {
         batch_graph* g = make_graph();
         batch_task t[5];
         for (int i = 0; i < 5; i++) t[i] = add_task(g, self_wait_task, &s, NULL);
-        CHECK_OK(batch_task_precede_n(g, t[0], t + 1, 3));
+        CHECK_OK(batch_task_precede_n(g, &t[0], 1, t + 1, 3));
         CHECK_OK(batch_task_precede(g, t[2], t[4]));
         batch_job* job;
         CHECK_OK(batch_graph_launch(p, g, &(batch_run_desc){ .progress = { .fn = self_wait_progress, .user_data = &s,
@@ -236,7 +236,7 @@ static void test_regress_self_wait(void) {
    late it is waited for. Graph and map alike, on 1 and 2 workers and inline. */
 static int until_stop_task(batch_ctx* ctx, void* u) {
     (void)u;
-    while (!batch_should_stop(ctx)) test_sleep_ns(1000000u);
+    while (!batch_ctx_should_stop(ctx)) test_sleep_ns(1000000u);
     return 0;
 }
 static int until_stop_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
@@ -272,7 +272,7 @@ static void test_regress_deadline_while_running(void) {
             CHECK_OK(batch_job_destroy(job));
             CHECK_OK(batch_graph_destroy(g));
         }
-        /* a map: one batch whose items stop on batch_should_stop and return 0 */
+        /* a map: one batch whose items stop on batch_ctx_should_stop and return 0 */
         batch_map_summary ms;
         CHECK_EQ(batch_map_run(p, &(batch_map_desc){ .count = 4, .item_fn = until_stop_item, .batch_size = 4, .timeout_ns = timeout },
                                &ms, NULL), BATCH_ERR_TIMEOUT);
@@ -295,11 +295,11 @@ static void test_regress_deadline_while_running(void) {
    attempts shows error 0 and no message, in batch_graph_task_info and in the reports ---------- */
 static int fail_then_ok(batch_ctx* ctx, void* u) {
     (void)u;
-    return batch_ctx_attempt(ctx) < 2 ? batch_fail(ctx, 7, "attempt %d failed", batch_ctx_attempt(ctx)) : 0;
+    return batch_ctx_attempt(ctx) < 2 ? batch_ctx_fail(ctx, 7, "attempt %d failed", batch_ctx_attempt(ctx)) : 0;
 }
 static int fail_msg_then_code(batch_ctx* ctx, void* u) {   /* a message first, then a bare code */
     (void)u;
-    return batch_ctx_attempt(ctx) == 0 ? batch_fail(ctx, 7, "first attempt") : 8;
+    return batch_ctx_attempt(ctx) == 0 ? batch_ctx_fail(ctx, 7, "first attempt") : 8;
 }
 static void test_regress_task_info_after_retry(void) {
     const int kinds[3] = { 1, 2, BATCH_WORKERS_INLINE };

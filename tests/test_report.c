@@ -61,7 +61,7 @@ static batch_result report_into(char* buf, size_t n, batch_result (*report)(batc
     return r;
 }
 
-static int fail_quote(batch_ctx* ctx, void* u) { (void)u; return batch_fail(ctx, 9, "bad \"input\"\n\tline\x01"); }
+static int fail_quote(batch_ctx* ctx, void* u) { (void)u; return batch_ctx_fail(ctx, 9, "bad \"input\"\n\tline\x01"); }
 
 static void test_report_json_text(void) {
     batch_pool* p = make_pool(2);
@@ -151,7 +151,7 @@ static void test_report_json_text(void) {
     CHECK_OK(batch_pool_destroy(p));
 }
 
-static int maybe_fail(batch_ctx* ctx, void* u) { return *(int*)u ? batch_fail(ctx, 4, "now failing") : 0; }
+static int maybe_fail(batch_ctx* ctx, void* u) { return *(int*)u ? batch_ctx_fail(ctx, 4, "now failing") : 0; }
 
 static void test_report_compare(void) {
     batch_pool* p = make_pool(2);
@@ -192,7 +192,7 @@ static void test_report_compare(void) {
 }
 
 /* The records interface the reports read (job.c, "records for reports"), read directly. */
-static int rec_flaky(batch_ctx* ctx, void* u) { (void)u; return batch_ctx_attempt(ctx) < 1 ? batch_fail(ctx, 6, "try again") : 0; }
+static int rec_flaky(batch_ctx* ctx, void* u) { (void)u; return batch_ctx_attempt(ctx) < 1 ? batch_ctx_fail(ctx, 6, "try again") : 0; }
 static int rec_gate(batch_ctx* ctx, void* u) {
     (void)ctx;
     while (!atomic_load((_Atomic int*)u)) test_sleep_ns(100000);

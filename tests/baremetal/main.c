@@ -17,7 +17,7 @@ static int passed, failed;
 /* ---- map: sum of squares of the items not divisible by 97 (those fail) ---- */
 static int sq_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
     (void)u;
-    if (it->index % 97 == 0) return batch_fail(ctx, 7, "item %u", (unsigned)it->index);
+    if (it->index % 97 == 0) return batch_ctx_fail(ctx, 7, "item %u", (unsigned)it->index);
     *(uint64_t*)res = (uint64_t)it->index * it->index;
     return 0;
 }
@@ -68,20 +68,20 @@ static void test_map_ordered(batch_pool* pool) {
 
 /* ---- graph: a diamond with data flow, a task that fails once then succeeds, a dependent of a
    task that always fails ---- */
-static int g_src(batch_ctx* ctx, void* u) { static int v; v = (int)(intptr_t)u; batch_set_output(ctx, &v); return 0; }
+static int g_src(batch_ctx* ctx, void* u) { static int v; v = (int)(intptr_t)u; batch_ctx_set_output(ctx, &v); return 0; }
 static int g_mul(batch_ctx* ctx, void* u) {
     static int v[2];
     int k = (int)(intptr_t)u;
-    v[k] = *(int*)batch_input(ctx, 0) * (k + 2);
-    batch_set_output(ctx, &v[k]);
+    v[k] = *(int*)batch_ctx_input(ctx, 0) * (k + 2);
+    batch_ctx_set_output(ctx, &v[k]);
     return 0;
 }
 static int g_sum(batch_ctx* ctx, void* u) {
-    *(int*)u = *(int*)batch_input(ctx, 0) + *(int*)batch_input(ctx, 1);
+    *(int*)u = *(int*)batch_ctx_input(ctx, 0) + *(int*)batch_ctx_input(ctx, 1);
     return 0;
 }
-static int g_flaky(batch_ctx* ctx, void* u) { (void)u; return batch_ctx_attempt(ctx) == 0 ? batch_fail(ctx, 5, "first try") : 0; }
-static int g_bad(batch_ctx* ctx, void* u) { (void)u; return batch_fail(ctx, 9, "always"); }
+static int g_flaky(batch_ctx* ctx, void* u) { (void)u; return batch_ctx_attempt(ctx) == 0 ? batch_ctx_fail(ctx, 5, "first try") : 0; }
+static int g_bad(batch_ctx* ctx, void* u) { (void)u; return batch_ctx_fail(ctx, 9, "always"); }
 static int g_never(batch_ctx* ctx, void* u) { (void)ctx; (*(int*)u)++; return 0; }
 
 static void test_graph(batch_pool* pool) {
@@ -119,7 +119,7 @@ static void test_graph(batch_pool* pool) {
 static int slow_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
     (void)it; (void)res; (void)u;
     uint64_t until = batch_now_ns() + 100000;   /* 100 us of "work" */
-    while (batch_now_ns() < until && !batch_should_stop(ctx)) {}
+    while (batch_now_ns() < until && !batch_ctx_should_stop(ctx)) {}
     return 0;
 }
 static void test_deadline(batch_pool* pool) {
