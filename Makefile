@@ -336,7 +336,7 @@ platforms: cross baremetal win64
 install: batch.h
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 batch.h $(DESTDIR)$(PREFIX)/include/batch.h
-	printf 'prefix=%s\nincludedir=$${prefix}/include\n\nName: batch\nDescription: batch.h, run batch work on every core (single-header C11)\nVersion: 0.1.0\nRequires.private: stb\nCflags: -I$${includedir} -I%s\nLibs: -pthread\n' \
+	printf 'prefix=%s\nincludedir=$${prefix}/include\n\nName: batch\nDescription: batch.h, run batch work on every core (single-header C11)\nVersion: 0.2.0\nRequires.private: stb\nCflags: -I$${includedir} -I%s\nLibs: -pthread\n' \
 	    '$(PREFIX)' '$(STB_INCLUDE)' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/batch.pc
 
 clean:
