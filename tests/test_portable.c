@@ -3,19 +3,31 @@
    for byte with files written on x86-64 and checked in (tests/journals/), and those files then
    resume here: on s390x (big-endian, qemu-user) that is a journal from a little-endian machine.
    A map whose accumulator is in the machine's byte order refuses a journal of the other order.
-   BATCH_TEST_WRITE_JOURNALS=1 rewrites the checked-in files instead of comparing. Run from the top
-   of the tree (the files are found at tests/journals/). */
+   BATCH_TEST_WRITE_JOURNALS=1 rewrites the checked-in files instead of comparing. The files are
+   found at tests/journals/ from the top of the tree, or from build/<dir>/ (make coverage). */
 
 /* Files are read and written with test_journal.c's jfile_read and jfile_write. */
 static void pt_tmp(char* path, size_t n, const char* name) {
-    snprintf(path, n, "build/portable-%llu-%s", (unsigned long long)test_seed, name);
+    char file[64];
+    snprintf(file, sizeof file, "batch-portable-%llu-%s", (unsigned long long)test_seed, name);
+    test_tmp_path(path, n, file);
     remove(path);
+}
+/* The checked-in journal `name`: its path, from the top of the tree or from one or two levels
+   below it (the last one tried when none is found). */
+static void pt_ref(char* path, size_t n, const char* name) {
+    static const char* const up[] = { "", "../", "../../" };
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, n, "%stests/journals/%s", up[i], name);
+        FILE* f = fopen(path, "rb");
+        if (f) { fclose(f); return; }
+    }
 }
 /* The journal just written at path against the checked-in one (or, when asked, rewrites it);
    then the checked-in bytes are copied to path, ready to resume. */
 static void pt_compare(const char* path, const char* name) {
-    char ref[256];
-    snprintf(ref, sizeof ref, "tests/journals/%s", name);
+    char ref[MAX_TEST_PATH];
+    pt_ref(ref, sizeof ref, name);
     size_t n = 0, m = 0;
     unsigned char* mine = jfile_read(path, &n);
     CHECK(mine != NULL && n > 32);
@@ -64,7 +76,7 @@ static batch_graph* pt_make_graph(pt_task* tk, pt_graph* s) {
     return g;
 }
 static void test_portable_journal_graph(void) {
-    char path[128];
+    char path[MAX_TEST_PATH];
     pt_tmp(path, sizeof path, "graph.jnl");
     pt_graph s;
     pt_task tk[PT_TASKS];
@@ -152,7 +164,7 @@ static uint64_t pt_map_want(void) {
 /* First run (cancelled) on a fresh journal, compared with tests/journals/name; returns the
    summary of the resume from the checked-in file, whose result is *r. */
 static batch_map_summary pt_map_rounds(int native, const char* name, batch_result* r, unsigned char acc[8]) {
-    char path[128];
+    char path[MAX_TEST_PATH];
     pt_tmp(path, sizeof path, name);
     pt_map* m = (pt_map*)calloc(1, sizeof *m);
     CHECK(m != NULL);
@@ -165,8 +177,8 @@ static batch_map_summary pt_map_rounds(int native, const char* name, batch_resul
     CHECK(s1.batches > 0 && s1.unprocessed > 0);
     if (!native || !batch__big_endian()) pt_compare(path, name);   /* the BE native file differs, rightly */
     else {
-        char ref[128];
-        snprintf(ref, sizeof ref, "tests/journals/%s", name);
+        char ref[MAX_TEST_PATH];
+        pt_ref(ref, sizeof ref, name);
         size_t n = 0;
         unsigned char* b = jfile_read(ref, &n);
         CHECK(b != NULL);
