@@ -1544,7 +1544,6 @@ BATCH__PRIVATE void batch__cond_wait_slice(batch__cond* c, batch__mutex* m, uint
     if (d > BATCH__WAIT_SLICE_NS) d = BATCH__WAIT_SLICE_NS;
     SleepConditionVariableSRW(c, m, (DWORD)((d + 999999u) / 1000000u), 0);   /* FALSE on timeout: callers re-check */
 }
-#define BATCH__THREAD_LOCAL _Thread_local
 
 #else
 /* ---- C11 <threads.h> ---------------------------------------------------------------------- */
