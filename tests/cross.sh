@@ -14,7 +14,7 @@ SCALE=${BATCH_TEST_SCALE:-4}
 STRESS=${STRESS_ITERATIONS:-500}   # random graphs and maps (tests/stress.c) after the suite
 WARN="-std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror"
 CONV="-Wconversion -Wsign-conversion"
-PARTS="batch_impl/platform.c batch_impl/deque.c batch_impl/pool.c batch_impl/job.c batch_impl/journal.c batch_impl/sizing.c batch_impl/graph.c batch_impl/map.c batch_impl/report.c batch_impl/mpi.c"
+PARTS=${PARTS:-$(sed -n 's/^PARTS := //p' Makefile | tr ' ' '\n' | grep '\.c$' | tr '\n' ' ')}   # the Makefile's list
 
 have() { command -v "$1" >/dev/null || [ -x "$1" ]; }
 need() {   # need COMMAND PACKAGE...: installs the packages when COMMAND (a name or a path) is missing
