@@ -617,22 +617,29 @@ static batch_result jm_try(const char* path, uint64_t* ran, unsigned char* acc) 
     return r;
 }
 
-static void test_journal_corrupt(void) {
-    jdir dir;
-    jdir_make(&dir, "c.jnl");
-    unsigned char want[16], got[16];
+/* Runs the ordered 200-item map against a fresh journal at path: want gets the expected
+   accumulator, got the run's; returns the whole journal (20 records, malloc'd; *n its size). */
+static unsigned char* jm_full_journal(const char* path, unsigned char* want, unsigned char* got, size_t* n) {
     jmap ref;
     memset(&ref, 0, sizeof ref);
     ref.ordered = 1;
     jm_expected(&ref, 200, want);
     uint64_t ran;
-    CHECK_EQ(jm_try(dir.path, &ran, got), BATCH_PARTIAL);
+    CHECK_EQ(jm_try(path, &ran, got), BATCH_PARTIAL);
     CHECK_EQ(ran, 200);
-    size_t n = 0;
-    unsigned char* full = jfile_read(dir.path, &n);
+    unsigned char* full = jfile_read(path, n);
     CHECK(full != NULL);
-    size_t rec = 8 + 48 + sizeof(mat2);
-    CHECK_EQ(n, 32 + 20 * rec);
+    CHECK_EQ(*n, 32 + 20 * (8 + 48 + sizeof(mat2)));
+    return full;
+}
+
+static void test_journal_corrupt(void) {
+    jdir dir;
+    jdir_make(&dir, "c.jnl");
+    unsigned char want[16], got[16];
+    uint64_t ran;
+    size_t n = 0, rec = 8 + 48 + sizeof(mat2);
+    unsigned char* full = jm_full_journal(dir.path, want, got, &n);
     size_t last = n - rec;
     /* a cut at every byte of the last record: it is cut off and its batch runs again */
     for (size_t cut = last; cut < n; cut++) {
@@ -1073,16 +1080,9 @@ static void test_journal_zero_tail(void) {
     static const size_t tails[] = { 8, 9, 63, 5000 };   /* 5000: more than the journal's buffer */
     /* the map: 20 records of an ordered 200-item map */
     unsigned char want[16], got[16];
-    jmap ref;
-    memset(&ref, 0, sizeof ref);
-    ref.ordered = 1;
-    jm_expected(&ref, 200, want);
     uint64_t ran;
-    CHECK_EQ(jm_try(dir.path, &ran, got), BATCH_PARTIAL);
-    size_t n = 0;
-    unsigned char* full = jfile_read(dir.path, &n);
-    size_t rec = 8 + 48 + sizeof(mat2);
-    CHECK_EQ(n, 32 + 20 * rec);
+    size_t n = 0, rec = 8 + 48 + sizeof(mat2);
+    unsigned char* full = jm_full_journal(dir.path, want, got, &n);
     /* the last 3 appends zeroed in place: their batches run again, the journal is whole again */
     unsigned char* lost = (unsigned char*)malloc(n);
     memcpy(lost, full, n);

@@ -198,6 +198,17 @@ inline steal_result deque_steal(deque* d, void** out) {        /* deque.c:127 */
     return STEAL_OK;
 }
 
+/* The models' command line: [ITERATIONS [bK | f]] - the random scheduler for ITERATIONS
+   executions (200000), or every schedule with at most K preemptions, or all of them. */
+inline void parse_params(int argc, char** argv, rl::test_params* p) {
+    p->iteration_count = argc > 1 ? std::strtoull(argv[1], NULL, 10) : 200000;
+    if (argc > 2 && argv[2][0] == 'b') {
+        p->search_type = rl::sched_bound;
+        p->context_bound = (unsigned)std::atoi(argv[2] + 1);
+    }
+    if (argc > 2 && argv[2][0] == 'f') p->search_type = rl::sched_full;
+}
+
 } /* namespace dq */
 
 #ifndef DEQUE_RELACY_PART
@@ -261,12 +272,7 @@ struct deque_test : rl::test_suite<deque_test, 1 + N_THIEVES> {
    or every schedule with at most K preemptions (bK; ITERATIONS is then ignored), or all (f). */
 int main(int argc, char** argv) {
     rl::test_params p;
-    p.iteration_count = argc > 1 ? std::strtoull(argv[1], NULL, 10) : 200000;
-    if (argc > 2 && argv[2][0] == 'b') {
-        p.search_type = rl::sched_bound;
-        p.context_bound = (unsigned)std::atoi(argv[2] + 1);
-    }
-    if (argc > 2 && argv[2][0] == 'f') p.search_type = rl::sched_full;
+    dq::parse_params(argc, argv, &p);
     std::ostringstream progress;
     p.progress_stream = &progress;
     bool ok = rl::simulate<deque_test>(p);

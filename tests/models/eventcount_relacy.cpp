@@ -151,12 +151,7 @@ struct eventcount_test : rl::test_suite<eventcount_test, 1 + N_WORKERS> {
 /* eventcount_relacy [ITERATIONS [bK | f]]: as deque_relacy. */
 int main(int argc, char** argv) {
     rl::test_params p;
-    p.iteration_count = argc > 1 ? std::strtoull(argv[1], NULL, 10) : 200000;
-    if (argc > 2 && argv[2][0] == 'b') {
-        p.search_type = rl::sched_bound;
-        p.context_bound = (unsigned)std::atoi(argv[2] + 1);
-    }
-    if (argc > 2 && argv[2][0] == 'f') p.search_type = rl::sched_full;
+    dq::parse_params(argc, argv, &p);
     std::ostringstream progress;
     p.progress_stream = &progress;
     bool ok = rl::simulate<eventcount_test>(p);
