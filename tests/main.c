@@ -114,9 +114,20 @@ void* test_spawn_self(const char* args) {
     for (int i = 0; i < 3; i++)
         if (std[i] && std[i] != INVALID_HANDLE_VALUE) SetHandleInformation(std[i], HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT);
     PROCESS_INFORMATION pi;
-    BOOL ok = CreateProcessW(exe, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
+    /* wine's CreateProcess fails now and then under load (seen once in CI): a few tries, then the
+       error is reported */
+    BOOL ok = FALSE;
+    DWORD err = 0;
+    for (int attempt = 0; attempt < 5 && !ok; attempt++) {
+        if (attempt) test_sleep_ns((uint64_t)100000000u << attempt);
+        ok = CreateProcessW(exe, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
+        if (!ok) {
+            err = GetLastError();
+            fprintf(stderr, "  CreateProcess failed (try %d): error %lu\n", attempt + 1, (unsigned long)err);
+        }
+    }
     free(cmd);
-    if (!ok) return NULL;
+    if (!ok) { SetLastError(err); return NULL; }
     CloseHandle(pi.hThread);
     return pi.hProcess;
 }
