@@ -131,21 +131,30 @@ BATCH_API int batch_cpu_count(void);
 /* ---------------------------------------------------------------------------------------------
    THE POOL
    A fixed set of worker threads. Each worker owns a work-stealing deque; work submitted from
-   outside the pool goes to one FIFO injection queue per priority. Idle workers steal, spin
-   briefly, then sleep; no submission is ever left with every worker asleep. */
+   outside the pool goes to one FIFO injection queue per priority. Idle workers steal, spin for
+   spin_us, then sleep; no submission is ever left with every worker asleep. */
 typedef struct batch_pool batch_pool;
 
 /* workers = BATCH_WORKERS_INLINE: no threads; tasks run on whichever thread waits for them
    (batch_counter_wait, batch_pool_parallel_for, batch_pool_wait_idle, batch_pool_destroy), in
    priority then FIFO order. Deterministic: for tests, debugging and single-core targets. */
 #define BATCH_WORKERS_INLINE (-1)
+/* batch_pool_desc.spin_us: the default, and "never spin" */
+#ifndef BATCH_SPIN_US_DEFAULT
+#  define BATCH_SPIN_US_DEFAULT 2000
+#endif
+#define BATCH_SPIN_NONE (-1)
 
 typedef struct batch_pool_desc {
     int workers;        /* 0: one per CPU (batch_cpu_count()); BATCH_WORKERS_INLINE: no threads;
                            otherwise 1..BATCH_MAX_WORKERS */
     int deque_capacity; /* initial slots of each worker's deque (grows on demand); 0: 256;
                            a power of two in [16, 2^24] */
-    int spin_rounds;    /* work searches an idle worker makes before it sleeps; 0: 16; <= 4096 */
+    int spin_us;        /* how long an idle worker keeps looking for work before it sleeps, in
+                           microseconds (spinning with the CPU's pause instruction, then
+                           yielding): a pool used again within it starts on every core at once.
+                           0: BATCH_SPIN_US_DEFAULT; BATCH_SPIN_NONE: sleep at once (shared or
+                           battery-powered machines); otherwise 1..1000000 */
     void* alloc_ctx;    /* passed to BATCH_MALLOC/BATCH_REALLOC/BATCH_FREE */
 } batch_pool_desc;
 
@@ -1924,7 +1933,8 @@ struct batch_pool {
     void* raw_workers;
     batch__worker* workers;
     int nworkers;
-    int spin_rounds;
+    uint64_t spin_ns;                    /* idle search before sleeping (batch__spin_more) */
+    uint64_t relax_ns;                   /* the first part of it, with pause instead of yield */
     bool inline_mode;
     bool tsc;                            /* graph task times in TSC ticks (platform.c, task clock) */
     batch__clockpair origin;             /* both clocks at creation, for batch__timebase_make */
@@ -2392,13 +2402,28 @@ BATCH__PRIVATE batch__task* batch__find_work(batch_pool* p, batch__worker* w) {
     return batch__steal_any(p, w);
 }
 
+/* An idle thread's bounded spin: call batch__spin_more after each fruitless search; it waits a
+   little (pause instructions first, then yielding the CPU to other runnable threads) and returns
+   false once the pool's budget since the first call is spent. The clock is read once per
+   round, which costs far less than the round. */
+typedef struct batch__spin_state { uint64_t start; } batch__spin_state;
+BATCH__PRIVATE bool batch__spin_more(const batch_pool* p, batch__spin_state* s) {
+    if (!p->spin_ns) return false;
+    uint64_t now = batch_now_ns();
+    if (!s->start) s->start = now;
+    uint64_t spent = now - s->start;
+    if (spent >= p->spin_ns) return false;
+    if (spent < p->relax_ns) { for (int k = 0; k < 32; k++) batch__cpu_relax(); }
+    else batch__yield();
+    return true;
+}
+
 BATCH__PRIVATE batch__task* batch__find_work_spin(batch_pool* p, batch__worker* w) {
-    for (int i = 0; i < p->spin_rounds; i++) {
+    batch__spin_state s = { 0 };
+    do {
         batch__task* t = batch__find_work(p, w);
         if (t) return t;
-        if (i < p->spin_rounds / 2) { for (int k = 0; k < 32; k++) batch__cpu_relax(); }
-        else batch__yield();
-    }
+    } while (batch__spin_more(p, &s));
     return NULL;
 }
 
@@ -2548,7 +2573,7 @@ BATCH_API batch_result batch_pool_create(batch_pool** out_pool, const batch_pool
     if (desc->workers < BATCH_WORKERS_INLINE || desc->workers > BATCH_MAX_WORKERS) return BATCH_ERR_INVALID;
     int cap = desc->deque_capacity ? desc->deque_capacity : 256;
     if (cap < 16 || cap > (1 << 24) || (cap & (cap - 1))) return BATCH_ERR_INVALID;
-    if (desc->spin_rounds < 0 || desc->spin_rounds > 4096) return BATCH_ERR_INVALID;
+    if (desc->spin_us < BATCH_SPIN_NONE || desc->spin_us > 1000000) return BATCH_ERR_INVALID;
 
     int n = desc->workers == 0 ? batch_cpu_count() : desc->workers;
     bool inline_mode = desc->workers == BATCH_WORKERS_INLINE;
@@ -2564,7 +2589,9 @@ BATCH_API batch_result batch_pool_create(batch_pool** out_pool, const batch_pool
     memset(p, 0, sizeof *p);
     p->raw_self = raw;
     p->alloc_ctx = ctx;
-    p->spin_rounds = desc->spin_rounds ? desc->spin_rounds : 16;
+    int spin_us = desc->spin_us == 0 ? BATCH_SPIN_US_DEFAULT : desc->spin_us == BATCH_SPIN_NONE ? 0 : desc->spin_us;
+    p->spin_ns = (uint64_t)spin_us * 1000u;
+    p->relax_ns = p->spin_ns / 8 < 50000u ? p->spin_ns / 8 : 50000u;
     p->inline_mode = inline_mode;
     p->tsc = batch__tsc_invariant();
     p->origin = batch__clockpair_now(p->tsc);
@@ -2860,20 +2887,21 @@ BATCH__PRIVATE batch_result batch__counter_wait(batch_counter* c, uint64_t deadl
     batch__worker* w = batch__self(p);
     if (w) {
         /* a worker helps: it runs any task until the count is zero */
-        int idle = 0;
+        batch__spin_state spin = { 0 };
         for (;;) {
             batch__worker_pay(w);   /* we may owe this very counter */
             if (batch__counter_load(c) == 0) break;
             batch__task* t = batch__find_work(p, w);
-            if (t) { batch__execute(p, w, t); idle = 0; continue; }
+            if (t) { batch__execute(p, w, t); spin.start = 0; continue; }
             if (deadline != UINT64_MAX && batch_now_ns() >= deadline) return BATCH_ERR_TIMEOUT;
-            if (++idle < p->spin_rounds) { batch__cpu_relax(); continue; }
+            if (batch__spin_more(p, &spin)) continue;
             atomic_fetch_or_explicit(st, BATCH__CNT_WORKER_WAITING, memory_order_seq_cst);
             uint64_t key = batch__ec_prepare(p);
             if (batch__counter_load(c) == 0) { batch__ec_cancel(p); break; }
-            if ((t = batch__find_work(p, w))) { batch__ec_cancel(p); batch__execute(p, w, t); idle = 0; continue; }
+            if ((t = batch__find_work(p, w))) { batch__ec_cancel(p); batch__execute(p, w, t); spin.start = 0; continue; }
             uint64_t due = atomic_load_explicit(&p->delay_next, memory_order_relaxed);
             batch__ec_commit(p, key, due < deadline ? due : deadline);
+            spin.start = 0;
         }
         return BATCH_OK;
     }

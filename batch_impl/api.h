@@ -130,21 +130,30 @@ BATCH_API int batch_cpu_count(void);
 /* ---------------------------------------------------------------------------------------------
    THE POOL
    A fixed set of worker threads. Each worker owns a work-stealing deque; work submitted from
-   outside the pool goes to one FIFO injection queue per priority. Idle workers steal, spin
-   briefly, then sleep; no submission is ever left with every worker asleep. */
+   outside the pool goes to one FIFO injection queue per priority. Idle workers steal, spin for
+   spin_us, then sleep; no submission is ever left with every worker asleep. */
 typedef struct batch_pool batch_pool;
 
 /* workers = BATCH_WORKERS_INLINE: no threads; tasks run on whichever thread waits for them
    (batch_counter_wait, batch_pool_parallel_for, batch_pool_wait_idle, batch_pool_destroy), in
    priority then FIFO order. Deterministic: for tests, debugging and single-core targets. */
 #define BATCH_WORKERS_INLINE (-1)
+/* batch_pool_desc.spin_us: the default, and "never spin" */
+#ifndef BATCH_SPIN_US_DEFAULT
+#  define BATCH_SPIN_US_DEFAULT 2000
+#endif
+#define BATCH_SPIN_NONE (-1)
 
 typedef struct batch_pool_desc {
     int workers;        /* 0: one per CPU (batch_cpu_count()); BATCH_WORKERS_INLINE: no threads;
                            otherwise 1..BATCH_MAX_WORKERS */
     int deque_capacity; /* initial slots of each worker's deque (grows on demand); 0: 256;
                            a power of two in [16, 2^24] */
-    int spin_rounds;    /* work searches an idle worker makes before it sleeps; 0: 16; <= 4096 */
+    int spin_us;        /* how long an idle worker keeps looking for work before it sleeps, in
+                           microseconds (spinning with the CPU's pause instruction, then
+                           yielding): a pool used again within it starts on every core at once.
+                           0: BATCH_SPIN_US_DEFAULT; BATCH_SPIN_NONE: sleep at once (shared or
+                           battery-powered machines); otherwise 1..1000000 */
     void* alloc_ctx;    /* passed to BATCH_MALLOC/BATCH_REALLOC/BATCH_FREE */
 } batch_pool_desc;
 

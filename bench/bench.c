@@ -9,10 +9,12 @@
    The systems are interleaved: each repetition runs every system once, round-robin, starting one
    system further each repetition, so machine noise hits all of them alike. After one untimed
    warm-up per system, `reps` samples are taken per system; the table and the CSV give median, min
-   and max. A sample is one run of the workload, except fib: the mean of 10 back-to-back fib(30)
-   calls (5 with --quick), as one call takes only a few ms. Before every sample the harness sleeps
+   and max. A sample is one run of the workload. Before every sample the harness sleeps
    --settle-us (20 ms): long enough for the previous system's spinning threads (libgomp spins for
-   several ms after a region) to go to sleep instead of taking CPU from the next system.
+   several ms after a region) to go to sleep instead of taking CPU from the next system. Tasks and
+   loops are then called the way a program calls a pool: one untimed call, then --pause-us (1 ms)
+   idle, then the timed call; a fib sample is the mean of 10 such calls (5 with --quick), as one
+   takes only a few ms.
 
    Workloads, by section (names and units are what the CSV carries):
      tasks and loops  spawn, fib, parfor_*                                   ns/task, ms, ns/item
@@ -39,7 +41,7 @@
                 T slots, the caller takes one and helps at wait().
 
    Usage: bench [--quick] [--threads T] [--reps R] [--only W[,W...]] [--systems S[,S...]]
-                [--settle-us U] [--spin-rounds R] [--csv FILE]
+                [--settle-us U] [--pause-us U] [--spin-us U] [--csv FILE]
    --only takes workload names, or a prefix of a family: map_skew, graph_memory, map_memory.   */
 #define _POSIX_C_SOURCE 200809L   /* before any header: fork, execv, pipe, waitpid, nanosleep */
 #include <stdatomic.h>
@@ -227,9 +229,10 @@ typedef struct bench_state {
     int threads;                /* T */
     int reps;
     bool quick;
+    unsigned pause_us;          /* tasks and loops: idle time before each timed call */
     unsigned settle_us;         /* idle time before each sample (lets other runtimes' spinning
                                    threads go to sleep so they do not steal the next system's CPU) */
-    int spin_rounds;            /* batch_pool_desc.spin_rounds of the pools; 0: the library default */
+    int spin_us;                /* batch_pool_desc.spin_us of the pools; 0: the library default */
     bool sys_on[SYS_COUNT];
     bool wl_on[WL_COUNT];
     const char* csv_path;
@@ -1012,7 +1015,7 @@ static long status_kib(const char* name) {
    "peak_kib base_kib batches". */
 static int map_memory_child(size_t n) {
     batch_pool* pool;
-    BATCH_CHECK(batch_pool_create(&pool, &(batch_pool_desc){ .workers = S.threads, .spin_rounds = S.spin_rounds }));
+    BATCH_CHECK(batch_pool_create(&pool, &(batch_pool_desc){ .workers = S.threads, .spin_us = S.spin_us }));
     long base = status_kib("VmRSS");
     FILE* f = fopen("/proc/self/clear_refs", "w");   /* "5": reset VmHWM to the current RSS */
     if (f) { fputs("5", f); fclose(f); }
@@ -1038,8 +1041,8 @@ static double run_map_memory(int wi) {
     char nbuf[32], tbuf[16], sbuf[16];
     snprintf(nbuf, sizeof nbuf, "%zu", n);
     snprintf(tbuf, sizeof tbuf, "%d", S.threads);
-    snprintf(sbuf, sizeof sbuf, "%d", S.spin_rounds);
-    char* args[] = { (char*)S.argv0, "--map-memory-child", nbuf, "--threads", tbuf, "--spin-rounds", sbuf, NULL };
+    snprintf(sbuf, sizeof sbuf, "%d", S.spin_us);
+    char* args[] = { (char*)S.argv0, "--map-memory-child", nbuf, "--threads", tbuf, "--spin-us", sbuf, NULL };
     int fd[2];
     if (pipe(fd) != 0) die("pipe failed");
     fflush(stdout);
@@ -1183,46 +1186,73 @@ static int system_threads(const workload* w, sys_id s) {
     return S.threads;
 }
 
-/* Runs workload wi once on system s: the value in its unit (map_skew: ns). */
-static double run_once(int wi, sys_id s) {
-    const workload* w = &workloads[wi];
-    uint64_t ns = 0;
+/* One call of a task-and-loop workload on system s: its time in ns. */
+static uint64_t task_call(const workload* w, sys_id s) {
     switch (w->kind) {
     case WL_SPAWN:
         switch (s) {
-        case SYS_SERIAL: ns = serial_spawn(S.n); break;
-        case SYS_OPENMP: ns = omp_spawn(S.n, S.threads); break;
+        case SYS_SERIAL: return serial_spawn(S.n);
+        case SYS_OPENMP: return omp_spawn(S.n, S.threads);
 #ifdef BENCH_TBB
-        case SYS_TBB: ns = tbb_spawn(S.n); break;
+        case SYS_TBB: return tbb_spawn(S.n);
 #endif
-        case SYS_BATCH: ns = batch_spawn(S.n); break;
-        default: die("no system %d", (int)s);
+        case SYS_BATCH: return batch_spawn(S.n);
+        default: break;
         }
-        return (double)ns / (double)S.n;
+        break;
     case WL_FIB:
-        for (int i = 0; i < S.fib_calls; i++) {
-            switch (s) {
-            case SYS_SERIAL: ns += serial_fib(BENCH_FIB_N); break;
-            case SYS_OPENMP: ns += omp_fib(BENCH_FIB_N, S.threads); break;
+        switch (s) {
+        case SYS_SERIAL: return serial_fib(BENCH_FIB_N);
+        case SYS_OPENMP: return omp_fib(BENCH_FIB_N, S.threads);
 #ifdef BENCH_TBB
-            case SYS_TBB: ns += tbb_fib(BENCH_FIB_N); break;
+        case SYS_TBB: return tbb_fib(BENCH_FIB_N);
 #endif
-            case SYS_BATCH: ns += batch_fib(BENCH_FIB_N); break;
-            default: die("no system %d", (int)s);
-            }
+        case SYS_BATCH: return batch_fib(BENCH_FIB_N);
+        default: break;
         }
-        return (double)ns / 1e6 / S.fib_calls;
+        break;
     case WL_PARFOR:
         switch (s) {
-        case SYS_SERIAL: ns = serial_parfor(w, S.n); break;
-        case SYS_OPENMP: ns = omp_parfor(w, S.n, S.threads); break;
+        case SYS_SERIAL: return serial_parfor(w, S.n);
+        case SYS_OPENMP: return omp_parfor(w, S.n, S.threads);
 #ifdef BENCH_TBB
-        case SYS_TBB: ns = tbb_parfor(w, S.n); break;
+        case SYS_TBB: return tbb_parfor(w, S.n);
 #endif
-        case SYS_BATCH: ns = batch_parfor(w, S.n); break;
-        default: die("no system %d", (int)s);
+        case SYS_BATCH: return batch_parfor(w, S.n);
+        default: break;
         }
-        return (double)ns / (double)S.n;
+        break;
+    default: break;
+    }
+    die("%s: no system %d", w->name, (int)s);
+}
+
+static void nap_us(unsigned us) {
+    struct timespec ts = { (time_t)(us / 1000000u), (long)(us % 1000000u) * 1000L };
+    while (nanosleep(&ts, &ts) != 0) {}
+}
+
+/* Tasks and loops: the way a program calls a pool, each timed call starts on a runtime that ran
+   the same work --pause-us before and has been idle since (one untimed call first). fib: the
+   mean of S.fib_calls such calls. */
+static double run_task_row(const workload* w, sys_id s) {
+    int calls = w->kind == WL_FIB ? S.fib_calls : 1;
+    uint64_t ns = 0;
+    (void)task_call(w, s);
+    for (int i = 0; i < calls; i++) {
+        nap_us(S.pause_us);
+        ns += task_call(w, s);
+    }
+    if (w->kind == WL_FIB) return (double)ns / 1e6 / calls;
+    return (double)ns / (double)S.n;
+}
+
+/* Runs workload wi once on system s: the value in its unit (map_skew: ns). */
+static double run_once(int wi, sys_id s) {
+    const workload* w = &workloads[wi];
+    switch (w->kind) {
+    case WL_SPAWN: case WL_FIB: case WL_PARFOR:
+        return run_task_row(w, s);
     case WL_CHAIN: case WL_CHAIN_BUILD: case WL_CHAIN_REBUILD: case WL_WAVE: case WL_WAVE_BUILD: case WL_FANOUT:
         return run_graph(w, s);
     case WL_GRAPH_BUILD: return run_graph_build(w);
@@ -1234,9 +1264,7 @@ static double run_once(int wi, sys_id s) {
 }
 
 static void settle(void) {
-    if (!S.settle_us) return;
-    struct timespec ts = { (time_t)(S.settle_us / 1000000u), (long)(S.settle_us % 1000000u) * 1000L };
-    while (nanosleep(&ts, &ts) != 0) {}
+    if (S.settle_us) nap_us(S.settle_us);
 }
 
 /* ---- statistics and output -------------------------------------------------------------------- */
@@ -1543,7 +1571,9 @@ static void usage(FILE* f) {
         if (s != SYS_TBB || BENCH_HAVE_TBB) fprintf(f, " %s", sys_names[s]);
     fprintf(f,
             "\n  --settle-us U    idle microseconds before each sample (default 20000; 0: none)\n"
-            "  --spin-rounds R  batch_pool_desc.spin_rounds of the batch pools (default 0: the library's)\n"
+            "  --pause-us U     tasks and loops: idle microseconds before each timed call, after an untimed\n"
+            "                   one (default 1000)\n"
+            "  --spin-us U      batch_pool_desc.spin_us of the batch pools (default 0: the library's; -1: none)\n"
             "  --csv FILE       write workload,system,threads,n,unit,median,min,max\n");
 }
 
@@ -1585,6 +1615,7 @@ static void parse_args(int argc, char** argv) {
     S.argv0 = argv[0];
     S.threads = batch_cpu_count();
     S.settle_us = 20000;
+    S.pause_us = 1000;
     for (int s = 0; s < SYS_COUNT; s++) S.sys_on[s] = s != SYS_TBB || BENCH_HAVE_TBB;
     for (int i = 0; i < WL_COUNT; i++) S.wl_on[i] = true;
     const char* wl_names[WL_COUNT];
@@ -1602,8 +1633,10 @@ static void parse_args(int argc, char** argv) {
             parse_list(a, need_arg(argc, argv, &i), wl_names, WL_COUNT, S.wl_on, NULL, true);
         else if (!strcmp(a, "--systems"))
             parse_list(a, need_arg(argc, argv, &i), sys_names, SYS_COUNT, S.sys_on, sys_allowed, false);
-        else if (!strcmp(a, "--spin-rounds"))
-            S.spin_rounds = (int)parse_ll(a, need_arg(argc, argv, &i), 0, 4096);
+        else if (!strcmp(a, "--spin-us"))
+            S.spin_us = (int)parse_ll(a, need_arg(argc, argv, &i), -1, 1000000);
+        else if (!strcmp(a, "--pause-us"))
+            S.pause_us = (unsigned)parse_ll(a, need_arg(argc, argv, &i), 0, 10000000);
         else if (!strcmp(a, "--settle-us"))
             S.settle_us = (unsigned)parse_ll(a, need_arg(argc, argv, &i), 0, 10000000);
         else if (!strcmp(a, "--csv")) S.csv_path = need_arg(argc, argv, &i);
@@ -1624,9 +1657,9 @@ int main(int argc, char** argv) {
 
     int pfor_workers = S.threads - 1 < 1 ? 1 : S.threads - 1;
     BATCH_CHECK(batch_pool_create(&S.pool_task,
-                                  &(batch_pool_desc){ .workers = S.threads, .spin_rounds = S.spin_rounds }));
+                                  &(batch_pool_desc){ .workers = S.threads, .spin_us = S.spin_us }));
     BATCH_CHECK(batch_pool_create(&S.pool_pfor,
-                                  &(batch_pool_desc){ .workers = pfor_workers, .spin_rounds = S.spin_rounds }));
+                                  &(batch_pool_desc){ .workers = pfor_workers, .spin_us = S.spin_us }));
     S.nslots = pfor_workers + 1;
     S.slots = (bench_slot*)calloc((size_t)S.nslots, sizeof *S.slots);
     S.ngslots = S.threads + 2;
@@ -1651,7 +1684,7 @@ int main(int argc, char** argv) {
            "round-robin%s, %u us settle before each sample\n",
            S.threads, batch_cpu_count(), S.reps, S.quick ? ", --quick" : "", S.settle_us);
     print_loadavg("at start");
-    if (S.spin_rounds) printf("batch pools: spin_rounds = %d\n", S.spin_rounds);
+    if (S.spin_us) printf("batch pools: spin_us = %d\n", S.spin_us);
     printf("threads: parfor_*   batch = caller + %d worker%s = %d; openmp = team of %d%s\n", pfor_workers,
            pfor_workers == 1 ? "" : "s", pfor_workers + 1, S.threads,
            BENCH_HAVE_TBB ? "; tbb = arena of T slots (caller is one)" : "");

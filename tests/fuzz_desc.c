@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     reader r = { data, size, 0 };
     batch_pool* pool = NULL;
     batch_pool_desc pd = { .workers = (int)(int8_t)rd(&r, 1) % 5, .deque_capacity = (int)rd(&r, 2) - 100,
-                           .spin_rounds = (int)(int16_t)rd(&r, 2) };
+                           .spin_us = (int)(int16_t)rd(&r, 2) };
     batch_result pr = batch_pool_create(&pool, &pd);
     if (pr != BATCH_OK) {
         if (pr != BATCH_ERR_INVALID || pool) die("pool create: unexpected result");

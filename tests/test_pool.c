@@ -326,7 +326,7 @@ static void test_pool_bad_input(void) {
     batch_pool_desc bad[] = {
         { .workers = -2 }, { .workers = BATCH_MAX_WORKERS + 1 }, { .deque_capacity = 15 },
         { .deque_capacity = 17 }, { .deque_capacity = 8 }, { .deque_capacity = 1 << 25 },
-        { .spin_rounds = -1 }, { .spin_rounds = 5000 },
+        { .spin_us = -2 }, { .spin_us = 1000001 }, { .spin_us = -1000 },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         p = (batch_pool*)1;
@@ -505,7 +505,47 @@ static void test_pool_thread_create_failure(void) {
     }
     atomic_store(&test_fail_thread_at, -1);
 }
+/* ---- the spin budget ---------------------------------------------------------------------- */
+static void spin_noop(batch_pool* p, void* u) { (void)p; (void)u; }
+/* Runs a burst of tasks; returns the sleeps counted before it was submitted. */
+static uint64_t spin_burst(batch_pool* p) {
+    batch_pool_stats st;
+    CHECK_OK(batch_pool_get_stats(p, &st));
+    batch_counter c;
+    CHECK_OK(batch_counter_init(&c, p));
+    for (int i = 0; i < 64; i++) CHECK_OK(batch_pool_submit(p, &(batch_work){ .fn = spin_noop, .counter = &c }));
+    CHECK_OK(batch_counter_wait(&c));
+    CHECK_OK(batch_pool_wait_idle(p));
+    return st.sleeps;
+}
+/* BATCH_SPIN_NONE: a worker woken by a burst goes to sleep again after it. A budget of 1 s: 100 ms
+   after a burst no worker has gone to sleep (the budget is wall time: a descheduled worker does not overstay). */
+static void test_pool_spin_budget(void) {
+    batch_pool* p;
+    CHECK_OK(batch_pool_create(&p, &(batch_pool_desc){ .workers = 2, .spin_us = BATCH_SPIN_NONE }));
+    for (int round = 0; round < 3; round++) {
+        uint64_t before = spin_burst(p);
+        batch_pool_stats st = { 0 };
+        for (int i = 0; i < 5000; i++) {   /* up to 5 s: the workers sleep at their next search */
+            CHECK_OK(batch_pool_get_stats(p, &st));
+            if (st.sleeps > before) break;
+            test_sleep_ns(1000000);
+        }
+        CHECK(st.sleeps > before);
+    }
+    CHECK_OK(batch_pool_destroy(p));
+    CHECK_OK(batch_pool_create(&p, &(batch_pool_desc){ .workers = 2, .spin_us = 1000000 }));
+    uint64_t t0 = batch_now_ns();
+    uint64_t before = spin_burst(p);
+    test_sleep_ns(100000000);
+    batch_pool_stats st;
+    CHECK_OK(batch_pool_get_stats(p, &st));
+    if (batch_now_ns() - t0 < 900000000u) CHECK_EQ(st.sleeps, before);   /* else this thread was held up */
+    CHECK_OK(batch_pool_destroy(p));
+}
+
 #define POOL_THREAD_TESTS \
+    { "pool_spin_budget", test_pool_spin_budget }, \
     { "pool_shutdown_races_submit", test_pool_shutdown_races_submit }, \
     { "pool_counter_cross_thread", test_pool_counter_cross_thread }, \
     { "pool_thread_create_failure", test_pool_thread_create_failure },
