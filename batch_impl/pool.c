@@ -32,9 +32,8 @@ typedef struct batch__task {
     batch_work_fn fn;
     void* user;
     batch_counter* counter;
-    struct batch__task* next;        /* free-list and local list link */
+    struct batch__task* next;        /* links tasks put back, and an inline pool's stack */
     _Atomic(struct batch__task*) qnext;  /* injection queue link (multi-producer) */
-    struct batch__task* next_chunk;  /* links chunks on the spare list */
     uint64_t due;                    /* delayed tasks: monotonic ns; with has_arg: the argument */
     uint8_t level;
     bool has_arg;                    /* an internal task fn(p, user, due) (batch__submit_arg) */
@@ -45,7 +44,15 @@ typedef void (*batch__arg_fn)(batch_pool* p, void* user, uint64_t arg);
 typedef union batch__task_slot { batch__task t; BATCH__ALIGNED char pad[BATCH__CACHE_LINE]; } batch__task_slot;
 _Static_assert(sizeof(batch__task_slot) == BATCH__CACHE_LINE, "a pool task is one cache line");
 
-typedef struct batch__slab { struct batch__slab* next; void* raw; } batch__slab;
+/* Free tasks move between threads in magazines: arrays of BATCH__MAG task pointers, so that a
+   thread refilling its cache reads pointers, not a linked list whose every link is a cache miss
+   on a line another core wrote last. Each slab of BATCH__MAG tasks brings one magazine, so one
+   is always free when a cache overflows: a full magazine holds BATCH__MAG tasks no cache holds,
+   and an overflowing cache holds 2 * BATCH__MAG. */
+typedef struct batch__mag { struct batch__mag* next; batch__task* t[BATCH__MAG]; } batch__mag;
+typedef struct batch__slab { struct batch__slab* next; void* raw; batch__mag mag; } batch__slab;
+/* A thread's free tasks: a stack, most recently freed (cache-hot) on top. */
+typedef struct batch__task_cache { int n; batch__task* t[2 * BATCH__MAG]; } batch__task_cache;
 
 /* One injection queue: Vyukov's intrusive multi-producer single-consumer queue. Producers
    exchange the tail and then link the previous tail to their node; the (locked) consumer walks
@@ -61,8 +68,7 @@ typedef struct batch__worker {
     BATCH__ALIGNED batch_pool* pool;
     int index;
     uint64_t rng;
-    batch__task* free_head;
-    int free_count;
+    batch__task_cache cache;
     batch_counter* owed_counter;    /* see batch__worker_pay */
     uint64_t owed;
     uint64_t seq;                   /* tasks this worker began executing */
@@ -95,14 +101,20 @@ struct batch_pool {
     _Atomic int inline_ready;            /* inline_stack is not empty (a hint read without the lock) */
     /* the free-task cache of threads that are not workers */
     BATCH__ALIGNED batch__spin ext_lock;
-    batch__task* ext_free;
-    int ext_free_count;
+    batch__task_cache ext_free;
+    /* the outsiders' queue (batch__ring_push): written under ext_lock, read under inj_lock */
+    _Atomic(batch__task**) ring;
+    size_t ring_cap;                     /* changed under both locks */
+    BATCH__AL8 _Atomic size_t ring_tail; /* producers' side */
+    size_t ring_head_seen;               /* producers' side: a recent ring_head */
+    BATCH__ALIGNED _Atomic size_t ring_head;   /* consumers' side */
     BATCH__ALIGNED _Atomic uint64_t ext_submitted;   /* submissions by threads that are not workers */
     BATCH__AL8 _Atomic uint64_t ext_executed;       /* tasks run by inline runners */
 
-    /* spare free-task chunks and the slabs they come from */
+    /* magazines of free tasks, empty magazines, and the slabs both come from */
     BATCH__ALIGNED batch__mutex spare_lock;
-    batch__task* spare;
+    batch__mag* spare;
+    batch__mag* empty_mags;
     batch__slab* slabs;
 
     /* eventcount: waiters in the low bits, epoch above */
@@ -185,12 +197,17 @@ BATCH__PRIVATE void batch__bump(_Atomic uint64_t* c) {
 
 /* ---- free tasks ------------------------------------------------------------------------ */
 
-/* Takes a chunk of BATCH__MAG tasks from the spare list, or makes a slab of them. */
-BATCH__PRIVATE batch__task* batch__refill(batch_pool* p) {
+/* Fills an empty cache with BATCH__MAG tasks: a spare magazine, or a new slab. false: out of
+   memory. */
+BATCH__PRIVATE bool batch__refill(batch_pool* p, batch__task_cache* c) {
+    bool ok = true;
     batch__mutex_lock(&p->spare_lock);
-    batch__task* c = p->spare;
-    if (c) {
-        p->spare = c->next_chunk;
+    batch__mag* m = p->spare;
+    if (m) {
+        p->spare = m->next;
+        memcpy(c->t, m->t, sizeof m->t);
+        m->next = p->empty_mags;
+        p->empty_mags = m;
     } else {
         size_t sz = sizeof(batch__slab) + BATCH__CACHE_LINE + BATCH__MAG * sizeof(batch__task_slot);
         void* raw = BATCH_MALLOC(sz, p->alloc_ctx);
@@ -199,50 +216,47 @@ BATCH__PRIVATE batch__task* batch__refill(batch_pool* p) {
             s->raw = raw;
             s->next = p->slabs;
             p->slabs = s;
+            s->mag.next = p->empty_mags;
+            p->empty_mags = &s->mag;
             batch__task_slot* slots = (batch__task_slot*)batch__align_up(s + 1);
-            for (int i = 0; i < BATCH__MAG; i++)
-                slots[i].t.next = (i + 1 < BATCH__MAG) ? &slots[i + 1].t : NULL;
-            c = &slots[0].t;
+            for (int i = 0; i < BATCH__MAG; i++) c->t[i] = &slots[i].t;
         }
+        ok = raw != NULL;
     }
     batch__mutex_unlock(&p->spare_lock);
-    return c;
+    if (ok) c->n = BATCH__MAG;
+    return ok;
 }
 
 /* w == NULL: the non-worker cache, which the caller must guard with ext_lock. */
 BATCH__PRIVATE batch__task* batch__task_alloc(batch_pool* p, batch__worker* w) {
-    batch__task** head = w ? &w->free_head : &p->ext_free;
-    int* count = w ? &w->free_count : &p->ext_free_count;
-    if (!*head) {
-        *head = batch__refill(p);
-        if (!*head) return NULL;
-        *count = BATCH__MAG;
-    }
-    batch__task* t = *head;
-    *head = t->next;
-    (*count)--;
+    batch__task_cache* c = w ? &w->cache : &p->ext_free;
+    if (!c->n && !batch__refill(p, c)) return NULL;
+    batch__task* t = c->t[--c->n];
     t->has_arg = false;
     return t;
 }
 
 BATCH__PRIVATE void batch__task_free(batch_pool* p, batch__worker* w, batch__task* t) {
-    batch__task** head = w ? &w->free_head : &p->ext_free;
-    int* count = w ? &w->free_count : &p->ext_free_count;
-    t->next = *head;
-    *head = t;
-    if (++*count > 2 * BATCH__MAG) {
-        /* give a chunk back so that a producer/consumer pair does not grow memory forever */
-        batch__task* chunk = *head;
-        batch__task* last = chunk;
-        for (int i = 1; i < BATCH__MAG; i++) last = last->next;
-        *head = last->next;
-        last->next = NULL;
-        *count -= BATCH__MAG;
+    batch__task_cache* c = w ? &w->cache : &p->ext_free;
+    if (c->n == 2 * BATCH__MAG) {
+        /* the coldest half goes back, so that a producer/consumer pair does not grow memory
+           forever; a free magazine exists (see batch__mag) */
         batch__mutex_lock(&p->spare_lock);
-        chunk->next_chunk = p->spare;
-        p->spare = chunk;
+        batch__mag* m = p->empty_mags;
+        if (!m) {   /* cannot happen; were it to, t would only not be reused (its slab frees it) */
+            batch__mutex_unlock(&p->spare_lock);
+            return;
+        }
+        p->empty_mags = m->next;
+        memcpy(m->t, c->t, sizeof m->t);
+        m->next = p->spare;
+        p->spare = m;
         batch__mutex_unlock(&p->spare_lock);
+        memmove(c->t, c->t + BATCH__MAG, BATCH__MAG * sizeof c->t[0]);
+        c->n = BATCH__MAG;
     }
+    c->t[c->n++] = t;
 }
 
 /* ---- eventcount: sleep without lost wake-ups --------------------------------------------- */
@@ -272,8 +286,8 @@ BATCH__PRIVATE void batch__ec_commit(batch_pool* p, uint64_t key, uint64_t deadl
     atomic_fetch_sub_explicit(&p->ec_state, 1, memory_order_relaxed);
 }
 
-BATCH__PRIVATE void batch__ec_notify(batch_pool* p, bool all) {
-    BATCH__FENCE_SEQ_CST();   /* publish the work before reading waiters */
+/* The notifier's side after its fence (batch__ec_notify, or a caller that fenced already). */
+BATCH__PRIVATE void batch__ec_notify_fenced(batch_pool* p, bool all) {
     uint64_t s = atomic_load_explicit(&p->ec_state, memory_order_relaxed);
     if ((s & BATCH__EC_WAITER_MASK) == 0) return;
     batch__mutex_lock(&p->ec_lock);
@@ -282,6 +296,10 @@ BATCH__PRIVATE void batch__ec_notify(batch_pool* p, bool all) {
     if (all) batch__cond_broadcast(&p->ec_cond);
     else batch__cond_signal(&p->ec_cond);
     batch__mutex_unlock(&p->ec_lock);
+}
+BATCH__PRIVATE void batch__ec_notify(batch_pool* p, bool all) {
+    BATCH__FENCE_SEQ_CST();   /* publish the work before reading waiters */
+    batch__ec_notify_fenced(p, all);
 }
 
 /* ---- injection queues -------------------------------------------------------------------- */
@@ -331,16 +349,91 @@ BATCH__PRIVATE bool batch__inj_empty(batch__inj_queue* q) {
     return q->head == &q->stub.t && atomic_load_explicit(&q->tail, memory_order_seq_cst) == &q->stub.t;
 }
 
+/* ---- the outsiders' queue ------------------------------------------------------------------
+   NORMAL tasks that threads other than workers submit without a delay - a program feeding its
+   pool - go to a growable ring of task pointers. Producers are serialized by ext_lock (which
+   they take anyway for a free task) and consumers by inj_lock, so the ring is single-producer
+   single-consumer between the two locks and neither side waits for the other; only growth
+   takes both. A worker moves up to BATCH__INJECT_GRAB_MAX tasks per lock round trip and
+   prefetches them: the linked injection queue would make it chase one cache miss per task.
+   FIFO, like the linked queues; the NORMAL bit of inj_mask covers it. */
+
+/* ext_lock held; takes inj_lock. false: out of memory, nothing changed. */
+BATCH__PRIVATE bool batch__ring_grow(batch_pool* p) {
+    size_t ncap = p->ring_cap ? p->ring_cap * 2 : 256;
+    if (ncap < p->ring_cap || batch__exceeds(ncap, SIZE_MAX / sizeof(batch__task*))) return false;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): the ring holds task pointers */
+    batch__task** nr = (batch__task**)BATCH_MALLOC(ncap * sizeof *nr, p->alloc_ctx);
+    if (!nr) return false;
+    batch__spin_lock(&p->inj_lock);
+    batch__task** old = atomic_load_explicit(&p->ring, memory_order_relaxed);
+    size_t head = atomic_load_explicit(&p->ring_head, memory_order_relaxed);
+    size_t count = atomic_load_explicit(&p->ring_tail, memory_order_relaxed) - head;
+    for (size_t i = 0; i < count; i++) nr[i] = old[(head + i) & (p->ring_cap - 1)];
+    atomic_store_explicit(&p->ring, nr, memory_order_relaxed);   /* both locks are held */
+    p->ring_cap = ncap;
+    atomic_store_explicit(&p->ring_head, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->ring_tail, count, memory_order_relaxed);
+    p->ring_head_seen = 0;
+    batch__spin_unlock(&p->inj_lock);
+    if (old) BATCH_FREE(old, p->alloc_ctx);
+    return true;
+}
+
+/* ext_lock held. Queues t (published by the release store of ring_tail). false: the ring could
+   not grow, nothing changed. */
+BATCH__PRIVATE bool batch__ring_push(batch_pool* p, batch__task* t) {
+    size_t tail = atomic_load_explicit(&p->ring_tail, memory_order_relaxed);
+    if (tail - p->ring_head_seen == p->ring_cap) {
+        /* acquire: the consumer read those slots before it moved ring_head past them */
+        p->ring_head_seen = atomic_load_explicit(&p->ring_head, memory_order_acquire);
+        if (tail - p->ring_head_seen == p->ring_cap) {
+            if (!batch__ring_grow(p)) return false;
+            tail = atomic_load_explicit(&p->ring_tail, memory_order_relaxed);
+        }
+    }
+    atomic_load_explicit(&p->ring, memory_order_relaxed)[tail & (p->ring_cap - 1)] = t;
+    /* release: a consumer that acquires the new tail sees the slot and the task's fields */
+    atomic_store_explicit(&p->ring_tail, tail + 1, memory_order_release);
+    return true;
+}
+
+/* inj_lock held. Takes up to max tasks, oldest first, into out; returns how many. */
+BATCH__PRIVATE int batch__ring_take(batch_pool* p, batch__task** out, int max) {
+    size_t head = atomic_load_explicit(&p->ring_head, memory_order_relaxed);
+    /* seq_cst: the re-check in batch__inj_pop_level pairs with the producer's fence
+       (batch__submit_outsider) */
+    size_t count = atomic_load_explicit(&p->ring_tail, memory_order_seq_cst) - head;
+    if (!count) return 0;
+    int n = count < (size_t)max ? (int)count : max;
+    batch__task** ring = atomic_load_explicit(&p->ring, memory_order_relaxed);
+    for (int i = 0; i < n; i++) out[i] = ring[(head + (size_t)i) & (p->ring_cap - 1)];
+    /* release: the producer may reuse the slots once it sees this */
+    atomic_store_explicit(&p->ring_head, head + (size_t)n, memory_order_release);
+    return n;
+}
+
+/* inj_lock held. */
+BATCH__PRIVATE bool batch__ring_empty(batch_pool* p) {
+    return atomic_load_explicit(&p->ring_tail, memory_order_seq_cst) == atomic_load_explicit(&p->ring_head, memory_order_relaxed);
+}
+
+/* ---- taking injected work ------------------------------------------------------------------ */
+BATCH__PRIVATE bool batch__level_empty(batch_pool* p, int l) {
+    return batch__inj_empty(&p->inj[l]) && (l != BATCH__LEVEL_NORMAL || batch__ring_empty(p));
+}
+
 /* inj_lock held. One task of level l, or NULL; clears the level's mask bit when it is empty. */
 BATCH__PRIVATE batch__task* batch__inj_pop_level(batch_pool* p, int l) {
     batch__task* t = p->front[l];
     if (t) { p->front[l] = t->next; return t; }
-    batch__inj_queue* q = &p->inj[l];
-    if ((t = batch__inj_mpsc_pop(q))) return t;
-    if (batch__inj_empty(q)) {
+    if (l == BATCH__LEVEL_NORMAL && batch__ring_take(p, &t, 1)) return t;
+    if ((t = batch__inj_mpsc_pop(&p->inj[l]))) return t;
+    if (batch__level_empty(p, l)) {
         atomic_fetch_and_explicit(&p->inj_mask, ~(1u << l), memory_order_seq_cst);
-        /* a push may have slipped in before the bit was cleared: see batch__inj_push */
-        if (!batch__inj_empty(q)) atomic_fetch_or_explicit(&p->inj_mask, 1u << l, memory_order_seq_cst);
+        /* a push may have slipped in before the bit was cleared: see batch__inj_push, and
+           batch__submit_outsider, whose push the ring's lock orders against this re-check */
+        if (!batch__level_empty(p, l)) atomic_fetch_or_explicit(&p->inj_mask, 1u << l, memory_order_seq_cst);
     }
     return NULL;
 }
@@ -367,7 +460,9 @@ BATCH__PRIVATE batch__task* batch__inj_take(batch_pool* p, batch__worker* w, uns
     batch__task* t = batch__inj_pop(p, levels);
     if (t && t->level >= BATCH__LEVEL_NORMAL) {
         int l = t->level;
+        if (l == BATCH__LEVEL_NORMAL && !p->front[l]) n = batch__ring_take(p, grab, BATCH__INJECT_GRAB_MAX);
         while (n < BATCH__INJECT_GRAB_MAX && (grab[n] = batch__inj_pop_level(p, l))) n++;
+        for (int k = 0; k < n; k++) BATCH__PREFETCH(grab[k]);   /* fetched in parallel, run soon */
         int i = n - 1;
         for (; i >= 0; i--)
             if (!batch__deque_push(&w->dq, grab[i])) break;
@@ -702,6 +797,8 @@ BATCH__PRIVATE void batch__pool_free(batch_pool* p) {
         if (atomic_load_explicit(&p->workers[i].dq.ring, memory_order_relaxed)) batch__deque_destroy(&p->workers[i].dq);
     while (p->slabs) { batch__slab* s = p->slabs; p->slabs = s->next; BATCH_FREE(s->raw, ctx); }
     if (p->heap) BATCH_FREE(p->heap, ctx);
+    batch__task** ring = atomic_load_explicit(&p->ring, memory_order_relaxed);
+    if (ring) BATCH_FREE(ring, ctx);
     if (p->raw_workers) BATCH_FREE(p->raw_workers, ctx);
     batch__pool_sync_destroy(p, 7);
     BATCH_FREE(p->raw_self, ctx);
@@ -779,8 +876,11 @@ BATCH_API batch_result batch_pool_shutdown(batch_pool* p) {
     if (!p->joined) {
         atomic_store_explicit(&p->shutdown, 1, memory_order_seq_cst);
         /* seq_cst, with the submitter's seq_cst increment of ext_active then load of shutdown:
-           once this loop ends, no non-worker can enqueue any more */
+           once this loop ends, no non-worker can enqueue any more; batch__submit_outsider checks
+           the flag under ext_lock, so one round trip of the lock waits for the one inside */
         while (atomic_load_explicit(&p->ext_active, memory_order_seq_cst) != 0) batch__yield();
+        batch__spin_lock(&p->ext_lock);
+        batch__spin_unlock(&p->ext_lock);
         batch__wait_quiescent(p, true);
         batch__join_workers(p, p->nworkers);
         p->joined = true;
@@ -833,13 +933,14 @@ BATCH_API uint64_t batch_pool_worker_executed(const batch_pool* p, int i) {
 
 /* ---- submit ---------------------------------------------------------------------------------- */
 /* After queueing on the injection queues: wake a worker, or an inline runner. */
+BATCH__PRIVATE void batch__wake_inline(batch_pool* p) {
+    batch__mutex_lock(&p->done_lock);
+    batch__cond_broadcast(&p->done_cond);
+    batch__mutex_unlock(&p->done_lock);
+}
 BATCH__PRIVATE void batch__after_inject(batch_pool* p) {
     batch__ec_notify(p, false);
-    if (p->inline_mode) {
-        batch__mutex_lock(&p->done_lock);
-        batch__cond_broadcast(&p->done_cond);
-        batch__mutex_unlock(&p->done_lock);
-    }
+    if (p->inline_mode) batch__wake_inline(p);
 }
 
 /* Queues an initialised task (counter already incremented). Cannot fail except for delayed
@@ -949,6 +1050,47 @@ BATCH__PRIVATE bool batch__submit_arg(batch_pool* p, batch__worker* w, batch__ar
     return true;
 }
 
+/* The common case of a program feeding its pool: a thread that is neither a worker nor running
+   the pool inline submits a NORMAL task without a delay. One lock, ext_lock, covers the shutdown
+   check, the free task, the count and the ring (batch_pool_shutdown takes it once after it sets
+   the flag, so no submission slips past it), instead of the general path's ext_active. */
+BATCH__PRIVATE batch_result batch__submit_outsider(batch_pool* p, const batch_work* work) {
+    batch_counter* c = work->counter;
+    batch__spin_lock(&p->ext_lock);
+    if (atomic_load_explicit(&p->shutdown, memory_order_relaxed)) {   /* ordered by ext_lock */
+        batch__spin_unlock(&p->ext_lock);
+        return BATCH_ERR_SHUTDOWN;
+    }
+    batch__task* t = batch__task_alloc(p, NULL);
+    if (t) {
+        t->fn = work->fn;
+        t->user = work->user_data;
+        t->counter = c;
+        t->level = BATCH__LEVEL_NORMAL;
+        /* counted before the push publishes the task; relaxed: the push is a release */
+        if (c) atomic_fetch_add_explicit(BATCH__ATOMIC_U64(&c->state_), BATCH__CNT_ONE, memory_order_relaxed);
+        atomic_fetch_add_explicit(&p->ext_submitted, 1, memory_order_release);
+        if (!batch__ring_push(p, t)) {
+            /* back to where they were; nothing ran, so nobody can be at zero */
+            if (c) atomic_fetch_sub_explicit(BATCH__ATOMIC_U64(&c->state_), BATCH__CNT_ONE, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&p->ext_submitted, 1, memory_order_relaxed);
+            batch__task_free(p, NULL, t);
+            t = NULL;
+        }
+    }
+    batch__spin_unlock(&p->ext_lock);
+    if (!t) return BATCH_ERR_NOMEM;
+    /* one fence for two Dekker pairs: the ring's tail against a consumer that clears the mask
+       bit and re-reads the tail (batch__inj_pop_level), and the mask against a sleeper
+       (batch__ec_prepare) */
+    BATCH__FENCE_SEQ_CST();
+    if (!(atomic_load_explicit(&p->inj_mask, memory_order_seq_cst) & (1u << BATCH__LEVEL_NORMAL)))
+        atomic_fetch_or_explicit(&p->inj_mask, 1u << BATCH__LEVEL_NORMAL, memory_order_seq_cst);
+    batch__ec_notify_fenced(p, false);
+    if (p->inline_mode) batch__wake_inline(p);
+    return BATCH_OK;
+}
+
 BATCH_API batch_result batch_pool_submit(batch_pool* p, const batch_work* work) {
     if (!p || !work || !work->fn) return BATCH_ERR_INVALID;
     if (BATCH__ENUM_BAD(work->priority, BATCH_PRIORITY_COUNT_)) return BATCH_ERR_INVALID;
@@ -956,6 +1098,9 @@ BATCH_API batch_result batch_pool_submit(batch_pool* p, const batch_work* work) 
     if (work->counter && work->counter->pool_ != p) return BATCH_ERR_INVALID;
     batch__worker* w = batch__self(p);
     bool outsider = !w && batch__tls_inline != p;
+    if (outsider && !work->delay_ns &&
+        (work->priority == BATCH_PRIORITY_DEFAULT || work->priority == BATCH_PRIORITY_NORMAL))
+        return batch__submit_outsider(p, work);
     if (outsider) {
         /* seq_cst: see batch_pool_shutdown */
         atomic_fetch_add_explicit(&p->ext_active, 1, memory_order_seq_cst);
