@@ -609,8 +609,8 @@ BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t,
 
 /* ---- inside a running task or item --------------------------------------------------------
    Every function that takes the batch_ctx* a graph task (batch_task_fn) or a map item
-   (batch_item_fn) receives is named batch_ctx_* and is declared here. Call them only from that
-   task or item, during its call, with its own ctx (NULL is accepted: a no-op / 0 / NULL). The
+   (batch_item_fn, batch_items_fn) receives is named batch_ctx_* and is declared here. Call them
+   only from that task or item, during its call, with its own ctx (NULL is accepted: a no-op / 0 / NULL). The
    data-flow calls (set_output, input_count, input, output_of) are for graph tasks; in a map
    item they do nothing and return 0 or NULL. */
 /* Records code and a printf-style message (copied, at most BATCH_MESSAGE_MAX - 1 bytes) and
@@ -630,6 +630,18 @@ BATCH_API int batch_ctx_fail_permanent(batch_ctx* ctx, int code, const char* fmt
     __attribute__((format(gnu_printf, 3, 4)))   /* formatted as C99, not as msvcrt (see the top) */
 #elif defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Inside a map's items_fn (see batch_items_fn): item `index` of the run failed with `code` (non-zero)
+   and a printf-style message (fmt may be NULL: none). The item counts as failed exactly as if an
+   item_fn had returned code; it is not folded (the function must not fold it). Returns BATCH_OK,
+   or BATCH_ERR_INVALID and records nothing: ctx NULL or not an items_fn's, index outside the run,
+   code 0, or the item already reported in this call. */
+BATCH_API batch_result batch_ctx_fail_item(batch_ctx* ctx, size_t index, int code, const char* fmt, ...)
+#if defined(__MINGW32__) && defined(__GNUC__) && !defined(__clang__)
+    __attribute__((format(gnu_printf, 4, 5)))   /* formatted as C99, not as msvcrt (see the top) */
+#elif defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 4, 5)))
 #endif
     ;
 /* True once the job is cancelled, failed fast or past its deadline: return early. What to
@@ -699,7 +711,7 @@ BATCH_API batch_result batch_sizing_record_cost(batch_sizing* s, const char* key
 
 /* ---------------------------------------------------------------------------------------------
    BATCHED MAPS
-   Items go through item_fn in batches on the pool. Each finished batch is SUCCESS (no failed
+   Items go through item_fn (or a run at a time through items_fn) in batches on the pool. Each finished batch is SUCCESS (no failed
    item), PARTIAL_SUCCESS (failed / size <= error_threshold) or FAILED (above it); a FAILED batch
    is retried whole after retry_base * 2^k, up to max_retries. Finished batches are delivered in
    completion order (or batch order when `ordered`), to on_batch or to batch_map_next, and their
@@ -718,6 +730,25 @@ typedef struct batch_item {
    so its result is folded and it counts as succeeded. A stopped map retries no batch, so such
    a failure is final (see batch_ctx_should_stop for the job's end). */
 typedef int (*batch_item_fn)(batch_ctx* ctx, const batch_item* item, void* result, void* user_data);
+/* A contiguous run of one batch attempt's items, for an items_fn. */
+typedef struct batch_item_range {
+    size_t first_index, count;    /* items first_index .. first_index + count - 1 */
+    const batch_item* items;      /* count items (pull sources); NULL for counted input */
+    unsigned char* results;       /* count * result_size bytes, item first_index + i's at
+                                     i * result_size; NULL when result_size is 0 */
+    void* acc;                    /* this attempt's fresh accumulator (init_fn has run; NULL
+                                     without acc_size): fold the successful items into it */
+} batch_item_range;
+/* Process a run of items in one call (instead of item_fn once per item): a plain loop the
+   compiler can inline and vectorize, folding into r->acc itself. Report each failed item with
+   batch_ctx_fail_item (it must not be folded), then return 0, or a non-zero code that fails every
+   item of the run not reported (batch_ctx_fail before returning gives them a message). The
+   batch's codes, errors, counts, status, retries and delivery are then exactly as if an item_fn
+   had returned those codes: a FAILED attempt's accumulator is thrown away and a retry gets a
+   fresh one. batch_ctx_fail_permanent makes a failed batch skip its retries. A long run should
+   look at batch_ctx_should_stop now and then (and then fail what it did not do). Runs on a
+   worker; today a run is a whole batch attempt. */
+typedef int (*batch_items_fn)(batch_ctx* ctx, const batch_item_range* r, void* user_data);
 /* Produce the next item in *out and return 1, or return 0 at the end. Called under the job's
    lock, from one thread at a time, never ahead of the max_in_flight window. */
 typedef int (*batch_pull_fn)(void* user_data, void** out);
@@ -761,7 +792,8 @@ typedef struct batch_map_desc {
     size_t count;
     batch_pull_fn pull_fn;
     /* work */
-    batch_item_fn item_fn;        /* required */
+    batch_item_fn item_fn;        /* one item per call; or: */
+    batch_items_fn items_fn;      /* a run of items per call (exactly one of the two) */
     void* user_data;              /* passed to every callback; borrowed */
     size_t result_size;           /* bytes of each item's result slot; 0: none */
     /* sizing: batch_size, else complexity, else key in sizing, else adaptive */
@@ -801,7 +833,8 @@ typedef struct batch_map_desc {
     batch_journal_desc journal;   /* optional: resume after a crash (see DURABLE JOBS) */
     size_t acc_size;              /* accumulator bytes; 0: no fold */
     batch_init_fn init_fn;        /* required with acc_size: sets a fresh accumulator */
-    batch_fold_fn fold_fn;        /* required with acc_size */
+    batch_fold_fn fold_fn;        /* required with acc_size and item_fn; NULL with items_fn
+                                     (which folds into batch_item_range.acc itself) */
     batch_combine_fn combine_fn;  /* required with acc_size */
     batch_progress_desc progress;
 } batch_map_desc;
@@ -832,10 +865,11 @@ typedef struct batch_map_summary {
    reports take either kind. batch_map_next and batch_map_wait are for map jobs only: given a
    graph run's job they return BATCH_ERR_INVALID and change nothing (a run-time check: one
    handle type keeps the common calls free of conversions; see README, "Changes in 0.2"). */
-/* Starts a map; validates desc first (nothing starts on error): BATCH_ERR_INVALID for a missing
-   item_fn, count * result_size overflow, min > max, a threshold outside [0, 1] or NaN, acc_size
-   without its three functions (or functions without acc_size), both on_batch and iterate,
-   negative limits. */
+/* Starts a map; validates desc first (nothing starts on error): BATCH_ERR_INVALID for neither or
+   both of item_fn and items_fn, count * result_size overflow, min > max, a threshold outside
+   [0, 1] or NaN, acc_size without its functions (init, fold, combine; with items_fn init and
+   combine, and fold_fn NULL), functions without acc_size, both on_batch and iterate, negative
+   limits. */
 BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* desc, batch_job** out_job);
 /* Iterator mode: the next finished batch in *out (borrowed until the next call), or *out = NULL
    when the map is over. Blocks; a worker helps meanwhile. BATCH_ERR_INVALID if the job does not
@@ -3231,6 +3265,8 @@ struct batch_ctx {
     batch_job* owner;             /* the job this task or item belongs to */
     void* task;                   /* graph tasks: the task's node (graph.c); NULL for map items */
     size_t batch_index;           /* map items */
+    void* run;                    /* a map's items_fn: the run it processes (map.c's
+                                     batch__run); NULL otherwise */
     char* msg;                    /* where batch_ctx_fail writes; NULL: the job's message_buffer */
     int msg_set;                  /* BATCH__MSG_SET | BATCH__MSG_PERMANENT */
     const _Atomic int* stop;      /* non-zero: batch_ctx_should_stop */
@@ -6139,8 +6175,8 @@ BATCH__PRIVATE void batch__graph_job_record(batch_job* pub, size_t i, batch__rec
 /* The default max_batch. Items that cost nanoseconds hit this cap long before the adaptive
    target (200 us), and then the per-batch hand-off is what a smaller cap costs (bench/README.md:
    map_trivial, "max_batch"). The cap rises from 4096 to 16384 only while a slot's per-item
-   memory (pulled items, and the codes and results that on_batch or the iterator show) stays
-   within BATCH__SLOT_BYTES: heavy slots keep 4096. */
+   memory (pulled items, and the codes and results that on_batch or the iterator show, or that
+   an items_fn writes) stays within BATCH__SLOT_BYTES: heavy slots keep 4096. */
 #define BATCH__DEFAULT_MAX_BATCH 16384u
 #define BATCH__SLOT_BYTES ((size_t)256 << 10)
 
@@ -6296,12 +6332,15 @@ BATCH_API const char* batch_batch_status_string(batch_batch_status s) {
    iterator. A fold-only map needs one result slot per batch, reused item after item, and no
    per-item codes: its batches stay small in cache whatever their size. */
 BATCH__PRIVATE bool batch__map_shows_items(const batch__mjob* m) { return m->d.on_batch || m->d.iterate; }
+/* Whether a slot holds a code and a result per item: when they are shown, and for an items_fn,
+   which writes every result of its run and whose codes track the items it reported. */
+BATCH__PRIVATE bool batch__map_keeps_items(const batch__mjob* m) { return batch__map_shows_items(m) || m->d.items_fn; }
 
 BATCH__PRIVATE bool batch__slot_reserve(batch__mjob* m, batch__mslot* sl, size_t n) {
     if (n <= sl->cap) return true;
     void* ctx = m->alloc_ctx;
     size_t rs = m->d.result_size;
-    bool shows = batch__map_shows_items(m);
+    bool shows = batch__map_keeps_items(m);
     if (shows) {
         int* codes = (int*)BATCH_REALLOC(sl->codes, n * sizeof(int), ctx);
         if (!codes) return false;
@@ -6629,8 +6668,23 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
     return out;
 }
 
-/* Queues the slots `list` (no lock held). A slot the pool cannot take runs here. */
+BATCH__PRIVATE void batch__map_submit(batch__mjob* m, batch__mslot* list);
+/* A worker queues the slots a thread outside the pool cut (batch__map_submit). */
+BATCH__PRIVATE void batch__map_submit_task(batch_pool* p, void* user) {
+    (void)p;
+    batch__mslot* list = (batch__mslot*)user;
+    batch__map_submit(list->job, list);
+}
+
+/* Queues the slots `list` (no lock held). A slot the pool cannot take runs here. A thread outside
+   the pool (the launch) hands two or more slots to a worker in one task, which queues them on
+   its deque: submitted one by one, the workers they wake could preempt this thread between two
+   submits and leave the rest waiting (on 2 CPUs for milliseconds), and the injection queue they
+   would sit in comes after the workers' own deques. */
 BATCH__PRIVATE void batch__map_submit(batch__mjob* m, batch__mslot* list) {
+    if (list && list->next && batch_pool_workers(m->pool) > 0 && batch_pool_worker_index(m->pool) < 0 &&
+        batch_pool_submit(m->pool, &(batch_work){ .fn = batch__map_submit_task, .user_data = list, .priority = m->d.priority }) == BATCH_OK)
+        return;
     while (list) {
         batch__mslot* sl = list;
         list = sl->next;
@@ -6804,6 +6858,73 @@ BATCH__INLINE size_t batch__item_loop(const batch__item_loop_args* a, bool has_i
     return failed;
 }
 
+/* The run an items_fn processes (batch_ctx.run): what batch_ctx_fail_item needs. */
+typedef struct batch__run {
+    batch__mjob* m;
+    batch__mslot* sl;
+    size_t first, count, failed;
+    bool marked;                  /* sl->codes holds this call's codes (zeroed at its first report) */
+} batch__run;
+
+BATCH_API batch_result batch_ctx_fail_item(batch_ctx* ctx, size_t index, int code, const char* fmt, ...) {
+    batch__run* run = ctx ? (batch__run*)ctx->run : NULL;
+    if (!run || code == 0 || index < run->first || index - run->first >= run->count) return BATCH_ERR_INVALID;
+    size_t i = index - run->first;
+    int* codes = run->sl->codes;
+    if (!run->marked) {   /* successes leave no trace: the codes are cleared only once one fails */
+        memset(codes, 0, run->count * sizeof *codes);
+        run->marked = true;
+    } else if (codes[i]) {
+        return BATCH_ERR_INVALID;   /* reported already */
+    }
+    codes[i] = code;
+    run->failed++;
+    char msg[BATCH_MESSAGE_MAX];
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+    }
+    batch__slot_error(run->m, run->sl, index, code, fmt ? msg : NULL);
+    return BATCH_OK;
+}
+
+BATCH__PRIVATE int batch__error_cmp(const void* a, const void* b) {
+    size_t x = ((const batch_item_error*)a)->index, y = ((const batch_item_error*)b)->index;
+    return x < y ? -1 : x > y;
+}
+
+/* Runs one attempt's items through items_fn in one call; returns how many failed. Leaves codes,
+   errors (in index order) and the permanent flag as the item loop would. */
+BATCH__PRIVATE size_t batch__run_items(batch__mjob* m, batch__mslot* sl, batch_ctx* ctx, const char* msg) {
+    const batch_map_desc* d = &m->d;
+    batch__run run = { m, sl, sl->first, sl->count, 0, false };
+    batch_item_range r = { sl->first, sl->count, d->pull_fn ? sl->items : NULL, d->result_size ? sl->results : NULL,
+                           d->acc_size ? sl->acc : NULL };
+    int* codes = sl->codes;
+    ctx->run = &run;
+    ctx->msg_set = 0;
+    int rc = d->items_fn(ctx, &r, d->user_data);
+    ctx->run = NULL;
+    if (rc != 0) {   /* every item not reported fails with rc */
+        const char* text = (ctx->msg_set & BATCH__MSG_SET) ? msg : NULL;
+        for (size_t i = 0; i < run.count; i++) {
+            if (run.marked && codes[i]) continue;
+            codes[i] = rc;
+            batch__slot_error(m, sl, run.first + i, rc, text);
+        }
+        run.failed = run.count;
+    } else if (!run.marked && batch__map_shows_items(m)) {
+        memset(codes, 0, run.count * sizeof *codes);
+    }
+    if (run.failed && (ctx->msg_set & BATCH__MSG_PERMANENT)) sl->permanent = true;
+    bool sorted = true;
+    for (size_t k = 1; k < sl->nerrors && sorted; k++) sorted = sl->errors[k - 1].index < sl->errors[k].index;
+    if (!sorted) qsort(sl->errors, sl->nerrors, sizeof *sl->errors, batch__error_cmp);   /* messages go by entry */
+    return run.failed;
+}
+
 /* Runs one attempt of a batch's items; fills codes, results, errors, counts, status. */
 BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     batch__mjob* m = sl->job;
@@ -6826,7 +6947,7 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
        which is private to this attempt and thrown away if the batch ends FAILED */
     const size_t rs = d->result_size, count = sl->count, first = sl->first;
     const batch_item_fn item_fn = d->item_fn;
-    const batch_fold_fn fold_fn = d->acc_size ? d->fold_fn : NULL;
+    const batch_fold_fn fold_fn = (d->acc_size && item_fn) ? d->fold_fn : NULL;
     const batch_item* items = d->pull_fn ? sl->items : NULL;
     void* const user = d->user_data;
     void* const acc = sl->acc;
@@ -6836,7 +6957,7 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
        line with another worker's, and every item writes it */
     union { max_align_t align; unsigned char bytes[256]; } local;
     unsigned char* res = (!codes && rs <= sizeof local.bytes) ? local.bytes : sl->results;
-    if (fold_fn) d->init_fn(acc, user);
+    if (d->acc_size) d->init_fn(acc, user);
     uint64_t t0 = batch_now_ns();
     sl->start_ns = t0;
     batch__item_loop_args a = { m, sl, &ctx, item_fn, fold_fn, items, user, acc, codes, res, msg, first, count, rs, rstride };
@@ -6844,8 +6965,9 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     batch__frame_push(&frame, (batch_job*)m);
     /* the common case (items are indices, fold only) gets a loop of its own: the flags are
        constants there, so the compiler drops their branches and keeps the loop in registers */
-    size_t failed = (!items && !codes && fold_fn && rs) ? batch__item_loop(&a, false, false, true)
-                                                         : batch__item_loop(&a, items != NULL, codes != NULL, fold_fn != NULL);
+    size_t failed = !item_fn ? batch__run_items(m, sl, &ctx, msg)
+                  : (!items && !codes && fold_fn && rs) ? batch__item_loop(&a, false, false, true)
+                                                        : batch__item_loop(&a, items != NULL, codes != NULL, fold_fn != NULL);
     batch__frame_pop(&frame);
     sl->failed = failed;
     sl->succeeded = count - failed;
@@ -6942,7 +7064,7 @@ BATCH__PRIVATE void batch__map_job_free(batch_job* pub) {
 }
 
 BATCH__PRIVATE batch_result batch__map_check(const batch_map_desc* d) {
-    if (!d->item_fn) return BATCH_ERR_INVALID;
+    if (!d->item_fn == !d->items_fn) return BATCH_ERR_INVALID;   /* exactly one */
     if (d->result_size && !d->pull_fn && d->count > SIZE_MAX / d->result_size) return BATCH_ERR_INVALID;
     if (d->result_size > ((size_t)1 << 30)) return BATCH_ERR_INVALID;
     if (d->min_batch && d->max_batch && d->min_batch > d->max_batch) return BATCH_ERR_INVALID;
@@ -6956,7 +7078,7 @@ BATCH__PRIVATE batch_result batch__map_check(const batch_map_desc* d) {
     if (BATCH__ENUM_BAD(d->complexity, BATCH_COMPLEXITY_COUNT_)) return BATCH_ERR_INVALID;
     if (d->timeout_ns > ((uint64_t)1 << 62) || d->target_batch_ns > ((uint64_t)1 << 40)) return BATCH_ERR_INVALID;
     bool any_fold = d->init_fn || d->fold_fn || d->combine_fn;
-    if (d->acc_size && !(d->init_fn && d->fold_fn && d->combine_fn)) return BATCH_ERR_INVALID;
+    if (d->acc_size && !(d->init_fn && d->combine_fn && !d->fold_fn == !d->item_fn)) return BATCH_ERR_INVALID;   /* items_fn folds itself */
     if (!d->acc_size && any_fold) return BATCH_ERR_INVALID;
     if (d->acc_size > ((size_t)1 << 30)) return BATCH_ERR_INVALID;
     if (d->on_batch && d->iterate) return BATCH_ERR_INVALID;
@@ -6996,7 +7118,7 @@ BATCH__PRIVATE batch_result batch__map_launch_ext(batch_pool* pool, const batch_
     else if (d->sizing) m->max_b = d->sizing->max_size;
     else {
         size_t per_item = (d->pull_fn ? sizeof(batch_item) : 0) +
-                          ((d->on_batch || d->iterate) ? sizeof(int) + d->result_size : 0);
+                          ((d->on_batch || d->iterate || d->items_fn) ? sizeof(int) + d->result_size : 0);
         m->max_b = per_item ? BATCH__SLOT_BYTES / per_item : BATCH__DEFAULT_MAX_BATCH;
         if (m->max_b > BATCH__DEFAULT_MAX_BATCH) m->max_b = BATCH__DEFAULT_MAX_BATCH;
         if (m->max_b < 4096) m->max_b = 4096;

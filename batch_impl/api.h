@@ -608,8 +608,8 @@ BATCH_API batch_result batch_graph_task_info(const batch_graph* g, batch_task t,
 
 /* ---- inside a running task or item --------------------------------------------------------
    Every function that takes the batch_ctx* a graph task (batch_task_fn) or a map item
-   (batch_item_fn) receives is named batch_ctx_* and is declared here. Call them only from that
-   task or item, during its call, with its own ctx (NULL is accepted: a no-op / 0 / NULL). The
+   (batch_item_fn, batch_items_fn) receives is named batch_ctx_* and is declared here. Call them
+   only from that task or item, during its call, with its own ctx (NULL is accepted: a no-op / 0 / NULL). The
    data-flow calls (set_output, input_count, input, output_of) are for graph tasks; in a map
    item they do nothing and return 0 or NULL. */
 /* Records code and a printf-style message (copied, at most BATCH_MESSAGE_MAX - 1 bytes) and
@@ -629,6 +629,18 @@ BATCH_API int batch_ctx_fail_permanent(batch_ctx* ctx, int code, const char* fmt
     __attribute__((format(gnu_printf, 3, 4)))   /* formatted as C99, not as msvcrt (see the top) */
 #elif defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Inside a map's items_fn (see batch_items_fn): item `index` of the run failed with `code` (non-zero)
+   and a printf-style message (fmt may be NULL: none). The item counts as failed exactly as if an
+   item_fn had returned code; it is not folded (the function must not fold it). Returns BATCH_OK,
+   or BATCH_ERR_INVALID and records nothing: ctx NULL or not an items_fn's, index outside the run,
+   code 0, or the item already reported in this call. */
+BATCH_API batch_result batch_ctx_fail_item(batch_ctx* ctx, size_t index, int code, const char* fmt, ...)
+#if defined(__MINGW32__) && defined(__GNUC__) && !defined(__clang__)
+    __attribute__((format(gnu_printf, 4, 5)))   /* formatted as C99, not as msvcrt (see the top) */
+#elif defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 4, 5)))
 #endif
     ;
 /* True once the job is cancelled, failed fast or past its deadline: return early. What to
@@ -698,7 +710,7 @@ BATCH_API batch_result batch_sizing_record_cost(batch_sizing* s, const char* key
 
 /* ---------------------------------------------------------------------------------------------
    BATCHED MAPS
-   Items go through item_fn in batches on the pool. Each finished batch is SUCCESS (no failed
+   Items go through item_fn (or a run at a time through items_fn) in batches on the pool. Each finished batch is SUCCESS (no failed
    item), PARTIAL_SUCCESS (failed / size <= error_threshold) or FAILED (above it); a FAILED batch
    is retried whole after retry_base * 2^k, up to max_retries. Finished batches are delivered in
    completion order (or batch order when `ordered`), to on_batch or to batch_map_next, and their
@@ -717,6 +729,25 @@ typedef struct batch_item {
    so its result is folded and it counts as succeeded. A stopped map retries no batch, so such
    a failure is final (see batch_ctx_should_stop for the job's end). */
 typedef int (*batch_item_fn)(batch_ctx* ctx, const batch_item* item, void* result, void* user_data);
+/* A contiguous run of one batch attempt's items, for an items_fn. */
+typedef struct batch_item_range {
+    size_t first_index, count;    /* items first_index .. first_index + count - 1 */
+    const batch_item* items;      /* count items (pull sources); NULL for counted input */
+    unsigned char* results;       /* count * result_size bytes, item first_index + i's at
+                                     i * result_size; NULL when result_size is 0 */
+    void* acc;                    /* this attempt's fresh accumulator (init_fn has run; NULL
+                                     without acc_size): fold the successful items into it */
+} batch_item_range;
+/* Process a run of items in one call (instead of item_fn once per item): a plain loop the
+   compiler can inline and vectorize, folding into r->acc itself. Report each failed item with
+   batch_ctx_fail_item (it must not be folded), then return 0, or a non-zero code that fails every
+   item of the run not reported (batch_ctx_fail before returning gives them a message). The
+   batch's codes, errors, counts, status, retries and delivery are then exactly as if an item_fn
+   had returned those codes: a FAILED attempt's accumulator is thrown away and a retry gets a
+   fresh one. batch_ctx_fail_permanent makes a failed batch skip its retries. A long run should
+   look at batch_ctx_should_stop now and then (and then fail what it did not do). Runs on a
+   worker; today a run is a whole batch attempt. */
+typedef int (*batch_items_fn)(batch_ctx* ctx, const batch_item_range* r, void* user_data);
 /* Produce the next item in *out and return 1, or return 0 at the end. Called under the job's
    lock, from one thread at a time, never ahead of the max_in_flight window. */
 typedef int (*batch_pull_fn)(void* user_data, void** out);
@@ -760,7 +791,8 @@ typedef struct batch_map_desc {
     size_t count;
     batch_pull_fn pull_fn;
     /* work */
-    batch_item_fn item_fn;        /* required */
+    batch_item_fn item_fn;        /* one item per call; or: */
+    batch_items_fn items_fn;      /* a run of items per call (exactly one of the two) */
     void* user_data;              /* passed to every callback; borrowed */
     size_t result_size;           /* bytes of each item's result slot; 0: none */
     /* sizing: batch_size, else complexity, else key in sizing, else adaptive */
@@ -800,7 +832,8 @@ typedef struct batch_map_desc {
     batch_journal_desc journal;   /* optional: resume after a crash (see DURABLE JOBS) */
     size_t acc_size;              /* accumulator bytes; 0: no fold */
     batch_init_fn init_fn;        /* required with acc_size: sets a fresh accumulator */
-    batch_fold_fn fold_fn;        /* required with acc_size */
+    batch_fold_fn fold_fn;        /* required with acc_size and item_fn; NULL with items_fn
+                                     (which folds into batch_item_range.acc itself) */
     batch_combine_fn combine_fn;  /* required with acc_size */
     batch_progress_desc progress;
 } batch_map_desc;
@@ -831,10 +864,11 @@ typedef struct batch_map_summary {
    reports take either kind. batch_map_next and batch_map_wait are for map jobs only: given a
    graph run's job they return BATCH_ERR_INVALID and change nothing (a run-time check: one
    handle type keeps the common calls free of conversions; see README, "Changes in 0.2"). */
-/* Starts a map; validates desc first (nothing starts on error): BATCH_ERR_INVALID for a missing
-   item_fn, count * result_size overflow, min > max, a threshold outside [0, 1] or NaN, acc_size
-   without its three functions (or functions without acc_size), both on_batch and iterate,
-   negative limits. */
+/* Starts a map; validates desc first (nothing starts on error): BATCH_ERR_INVALID for neither or
+   both of item_fn and items_fn, count * result_size overflow, min > max, a threshold outside
+   [0, 1] or NaN, acc_size without its functions (init, fold, combine; with items_fn init and
+   combine, and fold_fn NULL), functions without acc_size, both on_batch and iterate, negative
+   limits. */
 BATCH_API batch_result batch_map_launch(batch_pool* pool, const batch_map_desc* desc, batch_job** out_job);
 /* Iterator mode: the next finished batch in *out (borrowed until the next call), or *out = NULL
    when the map is over. Blocks; a worker helps meanwhile. BATCH_ERR_INVALID if the job does not

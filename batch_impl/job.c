@@ -70,6 +70,8 @@ struct batch_ctx {
     batch_job* owner;             /* the job this task or item belongs to */
     void* task;                   /* graph tasks: the task's node (graph.c); NULL for map items */
     size_t batch_index;           /* map items */
+    void* run;                    /* a map's items_fn: the run it processes (map.c's
+                                     batch__run); NULL otherwise */
     char* msg;                    /* where batch_ctx_fail writes; NULL: the job's message_buffer */
     int msg_set;                  /* BATCH__MSG_SET | BATCH__MSG_PERMANENT */
     const _Atomic int* stop;      /* non-zero: batch_ctx_should_stop */

@@ -18,8 +18,8 @@
 /* The default max_batch. Items that cost nanoseconds hit this cap long before the adaptive
    target (200 us), and then the per-batch hand-off is what a smaller cap costs (bench/README.md:
    map_trivial, "max_batch"). The cap rises from 4096 to 16384 only while a slot's per-item
-   memory (pulled items, and the codes and results that on_batch or the iterator show) stays
-   within BATCH__SLOT_BYTES: heavy slots keep 4096. */
+   memory (pulled items, and the codes and results that on_batch or the iterator show, or that
+   an items_fn writes) stays within BATCH__SLOT_BYTES: heavy slots keep 4096. */
 #define BATCH__DEFAULT_MAX_BATCH 16384u
 #define BATCH__SLOT_BYTES ((size_t)256 << 10)
 
@@ -175,12 +175,15 @@ BATCH_API const char* batch_batch_status_string(batch_batch_status s) {
    iterator. A fold-only map needs one result slot per batch, reused item after item, and no
    per-item codes: its batches stay small in cache whatever their size. */
 BATCH__PRIVATE bool batch__map_shows_items(const batch__mjob* m) { return m->d.on_batch || m->d.iterate; }
+/* Whether a slot holds a code and a result per item: when they are shown, and for an items_fn,
+   which writes every result of its run and whose codes track the items it reported. */
+BATCH__PRIVATE bool batch__map_keeps_items(const batch__mjob* m) { return batch__map_shows_items(m) || m->d.items_fn; }
 
 BATCH__PRIVATE bool batch__slot_reserve(batch__mjob* m, batch__mslot* sl, size_t n) {
     if (n <= sl->cap) return true;
     void* ctx = m->alloc_ctx;
     size_t rs = m->d.result_size;
-    bool shows = batch__map_shows_items(m);
+    bool shows = batch__map_keeps_items(m);
     if (shows) {
         int* codes = (int*)BATCH_REALLOC(sl->codes, n * sizeof(int), ctx);
         if (!codes) return false;
@@ -508,8 +511,23 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
     return out;
 }
 
-/* Queues the slots `list` (no lock held). A slot the pool cannot take runs here. */
+BATCH__PRIVATE void batch__map_submit(batch__mjob* m, batch__mslot* list);
+/* A worker queues the slots a thread outside the pool cut (batch__map_submit). */
+BATCH__PRIVATE void batch__map_submit_task(batch_pool* p, void* user) {
+    (void)p;
+    batch__mslot* list = (batch__mslot*)user;
+    batch__map_submit(list->job, list);
+}
+
+/* Queues the slots `list` (no lock held). A slot the pool cannot take runs here. A thread outside
+   the pool (the launch) hands two or more slots to a worker in one task, which queues them on
+   its deque: submitted one by one, the workers they wake could preempt this thread between two
+   submits and leave the rest waiting (on 2 CPUs for milliseconds), and the injection queue they
+   would sit in comes after the workers' own deques. */
 BATCH__PRIVATE void batch__map_submit(batch__mjob* m, batch__mslot* list) {
+    if (list && list->next && batch_pool_workers(m->pool) > 0 && batch_pool_worker_index(m->pool) < 0 &&
+        batch_pool_submit(m->pool, &(batch_work){ .fn = batch__map_submit_task, .user_data = list, .priority = m->d.priority }) == BATCH_OK)
+        return;
     while (list) {
         batch__mslot* sl = list;
         list = sl->next;
@@ -683,6 +701,73 @@ BATCH__INLINE size_t batch__item_loop(const batch__item_loop_args* a, bool has_i
     return failed;
 }
 
+/* The run an items_fn processes (batch_ctx.run): what batch_ctx_fail_item needs. */
+typedef struct batch__run {
+    batch__mjob* m;
+    batch__mslot* sl;
+    size_t first, count, failed;
+    bool marked;                  /* sl->codes holds this call's codes (zeroed at its first report) */
+} batch__run;
+
+BATCH_API batch_result batch_ctx_fail_item(batch_ctx* ctx, size_t index, int code, const char* fmt, ...) {
+    batch__run* run = ctx ? (batch__run*)ctx->run : NULL;
+    if (!run || code == 0 || index < run->first || index - run->first >= run->count) return BATCH_ERR_INVALID;
+    size_t i = index - run->first;
+    int* codes = run->sl->codes;
+    if (!run->marked) {   /* successes leave no trace: the codes are cleared only once one fails */
+        memset(codes, 0, run->count * sizeof *codes);
+        run->marked = true;
+    } else if (codes[i]) {
+        return BATCH_ERR_INVALID;   /* reported already */
+    }
+    codes[i] = code;
+    run->failed++;
+    char msg[BATCH_MESSAGE_MAX];
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+    }
+    batch__slot_error(run->m, run->sl, index, code, fmt ? msg : NULL);
+    return BATCH_OK;
+}
+
+BATCH__PRIVATE int batch__error_cmp(const void* a, const void* b) {
+    size_t x = ((const batch_item_error*)a)->index, y = ((const batch_item_error*)b)->index;
+    return x < y ? -1 : x > y;
+}
+
+/* Runs one attempt's items through items_fn in one call; returns how many failed. Leaves codes,
+   errors (in index order) and the permanent flag as the item loop would. */
+BATCH__PRIVATE size_t batch__run_items(batch__mjob* m, batch__mslot* sl, batch_ctx* ctx, const char* msg) {
+    const batch_map_desc* d = &m->d;
+    batch__run run = { m, sl, sl->first, sl->count, 0, false };
+    batch_item_range r = { sl->first, sl->count, d->pull_fn ? sl->items : NULL, d->result_size ? sl->results : NULL,
+                           d->acc_size ? sl->acc : NULL };
+    int* codes = sl->codes;
+    ctx->run = &run;
+    ctx->msg_set = 0;
+    int rc = d->items_fn(ctx, &r, d->user_data);
+    ctx->run = NULL;
+    if (rc != 0) {   /* every item not reported fails with rc */
+        const char* text = (ctx->msg_set & BATCH__MSG_SET) ? msg : NULL;
+        for (size_t i = 0; i < run.count; i++) {
+            if (run.marked && codes[i]) continue;
+            codes[i] = rc;
+            batch__slot_error(m, sl, run.first + i, rc, text);
+        }
+        run.failed = run.count;
+    } else if (!run.marked && batch__map_shows_items(m)) {
+        memset(codes, 0, run.count * sizeof *codes);
+    }
+    if (run.failed && (ctx->msg_set & BATCH__MSG_PERMANENT)) sl->permanent = true;
+    bool sorted = true;
+    for (size_t k = 1; k < sl->nerrors && sorted; k++) sorted = sl->errors[k - 1].index < sl->errors[k].index;
+    if (!sorted) qsort(sl->errors, sl->nerrors, sizeof *sl->errors, batch__error_cmp);   /* messages go by entry */
+    return run.failed;
+}
+
 /* Runs one attempt of a batch's items; fills codes, results, errors, counts, status. */
 BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     batch__mjob* m = sl->job;
@@ -705,7 +790,7 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
        which is private to this attempt and thrown away if the batch ends FAILED */
     const size_t rs = d->result_size, count = sl->count, first = sl->first;
     const batch_item_fn item_fn = d->item_fn;
-    const batch_fold_fn fold_fn = d->acc_size ? d->fold_fn : NULL;
+    const batch_fold_fn fold_fn = (d->acc_size && item_fn) ? d->fold_fn : NULL;
     const batch_item* items = d->pull_fn ? sl->items : NULL;
     void* const user = d->user_data;
     void* const acc = sl->acc;
@@ -715,7 +800,7 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
        line with another worker's, and every item writes it */
     union { max_align_t align; unsigned char bytes[256]; } local;
     unsigned char* res = (!codes && rs <= sizeof local.bytes) ? local.bytes : sl->results;
-    if (fold_fn) d->init_fn(acc, user);
+    if (d->acc_size) d->init_fn(acc, user);
     uint64_t t0 = batch_now_ns();
     sl->start_ns = t0;
     batch__item_loop_args a = { m, sl, &ctx, item_fn, fold_fn, items, user, acc, codes, res, msg, first, count, rs, rstride };
@@ -723,8 +808,9 @@ BATCH__PRIVATE void batch__mslot_attempt(batch_pool* p, batch__mslot* sl) {
     batch__frame_push(&frame, (batch_job*)m);
     /* the common case (items are indices, fold only) gets a loop of its own: the flags are
        constants there, so the compiler drops their branches and keeps the loop in registers */
-    size_t failed = (!items && !codes && fold_fn && rs) ? batch__item_loop(&a, false, false, true)
-                                                         : batch__item_loop(&a, items != NULL, codes != NULL, fold_fn != NULL);
+    size_t failed = !item_fn ? batch__run_items(m, sl, &ctx, msg)
+                  : (!items && !codes && fold_fn && rs) ? batch__item_loop(&a, false, false, true)
+                                                        : batch__item_loop(&a, items != NULL, codes != NULL, fold_fn != NULL);
     batch__frame_pop(&frame);
     sl->failed = failed;
     sl->succeeded = count - failed;
@@ -821,7 +907,7 @@ BATCH__PRIVATE void batch__map_job_free(batch_job* pub) {
 }
 
 BATCH__PRIVATE batch_result batch__map_check(const batch_map_desc* d) {
-    if (!d->item_fn) return BATCH_ERR_INVALID;
+    if (!d->item_fn == !d->items_fn) return BATCH_ERR_INVALID;   /* exactly one */
     if (d->result_size && !d->pull_fn && d->count > SIZE_MAX / d->result_size) return BATCH_ERR_INVALID;
     if (d->result_size > ((size_t)1 << 30)) return BATCH_ERR_INVALID;
     if (d->min_batch && d->max_batch && d->min_batch > d->max_batch) return BATCH_ERR_INVALID;
@@ -835,7 +921,7 @@ BATCH__PRIVATE batch_result batch__map_check(const batch_map_desc* d) {
     if (BATCH__ENUM_BAD(d->complexity, BATCH_COMPLEXITY_COUNT_)) return BATCH_ERR_INVALID;
     if (d->timeout_ns > ((uint64_t)1 << 62) || d->target_batch_ns > ((uint64_t)1 << 40)) return BATCH_ERR_INVALID;
     bool any_fold = d->init_fn || d->fold_fn || d->combine_fn;
-    if (d->acc_size && !(d->init_fn && d->fold_fn && d->combine_fn)) return BATCH_ERR_INVALID;
+    if (d->acc_size && !(d->init_fn && d->combine_fn && !d->fold_fn == !d->item_fn)) return BATCH_ERR_INVALID;   /* items_fn folds itself */
     if (!d->acc_size && any_fold) return BATCH_ERR_INVALID;
     if (d->acc_size > ((size_t)1 << 30)) return BATCH_ERR_INVALID;
     if (d->on_batch && d->iterate) return BATCH_ERR_INVALID;
@@ -875,7 +961,7 @@ BATCH__PRIVATE batch_result batch__map_launch_ext(batch_pool* pool, const batch_
     else if (d->sizing) m->max_b = d->sizing->max_size;
     else {
         size_t per_item = (d->pull_fn ? sizeof(batch_item) : 0) +
-                          ((d->on_batch || d->iterate) ? sizeof(int) + d->result_size : 0);
+                          ((d->on_batch || d->iterate || d->items_fn) ? sizeof(int) + d->result_size : 0);
         m->max_b = per_item ? BATCH__SLOT_BYTES / per_item : BATCH__DEFAULT_MAX_BATCH;
         if (m->max_b > BATCH__DEFAULT_MAX_BATCH) m->max_b = BATCH__DEFAULT_MAX_BATCH;
         if (m->max_b < 4096) m->max_b = 4096;

@@ -24,8 +24,9 @@
                       the others build the graph once, untimed, and time batch_graph_run only.
      graph build      graph_build (ns per task + edge), graph_memory_task, graph_memory_edge
                       (bytes: live bytes batch.h holds, from a counting BATCH_MALLOC)
-     maps             map_trivial (ns_per_item), map_skew_<profile>_<regime> (efficiency =
-                      T_serial / (threads x T): higher is better)
+     maps             map_trivial (ns_per_item), map_range_trivial (ns_per_item: i * i summed,
+                      a run of items per items_fn call), map_skew_<profile>_<regime> (efficiency
+                      = T_serial / (threads x T): higher is better)
      map memory       map_memory_1e5, map_memory_1e8 (1e7 with --quick): peak RSS (VmHWM, kib)
                       of a streaming fold from a pull source, each sample in a fresh process
                       (this binary re-executed with --map-memory-child N)
@@ -149,7 +150,7 @@ typedef enum wl_kind {
     WL_SPAWN, WL_FIB, WL_PARFOR,
     WL_CHAIN, WL_CHAIN_BUILD, WL_CHAIN_REBUILD, WL_WAVE, WL_WAVE_BUILD, WL_FANOUT,
     WL_GRAPH_BUILD, WL_GMEM_TASK, WL_GMEM_EDGE,
-    WL_MAP_TRIVIAL, WL_MAP_SKEW, WL_MAP_MEMORY
+    WL_MAP_TRIVIAL, WL_MAP_SKEW, WL_MAP_MEMORY, WL_MAP_RANGE
 } wl_kind;
 
 typedef enum skew_profile { PROF_UNIFORM, PROF_RAMPUP, PROF_RAMPDN, PROF_PARETO } skew_profile;
@@ -201,6 +202,8 @@ static const workload workloads[] = {
 
     { "map_trivial", WL_MAP_TRIVIAL, SEC_MAPS, "ns_per_item", B(SYS_SERIAL) | B(SYS_OMP_STATIC) | B(SYS_BATCH),
       10000000, 4000000, BENCH_SPLIT_CHUNK, 0, 0, 0 },
+    { "map_range_trivial", WL_MAP_RANGE, SEC_MAPS, "ns_per_item", B(SYS_SERIAL) | B(SYS_OPENMP) | B(SYS_BATCH),
+      100000000, 10000000, BENCH_SPLIT_CHUNK, 0, 0, 0 },
     SKEW(PROF_UNIFORM, "uniform", "n100k", 100000, 10000, 3.3),
     SKEW(PROF_RAMPUP,  "rampup",  "n100k", 100000, 10000, 3.3),
     SKEW(PROF_RAMPDN,  "rampdn",  "n100k", 100000, 10000, 3.3),
@@ -969,6 +972,74 @@ static double run_map(int wi, sys_id s) {
     return skew ? (double)ns : (double)ns / (double)n;
 }
 
+/* ---- map_range_trivial: i * i summed, the plain loop everywhere ---------------------------------
+   serial: the loop; openmp: `parallel for reduction(+)` over it; batch: a map whose items_fn runs
+   the same loop over its run and folds into the batch's accumulator. Items cost a fraction of a
+   nanosecond, so the batch row sets max_batch as a user would (the default cap, 16384 items,
+   would be ~2 us of work per batch hand-off): adaptive sizing then aims at 200 us batches. */
+#define MAP_RANGE_MAX_BATCH ((size_t)1 << 22)
+
+static inline uint64_t range_sq_sum(size_t first, size_t end) {
+    uint64_t s = 0;
+    for (size_t i = first; i < end; i++) s += (uint64_t)i * (uint64_t)i;
+    return s;
+}
+
+static int range_sq_items(batch_ctx* ctx, const batch_item_range* r, void* user) {
+    (void)ctx;
+    (void)user;
+    *(uint64_t*)r->acc += range_sq_sum(r->first_index, r->first_index + r->count);
+    return 0;
+}
+
+static uint64_t omp_range_sq(size_t n, int threads, uint64_t* out) {
+    uint64_t sum = 0;
+    uint64_t t0 = batch_now_ns();
+#pragma omp parallel for num_threads(threads) reduction(+ : sum)
+    for (size_t i = 0; i < n; i++) sum += (uint64_t)i * (uint64_t)i;
+    uint64_t t = batch_now_ns() - t0;
+    *out = sum;
+    return t;
+}
+
+static uint64_t batch_range_sq(int wi, size_t n, uint64_t* out) {
+    batch_map_desc d = { .count = n, .items_fn = range_sq_items, .max_batch = MAP_RANGE_MAX_BATCH,
+                         .acc_size = sizeof(uint64_t), .init_fn = map_sum_init, .combine_fn = map_sum_combine };
+    batch_map_summary sm;
+    uint64_t acc = 0;
+    uint64_t t0 = batch_now_ns();
+    batch_result r = batch_map_run(S.pool_task, &d, &sm, &acc);
+    uint64_t t = batch_now_ns() - t0;
+    if (r != BATCH_OK || sm.items != n || sm.succeeded != n)
+        die("%s batch: batch_map_run: %s, %llu of %zu items", workloads[wi].name, batch_result_string(r),
+            (unsigned long long)sm.succeeded, n);
+    S.map_batches[wi] = (size_t)sm.batches;
+    *out = acc;
+    return t;
+}
+
+/* ns per item. */
+static double run_map_range(int wi, sys_id s) {
+    size_t n = S.n;
+    uint64_t got = 0, ns;
+    switch (s) {
+    case SYS_SERIAL: {
+        uint64_t t0 = batch_now_ns();
+        got = range_sq_sum(0, n);
+        ns = batch_now_ns() - t0;
+        break;
+    }
+    case SYS_OPENMP: ns = omp_range_sq(n, S.threads, &got); break;
+    case SYS_BATCH: ns = batch_range_sq(wi, n, &got); break;
+    default: die("map_range_trivial: no system %s", sys_names[s]);
+    }
+    sink_u64 = got;
+    if (got != S.map_ref)
+        die("%s %s: fold %llu, expected %llu", workloads[wi].name, sys_names[s], (unsigned long long)got,
+            (unsigned long long)S.map_ref);
+    return (double)ns / (double)n;
+}
+
 /* Per-item rounds for a profile, scaled so that the mean is mean_us. */
 static void skew_costs(const workload* w, size_t n) {
     free(S.costs);
@@ -1139,6 +1210,9 @@ static void prepare_workload(int wi) {
     case WL_MAP_TRIVIAL:
         S.map_ref = bench_sum_range(0, n);
         break;
+    case WL_MAP_RANGE:
+        S.map_ref = range_sq_sum(0, n);
+        break;
     case WL_MAP_SKEW: {
         skew_costs(w, n);
         uint64_t ref;
@@ -1259,6 +1333,7 @@ static double run_once(int wi, sys_id s) {
     case WL_GMEM_TASK: case WL_GMEM_EDGE: return run_graph_memory(w);
     case WL_MAP_TRIVIAL: case WL_MAP_SKEW: return run_map(wi, s);
     case WL_MAP_MEMORY: return run_map_memory(wi);
+    case WL_MAP_RANGE: return run_map_range(wi, s);
     }
     return 0;
 }
@@ -1315,7 +1390,8 @@ static const ratio_spec sec_ratios[SEC_COUNT][4] = {
                     { SYS_BATCH, SYS_TBB, "batch/tbb" } },
     [SEC_GRAPHS] = { { SYS_BATCH, SYS_OPENMP, "batch/omp" }, { SYS_BATCH_NT, SYS_OPENMP, "notimes/omp" },
                      { SYS_BATCH, SYS_BATCH_NT, "batch/notimes" }, { SYS_BATCH_NT, SYS_TBB, "notimes/tbb" } },
-    [SEC_MAPS] = { { SYS_BATCH, SYS_OMP_STATIC, "batch/static" }, { SYS_BATCH, SYS_COUNT, "batch/best-omp" } },
+    [SEC_MAPS] = { { SYS_BATCH, SYS_OMP_STATIC, "batch/static" }, { SYS_BATCH, SYS_COUNT, "batch/best-omp" },
+                   { SYS_BATCH, SYS_OPENMP, "batch/openmp" } },
     [SEC_JOURNAL] = { { SYS_JBUF, SYS_NOJNL, "buffered/none" }, { SYS_JPROC, SYS_NOJNL, "process/none" },
                       { SYS_JSYNC64, SYS_NOJNL, "machine64/none" }, { SYS_JSYNC, SYS_NOJNL, "machine/none" } },
 };
@@ -1401,7 +1477,7 @@ static void print_row(int wi) {
         printf(" %*s", COL_W, buf);
     }
     printf("\n");
-    if (w->kind == WL_MAP_TRIVIAL && results[wi][SYS_SERIAL].valid) {
+    if ((w->kind == WL_MAP_TRIVIAL || w->kind == WL_MAP_RANGE) && results[wi][SYS_SERIAL].valid) {
         /* parallel efficiency T_serial / (threads x T) of the medians */
         printf("%-26s %-12s %9s", "", "efficiency", "");
         for (int s = 0; s < SYS_COUNT; s++) {
@@ -1497,6 +1573,15 @@ static void print_footer(void) {
             printf(" batch %.2f (%zu batches of %.0f items on average)", a / (S.threads * b), S.map_batches[wi],
                    (double)workload_n(&workloads[wi]) / (double)(S.map_batches[wi] ? S.map_batches[wi] : 1));
         if ((c = med("map_trivial", SYS_OMP_STATIC)) > 0) printf(", openmp-static %.2f", a / (S.threads * c));
+        printf("\n");
+    }
+    /* map_range_trivial: the goal is batch within 1.15x of OpenMP, efficiency >= 0.85 */
+    if ((a = med("map_range_trivial", SYS_SERIAL)) > 0 && (b = med("map_range_trivial", SYS_BATCH)) > 0) {
+        int wi = wl_index("map_range_trivial");
+        printf("  map_range_trivial: batch efficiency %.2f (goal >= 0.85), %zu batches of %.0f items", a / (S.threads * b),
+               S.map_batches[wi], (double)workload_n(&workloads[wi]) / (double)(S.map_batches[wi] ? S.map_batches[wi] : 1));
+        if ((c = med("map_range_trivial", SYS_OPENMP)) > 0)
+            printf("; openmp efficiency %.2f, batch/openmp %.2f (goal <= 1.15)", a / (S.threads * c), b / c);
         printf("\n");
     }
     /* batch sizes chosen by the adaptive maps */

@@ -43,6 +43,19 @@ static int item(batch_ctx* ctx, const batch_item* it, void* res, void* user) {
     if (batch_ctx_batch_index(ctx) % 7 == 3 && batch_ctx_attempt(ctx) == 0) return batch_ctx_fail(ctx, 8, "first attempt");
     return 0;
 }
+/* the same items a run at a time (items_fn): failures reported, successes folded here */
+static int items(batch_ctx* ctx, const batch_item_range* r, void* user) {
+    size_t rs = user ? sizeof(mat2) : sizeof(uint64_t);
+    for (size_t i = 0; i < r->count; i++) {
+        batch_item it = { r->first_index + i, NULL };
+        unsigned char* res = r->results + i * rs;
+        int rc = item(ctx, &it, res, user);
+        if (rc) batch_ctx_fail_item(ctx, it.index, rc, "item %zu failed", it.index);
+        else if (user) mat_mul((mat2*)r->acc, (const mat2*)res);
+        else *(uint64_t*)r->acc += *(const uint64_t*)res;
+    }
+    return 0;
+}
 static void sum_init(void* acc, void* u) { (void)u; *(uint64_t*)acc = 0; }
 static void sum_fold(void* acc, const batch_item* it, const void* r, void* u) { (void)it; (void)u; *(uint64_t*)acc += *(const uint64_t*)r; }
 static void sum_combine(void* acc, const void* o, void* u) { (void)u; *(uint64_t*)acc += *(const uint64_t*)o; }
@@ -111,6 +124,13 @@ static int run_tests(batch_pool* pool) {
     compare(pool, "no retries: FAILED batches fold nothing", make_desc(5000, 1, 20, 0.0, 0));
     compare(pool, "threshold 0: every failure fails its batch", make_desc(5000, 0, 10, 0.0, 3));
     compare(pool, "one item", make_desc(1, 1, 10, 0.5, 1));
+    for (int ordered = 0; ordered < 2; ordered++) {   /* the same maps through items_fn */
+        batch_map_desc d = make_desc(20000, ordered, ordered ? 37 : 50, 0.05, 2);
+        d.item_fn = NULL;
+        d.items_fn = items;
+        d.fold_fn = NULL;
+        compare(pool, ordered ? "items_fn, ordered matrix product" : "items_fn, unordered sum", d);
+    }
     compare(pool, "no items", make_desc(0, 0, 10, 0.5, 1));
     {   /* adaptive sizes depend on timing: only the fold and the counts must match */
         batch_map_desc d = make_desc(50000, 0, 0, 0.5, 2);

@@ -146,6 +146,7 @@ void test_tmp_path(char* out, size_t n, const char* name) { snprintf(out, n, "/t
 #include "test_pool.c"
 #include "test_graph.c"
 #include "test_map.c"
+#include "test_map_range.c"
 #include "test_progress.c"
 #include "test_report.c"
 #include "test_regress.c"
@@ -160,6 +161,7 @@ static const test_case all_tests[] = {
     POOL_TESTS
     GRAPH_TESTS
     MAP_TESTS
+    MAP_RANGE_TESTS
     PROGRESS_TESTS
     REPORT_TESTS
     REGRESS_TESTS

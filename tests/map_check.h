@@ -14,6 +14,8 @@
      sum equals the serial answer (and the sum over the delivered batches); an ordered fold
      with a non-commutative combiner (2x2 matrix products mod 2^32) is bit-identical to the
      serial answer and to the inline pool's run of the same desc;
+   - the same map written with items_fn (a run of items per call, mc_items; half of mc_run's
+     maps, by their seed) keeps all of the above;
    - max_concurrent_batches is never exceeded (items of one batch run one after another, so
      items running at once <= batches running at once); items + unprocessed == count. */
 #ifndef BATCH_MAP_CHECK_H
@@ -40,6 +42,9 @@ typedef struct mc_map {
     double thr;
     int max_retries;
     int ordered, use_pull, use_on_batch, fold_kind;   /* fold_kind 0 none, 1 sum, 2 matrix */
+    int use_range;             /* items_fn (mc_items) instead of item_fn (mc_item) */
+    void (*record)(void* rec, const batch_batch* b);   /* optional: sees every delivered batch */
+    void* rec;
     int max_conc;
     size_t next_pull;
     _Atomic int active, peak;  /* items running at once */
@@ -99,6 +104,26 @@ static void mc_sum_fold(void* acc, const batch_item* it, const void* res, void* 
 static void mc_sum_init(void* acc, void* u) { (void)u; *(uint64_t*)acc = 0; }
 static void mc_sum_combine(void* acc, const void* o, void* u) { (void)u; *(uint64_t*)acc += *(const uint64_t*)o; }
 
+/* mc_item over a run: the same results and failures, the fold done here (successes only). */
+static int mc_items(batch_ctx* ctx, const batch_item_range* r, void* u) {
+    mc_map* m = (mc_map*)u;
+    size_t rs = m->fold_kind == 2 ? sizeof(mat2) : sizeof(uint64_t);
+    CHECK(r->results != NULL);
+    CHECK((r->acc != NULL) == (m->fold_kind != 0));
+    CHECK((r->items != NULL) == (m->use_pull != 0));
+    for (size_t i = 0; i < r->count; i++) {
+        batch_item it = r->items ? r->items[i] : (batch_item){ r->first_index + i, NULL };
+        CHECK_EQ(it.index, r->first_index + i);
+        void* res = r->results + i * rs;
+        batch_ctx_fail(ctx, 1, "not this message");   /* reported items keep their own */
+        int rc = mc_item(ctx, &it, res, u);
+        if (rc) { CHECK_OK(batch_ctx_fail_item(ctx, it.index, rc, "item %zu", it.index)); continue; }
+        if (m->fold_kind == 1) mc_sum_fold(r->acc, &it, res, u);
+        else if (m->fold_kind == 2) mat_mul((mat2*)r->acc, (const mat2*)res);
+    }
+    return 0;
+}
+
 static void mc_on_batch(const batch_batch* b, void* u) {
     mc_map* m = (mc_map*)u;
     size_t rs = m->fold_kind == 2 ? sizeof(mat2) : sizeof(uint64_t);
@@ -153,6 +178,7 @@ static void mc_on_batch(const batch_batch* b, void* u) {
     else m->ob_sum += sum;
     if (b->status == BATCH_BATCH_PARTIAL_SUCCESS) m->ob_batches_partial++;
     if (m->fold_kind == 1 && b->status != BATCH_BATCH_FAILED) CHECK_EQ(*(const uint64_t*)b->acc, sum);   /* this batch's own fold */
+    if (m->record) m->record(m->rec, b);
 }
 
 /* The serial model of a map with a fixed batch size. */
@@ -207,7 +233,7 @@ static mc_result mc_launch(batch_pool* p, mc_map* m, int max_in_flight, uint64_t
     atomic_store(&m->peak, 0);
     batch_map_desc d = {
         .count = m->use_pull ? 0 : m->n, .pull_fn = m->use_pull ? mc_pull : NULL,
-        .item_fn = mc_item, .user_data = m,
+        .item_fn = m->use_range ? NULL : mc_item, .items_fn = m->use_range ? mc_items : NULL, .user_data = m,
         .result_size = m->fold_kind == 2 ? sizeof(mat2) : sizeof(uint64_t),
         .batch_size = m->bs, .error_threshold = m->thr, .max_retries = m->max_retries,
         .retry_base_ns = retry_base, .retry_max_ns = 4 * retry_base,
@@ -216,10 +242,10 @@ static mc_result mc_launch(batch_pool* p, mc_map* m, int max_in_flight, uint64_t
     };
     void* acc = NULL;
     if (m->fold_kind == 1) {
-        d.acc_size = sizeof(uint64_t); d.init_fn = mc_sum_init; d.fold_fn = mc_sum_fold; d.combine_fn = mc_sum_combine;
+        d.acc_size = sizeof(uint64_t); d.init_fn = mc_sum_init; d.fold_fn = m->use_range ? NULL : mc_sum_fold; d.combine_fn = mc_sum_combine;
         acc = &out.sum;
     } else if (m->fold_kind == 2) {
-        d.acc_size = sizeof(mat2); d.init_fn = mat_init; d.fold_fn = mat_fold; d.combine_fn = mat_combine;
+        d.acc_size = sizeof(mat2); d.init_fn = mat_init; d.fold_fn = m->use_range ? NULL : mat_fold; d.combine_fn = mat_combine;
         acc = &out.prod;
     }
     batch_job* job;
@@ -259,6 +285,7 @@ static mc_result mc_launch(batch_pool* p, mc_map* m, int max_in_flight, uint64_t
 static void mc_run(batch_pool* p, batch_pool* inline_pool, uint64_t* rng, size_t max_n) {
     mc_map* m = (mc_map*)calloc(1, sizeof *m);
     m->seed = test_rand(rng);
+    m->use_range = (int)(mc_hash(m->seed, 0, 0x7A9E) & 1);   /* from the seed: the rng stream is unchanged */
     m->n = (size_t)(test_rand(rng) % (test_rand(rng) % 8 == 0 ? max_n + 1 : (max_n / 16) + 1));
     m->bs = test_rand(rng) % 6 == 0 ? 0 : 1 + (size_t)(test_rand(rng) % 64);
     m->fail_permille = (int)(test_rand(rng) % 4) == 0 ? 0 : (int)(test_rand(rng) % 300);
@@ -286,8 +313,8 @@ static void mc_run(batch_pool* p, batch_pool* inline_pool, uint64_t* rng, size_t
     uint64_t cancel_ns = test_rand(rng) % (1u << (test_rand(rng) % 20));
 
     if (verbose_maps)
-        printf("[n %zu bs %zu fail %d dead %d thr %.17g retries %d ordered %d pull %d on_batch %d fold %d conc %d in_flight %d cancel %d %lluns]",
-               m->n, m->bs, m->fail_permille, m->dead_permille, m->thr, m->max_retries, m->ordered, m->use_pull, m->use_on_batch,
+        printf("[range %d n %zu bs %zu fail %d dead %d thr %.17g retries %d ordered %d pull %d on_batch %d fold %d conc %d in_flight %d cancel %d %lluns]",
+               m->use_range, m->n, m->bs, m->fail_permille, m->dead_permille, m->thr, m->max_retries, m->ordered, m->use_pull, m->use_on_batch,
                m->fold_kind, m->max_conc, in_flight, cancel, (unsigned long long)cancel_ns);
     mc_result got = mc_launch(p, m, in_flight, retry_base, cancel, cancel_ns);
     if (!cancel && m->bs) {
