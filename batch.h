@@ -1283,11 +1283,14 @@ static _Atomic int batch__tsan_fence_dummy;
 #  define BATCH__FENCE_SEQ_CST() atomic_thread_fence(memory_order_seq_cst)
 #endif
 
-/* A hint to fetch the cache line at p soon (a no-op where the compiler has no builtin). */
+/* Hints to fetch the cache line at p soon, to read it or to write it (no-ops where the compiler
+   has no builtin). */
 #if defined(__GNUC__) || defined(__clang__)
 #  define BATCH__PREFETCH(p) __builtin_prefetch((const void*)(p))
+#  define BATCH__PREFETCH_W(p) __builtin_prefetch((const void*)(p), 1)
 #else
 #  define BATCH__PREFETCH(p) ((void)(p))
+#  define BATCH__PREFETCH_W(p) ((void)(p))
 #endif
 
 /* 64-bit atomic fields are declared 8-aligned: i386 aligns them to 8 since gcc 11 (to 4 before),
@@ -1913,6 +1916,8 @@ BATCH__PRIVATE int64_t batch__deque_size(batch__deque* d) {
 #define BATCH__HIGH_LEVELS_MASK 3u      /* CRITICAL | HIGH: looked at before the own deque */
 #define BATCH__MAG 128                  /* tasks per free-list chunk moved between threads */
 #define BATCH__INJECT_GRAB_MAX 16       /* most tasks a worker moves from injection to its deque */
+#define BATCH__ALLOC_AHEAD 4            /* free tasks prefetched ahead of their allocation */
+#define BATCH__RING_HOLD_NS 2000u       /* see batch__find_work */
 #define BATCH__EC_WAITER_BITS 16
 #define BATCH__EC_WAITER_MASK ((1ull << BATCH__EC_WAITER_BITS) - 1)
 #define BATCH__EC_EPOCH_ONE (1ull << BATCH__EC_WAITER_BITS)
@@ -1966,6 +1971,7 @@ typedef struct batch__worker {
     batch_counter* owed_counter;    /* see batch__worker_pay */
     uint64_t owed;
     uint64_t seq;                   /* tasks this worker began executing */
+    uint64_t ring_hold;             /* until then (ns) searches skip a short outsiders' ring (batch__find_work) */
     uint64_t clock_ns, clock_seq;   /* see batch__clock_take */
     /* single writer (this worker), read by stats and quiescence checks */
     BATCH__AL8 _Atomic uint64_t submitted, executed, steals, sleeps;
@@ -2001,6 +2007,7 @@ struct batch_pool {
     size_t ring_cap;                     /* changed under both locks */
     BATCH__AL8 _Atomic size_t ring_tail; /* producers' side */
     size_t ring_head_seen;               /* producers' side: a recent ring_head */
+    BATCH__AL8 _Atomic uint64_t ring_submitted;  /* producers' side: tasks pushed (quiescence) */
     BATCH__ALIGNED _Atomic size_t ring_head;   /* consumers' side */
     BATCH__ALIGNED _Atomic uint64_t ext_submitted;   /* submissions by threads that are not workers */
     BATCH__AL8 _Atomic uint64_t ext_executed;       /* tasks run by inline runners */
@@ -2037,6 +2044,7 @@ struct batch_pool {
 static BATCH__THREAD_LOCAL batch__worker* batch__tls_worker;   /* the worker this thread is */
 static BATCH__THREAD_LOCAL batch_pool* batch__tls_inline;      /* inline pool this thread runs */
 
+BATCH__PRIVATE unsigned batch__inj_pending(batch_pool* p);
 BATCH__PRIVATE batch__worker* batch__self(const batch_pool* p) {
     batch__worker* w = batch__tls_worker;
     return (w && w->pool == p) ? w : NULL;
@@ -2073,7 +2081,7 @@ BATCH__PRIVATE bool batch__pool_refuses_jobs(batch_pool* p) {
 }
 /* Whether tasks of the priority levels in mask (bit l: level l) wait in the injection queues. */
 BATCH__PRIVATE bool batch__pool_queued(batch_pool* p, unsigned mask) {
-    return (atomic_load_explicit(&p->inj_mask, memory_order_relaxed) & mask) != 0;   /* a hint */
+    return (batch__inj_pending(p) & mask) != 0;   /* a hint */
 }
 /* The task clock of the pool: TSC ticks or ns (platform.c), and its (tick, ns) pair from creation. */
 BATCH__PRIVATE bool batch__pool_tsc(const batch_pool* p) { return p->tsc; }
@@ -2127,6 +2135,9 @@ BATCH__PRIVATE batch__task* batch__task_alloc(batch_pool* p, batch__worker* w) {
     batch__task_cache* c = w ? &w->cache : &p->ext_free;
     if (!c->n && !batch__refill(p, c)) return NULL;
     batch__task* t = c->t[--c->n];
+    /* the line of a task allocated a few calls from now: another core may hold it (it ran
+       there), and fetching it now keeps the fence of a later submit from waiting for it */
+    if (c->n >= BATCH__ALLOC_AHEAD) BATCH__PREFETCH_W(c->t[c->n - BATCH__ALLOC_AHEAD]);
     t->has_arg = false;
     return t;
 }
@@ -2250,7 +2261,9 @@ BATCH__PRIVATE bool batch__inj_empty(batch__inj_queue* q) {
    single-consumer between the two locks and neither side waits for the other; only growth
    takes both. A worker moves up to BATCH__INJECT_GRAB_MAX tasks per lock round trip and
    prefetches them: the linked injection queue would make it chase one cache miss per task.
-   FIFO, like the linked queues; the NORMAL bit of inj_mask covers it. */
+   FIFO, like the linked queues. It has no bit in inj_mask: a consumer sees work in it by
+   comparing its two ends (batch__inj_pending), so a producer touches no line a consumer writes
+   on every task, and a consumer that drained it clears nothing the producer must set again. */
 
 /* ext_lock held; takes inj_lock. false: out of memory, nothing changed. */
 BATCH__PRIVATE bool batch__ring_grow(batch_pool* p) {
@@ -2307,34 +2320,38 @@ BATCH__PRIVATE int batch__ring_take(batch_pool* p, batch__task** out, int max) {
     return n;
 }
 
-/* inj_lock held. */
-BATCH__PRIVATE bool batch__ring_empty(batch_pool* p) {
-    return atomic_load_explicit(&p->ring_tail, memory_order_seq_cst) == atomic_load_explicit(&p->ring_head, memory_order_relaxed);
+/* Any thread: whether the ring holds tasks (a hint, exact under inj_lock). */
+BATCH__PRIVATE bool batch__ring_ready(batch_pool* p) {
+    /* seq_cst: a sleeper's re-check after its fence (batch__ec_prepare) must see a tail that the
+       producer published before its own fence (batch__submit_outsider) */
+    return atomic_load_explicit(&p->ring_tail, memory_order_seq_cst) != atomic_load_explicit(&p->ring_head, memory_order_relaxed);
+}
+
+/* The levels that may have injected work: inj_mask, and NORMAL while the ring holds tasks. */
+BATCH__PRIVATE unsigned batch__inj_pending(batch_pool* p) {
+    unsigned m = atomic_load_explicit(&p->inj_mask, memory_order_relaxed);
+    return batch__ring_ready(p) ? m | (1u << BATCH__LEVEL_NORMAL) : m;
 }
 
 /* ---- taking injected work ------------------------------------------------------------------ */
-BATCH__PRIVATE bool batch__level_empty(batch_pool* p, int l) {
-    return batch__inj_empty(&p->inj[l]) && (l != BATCH__LEVEL_NORMAL || batch__ring_empty(p));
-}
-
 /* inj_lock held. One task of level l, or NULL; clears the level's mask bit when it is empty. */
 BATCH__PRIVATE batch__task* batch__inj_pop_level(batch_pool* p, int l) {
     batch__task* t = p->front[l];
     if (t) { p->front[l] = t->next; return t; }
     if (l == BATCH__LEVEL_NORMAL && batch__ring_take(p, &t, 1)) return t;
-    if ((t = batch__inj_mpsc_pop(&p->inj[l]))) return t;
-    if (batch__level_empty(p, l)) {
+    batch__inj_queue* q = &p->inj[l];
+    if ((t = batch__inj_mpsc_pop(q))) return t;
+    if (batch__inj_empty(q)) {
         atomic_fetch_and_explicit(&p->inj_mask, ~(1u << l), memory_order_seq_cst);
-        /* a push may have slipped in before the bit was cleared: see batch__inj_push, and
-           batch__submit_outsider, whose push the ring's lock orders against this re-check */
-        if (!batch__level_empty(p, l)) atomic_fetch_or_explicit(&p->inj_mask, 1u << l, memory_order_seq_cst);
+        /* a push may have slipped in before the bit was cleared: see batch__inj_push */
+        if (!batch__inj_empty(q)) atomic_fetch_or_explicit(&p->inj_mask, 1u << l, memory_order_seq_cst);
     }
     return NULL;
 }
 
 /* inj_lock held. The oldest task of the highest non-empty level in `levels`. */
 BATCH__PRIVATE batch__task* batch__inj_pop(batch_pool* p, unsigned levels) {
-    unsigned mask = atomic_load_explicit(&p->inj_mask, memory_order_relaxed) & levels;
+    unsigned mask = batch__inj_pending(p) & levels;
     for (int l = 0; l < BATCH__LEVELS; l++) {
         if (!(levels & (1u << l)) || (!(mask & (1u << l)) && !p->front[l])) continue;
         batch__task* t = batch__inj_pop_level(p, l);
@@ -2354,7 +2371,10 @@ BATCH__PRIVATE batch__task* batch__inj_take(batch_pool* p, batch__worker* w, uns
     batch__task* t = batch__inj_pop(p, levels);
     if (t && t->level >= BATCH__LEVEL_NORMAL) {
         int l = t->level;
-        if (l == BATCH__LEVEL_NORMAL && !p->front[l]) n = batch__ring_take(p, grab, BATCH__INJECT_GRAB_MAX);
+        if (l == BATCH__LEVEL_NORMAL && !p->front[l]) {
+            n = batch__ring_take(p, grab, BATCH__INJECT_GRAB_MAX);
+            if (n < BATCH__INJECT_GRAB_MAX) w->ring_hold = batch_now_ns() + BATCH__RING_HOLD_NS;
+        }
         while (n < BATCH__INJECT_GRAB_MAX && (grab[n] = batch__inj_pop_level(p, l))) n++;
         for (int k = 0; k < n; k++) BATCH__PREFETCH(grab[k]);   /* fetched in parallel, run soon */
         int i = n - 1;
@@ -2530,7 +2550,13 @@ BATCH__PRIVATE batch__task* batch__find_work(batch_pool* p, batch__worker* w) {
     if ((t = (batch__task*)batch__deque_pop(&w->dq))) return t;
     batch__worker_pay(w);   /* about to look elsewhere, or to go idle */
     w->clock_ns = 0;        /* the search takes time no task should be charged with */
-    if (atomic_load_explicit(&p->inj_mask, memory_order_relaxed) && (t = batch__inj_take(p, w, ~0u))) return t;
+    /* A worker that just drained the outsiders' ring waits BATCH__RING_HOLD_NS before it looks
+       there again: a producer filling it meanwhile is not slowed by a consumer that takes its
+       tasks one by one, each take pulling the lines it writes (batch__ring_push) away from it. */
+    unsigned pending = atomic_load_explicit(&p->inj_mask, memory_order_relaxed);
+    if (w->ring_hold && batch_now_ns() >= w->ring_hold) w->ring_hold = 0;
+    if (!w->ring_hold && batch__ring_ready(p)) pending |= 1u << BATCH__LEVEL_NORMAL;
+    if (pending && (t = batch__inj_take(p, w, ~0u))) return t;
     uint64_t due = atomic_load_explicit(&p->delay_next, memory_order_relaxed);
     if (due != UINT64_MAX && due <= batch_now_ns() && batch__release_due(p, batch_now_ns()) &&
         (t = batch__inj_take(p, w, ~0u)))
@@ -2578,6 +2604,7 @@ BATCH__PRIVATE int batch__worker_main(void* arg) {
     for (;;) {
         batch__task* t = batch__find_work_spin(p, w);
         if (t) { batch__execute(p, w, t); continue; }
+        w->ring_hold = 0;   /* the re-check after prepare must see every queue */
         uint64_t key = batch__ec_prepare(p);
         if ((t = batch__find_work(p, w))) { batch__ec_cancel(p); batch__execute(p, w, t); continue; }
         if (atomic_load_explicit(&p->stop, memory_order_seq_cst)) { batch__ec_cancel(p); break; }
@@ -2624,7 +2651,8 @@ BATCH__PRIVATE uint64_t batch__sum_executed(const batch_pool* p) {
     return e;
 }
 BATCH__PRIVATE uint64_t batch__sum_submitted(const batch_pool* p) {
-    uint64_t s = atomic_load_explicit(&p->ext_submitted, memory_order_acquire);
+    uint64_t s = atomic_load_explicit(&p->ext_submitted, memory_order_acquire) +
+                 atomic_load_explicit(&p->ring_submitted, memory_order_acquire);
     for (int i = 0; i < p->nworkers; i++) s += atomic_load_explicit(&p->workers[i].submitted, memory_order_acquire);
     return s;
 }
@@ -2957,31 +2985,27 @@ BATCH__PRIVATE batch_result batch__submit_outsider(batch_pool* p, const batch_wo
     }
     batch__task* t = batch__task_alloc(p, NULL);
     if (t) {
+        /* counted before the push publishes the task (relaxed: the push is a release), and
+           before the task's fields are written: a locked add waits for earlier stores */
+        if (c) atomic_fetch_add_explicit(BATCH__ATOMIC_U64(&c->state_), BATCH__CNT_ONE, memory_order_relaxed);
+        /* one writer (ext_lock); release: quiescence checks acquire it */
+        uint64_t n = atomic_load_explicit(&p->ring_submitted, memory_order_relaxed);
+        atomic_store_explicit(&p->ring_submitted, n + 1, memory_order_release);
         t->fn = work->fn;
         t->user = work->user_data;
         t->counter = c;
         t->level = BATCH__LEVEL_NORMAL;
-        /* counted before the push publishes the task; relaxed: the push is a release */
-        if (c) atomic_fetch_add_explicit(BATCH__ATOMIC_U64(&c->state_), BATCH__CNT_ONE, memory_order_relaxed);
-        atomic_fetch_add_explicit(&p->ext_submitted, 1, memory_order_release);
         if (!batch__ring_push(p, t)) {
             /* back to where they were; nothing ran, so nobody can be at zero */
             if (c) atomic_fetch_sub_explicit(BATCH__ATOMIC_U64(&c->state_), BATCH__CNT_ONE, memory_order_relaxed);
-            atomic_fetch_sub_explicit(&p->ext_submitted, 1, memory_order_relaxed);
+            atomic_store_explicit(&p->ring_submitted, n, memory_order_relaxed);
             batch__task_free(p, NULL, t);
             t = NULL;
         }
     }
     batch__spin_unlock(&p->ext_lock);
     if (!t) return BATCH_ERR_NOMEM;
-    /* one fence for two Dekker pairs: the ring's tail against a consumer that clears the mask
-       bit and re-reads the tail (batch__inj_pop_level), and the mask against a sleeper
-       (batch__ec_prepare) */
-    BATCH__FENCE_SEQ_CST();
-    if (!(atomic_load_explicit(&p->inj_mask, memory_order_seq_cst) & (1u << BATCH__LEVEL_NORMAL)))
-        atomic_fetch_or_explicit(&p->inj_mask, 1u << BATCH__LEVEL_NORMAL, memory_order_seq_cst);
-    batch__ec_notify_fenced(p, false);
-    if (p->inline_mode) batch__wake_inline(p);
+    batch__after_inject(p);
     return BATCH_OK;
 }
 
@@ -3082,6 +3106,7 @@ BATCH__PRIVATE batch_result batch__counter_wait(batch_counter* c, uint64_t deadl
             if (deadline != UINT64_MAX && batch_now_ns() >= deadline) return BATCH_ERR_TIMEOUT;
             if (batch__spin_more(p, &spin)) continue;
             atomic_fetch_or_explicit(st, BATCH__CNT_WORKER_WAITING, memory_order_seq_cst);
+            w->ring_hold = 0;   /* the re-check after prepare must see every queue */
             uint64_t key = batch__ec_prepare(p);
             if (batch__counter_load(c) == 0) { batch__ec_cancel(p); break; }
             if ((t = batch__find_work(p, w))) { batch__ec_cancel(p); batch__execute(p, w, t); spin.start = 0; continue; }
@@ -3099,7 +3124,7 @@ BATCH__PRIVATE batch_result batch__counter_wait(batch_counter* c, uint64_t deadl
             atomic_fetch_or_explicit(st, BATCH__CNT_THREAD_WAITING, memory_order_seq_cst);
             batch__mutex_lock(&p->done_lock);
             uint64_t due = atomic_load_explicit(&p->delay_next, memory_order_relaxed);
-            bool ready = atomic_load_explicit(&p->inj_mask, memory_order_relaxed) != 0 ||
+            bool ready = batch__inj_pending(p) != 0 ||
                          atomic_load_explicit(&p->inline_ready, memory_order_relaxed) != 0;
             if (batch__counter_load(c) != 0 && !ready)
                 batch__cond_wait_slice(&p->done_cond, &p->done_lock, due < deadline ? due : deadline);

@@ -318,11 +318,14 @@ static _Atomic int batch__tsan_fence_dummy;
 #  define BATCH__FENCE_SEQ_CST() atomic_thread_fence(memory_order_seq_cst)
 #endif
 
-/* A hint to fetch the cache line at p soon (a no-op where the compiler has no builtin). */
+/* Hints to fetch the cache line at p soon, to read it or to write it (no-ops where the compiler
+   has no builtin). */
 #if defined(__GNUC__) || defined(__clang__)
 #  define BATCH__PREFETCH(p) __builtin_prefetch((const void*)(p))
+#  define BATCH__PREFETCH_W(p) __builtin_prefetch((const void*)(p), 1)
 #else
 #  define BATCH__PREFETCH(p) ((void)(p))
+#  define BATCH__PREFETCH_W(p) ((void)(p))
 #endif
 
 /* 64-bit atomic fields are declared 8-aligned: i386 aligns them to 8 since gcc 11 (to 4 before),
