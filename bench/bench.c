@@ -18,6 +18,9 @@
 
    Workloads, by section (names and units are what the CSV carries):
      tasks and loops  spawn, fib, parfor_*                                   ns/task, ms, ns/item
+                      wake_latency, wake_latency_parked: ns from a submit (OpenMP: entering
+                      a parallel region) until all T threads run, after --pause-us idle, or
+                      after 50 ms (every runtime's threads asleep); the mean of n wake-ups
      graphs           chain, chain_build, chain_1e5/1e6/1e7, wavefront,
                       wavefront_build, fanout                                ns_per_task
                       *_build: create + add + edges + validate + run timed (destroy is not);
@@ -32,10 +35,12 @@
                       (this binary re-executed with --map-memory-child N)
 
    Thread accounting (T = --threads, default the CPU count):
-     parfor_*   batch_pool_parallel_for runs on its workers and on the calling thread, so the
-                pool has T-1 workers (at least 1): T threads, like OpenMP's team of T and a oneTBB
+     parfor_*, spawn, wake_latency*
+                batch_pool_parallel_for runs on its workers and on the calling thread, spawn's
+                calling thread is busy submitting, and wake_latency's takes part: the pool has T-1
+                workers (at least 1), T threads in all, like OpenMP's team of T and a oneTBB
                 arena of T slots.
-     spawn/fib, graphs, maps
+     fib, graphs, maps
                 the calling thread only submits (or launches) and sleeps in the wait, so the pool
                 has T workers. OpenMP: a team of T, one of which produces (`single`) and then helps
                 at the taskwait/barrier; maps: `parallel for` on a team of T. oneTBB: an arena of
@@ -147,7 +152,7 @@ static bool sys_journal(sys_id s) { return s >= SYS_JBUF && s <= SYS_JSYNC; }
 typedef enum section { SEC_TASKS, SEC_GRAPHS, SEC_BUILD, SEC_MAPS, SEC_MEMORY, SEC_JOURNAL, SEC_COUNT } section;
 
 typedef enum wl_kind {
-    WL_SPAWN, WL_FIB, WL_PARFOR,
+    WL_SPAWN, WL_FIB, WL_PARFOR, WL_WAKE, WL_WAKE_PARKED,
     WL_CHAIN, WL_CHAIN_BUILD, WL_CHAIN_REBUILD, WL_WAVE, WL_WAVE_BUILD, WL_FANOUT,
     WL_GRAPH_BUILD, WL_GMEM_TASK, WL_GMEM_EDGE,
     WL_MAP_TRIVIAL, WL_MAP_SKEW, WL_MAP_MEMORY, WL_MAP_RANGE
@@ -184,6 +189,9 @@ static const workload workloads[] = {
     { "parfor_c1024",  WL_PARFOR, SEC_TASKS, "ns/item", TASK_SYS, 10000000, 4000000, BENCH_SPLIT_CHUNK, 1024, 0, 0 },
     { "parfor_static", WL_PARFOR, SEC_TASKS, "ns/item", TASK_SYS, 10000000, 4000000, BENCH_SPLIT_STATIC, 0, 0, 0 },
     { "parfor_guided", WL_PARFOR, SEC_TASKS, "ns/item", TASK_SYS, 10000000, 4000000, BENCH_SPLIT_GUIDED, 0, 0, 0 },
+    /* n: wake-ups averaged per sample; _parked: after BENCH_PARKED_US idle instead of --pause-us */
+    { "wake_latency",        WL_WAKE,        SEC_TASKS, "ns", B(SYS_OPENMP) | B(SYS_BATCH), 20, 10, BENCH_SPLIT_CHUNK, 0, 0, 0 },
+    { "wake_latency_parked", WL_WAKE_PARKED, SEC_TASKS, "ns", B(SYS_OPENMP) | B(SYS_BATCH), 10, 5, BENCH_SPLIT_CHUNK, 0, 0, 0 },
 
     { "chain",           WL_CHAIN,       SEC_GRAPHS, "ns_per_task", GRAPH_SYS, 1000000, 200000, BENCH_SPLIT_CHUNK, 0, 0, 0 },
     { "chain_build",     WL_CHAIN_BUILD, SEC_GRAPHS, "ns_per_task", BUILD_SYS, 1000000, 200000, BENCH_SPLIT_CHUNK, 0, 0, 0 },
@@ -373,6 +381,25 @@ static uint64_t omp_spawn(size_t n, int threads) {
     return batch_now_ns() - t0;
 }
 
+/* wake_latency: every one of `threads` threads records when it starts, then waits (10 ms at
+   most) until all have started, so they run at once on different cores. The sample is the last
+   start, from the submit (or the parallel region's entry). */
+typedef struct wake_probe { _Atomic int started; int threads; _Atomic uint64_t last; } wake_probe;
+static void wake_arrive(wake_probe* w) {
+    uint64_t now = batch_now_ns();
+    uint64_t prev = atomic_load(&w->last);
+    while (prev < now && !atomic_compare_exchange_weak(&w->last, &prev, now)) {}
+    atomic_fetch_add(&w->started, 1);
+    while (atomic_load(&w->started) < w->threads && batch_now_ns() - now < 10000000u) {}
+}
+static uint64_t omp_wake(int threads) {
+    wake_probe w = { 0, threads, 0 };
+    uint64_t t0 = batch_now_ns();
+#pragma omp parallel num_threads(threads)
+    wake_arrive(&w);
+    return atomic_load(&w.last) - t0;
+}
+
 static long omp_fib_rec(int n) {
     if (n < BENCH_FIB_CUTOFF) return bench_fib_serial(n);
     long x = 0, y;
@@ -423,8 +450,28 @@ static void batch_empty_task(batch_pool* pool, void* user) {
     bench_empty_fp(user);
 }
 
+static void batch_wake_task(batch_pool* pool, void* user) {
+    (void)pool;
+    wake_arrive((wake_probe*)user);
+}
+/* The parfor pool: T-1 workers and this thread, T threads like OpenMP's team. */
+static uint64_t batch_wake(void) {
+    batch_pool* pool = S.pool_pfor;
+    int threads = batch_pool_workers(pool) + 1;
+    wake_probe w = { 0, threads, 0 };
+    batch_counter c;
+    BATCH_CHECK(batch_counter_init(&c, pool));
+    uint64_t t0 = batch_now_ns();
+    for (int i = 1; i < threads; i++)
+        BATCH_CHECK(batch_pool_submit(pool, &(batch_work){ .fn = batch_wake_task, .user_data = &w, .counter = &c }));
+    wake_arrive(&w);
+    BATCH_CHECK(batch_counter_wait(&c));
+    return atomic_load(&w.last) - t0;
+}
+
+/* The parfor pool too: this thread produces, so T-1 workers run the tasks (T threads in all). */
 static uint64_t batch_spawn(size_t n) {
-    batch_pool* pool = S.pool_task;
+    batch_pool* pool = S.pool_pfor;
     batch_counter done;
     BATCH_CHECK(batch_counter_init(&done, pool));
     const batch_work work = { .fn = batch_empty_task, .counter = &done };
@@ -1260,6 +1307,10 @@ static int system_threads(const workload* w, sys_id s) {
     return S.threads;
 }
 
+/* wake_latency_parked: idle long enough for every runtime's threads to be asleep (batch.h spins
+   BATCH_SPIN_US_DEFAULT, 2 ms; libgomp about 10 ms here) */
+#define BENCH_PARKED_US 50000u
+
 /* One call of a task-and-loop workload on system s: its time in ns. */
 static uint64_t task_call(const workload* w, sys_id s) {
     switch (w->kind) {
@@ -1282,6 +1333,13 @@ static uint64_t task_call(const workload* w, sys_id s) {
         case SYS_TBB: return tbb_fib(BENCH_FIB_N);
 #endif
         case SYS_BATCH: return batch_fib(BENCH_FIB_N);
+        default: break;
+        }
+        break;
+    case WL_WAKE: case WL_WAKE_PARKED:
+        switch (s) {
+        case SYS_OPENMP: return omp_wake(S.threads);
+        case SYS_BATCH: return batch_wake();
         default: break;
         }
         break;
@@ -1310,14 +1368,17 @@ static void nap_us(unsigned us) {
    the same work --pause-us before and has been idle since (one untimed call first). fib: the
    mean of S.fib_calls such calls. */
 static double run_task_row(const workload* w, sys_id s) {
-    int calls = w->kind == WL_FIB ? S.fib_calls : 1;
+    bool wake = w->kind == WL_WAKE || w->kind == WL_WAKE_PARKED;
+    int calls = w->kind == WL_FIB ? S.fib_calls : wake ? (int)S.n : 1;
+    unsigned pause = w->kind == WL_WAKE_PARKED ? BENCH_PARKED_US : S.pause_us;
     uint64_t ns = 0;
     (void)task_call(w, s);
     for (int i = 0; i < calls; i++) {
-        nap_us(S.pause_us);
+        nap_us(pause);
         ns += task_call(w, s);
     }
     if (w->kind == WL_FIB) return (double)ns / 1e6 / calls;
+    if (wake) return (double)ns / calls;
     return (double)ns / (double)S.n;
 }
 
@@ -1325,7 +1386,7 @@ static double run_task_row(const workload* w, sys_id s) {
 static double run_once(int wi, sys_id s) {
     const workload* w = &workloads[wi];
     switch (w->kind) {
-    case WL_SPAWN: case WL_FIB: case WL_PARFOR:
+    case WL_SPAWN: case WL_FIB: case WL_PARFOR: case WL_WAKE: case WL_WAKE_PARKED:
         return run_task_row(w, s);
     case WL_CHAIN: case WL_CHAIN_BUILD: case WL_CHAIN_REBUILD: case WL_WAVE: case WL_WAVE_BUILD: case WL_FANOUT:
         return run_graph(w, s);
