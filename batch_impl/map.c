@@ -511,23 +511,8 @@ BATCH__PRIVATE batch__mslot* batch__map_pump(batch__mjob* m) {
     return out;
 }
 
-BATCH__PRIVATE void batch__map_submit(batch__mjob* m, batch__mslot* list);
-/* A worker queues the slots a thread outside the pool cut (batch__map_submit). */
-BATCH__PRIVATE void batch__map_submit_task(batch_pool* p, void* user) {
-    (void)p;
-    batch__mslot* list = (batch__mslot*)user;
-    batch__map_submit(list->job, list);
-}
-
-/* Queues the slots `list` (no lock held). A slot the pool cannot take runs here. A thread outside
-   the pool (the launch) hands two or more slots to a worker in one task, which queues them on
-   its deque: submitted one by one, the workers they wake could preempt this thread between two
-   submits and leave the rest waiting (on 2 CPUs for milliseconds), and the injection queue they
-   would sit in comes after the workers' own deques. */
+/* Queues the slots `list` (no lock held). A slot the pool cannot take runs here. */
 BATCH__PRIVATE void batch__map_submit(batch__mjob* m, batch__mslot* list) {
-    if (list && list->next && batch_pool_workers(m->pool) > 0 && batch_pool_worker_index(m->pool) < 0 &&
-        batch_pool_submit(m->pool, &(batch_work){ .fn = batch__map_submit_task, .user_data = list, .priority = m->d.priority }) == BATCH_OK)
-        return;
     while (list) {
         batch__mslot* sl = list;
         list = sl->next;
