@@ -179,26 +179,31 @@ BATCH__PRIVATE bool batch__map_shows_items(const batch__mjob* m) { return m->d.o
    which writes every result of its run and whose codes track the items it reported. */
 BATCH__PRIVATE bool batch__map_keeps_items(const batch__mjob* m) { return batch__map_shows_items(m) || m->d.items_fn; }
 
+/* Replaces *p by a block of `bytes` (the old contents are not kept: a slot's arrays are refilled
+   for every batch, and copying them would touch pages nobody reads). false: out of memory, *p
+   unchanged. */
+BATCH__PRIVATE bool batch__slot_regrow(void** p, size_t bytes, void* ctx) {
+    void* q = BATCH_MALLOC(bytes, ctx);
+    if (!q) return false;
+    if (*p) BATCH_FREE(*p, ctx);
+    *p = q;
+    return true;
+}
+
+/* Room for n items in the slot's arrays. They grow at least twofold, so adaptive sizes that
+   creep up do not reallocate on every batch. */
 BATCH__PRIVATE bool batch__slot_reserve(batch__mjob* m, batch__mslot* sl, size_t n) {
     if (n <= sl->cap) return true;
+    size_t grown = sl->cap * 2 < m->max_b ? sl->cap * 2 : m->max_b;
+    if (n < grown) n = grown;
     void* ctx = m->alloc_ctx;
     size_t rs = m->d.result_size;
     bool shows = batch__map_keeps_items(m);
-    if (shows) {
-        int* codes = (int*)BATCH_REALLOC(sl->codes, n * sizeof(int), ctx);
-        if (!codes) return false;
-        sl->codes = codes;
-    }
-    if (rs && (shows || (!sl->results && rs > 256))) {   /* see batch__mslot_attempt */
-        unsigned char* r = (unsigned char*)BATCH_REALLOC(sl->results, (shows ? n : 1) * rs, ctx);
-        if (!r) return false;
-        sl->results = r;
-    }
-    if (m->d.pull_fn) {
-        batch_item* it = (batch_item*)BATCH_REALLOC(sl->items, n * sizeof(batch_item), ctx);
-        if (!it) return false;
-        sl->items = it;
-    }
+    if (shows && !batch__slot_regrow((void**)&sl->codes, n * sizeof(int), ctx)) return false;
+    if (rs && (shows || (!sl->results && rs > 256)) &&   /* see batch__mslot_attempt */
+        !batch__slot_regrow((void**)&sl->results, (shows ? n : 1) * rs, ctx))
+        return false;
+    if (m->d.pull_fn && !batch__slot_regrow((void**)&sl->items, n * sizeof(batch_item), ctx)) return false;
     sl->cap = n;
     return true;
 }
