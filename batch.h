@@ -1055,10 +1055,14 @@ BATCH_API batch_result batch_mpi_map(MPI_Comm comm, batch_pool* pool, const batc
 #if defined(__unix__) || defined(__APPLE__)
 #  include <unistd.h>
 #endif
-/* Task times from the TSC where it is invariant (platform.c, "task clock") */
-#if !defined(BATCH_NO_TSC) && (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
-#  define BATCH__HAVE_TSC 1
+/* x86-64 with GNU C: CPUID, rdtsc and PREFETCHW are reachable. Task times come from the TSC
+   where it is invariant (platform.c, "task clock"). */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#  define BATCH__X86_64_GNU 1
 #  include <cpuid.h>
+#  if !defined(BATCH_NO_TSC)
+#    define BATCH__HAVE_TSC 1
+#  endif
 #endif
 
 /* A hosted system (an OS with processes and, usually, threads) or bare metal. */
@@ -1389,6 +1393,29 @@ BATCH__PRIVATE bool batch__tsc_invariant(void) {
     return false;
 #endif
 }
+/* Whether the CPU has PREFETCHW (CPUID 0x80000001 ECX bit 8: every AMD64 CPU, Intel since
+   Broadwell), which fetches a line for writing; the portable write hint compiles to a read
+   prefetch unless the target names the feature, and a line another core holds then still needs
+   a second round trip when it is written. */
+BATCH__PRIVATE bool batch__has_prefetchw(void) {
+#if defined(BATCH__X86_64_GNU)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0x80000000u, &a, &b, &c, &d) || a < 0x80000001u) return false;
+    if (!__get_cpuid(0x80000001u, &a, &b, &c, &d)) return false;
+    return (c >> 8) & 1u;
+#else
+    return false;
+#endif
+}
+/* A prefetch of p's line for writing: PREFETCHW when `w` (batch__has_prefetchw), else a hint. */
+BATCH__INLINE void batch__prefetch_write(const void* p, bool w) {
+#if defined(BATCH__X86_64_GNU)
+    if (w) { __asm__ volatile("prefetchw %0" : : "m"(*(const char*)p)); return; }
+#endif
+    (void)w;
+    BATCH__PREFETCH_W(p);
+}
+
 BATCH__INLINE uint64_t batch__ticks(bool tsc) {
 #if defined(BATCH__HAVE_TSC)
     if (tsc) return (uint64_t)__builtin_ia32_rdtsc();
@@ -1918,6 +1945,7 @@ BATCH__PRIVATE int64_t batch__deque_size(batch__deque* d) {
 #define BATCH__INJECT_GRAB_MAX 16       /* most tasks a worker moves from injection to its deque */
 #define BATCH__ALLOC_AHEAD 4            /* free tasks prefetched ahead of their allocation */
 #define BATCH__RING_HOLD_NS 2000u       /* see batch__find_work */
+#define BATCH__PAY_AFTER_NS 3000u       /* see batch__find_work_spin */
 #define BATCH__EC_WAITER_BITS 16
 #define BATCH__EC_WAITER_MASK ((1ull << BATCH__EC_WAITER_BITS) - 1)
 #define BATCH__EC_EPOCH_ONE (1ull << BATCH__EC_WAITER_BITS)
@@ -1990,6 +2018,7 @@ struct batch_pool {
     uint64_t relax_ns;                   /* the first part of it, with pause instead of yield */
     bool inline_mode;
     bool tsc;                            /* graph task times in TSC ticks (platform.c, task clock) */
+    bool prefetchw;                      /* batch__has_prefetchw */
     batch__clockpair origin;             /* both clocks at creation, for batch__timebase_make */
 
     /* injection queues: producers push without a lock; consumers pop under inj_lock */
@@ -2137,7 +2166,7 @@ BATCH__PRIVATE batch__task* batch__task_alloc(batch_pool* p, batch__worker* w) {
     batch__task* t = c->t[--c->n];
     /* the line of a task allocated a few calls from now: another core may hold it (it ran
        there), and fetching it now keeps the fence of a later submit from waiting for it */
-    if (c->n >= BATCH__ALLOC_AHEAD) BATCH__PREFETCH_W(c->t[c->n - BATCH__ALLOC_AHEAD]);
+    if (c->n >= BATCH__ALLOC_AHEAD) batch__prefetch_write(c->t[c->n - BATCH__ALLOC_AHEAD], p->prefetchw);
     t->has_arg = false;
     return t;
 }
@@ -2548,7 +2577,8 @@ BATCH__PRIVATE batch__task* batch__find_work(batch_pool* p, batch__worker* w) {
     batch__task* t;
     if ((mask & BATCH__HIGH_LEVELS_MASK) && (t = batch__inj_take(p, w, BATCH__HIGH_LEVELS_MASK))) { w->clock_ns = 0; return t; }
     if ((t = (batch__task*)batch__deque_pop(&w->dq))) return t;
-    batch__worker_pay(w);   /* about to look elsewhere, or to go idle */
+    /* the debt stays while the worker looks elsewhere: what it finds is often more of the same
+       job (batch__execute pays first if not); an idle worker pays soon (batch__find_work_spin) */
     w->clock_ns = 0;        /* the search takes time no task should be charged with */
     /* A worker that just drained the outsiders' ring waits BATCH__RING_HOLD_NS before it looks
        there again: a producer filling it meanwhile is not slowed by a consumer that takes its
@@ -2580,12 +2610,18 @@ BATCH__PRIVATE bool batch__spin_more(const batch_pool* p, batch__spin_state* s) 
     return true;
 }
 
+/* An idle worker pays its debt (batch__worker_pay) once it has searched in vain for
+   BATCH__PAY_AFTER_NS, longer than the ring's hold: a producer feeding the pool does not get the counter's line pulled away
+   after every few tasks, and a thread waiting on that counter waits at most that much longer. */
 BATCH__PRIVATE batch__task* batch__find_work_spin(batch_pool* p, batch__worker* w) {
     batch__spin_state s = { 0 };
     do {
         batch__task* t = batch__find_work(p, w);
         if (t) return t;
+        if (w->owed_counter && (!p->spin_ns || (s.start && batch_now_ns() - s.start >= BATCH__PAY_AFTER_NS)))
+            batch__worker_pay(w);
     } while (batch__spin_more(p, &s));
+    batch__worker_pay(w);
     return NULL;
 }
 
@@ -2760,6 +2796,7 @@ BATCH_API batch_result batch_pool_create(batch_pool** out_pool, const batch_pool
     p->relax_ns = p->spin_ns / 8 < 50000u ? p->spin_ns / 8 : 50000u;
     p->inline_mode = inline_mode;
     p->tsc = batch__tsc_invariant();
+    p->prefetchw = batch__has_prefetchw();
     p->origin = batch__clockpair_now(p->tsc);
     atomic_init(&p->delay_next, UINT64_MAX);
     if (!batch__pool_sync_init(p)) { BATCH_FREE(raw, ctx); return BATCH_ERR_NOMEM; }

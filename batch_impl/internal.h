@@ -90,10 +90,14 @@
 #if defined(__unix__) || defined(__APPLE__)
 #  include <unistd.h>
 #endif
-/* Task times from the TSC where it is invariant (platform.c, "task clock") */
-#if !defined(BATCH_NO_TSC) && (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
-#  define BATCH__HAVE_TSC 1
+/* x86-64 with GNU C: CPUID, rdtsc and PREFETCHW are reachable. Task times come from the TSC
+   where it is invariant (platform.c, "task clock"). */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#  define BATCH__X86_64_GNU 1
 #  include <cpuid.h>
+#  if !defined(BATCH_NO_TSC)
+#    define BATCH__HAVE_TSC 1
+#  endif
 #endif
 
 /* A hosted system (an OS with processes and, usually, threads) or bare metal. */

@@ -72,6 +72,29 @@ BATCH__PRIVATE bool batch__tsc_invariant(void) {
     return false;
 #endif
 }
+/* Whether the CPU has PREFETCHW (CPUID 0x80000001 ECX bit 8: every AMD64 CPU, Intel since
+   Broadwell), which fetches a line for writing; the portable write hint compiles to a read
+   prefetch unless the target names the feature, and a line another core holds then still needs
+   a second round trip when it is written. */
+BATCH__PRIVATE bool batch__has_prefetchw(void) {
+#if defined(BATCH__X86_64_GNU)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0x80000000u, &a, &b, &c, &d) || a < 0x80000001u) return false;
+    if (!__get_cpuid(0x80000001u, &a, &b, &c, &d)) return false;
+    return (c >> 8) & 1u;
+#else
+    return false;
+#endif
+}
+/* A prefetch of p's line for writing: PREFETCHW when `w` (batch__has_prefetchw), else a hint. */
+BATCH__INLINE void batch__prefetch_write(const void* p, bool w) {
+#if defined(BATCH__X86_64_GNU)
+    if (w) { __asm__ volatile("prefetchw %0" : : "m"(*(const char*)p)); return; }
+#endif
+    (void)w;
+    BATCH__PREFETCH_W(p);
+}
+
 BATCH__INLINE uint64_t batch__ticks(bool tsc) {
 #if defined(BATCH__HAVE_TSC)
     if (tsc) return (uint64_t)__builtin_ia32_rdtsc();
