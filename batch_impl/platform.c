@@ -62,12 +62,21 @@ BATCH_API uint64_t batch_now_ns(void) {
    CLOCK_MONOTONIC nanoseconds when a run ends, on the line through two (tick, ns) pairs
    (batch__timebase). Elsewhere, and with BATCH_NO_TSC, a tick is batch_now_ns(). rdtsc is not
    ordered with the loads around it; a few cycles of skew are far below what a task takes. */
+/* Bit `bit` of ECX (ecx) or EDX of CPUID extended leaf `leaf`; false without CPUID. */
+BATCH__PRIVATE bool batch__cpuid_ext_bit(unsigned leaf, bool ecx, unsigned bit) {
+#if defined(BATCH__X86_64_GNU)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0x80000000u, &a, &b, &c, &d) || a < leaf) return false;
+    if (!__get_cpuid(leaf, &a, &b, &c, &d)) return false;
+    return ((ecx ? c : d) >> bit) & 1u;
+#else
+    (void)leaf; (void)ecx; (void)bit;
+    return false;
+#endif
+}
 BATCH__PRIVATE bool batch__tsc_invariant(void) {
 #if defined(BATCH__HAVE_TSC)
-    unsigned a, b, c, d;
-    if (!__get_cpuid(0x80000000u, &a, &b, &c, &d) || a < 0x80000007u) return false;
-    if (!__get_cpuid(0x80000007u, &a, &b, &c, &d)) return false;
-    return (d >> 8) & 1u;
+    return batch__cpuid_ext_bit(0x80000007u, false, 8);
 #else
     return false;
 #endif
@@ -76,16 +85,7 @@ BATCH__PRIVATE bool batch__tsc_invariant(void) {
    Broadwell), which fetches a line for writing; the portable write hint compiles to a read
    prefetch unless the target names the feature, and a line another core holds then still needs
    a second round trip when it is written. */
-BATCH__PRIVATE bool batch__has_prefetchw(void) {
-#if defined(BATCH__X86_64_GNU)
-    unsigned a, b, c, d;
-    if (!__get_cpuid(0x80000000u, &a, &b, &c, &d) || a < 0x80000001u) return false;
-    if (!__get_cpuid(0x80000001u, &a, &b, &c, &d)) return false;
-    return (c >> 8) & 1u;
-#else
-    return false;
-#endif
-}
+BATCH__PRIVATE bool batch__has_prefetchw(void) { return batch__cpuid_ext_bit(0x80000001u, true, 8); }
 /* A prefetch of p's line for writing: PREFETCHW when `w` (batch__has_prefetchw), else a hint. */
 BATCH__INLINE void batch__prefetch_write(const void* p, bool w) {
 #if defined(BATCH__X86_64_GNU)

@@ -978,16 +978,12 @@ static uint64_t omp_map(sys_id s, batch_item_fn f, void* user, size_t n, int thr
     return t;
 }
 
-/* batch_map_run with the defaults: adaptive batch sizes, unordered fold. */
-static uint64_t batch_map(int wi, sys_id s, batch_item_fn f, void* user, size_t n, uint64_t* out) {
-    batch_map_desc d = { .count = n, .item_fn = f, .user_data = user, .result_size = sizeof(uint64_t),
-                         .acc_size = sizeof(uint64_t), .init_fn = map_sum_init, .fold_fn = map_sum_fold,
-                         .combine_fn = map_sum_combine };
-    d.journal = bench_journal(s);
+/* Runs d on the task pool, checks every item succeeded: its time in ns, the fold in *out. */
+static uint64_t batch_map_timed(int wi, const batch_map_desc* d, size_t n, uint64_t* out) {
     batch_map_summary sm;
     uint64_t acc = 0;
     uint64_t t0 = batch_now_ns();
-    batch_result r = batch_map_run(S.pool_task, &d, &sm, &acc);
+    batch_result r = batch_map_run(S.pool_task, d, &sm, &acc);
     uint64_t t = batch_now_ns() - t0;
     if (r != BATCH_OK || sm.items != n || sm.succeeded != n)
         die("%s batch: batch_map_run: %s, %llu of %zu items", workloads[wi].name, batch_result_string(r),
@@ -995,6 +991,15 @@ static uint64_t batch_map(int wi, sys_id s, batch_item_fn f, void* user, size_t 
     S.map_batches[wi] = (size_t)sm.batches;
     *out = acc;
     return t;
+}
+
+/* batch_map_run with the defaults: adaptive batch sizes, unordered fold. */
+static uint64_t batch_map(int wi, sys_id s, batch_item_fn f, void* user, size_t n, uint64_t* out) {
+    batch_map_desc d = { .count = n, .item_fn = f, .user_data = user, .result_size = sizeof(uint64_t),
+                         .acc_size = sizeof(uint64_t), .init_fn = map_sum_init, .fold_fn = map_sum_fold,
+                         .combine_fn = map_sum_combine };
+    d.journal = bench_journal(s);
+    return batch_map_timed(wi, &d, n, out);
 }
 
 /* map_trivial returns ns per item; map_skew returns ns (turned into efficiency afterwards). */
@@ -1052,17 +1057,7 @@ static uint64_t omp_range_sq(size_t n, int threads, uint64_t* out) {
 static uint64_t batch_range_sq(int wi, size_t n, uint64_t* out) {
     batch_map_desc d = { .count = n, .items_fn = range_sq_items, .max_batch = MAP_RANGE_MAX_BATCH,
                          .acc_size = sizeof(uint64_t), .init_fn = map_sum_init, .combine_fn = map_sum_combine };
-    batch_map_summary sm;
-    uint64_t acc = 0;
-    uint64_t t0 = batch_now_ns();
-    batch_result r = batch_map_run(S.pool_task, &d, &sm, &acc);
-    uint64_t t = batch_now_ns() - t0;
-    if (r != BATCH_OK || sm.items != n || sm.succeeded != n)
-        die("%s batch: batch_map_run: %s, %llu of %zu items", workloads[wi].name, batch_result_string(r),
-            (unsigned long long)sm.succeeded, n);
-    S.map_batches[wi] = (size_t)sm.batches;
-    *out = acc;
-    return t;
+    return batch_map_timed(wi, &d, n, out);
 }
 
 /* ns per item. */
