@@ -263,7 +263,7 @@ BATCH__PRIVATE void batch__task_free(batch_pool* p, batch__worker* w, batch__tas
         m->next = p->spare;
         p->spare = m;
         batch__mutex_unlock(&p->spare_lock);
-        memmove(c->t, c->t + BATCH__MAG, BATCH__MAG * sizeof c->t[0]);
+        memmove(c->t, c->t + BATCH__MAG, BATCH__MAG * sizeof(batch__task*));
         c->n = BATCH__MAG;
     }
     c->t[c->n++] = t;
