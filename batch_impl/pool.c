@@ -18,9 +18,9 @@
 #define BATCH__LEVEL_NORMAL 2
 #define BATCH__HIGH_LEVELS_MASK 3u      /* CRITICAL | HIGH: looked at before the own deque */
 #define BATCH__MAG 128                  /* tasks per free-list chunk moved between threads */
-#define BATCH__INJECT_GRAB_MAX 16       /* most tasks a worker moves from injection to its deque */
+#define BATCH__INJECT_GRAB_MAX 64       /* most tasks a worker moves from injection to its deque */
 #define BATCH__ALLOC_AHEAD 4            /* free tasks prefetched ahead of their allocation */
-#define BATCH__RING_HOLD_NS 2000u       /* see batch__find_work */
+#define BATCH__RING_HOLD_NS 8000u       /* see batch__find_work */
 #define BATCH__PAY_AFTER_NS 3000u       /* see batch__find_work_spin */
 #define BATCH__EC_WAITER_BITS 16
 #define BATCH__EC_WAITER_MASK ((1ull << BATCH__EC_WAITER_BITS) - 1)
@@ -687,7 +687,7 @@ BATCH__PRIVATE bool batch__spin_more(const batch_pool* p, batch__spin_state* s) 
 }
 
 /* An idle worker pays its debt (batch__worker_pay) once it has searched in vain for
-   BATCH__PAY_AFTER_NS, longer than the ring's hold: a producer feeding the pool does not get the counter's line pulled away
+   BATCH__PAY_AFTER_NS: a producer feeding the pool does not get the counter's line pulled away
    after every few tasks, and a thread waiting on that counter waits at most that much longer. */
 BATCH__PRIVATE batch__task* batch__find_work_spin(batch_pool* p, batch__worker* w) {
     batch__spin_state s = { 0 };
