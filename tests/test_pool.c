@@ -544,8 +544,41 @@ static void test_pool_spin_budget(void) {
     CHECK_OK(batch_pool_destroy(p));
 }
 
+/* Sleep and wake-up racing, over and over: workers that never spin park after every task, so
+   each submit meets a worker going to sleep. A lost wake-up hangs the test (the runner's
+   timeout). Tasks also hand on to tasks (a worker's notify), and waits run on workers too. */
+typedef struct wake_race { batch_counter* c; int hops; } wake_race;
+static void wake_race_fn(batch_pool* p, void* u) {
+    wake_race* r = (wake_race*)u;
+    if (r->hops-- > 0) CHECK_OK(batch_pool_submit(p, &(batch_work){ .fn = wake_race_fn, .user_data = r, .counter = r->c }));
+}
+static void wake_race_waiter(batch_pool* p, void* u) {
+    batch_counter c;
+    CHECK_OK(batch_counter_init(&c, p));
+    wake_race r = { &c, 2 };
+    CHECK_OK(batch_pool_submit(p, &(batch_work){ .fn = wake_race_fn, .user_data = &r, .counter = &c }));
+    CHECK_OK(batch_counter_wait(&c));
+    (void)u;
+}
+static void test_pool_wake_race(void) {
+    for (int workers = 1; workers <= 3; workers++) {
+        batch_pool* p;
+        CHECK_OK(batch_pool_create(&p, &(batch_pool_desc){ .workers = workers, .spin_us = BATCH_SPIN_NONE }));
+        for (int i = 0; i < scaled(3000); i++) {
+            batch_counter c;
+            CHECK_OK(batch_counter_init(&c, p));
+            wake_race r = { &c, i % 3 };
+            CHECK_OK(batch_pool_submit(p, &(batch_work){ .fn = (i & 4) ? wake_race_waiter : wake_race_fn, .user_data = &r,
+                                                          .counter = &c }));
+            CHECK_OK(batch_counter_wait(&c));
+        }
+        CHECK_OK(batch_pool_destroy(p));
+    }
+}
+
 #define POOL_THREAD_TESTS \
     { "pool_spin_budget", test_pool_spin_budget }, \
+    { "pool_wake_race", test_pool_wake_race }, \
     { "pool_shutdown_races_submit", test_pool_shutdown_races_submit }, \
     { "pool_counter_cross_thread", test_pool_counter_cross_thread }, \
     { "pool_thread_create_failure", test_pool_thread_create_failure },
