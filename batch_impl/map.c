@@ -199,6 +199,8 @@ BATCH__PRIVATE bool batch__slot_reserve(batch__mjob* m, batch__mslot* sl, size_t
     void* ctx = m->alloc_ctx;
     size_t rs = m->d.result_size;
     bool shows = batch__map_keeps_items(m);
+    /* a 32-bit size_t cannot hold every array of a batch near 2^30 items: out of memory */
+    if (n > SIZE_MAX / sizeof(batch_item) || n > SIZE_MAX / sizeof(int) || (rs && n > SIZE_MAX / rs)) return false;
     if (shows && !batch__slot_regrow((void**)&sl->codes, n * sizeof(int), ctx)) return false;
     if (rs && (shows || (!sl->results && rs > 256)) &&   /* see batch__mslot_attempt */
         !batch__slot_regrow((void**)&sl->results, (shows ? n : 1) * rs, ctx))
