@@ -149,7 +149,7 @@ struct batch_pool {
 static BATCH__THREAD_LOCAL batch__worker* batch__tls_worker;   /* the worker this thread is */
 static BATCH__THREAD_LOCAL batch_pool* batch__tls_inline;      /* inline pool this thread runs */
 
-BATCH__PRIVATE unsigned batch__inj_pending(batch_pool* p);
+BATCH__PRIVATE bool batch__ring_ready(batch_pool* p);
 BATCH__PRIVATE batch__worker* batch__self(const batch_pool* p) {
     batch__worker* w = batch__tls_worker;
     return (w && w->pool == p) ? w : NULL;
@@ -186,7 +186,10 @@ BATCH__PRIVATE bool batch__pool_refuses_jobs(batch_pool* p) {
 }
 /* Whether tasks of the priority levels in mask (bit l: level l) wait in the injection queues. */
 BATCH__PRIVATE bool batch__pool_queued(batch_pool* p, unsigned mask) {
-    return (batch__inj_pending(p) & mask) != 0;   /* a hint */
+    /* a hint; the ring only when NORMAL is asked about (a graph's run loop asks for the urgent
+       levels between two tasks) */
+    if (atomic_load_explicit(&p->inj_mask, memory_order_relaxed) & mask) return true;
+    return (mask & (1u << BATCH__LEVEL_NORMAL)) && batch__ring_ready(p);
 }
 /* The task clock of the pool: TSC ticks or ns (platform.c), and its (tick, ns) pair from creation. */
 BATCH__PRIVATE bool batch__pool_tsc(const batch_pool* p) { return p->tsc; }
@@ -413,9 +416,9 @@ BATCH__PRIVATE bool batch__ring_push(batch_pool* p, batch__task* t) {
 /* inj_lock held. Takes up to max tasks, oldest first, into out; returns how many. */
 BATCH__PRIVATE int batch__ring_take(batch_pool* p, batch__task** out, int max) {
     size_t head = atomic_load_explicit(&p->ring_head, memory_order_relaxed);
-    /* seq_cst: the re-check in batch__inj_pop_level pairs with the producer's fence
-       (batch__submit_outsider) */
-    size_t count = atomic_load_explicit(&p->ring_tail, memory_order_seq_cst) - head;
+    /* acquire: pairs with the release store of ring_tail (batch__ring_push), which published
+       the slots and the tasks' fields */
+    size_t count = atomic_load_explicit(&p->ring_tail, memory_order_acquire) - head;
     if (!count) return 0;
     int n = count < (size_t)max ? (int)count : max;
     batch__task** ring = atomic_load_explicit(&p->ring, memory_order_relaxed);
@@ -428,7 +431,7 @@ BATCH__PRIVATE int batch__ring_take(batch_pool* p, batch__task** out, int max) {
 /* Any thread: whether the ring holds tasks (a hint, exact under inj_lock). */
 BATCH__PRIVATE bool batch__ring_ready(batch_pool* p) {
     /* seq_cst: a sleeper's re-check after its fence (batch__ec_prepare) must see a tail that the
-       producer published before its own fence (batch__submit_outsider) */
+       producer published before the fence of its notify (batch__after_inject) */
     return atomic_load_explicit(&p->ring_tail, memory_order_seq_cst) != atomic_load_explicit(&p->ring_head, memory_order_relaxed);
 }
 
