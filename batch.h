@@ -3206,24 +3206,48 @@ BATCH_API batch_result batch_counter_wait_timeout(batch_counter* c, uint64_t tim
 }
 
 /* ---- parallel-for ---------------------------------------------------------------------------- */
+/* The range is split into up to BATCH__PFOR_SEGS segments of whole chunks, one cursor each on
+   its own line. A claimer starts on its own segment (a ticket) and moves on to the next when it
+   is used up, so claimers share a cursor only near the end: with one cursor for all, every
+   chunk's fetch-add moved its line between cores. Chunks are the same as with one cursor. */
+#define BATCH__PFOR_SEGS 8
+typedef struct batch__pfor_seg { BATCH__ALIGNED _Atomic size_t next; size_t end; } batch__pfor_seg;
 typedef struct batch__pfor {
-    BATCH__ALIGNED _Atomic size_t next;
-    BATCH__ALIGNED size_t n, chunk;
+    batch__pfor_seg seg[BATCH__PFOR_SEGS];
+    BATCH__ALIGNED _Atomic unsigned ticket;
+    unsigned nseg;
+    size_t chunk;
     batch_range_fn fn;
     void* user;
 } batch__pfor;
 
 BATCH__PRIVATE void batch__pfor_claim(batch_pool* p, batch__pfor* f) {
-    for (;;) {
-        /* relaxed: chunks are independent; the counter publishes their results to the caller */
-        size_t b = atomic_fetch_add_explicit(&f->next, f->chunk, memory_order_relaxed);
-        if (b >= f->n) return;
-        size_t e = f->n - b < f->chunk ? f->n : b + f->chunk;
-        f->fn(p, b, e, f->user);
+    /* relaxed: where a claimer starts does not matter for correctness */
+    unsigned home = atomic_fetch_add_explicit(&f->ticket, 1, memory_order_relaxed) % f->nseg;
+    for (unsigned k = 0; k < f->nseg; k++) {
+        batch__pfor_seg* s = &f->seg[(home + k) % f->nseg];
+        for (;;) {
+            /* relaxed: chunks are independent; the counter publishes their results to the caller */
+            size_t b = atomic_fetch_add_explicit(&s->next, f->chunk, memory_order_relaxed);
+            if (b >= s->end) break;
+            size_t e = s->end - b < f->chunk ? s->end : b + f->chunk;
+            f->fn(p, b, e, f->user);
+        }
     }
 }
 
 BATCH__PRIVATE void batch__pfor_helper(batch_pool* p, void* user) { batch__pfor_claim(p, (batch__pfor*)user); }
+
+/* Splits chunks over f's segments as evenly as whole chunks allow; the last ends at n. */
+BATCH__PRIVATE void batch__pfor_split(batch__pfor* f, size_t n, size_t chunks, unsigned nseg) {
+    f->nseg = nseg;
+    size_t per = chunks / nseg, extra = chunks % nseg, first = 0;
+    for (unsigned k = 0; k < nseg; k++) {
+        atomic_init(&f->seg[k].next, first * f->chunk);
+        first += per + (k < extra ? 1 : 0);
+        f->seg[k].end = k + 1 == nseg ? n : first * f->chunk;
+    }
+}
 
 BATCH_API batch_result batch_pool_parallel_for(batch_pool* p, size_t n, size_t chunk, batch_range_fn fn, void* user) {
     if (!p || !fn) return BATCH_ERR_INVALID;
@@ -3236,14 +3260,14 @@ BATCH_API batch_result batch_pool_parallel_for(batch_pool* p, size_t n, size_t c
     batch__worker* w = batch__self(p);
     size_t helpers = (size_t)(p->nworkers - (w ? 1 : 0));
     if (helpers > chunks - 1) helpers = chunks - 1;
-    /* every claimer overshoots n by at most one chunk: the cursor must not wrap */
+    /* every claimer overshoots a segment's end (at most n) by at most one chunk: no cursor wraps */
     if (chunk > (SIZE_MAX - n) / (helpers + 1)) return BATCH_ERR_INVALID;
     batch__pfor f;
-    atomic_init(&f.next, 0);
-    f.n = n;
     f.chunk = chunk;
     f.fn = fn;
     f.user = user;
+    atomic_init(&f.ticket, 0);
+    batch__pfor_split(&f, n, chunks, helpers + 1 < BATCH__PFOR_SEGS ? (unsigned)helpers + 1 : BATCH__PFOR_SEGS);
     batch_counter c;
     batch_counter_init(&c, p);
     for (size_t i = 0; i < helpers; i++) {
