@@ -2474,6 +2474,13 @@ BATCH__PRIVATE int batch__release_due(batch_pool* p, uint64_t now) {
     batch__mutex_unlock(&p->done_lock);
     return n;
 }
+/* Releases the delayed tasks that are due now; returns how many moved. */
+BATCH__PRIVATE int batch__release_if_due(batch_pool* p) {
+    uint64_t due = atomic_load_explicit(&p->delay_next, memory_order_relaxed);
+    if (due == UINT64_MAX) return 0;
+    uint64_t now = batch_now_ns();
+    return due <= now ? batch__release_due(p, now) : 0;
+}
 
 /* ---- counters ---------------------------------------------------------------------------- */
 BATCH__PRIVATE uint64_t batch__counter_load(const batch_counter* c) {
@@ -2590,10 +2597,7 @@ BATCH__PRIVATE batch__task* batch__find_work(batch_pool* p, batch__worker* w) {
     if (w->ring_hold && batch_now_ns() >= w->ring_hold) w->ring_hold = 0;
     if (!w->ring_hold && batch__ring_ready(p)) pending |= 1u << BATCH__LEVEL_NORMAL;
     if (pending && (t = batch__inj_take(p, w, ~0u))) return t;
-    uint64_t due = atomic_load_explicit(&p->delay_next, memory_order_relaxed);
-    if (due != UINT64_MAX && due <= batch_now_ns() && batch__release_due(p, batch_now_ns()) &&
-        (t = batch__inj_take(p, w, ~0u)))
-        return t;
+    if (batch__release_if_due(p) && (t = batch__inj_take(p, w, ~0u))) return t;
     return batch__steal_any(p, w);
 }
 
@@ -2658,8 +2662,7 @@ BATCH__PRIVATE int batch__worker_main(void* arg) {
 /* ---- inline execution -------------------------------------------------------------------- */
 /* Runs one ready task of an inline pool on the calling thread. false: none is ready. */
 BATCH__PRIVATE bool batch__inline_run_one(batch_pool* p) {
-    uint64_t due = atomic_load_explicit(&p->delay_next, memory_order_relaxed);
-    if (due != UINT64_MAX && due <= batch_now_ns()) batch__release_due(p, batch_now_ns());
+    batch__release_if_due(p);
     /* the order of a one-worker pool: urgent injected work, then the work tasks submitted
        (newest first, like a worker's own deque: nested waits stay shallow), then the rest */
     batch__spin_lock(&p->inj_lock);
@@ -2708,7 +2711,10 @@ BATCH__PRIVATE void batch__wait_quiescent(batch_pool* p, bool flush_delays) {
     atomic_fetch_add_explicit(&p->idle_waiters, 1, memory_order_seq_cst);
     BATCH__FENCE_SEQ_CST();
     for (;;) {
+        /* the waiter releases due tasks itself: while every worker is busy, waiting for one
+           of them to do it would turn the timed wait below into a busy loop */
         if (flush_delays) batch__release_due(p, UINT64_MAX);
+        else batch__release_if_due(p);
         if (p->inline_mode && batch__inline_run_one(p)) continue;
         batch__mutex_lock(&p->done_lock);
         bool q = batch__quiescent(p);

@@ -96,6 +96,11 @@ static int map_spin(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
     while (batch_now_ns() - t0 < 20000u) {}
     return it->index % 50 == 3;
 }
+/* map_spin once the gate (user data) opens: the job cannot end before the test is ready */
+static int map_spin_gated(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    while (!atomic_load((_Atomic int*)u)) batch__yield();
+    return map_spin(ctx, it, res, NULL);
+}
 
 static void test_progress_map_events_and_cancel(void) {
     batch_pool* p = make_pool(2);
@@ -115,10 +120,13 @@ static void test_progress_map_events_and_cancel(void) {
     /* cancel from inside the callback: no deadlock, the job ends cancelled */
     memset(&l, 0, sizeof l);
     batch_job* job;
-    CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .count = 100000, .item_fn = map_spin, .batch_size = 25, .error_threshold = 1,
-                                                    .progress = { .fn = prog_cb, .user_data = &l } }, &job));
+    _Atomic int gate = 0;
     l.cancel_at = 200;
-    atomic_store(&l.cancel_job, job);   /* the callback may not see it at first */
+    CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .count = 100000, .item_fn = map_spin_gated, .user_data = &gate,
+                                                    .batch_size = 25, .error_threshold = 1,
+                                                    .progress = { .fn = prog_cb, .user_data = &l } }, &job));
+    atomic_store(&l.cancel_job, job);
+    atomic_store(&gate, 1);
     CHECK_EQ(batch_map_wait(job, &s, NULL), BATCH_ERR_CANCELLED);
     CHECK_EQ(l.events[BATCH_EVENT_JOB_CANCELLED], 1);
     CHECK(s.unprocessed > 0);
