@@ -17,7 +17,8 @@ PARTS := batch_impl/internal.h batch_impl/platform.c batch_impl/deque.c batch_im
 
 TEST_SRC := tests/main.c tests/test.h $(wildcard tests/test_*.c) $(wildcard tests/*_check.h)
 STB_DS := $(STB_INCLUDE)/stb_ds.h
-EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(filter-out examples/mpi_map.c,$(wildcard examples/*.c)))
+EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(filter-out examples/mpi_map.c,$(wildcard examples/*.c))) build/examples/batchrun
+BATCHRUN_SRC := $(wildcard examples/batchrun/*.c)
 
 .PHONY: all test asan tsan nothreads bench examples install check-amalgamation check-parts clean stb stress soak relacy
 
@@ -166,6 +167,11 @@ examples: $(EXAMPLES)
 build/examples/%: examples/%.c batch.h | stb
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -I. -o $@ $< $(LDLIBS)
+
+# batchrun is several files (examples/batchrun/); main.c holds the implementation of batch.h
+build/examples/batchrun: $(BATCHRUN_SRC) $(wildcard examples/batchrun/*.h) batch.h | stb
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -I. -o $@ $(BATCHRUN_SRC) $(LDLIBS)
 
 build/bench/bench: bench/bench.c bench/workloads.h batch.h | stb
 	@mkdir -p $(@D)
@@ -342,7 +348,7 @@ install: batch.h
 clean:
 	rm -rf build
 
-# ---- batchrun: the command-line tool (examples/batchrun.c), its tests and a demo --------------
+# ---- batchrun: the command-line tool (examples/batchrun/), its tests and a demo --------------
 .PHONY: demo batchrun-test
 batchrun-test: build/examples/batchrun
 	bash tests/batchrun_test.sh build/examples/batchrun

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# batchrun_test.sh - checks examples/batchrun.c end to end (about 10 s in all).
+# batchrun_test.sh - checks examples/batchrun/ end to end (about 10 s in all).
 # Usage: bash tests/batchrun_test.sh [path/to/batchrun]   (default build/examples/batchrun)
 # Last line: "N passed, N failed"; the exit status is non-zero when a check failed.
 set -u
