@@ -60,6 +60,13 @@
 #ifndef BATCH_H_INCLUDED
 #define BATCH_H_INCLUDED
 
+/* The version of this file: BATCH_VERSION_NUM is major * 10000 + minor * 100 + patch. */
+#define BATCH_VERSION_MAJOR 0
+#define BATCH_VERSION_MINOR 2
+#define BATCH_VERSION_PATCH 0
+#define BATCH_VERSION "0.2.0"
+#define BATCH_VERSION_NUM (BATCH_VERSION_MAJOR * 10000 + BATCH_VERSION_MINOR * 100 + BATCH_VERSION_PATCH)
+
 /* Under a strict -std=c11 glibc hides POSIX (clock_gettime, sysconf). If this is the first
    include of the implementation file, ask for POSIX; in gnu modes nothing is changed. */
 #if defined(BATCH_IMPLEMENTATION) && defined(__STRICT_ANSI__) && !defined(_POSIX_C_SOURCE) && \
@@ -329,12 +336,16 @@ typedef struct batch_progress_desc {
 
 /* A ready callback: one line on stderr (bar, percent, counts, rate, ETA), redrawn in place at
    most ~10 times a second when stderr is a terminal (and TERM is not "dumb"), else a plain line
-   at most every 5 s; a final newline when the job ends. user_data: NULL or a zeroed
-   batch_progress_bar_state owned by the caller (throttling; one per job). Use it with
-   .progress = { .fn = batch_progress_bar, .interval_ms = 100 }. */
+   at most every 5 s; a final newline when the job ends. On a terminal the line fits its width,
+   read at every redraw: fields that do not fit are dropped (ETA, percent and counts last).
+   user_data: NULL or a zeroed batch_progress_bar_state owned by the caller (throttling; one per
+   job). Use it with .progress = { .fn = batch_progress_bar, .interval_ms = 100 }.
+   batch_progress_bar_clear erases the bar's line (on a terminal): call it before you print to
+   stderr while a bar is shown; the next redraw puts the bar back below your text. */
 typedef struct batch_progress_bar_state { uint64_t last_ns; int mode; } batch_progress_bar_state;
 BATCH_API void batch_progress_bar(batch_event event, const batch_progress* progress,
                                   const batch_event_info* info, void* user_data);
+BATCH_API void batch_progress_bar_clear(void);
 BATCH_API const char* batch_event_string(batch_event e);
 
 /* ---------------------------------------------------------------------------------------------
@@ -1054,6 +1065,7 @@ BATCH_API batch_result batch_mpi_map(MPI_Comm comm, batch_pool* pool, const batc
 #endif
 #if defined(__unix__) || defined(__APPLE__)
 #  include <unistd.h>
+#  include <sys/ioctl.h>   /* TIOCGWINSZ: the progress bar fits the terminal */
 #endif
 /* x86-64 with GNU C: CPUID, rdtsc and PREFETCHW are reachable. Task times come from the TSC
    where it is invariant (platform.c, "task clock"). */
@@ -3650,11 +3662,83 @@ BATCH__PRIVATE bool batch__stderr_is_tty(void) {
 #endif
 }
 
+/* The width of the terminal on stderr, read at every redraw (so a resized window is followed
+   without a SIGWINCH handler); COLUMNS, then 80, where it cannot be asked. */
+BATCH__PRIVATE int batch__term_width(void) {
+    int cols = 0;
+#if (defined(__unix__) || defined(__APPLE__)) && defined(TIOCGWINSZ)
+    struct winsize ws;
+    if (ioctl(2, TIOCGWINSZ, &ws) == 0) cols = ws.ws_col;
+#endif
+    if (cols <= 0) {
+        const char* c = getenv("COLUMNS");   /* NOLINT(concurrency-mt-unsafe): read-only */
+        cols = c ? atoi(c) : 0;
+    }
+    return cols > 0 ? (cols < 1000 ? cols : 1000) : 80;
+}
+
 BATCH__PRIVATE void batch__fmt_seconds(char* buf, size_t n, double s) {
     if (s < 0) { snprintf(buf, n, "--:--"); return; }
     unsigned long t = (unsigned long)(s + 0.5);
     if (t >= 3600) snprintf(buf, n, "%lu:%02lu:%02lu", t / 3600, t / 60 % 60, t % 60);
     else snprintf(buf, n, "%02lu:%02lu", t / 60, t % 60);
+}
+
+enum { BATCH__BAR_FIELDS = 7, BATCH__BAR_MAX = 30, BATCH__BAR_MIN = 8, BATCH__BAR_SLOT = -1 };
+/* The fields of a progress line in display order: percent, counts, ok, fail, rate, elapsed, ETA. */
+BATCH__PRIVATE void batch__bar_fields(const batch_progress* p, char f[BATCH__BAR_FIELDS][48]) {
+    char t[32];
+    for (int i = 0; i < BATCH__BAR_FIELDS; i++) f[i][0] = 0;
+    if (p->total) {
+        snprintf(f[0], 48, "%5.1f%%", p->percent);
+        snprintf(f[1], 48, "%llu/%llu", (unsigned long long)p->processed, (unsigned long long)p->total);
+        batch__fmt_seconds(t, sizeof t, p->eta_s);
+        snprintf(f[6], 48, "eta %s", t);
+    } else {
+        snprintf(f[1], 48, "%llu done", (unsigned long long)p->processed);
+    }
+    snprintf(f[2], 48, "ok %llu", (unsigned long long)p->succeeded);
+    snprintf(f[3], 48, "fail %llu", (unsigned long long)p->failed);
+    snprintf(f[4], 48, "%.0f/s", p->items_per_s);
+    batch__fmt_seconds(t, sizeof t, p->elapsed_s);
+    snprintf(f[5], 48, "elapsed %s", t);
+}
+
+/* Formats the progress line to fit `cols` columns (shorter than cols, so the cursor never wraps).
+   Fields are kept in this order while they fit: percent, ETA, counts, fail, rate, a bar of at
+   least BATCH__BAR_MIN, ok, elapsed; the bar then grows into what is left. Returns the length. */
+BATCH__PRIVATE size_t batch__progress_line(char* out, size_t n, const batch_progress* p, int cols) {
+    static const int keep[BATCH__BAR_FIELDS + 1] = { 0, 6, 1, 3, 4, BATCH__BAR_SLOT, 2, 5 };
+    char f[BATCH__BAR_FIELDS][48];
+    batch__bar_fields(p, f);
+    size_t room = cols > 1 ? (size_t)cols - 1 : 0, used = 0, bar = 0;
+    bool on[BATCH__BAR_FIELDS] = { false };
+    for (int k = 0; k < BATCH__BAR_FIELDS + 1; k++) {
+        size_t len = keep[k] == BATCH__BAR_SLOT ? (p->total ? BATCH__BAR_MIN + 2 : 0) : strlen(f[keep[k]]);
+        size_t need = len + (used ? 1 : 0);
+        if (!len || used + need > room) continue;
+        if (keep[k] == BATCH__BAR_SLOT) bar = BATCH__BAR_MIN;
+        else on[keep[k]] = true;
+        used += need;
+    }
+    if (bar) bar = room - used + BATCH__BAR_MIN < BATCH__BAR_MAX ? room - used + BATCH__BAR_MIN : BATCH__BAR_MAX;
+    if (n == 0) return 0;
+    size_t len = 0;
+    out[0] = 0;
+    if (bar && bar + 3 < n) {   /* "[" bar "]" */
+        size_t filled = p->percent < 0 ? 0 : (size_t)(p->percent / 100.0 * (double)bar + 0.5);
+        out[len++] = '[';
+        for (size_t i = 0; i < bar; i++) out[len++] = i < filled ? '#' : '.';
+        out[len++] = ']';
+        out[len] = 0;
+    }
+    for (int i = 0; i < BATCH__BAR_FIELDS; i++) {
+        if (!on[i]) continue;
+        int w = snprintf(out + len, n - len, "%s%s", len ? " " : "", f[i]);
+        if (w < 0 || (size_t)w >= n - len) { out[len] = 0; break; }   /* the buffer is full */
+        len += (size_t)w;
+    }
+    return len;
 }
 
 BATCH_API void batch_progress_bar(batch_event ev, const batch_progress* p, const batch_event_info* info, void* user) {
@@ -3670,23 +3754,15 @@ BATCH_API void batch_progress_bar(batch_event ev, const batch_progress* p, const
         if (st->last_ns && now - st->last_ns < min_gap) return;
         st->last_ns = now;
     }
-    char eta[32], el[32], line[256];
-    batch__fmt_seconds(eta, sizeof eta, p->eta_s);
-    batch__fmt_seconds(el, sizeof el, p->elapsed_s);
-    int width = 30, filled = p->percent < 0 ? 0 : (int)(p->percent / 100.0 * width + 0.5);
-    char bar[64];
-    for (int i = 0; i < width; i++) bar[i] = (char)(i < filled ? '#' : (p->percent < 0 ? '?' : '.'));
-    bar[width] = 0;
-    if (p->total)
-        snprintf(line, sizeof line, "[%s] %5.1f%% %llu/%llu ok %llu fail %llu %.0f/s elapsed %s eta %s", bar, p->percent,
-                 (unsigned long long)p->processed, (unsigned long long)p->total, (unsigned long long)p->succeeded,
-                 (unsigned long long)p->failed, p->items_per_s, el, eta);
-    else
-        snprintf(line, sizeof line, "%llu done, ok %llu fail %llu %.0f/s elapsed %s", (unsigned long long)p->processed,
-                 (unsigned long long)p->succeeded, (unsigned long long)p->failed, p->items_per_s, el);
+    char line[1024];
+    batch__progress_line(line, sizeof line, p, tty ? batch__term_width() : 120);
     if (tty) fprintf(stderr, "\r%s\033[K%s", line, end ? "\n" : "");
     else fprintf(stderr, "%s%s\n", line, end ? (ev == BATCH_EVENT_JOB_CANCELLED ? " (cancelled)" : " (done)") : "");
     fflush(stderr);
+}
+
+BATCH_API void batch_progress_bar_clear(void) {
+    if (batch__stderr_is_tty()) fputs("\r\033[K", stderr);
 }
 
 #endif /* BATCH__JOB_C */

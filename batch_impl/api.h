@@ -59,6 +59,13 @@
 #ifndef BATCH_H_INCLUDED
 #define BATCH_H_INCLUDED
 
+/* The version of this file: BATCH_VERSION_NUM is major * 10000 + minor * 100 + patch. */
+#define BATCH_VERSION_MAJOR 0
+#define BATCH_VERSION_MINOR 2
+#define BATCH_VERSION_PATCH 0
+#define BATCH_VERSION "0.2.0"
+#define BATCH_VERSION_NUM (BATCH_VERSION_MAJOR * 10000 + BATCH_VERSION_MINOR * 100 + BATCH_VERSION_PATCH)
+
 /* Under a strict -std=c11 glibc hides POSIX (clock_gettime, sysconf). If this is the first
    include of the implementation file, ask for POSIX; in gnu modes nothing is changed. */
 #if defined(BATCH_IMPLEMENTATION) && defined(__STRICT_ANSI__) && !defined(_POSIX_C_SOURCE) && \
@@ -328,12 +335,16 @@ typedef struct batch_progress_desc {
 
 /* A ready callback: one line on stderr (bar, percent, counts, rate, ETA), redrawn in place at
    most ~10 times a second when stderr is a terminal (and TERM is not "dumb"), else a plain line
-   at most every 5 s; a final newline when the job ends. user_data: NULL or a zeroed
-   batch_progress_bar_state owned by the caller (throttling; one per job). Use it with
-   .progress = { .fn = batch_progress_bar, .interval_ms = 100 }. */
+   at most every 5 s; a final newline when the job ends. On a terminal the line fits its width,
+   read at every redraw: fields that do not fit are dropped (ETA, percent and counts last).
+   user_data: NULL or a zeroed batch_progress_bar_state owned by the caller (throttling; one per
+   job). Use it with .progress = { .fn = batch_progress_bar, .interval_ms = 100 }.
+   batch_progress_bar_clear erases the bar's line (on a terminal): call it before you print to
+   stderr while a bar is shown; the next redraw puts the bar back below your text. */
 typedef struct batch_progress_bar_state { uint64_t last_ns; int mode; } batch_progress_bar_state;
 BATCH_API void batch_progress_bar(batch_event event, const batch_progress* progress,
                                   const batch_event_info* info, void* user_data);
+BATCH_API void batch_progress_bar_clear(void);
 BATCH_API const char* batch_event_string(batch_event e);
 
 /* ---------------------------------------------------------------------------------------------

@@ -89,6 +89,7 @@
 #endif
 #if defined(__unix__) || defined(__APPLE__)
 #  include <unistd.h>
+#  include <sys/ioctl.h>   /* TIOCGWINSZ: the progress bar fits the terminal */
 #endif
 /* x86-64 with GNU C: CPUID, rdtsc and PREFETCHW are reachable. Task times come from the TSC
    where it is invariant (platform.c, "task clock"). */

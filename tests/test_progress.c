@@ -140,6 +140,28 @@ static void test_progress_map_events_and_cancel(void) {
     CHECK_OK(batch_pool_destroy(p));
 }
 
+/* The bar's line fits every width (so a narrow terminal never wraps and scrolls), drops the
+   least useful fields first and keeps percent, counts and ETA as long as it can. */
+static void test_progress_bar_fits_width(void) {
+    batch_progress p;
+    memset(&p, 0, sizeof p);
+    p.total = 123456789; p.processed = 23456789; p.succeeded = 23456000; p.failed = 789; p.percent = 19.0;
+    p.items_per_s = 123456.7; p.eta_s = 3725; p.elapsed_s = 190;
+    char line[1024];
+    for (int cols = 1; cols <= 300; cols++) {
+        size_t n = batch__progress_line(line, sizeof line, &p, cols);
+        CHECK_EQ(n, strlen(line));
+        CHECK(cols == 1 ? n == 0 : n < (size_t)cols);
+        if (cols >= 40) CHECK(strstr(line, "eta 1:02:05") && strstr(line, "19.0%") && strstr(line, "23456789/123456789"));
+        if (cols >= 140) CHECK(line[0] == '[' && strstr(line, "elapsed 03:10") && strstr(line, "fail 789"));
+    }
+    CHECK_EQ(batch__progress_line(line, sizeof line, &p, 60), strlen(line));
+    CHECK(!strstr(line, "elapsed"));   /* 60 columns: the least useful field went first */
+    p.total = 0; p.percent = -1;
+    CHECK(batch__progress_line(line, sizeof line, &p, 80) > 0 && strstr(line, "23456789 done") && !strchr(line, '['));
+    CHECK_EQ(batch__progress_line(line, 8, &p, 300), strlen(line));   /* a short buffer is not overrun */
+}
+
 static void test_progress_eta_and_bar(void) {
     /* the bar writes plain lines when stderr is not a terminal (the runner's stderr may be one:
        either way it must not crash and must end the line) */
@@ -224,4 +246,5 @@ static void test_progress_ticks_while_waiting(void) {
     { "progress_ticks_while_waiting", test_progress_ticks_while_waiting }, \
     { "progress_graph_events", test_progress_graph_events }, \
     { "progress_map_events_and_cancel", test_progress_map_events_and_cancel }, \
-    { "progress_eta_and_bar", test_progress_eta_and_bar },
+    { "progress_eta_and_bar", test_progress_eta_and_bar }, \
+    { "progress_bar_fits_width", test_progress_bar_fits_width },
