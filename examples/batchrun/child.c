@@ -579,6 +579,7 @@ static size_t br_line_limit(const br_output* o) {
 }
 
 static int br_buf_add(br_stream* s, const char* p, size_t n) {
+    if (!n) return 0;
     if (s->len + n > s->cap) {
         size_t want = s->cap ? s->cap : 4096;
         while (want < s->len + n) want *= 2;
