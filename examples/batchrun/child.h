@@ -39,8 +39,8 @@ typedef struct br_capture br_capture;
    mem_bound: bytes a command's captured output may hold in memory before it spills to a file.
    Returns 0 or an errno (ENOMEM, EMFILE for the stop pipe, EINVAL). */
 int br_output_create(br_output** o, int out_fd, int err_fd, br_out_mode mode, int keep_order, size_t mem_bound);
-/* Flushes what is held (-k outputs whose predecessors never came are written in seq order), frees
-   it. Returns 0 or the errno of the first failed write to out/err (EPIPE, ENOSPC, ...). */
+/* Call when no br_cmd_run/emit/skip runs any more (br_stop may have been called). Flushes what is
+   held (-k outputs whose predecessors never came are written in seq order), frees it. Returns 0 or the errno of the first failed write to out/err (EPIPE, ENOSPC, ...). */
 int br_output_destroy(br_output* o);
 /* The errno of the first failed write so far, 0 if none (any thread, any time). */
 int br_output_error(const br_output* o);
