@@ -225,8 +225,8 @@ static int br_args_parse_repl(const char* s, br_args_repl* r) {
         digits++;
     }
     if (r->neg && digits == 0) return 0;
-    if (digits > 0 && r->num == 0) return 0; /* {0}: not one of ours */
-    r->kind = digits ? BR_ARGS_ONE : BR_ARGS_ALL;
+    if (r->neg && r->num == 0) return 0;
+    r->kind = r->num ? BR_ARGS_ONE : BR_ARGS_ALL; /* {0} is {}, as in parallel */
     size_t n = br_args_parse_op(s + p, &r->op);
     if (n == 0) return 0;
     r->len = p + n;
@@ -610,7 +610,8 @@ int br_args_parse_ex(br_args** out, int argc, char** argv, unsigned flags, FILE*
         br_args_destroy(a);
         return -1;
     }
-    if (br_args_parse_sources(a, argc - ncmd, argv + ncmd, flags, warn, err, errn) != 0) {
+    if (ncmd < argc &&
+        br_args_parse_sources(a, argc - ncmd, argv + ncmd, flags, warn, err, errn) != 0) {
         br_args_destroy(a);
         return -1;
     }

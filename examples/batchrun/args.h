@@ -14,7 +14,7 @@
                "\0", with parallel's three-line warning.
      command   the command words joined by single spaces, unquoted. Replacement strings: {} {.} {/}
                {//} {/.} (all sources, each argument quoted, joined by a space), {n} {n.} {n/} {n//}
-               {n/.} (source n, 1-based; {-n} counts from the last; a source that does not exist is
+               {n/.} (source n, 1-based; {-n} counts from the last; {0} is {}; a source that does not exist is
                the empty string), {#} (job number, 1-based), {%} (the slot passed in). Without any
                of them, " {}" is appended. Without command words, the arguments (unquoted, joined
                by a space) are the command.
