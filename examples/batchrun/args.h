@@ -22,6 +22,12 @@
                ''; anything else is put in single quotes, each ' written as '"'"' (a leading or
                trailing '' left by that is dropped). The same for SHELL=/bin/sh, dash and bash.
 
+   Differences from parallel 20221122: ":::" with no words after it is an error unless
+   BR_ARGS_EMPTY_OK (parallel: an empty source); ":::: DIR" is an error (parallel: silently no
+   arguments); --link with an empty source gives no jobs (parallel dies in Perl); "::::+", ":::+"
+   and the other replacement strings ({..}, {+/}, {= perl =}, ...) are not known (left as they
+   are); parallel warns about NUL bytes for fewer lines when several :::: files have them.
+
    All functions check their arguments and return an error (never abort); out of memory is an
    error too. No global state: several br_args may be used from different threads. */
 #ifndef BATCHRUN_ARGS_H
