@@ -20,7 +20,7 @@ STB_DS := $(STB_INCLUDE)/stb_ds.h
 EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(filter-out examples/mpi_map.c,$(wildcard examples/*.c))) build/examples/batchrun
 BATCHRUN_SRC := $(wildcard examples/batchrun/*.c)
 
-.PHONY: all test asan tsan nothreads bench examples install check-amalgamation check-parts clean stb stress soak relacy
+.PHONY: all test asan tsan nothreads bench examples install uninstall check-amalgamation check-parts clean stb stress soak relacy
 
 all: batch.h build/test/run examples
 
@@ -177,8 +177,9 @@ build/bench/bench: bench/bench.c bench/workloads.h batch.h | stb
 	@mkdir -p $(@D)
 	$(CC) $(WARN) -I$(STB_INCLUDE) -I. -O2 -DNDEBUG -fopenmp $(CFLAGS) -o $@ bench/bench.c $(LDLIBS)
 
-bench: build/bench/bench
+bench: build/bench/bench build/examples/batchrun
 	./build/bench/bench $(if $(BENCH_QUICK),--quick) --csv bench/results.csv
+	bash bench/bench_batchrun.sh build/examples/batchrun $(if $(BENCH_QUICK),--reps 3) --csv bench/results_batchrun.csv
 
 # The same bench.c with oneTBB as a fourth system (needs libtbb-dev): make bench-tbb
 .PHONY: bench-tbb
@@ -339,19 +340,43 @@ baremetal: batch.h | stb
 platforms: cross baremetal win64
 
 # ---- install ---------------------------------------------------------------------------------
-install: batch.h
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+# The version is batch.h's own (BATCH_VERSION in batch_impl/api.h).
+VERSION := $(shell sed -n 's/^\#define BATCH_VERSION "\(.*\)"/\1/p' batch_impl/api.h)
+install: batch.h build/examples/batchrun
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 644 batch.h $(DESTDIR)$(PREFIX)/include/batch.h
-	printf 'prefix=%s\nincludedir=$${prefix}/include\n\nName: batch\nDescription: batch.h, run batch work on every core (single-header C11)\nVersion: 0.2.0\nRequires.private: stb\nCflags: -I$${includedir} -I%s\nLibs: -pthread\n' \
-	    '$(PREFIX)' '$(STB_INCLUDE)' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/batch.pc
+	install -m 755 build/examples/batchrun $(DESTDIR)$(PREFIX)/bin/batchrun
+	install -m 644 examples/batchrun/batchrun.1 $(DESTDIR)$(PREFIX)/share/man/man1/batchrun.1
+	printf 'prefix=%s\nincludedir=$${prefix}/include\n\nName: batch\nDescription: batch.h, run batch work on every core (single-header C11)\nVersion: %s\nRequires.private: stb\nCflags: -I$${includedir} -I%s\nLibs: -pthread\n' \
+	    '$(PREFIX)' '$(VERSION)' '$(STB_INCLUDE)' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/batch.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/batch.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/batch.pc \
+	    $(DESTDIR)$(PREFIX)/bin/batchrun $(DESTDIR)$(PREFIX)/share/man/man1/batchrun.1
 
 clean:
 	rm -rf build
 
 # ---- batchrun: the command-line tool (examples/batchrun/), its tests and a demo --------------
-.PHONY: demo batchrun-test
-batchrun-test: build/examples/batchrun
+.PHONY: demo batchrun-test batchrun-diff
+# The end-to-end script (with its differential checks against GNU parallel when installed), and
+# the unit drivers of two parts: argument sources and replacement strings, running one command.
+batchrun-test: build/examples/batchrun build/tests/batchrun_args_test build/tests/batchrun_child_test
+	./build/tests/batchrun_args_test
+	./build/tests/batchrun_child_test
 	bash tests/batchrun_test.sh build/examples/batchrun
+
+build/tests/batchrun_args_test: tests/batchrun_args_test.c examples/batchrun/args.c examples/batchrun/args.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Iexamples/batchrun -o $@ tests/batchrun_args_test.c examples/batchrun/args.c
+
+build/tests/batchrun_child_test: tests/batchrun_child_test.c examples/batchrun/child.c examples/batchrun/child.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Iexamples/batchrun -o $@ tests/batchrun_child_test.c examples/batchrun/child.c -pthread
+
+# 42 command lines through args.c and through `parallel --dry-run` (about 90 s: parallel starts slowly)
+batchrun-diff: build/tests/batchrun_args_test
+	bash tests/batchrun_args_diff.sh build/tests/batchrun_args_test
 
 # Runs examples/demo.jobs (builds and runs three examples, counts lines, one flaky job that
 # passes on its retry) in a scratch directory, with the progress bar, the text report and the joblog.

@@ -37,12 +37,13 @@ printf 'echo one\n\n# a comment\necho two\nexit 3\ntrue\n' | "$BR" -j 2 --joblog
 check "stdin commands: exit status = failed commands (1)" '[ "$rc" = 1 ]'
 check "stdin commands: output passed through" 'grep -qx two out2'
 check "joblog: header + 4 lines" '[ "$(lines jl2)" = 5 ]'
-header=$(printf 'seq\tstart\tduration\texit\tsignal\tattempts\tcommand')
+header=$(printf 'Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand')
 check "joblog: header first" '[ "$(head -n 1 jl2)" = "$header" ]'
-check "joblog: 7 tab-separated fields on every line" '[ -z "$(awk -F "\t" "NF != 7" jl2)" ]'
-check "joblog: exit code 3 of 'exit 3'" '[ "$(grep -P "\texit 3$" jl2 | cut -f 4)" = 3 ]'
+check "joblog: 9 tab-separated fields on every line (GNU parallel's)" '[ -z "$(awk -F "\t" "NF != 9" jl2)" ]'
+check "joblog: exit code 3 of 'exit 3'" '[ "$(grep -P "\texit 3$" jl2 | cut -f 7)" = 3 ]'
+check "joblog: Receive = bytes of output (4 of 'echo two')" '[ "$(grep -P "\techo two$" jl2 | cut -f 6)" = 4 ]'
 check "joblog: start is epoch seconds with 3 decimals" \
-    '[ -z "$(tail -n +2 jl2 | cut -f 2 | grep -Ev "^[0-9]{10,}\.[0-9]{3}$")" ]'
+    '[ -z "$(tail -n +2 jl2 | cut -f 3 | grep -Ev "^[0-9]{10,}\.[0-9]{3}$")" ]'
 check "summary line on stderr" 'grep -q "4 commands: 3 succeeded, 1 failed" err2'
 
 # ---- 3. a job file with dependencies runs in order ----------------------------------------------
@@ -82,14 +83,14 @@ echo 'sleep 100' | "$BR" --timeout 0.5 --joblog jl5 >out5 2>err5; rc=$?
 el=$(( $(now_ms) - t0 ))
 check "timeout: exit status 1" '[ "$rc" = 1 ]'
 check "timeout: over within 3 s (${el} ms)" '[ "$el" -lt 3000 ]'
-check "timeout: joblog signal 15 (SIGTERM)" '[ "$(field 5 1 jl5)" = 15 ]'
+check "timeout: joblog signal 15 (SIGTERM), exit -1" '[ "$(field 8 1 jl5)" = 15 ] && [ "$(field 7 1 jl5)" = -1 ]'
 check "timeout: reported" 'grep -q "timed out" err5'
 # a command that ignores SIGTERM gets SIGKILL 1 s later, its whole process group with it
 t0=$(now_ms)
 echo 'trap "" TERM; sleep 99.25; true' | "$BR" --timeout 0.3 --joblog jl5b >/dev/null 2>&1
 el=$(( $(now_ms) - t0 ))
 check "timeout: SIGTERM ignored -> SIGKILL 1 s later (${el} ms)" '[ "$el" -ge 1200 ] && [ "$el" -lt 4000 ]'
-check "timeout: joblog signal 9 (SIGKILL)" '[ "$(field 5 1 jl5b)" = 9 ]'
+check "timeout: joblog signal 9 (SIGKILL)" '[ "$(field 8 1 jl5b)" = 9 ]'
 check "timeout: no sleep left behind" '! pgrep -f "^sleep 99.25$" >/dev/null'
 
 # ---- 6. retries happen (attempts counted in a file) ---------------------------------------------------
@@ -97,7 +98,7 @@ cmd6='n=$(cat count6 2>/dev/null || echo 0); n=$((n + 1)); echo $n > count6; [ $
 echo "$cmd6" | "$BR" --retries 3 --retry-delay 10 --joblog jl6 >out6 2>err6; rc=$?
 check "retries: succeeds on the 3rd attempt (exit 0)" '[ "$rc" = 0 ]'
 check "retries: 3 attempts made" '[ "$(cat count6)" = 3 ]'
-check "retries: joblog attempts 3" '[ "$(field 6 1 jl6)" = 3 ]'
+check "retries: one joblog line, exit 0" '[ "$(lines jl6)" = 2 ] && [ "$(field 7 1 jl6)" = 0 ]'
 check "retries: announced on stderr" '[ "$(grep -c "retry [12] of 3" err6)" = 2 ]'
 rm -f count6
 echo "$cmd6" | "$BR" --retries 1 --retry-delay 10 >/dev/null 2>&1; rc=$?
@@ -109,16 +110,27 @@ echo 'exit 1' | "$BR" --retries 2 --retry-delay 200 >/dev/null 2>&1
 el=$(( $(now_ms) - t0 ))
 check "retries: exponential backoff 200 + 400 ms (${el} ms)" '[ "$el" -ge 600 ] && [ "$el" -lt 2000 ]'
 
-# ---- 7. the halt threshold stops new commands -------------------------------------------------------
-for i in 1 2 3 4 5 6 7 8 9 10; do echo "echo $i >> ran7; exit 1"; done >cmds7
-run_br out7 err7 -f cmds7 -j 1 --halt 2
-check "halt N: no new command after the 3rd failure (more than 2)" '[ "$(lines ran7)" = 3 ]'
-check "halt N: exit status 3 (failed commands)" '[ "$rc" = 3 ]'
-check "halt N: summary says 7 cancelled, halted" 'grep -q "7 cancelled.*(halted)" err7'
+# ---- 7. --halt as GNU parallel has it --------------------------------------------------------------
+for i in 1 2 3 4 5 6 7 8 9 10; do echo "echo $i >> ran7; exit $((i + 2))"; done >cmds7
+run_br out7 err7 -f cmds7 -j 1 --halt soon,fail=2
+check "halt soon,fail=2: no new command after the 2nd failure" '[ "$(lines ran7)" = 2 ]'
+check "halt soon,fail=2: exit status 2 (failed commands)" '[ "$rc" = 2 ]'
+check "halt: summary says 8 cancelled, halted" 'grep -q "8 cancelled.*(halted)" err7'
 rm -f ran7
-run_br out7 err7 -f cmds7 -j 1 --halt 30%
-check "halt PCT%: stops once more than 30% of 10 failed (4 ran)" '[ "$(lines ran7)" = 4 ]'
+run_br out7 err7 -f cmds7 -j 1 --halt 1
+check "halt 1 (soon,fail=1): exit status of the failing command (3)" '[ "$(lines ran7)" = 1 ] && [ "$rc" = 3 ]'
 rm -f ran7
+run_br out7 err7 -f cmds7 -j 1 --halt soon,fail=30%
+check "halt fail=30%: stops at the first failure (100% of those done); exit = 10% failed" \
+    '[ "$(lines ran7)" = 1 ] && [ "$rc" = 10 ]'
+rm -f ran7
+printf 'exit 1\ntrue\ntouch ran7b\n' | "$BR" -j 1 --halt soon,success=1 >/dev/null 2>&1; rc=$?
+check "halt soon,success=1: exit 0 after the first success, no more commands" '[ "$rc" = 0 ] && [ ! -e ran7b ]'
+t0=$(now_ms)
+printf 'sleep 0.2; exit 7\nsleep 99.75\n' | "$BR" -j 2 --halt now,fail=1 >/dev/null 2>err7n; rc=$?
+el=$(( $(now_ms) - t0 ))
+check "halt now,fail=1: the running command is killed (${el} ms), exit 7" '[ "$rc" = 7 ] && [ "$el" -lt 3000 ]'
+check "halt now: no sleep left behind" '! pgrep -f "^sleep 99.75$" >/dev/null'
 run_br out7 err7 -f cmds7 -j 1
 check "no halt: all 10 ran, exit 10" '[ "$(lines ran7)" = 10 ] && [ "$rc" = 10 ]'
 
@@ -130,40 +142,42 @@ check "--ok-codes 5: exit 5 is a success" '[ "$rc" = 0 ]'
 printf 'exit 0\nexit 5\nexit 6\n' | "$BR" --ok-codes 0,5 >/dev/null 2>&1; rc=$?
 check "--ok-codes 0,5: only exit 6 fails" '[ "$rc" = 1 ]'
 
-# ---- 9. bad job files exit 2 and name the line ------------------------------------------------------------
+# ---- 9. bad job files exit 255 and name the line ------------------------------------------------------------
 printf 'a: : true\n\nb: nosuch : touch ran9\n' >unknown.jobs
 run_br out9 err9 -J unknown.jobs
-check "unknown dependency: exit 2" '[ "$rc" = 2 ]'
+check "unknown dependency: exit 255" '[ "$rc" = 255 ]'
 check "unknown dependency: file:line named" 'grep -q "unknown.jobs:3: .*unknown job .nosuch." err9'
 check "unknown dependency: nothing ran" '[ ! -e ran9 ]'
 printf '# a cycle\na: c : true\nb: a : true\nc: b : true\n' >cycle.jobs
 run_br out9 err9 -J cycle.jobs
-check "cycle: exit 2" '[ "$rc" = 2 ]'
+check "cycle: exit 255" '[ "$rc" = 255 ]'
 check "cycle: file:line and the cycle named" 'grep -Eq "^cycle.jobs:[234]: cycle: ([abc] -> ){3}[abc]$" err9'
 printf 'a: a : true\n' >self.jobs
 run_br out9 err9 -J self.jobs
-check "self-dependency: exit 2, line named" '[ "$rc" = 2 ] && grep -q "^self.jobs:1: " err9'
+check "self-dependency: exit 255, line named" '[ "$rc" = 255 ] && grep -q "^self.jobs:1: " err9'
 printf 'a: : true\nb: a :   \n' >empty.jobs
 run_br out9 err9 -J empty.jobs
-check "empty command: exit 2" '[ "$rc" = 2 ]'
+check "empty command: exit 255" '[ "$rc" = 255 ]'
 check "empty command: file:line named" 'grep -q "^empty.jobs:2: empty command" err9'
 printf 'a: : true\nb: : true\na: : false\n' >dup.jobs
 run_br out9 err9 -J dup.jobs
-check "duplicate name: exit 2, both lines named" \
-    '[ "$rc" = 2 ] && grep -q "^dup.jobs:3: duplicate job name .a. (first on line 1)" err9'
+check "duplicate name: exit 255, both lines named" \
+    '[ "$rc" = 255 ] && grep -q "^dup.jobs:3: duplicate job name .a. (first on line 1)" err9'
 printf 'just a command\n' >nocolon.jobs
 run_br out9 err9 -J nocolon.jobs
-check "line without 'name:': exit 2, line named" '[ "$rc" = 2 ] && grep -q "^nocolon.jobs:1: " err9'
+check "line without 'name:': exit 255, line named" '[ "$rc" = 255 ] && grep -q "^nocolon.jobs:1: " err9'
 run_br out9 err9 -J no-such-file.jobs
-check "missing job file: exit 2" '[ "$rc" = 2 ]'
+check "missing job file: exit 255" '[ "$rc" = 255 ]'
 
-# ---- 10. usage errors exit 2 ------------------------------------------------------------------------------
-run_br out10 err10 -j 0
-check "-j 0: exit 2" '[ "$rc" = 2 ]'
+# ---- 10. usage errors exit 255 (GNU parallel's "other error") ------------------------------------------------------------------------------
+run_br out10 err10 -j x
+check "-j x: exit 255" '[ "$rc" = 255 ]'
 run_br out10 err10 --bogus
-check "unknown option: exit 2" '[ "$rc" = 2 ]'
+check "unknown option: exit 255" '[ "$rc" = 255 ]'
 run_br out10 err10 --halt x%
-check "bad --halt: exit 2" '[ "$rc" = 2 ]'
+check "bad --halt: exit 255" '[ "$rc" = 255 ]'
+run_br out10 err10 --report-json - echo ::: a
+check "--report-json - without --results: refused (it would mix with the output)" '[ "$rc" = 255 ]'
 run_br out10 err10 --help
 check "--help: usage on stdout, exit 0" '[ "$rc" = 0 ] && grep -q "^usage: batchrun" out10'
 
@@ -208,16 +222,16 @@ run_br out15 err15 -f cmds15 --journal j15
 check "journal: first run, all five ran" '[ "$rc" = 0 ] && [ "$(lines ran15)" = 5 ]'
 run_br out15b err15b -f cmds15 --journal j15
 check "journal: an existing journal without --resume is refused (exit 2)" \
-    '[ "$rc" = 2 ] && grep -q "pass --resume" err15b && [ "$(lines ran15)" = 5 ]'
+    '[ "$rc" = 255 ] && grep -q "pass --resume" err15b && [ "$(lines ran15)" = 5 ]'
 run_br out15c err15c -f cmds15 --journal j15 --resume
 check "journal: --resume of a finished run runs nothing" \
     '[ "$rc" = 0 ] && [ "$(lines ran15)" = 5 ] && grep -q "5 succeeded.*(5 from the journal)" err15c'
 echo "echo 6 >> ran15" >>cmds15
 run_br out15d err15d -f cmds15 --journal j15 --resume
 check "journal: other commands are another job (exit 2, nothing runs)" \
-    '[ "$rc" = 2 ] && grep -q "journal of other commands" err15d && [ "$(lines ran15)" = 5 ]'
+    '[ "$rc" = 255 ] && grep -q "journal of other commands" err15d && [ "$(lines ran15)" = 5 ]'
 run_br out15e err15e --resume
-check "--resume without --journal: usage error" '[ "$rc" = 2 ]'
+check "--resume without --journal: usage error" '[ "$rc" = 255 ]'
 
 # a failing command: --resume keeps its failure, --resume-failed runs it again
 printf 'echo a >> ran15f\ntest -e fixed15 || exit 4\necho c >> ran15f\n' >cmds15f
@@ -230,7 +244,7 @@ run_br out15h err15h -f cmds15f --journal j15f --resume-failed --joblog jl15f
 check "--resume-failed: the failed command runs again and succeeds" \
     '[ "$rc" = 0 ] && [ "$(lines ran15f)" = 2 ] && grep -q "3 succeeded" err15h'
 check "--resume: the joblog grows (one header, 3 + 1 lines)" \
-    '[ "$(lines jl15f)" = 5 ] && [ "$(grep -c "^seq" jl15f)" = 1 ]'
+    '[ "$(lines jl15f)" = 5 ] && [ "$(grep -c "^Seq" jl15f)" = 1 ]'
 
 # SIGKILL half-way, then resume: every command ran, at most -j of them twice
 for i in $(seq 1 40); do echo "sleep 0.05; echo $i >> ran15k"; done >cmds15k
@@ -248,6 +262,104 @@ check "SIGKILL + --resume: the killed run had done part (${before} of 40)" '[ "$
 check "SIGKILL + --resume: all 40 ran (${uniq15} distinct)" '[ "$rc" = 0 ] && [ "$uniq15" = 40 ]'
 check "SIGKILL + --resume: at most -j (2) ran twice (${total15} runs)" '[ "$total15" -le 42 ]'
 check "SIGKILL + --resume: the resumed run skipped the journaled ones" 'grep -q "from the journal" err15k'
+
+# ---- 16. GNU parallel's idioms ------------------------------------------------------------------------------
+run_br out16 err16 -k echo {} ::: a 'b c'
+check "{} ::: a 'b c': two commands, in order" '[ "$(cat out16)" = "$(printf "a\nb c")" ]'
+run_br out16 err16 -k echo ::: x y
+check "no replacement string: ' {}' appended" '[ "$(cat out16)" = "$(printf "x\ny")" ]'
+printf 'dir/f.tar.gz\n' | "$BR" -k echo {.} {/} {//} {/.} >out16 2>/dev/null
+check "stdin lines are the arguments; {.} {/} {//} {/.}" '[ "$(cat out16)" = "dir/f.tar dir/f.tar.gz dir f.tar" ] || [ "$(cat out16)" = "dir/f.tar f.tar.gz dir f.tar" ]'
+run_br out16 err16 -k echo {2}{1} ::: a b ::: 1 2
+check "two sources: the product, {n}" '[ "$(tr "\n" " " <out16)" = "1a 2a 1b 2b " ]'
+run_br out16 err16 -k --link echo {1}{2} ::: a b ::: 1 2
+check "--link pairs the sources" '[ "$(tr "\n" " " <out16)" = "a1 b2 " ]'
+run_br out16 err16 --dry-run echo {#} ::: a b
+check "--dry-run prints the commands, runs nothing; {#}" '[ "$(cat out16)" = "$(printf "echo 1\necho 2")" ]'
+run_br out16 err16 -k --tag echo ::: a b
+check "--tag: argument, TAB, line" '[ "$(cat out16)" = "$(printf "a\ta\nb\tb")" ]'
+run_br out16 err16 -k -j 3 'sleep {}; echo {}' ::: 0.3 0.1 0.2
+check "-k: output in input order" '[ "$(tr "\n" " " <out16)" = "0.3 0.1 0.2 " ]'
+run_br out16 err16 -j 2 'for i in 1 2 3; do echo {}$i; sleep 0.05; done' ::: A B
+check "grouped output: a command's lines stay together" \
+    '[ "$(tr -d "\n" <out16)" = A1A2A3B1B2B3 ] || [ "$(tr -d "\n" <out16)" = B1B2B3A1A2A3 ]'
+run_br out16 err16 -j 2 --ungroup 'for i in 1 2 3; do echo {}$i; sleep 0.1; done' ::: A B
+check "--ungroup: lines of both commands mix" '[ "$(sed -n 1p out16 | head -c 1)" != "$(sed -n 2p out16 | head -c 1)" ] && [ "$(lines out16)" = 6 ]'
+run_br out16 err16 --version
+check "--version: the library's version" 'grep -Eq "^batchrun \(batch.h\) [0-9]+\.[0-9]+\.[0-9]+$" out16'
+t0=$(now_ms)
+run_br out16 err16 -j 2 --delay 0.2 true ::: 1 2 3
+el=$(( $(now_ms) - t0 ))
+check "--delay 0.2: three starts take >= 0.4 s (${el} ms)" '[ "$el" -ge 400 ]'
+
+# ---- 17. no write failure ends in exit status 0 ----------------------------------------------------------------
+if [ -w /dev/full ]; then
+    run_br out17 err17 --joblog /dev/full true ::: 1 2
+    check "--joblog /dev/full: exit 255, file and cause named" '[ "$rc" = 255 ] && grep -q "/dev/full.*No space left" err17'
+    run_br out17 err17 --report-json /dev/full true ::: 1
+    check "--report-json /dev/full: exit 255" '[ "$rc" = 255 ] && grep -q "/dev/full" err17'
+    "$BR" echo ::: a b </dev/null >/dev/full 2>err17; rc=$?
+    check "stdout on /dev/full: exit 255, cause named" '[ "$rc" = 255 ] && grep -q "No space left" err17'
+fi
+full_dir=""
+if [ "$(id -u)" = 0 ] && mkdir -p full17 && mount -t tmpfs -o size=32k tmpfs full17 2>/dev/null; then full_dir=full17; fi
+if [ -n "$full_dir" ]; then
+    head -c 30000 /dev/zero >full17/fill
+    seq 1 300 | "$BR" -j 2 --journal full17/j true >/dev/null 2>err17; rc=$?
+    check "--journal on a full disk: non-zero exit (${rc}), said so" '[ "$rc" = 255 ] && grep -q "journal" err17'
+    seq 1 300 | "$BR" -j 2 --joblog full17/jl true >/dev/null 2>err17; rc=$?
+    check "--joblog on a full disk: exit 255" '[ "$rc" = 255 ] && grep -q "No space left" err17'
+    umount full17
+else
+    echo "     (not root or no tmpfs: the full-disk journal check is skipped; /dev/full covers the rest)"
+fi
+mkdir -p dir17
+run_br out17 err17 -f dir17
+check "-f DIR: says it is a directory, exit 255" '[ "$rc" = 255 ] && grep -q "Is a directory" err17'
+printf 'echo a\000b\n' >nul17
+run_br out17 err17 -f nul17
+check "a NUL byte in a command: a warning" 'grep -q "Warning.*NUL" err17'
+(ulimit -n 6; echo true | "$BR" -j 1 >out17 2>err17); rc=$?
+check "too few file descriptors: exit 255 and the real cause (${rc})" '[ "$rc" = 255 ] && grep -q "Too many open files" err17'
+mkdir -p res17
+"$BR" --results res17 --report-json - echo ::: a b </dev/null >out17 2>/dev/null
+check "--report-json - with --results: stdout is the report alone" \
+    '[ "$(head -c 1 out17)" = "{" ] && ! grep -qx a out17 && [ "$(cat res17/1.out)" = a ]'
+
+# ---- 18. differential: the same command lines through GNU parallel -k and batchrun -k --------------------------
+if command -v parallel >/dev/null 2>&1; then
+    export PARALLEL_HOME="$T/parallel_home"
+    mkdir -p "$PARALLEL_HOME" && touch "$PARALLEL_HOME/will-cite"
+    printf 'f1\nf 2\n' >args18
+    # same NAME INPUT ARGS...: stdout and exit status of both must match (stdin = INPUT, printf format)
+    same() {
+        local name=$1 input=$2
+        shift 2
+        printf "$input" | SHELL=/bin/sh parallel -k -j 2 "$@" >p18 2>/dev/null; local prc=$?
+        printf "$input" | "$BR" -k -j 2 "$@" >b18 2>/dev/null; local brc=$?
+        if cmp -s p18 b18 && [ "$prc" = "$brc" ]; then ok "same as parallel: $name"
+        else fail "same as parallel: $name" "parallel: rc $prc $(head -c 200 p18 | tr '\n' '|')  batchrun: rc $brc $(head -c 200 b18 | tr '\n' '|')"; fi
+    }
+    same "echo {} :::" '' echo {} ::: a b c
+    same "appended {}" '' echo ::: a 'b c'
+    same "{.} {/} {//} {/.}" '' echo {.} {/} {//} {/.} ::: dir/sub/f.tar.gz plain /abs.x
+    same "two sources, {1} {2}" '' echo {1} {2} ::: a b ::: 1 2
+    same "--link" '' --link echo {1} {2} ::: a b c ::: 1 2
+    same "{#}" '' echo {#} {} ::: x y z
+    same "exit codes: 2 failed" '' 'exit {}' ::: 0 1 2
+    same "--tag" '' --tag echo ::: a b
+    same "stdin lines as arguments" 'l1\nl2 x\n' echo
+    same "empty line argument" 'a\n\nb\n' echo x{}y
+    same "quoting of special characters" '' echo {} ::: "d'e" 'x$y' 'a;b' '*' 'q"r' 'back\slash'
+    same "arguments are the commands" '' ::: 'echo 1' 'echo 2; exit 3'
+    same ":::: FILE" '' echo {} :::: args18
+    same "--halt soon,fail=1" '' --halt soon,fail=1 -j 1 'exit {}' ::: 0 4 0
+    same "101 for more than 100 failures" '' false ::: $(seq 1 120)
+    same "multi-line output grouped" '' 'echo {}1; echo {}2' ::: a b c
+    same "stderr is not stdout" '' 'echo out{}; echo err{} >&2' ::: a b
+else
+    echo "     (GNU parallel is not installed: the differential checks are skipped)"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

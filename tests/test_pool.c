@@ -441,9 +441,13 @@ static void test_pool_wait_idle(void) {
    wait that kept serialised threads - valgrind - from ever running). The busy task waits until
    it sees the released task queued. */
 typedef struct due_ctx { drain_ctx* delayed; _Atomic int saw_release; } due_ctx;
-static bool released(batch_pool* p, due_ctx* d) { return batch__pool_queued(p, ~0u) || atomic_load(&d->delayed->runs); }
+/* Released: queued, or already run, or moved to this worker's own deque along with this task
+   (a worker that starts late finds both queued and takes them in one grab). */
+static bool released(batch_pool* p, due_ctx* d) {
+    return batch__pool_queued(p, ~0u) || atomic_load(&d->delayed->runs) || !batch__worker_deque_empty(batch__self(p));
+}
 static void wait_for_release(batch_pool* p, void* u) {
-    due_ctx* d = (due_ctx*)u;   /* (the delayed task ran first if this worker started late) */
+    due_ctx* d = (due_ctx*)u;
     uint64_t until = batch_now_ns() + 20ull * 1000000000u;
     while (!released(p, d) && batch_now_ns() < until) test_sleep_ns(1000000);
     atomic_store(&d->saw_release, released(p, d));
