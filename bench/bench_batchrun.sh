@@ -2,13 +2,13 @@
 # bench_batchrun.sh - launch cost of batchrun against xargs -P and GNU parallel, side by side.
 # Usage: bash bench/bench_batchrun.sh [path/to/batchrun] [--reps N] [--csv FILE]
 # Workloads at -j 2: 200 x `sleep 0.01` (is a finished command noticed at once?) and 2000 x `true`
-# (what does a launch cost?). The systems run in turn, REPS rounds (default 7), so drift and noise
+# (what does a launch cost?). The systems run in turn, REPS rounds (default 5), so drift and noise
 # hit all of them alike; the table gives medians, min and max of the wall time in ms and the
 # median ratio to xargs. GNU parallel runs only when installed.
 set -u
 BR=${1:-build/examples/batchrun}
 shift || true
-REPS=7
+REPS=5
 CSV=""
 while [ $# -gt 0 ]; do
     case $1 in
