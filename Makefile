@@ -347,7 +347,7 @@ install: batch.h build/examples/batchrun
 	install -m 644 batch.h $(DESTDIR)$(PREFIX)/include/batch.h
 	install -m 755 build/examples/batchrun $(DESTDIR)$(PREFIX)/bin/batchrun
 	install -m 644 examples/batchrun/batchrun.1 $(DESTDIR)$(PREFIX)/share/man/man1/batchrun.1
-	printf 'prefix=%s\nincludedir=$${prefix}/include\n\nName: batch\nDescription: batch.h, run batch work on every core (single-header C11)\nVersion: %s\nRequires.private: stb\nCflags: -I$${includedir} -I%s\nLibs: -pthread\n' \
+	printf 'prefix=%s\nincludedir=$${prefix}/include\n\nName: batch\nDescription: batch.h, run batch work on every core (single-header C11)\nVersion: %s\nCflags: -I$${includedir} -I%s\nLibs: -pthread\n' \
 	    '$(PREFIX)' '$(VERSION)' '$(STB_INCLUDE)' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/batch.pc
 
 uninstall:

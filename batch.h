@@ -1228,8 +1228,12 @@ static void* stbds_shmode_func(size_t elemsize, int mode);
 #  elif defined(__has_include)
 #    if __has_include("stb_ds.h")
 #      include "stb_ds.h"
-#    else
+#    elif __has_include(<stb/stb_ds.h>)
 #      include <stb/stb_ds.h>
+#    elif __has_include(<stb_ds.h>)
+#      include <stb_ds.h>
+#    else
+#      error "batch.h needs stb_ds.h: install it (Debian/Ubuntu: apt install libstb-dev), put stb_ds.h beside batch.h, or define BATCH_STB_DS_PATH to its path in quotes"
 #    endif
 #  else
 #    include <stb/stb_ds.h>
