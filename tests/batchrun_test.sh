@@ -304,11 +304,16 @@ fi
 full_dir=""
 if [ "$(id -u)" = 0 ] && mkdir -p full17 && mount -t tmpfs -o size=32k tmpfs full17 2>/dev/null; then full_dir=full17; fi
 if [ -n "$full_dir" ]; then
+    mkdir full17/res
     head -c 30000 /dev/zero >full17/fill
     seq 1 300 | "$BR" -j 2 --journal full17/j true >/dev/null 2>err17; rc=$?
     check "--journal on a full disk: non-zero exit (${rc}), said so" '[ "$rc" = 255 ] && grep -q "journal" err17'
     seq 1 300 | "$BR" -j 2 --joblog full17/jl true >/dev/null 2>err17; rc=$?
     check "--joblog on a full disk: exit 255" '[ "$rc" = 255 ] && grep -q "No space left" err17'
+    for i in $(seq 1 20); do echo "head -c 4000 /dev/zero"; done >cmds17r
+    "$BR" -j 2 -f cmds17r --results full17/res </dev/null >/dev/null 2>err17; rc=$?
+    check "--results on a full disk: exit 255, the file named" \
+        '[ "$rc" = 255 ] && grep -q "cannot write full17/res/[0-9]*\.out: No space left" err17'
     umount full17
 else
     echo "     (not root or no tmpfs: the full-disk journal check is skipped; /dev/full covers the rest)"

@@ -326,6 +326,29 @@ static int br_file_write(int fd, const char* p, size_t n) {
     return 0;
 }
 
+int br_capture_save(br_capture* c, int out_fd, int err_fd) {
+    int fds[2] = { out_fd, err_fd }, err = 0;
+    char* buf = NULL;
+    for (int i = 0; c && i < 2 && !err; i++) {
+        const br_stream* s = &c->s[i];
+        if (s->spill_fd < 0) {
+            err = s->len ? br_file_write(fds[i], s->buf, s->len) : 0;
+            continue;
+        }
+        if (!buf && !(buf = (char*)malloc(BR_CHUNK))) err = ENOMEM;
+        for (off_t off = 0; !err && (uint64_t)off < s->total;) {
+            ssize_t n = pread(s->spill_fd, buf, BR_CHUNK, off);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) err = n < 0 ? errno : EIO;
+            else err = br_file_write(fds[i], buf, (size_t)n);
+            off += n > 0 ? n : 0;
+        }
+    }
+    free(buf);
+    br_output_discard(c);
+    return err;
+}
+
 /* Appends p[0..n) to stream i of c: in memory while both streams together stay within bound,
    else (from then on) to the stream's spill file. Returns 0 or an errno. */
 static int br_append(br_capture* c, int i, const char* p, size_t n, size_t bound) {

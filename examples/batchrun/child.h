@@ -75,6 +75,9 @@ int br_cmd_run(br_output* o, const br_cmd_spec* spec, br_cmd_result* res, br_cap
 void br_output_emit(br_output* o, size_t seq, br_capture* cap);
 /* Frees a capture that will not be written (a failed attempt that will be retried). NULL is fine. */
 void br_output_discard(br_capture* cap);
+/* Writes a capture's stdout part to out_fd and its stderr part to err_fd (files: no tag, no
+   sink), then frees it. Returns 0 or the errno of the first failed write (ENOSPC, EIO, ...). */
+int br_capture_save(br_capture* cap, int out_fd, int err_fd);
 /* keep_order: this seq has no output (skipped, cancelled); lets the later seqs through. */
 void br_output_skip(br_output* o, size_t seq);
 /* Every running br_cmd_run SIGTERMs its process group (SIGKILL 1 s later) and returns with

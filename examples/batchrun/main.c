@@ -74,6 +74,7 @@ typedef struct app {
     FILE* joblog;
     atomic_int joblog_errno;  /* the first failed joblog write */
     atomic_int setup_errno;   /* a command could not be started for want of a resource */
+    atomic_int results_errno; /* a --results file could not be written */
     char** env_base;          /* environ without our BATCHRUN_* variables */
     size_t nenv;
     batch_job* _Atomic job;
@@ -454,12 +455,32 @@ static char** command_env(const app* a, const cmd* c, int attempt, char* seq_buf
     return env;
 }
 
-/* Opens DIR/<seq or name>.<ext> for the command's output (close-on-exec), or -1. */
-static int open_result(const app* a, const cmd* c, const char* ext) {
-    char path[4096];
-    if (c->name) snprintf(path, sizeof path, "%s/%s.%s", a->o.results_dir, c->name, ext);
-    else snprintf(path, sizeof path, "%s/%zu.%s", a->o.results_dir, c->seq, ext);
-    return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+/* The path of a command's --results file: DIR/<seq or name>.<ext>. */
+static void result_path(const app* a, const cmd* c, const char* ext, char* path, size_t n) {
+    if (c->name) snprintf(path, n, "%s/%s.%s", a->o.results_dir, c->name, ext);
+    else snprintf(path, n, "%s/%zu.%s", a->o.results_dir, c->seq, ext);
+}
+
+/* --results: the captured output of the command's last attempt goes to its two files. A file
+   that cannot be written is said (path and cause) and makes the exit status 255. */
+static void save_results(app* a, const cmd* c, br_capture* cap) {
+    char path[2][4096];
+    int fd[2] = { -1, -1 }, err = 0, bad = 0;
+    for (int i = 0; i < 2 && !err; i++) {
+        result_path(a, c, i ? "err" : "out", path[i], sizeof path[i]);
+        fd[i] = open(path[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd[i] < 0) { err = errno; bad = i; }
+    }
+    if (!err) {
+        err = br_capture_save(cap, fd[0], fd[1]);
+        cap = NULL;
+    }
+    br_output_discard(cap);
+    for (int i = 0; i < 2; i++)
+        if (fd[i] >= 0 && close(fd[i]) != 0 && !err) { err = errno; bad = i; }
+    if (!err) return;
+    atomic_store(&a->results_errno, err);
+    say(a, "cannot write %s: %s\n", path[bad], strerror(err));
 }
 
 /* --delay: commands start at least this far apart. */
@@ -503,18 +524,8 @@ static int attempt_code(const app* a, const br_cmd_result* res, char* msg, size_
     return res->exit_code > 0 ? res->exit_code : 1;
 }
 
-/* Runs one attempt: the slot, the result files, the environment. Returns 0 or an errno. */
+/* Runs one attempt with its slot and environment. Returns 0 or an errno. */
 static int attempt_run(app* a, cmd* c, batch_ctx* ctx, br_cmd_result* res, br_capture** cap) {
-    int out_fd = -1, err_fd = -1, err = 0;
-    if (a->o.results_dir) {
-        out_fd = open_result(a, c, "out");
-        err_fd = out_fd >= 0 ? open_result(a, c, "err") : -1;
-        if (err_fd < 0) {
-            err = errno;
-            if (out_fd >= 0) close(out_fd);
-            return err;
-        }
-    }
     int slot = batch_ctx_worker(ctx) + 1;
     char* text = c->text;
     if (a->slot_dependent && slot > 0) {
@@ -523,15 +534,14 @@ static int attempt_run(app* a, cmd* c, batch_ctx* ctx, br_cmd_result* res, br_ca
     }
     char seq_buf[64], att_buf[64], *name_buf;
     char** env = command_env(a, c, batch_ctx_attempt(ctx), seq_buf, sizeof seq_buf, att_buf, sizeof att_buf, &name_buf);
-    char* tag = a->o.tag && a->args ? br_args_tag(a->args, c->seq - 1) : NULL;
-    br_cmd_spec spec = { .command = text, .env = env, .seq = c->seq, .tag = a->o.tag ? (tag ? tag : text) : NULL,
-                         .out_fd = out_fd, .err_fd = err_fd, .timeout_ns = a->o.timeout_ns };
-    err = br_cmd_run(a->out, &spec, res, cap);
+    char* tag = a->o.tag && a->args && !a->o.results_dir ? br_args_tag(a->args, c->seq - 1) : NULL;
+    const char* shown_tag = a->o.tag && !a->o.results_dir ? (tag ? tag : text) : NULL;
+    br_cmd_spec spec = { .command = text, .env = env, .seq = c->seq, .tag = shown_tag,
+                         .out_fd = -1, .err_fd = -1, .timeout_ns = a->o.timeout_ns };
+    int err = br_cmd_run(a->out, &spec, res, cap);
     free(tag);
     free(env);
     free(name_buf);
-    if (out_fd >= 0) close(out_fd);
-    if (err_fd >= 0) close(err_fd);
     return err;
 }
 
@@ -573,8 +583,12 @@ static int run_command(batch_ctx* ctx, void* user) {
         say(a, "[%zu] %s: %s; retry %d of %d\n", c->seq, label, msg, attempt + 1, a->o.retries);
         return batch_ctx_fail(ctx, code, "%s", msg);
     }
-    if (cap) br_output_emit(a->out, c->seq, cap);
-    else br_output_skip(a->out, c->seq);
+    if (a->o.results_dir) {
+        save_results(a, c, cap);
+        br_output_skip(a->out, c->seq);
+    } else {
+        br_output_emit(a->out, c->seq, cap);   /* NULL: nothing captured, the same as a skip */
+    }
     c->emitted = 1;
     joblog_write(a, c);
     atomic_fetch_add(&a->done_final, 1);
@@ -684,7 +698,8 @@ static int finish_report(FILE* f, const char* path, batch_result (*write)(batch_
 static int exit_status(const app* a, const batch_job_summary* s, int lost_writes) {
     int sig = atomic_load(&g_signal);
     if (sig) return 128 + sig;
-    if (lost_writes || s->result == BATCH_ERR_IO || atomic_load(&a->setup_errno)) return BR_EXIT_OTHER;
+    if (lost_writes || s->result == BATCH_ERR_IO || atomic_load(&a->setup_errno) || atomic_load(&a->results_errno))
+        return BR_EXIT_OTHER;
     const br_halt* h = &a->o.halt;
     if (atomic_load(&a->halted) && h->kind == BR_HALT_SUCCESS) return 0;
     if (atomic_load(&a->halted) && h->kind == BR_HALT_FAIL) {
@@ -816,7 +831,9 @@ int main(int argc, char** argv) {
     base_env(&a);
     fflush(stdout);   /* the commands write to the same descriptors */
     fflush(stderr);
-    int err = br_output_create(&a.out, 1, 2, a.o.out_mode, a.o.keep_order, BR_OUTPUT_MEM_BOUND);
+    /* with --results every command's output is captured whole, for its files */
+    br_out_mode mode = a.o.results_dir ? BR_OUT_GROUP : a.o.out_mode;
+    int err = br_output_create(&a.out, 1, 2, mode, a.o.keep_order, BR_OUTPUT_MEM_BOUND);
     if (err || (err = pthread_mutex_init(&a.delay_lock, NULL)) != 0) {
         fprintf(stderr, "batchrun: cannot start: %s\n", strerror(err ? err : ENOMEM));
         free_app(&a);
