@@ -3314,7 +3314,9 @@ BATCH_API batch_result batch_pool_parallel_for(batch_pool* p, size_t n, size_t c
 /* ---- records for reports ------------------------------------------------------------------
    What the reports (report.c) read of a finished job, through its ops: the job's facts, and one
    record per graph task (its last attempt) or per kept map batch. The graph and the map make
-   them from their own state when a report asks; the run itself never builds them. */
+   them from their own state when a report asks; the run itself never builds them, but for the
+   attempts before a retry (the trace draws each attempt): a graph with task times and a map
+   with keep_batches note each such attempt when its retry starts. */
 typedef enum batch__job_kind { BATCH__KIND_GRAPH, BATCH__KIND_MAP } batch__job_kind;
 
 typedef struct batch__job_facts {
@@ -3342,6 +3344,9 @@ typedef struct batch__record {
     int worker;                   /* the worker it ran on; -1: another thread */
     uint64_t start_ns, end_ns;    /* the last attempt, on the batch_now_ns clock; 0: no time */
     size_t first, count, succeeded, failed;   /* map: the batch's items; 0 for a task */
+    int attempt;                  /* the attempt this record shows (1-based): attempts, or an
+                                     earlier one's number (ops.earlier) */
+    uint64_t next_ns;             /* an earlier attempt: when the next one started; else 0 */
 } batch__record;
 
 typedef struct batch__job_ops {
@@ -3359,6 +3364,11 @@ typedef struct batch__job_ops {
        was waited for), then record i for i < facts.nrecords */
     batch_result (*facts)(batch_job* job, batch__job_facts* out);
     void (*record)(batch_job* job, size_t i, batch__record* out);
+    /* the attempts before the last of each retried task or kept batch, in no particular order,
+       each as a record of its own (status failed, start/end its own, next_ns): the first with
+       cursor NULL, the next with the cursor the call returned; NULL when there is none (then
+       out is not written). Out of memory during the run drops an attempt from this list. */
+    const void* (*earlier)(batch_job* job, const void* cursor, batch__record* out);
 } batch__job_ops;
 
 /* Why a job stops early: the first reason wins (a compare-and-swap from NONE), except that a
@@ -4709,6 +4719,17 @@ typedef struct batch__job_stats {
     bool seg_open;
 } batch__job_stats;
 
+/* An attempt of a task that a retry followed (task times on), kept for the reports (the trace):
+   pushed on its job's list by the thread that runs the retry, freed with the job. */
+typedef struct batch__gtry {
+    struct batch__gtry* next;
+    uint64_t t_start, t_end, t_next;   /* ticks: the attempt, and its retry's start */
+    uint32_t idx;
+    int32_t error;
+    int worker, attempt;
+    char msg[];                   /* its message; "" when it had none */
+} batch__gtry;
+
 /* NOLINTNEXTLINE(clang-analyzer-optin.performance.Padding): stop is on its own cache line */
 typedef struct batch__job {
     batch__job_head head;         /* first: operations and progress */
@@ -4739,6 +4760,7 @@ typedef struct batch__job {
     uint64_t nresumed;
     int nstats;
     batch__job_stats* stats;      /* nstats lines: workers, then the shared one */
+    _Atomic(batch__gtry*) tries;  /* the attempts before a retry, latest first */
 } batch__job;
 
 
@@ -5570,12 +5592,34 @@ BATCH__INLINE void batch__walk_slot_release(batch__walk_env* e, batch__walk* w) 
     }
 }
 
+/* A retry of n starts at tick `next`: its last attempt goes on the job's list for the reports
+   (out of memory: it does not). */
+BATCH__PRIVATE void batch__graph_note_try(batch__job* job, const batch__gnode* n, uint64_t next) {
+    const char* m = (n->msg && n->msg[0]) ? n->msg : "";
+    size_t len = strlen(m);
+    batch__gtry* t = (batch__gtry*)BATCH_MALLOC(sizeof *t + len + 1, job->g->alloc_ctx);
+    if (!t) return;
+    t->t_start = n->t_start;
+    t->t_end = n->t_end;
+    t->t_next = next;
+    t->idx = n->idx;
+    t->error = n->error;
+    t->worker = n->worker;
+    t->attempt = n->attempts;
+    memcpy(t->msg, m, len + 1);
+    t->next = atomic_load_explicit(&job->tries, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&job->tries, &t->next, t, memory_order_release, memory_order_relaxed)) {}
+}
+
 /* Runs the task's function once: times, stats, the slot given back. Returns its code. */
 BATCH__INLINE int batch__walk_call(batch__walk_env* e, batch__walk* w, batch__gnode* n, bool* slot, int* msg_set) {
     batch__job* job = e->job;
     atomic_store_explicit(&n->status, BATCH_TASK_RUNNING, memory_order_relaxed);
+    uint64_t start = e->times ? (e->last_end ? e->last_end : batch__ticks(job->tsc)) : 0;
+    if (start && start < job->launch_tick) start = job->launch_tick;   /* never before the run (reports subtract) */
     if (n->attempts) {   /* a retry that runs: error and message will be its own */
         batch__stat_add(&e->st->retried, 1, e->shared);
+        if (start && n->t_start) batch__graph_note_try(job, n, start);   /* the attempt before, for the reports */
         n->error = 0;
         if (n->msg) n->msg[0] = 0;
     }
@@ -5588,8 +5632,6 @@ BATCH__INLINE int batch__walk_call(batch__walk_env* e, batch__walk* w, batch__gn
     ctx.stop = &job->stop;
     ctx.deadline_ns = job->deadline_ns;
     ctx.owner = (batch_job*)job;
-    uint64_t start = e->times ? (e->last_end ? e->last_end : batch__ticks(job->tsc)) : 0;
-    if (start && start < job->launch_tick) start = job->launch_tick;   /* never before the run (reports subtract) */
     batch__stat_add(&e->st->running, 1, e->shared);
     uint64_t seq0 = e->self ? batch__worker_seq(e->self) : 0;
     int rc = n->fn ? n->fn(&ctx, n->user) : 0;
@@ -5832,6 +5874,11 @@ BATCH__PRIVATE void batch__grange_task(batch_pool* p, void* user, uint64_t arg) 
 BATCH__PRIVATE void batch__job_free(batch__job* job) {
     void* ctx = job->g->alloc_ctx;
     batch__mutex_destroy(&job->park_lock);
+    for (batch__gtry* t = atomic_load(&job->tries); t;) {
+        batch__gtry* next = t->next;
+        BATCH_FREE(t, ctx);
+        t = next;
+    }
     BATCH_FREE(job->raw, ctx);
 }
 
@@ -5863,6 +5910,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     job->head.ops = &batch__graph_job_ops;
     job->stats = (batch__job_stats*)batch__align_up(job + 1);
     for (int i = 0; i < nstats; i++) atomic_init(&job->stats[i].ran, BATCH__NO_NODE);
+    atomic_init(&job->tries, NULL);
     job->nstats = nstats;
     if (!batch__mutex_init(&job->park_lock)) { BATCH_FREE(raw, g->alloc_ctx); atomic_store(&g->busy, 0); return BATCH_ERR_NOMEM; }
     job->pool = pool;
@@ -6168,10 +6216,11 @@ BATCH__PRIVATE void batch__graph_job_counts(batch_job* pub, batch_progress* out,
 BATCH__PRIVATE char* batch__graph_message_buffer(batch_ctx* ctx);   /* below, with data flow */
 BATCH__PRIVATE batch_result batch__graph_job_facts(batch_job* pub, batch__job_facts* out);   /* records for reports */
 BATCH__PRIVATE void batch__graph_job_record(batch_job* pub, size_t i, batch__record* out);
+BATCH__PRIVATE const void* batch__graph_job_earlier(batch_job* pub, const void* cursor, batch__record* out);
 static const batch__job_ops batch__graph_job_ops = { batch__graph_job_wait, batch__graph_job_cancel, batch__graph_job_free,
                                                      batch__graph_job_counts, batch__graph_self_call,
                                                      batch__graph_message_buffer, batch__graph_job_facts,
-                                                     batch__graph_job_record };
+                                                     batch__graph_job_record, batch__graph_job_earlier };
 
 BATCH_API batch_result batch_graph_run(batch_pool* pool, batch_graph* g, const batch_run_desc* desc, batch_job_summary* summary) {
     batch_job* job;
@@ -6321,6 +6370,31 @@ BATCH__PRIVATE void batch__graph_job_record(batch_job* pub, size_t i, batch__rec
     out->worker = x->worker;
     out->start_ns = batch__timebase_ns(&g->tb, x->t_start);
     out->end_ns = batch__timebase_ns(&g->tb, x->t_end);
+    out->attempt = x->attempts;
+}
+
+/* The attempts a retry followed, latest noted first (the cursor: the last one returned). */
+BATCH__PRIVATE const void* batch__graph_job_earlier(batch_job* pub, const void* cursor, batch__record* out) {
+    batch__job* job = (batch__job*)pub;
+    const batch__gtry* t = cursor ? ((const batch__gtry*)cursor)->next : atomic_load_explicit(&job->tries, memory_order_acquire);
+    if (!t) return NULL;
+    const batch_graph* g = job->g;
+    const batch__gnode* x = batch__node(g, t->idx);   /* a task of this graph */
+    memset(out, 0, sizeof *out);
+    out->index = t->idx;
+    out->name = x->name;
+    out->status = BATCH_TASK_FAILED;
+    out->status_string = batch_task_status_string(BATCH_TASK_FAILED);
+    out->attempts = x->attempts;
+    out->retries = x->attempts ? x->attempts - 1 : 0;
+    out->attempt = t->attempt;
+    out->error = (int)t->error;
+    out->message = t->msg[0] ? t->msg : NULL;
+    out->worker = t->worker;
+    out->start_ns = batch__timebase_ns(&g->tb, t->t_start);
+    out->end_ns = batch__timebase_ns(&g->tb, t->t_end);
+    out->next_ns = batch__timebase_ns(&g->tb, t->t_next);
+    return t;
 }
 
 #endif /* BATCH__GRAPH_C */
@@ -6437,10 +6511,12 @@ typedef struct batch__map_ext {
     batch__range ranges[];
 } batch__map_ext;
 
-/* A delivered batch, kept for the reports when desc.keep_batches is set. */
+/* A delivered batch, kept for the reports when desc.keep_batches is set; or an attempt of a
+   batch that a retry followed (then retries: the retries before it). */
 typedef struct batch__batch_rec {
     size_t index, first, count, succeeded, failed;
     uint64_t start_ns, end_ns;    /* since launch */
+    uint64_t next_ns;             /* an attempt a retry followed: the retry's start, since launch */
     int status, retries, worker;
 } batch__batch_rec;
 
@@ -6480,6 +6556,8 @@ typedef struct batch__mjob {
     void* slot_accs;              /* the slots' accumulators, a cache line apart (no false sharing) */
     batch__batch_rec* recs;       /* keep_batches: one per delivered batch, under the lock */
     size_t nrecs, caprecs;
+    batch__batch_rec* tries;      /* keep_batches: one per attempt a retry followed, under the lock */
+    size_t ntries, captries;
     batch__map_ext* ext;          /* NULL: a plain map (see batch__map_ext) */
     batch__journal* jn;           /* NULL: no journal */
     unsigned char* jrec;          /* one batch record */
@@ -6887,6 +6965,25 @@ BATCH__PRIVATE void batch__slot_free(batch__mjob* m, batch__mslot* sl) {
     m->dec_pending++;
 }
 
+/* Job lock held: appends the slot's last attempt to a list of records (next: the start of the
+   retry that follows it, 0 for a delivered batch). Out of memory: it is not kept (the map goes on). */
+BATCH__PRIVATE void batch__map_keep(batch__mjob* m, batch__batch_rec** list, size_t* n, size_t* cap, const batch__mslot* sl,
+                                    uint64_t next) {
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        batch__batch_rec* r = (batch__batch_rec*)BATCH_REALLOC(*list, ncap * sizeof *r, m->alloc_ctx);
+        if (!r) return;
+        *list = r;
+        *cap = ncap;
+    }
+    batch__batch_rec* r = &(*list)[(*n)++];
+    r->index = sl->batch_index; r->first = sl->first; r->count = sl->count;
+    r->succeeded = sl->succeeded; r->failed = sl->failed;
+    r->start_ns = sl->start_ns - m->launch_ns; r->end_ns = r->start_ns + sl->exec_ns;
+    r->next_ns = next ? next - m->launch_ns : 0;
+    r->status = (int)sl->status; r->retries = sl->retries_used; r->worker = sl->worker;
+}
+
 /* Job lock held: combine, count, call on_batch, then free the slot or queue it for next(). */
 BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
     if (sl->unrun) {   /* nothing to deliver: its items were never processed */
@@ -6927,20 +7024,7 @@ BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
         if (m->io_error == BATCH_OK) m->io_error = jr;
         atomic_store(&m->stop, BATCH__STOP_IO);   /* the journal's failure outranks a halt or cancel */
     }
-    if (m->d.keep_batches) {   /* out of memory: later batches are not kept (the map goes on) */
-        if (m->nrecs == m->caprecs) {
-            size_t ncap = m->caprecs ? m->caprecs * 2 : 64;
-            batch__batch_rec* r = (batch__batch_rec*)BATCH_REALLOC(m->recs, ncap * sizeof *r, m->alloc_ctx);
-            if (r) { m->recs = r; m->caprecs = ncap; }
-        }
-        if (m->nrecs < m->caprecs) {
-            batch__batch_rec* r = &m->recs[m->nrecs++];
-            r->index = sl->batch_index; r->first = sl->first; r->count = sl->count;
-            r->succeeded = sl->succeeded; r->failed = sl->failed;
-            r->start_ns = sl->start_ns - m->launch_ns; r->end_ns = r->start_ns + sl->exec_ns;
-            r->status = (int)sl->status; r->retries = sl->retries_used; r->worker = sl->worker;
-        }
-    }
+    if (m->d.keep_batches) batch__map_keep(m, &m->recs, &m->nrecs, &m->caprecs, sl, 0);
     if (m->d.iterate && !m->draining) {
         sl->state = BATCH__SLOT_QUEUED;
         sl->next = NULL;
@@ -7176,8 +7260,9 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
                 if (batch__mslot_requeue(p, sl, batch__retry_slice(sl->retry_due, now))) return;
             }
             sl->retry_due = 0;   /* due, or the delayed queue is out of memory: run now */
-            sl->retries_used++;  /* a retry counts when it runs */
             batch__mutex_lock(&m->lock);
+            if (m->d.keep_batches) batch__map_keep(m, &m->tries, &m->ntries, &m->captries, sl, now);   /* for the trace */
+            sl->retries_used++;  /* a retry counts when it runs */
             m->s.retries++;
             batch__mutex_unlock(&m->lock);
         }
@@ -7213,6 +7298,7 @@ BATCH__PRIVATE void batch__map_free_buffers(batch__mjob* m) {
     if (m->slot_accs) BATCH_FREE(m->slot_accs, ctx);
     if (m->key) BATCH_FREE(m->key, ctx);
     if (m->recs) BATCH_FREE(m->recs, ctx);
+    if (m->tries) BATCH_FREE(m->tries, ctx);
     if (m->done_ranges) BATCH_FREE(m->done_ranges, ctx);
     if (m->jrec) BATCH_FREE(m->jrec, ctx);
     if (m->jn) batch__journal_free(m->jn);   /* not closed by a finish: a failed launch */
@@ -7710,10 +7796,11 @@ BATCH__PRIVATE void batch__map_job_counts(batch_job* pub, batch_progress* out, u
 
 BATCH__PRIVATE batch_result batch__map_job_facts(batch_job* pub, batch__job_facts* out);   /* records for reports */
 BATCH__PRIVATE void batch__map_job_record(batch_job* pub, size_t i, batch__record* out);
+BATCH__PRIVATE const void* batch__map_job_earlier(batch_job* pub, const void* cursor, batch__record* out);
 static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__map_job_cancel, batch__map_job_free,
                                                    batch__map_job_counts, batch__job_self_call,
                                                    NULL /* an item's context has its own message buffer */,
-                                                   batch__map_job_facts, batch__map_job_record };
+                                                   batch__map_job_facts, batch__map_job_record, batch__map_job_earlier };
 
 /* ---- records for reports ------------------------------------------------------------------ */
 /* The map's facts once it was waited for: its summaries, one record per kept batch. */
@@ -7732,10 +7819,8 @@ BATCH__PRIVATE batch_result batch__map_job_facts(batch_job* pub, batch__job_fact
     return BATCH_OK;
 }
 
-/* Kept batch i (its times are kept since the launch). */
-BATCH__PRIVATE void batch__map_job_record(batch_job* pub, size_t i, batch__record* out) {
-    const batch__mjob* m = (const batch__mjob*)pub;
-    const batch__batch_rec* b = &m->recs[i];   /* i < facts.nrecords */
+/* A kept record as a report's record (its times are kept since the launch). */
+BATCH__PRIVATE void batch__map_rec_out(const batch__mjob* m, const batch__batch_rec* b, batch__record* out) {
     memset(out, 0, sizeof *out);
     out->index = b->index;
     out->status = b->status;
@@ -7749,6 +7834,24 @@ BATCH__PRIVATE void batch__map_job_record(batch_job* pub, size_t i, batch__recor
     out->count = b->count;
     out->succeeded = b->succeeded;
     out->failed = b->failed;
+    out->attempt = b->retries + 1;
+    out->next_ns = b->next_ns ? m->launch_ns + b->next_ns : 0;
+}
+
+/* Kept batch i. */
+BATCH__PRIVATE void batch__map_job_record(batch_job* pub, size_t i, batch__record* out) {
+    const batch__mjob* m = (const batch__mjob*)pub;
+    batch__map_rec_out(m, &m->recs[i], out);   /* i < facts.nrecords */
+}
+
+/* The attempts a retry followed, in the order their retries started (the cursor: the last one
+   returned). attempts and retries are the attempt's own: the batch's are in its kept record. */
+BATCH__PRIVATE const void* batch__map_job_earlier(batch_job* pub, const void* cursor, batch__record* out) {
+    const batch__mjob* m = (const batch__mjob*)pub;
+    const batch__batch_rec* b = cursor ? (const batch__batch_rec*)cursor + 1 : m->tries;
+    if (!b || b >= m->tries + m->ntries) return NULL;
+    batch__map_rec_out(m, b, out);
+    return b;
 }
 
 #endif /* BATCH__MAP_C */
