@@ -263,6 +263,21 @@ static void test_report_records(void) {
             CHECK(!r.message);
             CHECK_EQ(r.error, 0);
         }
+        CHECK_EQ(r.attempt, r.attempts);
+        CHECK_EQ(r.next_ns, 0);
+    }
+    {
+        /* the attempts before a retry: flaky's first */
+        batch__record e, last;
+        const void* cur = ops->earlier(job, NULL, &e);
+        CHECK(cur != NULL);
+        ops->record(job, 3, &last);
+        CHECK_EQ(e.index, 3);
+        CHECK_EQ(e.attempt, 1);
+        CHECK_EQ(e.status, BATCH_TASK_FAILED);
+        CHECK(e.error == 6 && e.message && !strcmp(e.message, "try again"));
+        CHECK(e.start_ns >= f.launch_ns && e.end_ns >= e.start_ns && e.next_ns >= e.end_ns && e.next_ns <= last.start_ns);
+        CHECK(ops->earlier(job, cur, &e) == NULL);
     }
     CHECK_OK(batch_job_destroy(job));
     CHECK_OK(batch_graph_destroy(g));
