@@ -906,6 +906,20 @@ BATCH_API batch_result batch_map_run(batch_pool* pool, const batch_map_desc* des
    a terminal, with the tasks that did not complete. BATCH_ERR_INVALID on NULL, BATCH_ERR_IO when
    `out` reports a write error (ferror). */
 BATCH_API batch_result batch_job_report_json(batch_job* job, FILE* out);
+/* The job as a Chrome trace (trace event JSON: Perfetto UI and chrome://tracing open it):
+   {"traceEvents": [...], "displayTimeUnit": "ms"}. One complete event ("ph": "X") per attempt
+   of a task (graph runs with task times) or of a kept batch (maps with keep_batches), with "ts"
+   and "dur" in microseconds since the launch (3 decimals), "pid" 1, "tid" the worker index (the
+   worker count: any other thread, as in an inline pool), "cat" "task" or "batch", "name" the
+   task's name ("#id" without one) or "batch N", and "args": status (as in the JSON report),
+   attempt, and for a failed task attempt its error code and message. A retried attempt's wait
+   for its retry is an event of its own ("cat": "retry-wait", name "<task> (retry wait)") on a
+   "retry waits" thread line past the others (more lines when waits overlap). Metadata name the
+   process (the graph's name, "graph" or "map") and each thread line. Strings are escaped as in
+   the JSON report. BATCH_ERR_INVALID on NULL, BATCH_ERR_BUSY before the job was waited for,
+   BATCH_ERR_NOMEM (nothing written) when the retry waits cannot be laid out, BATCH_ERR_IO when
+   `out` reports a write error. */
+BATCH_API batch_result batch_job_report_trace(batch_job* job, FILE* out);
 BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out);
 /* One self-contained HTML file (no scripts, no fonts): the summary and, for a graph run with task
    times or a map with keep_batches, an inline SVG timeline with one lane per worker and a bar
@@ -3318,7 +3332,9 @@ BATCH_API batch_result batch_pool_parallel_for(batch_pool* p, size_t n, size_t c
 /* ---- records for reports ------------------------------------------------------------------
    What the reports (report.c) read of a finished job, through its ops: the job's facts, and one
    record per graph task (its last attempt) or per kept map batch. The graph and the map make
-   them from their own state when a report asks; the run itself never builds them. */
+   them from their own state when a report asks; the run itself never builds them, but for the
+   attempts before a retry (the trace draws each attempt): a graph with task times and a map
+   with keep_batches note each such attempt when its retry starts. */
 typedef enum batch__job_kind { BATCH__KIND_GRAPH, BATCH__KIND_MAP } batch__job_kind;
 
 typedef struct batch__job_facts {
@@ -3346,6 +3362,9 @@ typedef struct batch__record {
     int worker;                   /* the worker it ran on; -1: another thread */
     uint64_t start_ns, end_ns;    /* the last attempt, on the batch_now_ns clock; 0: no time */
     size_t first, count, succeeded, failed;   /* map: the batch's items; 0 for a task */
+    int attempt;                  /* the attempt this record shows (1-based): attempts, or an
+                                     earlier one's number (ops.earlier) */
+    uint64_t next_ns;             /* an earlier attempt: when the next one started; else 0 */
 } batch__record;
 
 typedef struct batch__job_ops {
@@ -3363,6 +3382,11 @@ typedef struct batch__job_ops {
        was waited for), then record i for i < facts.nrecords */
     batch_result (*facts)(batch_job* job, batch__job_facts* out);
     void (*record)(batch_job* job, size_t i, batch__record* out);
+    /* the attempts before the last of each retried task or kept batch, in no particular order,
+       each as a record of its own (status failed, start/end its own, next_ns): the first with
+       cursor NULL, the next with the cursor the call returned; NULL when there is none (then
+       out is not written). Out of memory during the run drops an attempt from this list. */
+    const void* (*earlier)(batch_job* job, const void* cursor, batch__record* out);
 } batch__job_ops;
 
 /* Why a job stops early: the first reason wins (a compare-and-swap from NONE), except that a
@@ -4713,6 +4737,17 @@ typedef struct batch__job_stats {
     bool seg_open;
 } batch__job_stats;
 
+/* An attempt of a task that a retry followed (task times on), kept for the reports (the trace):
+   pushed on its job's list by the thread that runs the retry, freed with the job. */
+typedef struct batch__gtry {
+    struct batch__gtry* next;
+    uint64_t t_start, t_end, t_next;   /* ticks: the attempt, and its retry's start */
+    uint32_t idx;
+    int32_t error;
+    int worker, attempt;
+    char msg[];                   /* its message; "" when it had none */
+} batch__gtry;
+
 /* NOLINTNEXTLINE(clang-analyzer-optin.performance.Padding): stop is on its own cache line */
 typedef struct batch__job {
     batch__job_head head;         /* first: operations and progress */
@@ -4743,6 +4778,7 @@ typedef struct batch__job {
     uint64_t nresumed;
     int nstats;
     batch__job_stats* stats;      /* nstats lines: workers, then the shared one */
+    _Atomic(batch__gtry*) tries;  /* the attempts before a retry, latest first */
 } batch__job;
 
 
@@ -5574,12 +5610,34 @@ BATCH__INLINE void batch__walk_slot_release(batch__walk_env* e, batch__walk* w) 
     }
 }
 
+/* A retry of n starts at tick `next`: its last attempt goes on the job's list for the reports
+   (out of memory: it does not). */
+BATCH__PRIVATE void batch__graph_note_try(batch__job* job, const batch__gnode* n, uint64_t next) {
+    const char* m = (n->msg && n->msg[0]) ? n->msg : "";
+    size_t len = strlen(m);
+    batch__gtry* t = (batch__gtry*)BATCH_MALLOC(sizeof *t + len + 1, job->g->alloc_ctx);
+    if (!t) return;
+    t->t_start = n->t_start;
+    t->t_end = n->t_end;
+    t->t_next = next;
+    t->idx = n->idx;
+    t->error = n->error;
+    t->worker = n->worker;
+    t->attempt = n->attempts;
+    memcpy(t->msg, m, len + 1);
+    t->next = atomic_load_explicit(&job->tries, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&job->tries, &t->next, t, memory_order_release, memory_order_relaxed)) {}
+}
+
 /* Runs the task's function once: times, stats, the slot given back. Returns its code. */
 BATCH__INLINE int batch__walk_call(batch__walk_env* e, batch__walk* w, batch__gnode* n, bool* slot, int* msg_set) {
     batch__job* job = e->job;
     atomic_store_explicit(&n->status, BATCH_TASK_RUNNING, memory_order_relaxed);
+    uint64_t start = e->times ? (e->last_end ? e->last_end : batch__ticks(job->tsc)) : 0;
+    if (start && start < job->launch_tick) start = job->launch_tick;   /* never before the run (reports subtract) */
     if (n->attempts) {   /* a retry that runs: error and message will be its own */
         batch__stat_add(&e->st->retried, 1, e->shared);
+        if (start && n->t_start) batch__graph_note_try(job, n, start);   /* the attempt before, for the reports */
         n->error = 0;
         if (n->msg) n->msg[0] = 0;
     }
@@ -5592,8 +5650,6 @@ BATCH__INLINE int batch__walk_call(batch__walk_env* e, batch__walk* w, batch__gn
     ctx.stop = &job->stop;
     ctx.deadline_ns = job->deadline_ns;
     ctx.owner = (batch_job*)job;
-    uint64_t start = e->times ? (e->last_end ? e->last_end : batch__ticks(job->tsc)) : 0;
-    if (start && start < job->launch_tick) start = job->launch_tick;   /* never before the run (reports subtract) */
     batch__stat_add(&e->st->running, 1, e->shared);
     uint64_t seq0 = e->self ? batch__worker_seq(e->self) : 0;
     int rc = n->fn ? n->fn(&ctx, n->user) : 0;
@@ -5836,6 +5892,11 @@ BATCH__PRIVATE void batch__grange_task(batch_pool* p, void* user, uint64_t arg) 
 BATCH__PRIVATE void batch__job_free(batch__job* job) {
     void* ctx = job->g->alloc_ctx;
     batch__mutex_destroy(&job->park_lock);
+    for (batch__gtry* t = atomic_load(&job->tries); t;) {
+        batch__gtry* next = t->next;
+        BATCH_FREE(t, ctx);
+        t = next;
+    }
     BATCH_FREE(job->raw, ctx);
 }
 
@@ -5867,6 +5928,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     job->head.ops = &batch__graph_job_ops;
     job->stats = (batch__job_stats*)batch__align_up(job + 1);
     for (int i = 0; i < nstats; i++) atomic_init(&job->stats[i].ran, BATCH__NO_NODE);
+    atomic_init(&job->tries, NULL);
     job->nstats = nstats;
     if (!batch__mutex_init(&job->park_lock)) { BATCH_FREE(raw, g->alloc_ctx); atomic_store(&g->busy, 0); return BATCH_ERR_NOMEM; }
     job->pool = pool;
@@ -6172,10 +6234,11 @@ BATCH__PRIVATE void batch__graph_job_counts(batch_job* pub, batch_progress* out,
 BATCH__PRIVATE char* batch__graph_message_buffer(batch_ctx* ctx);   /* below, with data flow */
 BATCH__PRIVATE batch_result batch__graph_job_facts(batch_job* pub, batch__job_facts* out);   /* records for reports */
 BATCH__PRIVATE void batch__graph_job_record(batch_job* pub, size_t i, batch__record* out);
+BATCH__PRIVATE const void* batch__graph_job_earlier(batch_job* pub, const void* cursor, batch__record* out);
 static const batch__job_ops batch__graph_job_ops = { batch__graph_job_wait, batch__graph_job_cancel, batch__graph_job_free,
                                                      batch__graph_job_counts, batch__graph_self_call,
                                                      batch__graph_message_buffer, batch__graph_job_facts,
-                                                     batch__graph_job_record };
+                                                     batch__graph_job_record, batch__graph_job_earlier };
 
 BATCH_API batch_result batch_graph_run(batch_pool* pool, batch_graph* g, const batch_run_desc* desc, batch_job_summary* summary) {
     batch_job* job;
@@ -6325,6 +6388,31 @@ BATCH__PRIVATE void batch__graph_job_record(batch_job* pub, size_t i, batch__rec
     out->worker = x->worker;
     out->start_ns = batch__timebase_ns(&g->tb, x->t_start);
     out->end_ns = batch__timebase_ns(&g->tb, x->t_end);
+    out->attempt = x->attempts;
+}
+
+/* The attempts a retry followed, latest noted first (the cursor: the last one returned). */
+BATCH__PRIVATE const void* batch__graph_job_earlier(batch_job* pub, const void* cursor, batch__record* out) {
+    batch__job* job = (batch__job*)pub;
+    const batch__gtry* t = cursor ? ((const batch__gtry*)cursor)->next : atomic_load_explicit(&job->tries, memory_order_acquire);
+    if (!t) return NULL;
+    const batch_graph* g = job->g;
+    const batch__gnode* x = batch__node(g, t->idx);   /* a task of this graph */
+    memset(out, 0, sizeof *out);
+    out->index = t->idx;
+    out->name = x->name;
+    out->status = BATCH_TASK_FAILED;
+    out->status_string = batch_task_status_string(BATCH_TASK_FAILED);
+    out->attempts = x->attempts;
+    out->retries = x->attempts ? x->attempts - 1 : 0;
+    out->attempt = t->attempt;
+    out->error = (int)t->error;
+    out->message = t->msg[0] ? t->msg : NULL;
+    out->worker = t->worker;
+    out->start_ns = batch__timebase_ns(&g->tb, t->t_start);
+    out->end_ns = batch__timebase_ns(&g->tb, t->t_end);
+    out->next_ns = batch__timebase_ns(&g->tb, t->t_next);
+    return t;
 }
 
 #endif /* BATCH__GRAPH_C */
@@ -6441,10 +6529,12 @@ typedef struct batch__map_ext {
     batch__range ranges[];
 } batch__map_ext;
 
-/* A delivered batch, kept for the reports when desc.keep_batches is set. */
+/* A delivered batch, kept for the reports when desc.keep_batches is set; or an attempt of a
+   batch that a retry followed (then retries: the retries before it). */
 typedef struct batch__batch_rec {
     size_t index, first, count, succeeded, failed;
     uint64_t start_ns, end_ns;    /* since launch */
+    uint64_t next_ns;             /* an attempt a retry followed: the retry's start, since launch */
     int status, retries, worker;
 } batch__batch_rec;
 
@@ -6484,6 +6574,8 @@ typedef struct batch__mjob {
     void* slot_accs;              /* the slots' accumulators, a cache line apart (no false sharing) */
     batch__batch_rec* recs;       /* keep_batches: one per delivered batch, under the lock */
     size_t nrecs, caprecs;
+    batch__batch_rec* tries;      /* keep_batches: one per attempt a retry followed, under the lock */
+    size_t ntries, captries;
     batch__map_ext* ext;          /* NULL: a plain map (see batch__map_ext) */
     batch__journal* jn;           /* NULL: no journal */
     unsigned char* jrec;          /* one batch record */
@@ -6891,6 +6983,25 @@ BATCH__PRIVATE void batch__slot_free(batch__mjob* m, batch__mslot* sl) {
     m->dec_pending++;
 }
 
+/* Job lock held: appends the slot's last attempt to a list of records (next: the start of the
+   retry that follows it, 0 for a delivered batch). Out of memory: it is not kept (the map goes on). */
+BATCH__PRIVATE void batch__map_keep(batch__mjob* m, batch__batch_rec** list, size_t* n, size_t* cap, const batch__mslot* sl,
+                                    uint64_t next) {
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        batch__batch_rec* r = (batch__batch_rec*)BATCH_REALLOC(*list, ncap * sizeof *r, m->alloc_ctx);
+        if (!r) return;
+        *list = r;
+        *cap = ncap;
+    }
+    batch__batch_rec* r = &(*list)[(*n)++];
+    r->index = sl->batch_index; r->first = sl->first; r->count = sl->count;
+    r->succeeded = sl->succeeded; r->failed = sl->failed;
+    r->start_ns = sl->start_ns - m->launch_ns; r->end_ns = r->start_ns + sl->exec_ns;
+    r->next_ns = next ? next - m->launch_ns : 0;
+    r->status = (int)sl->status; r->retries = sl->retries_used; r->worker = sl->worker;
+}
+
 /* Job lock held: combine, count, call on_batch, then free the slot or queue it for next(). */
 BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
     if (sl->unrun) {   /* nothing to deliver: its items were never processed */
@@ -6931,20 +7042,7 @@ BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
         if (m->io_error == BATCH_OK) m->io_error = jr;
         atomic_store(&m->stop, BATCH__STOP_IO);   /* the journal's failure outranks a halt or cancel */
     }
-    if (m->d.keep_batches) {   /* out of memory: later batches are not kept (the map goes on) */
-        if (m->nrecs == m->caprecs) {
-            size_t ncap = m->caprecs ? m->caprecs * 2 : 64;
-            batch__batch_rec* r = (batch__batch_rec*)BATCH_REALLOC(m->recs, ncap * sizeof *r, m->alloc_ctx);
-            if (r) { m->recs = r; m->caprecs = ncap; }
-        }
-        if (m->nrecs < m->caprecs) {
-            batch__batch_rec* r = &m->recs[m->nrecs++];
-            r->index = sl->batch_index; r->first = sl->first; r->count = sl->count;
-            r->succeeded = sl->succeeded; r->failed = sl->failed;
-            r->start_ns = sl->start_ns - m->launch_ns; r->end_ns = r->start_ns + sl->exec_ns;
-            r->status = (int)sl->status; r->retries = sl->retries_used; r->worker = sl->worker;
-        }
-    }
+    if (m->d.keep_batches) batch__map_keep(m, &m->recs, &m->nrecs, &m->caprecs, sl, 0);
     if (m->d.iterate && !m->draining) {
         sl->state = BATCH__SLOT_QUEUED;
         sl->next = NULL;
@@ -7180,8 +7278,9 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
                 if (batch__mslot_requeue(p, sl, batch__retry_slice(sl->retry_due, now))) return;
             }
             sl->retry_due = 0;   /* due, or the delayed queue is out of memory: run now */
-            sl->retries_used++;  /* a retry counts when it runs */
             batch__mutex_lock(&m->lock);
+            if (m->d.keep_batches) batch__map_keep(m, &m->tries, &m->ntries, &m->captries, sl, now);   /* for the trace */
+            sl->retries_used++;  /* a retry counts when it runs */
             m->s.retries++;
             batch__mutex_unlock(&m->lock);
         }
@@ -7217,6 +7316,7 @@ BATCH__PRIVATE void batch__map_free_buffers(batch__mjob* m) {
     if (m->slot_accs) BATCH_FREE(m->slot_accs, ctx);
     if (m->key) BATCH_FREE(m->key, ctx);
     if (m->recs) BATCH_FREE(m->recs, ctx);
+    if (m->tries) BATCH_FREE(m->tries, ctx);
     if (m->done_ranges) BATCH_FREE(m->done_ranges, ctx);
     if (m->jrec) BATCH_FREE(m->jrec, ctx);
     if (m->jn) batch__journal_free(m->jn);   /* not closed by a finish: a failed launch */
@@ -7714,10 +7814,11 @@ BATCH__PRIVATE void batch__map_job_counts(batch_job* pub, batch_progress* out, u
 
 BATCH__PRIVATE batch_result batch__map_job_facts(batch_job* pub, batch__job_facts* out);   /* records for reports */
 BATCH__PRIVATE void batch__map_job_record(batch_job* pub, size_t i, batch__record* out);
+BATCH__PRIVATE const void* batch__map_job_earlier(batch_job* pub, const void* cursor, batch__record* out);
 static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__map_job_cancel, batch__map_job_free,
                                                    batch__map_job_counts, batch__job_self_call,
                                                    NULL /* an item's context has its own message buffer */,
-                                                   batch__map_job_facts, batch__map_job_record };
+                                                   batch__map_job_facts, batch__map_job_record, batch__map_job_earlier };
 
 /* ---- records for reports ------------------------------------------------------------------ */
 /* The map's facts once it was waited for: its summaries, one record per kept batch. */
@@ -7736,10 +7837,8 @@ BATCH__PRIVATE batch_result batch__map_job_facts(batch_job* pub, batch__job_fact
     return BATCH_OK;
 }
 
-/* Kept batch i (its times are kept since the launch). */
-BATCH__PRIVATE void batch__map_job_record(batch_job* pub, size_t i, batch__record* out) {
-    const batch__mjob* m = (const batch__mjob*)pub;
-    const batch__batch_rec* b = &m->recs[i];   /* i < facts.nrecords */
+/* A kept record as a report's record (its times are kept since the launch). */
+BATCH__PRIVATE void batch__map_rec_out(const batch__mjob* m, const batch__batch_rec* b, batch__record* out) {
     memset(out, 0, sizeof *out);
     out->index = b->index;
     out->status = b->status;
@@ -7753,22 +7852,40 @@ BATCH__PRIVATE void batch__map_job_record(batch_job* pub, size_t i, batch__recor
     out->count = b->count;
     out->succeeded = b->succeeded;
     out->failed = b->failed;
+    out->attempt = b->retries + 1;
+    out->next_ns = b->next_ns ? m->launch_ns + b->next_ns : 0;
+}
+
+/* Kept batch i. */
+BATCH__PRIVATE void batch__map_job_record(batch_job* pub, size_t i, batch__record* out) {
+    const batch__mjob* m = (const batch__mjob*)pub;
+    batch__map_rec_out(m, &m->recs[i], out);   /* i < facts.nrecords */
+}
+
+/* The attempts a retry followed, in the order their retries started (the cursor: the last one
+   returned). attempts and retries are the attempt's own: the batch's are in its kept record. */
+BATCH__PRIVATE const void* batch__map_job_earlier(batch_job* pub, const void* cursor, batch__record* out) {
+    const batch__mjob* m = (const batch__mjob*)pub;
+    const batch__batch_rec* b = cursor ? (const batch__batch_rec*)cursor + 1 : m->tries;
+    if (!b || b >= m->tries + m->ntries) return NULL;
+    batch__map_rec_out(m, b, out);
+    return b;
 }
 
 #endif /* BATCH__MAP_C */
 /* ---- end batch_impl/map.c ---- */
 /* ---- begin batch_impl/report.c ---- */
-/* report.c - JSON and text reports of a finished job (graph run or map). Integers only
-   (microseconds, counts, per mille), strings escaped: the output does not depend on the locale. */
+/* report.c - JSON, text and HTML reports and the Chrome trace of a finished job (graph run or
+   map). Integers only (microseconds, counts, per mille; the trace's microseconds are integers of
+   nanoseconds written with 3 decimals), strings escaped: the output does not depend on the locale. */
 #ifndef BATCH__REPORT_C
 #define BATCH__REPORT_C
 #ifndef BATCH_SINGLE_FILE
 #  include "job.c"
 #endif
 
-BATCH__PRIVATE void batch__json_string(FILE* out, const char* s) {
-    if (!s) { fputs("null", out); return; }
-    fputc('"', out);
+/* The characters of s as they go between the quotes of a JSON string. */
+BATCH__PRIVATE void batch__json_chars(FILE* out, const char* s) {
     for (const unsigned char* c = (const unsigned char*)s; *c; c++) {
         switch (*c) {
             case '"': fputs("\\\"", out); break;
@@ -7781,6 +7898,11 @@ BATCH__PRIVATE void batch__json_string(FILE* out, const char* s) {
                 else fputc(*c, out);
         }
     }
+}
+BATCH__PRIVATE void batch__json_string(FILE* out, const char* s) {
+    if (!s) { fputs("null", out); return; }
+    fputc('"', out);
+    batch__json_chars(out, s);
     fputc('"', out);
 }
 
@@ -8039,6 +8161,145 @@ BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out) {
         else batch__html_batches(out, job, &f);
     }
     fputs("</body></html>\n", out);
+    return (fflush(out) != 0 || ferror(out)) ? BATCH_ERR_IO : BATCH_OK;   /* the whole report reached the file */
+}
+
+/* ---- trace: Chrome trace event JSON (Perfetto UI, chrome://tracing) ----------------------- */
+/* Every attempt of a task or kept batch is a complete event ("X") on its worker's thread line
+   (tid: the worker; tid `workers`: any other thread); a retried attempt's wait for its retry is
+   one on a "retry waits" line (tid workers + 1 + lane). Waits overlap, and the format wants the
+   events of one thread nested, so they are laid out on as many lanes as it takes: by start, each
+   on the first lane free by then. */
+typedef struct batch__trace_wait { uint64_t t0, t1; size_t k; } batch__trace_wait;
+
+BATCH__PRIVATE int batch__trace_wait_cmp(const void* a, const void* b) {
+    const batch__trace_wait* x = (const batch__trace_wait*)a;
+    const batch__trace_wait* y = (const batch__trace_wait*)b;
+    return x->t0 < y->t0 ? -1 : x->t0 > y->t0 ? 1 : (x->k > y->k) - (x->k < y->k);
+}
+
+/* A time since the launch (0 before it), in nanoseconds. */
+BATCH__PRIVATE uint64_t batch__trace_rel(const batch__job_facts* f, uint64_t t) { return t > f->launch_ns ? t - f->launch_ns : 0; }
+/* Microseconds with 3 decimals. */
+BATCH__PRIVATE void batch__trace_us(FILE* out, uint64_t ns) {
+    fprintf(out, "%llu.%03llu", (unsigned long long)(ns / 1000u), (unsigned long long)(ns % 1000u));
+}
+
+/* The lanes of the retry waits (lane[k] for earlier attempt k, -1: no wait) and their number:
+   BATCH_ERR_NOMEM when the room for them cannot be had. *lanes_out is NULL when there is no
+   wait. */
+BATCH__PRIVATE batch_result batch__trace_lanes(batch_job* job, const batch__job_facts* f, int** lanes_out, int* nlanes) {
+    const batch__job_ops* ops = batch__head(job)->ops;
+    batch__record r;
+    size_t n = 0, nw = 0;
+    *lanes_out = NULL;
+    *nlanes = 0;
+    for (const void* c = ops->earlier(job, NULL, &r); c; c = ops->earlier(job, c, &r)) n++;
+    if (!n) return BATCH_OK;
+    batch__trace_wait* w = (batch__trace_wait*)BATCH_MALLOC(n * sizeof *w, NULL);
+    int* lane = (int*)BATCH_MALLOC(n * sizeof *lane, NULL);
+    uint64_t* lane_end = (uint64_t*)BATCH_MALLOC(n * sizeof *lane_end, NULL);
+    if (!w || !lane || !lane_end) {
+        if (w) BATCH_FREE(w, NULL);
+        if (lane) BATCH_FREE(lane, NULL);
+        if (lane_end) BATCH_FREE(lane_end, NULL);
+        return BATCH_ERR_NOMEM;
+    }
+    size_t k = 0;
+    for (const void* c = ops->earlier(job, NULL, &r); c && k < n; c = ops->earlier(job, c, &r), k++) {
+        lane[k] = -1;
+        if (!r.start_ns || !r.next_ns) continue;
+        uint64_t t0 = batch__trace_rel(f, r.end_ns), t1 = batch__trace_rel(f, r.next_ns);
+        w[nw].t0 = t0;
+        w[nw].t1 = t1 > t0 ? t1 : t0;
+        w[nw++].k = k;
+    }
+    qsort(w, nw, sizeof *w, batch__trace_wait_cmp);
+    int used = 0;
+    for (size_t i = 0; i < nw; i++) {
+        int l = 0;
+        while (l < used && lane_end[l] > w[i].t0) l++;
+        if (l == used) used++;
+        lane_end[l] = w[i].t1;
+        lane[w[i].k] = l;
+    }
+    BATCH_FREE(w, NULL);
+    BATCH_FREE(lane_end, NULL);
+    *lanes_out = lane;
+    *nlanes = used;
+    return BATCH_OK;
+}
+
+/* The metadata: the process's name, and a name for every thread line. */
+BATCH__PRIVATE void batch__trace_meta(FILE* out, const batch__job_facts* f, int nlanes) {
+    fputs("{\"traceEvents\": [\n{\"ph\": \"M\", \"pid\": 1, \"tid\": 0, \"name\": \"process_name\", \"args\": {\"name\": ", out);
+    batch__json_string(out, f->kind == BATCH__KIND_MAP ? "map" : f->name ? f->name : "graph");
+    fputs("}}", out);
+    for (int t = 0; t <= f->workers + nlanes; t++) {
+        fprintf(out, ",\n{\"ph\": \"M\", \"pid\": 1, \"tid\": %d, \"name\": \"thread_name\", \"args\": {\"name\": \"", t);
+        if (t < f->workers) fprintf(out, "worker %d", t);
+        else if (t == f->workers) fputs("other threads", out);
+        else if (t == f->workers + 1) fputs("retry waits", out);
+        else fprintf(out, "retry waits %d", t - f->workers);
+        fprintf(out, "\"}},\n{\"ph\": \"M\", \"pid\": 1, \"tid\": %d, \"name\": \"thread_sort_index\", \"args\": {\"sort_index\": %d}}", t, t);
+    }
+}
+
+/* The start of a complete event: its kind, category, name (the task's, "#id" without one, or
+   "batch N", then suffix), thread line and times (the end no earlier than the start). */
+BATCH__PRIVATE void batch__trace_begin(FILE* out, const batch__job_facts* f, const batch__record* r, const char* cat,
+                                       const char* suffix, int tid, uint64_t t0, uint64_t t1) {
+    fprintf(out, ",\n{\"ph\": \"X\", \"cat\": \"%s\", \"name\": \"", cat);
+    if (f->kind == BATCH__KIND_MAP) fprintf(out, "batch %zu", r->index);
+    else if (r->name) batch__json_chars(out, r->name);
+    else fprintf(out, "#%zu", r->index + 1);
+    batch__json_chars(out, suffix);
+    fprintf(out, "\", \"pid\": 1, \"tid\": %d, \"ts\": ", tid);
+    batch__trace_us(out, t0);
+    fputs(", \"dur\": ", out);
+    batch__trace_us(out, t1 > t0 ? t1 - t0 : 0);
+}
+
+/* An attempt's event, and the wait for its retry when it has one (lane >= 0). */
+BATCH__PRIVATE void batch__trace_attempt(FILE* out, const batch__job_facts* f, const batch__record* r, int lane) {
+    if (!r->start_ns) return;   /* not run, or no times */
+    bool graph = f->kind == BATCH__KIND_GRAPH;
+    int tid = (r->worker >= 0 && r->worker < f->workers) ? r->worker : f->workers;
+    uint64_t t0 = batch__trace_rel(f, r->start_ns), t1 = batch__trace_rel(f, r->end_ns);
+    batch__trace_begin(out, f, r, graph ? "task" : "batch", "", tid, t0, t1);
+    fprintf(out, ", \"args\": {\"status\": \"%s\", \"attempt\": %d", r->status_string, r->attempt);
+    if (graph && (r->error || r->status == BATCH_TASK_FAILED)) {
+        fprintf(out, ", \"error\": %d, \"message\": ", r->error);
+        batch__json_string(out, r->message);
+    } else if (!graph) {
+        fprintf(out, ", \"first\": %zu, \"count\": %zu, \"succeeded\": %zu, \"failed\": %zu", r->first, r->count,
+                r->succeeded, r->failed);
+    }
+    fputs("}}", out);
+    if (lane < 0 || !r->next_ns) return;
+    batch__trace_begin(out, f, r, "retry-wait", " (retry wait)", f->workers + 1 + lane, t1, batch__trace_rel(f, r->next_ns));
+    fprintf(out, ", \"args\": {\"after_attempt\": %d}}", r->attempt);
+}
+
+BATCH_API batch_result batch_job_report_trace(batch_job* job, FILE* out) {
+    batch__job_facts f;
+    batch_result res = batch__report_facts(job, out, &f);
+    if (res != BATCH_OK) return res;
+    int* lanes;
+    int nlanes;
+    if ((res = batch__trace_lanes(job, &f, &lanes, &nlanes)) != BATCH_OK) return res;   /* nothing written */
+    batch__trace_meta(out, &f, nlanes);
+    const batch__job_ops* ops = batch__head(job)->ops;
+    batch__record r;
+    for (size_t i = 0; i < f.nrecords; i++) {   /* the last attempts */
+        ops->record(job, i, &r);
+        batch__trace_attempt(out, &f, &r, -1);
+    }
+    size_t k = 0;   /* the earlier ones, in the order batch__trace_lanes saw them */
+    for (const void* c = ops->earlier(job, NULL, &r); c && lanes; c = ops->earlier(job, c, &r), k++)
+        batch__trace_attempt(out, &f, &r, lanes[k]);
+    if (lanes) BATCH_FREE(lanes, NULL);
+    fputs("\n],\n\"displayTimeUnit\": \"ms\"}\n", out);
     return (fflush(out) != 0 || ferror(out)) ? BATCH_ERR_IO : BATCH_OK;   /* the whole report reached the file */
 }
 

@@ -905,6 +905,20 @@ BATCH_API batch_result batch_map_run(batch_pool* pool, const batch_map_desc* des
    a terminal, with the tasks that did not complete. BATCH_ERR_INVALID on NULL, BATCH_ERR_IO when
    `out` reports a write error (ferror). */
 BATCH_API batch_result batch_job_report_json(batch_job* job, FILE* out);
+/* The job as a Chrome trace (trace event JSON: Perfetto UI and chrome://tracing open it):
+   {"traceEvents": [...], "displayTimeUnit": "ms"}. One complete event ("ph": "X") per attempt
+   of a task (graph runs with task times) or of a kept batch (maps with keep_batches), with "ts"
+   and "dur" in microseconds since the launch (3 decimals), "pid" 1, "tid" the worker index (the
+   worker count: any other thread, as in an inline pool), "cat" "task" or "batch", "name" the
+   task's name ("#id" without one) or "batch N", and "args": status (as in the JSON report),
+   attempt, and for a failed task attempt its error code and message. A retried attempt's wait
+   for its retry is an event of its own ("cat": "retry-wait", name "<task> (retry wait)") on a
+   "retry waits" thread line past the others (more lines when waits overlap). Metadata name the
+   process (the graph's name, "graph" or "map") and each thread line. Strings are escaped as in
+   the JSON report. BATCH_ERR_INVALID on NULL, BATCH_ERR_BUSY before the job was waited for,
+   BATCH_ERR_NOMEM (nothing written) when the retry waits cannot be laid out, BATCH_ERR_IO when
+   `out` reports a write error. */
+BATCH_API batch_result batch_job_report_trace(batch_job* job, FILE* out);
 BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out);
 /* One self-contained HTML file (no scripts, no fonts): the summary and, for a graph run with task
    times or a map with keep_batches, an inline SVG timeline with one lane per worker and a bar

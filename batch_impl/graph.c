@@ -167,6 +167,17 @@ typedef struct batch__job_stats {
     bool seg_open;
 } batch__job_stats;
 
+/* An attempt of a task that a retry followed (task times on), kept for the reports (the trace):
+   pushed on its job's list by the thread that runs the retry, freed with the job. */
+typedef struct batch__gtry {
+    struct batch__gtry* next;
+    uint64_t t_start, t_end, t_next;   /* ticks: the attempt, and its retry's start */
+    uint32_t idx;
+    int32_t error;
+    int worker, attempt;
+    char msg[];                   /* its message; "" when it had none */
+} batch__gtry;
+
 /* NOLINTNEXTLINE(clang-analyzer-optin.performance.Padding): stop is on its own cache line */
 typedef struct batch__job {
     batch__job_head head;         /* first: operations and progress */
@@ -197,6 +208,7 @@ typedef struct batch__job {
     uint64_t nresumed;
     int nstats;
     batch__job_stats* stats;      /* nstats lines: workers, then the shared one */
+    _Atomic(batch__gtry*) tries;  /* the attempts before a retry, latest first */
 } batch__job;
 
 
@@ -1028,12 +1040,34 @@ BATCH__INLINE void batch__walk_slot_release(batch__walk_env* e, batch__walk* w) 
     }
 }
 
+/* A retry of n starts at tick `next`: its last attempt goes on the job's list for the reports
+   (out of memory: it does not). */
+BATCH__PRIVATE void batch__graph_note_try(batch__job* job, const batch__gnode* n, uint64_t next) {
+    const char* m = (n->msg && n->msg[0]) ? n->msg : "";
+    size_t len = strlen(m);
+    batch__gtry* t = (batch__gtry*)BATCH_MALLOC(sizeof *t + len + 1, job->g->alloc_ctx);
+    if (!t) return;
+    t->t_start = n->t_start;
+    t->t_end = n->t_end;
+    t->t_next = next;
+    t->idx = n->idx;
+    t->error = n->error;
+    t->worker = n->worker;
+    t->attempt = n->attempts;
+    memcpy(t->msg, m, len + 1);
+    t->next = atomic_load_explicit(&job->tries, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&job->tries, &t->next, t, memory_order_release, memory_order_relaxed)) {}
+}
+
 /* Runs the task's function once: times, stats, the slot given back. Returns its code. */
 BATCH__INLINE int batch__walk_call(batch__walk_env* e, batch__walk* w, batch__gnode* n, bool* slot, int* msg_set) {
     batch__job* job = e->job;
     atomic_store_explicit(&n->status, BATCH_TASK_RUNNING, memory_order_relaxed);
+    uint64_t start = e->times ? (e->last_end ? e->last_end : batch__ticks(job->tsc)) : 0;
+    if (start && start < job->launch_tick) start = job->launch_tick;   /* never before the run (reports subtract) */
     if (n->attempts) {   /* a retry that runs: error and message will be its own */
         batch__stat_add(&e->st->retried, 1, e->shared);
+        if (start && n->t_start) batch__graph_note_try(job, n, start);   /* the attempt before, for the reports */
         n->error = 0;
         if (n->msg) n->msg[0] = 0;
     }
@@ -1046,8 +1080,6 @@ BATCH__INLINE int batch__walk_call(batch__walk_env* e, batch__walk* w, batch__gn
     ctx.stop = &job->stop;
     ctx.deadline_ns = job->deadline_ns;
     ctx.owner = (batch_job*)job;
-    uint64_t start = e->times ? (e->last_end ? e->last_end : batch__ticks(job->tsc)) : 0;
-    if (start && start < job->launch_tick) start = job->launch_tick;   /* never before the run (reports subtract) */
     batch__stat_add(&e->st->running, 1, e->shared);
     uint64_t seq0 = e->self ? batch__worker_seq(e->self) : 0;
     int rc = n->fn ? n->fn(&ctx, n->user) : 0;
@@ -1290,6 +1322,11 @@ BATCH__PRIVATE void batch__grange_task(batch_pool* p, void* user, uint64_t arg) 
 BATCH__PRIVATE void batch__job_free(batch__job* job) {
     void* ctx = job->g->alloc_ctx;
     batch__mutex_destroy(&job->park_lock);
+    for (batch__gtry* t = atomic_load(&job->tries); t;) {
+        batch__gtry* next = t->next;
+        BATCH_FREE(t, ctx);
+        t = next;
+    }
     BATCH_FREE(job->raw, ctx);
 }
 
@@ -1321,6 +1358,7 @@ BATCH_API batch_result batch_graph_launch(batch_pool* pool, batch_graph* g, cons
     job->head.ops = &batch__graph_job_ops;
     job->stats = (batch__job_stats*)batch__align_up(job + 1);
     for (int i = 0; i < nstats; i++) atomic_init(&job->stats[i].ran, BATCH__NO_NODE);
+    atomic_init(&job->tries, NULL);
     job->nstats = nstats;
     if (!batch__mutex_init(&job->park_lock)) { BATCH_FREE(raw, g->alloc_ctx); atomic_store(&g->busy, 0); return BATCH_ERR_NOMEM; }
     job->pool = pool;
@@ -1626,10 +1664,11 @@ BATCH__PRIVATE void batch__graph_job_counts(batch_job* pub, batch_progress* out,
 BATCH__PRIVATE char* batch__graph_message_buffer(batch_ctx* ctx);   /* below, with data flow */
 BATCH__PRIVATE batch_result batch__graph_job_facts(batch_job* pub, batch__job_facts* out);   /* records for reports */
 BATCH__PRIVATE void batch__graph_job_record(batch_job* pub, size_t i, batch__record* out);
+BATCH__PRIVATE const void* batch__graph_job_earlier(batch_job* pub, const void* cursor, batch__record* out);
 static const batch__job_ops batch__graph_job_ops = { batch__graph_job_wait, batch__graph_job_cancel, batch__graph_job_free,
                                                      batch__graph_job_counts, batch__graph_self_call,
                                                      batch__graph_message_buffer, batch__graph_job_facts,
-                                                     batch__graph_job_record };
+                                                     batch__graph_job_record, batch__graph_job_earlier };
 
 BATCH_API batch_result batch_graph_run(batch_pool* pool, batch_graph* g, const batch_run_desc* desc, batch_job_summary* summary) {
     batch_job* job;
@@ -1779,6 +1818,31 @@ BATCH__PRIVATE void batch__graph_job_record(batch_job* pub, size_t i, batch__rec
     out->worker = x->worker;
     out->start_ns = batch__timebase_ns(&g->tb, x->t_start);
     out->end_ns = batch__timebase_ns(&g->tb, x->t_end);
+    out->attempt = x->attempts;
+}
+
+/* The attempts a retry followed, latest noted first (the cursor: the last one returned). */
+BATCH__PRIVATE const void* batch__graph_job_earlier(batch_job* pub, const void* cursor, batch__record* out) {
+    batch__job* job = (batch__job*)pub;
+    const batch__gtry* t = cursor ? ((const batch__gtry*)cursor)->next : atomic_load_explicit(&job->tries, memory_order_acquire);
+    if (!t) return NULL;
+    const batch_graph* g = job->g;
+    const batch__gnode* x = batch__node(g, t->idx);   /* a task of this graph */
+    memset(out, 0, sizeof *out);
+    out->index = t->idx;
+    out->name = x->name;
+    out->status = BATCH_TASK_FAILED;
+    out->status_string = batch_task_status_string(BATCH_TASK_FAILED);
+    out->attempts = x->attempts;
+    out->retries = x->attempts ? x->attempts - 1 : 0;
+    out->attempt = t->attempt;
+    out->error = (int)t->error;
+    out->message = t->msg[0] ? t->msg : NULL;
+    out->worker = t->worker;
+    out->start_ns = batch__timebase_ns(&g->tb, t->t_start);
+    out->end_ns = batch__timebase_ns(&g->tb, t->t_end);
+    out->next_ns = batch__timebase_ns(&g->tb, t->t_next);
+    return t;
 }
 
 #endif /* BATCH__GRAPH_C */

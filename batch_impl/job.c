@@ -12,7 +12,9 @@
 /* ---- records for reports ------------------------------------------------------------------
    What the reports (report.c) read of a finished job, through its ops: the job's facts, and one
    record per graph task (its last attempt) or per kept map batch. The graph and the map make
-   them from their own state when a report asks; the run itself never builds them. */
+   them from their own state when a report asks; the run itself never builds them, but for the
+   attempts before a retry (the trace draws each attempt): a graph with task times and a map
+   with keep_batches note each such attempt when its retry starts. */
 typedef enum batch__job_kind { BATCH__KIND_GRAPH, BATCH__KIND_MAP } batch__job_kind;
 
 typedef struct batch__job_facts {
@@ -40,6 +42,9 @@ typedef struct batch__record {
     int worker;                   /* the worker it ran on; -1: another thread */
     uint64_t start_ns, end_ns;    /* the last attempt, on the batch_now_ns clock; 0: no time */
     size_t first, count, succeeded, failed;   /* map: the batch's items; 0 for a task */
+    int attempt;                  /* the attempt this record shows (1-based): attempts, or an
+                                     earlier one's number (ops.earlier) */
+    uint64_t next_ns;             /* an earlier attempt: when the next one started; else 0 */
 } batch__record;
 
 typedef struct batch__job_ops {
@@ -57,6 +62,11 @@ typedef struct batch__job_ops {
        was waited for), then record i for i < facts.nrecords */
     batch_result (*facts)(batch_job* job, batch__job_facts* out);
     void (*record)(batch_job* job, size_t i, batch__record* out);
+    /* the attempts before the last of each retried task or kept batch, in no particular order,
+       each as a record of its own (status failed, start/end its own, next_ns): the first with
+       cursor NULL, the next with the cursor the call returned; NULL when there is none (then
+       out is not written). Out of memory during the run drops an attempt from this list. */
+    const void* (*earlier)(batch_job* job, const void* cursor, batch__record* out);
 } batch__job_ops;
 
 /* Why a job stops early: the first reason wins (a compare-and-swap from NONE), except that a

@@ -109,10 +109,12 @@ typedef struct batch__map_ext {
     batch__range ranges[];
 } batch__map_ext;
 
-/* A delivered batch, kept for the reports when desc.keep_batches is set. */
+/* A delivered batch, kept for the reports when desc.keep_batches is set; or an attempt of a
+   batch that a retry followed (then retries: the retries before it). */
 typedef struct batch__batch_rec {
     size_t index, first, count, succeeded, failed;
     uint64_t start_ns, end_ns;    /* since launch */
+    uint64_t next_ns;             /* an attempt a retry followed: the retry's start, since launch */
     int status, retries, worker;
 } batch__batch_rec;
 
@@ -152,6 +154,8 @@ typedef struct batch__mjob {
     void* slot_accs;              /* the slots' accumulators, a cache line apart (no false sharing) */
     batch__batch_rec* recs;       /* keep_batches: one per delivered batch, under the lock */
     size_t nrecs, caprecs;
+    batch__batch_rec* tries;      /* keep_batches: one per attempt a retry followed, under the lock */
+    size_t ntries, captries;
     batch__map_ext* ext;          /* NULL: a plain map (see batch__map_ext) */
     batch__journal* jn;           /* NULL: no journal */
     unsigned char* jrec;          /* one batch record */
@@ -559,6 +563,25 @@ BATCH__PRIVATE void batch__slot_free(batch__mjob* m, batch__mslot* sl) {
     m->dec_pending++;
 }
 
+/* Job lock held: appends the slot's last attempt to a list of records (next: the start of the
+   retry that follows it, 0 for a delivered batch). Out of memory: it is not kept (the map goes on). */
+BATCH__PRIVATE void batch__map_keep(batch__mjob* m, batch__batch_rec** list, size_t* n, size_t* cap, const batch__mslot* sl,
+                                    uint64_t next) {
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        batch__batch_rec* r = (batch__batch_rec*)BATCH_REALLOC(*list, ncap * sizeof *r, m->alloc_ctx);
+        if (!r) return;
+        *list = r;
+        *cap = ncap;
+    }
+    batch__batch_rec* r = &(*list)[(*n)++];
+    r->index = sl->batch_index; r->first = sl->first; r->count = sl->count;
+    r->succeeded = sl->succeeded; r->failed = sl->failed;
+    r->start_ns = sl->start_ns - m->launch_ns; r->end_ns = r->start_ns + sl->exec_ns;
+    r->next_ns = next ? next - m->launch_ns : 0;
+    r->status = (int)sl->status; r->retries = sl->retries_used; r->worker = sl->worker;
+}
+
 /* Job lock held: combine, count, call on_batch, then free the slot or queue it for next(). */
 BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
     if (sl->unrun) {   /* nothing to deliver: its items were never processed */
@@ -599,20 +622,7 @@ BATCH__PRIVATE void batch__map_deliver(batch__mjob* m, batch__mslot* sl) {
         if (m->io_error == BATCH_OK) m->io_error = jr;
         atomic_store(&m->stop, BATCH__STOP_IO);   /* the journal's failure outranks a halt or cancel */
     }
-    if (m->d.keep_batches) {   /* out of memory: later batches are not kept (the map goes on) */
-        if (m->nrecs == m->caprecs) {
-            size_t ncap = m->caprecs ? m->caprecs * 2 : 64;
-            batch__batch_rec* r = (batch__batch_rec*)BATCH_REALLOC(m->recs, ncap * sizeof *r, m->alloc_ctx);
-            if (r) { m->recs = r; m->caprecs = ncap; }
-        }
-        if (m->nrecs < m->caprecs) {
-            batch__batch_rec* r = &m->recs[m->nrecs++];
-            r->index = sl->batch_index; r->first = sl->first; r->count = sl->count;
-            r->succeeded = sl->succeeded; r->failed = sl->failed;
-            r->start_ns = sl->start_ns - m->launch_ns; r->end_ns = r->start_ns + sl->exec_ns;
-            r->status = (int)sl->status; r->retries = sl->retries_used; r->worker = sl->worker;
-        }
-    }
+    if (m->d.keep_batches) batch__map_keep(m, &m->recs, &m->nrecs, &m->caprecs, sl, 0);
     if (m->d.iterate && !m->draining) {
         sl->state = BATCH__SLOT_QUEUED;
         sl->next = NULL;
@@ -848,8 +858,9 @@ BATCH__PRIVATE void batch__mslot_task(batch_pool* p, void* user) {
                 if (batch__mslot_requeue(p, sl, batch__retry_slice(sl->retry_due, now))) return;
             }
             sl->retry_due = 0;   /* due, or the delayed queue is out of memory: run now */
-            sl->retries_used++;  /* a retry counts when it runs */
             batch__mutex_lock(&m->lock);
+            if (m->d.keep_batches) batch__map_keep(m, &m->tries, &m->ntries, &m->captries, sl, now);   /* for the trace */
+            sl->retries_used++;  /* a retry counts when it runs */
             m->s.retries++;
             batch__mutex_unlock(&m->lock);
         }
@@ -885,6 +896,7 @@ BATCH__PRIVATE void batch__map_free_buffers(batch__mjob* m) {
     if (m->slot_accs) BATCH_FREE(m->slot_accs, ctx);
     if (m->key) BATCH_FREE(m->key, ctx);
     if (m->recs) BATCH_FREE(m->recs, ctx);
+    if (m->tries) BATCH_FREE(m->tries, ctx);
     if (m->done_ranges) BATCH_FREE(m->done_ranges, ctx);
     if (m->jrec) BATCH_FREE(m->jrec, ctx);
     if (m->jn) batch__journal_free(m->jn);   /* not closed by a finish: a failed launch */
@@ -1382,10 +1394,11 @@ BATCH__PRIVATE void batch__map_job_counts(batch_job* pub, batch_progress* out, u
 
 BATCH__PRIVATE batch_result batch__map_job_facts(batch_job* pub, batch__job_facts* out);   /* records for reports */
 BATCH__PRIVATE void batch__map_job_record(batch_job* pub, size_t i, batch__record* out);
+BATCH__PRIVATE const void* batch__map_job_earlier(batch_job* pub, const void* cursor, batch__record* out);
 static const batch__job_ops batch__map_job_ops = { batch__map_job_wait, batch__map_job_cancel, batch__map_job_free,
                                                    batch__map_job_counts, batch__job_self_call,
                                                    NULL /* an item's context has its own message buffer */,
-                                                   batch__map_job_facts, batch__map_job_record };
+                                                   batch__map_job_facts, batch__map_job_record, batch__map_job_earlier };
 
 /* ---- records for reports ------------------------------------------------------------------ */
 /* The map's facts once it was waited for: its summaries, one record per kept batch. */
@@ -1404,10 +1417,8 @@ BATCH__PRIVATE batch_result batch__map_job_facts(batch_job* pub, batch__job_fact
     return BATCH_OK;
 }
 
-/* Kept batch i (its times are kept since the launch). */
-BATCH__PRIVATE void batch__map_job_record(batch_job* pub, size_t i, batch__record* out) {
-    const batch__mjob* m = (const batch__mjob*)pub;
-    const batch__batch_rec* b = &m->recs[i];   /* i < facts.nrecords */
+/* A kept record as a report's record (its times are kept since the launch). */
+BATCH__PRIVATE void batch__map_rec_out(const batch__mjob* m, const batch__batch_rec* b, batch__record* out) {
     memset(out, 0, sizeof *out);
     out->index = b->index;
     out->status = b->status;
@@ -1421,6 +1432,24 @@ BATCH__PRIVATE void batch__map_job_record(batch_job* pub, size_t i, batch__recor
     out->count = b->count;
     out->succeeded = b->succeeded;
     out->failed = b->failed;
+    out->attempt = b->retries + 1;
+    out->next_ns = b->next_ns ? m->launch_ns + b->next_ns : 0;
+}
+
+/* Kept batch i. */
+BATCH__PRIVATE void batch__map_job_record(batch_job* pub, size_t i, batch__record* out) {
+    const batch__mjob* m = (const batch__mjob*)pub;
+    batch__map_rec_out(m, &m->recs[i], out);   /* i < facts.nrecords */
+}
+
+/* The attempts a retry followed, in the order their retries started (the cursor: the last one
+   returned). attempts and retries are the attempt's own: the batch's are in its kept record. */
+BATCH__PRIVATE const void* batch__map_job_earlier(batch_job* pub, const void* cursor, batch__record* out) {
+    const batch__mjob* m = (const batch__mjob*)pub;
+    const batch__batch_rec* b = cursor ? (const batch__batch_rec*)cursor + 1 : m->tries;
+    if (!b || b >= m->tries + m->ntries) return NULL;
+    batch__map_rec_out(m, b, out);
+    return b;
 }
 
 #endif /* BATCH__MAP_C */

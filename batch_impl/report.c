@@ -1,14 +1,14 @@
-/* report.c - JSON and text reports of a finished job (graph run or map). Integers only
-   (microseconds, counts, per mille), strings escaped: the output does not depend on the locale. */
+/* report.c - JSON, text and HTML reports and the Chrome trace of a finished job (graph run or
+   map). Integers only (microseconds, counts, per mille; the trace's microseconds are integers of
+   nanoseconds written with 3 decimals), strings escaped: the output does not depend on the locale. */
 #ifndef BATCH__REPORT_C
 #define BATCH__REPORT_C
 #ifndef BATCH_SINGLE_FILE
 #  include "job.c"
 #endif
 
-BATCH__PRIVATE void batch__json_string(FILE* out, const char* s) {
-    if (!s) { fputs("null", out); return; }
-    fputc('"', out);
+/* The characters of s as they go between the quotes of a JSON string. */
+BATCH__PRIVATE void batch__json_chars(FILE* out, const char* s) {
     for (const unsigned char* c = (const unsigned char*)s; *c; c++) {
         switch (*c) {
             case '"': fputs("\\\"", out); break;
@@ -21,6 +21,11 @@ BATCH__PRIVATE void batch__json_string(FILE* out, const char* s) {
                 else fputc(*c, out);
         }
     }
+}
+BATCH__PRIVATE void batch__json_string(FILE* out, const char* s) {
+    if (!s) { fputs("null", out); return; }
+    fputc('"', out);
+    batch__json_chars(out, s);
     fputc('"', out);
 }
 
@@ -279,6 +284,145 @@ BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out) {
         else batch__html_batches(out, job, &f);
     }
     fputs("</body></html>\n", out);
+    return (fflush(out) != 0 || ferror(out)) ? BATCH_ERR_IO : BATCH_OK;   /* the whole report reached the file */
+}
+
+/* ---- trace: Chrome trace event JSON (Perfetto UI, chrome://tracing) ----------------------- */
+/* Every attempt of a task or kept batch is a complete event ("X") on its worker's thread line
+   (tid: the worker; tid `workers`: any other thread); a retried attempt's wait for its retry is
+   one on a "retry waits" line (tid workers + 1 + lane). Waits overlap, and the format wants the
+   events of one thread nested, so they are laid out on as many lanes as it takes: by start, each
+   on the first lane free by then. */
+typedef struct batch__trace_wait { uint64_t t0, t1; size_t k; } batch__trace_wait;
+
+BATCH__PRIVATE int batch__trace_wait_cmp(const void* a, const void* b) {
+    const batch__trace_wait* x = (const batch__trace_wait*)a;
+    const batch__trace_wait* y = (const batch__trace_wait*)b;
+    return x->t0 < y->t0 ? -1 : x->t0 > y->t0 ? 1 : (x->k > y->k) - (x->k < y->k);
+}
+
+/* A time since the launch (0 before it), in nanoseconds. */
+BATCH__PRIVATE uint64_t batch__trace_rel(const batch__job_facts* f, uint64_t t) { return t > f->launch_ns ? t - f->launch_ns : 0; }
+/* Microseconds with 3 decimals. */
+BATCH__PRIVATE void batch__trace_us(FILE* out, uint64_t ns) {
+    fprintf(out, "%llu.%03llu", (unsigned long long)(ns / 1000u), (unsigned long long)(ns % 1000u));
+}
+
+/* The lanes of the retry waits (lane[k] for earlier attempt k, -1: no wait) and their number:
+   BATCH_ERR_NOMEM when the room for them cannot be had. *lanes_out is NULL when there is no
+   wait. */
+BATCH__PRIVATE batch_result batch__trace_lanes(batch_job* job, const batch__job_facts* f, int** lanes_out, int* nlanes) {
+    const batch__job_ops* ops = batch__head(job)->ops;
+    batch__record r;
+    size_t n = 0, nw = 0;
+    *lanes_out = NULL;
+    *nlanes = 0;
+    for (const void* c = ops->earlier(job, NULL, &r); c; c = ops->earlier(job, c, &r)) n++;
+    if (!n) return BATCH_OK;
+    batch__trace_wait* w = (batch__trace_wait*)BATCH_MALLOC(n * sizeof *w, NULL);
+    int* lane = (int*)BATCH_MALLOC(n * sizeof *lane, NULL);
+    uint64_t* lane_end = (uint64_t*)BATCH_MALLOC(n * sizeof *lane_end, NULL);
+    if (!w || !lane || !lane_end) {
+        if (w) BATCH_FREE(w, NULL);
+        if (lane) BATCH_FREE(lane, NULL);
+        if (lane_end) BATCH_FREE(lane_end, NULL);
+        return BATCH_ERR_NOMEM;
+    }
+    size_t k = 0;
+    for (const void* c = ops->earlier(job, NULL, &r); c && k < n; c = ops->earlier(job, c, &r), k++) {
+        lane[k] = -1;
+        if (!r.start_ns || !r.next_ns) continue;
+        uint64_t t0 = batch__trace_rel(f, r.end_ns), t1 = batch__trace_rel(f, r.next_ns);
+        w[nw].t0 = t0;
+        w[nw].t1 = t1 > t0 ? t1 : t0;
+        w[nw++].k = k;
+    }
+    qsort(w, nw, sizeof *w, batch__trace_wait_cmp);
+    int used = 0;
+    for (size_t i = 0; i < nw; i++) {
+        int l = 0;
+        while (l < used && lane_end[l] > w[i].t0) l++;
+        if (l == used) used++;
+        lane_end[l] = w[i].t1;
+        lane[w[i].k] = l;
+    }
+    BATCH_FREE(w, NULL);
+    BATCH_FREE(lane_end, NULL);
+    *lanes_out = lane;
+    *nlanes = used;
+    return BATCH_OK;
+}
+
+/* The metadata: the process's name, and a name for every thread line. */
+BATCH__PRIVATE void batch__trace_meta(FILE* out, const batch__job_facts* f, int nlanes) {
+    fputs("{\"traceEvents\": [\n{\"ph\": \"M\", \"pid\": 1, \"tid\": 0, \"name\": \"process_name\", \"args\": {\"name\": ", out);
+    batch__json_string(out, f->kind == BATCH__KIND_MAP ? "map" : f->name ? f->name : "graph");
+    fputs("}}", out);
+    for (int t = 0; t <= f->workers + nlanes; t++) {
+        fprintf(out, ",\n{\"ph\": \"M\", \"pid\": 1, \"tid\": %d, \"name\": \"thread_name\", \"args\": {\"name\": \"", t);
+        if (t < f->workers) fprintf(out, "worker %d", t);
+        else if (t == f->workers) fputs("other threads", out);
+        else if (t == f->workers + 1) fputs("retry waits", out);
+        else fprintf(out, "retry waits %d", t - f->workers);
+        fprintf(out, "\"}},\n{\"ph\": \"M\", \"pid\": 1, \"tid\": %d, \"name\": \"thread_sort_index\", \"args\": {\"sort_index\": %d}}", t, t);
+    }
+}
+
+/* The start of a complete event: its kind, category, name (the task's, "#id" without one, or
+   "batch N", then suffix), thread line and times (the end no earlier than the start). */
+BATCH__PRIVATE void batch__trace_begin(FILE* out, const batch__job_facts* f, const batch__record* r, const char* cat,
+                                       const char* suffix, int tid, uint64_t t0, uint64_t t1) {
+    fprintf(out, ",\n{\"ph\": \"X\", \"cat\": \"%s\", \"name\": \"", cat);
+    if (f->kind == BATCH__KIND_MAP) fprintf(out, "batch %zu", r->index);
+    else if (r->name) batch__json_chars(out, r->name);
+    else fprintf(out, "#%zu", r->index + 1);
+    batch__json_chars(out, suffix);
+    fprintf(out, "\", \"pid\": 1, \"tid\": %d, \"ts\": ", tid);
+    batch__trace_us(out, t0);
+    fputs(", \"dur\": ", out);
+    batch__trace_us(out, t1 > t0 ? t1 - t0 : 0);
+}
+
+/* An attempt's event, and the wait for its retry when it has one (lane >= 0). */
+BATCH__PRIVATE void batch__trace_attempt(FILE* out, const batch__job_facts* f, const batch__record* r, int lane) {
+    if (!r->start_ns) return;   /* not run, or no times */
+    bool graph = f->kind == BATCH__KIND_GRAPH;
+    int tid = (r->worker >= 0 && r->worker < f->workers) ? r->worker : f->workers;
+    uint64_t t0 = batch__trace_rel(f, r->start_ns), t1 = batch__trace_rel(f, r->end_ns);
+    batch__trace_begin(out, f, r, graph ? "task" : "batch", "", tid, t0, t1);
+    fprintf(out, ", \"args\": {\"status\": \"%s\", \"attempt\": %d", r->status_string, r->attempt);
+    if (graph && (r->error || r->status == BATCH_TASK_FAILED)) {
+        fprintf(out, ", \"error\": %d, \"message\": ", r->error);
+        batch__json_string(out, r->message);
+    } else if (!graph) {
+        fprintf(out, ", \"first\": %zu, \"count\": %zu, \"succeeded\": %zu, \"failed\": %zu", r->first, r->count,
+                r->succeeded, r->failed);
+    }
+    fputs("}}", out);
+    if (lane < 0 || !r->next_ns) return;
+    batch__trace_begin(out, f, r, "retry-wait", " (retry wait)", f->workers + 1 + lane, t1, batch__trace_rel(f, r->next_ns));
+    fprintf(out, ", \"args\": {\"after_attempt\": %d}}", r->attempt);
+}
+
+BATCH_API batch_result batch_job_report_trace(batch_job* job, FILE* out) {
+    batch__job_facts f;
+    batch_result res = batch__report_facts(job, out, &f);
+    if (res != BATCH_OK) return res;
+    int* lanes;
+    int nlanes;
+    if ((res = batch__trace_lanes(job, &f, &lanes, &nlanes)) != BATCH_OK) return res;   /* nothing written */
+    batch__trace_meta(out, &f, nlanes);
+    const batch__job_ops* ops = batch__head(job)->ops;
+    batch__record r;
+    for (size_t i = 0; i < f.nrecords; i++) {   /* the last attempts */
+        ops->record(job, i, &r);
+        batch__trace_attempt(out, &f, &r, -1);
+    }
+    size_t k = 0;   /* the earlier ones, in the order batch__trace_lanes saw them */
+    for (const void* c = ops->earlier(job, NULL, &r); c && lanes; c = ops->earlier(job, c, &r), k++)
+        batch__trace_attempt(out, &f, &r, lanes[k]);
+    if (lanes) BATCH_FREE(lanes, NULL);
+    fputs("\n],\n\"displayTimeUnit\": \"ms\"}\n", out);
     return (fflush(out) != 0 || ferror(out)) ? BATCH_ERR_IO : BATCH_OK;   /* the whole report reached the file */
 }
 

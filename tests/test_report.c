@@ -1,7 +1,9 @@
 /* test_report.c - JSON reports parse back (a small strict JSON checker) and carry the right
    counts and escaped strings; text reports name what did not complete. */
 
-/* A strict JSON syntax checker: returns the position after one value, or NULL. */
+/* A strict JSON syntax checker: returns the position after one value, or NULL. Numbers are
+   integers, unless json_fractions is set (the trace writes microseconds with decimals). */
+static bool json_fractions;
 static const char* json_ws(const char* p) { while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') p++; return p; }
 static const char* json_value(const char* p, int depth);
 static const char* json_string(const char* p) {
@@ -42,6 +44,11 @@ static const char* json_value(const char* p, int depth) {
         if (*p == '-') p++;
         if (!(*p >= '0' && *p <= '9')) return NULL;
         while (*p >= '0' && *p <= '9') p++;
+        if (*p == '.' && json_fractions) {
+            p++;
+            if (!(*p >= '0' && *p <= '9')) return NULL;
+            while (*p >= '0' && *p <= '9') p++;
+        }
         if (*p == '.' || *p == 'e' || *p == 'E') return NULL;   /* reports write integers only */
         return p;
     }
@@ -256,6 +263,21 @@ static void test_report_records(void) {
             CHECK(!r.message);
             CHECK_EQ(r.error, 0);
         }
+        CHECK_EQ(r.attempt, r.attempts);
+        CHECK_EQ(r.next_ns, 0);
+    }
+    {
+        /* the attempts before a retry: flaky's first */
+        batch__record e, last;
+        const void* cur = ops->earlier(job, NULL, &e);
+        CHECK(cur != NULL);
+        ops->record(job, 3, &last);
+        CHECK_EQ(e.index, 3);
+        CHECK_EQ(e.attempt, 1);
+        CHECK_EQ(e.status, BATCH_TASK_FAILED);
+        CHECK(e.error == 6 && e.message && !strcmp(e.message, "try again"));
+        CHECK(e.start_ns >= f.launch_ns && e.end_ns >= e.start_ns && e.next_ns >= e.end_ns && e.next_ns <= last.start_ns);
+        CHECK(ops->earlier(job, cur, &e) == NULL);
     }
     CHECK_OK(batch_job_destroy(job));
     CHECK_OK(batch_graph_destroy(g));
@@ -297,7 +319,296 @@ static void test_report_records(void) {
     CHECK_OK(batch_pool_destroy(p));
 }
 
+/* ---- the trace (batch_job_report_trace) ------------------------------------------------------- */
+/* One event of a trace, read back: its fields (strings as written, escaped), times in ns. */
+typedef struct trace_ev {
+    char ph[4], cat[16], name[96], status[24], message[160], thread[32];
+    int tid, attempt, error;
+    bool has_error;
+    uint64_t ts, dur;
+} trace_ev;
+
+/* The value of key in the object at obj (top level only), or NULL. */
+static const char* json_get(const char* obj, const char* key) {
+    const char* p = json_ws(obj);
+    if (*p++ != '{') return NULL;
+    size_t n = strlen(key);
+    for (;;) {
+        p = json_ws(p);
+        const char* k = p;
+        if (!(p = json_string(p))) return NULL;
+        bool hit = (size_t)(p - k) == n + 2 && !strncmp(k + 1, key, n);
+        p = json_ws(p);
+        if (*p++ != ':') return NULL;
+        p = json_ws(p);
+        if (hit) return p;
+        if (!(p = json_value(p, 1))) return NULL;
+        p = json_ws(p);
+        if (*p++ != ',') return NULL;
+    }
+}
+/* A string value's text as written (without the quotes), truncated to n - 1. */
+static bool json_get_str(const char* obj, const char* key, char* buf, size_t n) {
+    const char* v = json_get(obj, key);
+    const char* end = v && *v == '"' ? json_string(v) : NULL;
+    if (!end) return false;
+    size_t len = (size_t)(end - v) - 2;
+    if (len >= n) len = n - 1;
+    memcpy(buf, v + 1, len);
+    buf[len] = 0;
+    return true;
+}
+/* "123.456" microseconds as 123456 ns (exactly 3 decimals). */
+static bool json_get_ns(const char* obj, const char* key, uint64_t* ns) {
+    const char* v = json_get(obj, key);
+    if (!v) return false;
+    char* end;
+    unsigned long long us = strtoull(v, &end, 10);
+    if (end == v || end[0] != '.' || !isdigit((unsigned char)end[1]) || !isdigit((unsigned char)end[2]) ||
+        !isdigit((unsigned char)end[3]) || isdigit((unsigned char)end[4]))
+        return false;
+    *ns = us * 1000u + (unsigned long long)((end[1] - '0') * 100 + (end[2] - '0') * 10 + (end[3] - '0'));
+    return true;
+}
+
+/* Parses a trace: checks its syntax and shape, reads its events (one per line) into ev. */
+static int trace_read(const char* text, trace_ev* ev, int cap) {
+    json_fractions = true;   /* for the rest of the test */
+    check_json(text);
+    CHECK(!strncmp(text, "{\"traceEvents\": [\n", 18));
+    char unit[8];
+    CHECK(json_get_str(text, "displayTimeUnit", unit, sizeof unit) && !strcmp(unit, "ms"));
+    int n = 0;
+    for (const char* line = strchr(text, '\n') + 1; *line == '{'; line = strchr(line, '\n') + 1) {
+        CHECK(n < cap);
+        trace_ev* e = &ev[n++];
+        memset(e, 0, sizeof *e);
+        const char* v = json_get(line, "pid");
+        CHECK(v && !strncmp(v, "1,", 2));
+        CHECK(json_get_str(line, "ph", e->ph, sizeof e->ph));
+        CHECK(json_get_str(line, "name", e->name, sizeof e->name));
+        CHECK((v = json_get(line, "tid")) != NULL);
+        e->tid = atoi(v);
+        const char* args = json_get(line, "args");
+        CHECK(args && *args == '{');
+        if (!strcmp(e->ph, "M")) {
+            if (!json_get_str(args, "name", e->thread, sizeof e->thread)) CHECK(json_get(args, "sort_index"));
+            continue;
+        }
+        CHECK(!strcmp(e->ph, "X"));
+        CHECK(json_get_str(line, "cat", e->cat, sizeof e->cat));
+        CHECK(json_get_ns(line, "ts", &e->ts) && json_get_ns(line, "dur", &e->dur));
+        if (!strcmp(e->cat, "retry-wait")) continue;
+        CHECK(json_get_str(args, "status", e->status, sizeof e->status));
+        CHECK((v = json_get(args, "attempt")) != NULL);
+        e->attempt = atoi(v);
+        if ((v = json_get(args, "error")) != NULL) {
+            e->has_error = true;
+            e->error = atoi(v);
+            CHECK((v = json_get(args, "message")) != NULL);
+            if (*v == '"') CHECK(json_get_str(args, "message", e->message, sizeof e->message));
+        }
+    }
+    return n;
+}
+static const trace_ev* trace_find(const trace_ev* ev, int n, const char* ph, const char* name, int attempt) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(ev[i].ph, ph) && !strcmp(ev[i].name, name) && (attempt < 0 || ev[i].attempt == attempt)) return &ev[i];
+    return NULL;
+}
+static int trace_count(const trace_ev* ev, int n, const char* ph, const char* cat) {
+    int k = 0;
+    for (int i = 0; i < n; i++) k += !strcmp(ev[i].ph, ph) && (!cat || !strcmp(ev[i].cat, cat));
+    return k;
+}
+/* Every complete event inside the job's wall time, on a thread line that has a name. */
+static void trace_check_lines(const trace_ev* ev, int n, uint64_t wall_ns, int workers) {
+    for (int i = 0; i < n; i++) {
+        if (strcmp(ev[i].ph, "X")) continue;
+        CHECK(ev[i].ts + ev[i].dur <= wall_ns);
+        if (!strcmp(ev[i].cat, "retry-wait")) CHECK(ev[i].tid > workers);
+        else CHECK(ev[i].tid >= 0 && ev[i].tid <= workers);
+        bool named = false;
+        for (int k = 0; k < n; k++) named |= !strcmp(ev[k].ph, "M") && ev[k].tid == ev[i].tid && !strcmp(ev[k].name, "thread_name");
+        CHECK(named);
+    }
+}
+
+static int trace_flaky(batch_ctx* ctx, void* u) { (void)u; return batch_ctx_attempt(ctx) < 1 ? batch_ctx_fail(ctx, 6, "try again") : 0; }
+#define TRACE_MSG "bad \"q\" \\ back\nline \xc3\xa9"
+static int trace_fails(batch_ctx* ctx, void* u) { (void)u; return batch_ctx_fail(ctx, 7, TRACE_MSG); }
+
+static void test_report_trace(void) {
+    static char buf[65536];
+    static trace_ev ev[64];
+    batch_pool* p = make_pool(2);
+    int workers = batch_pool_workers(p);
+    CHECK_EQ(workers, 2);
+    batch_graph* g;
+    CHECK_OK(batch_graph_create(&g, &(batch_graph_desc){ .name = "tr\"ace" }));
+    batch_task flaky, fails;
+    CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = trace_flaky, .name = "flaky", .max_retries = 2,
+                                                    .retry_base_ns = 2000000 }, &flaky));
+    CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = trace_fails, .name = "fa\"ils" }, &fails));
+    batch_task after = add_task(g, task_ok, NULL, "after");
+    add_task(g, task_ok, NULL, NULL);
+    CHECK_OK(batch_task_precede(g, fails, after));
+    batch_job* job;
+    CHECK_OK(batch_graph_launch(p, g, NULL, &job));
+    batch_job_summary sum;
+    CHECK_EQ(batch_job_wait(job, &sum), BATCH_PARTIAL);
+    CHECK_OK(report_into(buf, sizeof buf, batch_job_report_trace, job));
+    int n = trace_read(buf, ev, 64);
+    /* metadata: the process, a line per worker, the other threads, the retry waits */
+    const trace_ev* m = trace_find(ev, n, "M", "process_name", -1);
+    CHECK(m && !strcmp(m->thread, "tr\\\"ace"));
+    for (int w = 0; w <= workers + 1; w++) {
+        char want[32];
+        if (w < workers) snprintf(want, sizeof want, "worker %d", w);
+        else snprintf(want, sizeof want, w == workers ? "other threads" : "retry waits");
+        bool found = false;
+        for (int i = 0; i < n; i++) found |= !strcmp(ev[i].name, "thread_name") && ev[i].tid == w && !strcmp(ev[i].thread, want);
+        CHECK(found);
+    }
+    /* one complete event per attempt: flaky twice, fails and the unnamed task once, none for the skipped one */
+    CHECK_EQ(trace_count(ev, n, "X", "task"), 4);
+    CHECK_EQ(trace_count(ev, n, "X", "retry-wait"), 1);
+    CHECK(!trace_find(ev, n, "X", "after", -1));
+    const trace_ev* f1 = trace_find(ev, n, "X", "flaky", 1);
+    const trace_ev* f2 = trace_find(ev, n, "X", "flaky", 2);
+    CHECK(f1 && f2);
+    CHECK(!strcmp(f1->status, "failed") && f1->has_error && f1->error == 6 && !strcmp(f1->message, "try again"));
+    CHECK(!strcmp(f2->status, "completed") && !f2->has_error);
+    const trace_ev* wait = trace_find(ev, n, "X", "flaky (retry wait)", -1);
+    CHECK(wait && !strcmp(wait->cat, "retry-wait") && wait->tid == workers + 1);
+    CHECK(wait->ts >= f1->ts + f1->dur);            /* after the first attempt's end */
+    CHECK(wait->ts + wait->dur <= f2->ts);          /* and up to the second's start */
+    CHECK(wait->dur >= 1000000);                    /* the 2 ms backoff shows (jitter off: at least half of it) */
+    const trace_ev* fl = trace_find(ev, n, "X", "fa\\\"ils", 1);
+    CHECK(fl && !strcmp(fl->status, "failed") && fl->has_error && fl->error == 7);
+    CHECK(!strcmp(fl->message, "bad \\\"q\\\" \\\\ back\\nline \xc3\xa9"));   /* escaped as the JSON report does */
+    CHECK(trace_find(ev, n, "X", "#4", 1));         /* a task without a name */
+    trace_check_lines(ev, n, sum.wall_ns, workers);
+    /* the JSON report escapes the message the same way */
+    static char json[16384];
+    CHECK_OK(report_into(json, sizeof json, batch_job_report_json, job));
+    CHECK(strstr(json, "\"message\": \"bad \\\"q\\\" \\\\ back\\nline \xc3\xa9\""));
+
+    /* bad input: NULL, a job not waited for, a stream that refuses writes */
+    CHECK_EQ(batch_job_report_trace(NULL, stdout), BATCH_ERR_INVALID);
+    CHECK_EQ(batch_job_report_trace(job, NULL), BATCH_ERR_INVALID);
+    char rdonly[MAX_TEST_PATH];
+    test_tmp_path(rdonly, sizeof rdonly, "batch-trace-rdonly.txt");
+    FILE* made = fopen(rdonly, "w");
+    CHECK(made != NULL);
+    fclose(made);
+    FILE* ro = fopen(rdonly, "r");
+    CHECK(ro != NULL);
+    CHECK_EQ(batch_job_report_trace(job, ro), BATCH_ERR_IO);
+    fclose(ro);
+    remove(rdonly);
+    CHECK_OK(batch_job_destroy(job));
+    CHECK_OK(batch_graph_destroy(g));
+    CHECK_OK(batch_graph_create(&g, NULL));
+    _Atomic int gate_open = 0;
+    add_task(g, rec_gate, (void*)&gate_open, "gate");
+    CHECK_OK(batch_graph_launch(p, g, NULL, &job));
+    CHECK_EQ(batch_job_report_trace(job, stdout), BATCH_ERR_BUSY);   /* what the other reports say */
+    CHECK_EQ(batch_job_report_json(job, stdout), BATCH_ERR_BUSY);
+    atomic_store(&gate_open, 1);
+    CHECK_OK(batch_job_wait(job, &sum));
+    CHECK_OK(report_into(buf, sizeof buf, batch_job_report_trace, job));
+    n = trace_read(buf, ev, 64);
+    m = trace_find(ev, n, "M", "process_name", -1);
+    CHECK(m && !strcmp(m->thread, "graph"));   /* a graph without a name */
+    CHECK_EQ(trace_count(ev, n, "X", "task"), 1);
+    CHECK_EQ(trace_count(ev, n, "X", "retry-wait"), 0);
+    CHECK_OK(batch_job_destroy(job));
+    CHECK_OK(batch_graph_destroy(g));
+    CHECK_OK(batch_pool_destroy(p));
+}
+
+/* A map: every batch attempt is an event, the retried batch's wait too. */
+static int trace_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)res; (void)u;
+    return it->index < 10 && batch_ctx_attempt(ctx) == 0;   /* batch 0 fails whole once */
+}
+
+static void test_report_trace_map(void) {
+    static char buf[65536];
+    static trace_ev ev[64];
+    batch_pool* p = make_pool(2);
+    batch_job* job;
+    CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .count = 100, .item_fn = trace_item, .batch_size = 10, .max_retries = 1,
+                                                    .retry_base_ns = 1000000, .keep_batches = 1 }, &job));
+    batch_map_summary ms;
+    CHECK_OK(batch_map_wait(job, &ms, NULL));
+    CHECK_EQ(ms.batches, 10);
+    CHECK_OK(report_into(buf, sizeof buf, batch_job_report_trace, job));
+    int n = trace_read(buf, ev, 64);
+    const trace_ev* m = trace_find(ev, n, "M", "process_name", -1);
+    CHECK(m && !strcmp(m->thread, "map"));
+    CHECK_EQ(trace_count(ev, n, "X", "batch"), 11);
+    CHECK_EQ(trace_count(ev, n, "X", "retry-wait"), 1);
+    for (int b = 0; b < 10; b++) {
+        char name[32];
+        snprintf(name, sizeof name, "batch %d", b);
+        const trace_ev* e = trace_find(ev, n, "X", name, b ? 1 : 2);
+        CHECK(e && !strcmp(e->status, "success"));
+    }
+    const trace_ev* b1 = trace_find(ev, n, "X", "batch 0", 1);
+    const trace_ev* b2 = trace_find(ev, n, "X", "batch 0", 2);
+    const trace_ev* wait = trace_find(ev, n, "X", "batch 0 (retry wait)", -1);
+    CHECK(b1 && b2 && wait && !strcmp(b1->status, "failed"));
+    CHECK(wait->ts >= b1->ts + b1->dur && wait->ts + wait->dur <= b2->ts);
+    batch_job_summary sum;
+    CHECK_OK(batch_job_wait(job, &sum));
+    trace_check_lines(ev, n, sum.wall_ns, batch_pool_workers(p));
+    CHECK_OK(batch_job_destroy(job));
+    /* without keep_batches: the metadata only */
+    CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .count = 100, .item_fn = trace_item, .batch_size = 10, .max_retries = 1 }, &job));
+    CHECK_OK(batch_map_wait(job, NULL, NULL));
+    CHECK_OK(report_into(buf, sizeof buf, batch_job_report_trace, job));
+    n = trace_read(buf, ev, 64);
+    CHECK_EQ(trace_count(ev, n, "X", NULL), 0);
+    CHECK(trace_find(ev, n, "M", "process_name", -1));
+    CHECK_OK(batch_job_destroy(job));
+    CHECK_OK(batch_pool_destroy(p));
+}
+
+/* An inline pool: tasks run on the waiting thread, the line past the workers. */
+static void test_report_trace_inline(void) {
+    static char buf[16384];
+    static trace_ev ev[32];
+    batch_pool* p;
+    CHECK_OK(batch_pool_create(&p, &(batch_pool_desc){ .workers = BATCH_WORKERS_INLINE }));
+    int workers = batch_pool_workers(p);
+    batch_graph* g = make_graph();
+    batch_task a;
+    CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = trace_flaky, .name = "a", .max_retries = 1, .retry_base_ns = 500000 }, &a));
+    batch_task b = add_task(g, task_ok, NULL, "b");
+    CHECK_OK(batch_task_precede(g, a, b));
+    batch_job* job;
+    CHECK_OK(batch_graph_launch(p, g, NULL, &job));
+    batch_job_summary sum;
+    CHECK_OK(batch_job_wait(job, &sum));
+    CHECK_OK(report_into(buf, sizeof buf, batch_job_report_trace, job));
+    int n = trace_read(buf, ev, 32);
+    CHECK_EQ(trace_count(ev, n, "X", "task"), 3);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(ev[i].ph, "X") && !strcmp(ev[i].cat, "task")) CHECK_EQ(ev[i].tid, workers);
+    const trace_ev* wait = trace_find(ev, n, "X", "a (retry wait)", -1);
+    CHECK(wait && wait->tid == workers + 1);
+    trace_check_lines(ev, n, sum.wall_ns, workers);
+    CHECK_OK(batch_job_destroy(job));
+    CHECK_OK(batch_graph_destroy(g));
+    CHECK_OK(batch_pool_destroy(p));
+}
+
 #define REPORT_TESTS \
     { "report_json_text", test_report_json_text }, \
     { "report_compare", test_report_compare }, \
-    { "report_records", test_report_records },
+    { "report_records", test_report_records }, \
+    { "report_trace", test_report_trace }, \
+    { "report_trace_map", test_report_trace_map }, \
+    { "report_trace_inline", test_report_trace_inline },
