@@ -204,6 +204,12 @@ printf 'true\nfalse\n' | "$BR" --report-json rep13.json --report-text rep13.txt 
 check "JSON report: totals" 'grep -q "\"total\": 2," rep13.json && grep -q "\"failed\": 1," rep13.json'
 check "text report: the failed command" 'grep -q "false .*failed .*exit 1" rep13.txt'
 
+printf 'sleep 0.05\nexit 3\n' | "$BR" -j 2 --retries 1 --retry-delay 10 --trace trace13.json >/dev/null 2>&1
+check "--trace: Chrome trace JSON, an event per attempt and the retry's wait" \
+    'grep -q "^{\"traceEvents\": \[" trace13.json && [ "$(grep -o "\"ph\": \"X\", \"cat\": \"task\"" trace13.json | wc -l)" = 3 ] && grep -q "retry-wait" trace13.json'
+run_br out13 err13 --trace /dev/full true ::: 1
+check "--trace /dev/full: exit 255" '[ "$rc" = 255 ] || [ ! -w /dev/full ]'
+
 # ---- 14. SIGTERM to batchrun stops the running commands and starts no new ones -------------------------------
 t0=$(now_ms)
 printf 'sleep 99.5\nsleep 99.5\nsleep 99.5\n' | "$BR" -j 1 >/dev/null 2>err14 &

@@ -655,7 +655,7 @@ static void base_env(app* a) {
 }
 
 /* Opens the joblog and the reports. Returns 1, or 0 after a message. */
-static int open_outputs(app* a, FILE** report_json, FILE** report_text) {
+static int open_outputs(app* a, FILE* rep[3]) {
     if (a->o.results_dir && !make_dirs(a->o.results_dir)) {
         fprintf(stderr, "batchrun: cannot create directory %s: %s\n", a->o.results_dir, strerror(errno));
         return 0;
@@ -666,12 +666,12 @@ static int open_outputs(app* a, FILE** report_json, FILE** report_text) {
         fprintf(stderr, "batchrun: cannot write %s: %s\n", jl, strerror(errno));
         return 0;
     }
-    const char* bad_out = NULL;
-    if (a->o.report_json_path && !(*report_json = open_out_mode(a->o.report_json_path, "w"))) bad_out = a->o.report_json_path;
-    else if (a->o.report_text_path && !(*report_text = open_out_mode(a->o.report_text_path, "w"))) bad_out = a->o.report_text_path;
-    if (bad_out) {
-        fprintf(stderr, "batchrun: cannot write %s: %s\n", bad_out, strerror(errno));
-        return 0;
+    const char* paths[3] = { a->o.report_json_path, a->o.report_text_path, a->o.trace_path };
+    for (int i = 0; i < 3; i++) {
+        if (paths[i] && !(rep[i] = open_out_mode(paths[i], "w"))) {
+            fprintf(stderr, "batchrun: cannot write %s: %s\n", paths[i], strerror(errno));
+            return 0;
+        }
     }
     if (a->joblog) {
         if (ftell(a->joblog) <= 0) fputs("Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n", a->joblog);
@@ -752,7 +752,7 @@ static batch_job* launch(app* a, batch_pool* pool, batch_progress_bar_state* bar
 }
 
 /* Runs the commands; returns the exit status. */
-static int run_all(app* a, FILE* report_json, FILE* report_text) {
+static int run_all(app* a, FILE* rep[3]) {
     int workers = a->o.jobs;
     if ((size_t)workers > a->ncmds) workers = a->ncmds ? (int)a->ncmds : 1;
     batch_pool* pool;
@@ -776,8 +776,9 @@ static int run_all(app* a, FILE* report_json, FILE* report_text) {
         if (c->attempts && !c->logged) joblog_write(a, c);   /* a retry that was cancelled */
         if (!c->emitted) br_output_skip(a->out, c->seq);   /* -k: later output is not held back */
     }
-    int lost = finish_report(report_json, a->o.report_json_path, batch_job_report_json, job);
-    lost += finish_report(report_text, a->o.report_text_path, batch_job_report_text, job);
+    int lost = finish_report(rep[0], a->o.report_json_path, batch_job_report_json, job);
+    lost += finish_report(rep[1], a->o.report_text_path, batch_job_report_text, job);
+    lost += finish_report(rep[2], a->o.trace_path, batch_job_report_trace, job);
     batch_job_destroy(job);
     batch_pool_destroy(pool);
     g_out = NULL;
@@ -819,12 +820,10 @@ int main(int argc, char** argv) {
         return BR_EXIT_OTHER;
     }
     if (a.o.dry_run) { rc = dry_run(&a); free_app(&a); return rc; }
-    FILE* report_json = NULL;
-    FILE* report_text = NULL;
-    if (!open_outputs(&a, &report_json, &report_text)) {
+    FILE* rep[3] = { NULL, NULL, NULL };   /* JSON report, text report, trace */
+    if (!open_outputs(&a, rep)) {
         close_out(a.joblog);
-        close_out(report_json);
-        close_out(report_text);
+        for (int i = 0; i < 3; i++) close_out(rep[i]);
         free_app(&a);
         return BR_EXIT_OTHER;
     }
@@ -840,7 +839,7 @@ int main(int argc, char** argv) {
         return BR_EXIT_OTHER;
     }
     g_out = a.out;
-    rc = run_all(&a, report_json, report_text);
+    rc = run_all(&a, rep);
     pthread_mutex_destroy(&a.delay_lock);
     free_app(&a);
     return rc;

@@ -53,6 +53,8 @@ static const char* const USAGE[] = {
     "                       Exitval Signal Command, a line per finished command ('+FILE' appends)",
     "  --report-json FILE   batch.h's JSON report of the run ('-': stdout, needs --results)",
     "  --report-text FILE   batch.h's text report of the run ('-': stdout, needs --results)",
+    "  --trace FILE         the run as Chrome trace event JSON (opens in ui.perfetto.dev and",
+    "                       chrome://tracing): a line per worker, a bar per attempt, retry waits",
     "  --journal FILE       record each finished command in FILE (batch.h's journal, written",
     "                       through at once), so that a killed or interrupted run can resume;",
     "                       refuses an existing FILE unless --resume is given",
@@ -244,6 +246,8 @@ static int parse_valued(br_opts* o, const char* opt, const char* val) {
         o->report_json_path = val;
     } else if (!strcmp(opt, "--report-text")) {
         o->report_text_path = val;
+    } else if (!strcmp(opt, "--trace")) {
+        o->trace_path = val;
     } else if (!strcmp(opt, "--journal")) {
         o->journal_path = val;
     } else {
@@ -256,7 +260,7 @@ static int parse_valued(br_opts* o, const char* opt, const char* val) {
 static int split_option(const char* arg, char* opt, size_t optn, const char** val) {
     static const char* const valued[] = { "-j", "--jobs", "-P", "--max-procs", "-f", "-J", "--retries", "--retry-delay",
                                           "--timeout", "--delay", "--halt", "--halt-on-error", "--ok-codes", "--results",
-                                          "--joblog", "--jl", "--report-json", "--report-text", "--journal", NULL };
+                                          "--joblog", "--jl", "--report-json", "--report-text", "--trace", "--journal", NULL };
     *val = NULL;
     size_t n = strlen(arg);
     if (arg[1] == '-') {
@@ -288,8 +292,8 @@ static int check_opts(const br_opts* o, int has_args) {
     if (o->cmd_file && o->job_file) return usage_error("%s", "-f and -J exclude each other");
     if ((o->cmd_file || o->job_file) && has_args) return usage_error("%s", "-f and -J take no command or ::: arguments");
     if (o->resume && !o->journal_path) return usage_error("%s", "--resume needs --journal FILE");
-    const char* r[2] = { o->report_json_path, o->report_text_path };
-    for (int i = 0; i < 2; i++)
+    const char* r[3] = { o->report_json_path, o->report_text_path, o->trace_path };
+    for (int i = 0; i < 3; i++)
         if (r[i] && (!strcmp(r[i], "-") || !strcmp(r[i], "/dev/stdout")) && !o->results_dir && !o->dry_run)
             return usage_error("%s", "a report on stdout would mix with the commands' output: give --results DIR "
                                      "or a report file");

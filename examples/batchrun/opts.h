@@ -28,6 +28,7 @@ typedef struct br_opts {
     int joblog_append;        /* --joblog +FILE */
     const char* report_json_path;
     const char* report_text_path;
+    const char* trace_path;
     const char* cmd_file;
     const char* job_file;
     const char* journal_path;
