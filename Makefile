@@ -383,5 +383,5 @@ batchrun-diff: build/tests/batchrun_args_test
 demo: build/examples/batchrun
 	@d=$$(mktemp -d) && st=0 && \
 	BATCHRUN_DEMO_DIR="$$d" CC="$(CC)" STB_INCLUDE="$(STB_INCLUDE)" ./build/examples/batchrun -J examples/demo.jobs \
-	    --retries 2 --retry-delay 200 --progress --joblog "$$d/joblog" --report-text /dev/stdout || st=$$?; \
-	echo "--- joblog"; cat "$$d/joblog"; rm -rf "$$d"; exit $$st
+	    --retries 2 --retry-delay 200 --progress --joblog "$$d/joblog" --report-text "$$d/report.txt" || st=$$?; \
+	echo "--- report"; cat "$$d/report.txt"; echo "--- joblog"; cat "$$d/joblog"; rm -rf "$$d"; exit $$st
