@@ -781,7 +781,7 @@ static int run_all(app* a, FILE* rep[3]) {
     lost += finish_report(rep[2], a->o.trace_path, batch_job_report_trace, job);
     batch_job_destroy(job);
     batch_pool_destroy(pool);
-    g_out = NULL;
+    g_out = NULL;   /* only this thread is left: a handler from now on runs here and sees NULL */
     int e = br_output_destroy(a->out);
     a->out = NULL;
     if (e) { fprintf(stderr, "batchrun: cannot write the commands' output: %s\n", strerror(e)); lost++; }
