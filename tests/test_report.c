@@ -421,6 +421,14 @@ static int trace_count(const trace_ev* ev, int n, const char* ph, const char* ca
     for (int i = 0; i < n; i++) k += !strcmp(ev[i].ph, ph) && (!cat || !strcmp(ev[i].cat, cat));
     return k;
 }
+/* The tid of the "other threads" line: the number of worker lines the report drew (a map on
+   an inline pool draws one). */
+static int trace_workers(const trace_ev* ev, int n) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(ev[i].ph, "M") && !strcmp(ev[i].name, "thread_name") && !strcmp(ev[i].thread, "other threads")) return ev[i].tid;
+    CHECK(0);
+    return -1;
+}
 /* Every complete event inside the job's wall time, on a thread line that has a name. */
 static void trace_check_lines(const trace_ev* ev, int n, uint64_t wall_ns, int workers) {
     for (int i = 0; i < n; i++) {
@@ -443,7 +451,7 @@ static void test_report_trace(void) {
     static trace_ev ev[64];
     batch_pool* p = make_pool(2);
     int workers = batch_pool_workers(p);
-    CHECK_EQ(workers, 2);
+    CHECK(workers == 2 || workers == 0);   /* 0: BATCH_NO_THREADS */
     batch_graph* g;
     CHECK_OK(batch_graph_create(&g, &(batch_graph_desc){ .name = "tr\"ace" }));
     batch_task flaky, fails;
@@ -563,7 +571,7 @@ static void test_report_trace_map(void) {
     CHECK(wait->ts >= b1->ts + b1->dur && wait->ts + wait->dur <= b2->ts);
     batch_job_summary sum;
     CHECK_OK(batch_job_wait(job, &sum));
-    trace_check_lines(ev, n, sum.wall_ns, batch_pool_workers(p));
+    trace_check_lines(ev, n, sum.wall_ns, trace_workers(ev, n));
     CHECK_OK(batch_job_destroy(job));
     /* without keep_batches: the metadata only */
     CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .count = 100, .item_fn = trace_item, .batch_size = 10, .max_retries = 1 }, &job));
