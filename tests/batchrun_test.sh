@@ -289,7 +289,7 @@ check "-k: output in input order" '[ "$(tr "\n" " " <out16)" = "0.3 0.1 0.2 " ]'
 run_br out16 err16 -j 2 'for i in 1 2 3; do echo {}$i; sleep 0.05; done' ::: A B
 check "grouped output: a command's lines stay together" \
     '[ "$(tr -d "\n" <out16)" = A1A2A3B1B2B3 ] || [ "$(tr -d "\n" <out16)" = B1B2B3A1A2A3 ]'
-run_br out16 err16 -j 2 --ungroup 'for i in 1 2 3; do echo {}$i; sleep 0.1; done' ::: A B
+run_br out16 err16 -j 2 --ungroup 'for i in 1 2 3; do echo {}$i; sleep 0.3; done' ::: A B
 check "--ungroup: lines of both commands mix" '[ "$(sed -n 1p out16 | head -c 1)" != "$(sed -n 2p out16 | head -c 1)" ] && [ "$(lines out16)" = 6 ]'
 run_br out16 err16 --version
 check "--version: the library's version" 'grep -Eq "^batchrun \(batch.h\) [0-9]+\.[0-9]+\.[0-9]+$" out16'

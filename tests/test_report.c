@@ -70,6 +70,15 @@ static batch_result report_into(char* buf, size_t n, batch_result (*report)(batc
 
 static int fail_quote(batch_ctx* ctx, void* u) { (void)u; return batch_ctx_fail(ctx, 9, "bad \"input\"\n\tline\x01"); }
 
+/* A stream that refuses every write: a file (path, to remove afterwards) opened for reading only. */
+static FILE* refusing_stream(const char* name, char* path, size_t n) {
+    test_tmp_path(path, n, name);
+    FILE* made = fopen(path, "w");
+    CHECK(made != NULL);
+    fclose(made);
+    return fopen(path, "r");
+}
+
 static void test_report_json_text(void) {
     batch_pool* p = make_pool(2);
     batch_graph* g;
@@ -102,13 +111,8 @@ static void test_report_json_text(void) {
     CHECK_EQ(batch_job_report_json(NULL, stdout), BATCH_ERR_INVALID);
     CHECK_EQ(batch_job_report_json(job, NULL), BATCH_ERR_INVALID);
 #if defined(_WIN32)
-    /* no /dev/full: a stream opened for reading only, where every write fails as well */
     char rdonly[MAX_TEST_PATH];
-    test_tmp_path(rdonly, sizeof rdonly, "batch-report-rdonly.txt");
-    FILE* made = fopen(rdonly, "w");
-    CHECK(made != NULL);
-    fclose(made);
-    FILE* full = fopen(rdonly, "r");
+    FILE* full = refusing_stream("batch-report-rdonly.txt", rdonly, sizeof rdonly);   /* no /dev/full */
 #else
     FILE* full = fopen("/dev/full", "w");   /* every write fails (ENOSPC): the report says so */
 #endif
@@ -506,11 +510,7 @@ static void test_report_trace(void) {
     CHECK_EQ(batch_job_report_trace(NULL, stdout), BATCH_ERR_INVALID);
     CHECK_EQ(batch_job_report_trace(job, NULL), BATCH_ERR_INVALID);
     char rdonly[MAX_TEST_PATH];
-    test_tmp_path(rdonly, sizeof rdonly, "batch-trace-rdonly.txt");
-    FILE* made = fopen(rdonly, "w");
-    CHECK(made != NULL);
-    fclose(made);
-    FILE* ro = fopen(rdonly, "r");
+    FILE* ro = refusing_stream("batch-trace-rdonly.txt", rdonly, sizeof rdonly);
     CHECK(ro != NULL);
     CHECK_EQ(batch_job_report_trace(job, ro), BATCH_ERR_IO);
     fclose(ro);
