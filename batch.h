@@ -921,9 +921,18 @@ BATCH_API batch_result batch_job_report_json(batch_job* job, FILE* out);
    `out` reports a write error. */
 BATCH_API batch_result batch_job_report_trace(batch_job* job, FILE* out);
 BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out);
-/* One self-contained HTML file (no scripts, no fonts): the summary and, for a graph run with task
-   times or a map with keep_batches, an inline SVG timeline with one lane per worker and a bar
-   per task or batch coloured by status (hover shows name, status and times). */
+/* One self-contained HTML file (inline CSS and a few lines of inline script, nothing fetched):
+   the job's name (the graph's, else "graph" or "map") as title and heading, the summary; for a
+   graph run with task times or a map with keep_batches an inline SVG timeline as wide as the
+   window, with a zoom slider: one lane per worker and one for other threads, a bar per task or
+   batch coloured by status (hover: name, status, times, error), touching bars of one status on a
+   lane drawn as one rect (its hover says how many), failed ones each on their own, on top, at
+   least 3 units of 1000 wide; skipped and cancelled tasks as marks on lanes of their own at the
+   end (they have no time); an axis of 5-10 ticks. Then a table of the failed, skipped and
+   cancelled tasks (a map's failed and partial kept batches) with error code, message and
+   attempts: the first 1000, then "and N more". BATCH_ERR_INVALID on NULL, BATCH_ERR_BUSY before
+   the job was waited for, BATCH_ERR_NOMEM (nothing written) when the timeline's room cannot be
+   had, BATCH_ERR_IO when `out` reports a write error. */
 BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out);
 /* Compares two JSON reports (the text of baseline and current, NUL-terminated, as written by
    batch_job_report_json) and writes the differences as text: status, success rate, duration and
@@ -7924,6 +7933,8 @@ BATCH__PRIVATE void batch__report_record(batch_job* job, size_t i, batch__record
 BATCH__PRIVATE unsigned long long batch__record_us(const batch__job_facts* f, uint64_t t) {
     return t ? batch__us(t - f->launch_ns) : 0ull;
 }
+/* A time since the launch (0 before it), in nanoseconds. */
+BATCH__PRIVATE uint64_t batch__trace_rel(const batch__job_facts* f, uint64_t t) { return t > f->launch_ns ? t - f->launch_ns : 0; }
 /* A task's name, or "#id" when it has none (truncated to n - 1 characters). */
 BATCH__PRIVATE void batch__record_label(const batch__record* r, char* buf, size_t n) {
     if (r->name) snprintf(buf, n, "%s", r->name);
@@ -8038,6 +8049,7 @@ BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out) {
     return (fflush(out) != 0 || ferror(out)) ? BATCH_ERR_IO : BATCH_OK;   /* the whole report reached the file */
 }
 
+/* ---- HTML: one self-contained file (inline CSS and a few lines of script, nothing fetched) -- */
 BATCH__PRIVATE void batch__html_text(FILE* out, const char* s) {
     for (; s && *s; s++) {
         switch (*s) {
@@ -8049,117 +8061,296 @@ BATCH__PRIVATE void batch__html_text(FILE* out, const char* s) {
         }
     }
 }
-
-/* The SVG timeline: one lane per worker (the last lane: other threads), a bar per task or batch.
-   batch__svg_bar leaves the bar's <title> open for the caller's text. */
-#define BATCH__SVG_WIDTH 1000
-#define BATCH__SVG_LANE 22
-#define BATCH__SVG_LEFT 80
-BATCH__PRIVATE void batch__svg_begin(FILE* out, int lanes, uint64_t wall_ns) {
-    (void)wall_ns;
-    fprintf(out, "<h2>Timeline</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\">\n",
-            BATCH__SVG_LEFT + BATCH__SVG_WIDTH + 10, lanes * BATCH__SVG_LANE + 30);
-    for (int l = 0; l < lanes; l++) {
-        if (l < lanes - 1) fprintf(out, "<text x=\"4\" y=\"%d\">worker %d</text>\n", l * BATCH__SVG_LANE + 15, l);
-        else fprintf(out, "<text x=\"4\" y=\"%d\">other</text>\n", l * BATCH__SVG_LANE + 15);
-        fprintf(out, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#eee\"/>\n", BATCH__SVG_LEFT,
-                (l + 1) * BATCH__SVG_LANE, BATCH__SVG_LEFT + BATCH__SVG_WIDTH, (l + 1) * BATCH__SVG_LANE);
-    }
+/* The job's name: the graph's, else "graph" or "map"; escaped. */
+BATCH__PRIVATE void batch__html_name(FILE* out, const batch__job_facts* f) {
+    batch__html_text(out, f->name ? f->name : f->kind == BATCH__KIND_GRAPH ? "graph" : "map");
 }
-BATCH__PRIVATE void batch__svg_bar(FILE* out, int lanes, int worker, uint64_t t0, uint64_t t1, uint64_t wall_ns, const char* fill) {
-    int lane = (worker >= 0 && worker < lanes - 1) ? worker : lanes - 1;
-    double x0 = (double)t0 / (double)wall_ns * BATCH__SVG_WIDTH;
-    double w = (double)(t1 > t0 ? t1 - t0 : 0) / (double)wall_ns * BATCH__SVG_WIDTH;
-    if (w < 1) w = 1;
-    fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\" stroke=\"#555\" stroke-width=\"0.3\"><title>",
-            BATCH__SVG_LEFT + (int)x0, lane * BATCH__SVG_LANE + 3, (int)w, BATCH__SVG_LANE - 6, fill);
+/* A non-negative coordinate with one decimal, without the locale's decimal point. */
+BATCH__PRIVATE void batch__html_num(FILE* out, double x) {
+    unsigned long long t = x > 0 ? (unsigned long long)(x * 10.0 + 0.5) : 0ull;
+    fprintf(out, "%llu.%llu", t / 10, t % 10);
 }
-BATCH__PRIVATE void batch__svg_end(FILE* out, int lanes, uint64_t wall_ns) {
-    fprintf(out, "<text x=\"%d\" y=\"%d\">0</text><text x=\"%d\" y=\"%d\">%llu.%03llu ms</text>\n</svg>\n", BATCH__SVG_LEFT,
-            lanes * BATCH__SVG_LANE + 20, BATCH__SVG_LEFT + BATCH__SVG_WIDTH - 70, lanes * BATCH__SVG_LANE + 20,
-            batch__us(wall_ns) / 1000, batch__us(wall_ns) % 1000);
+/* A record's name: the task's (or "#id"), or "batch N (items a-b)". */
+BATCH__PRIVATE void batch__html_label(FILE* out, const batch__job_facts* f, const batch__record* r) {
+    if (f->kind == BATCH__KIND_MAP) { fprintf(out, "batch %zu (items %zu-%zu)", r->index, r->first, r->first + r->count - 1); return; }
+    char label[64];
+    batch__record_label(r, label, sizeof label);
+    batch__html_text(out, label);
 }
 
-/* HTML: the head, and a table of the counts every job has. */
+/* HTML: the head, the job's name, and a table of the counts every job has. */
 BATCH__PRIVATE void batch__html_summary(FILE* out, const batch__job_facts* f) {
     const batch_job_summary* s = &f->summary;
     bool graph = f->kind == BATCH__KIND_GRAPH;
-    fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>batch.h report</title>\n"
-          "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-          "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th{background:#eee}"
-          "svg text{font-size:11px;font-family:sans-serif}</style></head><body>\n", out);
-    fprintf(out, "<h1>%s job: %s</h1>\n<p>%s</p>\n<table><tr>", graph ? "graph" : "map", batch_job_status_string(s->status),
-            batch_result_string(s->result));
+    fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>", out);
+    batch__html_name(out, f);
+    fputs("</title>\n<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+          "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th{background:#eee}table.why td{text-align:left}"
+          "svg text{font-size:11px;font-family:sans-serif}svg rect,svg line{vector-effect:non-scaling-stroke}"
+          "svg rect{stroke:#555;stroke-width:.3}div.tl{overflow-x:auto;width:100%}"
+          ".completed,.success{fill:#6c6;background:#6c6}.failed{fill:#e55;background:#e55}.skipped{fill:#bbb;background:#bbb}"
+          ".cancelled{fill:#f93;background:#f93}.partial_success{fill:#fd6;background:#fd6}table.why tr{background:none}"
+          "</style></head><body>\n<h1>", out);
+    batch__html_name(out, f);
+    unsigned long long rate = batch__permille(s->completed, s->completed + s->failed + s->skipped);
+    fprintf(out, "</h1>\n<p>%s job: <b>%s</b> (%s), success rate %llu.%llu%%, wall %llu.%03llu ms, peak concurrency %llu</p>\n"
+                 "<table><tr>", graph ? "graph" : "map", batch_job_status_string(s->status), batch_result_string(s->result),
+            rate / 10, rate % 10, batch__us(s->wall_ns) / 1000, batch__us(s->wall_ns) % 1000,
+            (unsigned long long)s->peak_concurrency);
     const char* heads[] = { "total", "completed", "failed", "skipped", graph ? "cancelled" : "unprocessed", "retries",
                             "wall ms", "busy ms", "peak" };
-    uint64_t vals[] = { s->total, s->completed, s->failed, s->skipped, s->cancelled, s->retries, batch__us(s->wall_ns) / 1000,
-                        batch__us(s->busy_ns) / 1000, s->peak_concurrency };
+    uint64_t vals[] = { s->total, s->completed, s->failed, s->skipped, s->cancelled, s->retries, batch__us(s->wall_ns),
+                        batch__us(s->busy_ns), s->peak_concurrency };   /* wall and busy: us, shown as ms */
     for (int i = 0; i < 9; i++) fprintf(out, "<th>%s</th>", heads[i]);
     fputs("</tr><tr>", out);
-    for (int i = 0; i < 9; i++) fprintf(out, "<td>%llu</td>", (unsigned long long)vals[i]);
+    for (int i = 0; i < 9; i++)
+        if (i == 6 || i == 7) fprintf(out, "<td>%llu.%03llu</td>", (unsigned long long)vals[i] / 1000, (unsigned long long)vals[i] % 1000);
+        else fprintf(out, "<td>%llu</td>", (unsigned long long)vals[i]);
     fputs("</tr></table>\n", out);
+    if (!graph)
+        fprintf(out, "<p>batches %llu: %llu success, %llu partial, %llu failed; final batch size %zu</p>\n",
+                (unsigned long long)f->map.batches, (unsigned long long)f->map.batches_succeeded,
+                (unsigned long long)f->map.batches_partial, (unsigned long long)f->map.batches_failed, f->map.final_batch_size);
 }
 
-/* HTML: the legend under a timeline, fill[k] for status k in [from, to). */
-BATCH__PRIVATE void batch__html_legend(FILE* out, const char* const* fill, int from, int to, bool graph) {
-    fputs("<p>", out);
-    for (int k = from; k < to; k++)
-        fprintf(out, "<span style=\"background:%s;padding:0 6px;margin-right:6px\">%s</span>", fill[k],
-                graph ? batch_task_status_string((batch_task_status)k) : batch_batch_status_string((batch_batch_status)k));
-    fputs("</p>\n", out);
+/* HTML: what did not succeed, a row per record: failed, then skipped, then cancelled tasks (a
+   map's kept batches: failed, then partial); the first BATCH__HTML_ROWS rows, then a count. */
+#define BATCH__HTML_ROWS 1000
+BATCH__PRIVATE void batch__html_failures(FILE* out, batch_job* job, const batch__job_facts* f) {
+    bool graph = f->kind == BATCH__KIND_GRAPH;
+    const int order[3] = { graph ? BATCH_TASK_FAILED : BATCH_BATCH_FAILED, graph ? BATCH_TASK_SKIPPED : BATCH_BATCH_PARTIAL_SUCCESS,
+                           graph ? BATCH_TASK_CANCELLED : -1 };
+    size_t rows = 0;
+    for (int k = 0; k < 3; k++) {
+        for (size_t i = 0; i < f->nrecords; i++) {
+            batch__record r;
+            batch__report_record(job, i, &r);
+            if (r.status != order[k]) continue;
+            if (!rows++)
+                fprintf(out, "<h2>Not %s</h2>\n<table class=\"why\"><tr><th>%s</th><th>status</th><th>error</th><th>message</th>"
+                             "<th>attempts</th></tr>\n", graph ? "completed" : "successful", graph ? "task" : "batch");
+            if (rows > BATCH__HTML_ROWS) continue;
+            fprintf(out, "<tr class=\"%s\"><td>", r.status_string);
+            batch__html_label(out, f, &r);
+            fprintf(out, "</td><td>%s</td><td>", r.status_string);
+            if (graph && (r.error || r.status == BATCH_TASK_FAILED)) fprintf(out, "%d", r.error);
+            fputs("</td><td>", out);
+            if (graph) batch__html_text(out, r.message);
+            else fprintf(out, "%zu ok, %zu failed", r.succeeded, r.failed);
+            fputs("</td><td>", out);
+            if (r.attempts) fprintf(out, "%d", r.attempts);
+            fputs("</td></tr>\n", out);
+        }
+    }
+    if (rows) fputs("</table>\n", out);
+    if (rows > BATCH__HTML_ROWS) fprintf(out, "<p class=\"more\">and %zu more</p>\n", rows - BATCH__HTML_ROWS);
 }
 
-/* HTML: a graph's timeline, a bar per task that ran (its last attempt). */
-BATCH__PRIVATE void batch__html_tasks(FILE* out, batch_job* job, const batch__job_facts* f) {
-    static const char* const fill[] = { "#ddd", "#9cf", "#fd6", "#6c6", "#e55", "#bbb", "#f93" };
-    uint64_t wall = f->summary.wall_ns;
-    int lanes = f->workers + 1;   /* workers, then one lane for other threads */
-    batch__svg_begin(out, lanes, wall);
+/* The SVG timeline: one lane per worker, one for other threads, then one for skipped and one
+   for cancelled tasks when there are any (they did not run: a thin marker at the time they
+   were settled when the record has one, else at the lane's end). BATCH__SVG_WIDTH units are the
+   run's wall time; the SVG is as wide as the window, times the zoom. */
+#define BATCH__SVG_WIDTH 1000.0
+#define BATCH__SVG_LANE 22
+#define BATCH__SVG_LEFT 80
+typedef struct batch__html_bar { double x0, x1; int lane, status; size_t rec; } batch__html_bar;
+typedef struct batch__html_tl {
+    int lanes, skip_lane, cancel_lane, failed;   /* lane -1: none; failed: the status that never merges */
+    double scale;                                 /* units per ns */
+} batch__html_tl;
+
+BATCH__PRIVATE int batch__html_bar_cmp(const void* a, const void* b) {
+    const batch__html_bar* x = (const batch__html_bar*)a;
+    const batch__html_bar* y = (const batch__html_bar*)b;
+    if (x->lane != y->lane) return x->lane < y->lane ? -1 : 1;
+    if (x->x0 != y->x0) return x->x0 < y->x0 ? -1 : 1;
+    return (x->rec > y->rec) - (x->rec < y->rec);
+}
+
+/* The bars of the records that have one, sorted by lane and start; their number. */
+BATCH__PRIVATE size_t batch__html_collect(batch_job* job, const batch__job_facts* f, const batch__html_tl* tl, batch__html_bar* bars) {
+    size_t n = 0;
     for (size_t i = 0; i < f->nrecords; i++) {
         batch__record r;
         batch__report_record(job, i, &r);
-        if (!r.attempts || !r.start_ns) continue;
-        uint64_t a = r.start_ns - f->launch_ns, b = r.end_ns - f->launch_ns;
-        batch__svg_bar(out, lanes, r.worker, a, b, wall, fill[(unsigned)r.status < 7 ? r.status : 0]);
-        char label[64];
-        batch__record_label(&r, label, sizeof label);
-        batch__html_text(out, label);
-        fprintf(out, ": %s, %llu-%llu us, attempts %d", r.status_string, batch__us(a), batch__us(b), r.attempts);
-        if (r.message) { fputs(", ", out); batch__html_text(out, r.message); }
-        fputs("</title></rect>\n", out);
+        batch__html_bar* b = &bars[n];
+        b->rec = i;
+        b->status = r.status;
+        int marker = f->kind != BATCH__KIND_GRAPH ? -1 : r.status == BATCH_TASK_SKIPPED ? tl->skip_lane
+                   : r.status == BATCH_TASK_CANCELLED ? tl->cancel_lane : -1;
+        if (marker >= 0) {
+            double t = r.end_ns ? (double)batch__trace_rel(f, r.end_ns) * tl->scale : BATCH__SVG_WIDTH;
+            b->lane = marker;
+            b->x0 = t > 2 ? (t < BATCH__SVG_WIDTH ? t - 1 : BATCH__SVG_WIDTH - 2) : 0;
+            b->x1 = b->x0 + 2;
+        } else {
+            if (!r.start_ns || (f->kind == BATCH__KIND_GRAPH && !r.attempts)) continue;
+            b->lane = (r.worker >= 0 && r.worker < f->workers) ? r.worker : f->workers;
+            b->x0 = (double)batch__trace_rel(f, r.start_ns) * tl->scale;
+            b->x1 = (double)batch__trace_rel(f, r.end_ns) * tl->scale;
+            if (b->x0 > BATCH__SVG_WIDTH) b->x0 = BATCH__SVG_WIDTH;
+            if (b->x1 > BATCH__SVG_WIDTH) b->x1 = BATCH__SVG_WIDTH;
+            if (b->x1 < b->x0) b->x1 = b->x0;
+        }
+        n++;
     }
-    batch__svg_end(out, lanes, wall);
-    batch__html_legend(out, fill, 3, 7, true);
+    qsort(bars, n, sizeof *bars, batch__html_bar_cmp);
+    return n;
 }
 
-/* HTML: a map's timeline, a bar per kept batch. */
-BATCH__PRIVATE void batch__html_batches(FILE* out, batch_job* job, const batch__job_facts* f) {
-    static const char* const bfill[] = { "#6c6", "#fd6", "#e55" };   /* success, partial, failed */
-    uint64_t wall = f->summary.wall_ns;
-    int lanes = f->workers + 1;
-    batch__svg_begin(out, lanes, wall);
-    for (size_t i = 0; i < f->nrecords; i++) {
-        batch__record r;
-        batch__report_record(job, i, &r);
-        uint64_t a = r.start_ns - f->launch_ns, b = r.end_ns - f->launch_ns;
-        batch__svg_bar(out, lanes, r.worker, a, b, wall, bfill[(unsigned)r.status < 3 ? r.status : 2]);
-        fprintf(out, "batch %zu: items %zu-%zu, %s, %zu ok, %zu failed, %llu-%llu us, retries %d</title></rect>\n",
-                r.index, r.first, r.first + r.count - 1, r.status_string, r.succeeded, r.failed, batch__us(a), batch__us(b),
-                r.retries);
+/* One record's hover text. */
+BATCH__PRIVATE void batch__html_bar_title(FILE* out, const batch__job_facts* f, const batch__record* r) {
+    batch__html_label(out, f, r);
+    fprintf(out, ": %s", r->status_string);
+    if (r->start_ns)
+        fprintf(out, ", %llu-%llu us", batch__us(batch__trace_rel(f, r->start_ns)), batch__us(batch__trace_rel(f, r->end_ns)));
+    else fputs(", not run (drawn at the end)", out);
+    if (f->kind == BATCH__KIND_MAP) fprintf(out, ", %zu ok, %zu failed, retries %d", r->succeeded, r->failed, r->retries);
+    else if (r->attempts) fprintf(out, ", attempts %d", r->attempts);
+    if (r->error) fprintf(out, ", error %d", r->error);
+    if (r->message) { fputs(", ", out); batch__html_text(out, r->message); }
+}
+
+/* One rect for bars[first..last] (count of them, same lane and status), at least min_w wide. */
+BATCH__PRIVATE void batch__html_rect(FILE* out, batch_job* job, const batch__job_facts* f, const batch__html_bar* first,
+                                     const batch__html_bar* last, double x1, size_t count, double min_w) {
+    batch__record r;
+    batch__report_record(job, first->rec, &r);
+    double x0 = first->x0, w = x1 - x0 < min_w ? min_w : x1 - x0;
+    if (x0 + w > BATCH__SVG_WIDTH) x0 = BATCH__SVG_WIDTH - w > 0 ? BATCH__SVG_WIDTH - w : 0;
+    fprintf(out, "<rect class=\"%s\" x=\"", r.status_string);
+    batch__html_num(out, BATCH__SVG_LEFT + x0);
+    fprintf(out, "\" y=\"%d\" width=\"", first->lane * BATCH__SVG_LANE + 3);
+    batch__html_num(out, w);
+    fprintf(out, "\" height=\"%d\"><title>", BATCH__SVG_LANE - 6);
+    if (count == 1) {
+        batch__html_bar_title(out, f, &r);
+    } else {
+        fprintf(out, "%zu %s %s, ", count, f->kind == BATCH__KIND_GRAPH ? "tasks" : "batches", r.status_string);
+        batch__html_label(out, f, &r);
+        fputs(" ... ", out);
+        batch__report_record(job, last->rec, &r);
+        batch__html_label(out, f, &r);
     }
-    batch__svg_end(out, lanes, wall);
-    batch__html_legend(out, bfill, 0, 3, false);
+    fputs("</title></rect>\n", out);
+}
+
+/* The bars: runs of touching same-status bars on a lane (gap under 1 unit) as one rect, then
+   every failed one on its own, on top, at least 3 units wide. */
+BATCH__PRIVATE void batch__html_bars(FILE* out, batch_job* job, const batch__job_facts* f, const batch__html_tl* tl,
+                                     const batch__html_bar* bars, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        if (bars[i].status == tl->failed) { i++; continue; }
+        size_t last = i, count = 1, j = i + 1;
+        double x1 = bars[i].x1 > bars[i].x0 + 1 ? bars[i].x1 : bars[i].x0 + 1;
+        for (; j < n && bars[j].lane == bars[i].lane; j++) {
+            if (bars[j].status == tl->failed) continue;
+            if (bars[j].status != bars[i].status || bars[j].x0 - x1 >= 1) break;
+            double e = bars[j].x1 > bars[j].x0 + 1 ? bars[j].x1 : bars[j].x0 + 1;
+            if (e > x1) x1 = e;
+            last = j;
+            count++;
+        }
+        batch__html_rect(out, job, f, &bars[i], &bars[last], x1, count, 1);
+        i = j;
+    }
+    for (i = 0; i < n; i++)
+        if (bars[i].status == tl->failed) batch__html_rect(out, job, f, &bars[i], &bars[i], bars[i].x1, 1, 3);
+}
+
+/* The time axis: ticks at multiples of a step of the 1-2-5 series, 5 to 10 of them, labelled in
+   the unit (s, ms, us, ns) of the wall time. */
+BATCH__PRIVATE void batch__html_axis(FILE* out, const batch__html_tl* tl, uint64_t wall) {
+    uint64_t step = 1, unit = 1;
+    static const unsigned mult[3] = { 2, 5, 10 };   /* 1 -> 2 -> 5 -> 10 */
+    for (uint64_t base = 1; wall / step > 9; ) {
+        for (int k = 0; k < 3 && wall / step > 9; k++) step = base * mult[k];
+        base *= 10;
+    }
+    const char* name = "ns";
+    if (wall >= 1000000000u) { unit = 1000000000u; name = "s"; }
+    else if (wall >= 1000000u) { unit = 1000000u; name = "ms"; }
+    else if (wall >= 1000u) { unit = 1000u; name = "us"; }
+    uint64_t q = unit;
+    int digits = 0;
+    while (q > 1 && step % q) { q /= 10; digits++; }
+    int bottom = tl->lanes * BATCH__SVG_LANE;
+    for (uint64_t v = 0; v <= wall; v += step) {
+        double x = BATCH__SVG_LEFT + (double)v * tl->scale;
+        fputs("<line class=\"tick\" x1=\"", out);
+        batch__html_num(out, x);
+        fputs("\" x2=\"", out);
+        batch__html_num(out, x);
+        fprintf(out, "\" y1=\"0\" y2=\"%d\" stroke=\"#ccc\"/><text class=\"tick\" text-anchor=\"middle\" x=\"", bottom + 4);
+        batch__html_num(out, x);
+        fprintf(out, "\" y=\"%d\">%llu", bottom + 16, (unsigned long long)(v / unit));
+        if (digits) fprintf(out, ".%0*llu", digits, (unsigned long long)(v % unit / q));
+        fprintf(out, " %s</text>\n", name);
+    }
+}
+
+/* The zoom: a range input widens the SVG inside its scrolling div; the script keeps the text
+   from stretching with it (the SVG scales x only). */
+BATCH__PRIVATE void batch__html_zoom(FILE* out) {
+    fputs("<script>(function(){var s=document.getElementById('tl'),z=document.getElementById('zoom'),"
+          "v=document.getElementById('zv');\nfunction fit(){s.setAttribute('width',z.value*100+'%');v.textContent=z.value+'x';"
+          "var b=s.viewBox.baseVal,r=s.getBoundingClientRect();if(!r.width)return;var k=(r.height/b.height)/(r.width/b.width);\n"
+          "s.querySelectorAll('text').forEach(function(t){var x=parseFloat(t.getAttribute('x'));"
+          "t.setAttribute('transform','translate('+x+' 0) scale('+k+' 1) translate('+(-x)+' 0)');});}\n"
+          "z.addEventListener('input',fit);window.addEventListener('resize',fit);fit();})();</script>\n", out);
+}
+
+/* HTML: the timeline of the bars (n of them), its lanes, axis, legend and zoom. */
+BATCH__PRIVATE void batch__html_timeline(FILE* out, batch_job* job, const batch__job_facts* f, batch__html_bar* bars) {
+    bool graph = f->kind == BATCH__KIND_GRAPH;
+    batch__html_tl tl;
+    tl.lanes = f->workers + 1;
+    tl.skip_lane = graph && f->summary.skipped ? tl.lanes++ : -1;
+    tl.cancel_lane = graph && f->summary.cancelled ? tl.lanes++ : -1;
+    tl.failed = graph ? BATCH_TASK_FAILED : BATCH_BATCH_FAILED;
+    tl.scale = BATCH__SVG_WIDTH / (double)f->summary.wall_ns;
+    size_t n = batch__html_collect(job, f, &tl, bars);
+    int height = tl.lanes * BATCH__SVG_LANE + 24;
+    fprintf(out, "<h2>Timeline</h2>\n<p>zoom <input type=\"range\" id=\"zoom\" min=\"1\" max=\"50\" value=\"1\"> <span id=\"zv\">1x</span>"
+                 "</p>\n<div class=\"tl\"><svg id=\"tl\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" "
+                 "preserveAspectRatio=\"none\" width=\"100%%\" height=\"%d\">\n",
+            BATCH__SVG_LEFT + (int)BATCH__SVG_WIDTH + 10, height, height);
+    for (int l = 0; l < tl.lanes; l++) {
+        const char* what = l == tl.skip_lane ? "skipped" : l == tl.cancel_lane ? "cancelled" : l == f->workers ? "other" : NULL;
+        fprintf(out, "<text x=\"4\" y=\"%d\">", l * BATCH__SVG_LANE + 15);
+        if (what) fputs(what, out);
+        else fprintf(out, "worker %d", l);
+        fprintf(out, "</text><line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#eee\"/>\n", BATCH__SVG_LEFT,
+                (l + 1) * BATCH__SVG_LANE, BATCH__SVG_LEFT + (int)BATCH__SVG_WIDTH, (l + 1) * BATCH__SVG_LANE);
+    }
+    batch__html_axis(out, &tl, f->summary.wall_ns);
+    batch__html_bars(out, job, f, &tl, bars, n);
+    fputs("</svg></div>\n<p>", out);
+    static const char* const task_keys[] = { "completed", "failed", "skipped", "cancelled" };
+    static const char* const batch_keys[] = { "success", "partial_success", "failed" };
+    for (int k = 0; k < (graph ? 4 : 3); k++)
+        fprintf(out, "<span class=\"%s\" style=\"padding:0 6px;margin-right:6px\">%s</span>", graph ? task_keys[k] : batch_keys[k],
+                graph ? task_keys[k] : batch_keys[k]);
+    fputs("<br>Touching bars of one status on a lane are drawn as one (hover: how many); failed ones always on their own, "
+          "on top. Skipped and cancelled tasks did not run: a mark on their lane at the time they were settled, else at "
+          "its end.</p>\n", out);
+    batch__html_zoom(out);
 }
 
 BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out) {
     batch__job_facts f;
     batch_result r = batch__report_facts(job, out, &f);
     if (r != BATCH_OK) return r;
+    batch__html_bar* bars = NULL;
+    bool timeline = f.timeline && f.summary.wall_ns && f.nrecords;
+    if (timeline && !(bars = (batch__html_bar*)BATCH_MALLOC(f.nrecords * sizeof *bars, NULL))) return BATCH_ERR_NOMEM;
     batch__html_summary(out, &f);
-    if (f.timeline && f.summary.wall_ns) {
-        if (f.kind == BATCH__KIND_GRAPH) batch__html_tasks(out, job, &f);
-        else batch__html_batches(out, job, &f);
+    if (bars) {
+        batch__html_timeline(out, job, &f, bars);
+        BATCH_FREE(bars, NULL);
     }
+    batch__html_failures(out, job, &f);
     fputs("</body></html>\n", out);
     return (fflush(out) != 0 || ferror(out)) ? BATCH_ERR_IO : BATCH_OK;   /* the whole report reached the file */
 }
@@ -8178,8 +8369,6 @@ BATCH__PRIVATE int batch__trace_wait_cmp(const void* a, const void* b) {
     return x->t0 < y->t0 ? -1 : x->t0 > y->t0 ? 1 : (x->k > y->k) - (x->k < y->k);
 }
 
-/* A time since the launch (0 before it), in nanoseconds. */
-BATCH__PRIVATE uint64_t batch__trace_rel(const batch__job_facts* f, uint64_t t) { return t > f->launch_ns ? t - f->launch_ns : 0; }
 /* Microseconds with 3 decimals. */
 BATCH__PRIVATE void batch__trace_us(FILE* out, uint64_t ns) {
     fprintf(out, "%llu.%03llu", (unsigned long long)(ns / 1000u), (unsigned long long)(ns % 1000u));

@@ -920,9 +920,18 @@ BATCH_API batch_result batch_job_report_json(batch_job* job, FILE* out);
    `out` reports a write error. */
 BATCH_API batch_result batch_job_report_trace(batch_job* job, FILE* out);
 BATCH_API batch_result batch_job_report_text(batch_job* job, FILE* out);
-/* One self-contained HTML file (no scripts, no fonts): the summary and, for a graph run with task
-   times or a map with keep_batches, an inline SVG timeline with one lane per worker and a bar
-   per task or batch coloured by status (hover shows name, status and times). */
+/* One self-contained HTML file (inline CSS and a few lines of inline script, nothing fetched):
+   the job's name (the graph's, else "graph" or "map") as title and heading, the summary; for a
+   graph run with task times or a map with keep_batches an inline SVG timeline as wide as the
+   window, with a zoom slider: one lane per worker and one for other threads, a bar per task or
+   batch coloured by status (hover: name, status, times, error), touching bars of one status on a
+   lane drawn as one rect (its hover says how many), failed ones each on their own, on top, at
+   least 3 units of 1000 wide; skipped and cancelled tasks as marks on lanes of their own at the
+   end (they have no time); an axis of 5-10 ticks. Then a table of the failed, skipped and
+   cancelled tasks (a map's failed and partial kept batches) with error code, message and
+   attempts: the first 1000, then "and N more". BATCH_ERR_INVALID on NULL, BATCH_ERR_BUSY before
+   the job was waited for, BATCH_ERR_NOMEM (nothing written) when the timeline's room cannot be
+   had, BATCH_ERR_IO when `out` reports a write error. */
 BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out);
 /* Compares two JSON reports (the text of baseline and current, NUL-terminated, as written by
    batch_job_report_json) and writes the differences as text: status, success rate, duration and

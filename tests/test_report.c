@@ -105,8 +105,8 @@ static void test_report_json_text(void) {
     CHECK(!strstr(buf, "first"));   /* completed tasks are not listed */
     CHECK_OK(report_into(buf, sizeof buf, batch_job_report_html, job));
     CHECK(strstr(buf, "<!DOCTYPE html>") && strstr(buf, "<svg") && strstr(buf, "</html>"));
-    CHECK(strstr(buf, "se&quot;cond\\"));   /* escaped in the bar titles */
-    CHECK(!strstr(buf, "<script"));
+    CHECK(strstr(buf, "se&quot;cond\\"));   /* escaped in the failure table */
+    CHECK(!strstr(buf, "<script src"));   /* inline only */
     CHECK(strstr(buf, "<rect"));
     CHECK_EQ(batch_job_report_json(NULL, stdout), BATCH_ERR_INVALID);
     CHECK_EQ(batch_job_report_json(job, NULL), BATCH_ERR_INVALID);
@@ -613,7 +613,147 @@ static void test_report_trace_inline(void) {
     CHECK_OK(batch_pool_destroy(p));
 }
 
+/* HTML: how often what occurs in text. */
+static int html_count(const char* text, const char* what) {
+    int n = 0;
+    for (const char* q = text; (q = strstr(q, what)); q += strlen(what)) n++;
+    return n;
+}
+static int html_fail(batch_ctx* ctx, void* u) { return batch_ctx_fail(ctx, (int)(intptr_t)u, "<b>bad</b> & \"x\""); }
+
+/* The name in <title> and <h1>, escaped; the failure table lists failed, then skipped tasks;
+   bad input. */
+static void test_report_html(void) {
+    batch_pool* p = make_pool(2);
+    batch_graph* g;
+    CHECK_OK(batch_graph_create(&g, &(batch_graph_desc){ .name = "nightly <build> & \"test\"" }));
+    batch_task a = add_task(g, task_ok, NULL, "fetch");
+    batch_task b = add_task(g, html_fail, (void*)(intptr_t)11, "com<pile>");
+    batch_task c = add_task(g, task_ok, NULL, "link");
+    CHECK_OK(batch_task_precede(g, a, b));
+    CHECK_OK(batch_task_precede(g, b, c));
+    batch_job* job;
+    CHECK_OK(batch_graph_launch(p, g, NULL, &job));
+    batch_job_wait(job, NULL);
+    static char buf[65536];
+    CHECK_OK(report_into(buf, sizeof buf, batch_job_report_html, job));
+    CHECK(strstr(buf, "<title>nightly &lt;build&gt; &amp; &quot;test&quot;</title>"));
+    CHECK(strstr(buf, "<h1>nightly &lt;build&gt; &amp; &quot;test&quot;</h1>"));
+    CHECK(strstr(buf, "partial_failure") && strstr(buf, "success rate 33.3%"));
+    const char* f = strstr(buf, "<tr class=\"failed\"><td>com&lt;pile&gt;</td><td>failed</td><td>11</td>"
+                                "<td>&lt;b&gt;bad&lt;/b&gt; &amp; &quot;x&quot;</td><td>1</td></tr>");
+    const char* k = strstr(buf, "<tr class=\"skipped\"><td>link</td><td>skipped</td>");
+    CHECK(f && k && f < k);
+    CHECK_EQ(html_count(buf, "<tr class="), 2);   /* completed tasks are not listed */
+    CHECK_EQ(html_count(buf, "<rect class=\"failed\""), 1);
+    CHECK_EQ(html_count(buf, "<rect class=\"skipped\""), 1);   /* a mark on the skipped lane */
+    CHECK(strstr(buf, ">skipped</text>") && strstr(buf, "viewBox=") && strstr(buf, "width=\"100%\""));
+    CHECK(strstr(buf, "id=\"zoom\"") && !strstr(buf, "<script src"));
+    int ticks = html_count(buf, "<text class=\"tick\"");
+    CHECK(ticks >= 5 && ticks <= 10);
+    CHECK_OK(batch_job_destroy(job));
+    CHECK_OK(batch_graph_destroy(g));
+
+    /* bad input: NULL, a stream that refuses writes; no name: the kind */
+    CHECK_EQ(batch_job_report_html(NULL, stdout), BATCH_ERR_INVALID);
+    CHECK_OK(batch_graph_create(&g, NULL));
+    add_task(g, task_ok, NULL, NULL);
+    CHECK_OK(batch_graph_launch(p, g, NULL, &job));
+    CHECK_EQ(batch_job_report_html(job, NULL), BATCH_ERR_INVALID);
+    batch_job_wait(job, NULL);
+    char path[MAX_TEST_PATH];
+    FILE* ro = refusing_stream("batch-report-html-ro.html", path, sizeof path);
+    CHECK(ro != NULL);
+    CHECK_EQ(batch_job_report_html(job, ro), BATCH_ERR_IO);
+    fclose(ro);
+    remove(path);
+    CHECK_OK(report_into(buf, sizeof buf, batch_job_report_html, job));
+    CHECK(strstr(buf, "<title>graph</title>") && strstr(buf, "<h1>graph</h1>"));
+    CHECK(!strstr(buf, "<tr class="));   /* nothing failed: no table */
+    CHECK_OK(batch_job_destroy(job));
+    CHECK_OK(batch_graph_destroy(g));
+    CHECK_OK(batch_pool_destroy(p));
+}
+
+/* 10^4 tasks, about 100 of them failed: under 2 MB, a rect per failed task, 5-10 ticks. */
+static int html_maybe_fail(batch_ctx* ctx, void* u) {
+    intptr_t id = (intptr_t)u;
+    return id % 97 == 0 ? batch_ctx_fail(ctx, 97, "task %d failed", (int)id) : 0;
+}
+static void test_report_html_10k(void) {
+    enum { N = 10000 };
+    batch_pool* p = make_pool(4);
+    batch_graph* g;
+    CHECK_OK(batch_graph_create(&g, &(batch_graph_desc){ .name = "big" }));
+    static batch_task t[N];
+    for (int i = 0; i < N; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "t%05d", i);
+        t[i] = add_task(g, html_maybe_fail, (void*)(intptr_t)i, name);
+        if (i >= N / 2) CHECK_OK(batch_task_precede(g, t[i - N / 2], t[i]));
+    }
+    batch_job* job;
+    batch_job_summary s;
+    CHECK_OK(batch_graph_launch(p, g, NULL, &job));
+    batch_job_wait(job, &s);
+    CHECK_EQ(s.failed, 104u);   /* ids divisible by 97; the second half's never depend on a failed one */
+    CHECK_EQ(s.skipped, 52u);
+    size_t n = 2u << 20;
+    char* buf = (char*)malloc(n);
+    CHECK(buf != NULL);
+    CHECK_OK(report_into(buf, n, batch_job_report_html, job));
+    size_t len = strlen(buf);
+    CHECK(len > 1000 && len < n - 1);   /* under 2 MB: the buffer did not fill */
+    CHECK(strstr(buf, "</html>"));
+    CHECK_EQ(html_count(buf, "<rect class=\"failed\""), 104);
+    CHECK_EQ(html_count(buf, "<tr class=\"failed\""), 104);
+    CHECK_EQ(html_count(buf, "<tr class=\"skipped\""), 52);
+    CHECK(html_count(buf, "<rect class=\"skipped\"") >= 1);
+    int ticks = html_count(buf, "<text class=\"tick\"");
+    CHECK(ticks >= 5 && ticks <= 10);
+    for (int i = 0; i < N; i += 97) {   /* each failed task has a rect of its own */
+        char want[64];
+        snprintf(want, sizeof want, "<title>t%05d: failed,", i);
+        CHECK(strstr(buf, want) != NULL);
+    }
+    free(buf);
+    CHECK_OK(batch_job_destroy(job));
+    CHECK_OK(batch_graph_destroy(g));
+    CHECK_OK(batch_pool_destroy(p));
+}
+
+/* A map with kept batches: "map" as the name, failed then partial batches in the table. */
+static int html_item(batch_ctx* ctx, const batch_item* it, void* res, void* u) {
+    (void)res; (void)u;
+    size_t k = it->index % 100;
+    return (k >= 60 || (k >= 55 && (k & 1))) ? batch_ctx_fail(ctx, 1, "bad item") : 0;
+}
+static void test_report_html_map(void) {
+    batch_pool* p = make_pool(2);
+    batch_job* job;
+    CHECK_OK(batch_map_launch(p, &(batch_map_desc){ .count = 400, .item_fn = html_item, .batch_size = 10, .error_threshold = 0.9,
+                                                    .keep_batches = 1 }, &job));
+    batch_map_summary m;
+    batch_map_wait(job, &m, NULL);
+    CHECK_EQ(m.batches_failed, 16u);
+    CHECK_EQ(m.batches_partial, 4u);
+    static char buf[65536];
+    CHECK_OK(report_into(buf, sizeof buf, batch_job_report_html, job));
+    CHECK(strstr(buf, "<title>map</title>") && strstr(buf, "<h1>map</h1>"));
+    CHECK_EQ(html_count(buf, "<tr class=\"failed\""), 16);
+    CHECK_EQ(html_count(buf, "<tr class=\"partial_success\""), 4);
+    CHECK(strstr(buf, "<tr class=\"failed\"") < strstr(buf, "<tr class=\"partial_success\""));
+    CHECK(strstr(buf, "<td>batch 6 (items 60-69)</td>"));
+    CHECK_EQ(html_count(buf, "<rect class=\"failed\""), 16);
+    CHECK(html_count(buf, "<text class=\"tick\"") >= 5);
+    CHECK_OK(batch_job_destroy(job));
+    CHECK_OK(batch_pool_destroy(p));
+}
+
 #define REPORT_TESTS \
+    { "report_html", test_report_html }, \
+    { "report_html_10k", test_report_html_10k }, \
+    { "report_html_map", test_report_html_map }, \
     { "report_json_text", test_report_json_text }, \
     { "report_compare", test_report_compare }, \
     { "report_records", test_report_records }, \
