@@ -20,7 +20,7 @@ STB_DS := $(STB_INCLUDE)/stb_ds.h
 EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(filter-out examples/mpi_map.c,$(wildcard examples/*.c))) build/examples/batchrun
 BATCHRUN_SRC := $(wildcard examples/batchrun/*.c)
 
-.PHONY: all test asan tsan nothreads bench examples install uninstall check-amalgamation check-parts clean stb stress soak relacy
+.PHONY: all test asan tsan nothreads bench examples install uninstall check-amalgamation check-parts clean stb stress soak relacy html-check
 
 all: batch.h build/test/run examples
 
@@ -76,6 +76,13 @@ test: batch.h check-parts build/test/cpp_api build/test/static_link build/test/r
 	./build/test/cpp_api
 	./build/test/static_link
 	./build/test/run
+
+# The HTML report in a real browser (headless chromium, when installed): tests/html_gen.c
+# writes the reports, tests/html_check.sh checks the DOM and takes build/html/report-10k.png.
+html-check: batch.h tests/html_gen.c tests/html_check.sh | stb
+	@mkdir -p build/html
+	$(CC) $(ALL_CFLAGS) -I. -o build/html/html_gen tests/html_gen.c $(LDLIBS)
+	sh tests/html_check.sh build/html/html_gen build/html
 
 # Sanitizers run on the pthreads backend: TSan crashes on C11 thrd_create and LSan misses leaks
 # there (../shared/TESTING.md). BATCH_TEST_SCALE shrinks the stress loops for the slow builds.
