@@ -16,7 +16,7 @@ fi
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 "$gen" "$dir" > "$dir/expect.txt" || { bad "html_gen"; echo "$pass passed, $fail failed"; exit 1; }
-run() { "$browser" --headless --no-sandbox --disable-gpu --user-data-dir="$dir/profile" "$@" 2>/dev/null; }
+run() { timeout 120 "$browser" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --user-data-dir="$dir/profile" "$@" 2>/dev/null; }
 count() { grep -o "$1" "$2" | wc -l | tr -d ' '; }
 while read -r file rows failed title; do
     dom="$dir/$file.dom"
