@@ -347,8 +347,8 @@ baremetal: batch.h | stb
 platforms: cross baremetal win64
 
 # ---- install ---------------------------------------------------------------------------------
-# The version is batch.h's own (BATCH_VERSION in batch_impl/api.h).
-VERSION := $(shell sed -n 's/^\#define BATCH_VERSION "\(.*\)"/\1/p' batch_impl/api.h)
+# The version is batch.h's own (BATCH_VERSION_STRING in batch_impl/api.h).
+VERSION := $(shell sed -n 's/^\#define BATCH_VERSION_STRING "\(.*\)"/\1/p' batch_impl/api.h)
 install: batch.h build/examples/batchrun
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 644 batch.h $(DESTDIR)$(PREFIX)/include/batch.h

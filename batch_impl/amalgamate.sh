@@ -6,6 +6,7 @@ set -eu
 out=$1; license=$2; api=$3; shift 3
 tmp="$out.tmp.$$"
 {
+    echo "/* SPDX-License-Identifier: MIT */"
     echo "/* batch.h - GENERATED from batch_impl/ by 'make batch.h': edit the parts there, not this file. */"
     cat "$api"
     echo

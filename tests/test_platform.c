@@ -122,7 +122,17 @@ static void test_retry_due(void) {
     CHECK_EQ(batch__retry_slice(now + 10000 * ms, now), BATCH__RETRY_POLL_NS);
 }
 
+/* One source of truth: the string, the parts and the number agree (batch.pc reads the string). */
+static void test_version_macros(void) {
+    char v[32];
+    snprintf(v, sizeof v, "%d.%d.%d", BATCH_VERSION_MAJOR, BATCH_VERSION_MINOR, BATCH_VERSION_PATCH);
+    CHECK(!strcmp(v, BATCH_VERSION_STRING));
+    CHECK_EQ(BATCH_VERSION_NUM, BATCH_VERSION_MAJOR * 10000 + BATCH_VERSION_MINOR * 100 + BATCH_VERSION_PATCH);
+    CHECK(BATCH_VERSION_NUM >= 200);
+}
+
 #define PLATFORM_TESTS \
+    { "version_macros", test_version_macros }, \
     { "retry_due", test_retry_due }, \
     { "result_strings", test_result_strings }, \
     { "clock_monotonic", test_clock_monotonic }, \

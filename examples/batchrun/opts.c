@@ -309,7 +309,7 @@ int br_opts_parse(br_opts* o, int argc, char** argv, int* first_arg) {
         if (arg[0] != '-' || !arg[1]) break;   /* the command starts (":::" and "-" too) */
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) { br_opts_usage(stdout); return 0; }
         if (!strcmp(arg, "--version")) {
-            printf("batchrun (batch.h) %s\n", BATCH_VERSION);
+            printf("batchrun (batch.h) %s\n", BATCH_VERSION_STRING);
             return 0;
         }
         if (parse_flag(o, arg)) continue;
