@@ -874,7 +874,7 @@ typedef struct batch_map_summary {
 /* A map is a batch_job like a graph run: batch_job_wait, _cancel, _progress, _destroy and the
    reports take either kind. batch_map_next and batch_map_wait are for map jobs only: given a
    graph run's job they return BATCH_ERR_INVALID and change nothing (a run-time check: one
-   handle type keeps the common calls free of conversions; see README, "Changes in 0.2"). */
+   handle type keeps the common calls free of conversions; see README, "Changes", 0.2.0). */
 /* Starts a map; validates desc first (nothing starts on error): BATCH_ERR_INVALID for neither or
    both of item_fn and items_fn, count * result_size overflow, min > max, a threshold outside
    [0, 1] or NaN, acc_size without its functions (init, fold, combine; with items_fn init and
