@@ -456,7 +456,54 @@ static void test_nomem_sync_init(void) {
     CHECK_EQ(atomic_load(&test_live_bytes), live0);
 }
 
+/* The trace and HTML reports allocate (the trace's retry-wait lanes, the HTML's bars) before
+   they write: out of memory they return NOMEM with nothing written, and nothing leaks. A graph
+   with a retried task, a failed one, a skipped one, on an inline pool. */
+static void nomem_report_each(batch_job* job, batch_result (*report)(batch_job*, FILE*), const char* file) {
+    char path[MAX_TEST_PATH];
+    test_tmp_path(path, sizeof path, file);
+    test_alloc_reset(TEST_FAIL_NEVER, -1);
+    FILE* f = fopen(path, "w+");
+    CHECK(f != NULL);
+    CHECK_OK(report(job, f));
+    long total = atomic_load(&test_alloc_count);
+    CHECK(total > 0);   /* the branch below is reached */
+    int nomem_seen = 0;
+    for (long n = 1; n <= total; n++) {
+        long long live = atomic_load(&test_live_bytes);
+        rewind(f);
+        test_alloc_reset(TEST_FAIL_ONCE, n);
+        batch_result r = report(job, f);
+        test_alloc_reset(TEST_FAIL_NEVER, -1);
+        CHECK(r == BATCH_OK || r == BATCH_ERR_NOMEM);
+        if (r == BATCH_ERR_NOMEM) { nomem_seen++; CHECK_EQ(ftell(f), 0L); }
+        CHECK_EQ(atomic_load(&test_live_bytes), live);
+    }
+    CHECK(nomem_seen > 0);
+    fclose(f);
+    remove(path);
+}
+static void test_nomem_reports(void) {
+    batch_pool* p = make_pool(BATCH_WORKERS_INLINE);
+    batch_graph* g = make_graph();
+    batch_task flaky, fails;
+    CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = trace_flaky, .name = "flaky", .max_retries = 1,
+                                                    .retry_base_ns = 100000 }, &flaky));
+    CHECK_OK(batch_graph_add(g, &(batch_task_desc){ .fn = trace_fails, .name = "fails" }, &fails));
+    CHECK_OK(batch_task_precede(g, fails, add_task(g, task_ok, NULL, "skipped")));
+    for (int i = 0; i < 5; i++) add_task(g, task_ok, NULL, NULL);
+    batch_job* job;
+    CHECK_OK(batch_graph_launch(p, g, NULL, &job));
+    CHECK_EQ(batch_job_wait(job, NULL), BATCH_PARTIAL);
+    nomem_report_each(job, batch_job_report_trace, "batch-nomem-trace.json");
+    nomem_report_each(job, batch_job_report_html, "batch-nomem-report.html");
+    CHECK_OK(batch_job_destroy(job));
+    CHECK_OK(batch_graph_destroy(g));
+    CHECK_OK(batch_pool_destroy(p));
+}
+
 #define NOMEM_TESTS \
+    { "nomem_reports", test_nomem_reports }, \
     { "nomem_sync_init", test_nomem_sync_init }, \
     { "nomem_delayed_heap", test_nomem_delayed_heap }, \
     { "nomem_cycle_message", test_nomem_cycle_message }, \
