@@ -79,6 +79,18 @@ static FILE* refusing_stream(const char* name, char* path, size_t n) {
     return fopen(path, "r");
 }
 
+/* A finished job's report refuses NULL arguments, and a stream that refuses writes is an IO error. */
+static void check_report_bad_input(batch_job* job, batch_result (*report)(batch_job*, FILE*), const char* file) {
+    CHECK_EQ(report(NULL, stdout), BATCH_ERR_INVALID);
+    CHECK_EQ(report(job, NULL), BATCH_ERR_INVALID);
+    char path[MAX_TEST_PATH];
+    FILE* ro = refusing_stream(file, path, sizeof path);
+    CHECK(ro != NULL);
+    CHECK_EQ(report(job, ro), BATCH_ERR_IO);
+    fclose(ro);
+    remove(path);
+}
+
 static void test_report_json_text(void) {
     batch_pool* p = make_pool(2);
     batch_graph* g;
@@ -507,14 +519,7 @@ static void test_report_trace(void) {
     CHECK(strstr(json, "\"message\": \"bad \\\"q\\\" \\\\ back\\nline \xc3\xa9\""));
 
     /* bad input: NULL, a job not waited for, a stream that refuses writes */
-    CHECK_EQ(batch_job_report_trace(NULL, stdout), BATCH_ERR_INVALID);
-    CHECK_EQ(batch_job_report_trace(job, NULL), BATCH_ERR_INVALID);
-    char rdonly[MAX_TEST_PATH];
-    FILE* ro = refusing_stream("batch-trace-rdonly.txt", rdonly, sizeof rdonly);
-    CHECK(ro != NULL);
-    CHECK_EQ(batch_job_report_trace(job, ro), BATCH_ERR_IO);
-    fclose(ro);
-    remove(rdonly);
+    check_report_bad_input(job, batch_job_report_trace, "batch-trace-rdonly.txt");
     CHECK_OK(batch_job_destroy(job));
     CHECK_OK(batch_graph_destroy(g));
     CHECK_OK(batch_graph_create(&g, NULL));
@@ -655,18 +660,11 @@ static void test_report_html(void) {
     CHECK_OK(batch_graph_destroy(g));
 
     /* bad input: NULL, a stream that refuses writes; no name: the kind */
-    CHECK_EQ(batch_job_report_html(NULL, stdout), BATCH_ERR_INVALID);
     CHECK_OK(batch_graph_create(&g, NULL));
     add_task(g, task_ok, NULL, NULL);
     CHECK_OK(batch_graph_launch(p, g, NULL, &job));
-    CHECK_EQ(batch_job_report_html(job, NULL), BATCH_ERR_INVALID);
     batch_job_wait(job, NULL);
-    char path[MAX_TEST_PATH];
-    FILE* ro = refusing_stream("batch-report-html-ro.html", path, sizeof path);
-    CHECK(ro != NULL);
-    CHECK_EQ(batch_job_report_html(job, ro), BATCH_ERR_IO);
-    fclose(ro);
-    remove(path);
+    check_report_bad_input(job, batch_job_report_html, "batch-report-html-ro.html");
     CHECK_OK(report_into(buf, sizeof buf, batch_job_report_html, job));
     CHECK(strstr(buf, "<title>graph</title>") && strstr(buf, "<h1>graph</h1>"));
     CHECK(!strstr(buf, "<tr class="));   /* nothing failed: no table */
