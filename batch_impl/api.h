@@ -119,7 +119,8 @@ extern "C" {
     X(BATCH_ERR_IO,       -12, "I/O error") \
     X(BATCH_ERR_CORRUPT,  -13, "journal is corrupt") \
     X(BATCH_ERR_MISMATCH, -14, "journal belongs to another job") \
-    X(BATCH_ERR_MPI,      -15, "MPI error")
+    X(BATCH_ERR_MPI,      -15, "MPI error") \
+    X(BATCH_ERR_EMPTY,    -16, "nothing to claim")
 
 #define BATCH__RESULT_ENUM(name, value, text) name = (value),
 typedef enum batch_result { BATCH_RESULTS(BATCH__RESULT_ENUM) BATCH_RESULT_FORCE32_ = 0x7fffffff } batch_result;
@@ -939,6 +940,173 @@ BATCH_API batch_result batch_job_report_html(batch_job* job, FILE* out);
    BATCH_OK, BATCH_ERR_INVALID when either text is not such a report, BATCH_ERR_NOMEM, or
    BATCH_ERR_IO when `out` reports a write error. */
 BATCH_API batch_result batch_report_compare(const char* baseline_json, const char* current_json, FILE* out);
+
+/* ---------------------------------------------------------------------------------------------
+   DURABLE QUEUES: jobs submitted now, run later, shared by processes, surviving crashes
+   A queue is one file: an append-only log in the journal's format (header, then records each
+   with a length and a CRC32C; a torn or corrupt tail is cut off, as for a journal). Any number
+   of processes and threads open the same path; each operation takes the file's lock (an
+   open-file-description fcntl lock on Linux, flock elsewhere on POSIX, LockFileEx on Windows),
+   reads what others appended since its last look, then appends its own records. The file is
+   the only state: there is no daemon.
+   A job is an opaque payload of bytes with a priority, a retry budget and an optional name. It
+   is QUEUED, then RUNNING once claimed (highest priority first, FIFO within one), then DONE,
+   FAILED or CANCELLED. A claim is a lease: the claimer renews it while the job runs
+   (batch_queue_serve does); a lease that runs out (the worker was killed, or hung) gives the
+   job back to the queue, its attempt counted as failed, and the claim of another worker then
+   fails the old holder's complete (BATCH_ERR_TIMEOUT). A failed attempt is retried after
+   retry_base * 2^k (capped at retry_max) until max_retries retries are spent, then it is FAILED.
+   No job is lost and none completes twice; a job's *work* runs more than once when its worker
+   dies (or loses its lease) before completing it: make it idempotent.
+   Durability: PROCESS (default): each operation's records reach the OS before it returns: a
+   killed process loses nothing. MACHINE: and fdatasync every sync_every records: survives a
+   power loss. BUFFERED: completes, failures and releases wait in the handle until its next
+   operation that writes (a claim, a push, batch_queue_flush, close); a killed process loses
+   them and those jobs run again once their leases run out. Pushes, claims and cancels are
+   written at once at every level. Times are wall-clock nanoseconds since 1970 (leases are
+   shared by processes); ids start at 1 and are never reused.
+   The file grows with every record: batch_queue_compact rewrites it with one record per job
+   (and without finished ones when asked). Needs the journal's file I/O: with BATCH_NO_JOURNAL
+   (bare metal) batch_queue_open returns BATCH_ERR_IO. */
+typedef struct batch_queue batch_queue;
+
+typedef enum batch_queue_status {
+    BATCH_QUEUE_QUEUED = 0,   /* waiting to be claimed (or for a retry's delay) */
+    BATCH_QUEUE_RUNNING,      /* claimed; its lease not yet given back */
+    BATCH_QUEUE_DONE,
+    BATCH_QUEUE_FAILED,       /* its last attempt failed with no retry left, or permanently */
+    BATCH_QUEUE_CANCELLED,
+    BATCH_QUEUE_STATUS_COUNT_
+} batch_queue_status;
+/* "queued", "running", "done", "failed", "cancelled"; "unknown" otherwise. */
+BATCH_API const char* batch_queue_status_string(batch_queue_status s);
+
+#define BATCH_QUEUE_NAME_MAX 256      /* a job's name: at most this - 1 bytes */
+#define BATCH_QUEUE_PAYLOAD_MAX (16u << 20)   /* a job's payload: at most 16 MiB */
+
+typedef struct batch_queue_desc {
+    const char* path;             /* required; created (mode 0600) when missing */
+    batch_durability durability;
+    int sync_every;               /* MACHINE: records per fdatasync; 0: 1 */
+    uint64_t lease_ns;            /* how long a claim holds without a renewal; 0: 30 s */
+    uint64_t retry_base_ns;       /* a failed attempt's retry k waits base * 2^k; 0: 1 s */
+    uint64_t retry_max_ns;        /* cap of that wait; 0: 10 min */
+    int retry_jitter;             /* non-zero: each wait is scaled by a random factor in [0.5, 1] */
+    void* alloc_ctx;              /* passed to BATCH_MALLOC/BATCH_REALLOC/BATCH_FREE */
+} batch_queue_desc;
+
+typedef struct batch_queue_push_desc {
+    const void* payload;          /* size bytes, copied; may be NULL when size is 0 */
+    size_t size;                  /* at most BATCH_QUEUE_PAYLOAD_MAX */
+    int priority;                 /* higher first; any int */
+    int max_retries;              /* 0..1000: retries after a failed attempt */
+    const char* name;             /* optional; at most BATCH_QUEUE_NAME_MAX - 1 bytes */
+} batch_queue_push_desc;
+
+/* A job as the queue knows it. */
+typedef struct batch_queue_info {
+    uint64_t id;
+    batch_queue_status status;
+    int priority, max_retries;
+    int attempts;                 /* claims so far (a release gives one back) */
+    int error;                    /* the last failed attempt's code (a lost lease: BATCH_ERR_TIMEOUT);
+                                     0: none */
+    uint64_t pushed_ns;           /* wall clock */
+    uint64_t not_before_ns;       /* QUEUED: not claimed before this (a retry's delay); else 0 */
+    uint64_t lease_until_ns;      /* RUNNING: the lease's end; else 0 */
+    uint64_t finished_ns;         /* DONE, FAILED, CANCELLED: when; else 0 */
+    size_t size;                  /* of the payload */
+    char name[BATCH_QUEUE_NAME_MAX];        /* "" when none */
+    char message[BATCH_MESSAGE_MAX];        /* the last failed attempt's message; "" when none */
+} batch_queue_info;
+
+/* A claimed (or fetched) job: its info and a copy of its payload, which batch_queue_job_free
+   releases. */
+typedef struct batch_queue_job {
+    batch_queue_info info;
+    void* payload;                /* info.size bytes (NULL when 0) */
+} batch_queue_job;
+
+typedef struct batch_queue_stats {
+    uint64_t count[BATCH_QUEUE_STATUS_COUNT_];   /* jobs per status */
+    uint64_t total;               /* all jobs in the file (dropped ones are not counted) */
+    uint64_t delayed;             /* QUEUED jobs waiting for a retry's delay */
+    uint64_t expired;             /* RUNNING jobs whose lease has run out (a claim recovers them) */
+    uint64_t file_bytes;          /* the file's size; compact makes it smaller */
+    uint64_t next_id;             /* the id the next push gets */
+} batch_queue_stats;
+
+/* Opens (creates) the queue at desc->path and reads it. BATCH_ERR_INVALID (bad desc),
+   BATCH_ERR_CORRUPT (not a queue, a bad header, a record that does not fit), BATCH_ERR_MISMATCH
+   (a journal of a job, not a queue), BATCH_ERR_IO, BATCH_ERR_NOMEM. A handle may be used by any
+   number of threads at once; a process may open the same queue more than once. */
+BATCH_API batch_result batch_queue_open(batch_queue** out, const batch_queue_desc* desc);
+/* Writes what is buffered, then closes: the first failure's code. NULL: BATCH_OK. Jobs this
+   handle holds stay RUNNING until their leases run out: release them first. */
+BATCH_API batch_result batch_queue_close(batch_queue* q);
+/* Appends one job (*out_id, may be NULL: its id), or n jobs with one write (their ids are
+   *out_first_id ... + n - 1). BATCH_ERR_INVALID (nothing pushed) for a bad desc, BATCH_ERR_IO. */
+BATCH_API batch_result batch_queue_push(batch_queue* q, const batch_queue_push_desc* job, uint64_t* out_id);
+BATCH_API batch_result batch_queue_push_many(batch_queue* q, const batch_queue_push_desc* jobs, size_t n,
+                                             uint64_t* out_first_id);
+/* Claims the next job (highest priority, then lowest id, among QUEUED jobs whose delay is over
+   and RUNNING jobs whose lease ran out) for this handle: RUNNING with a lease of lease_ns from
+   now; *out gets its info and payload (batch_queue_job_free it). BATCH_ERR_EMPTY when there is
+   none now (*out zeroed). */
+BATCH_API batch_result batch_queue_claim(batch_queue* q, batch_queue_job* out);
+/* Frees a job's payload and zeroes it. NULL: no-op. */
+BATCH_API void batch_queue_job_free(batch_queue* q, batch_queue_job* job);
+/* Ends a job this handle claimed: complete (DONE), fail (code non-zero, message may be NULL:
+   QUEUED again after the retry delay, or FAILED when its retries are spent or `permanent`),
+   release (QUEUED again at once; the attempt is not counted), renew (the lease runs lease_ns
+   from now). BATCH_ERR_NOT_FOUND (no such id), BATCH_ERR_CANCELLED (cancelled meanwhile: the
+   worker should stop), BATCH_ERR_TIMEOUT (its lease ran out and another claim took it),
+   BATCH_ERR_INVALID (this handle does not hold it), BATCH_ERR_IO. */
+BATCH_API batch_result batch_queue_complete(batch_queue* q, uint64_t id);
+BATCH_API batch_result batch_queue_fail(batch_queue* q, uint64_t id, int code, int permanent, const char* message);
+BATCH_API batch_result batch_queue_release(batch_queue* q, uint64_t id);
+BATCH_API batch_result batch_queue_renew(batch_queue* q, uint64_t id);
+/* Cancels a QUEUED or RUNNING job (a running one's worker learns it at its next renew or end,
+   and batch_queue_serve's job function then sees batch_ctx_should_stop). BATCH_ERR_NOT_FOUND,
+   BATCH_ERR_INVALID when it is already DONE, FAILED or CANCELLED. */
+BATCH_API batch_result batch_queue_cancel(batch_queue* q, uint64_t id);
+/* A job's info and payload (batch_queue_job_free it). BATCH_ERR_NOT_FOUND. */
+BATCH_API batch_result batch_queue_get(batch_queue* q, uint64_t id, batch_queue_job* out);
+/* The jobs of one status (every status when status is -1), in id order,
+   skipping the first `offset` of them: up to `limit` infos in out[], *n how many. */
+BATCH_API batch_result batch_queue_list(batch_queue* q, int status, uint64_t offset, batch_queue_info* out,
+                                        size_t limit, size_t* n);
+BATCH_API batch_result batch_queue_stats_get(batch_queue* q, batch_queue_stats* out);
+/* Rewrites the file with one record per job; drop_finished non-zero leaves out DONE, FAILED and
+   CANCELLED jobs (their ids are not reused). Safe while other processes use the queue: they
+   follow the new file at their next operation. A crash midway leaves the old file whole. */
+BATCH_API batch_result batch_queue_compact(batch_queue* q, int drop_finished);
+/* Writes buffered records (BUFFERED) and syncs (MACHINE). */
+BATCH_API batch_result batch_queue_flush(batch_queue* q);
+
+/* Serving: claims jobs and runs them on the pool, at most `concurrency` at once, renewing their
+   leases meanwhile, until batch_job_cancel (running jobs see batch_ctx_should_stop; the serve
+   gives back those that then fail, attempts not counted) or, with `drain`, until nothing is
+   QUEUED (delays included) and nothing it runs is left. The job function returns 0 (DONE) or a
+   code (batch_ctx_fail adds a message; batch_ctx_fail_permanent skips the retries); a job
+   cancelled while it runs sees batch_ctx_should_stop and its outcome is not written. The serve
+   is a batch_job: batch_job_wait (completed = jobs done, failed = attempts failed, cancelled =
+   jobs cancelled or given back), progress and the reports (one record per job run) work as for
+   any job. It runs a thread of its own (BATCH_ERR_THREAD without threads). The queue must stay
+   open until the job is destroyed. */
+typedef int (*batch_queue_fn)(batch_ctx* ctx, const batch_queue_job* job, void* user_data);
+typedef struct batch_queue_serve_desc {
+    batch_queue_fn fn;            /* required */
+    void* user_data;
+    int concurrency;              /* jobs running at once; 0: the pool's workers (1 inline) */
+    int drain;                    /* non-zero: stop when the queue has nothing left to claim */
+    uint64_t poll_ns;             /* an idle serve looks for new jobs this often; 0: 50 ms */
+    uint64_t max_jobs;            /* stop after claiming this many; 0: no limit */
+    int keep_records;             /* keep a record of each run for the reports: O(jobs) memory */
+    batch_progress_desc progress;
+} batch_queue_serve_desc;
+BATCH_API batch_result batch_queue_serve(batch_pool* pool, batch_queue* q, const batch_queue_serve_desc* desc,
+                                         batch_job** out_job);
 
 /* ---------------------------------------------------------------------------------------------
    MAPS ACROSS PROCESSES: MPI (define BATCH_MPI and include <mpi.h> before batch.h)

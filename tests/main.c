@@ -154,6 +154,8 @@ void test_tmp_path(char* out, size_t n, const char* name) { snprintf(out, n, "/t
 #include "test_nomem.c"
 #include "test_journal.c"
 #include "test_portable.c"
+#include "test_queue.c"
+#include "test_queue_procs.c"
 
 static const test_case all_tests[] = {
     PLATFORM_TESTS
@@ -169,6 +171,8 @@ static const test_case all_tests[] = {
     NOMEM_TESTS
     JOURNAL_TESTS
     PORTABLE_TESTS
+    QUEUE_TESTS
+    QUEUE_PROC_TESTS
 };
 
 static double now_ms(void) { return (double)batch_now_ns() / 1e6; }
