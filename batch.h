@@ -1085,7 +1085,10 @@ BATCH_API batch_result batch_queue_list(batch_queue* q, int status, uint64_t off
 BATCH_API batch_result batch_queue_stats_get(batch_queue* q, batch_queue_stats* out);
 /* Rewrites the file with one record per job; drop_finished non-zero leaves out DONE, FAILED and
    CANCELLED jobs (their ids are not reused). Safe while other processes use the queue: they
-   follow the new file at their next operation. A crash midway leaves the old file whole. */
+   follow the new file at their next operation. A crash midway leaves the old file whole. On
+   Windows the new file replaces the old one with a POSIX-semantics rename (Windows 10 1709+,
+   NTFS); where that is missing (older systems, wine) and a handle holds the file open (this
+   one does), BATCH_ERR_BUSY and nothing changes. */
 BATCH_API batch_result batch_queue_compact(batch_queue* q, int drop_finished);
 /* Writes buffered records (BUFFERED) and syncs (MACHINE). */
 BATCH_API batch_result batch_queue_flush(batch_queue* q);
@@ -4193,6 +4196,7 @@ BATCH__PRIVATE void batch__file_unlock(intptr_t h) {
 }
 /* Atomically replaces `to` with `from`. 0 or an errno. */
 BATCH__PRIVATE int batch__file_rename(const char* from, const char* to) { return rename(from, to) ? errno : 0; }
+BATCH__PRIVATE void batch__file_remove(const char* path) { (void)unlink(path); }
 /* Was the open file removed from its directory (replaced by a rename, or deleted)? */
 BATCH__PRIVATE bool batch__file_gone(intptr_t h) {
     struct stat st;
@@ -4391,16 +4395,40 @@ BATCH__PRIVATE void batch__file_unlock(intptr_t h) {
     ov.OffsetHigh = (DWORD)(BATCH__WLOCK_OFFSET >> 32);
     (void)UnlockFileEx((HANDLE)h, 0, 1, 0, &ov);
 }
+/* Replaces `to` (which other handles may hold open) with `from`: a rename with POSIX semantics
+   (Windows 10 1709+ on NTFS), else MoveFileEx, which fails while `to` is open: EBUSY. */
 BATCH__PRIVATE int batch__file_rename(const char* from, const char* to) {
     int e = 0;
     WCHAR* wf = batch__wio_wpath(from, &e);
     if (!wf) return e;
     WCHAR* wt = batch__wio_wpath(to, &e);
     if (!wt) { free(wf); return e; }
-    if (!MoveFileExW(wf, wt, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)) e = batch__win32_errno(GetLastError());
+    size_t tl = wcslen(wt) * sizeof(WCHAR);
+    FILE_RENAME_INFO* ri = (FILE_RENAME_INFO*)calloc(1, sizeof *ri + tl);
+    HANDLE h = ri ? CreateFileW(wf, DELETE | SYNCHRONIZE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                                OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT, NULL) : INVALID_HANDLE_VALUE;
+    BOOL ok = FALSE;
+    if (h != INVALID_HANDLE_VALUE) {
+        DWORD flags = 0x1 | 0x2;   /* FILE_RENAME_FLAG_REPLACE_IF_EXISTS | FILE_RENAME_FLAG_POSIX_SEMANTICS */
+        memcpy(ri, &flags, sizeof flags);   /* the union's Flags (ReplaceIfExists in older headers) */
+        ri->FileNameLength = (DWORD)tl;
+        memcpy(ri->FileName, wt, tl);
+        ok = SetFileInformationByHandle(h, (FILE_INFO_BY_HANDLE_CLASS)22 /* FileRenameInfoEx */, ri, (DWORD)(sizeof *ri + tl));
+        CloseHandle(h);
+    }
+    free(ri);
+    if (!ok && !MoveFileExW(wf, wt, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)) {
+        DWORD w = GetLastError();
+        e = (w == ERROR_ACCESS_DENIED || w == ERROR_SHARING_VIOLATION) ? EBUSY : batch__win32_errno(w);
+    }
     free(wf);
     free(wt);
     return e;
+}
+BATCH__PRIVATE void batch__file_remove(const char* path) {
+    int e = 0;
+    WCHAR* w = batch__wio_wpath(path, &e);
+    if (w) { (void)DeleteFileW(w); free(w); }
 }
 BATCH__PRIVATE bool batch__file_gone(intptr_t h) {
     BY_HANDLE_FILE_INFORMATION fi;
@@ -4427,6 +4455,7 @@ BATCH__PRIVATE int batch__file_lock(intptr_t h, bool exclusive) { (void)h; (void
 BATCH__PRIVATE void batch__file_unlock(intptr_t h) { (void)h; }
 BATCH__PRIVATE int batch__file_rename(const char* from, const char* to) { (void)from; (void)to; return ENOSYS; }
 BATCH__PRIVATE bool batch__file_gone(intptr_t h) { (void)h; return false; }
+BATCH__PRIVATE void batch__file_remove(const char* path) { (void)path; }
 BATCH__PRIVATE uint64_t batch__wall_ns(void) { return batch_now_ns(); }
 #endif
 
@@ -9924,7 +9953,8 @@ BATCH_API batch_result batch_queue_compact(batch_queue* q, int drop_finished) {
     }
     if (r == BATCH_OK) r = batch__qwrite_compact(q, tmp, drop_finished != 0);
     int e = r == BATCH_OK ? batch__file_rename(tmp, q->path) : 0;
-    if (e) r = batch__errno_result(e);
+    if (e) r = e == EBUSY ? BATCH_ERR_BUSY : batch__errno_result(e);
+    if (r != BATCH_OK) batch__file_remove(tmp);   /* a copy that did not replace the queue */
     if (r == BATCH_OK && q->jd.durability == BATCH_DURABLE_MACHINE && (e = batch__sync_dir(q->path)) != 0) r = batch__errno_result(e);
     if (r == BATCH_OK) {   /* tell the others, who hold the old file open, to follow */
         if (!batch__qchange(q, BATCH__QR_MOVED, 0, 0)) r = BATCH_ERR_NOMEM;

@@ -210,6 +210,7 @@ BATCH__PRIVATE void batch__file_unlock(intptr_t h) {
 }
 /* Atomically replaces `to` with `from`. 0 or an errno. */
 BATCH__PRIVATE int batch__file_rename(const char* from, const char* to) { return rename(from, to) ? errno : 0; }
+BATCH__PRIVATE void batch__file_remove(const char* path) { (void)unlink(path); }
 /* Was the open file removed from its directory (replaced by a rename, or deleted)? */
 BATCH__PRIVATE bool batch__file_gone(intptr_t h) {
     struct stat st;
@@ -408,16 +409,40 @@ BATCH__PRIVATE void batch__file_unlock(intptr_t h) {
     ov.OffsetHigh = (DWORD)(BATCH__WLOCK_OFFSET >> 32);
     (void)UnlockFileEx((HANDLE)h, 0, 1, 0, &ov);
 }
+/* Replaces `to` (which other handles may hold open) with `from`: a rename with POSIX semantics
+   (Windows 10 1709+ on NTFS), else MoveFileEx, which fails while `to` is open: EBUSY. */
 BATCH__PRIVATE int batch__file_rename(const char* from, const char* to) {
     int e = 0;
     WCHAR* wf = batch__wio_wpath(from, &e);
     if (!wf) return e;
     WCHAR* wt = batch__wio_wpath(to, &e);
     if (!wt) { free(wf); return e; }
-    if (!MoveFileExW(wf, wt, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)) e = batch__win32_errno(GetLastError());
+    size_t tl = wcslen(wt) * sizeof(WCHAR);
+    FILE_RENAME_INFO* ri = (FILE_RENAME_INFO*)calloc(1, sizeof *ri + tl);
+    HANDLE h = ri ? CreateFileW(wf, DELETE | SYNCHRONIZE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                                OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT, NULL) : INVALID_HANDLE_VALUE;
+    BOOL ok = FALSE;
+    if (h != INVALID_HANDLE_VALUE) {
+        DWORD flags = 0x1 | 0x2;   /* FILE_RENAME_FLAG_REPLACE_IF_EXISTS | FILE_RENAME_FLAG_POSIX_SEMANTICS */
+        memcpy(ri, &flags, sizeof flags);   /* the union's Flags (ReplaceIfExists in older headers) */
+        ri->FileNameLength = (DWORD)tl;
+        memcpy(ri->FileName, wt, tl);
+        ok = SetFileInformationByHandle(h, (FILE_INFO_BY_HANDLE_CLASS)22 /* FileRenameInfoEx */, ri, (DWORD)(sizeof *ri + tl));
+        CloseHandle(h);
+    }
+    free(ri);
+    if (!ok && !MoveFileExW(wf, wt, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)) {
+        DWORD w = GetLastError();
+        e = (w == ERROR_ACCESS_DENIED || w == ERROR_SHARING_VIOLATION) ? EBUSY : batch__win32_errno(w);
+    }
     free(wf);
     free(wt);
     return e;
+}
+BATCH__PRIVATE void batch__file_remove(const char* path) {
+    int e = 0;
+    WCHAR* w = batch__wio_wpath(path, &e);
+    if (w) { (void)DeleteFileW(w); free(w); }
 }
 BATCH__PRIVATE bool batch__file_gone(intptr_t h) {
     BY_HANDLE_FILE_INFORMATION fi;
@@ -444,6 +469,7 @@ BATCH__PRIVATE int batch__file_lock(intptr_t h, bool exclusive) { (void)h; (void
 BATCH__PRIVATE void batch__file_unlock(intptr_t h) { (void)h; }
 BATCH__PRIVATE int batch__file_rename(const char* from, const char* to) { (void)from; (void)to; return ENOSYS; }
 BATCH__PRIVATE bool batch__file_gone(intptr_t h) { (void)h; return false; }
+BATCH__PRIVATE void batch__file_remove(const char* path) { (void)path; }
 BATCH__PRIVATE uint64_t batch__wall_ns(void) { return batch_now_ns(); }
 #endif
 

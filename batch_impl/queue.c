@@ -946,7 +946,8 @@ BATCH_API batch_result batch_queue_compact(batch_queue* q, int drop_finished) {
     }
     if (r == BATCH_OK) r = batch__qwrite_compact(q, tmp, drop_finished != 0);
     int e = r == BATCH_OK ? batch__file_rename(tmp, q->path) : 0;
-    if (e) r = batch__errno_result(e);
+    if (e) r = e == EBUSY ? BATCH_ERR_BUSY : batch__errno_result(e);
+    if (r != BATCH_OK) batch__file_remove(tmp);   /* a copy that did not replace the queue */
     if (r == BATCH_OK && q->jd.durability == BATCH_DURABLE_MACHINE && (e = batch__sync_dir(q->path)) != 0) r = batch__errno_result(e);
     if (r == BATCH_OK) {   /* tell the others, who hold the old file open, to follow */
         if (!batch__qchange(q, BATCH__QR_MOVED, 0, 0)) r = BATCH_ERR_NOMEM;

@@ -289,7 +289,18 @@ static void test_queue_compact(void) {
     static batch_queue_info l1[64], l2[64];
     size_t n1 = 0, n2 = 0;
     CHECK_OK(batch_queue_list(t.q, -1, 0, l1, 64, &n1));
-    CHECK_OK(batch_queue_compact(t.q, 0));
+    batch_result cr = batch_queue_compact(t.q, 0);
+#if defined(_WIN32)
+    if (cr == BATCH_ERR_BUSY && test_is_wine()) {   /* wine has no POSIX-semantics rename */
+        test_skip("compaction while the file is open needs a POSIX-semantics rename");
+        CHECK_OK(batch_queue_stats_get(other, &after));
+        CHECK_EQ(after.file_bytes, before.file_bytes);   /* nothing changed */
+        CHECK_OK(batch_queue_close(other));
+        qclose(&t);
+        return;
+    }
+#endif
+    CHECK_OK(cr);
     CHECK_OK(batch_queue_stats_get(other, &after));             /* the other handle follows */
     CHECK(after.file_bytes < before.file_bytes);
     CHECK_EQ(after.total, before.total);
