@@ -280,8 +280,8 @@ BATCH__PRIVATE batch_result batch__qapply(batch_queue* q, const unsigned char* p
    cut when `cut` (the exclusive lock is held: no writer is midway), else left for a writer. */
 BATCH__PRIVATE batch_result batch__qfollow(batch_queue* q, bool cut) {
     batch__journal* j = q->j;
-    uint64_t size;
-    bool gone;
+    uint64_t size = 0;
+    bool gone = false;
     int e = batch__file_stat(j->h, &size, &gone);
     if (e) return batch__errno_result(e);
     if (size < j->end) return BATCH_ERR_CORRUPT;   /* only a torn tail is ever cut, and we never read one */
