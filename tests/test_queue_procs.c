@@ -955,13 +955,15 @@ static void test_queue_proc_torn_file(void) {
         op_of[r] = k;
     }
     /* every cut of the last operations' records: the state before the cut record */
+    int cuts = 0, inners = 0, flips_cut = 0, flips_corrupt = 0;
     for (uint64_t cut = s[7].size; cut < n; cut++) {
+        cuts++;
         int k = 0;
         while (k < QP4_OPS && s[k + 1].size <= cut) k++;
         int inner = 0;   /* a cut after a record inside an operation of several */
         for (size_t r = 0; r < nrec; r++) inner |= ends[r] <= cut && ends[r] > s[k].size && ends[r] < s[k + 1].size;
         jfile_write(d.path, full, (size_t)cut);
-        if (inner) { CHECK_OK(qp4_try_open(d.path)); continue; }
+        if (inner) { CHECK_OK(qp4_try_open(d.path)); inners++; continue; }
         qp4_expect_file(d.path, &s[k], "cut", cut);
     }
     /* zeros after the last record (a power loss's torn append): the whole history */
@@ -986,6 +988,7 @@ static void test_queue_proc_torn_file(void) {
             jfile_write(d.path, full, n);
             batch_result res = qp4_try_open(d.path);
             if (res == BATCH_ERR_CORRUPT) {
+                flips_corrupt++;
                 if (at >= rec_start + 4) fprintf(stderr, "  a flip of bit %d at %zu (record at %zu) is CORRUPT\n", bit, at, rec_start);
                 CHECK(at < rec_start + 4);
                 size_t n2 = 0;
@@ -994,12 +997,15 @@ static void test_queue_proc_torn_file(void) {
                 free(after);
             } else {
                 CHECK_OK(res);
+                flips_cut++;
                 jfile_write(d.path, full, n);
                 qp4_expect_file(d.path, &s[k], "bit flip", at * 8 + (size_t)bit);
             }
             full[at] ^= (unsigned char)(1u << bit);
         }
     }
+    printf("  %zu records (header %zu bytes, file %zu): %d cuts (%d inside an operation of several records), "
+           "%d bit flips cut off, %d refused\n", nrec, h, n, cuts, inners, flips_cut, flips_corrupt);
     /* every header byte: CORRUPT, the file left alone */
     for (size_t at = 0; at < h; at++) {
         full[at] ^= 0x10;
@@ -1069,7 +1075,8 @@ static void test_queue_proc_torn_file(void) {
         batch_task_desc td;
         memset(&td, 0, sizeof td);
         td.fn = qp4_task;
-        CHECK_OK(batch_graph_add(g, &td, NULL));
+        batch_task task;
+        CHECK_OK(batch_graph_add(g, &td, &task));
         batch_run_desc rd;
         memset(&rd, 0, sizeof rd);
         rd.journal.path = jpath;
@@ -1116,9 +1123,9 @@ typedef struct qp5_shared {
     _Atomic int started, saw_stop, returned;
     _Atomic unsigned long long started_ns, stopped_ns;   /* wall clock */
     _Atomic long long completed, failed, cancelled;
-    _Atomic int renew_code, complete_code, fail_code, release_code;
+    _Atomic int renew_code, renew2_code, end_code, end2_code;
 } qp5_shared;
-typedef struct qp5_ctx { const char* path; qp5_shared* sh; } qp5_ctx;
+typedef struct qp5_ctx { const char* path; qp5_shared* sh; int end_kind; } qp5_ctx;
 
 static int qp5_work(batch_ctx* ctx, const batch_queue_job* job, void* user) {
     qp5_ctx* c = (qp5_ctx*)user;
@@ -1154,7 +1161,12 @@ static void qp5_server(void* arg) {
     atomic_store(&c->sh->cancelled, (long long)s.cancelled);
     CHECK_OK(batch_queue_close(q));
 }
-/* Holds a claim by hand, renewing it, until a renew says why not. */
+/* Holds a claim by hand, renewing it, until a renew says why not; then ends it (end_kind 0
+   complete, 1 fail, 2 release: the end says CANCELLED too) and tries once more (the handle no
+   longer holds it: INVALID). */
+static batch_result qp5_end(batch_queue* q, uint64_t id, int kind) {
+    return kind == 0 ? batch_queue_complete(q, id) : kind == 1 ? batch_queue_fail(q, id, 3, 0, "x") : batch_queue_release(q, id);
+}
 static void qp5_holder(void* arg) {
     qp5_ctx* c = (qp5_ctx*)arg;
     batch_queue* q = qp_open(c->path, QP5_LEASE);
@@ -1167,9 +1179,9 @@ static void qp5_holder(void* arg) {
     uint64_t end = batch_now_ns() + 40 * QP5_LEASE;
     while ((r = batch_queue_renew(q, id)) == BATCH_OK && batch_now_ns() < end) test_sleep_ns(QP5_LEASE / 8);
     atomic_store(&c->sh->renew_code, (int)r);
-    atomic_store(&c->sh->complete_code, (int)batch_queue_complete(q, id));
-    atomic_store(&c->sh->fail_code, (int)batch_queue_fail(q, id, 3, 0, "x"));
-    atomic_store(&c->sh->release_code, (int)batch_queue_release(q, id));
+    atomic_store(&c->sh->renew2_code, (int)batch_queue_renew(q, id));   /* a renew does not give it up */
+    atomic_store(&c->sh->end_code, (int)qp5_end(q, id, c->end_kind));
+    atomic_store(&c->sh->end2_code, (int)qp5_end(q, id, (c->end_kind + 1) % 3));
     CHECK_OK(batch_queue_close(q));
 }
 
@@ -1177,7 +1189,7 @@ static void test_queue_proc_cancel(void) {
     qp_dir d;
     qp_dir_make(&d);
     qp5_shared* sh = (qp5_shared*)shared_alloc(sizeof *sh);
-    qp5_ctx c = { d.path, sh };
+    qp5_ctx c = { d.path, sh, 0 };
     pid_t pid;
     /* a QUEUED job cancelled by another process never runs */
     batch_queue* q = qp_open(d.path, QP5_LEASE);
@@ -1228,25 +1240,33 @@ static void test_queue_proc_cancel(void) {
     CHECK_OK(batch_queue_cancel(q, 3));
 #endif
 
-    /* a claim held by hand in another process: the renew after the cancel says CANCELLED, and
-       so do complete, fail and release: nothing is written */
-    memset((void*)sh, 0, sizeof *sh);
-    CHECK_EQ(qp_push_u64(q, 3, 0), 4);
-    pid = qp_fork(qp5_holder, &c);
-    while (!atomic_load(&sh->started)) test_sleep_ns(1 * QP_MS);
-    CHECK_OK(batch_queue_cancel(q, 4));
-    uint64_t size = qp_stats(q).file_bytes;
-    qp_reap(pid, "holder");
-    CHECK_EQ(atomic_load(&sh->renew_code), BATCH_ERR_CANCELLED);
-    CHECK_EQ(atomic_load(&sh->complete_code), BATCH_ERR_CANCELLED);
-    CHECK_EQ(atomic_load(&sh->fail_code), BATCH_ERR_CANCELLED);
-    CHECK_EQ(atomic_load(&sh->release_code), BATCH_ERR_CANCELLED);
+    /* a claim held by hand in another process: the renew after the cancel says CANCELLED (and
+       again), so does the end that follows (complete, fail or release), which gives the job up
+       (another end: INVALID); nothing is written after the cancel */
+    for (int kind = 0; kind < 3; kind++) {
+        memset((void*)sh, 0, sizeof *sh);
+        c.end_kind = kind;
+        uint64_t id = qp_push_u64(q, 3, 0);
+        CHECK_EQ(id, (uint64_t)4 + (uint64_t)kind);
+        pid = qp_fork(qp5_holder, &c);
+        while (!atomic_load(&sh->started)) test_sleep_ns(1 * QP_MS);
+        CHECK_EQ(qp_info(q, id).status, BATCH_QUEUE_RUNNING);
+        CHECK_OK(batch_queue_cancel(q, id));
+        uint64_t size = qp_stats(q).file_bytes;
+        qp_reap(pid, "holder");
+        CHECK_EQ(atomic_load(&sh->renew_code), BATCH_ERR_CANCELLED);
+        CHECK_EQ(atomic_load(&sh->renew2_code), BATCH_ERR_CANCELLED);
+        CHECK_EQ(atomic_load(&sh->end_code), BATCH_ERR_CANCELLED);
+        CHECK_EQ(atomic_load(&sh->end2_code), BATCH_ERR_INVALID);
+        CHECK_EQ(qp_stats(q).file_bytes, size);   /* the holder wrote nothing after the cancel */
+        batch_queue_info ii = qp_info(q, id);
+        CHECK_EQ(ii.status, BATCH_QUEUE_CANCELLED);
+        CHECK_EQ(ii.attempts, 1);
+    }
     batch_queue_stats st = qp_stats(q);
-    CHECK_EQ(st.file_bytes, size);   /* the holder wrote nothing after the cancel */
-    CHECK_EQ(st.count[BATCH_QUEUE_CANCELLED], 3);
+    CHECK_EQ(st.count[BATCH_QUEUE_CANCELLED], 5);
     CHECK_EQ(st.count[BATCH_QUEUE_DONE], 1);
-    CHECK_EQ(st.total, 4);
-    CHECK_EQ(qp_info(q, 4).status, BATCH_QUEUE_CANCELLED);
+    CHECK_EQ(st.total, 6);
     /* nothing is left to claim */
     batch_queue_job j;
     CHECK_EQ(batch_queue_claim(q, &j), BATCH_ERR_EMPTY);
