@@ -1288,19 +1288,30 @@ static void qp6_check_lists(batch_queue* q, const qp6_ctx* c) {
     CHECK_EQ(s.next_id, c->n + 1);
     for (int k = 0; k < BATCH_QUEUE_STATUS_COUNT_; k++) CHECK_EQ(s.count[k], c->count[k]);
     static const size_t limits[2] = { 1000, 37 };
+    batch_queue_info* page = (batch_queue_info*)malloc(1000 * sizeof *page);
+    CHECK(page != NULL);
     for (int li = 0; li < 2; li++) {
         for (int status = -1; status < BATCH_QUEUE_STATUS_COUNT_; status++) {
-            size_t n = 0;
-            batch_queue_info* got = qp_list_all(q, status, limits[li], &n);   /* increasing ids */
-            CHECK_EQ(n, status < 0 ? c->n : c->count[status]);
-            for (size_t i = 0; i < n; i++) {
-                CHECK(got[i].id >= 1 && got[i].id <= c->n);
-                CHECK_EQ(got[i].status, c->want[got[i].id]);
-                if (status < 0) CHECK_EQ(got[i].id, i + 1);
+            uint64_t seen = 0, last = 0;
+            for (;;) {
+                size_t k = (size_t)-1;
+                CHECK_OK(batch_queue_list(q, status, seen, page, limits[li], &k));
+                CHECK(k <= limits[li]);
+                for (size_t i = 0; i < k; i++) {
+                    CHECK(page[i].id > last && page[i].id <= c->n);   /* increasing: each once */
+                    last = page[i].id;
+                    CHECK_EQ(page[i].status, c->want[page[i].id]);
+                    if (status >= 0) CHECK_EQ(page[i].status, status);
+                    else CHECK_EQ(page[i].id, seen + i + 1);
+                    CHECK_EQ(page[i].size, 8);
+                }
+                seen += k;
+                if (k < limits[li]) break;
             }
-            free(got);
+            CHECK_EQ(seen, status < 0 ? c->n : c->count[status]);
         }
     }
+    free(page);
     /* past the end, and a page of one at an odd offset */
     batch_queue_info one;
     size_t k = 7;
