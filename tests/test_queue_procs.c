@@ -488,7 +488,13 @@ static void qp2_trial(const char* path, qp2_shared* sh, int t, uint64_t* rng, qp
     unlink(path);
     memset((void*)sh, 0, sizeof *sh);
     batch_queue* q = qp_open(path, QP2_LEASE);
-    for (uint64_t j = 0; j < QP2_JOBS; j++) CHECK_EQ(qp_push_u64(q, j, 0), j + 1);
+    int retries = t % 6 < 3 ? 2 : 0;   /* 0: a lost lease is the job's only attempt: FAILED */
+    for (uint64_t j = 0; j < QP2_JOBS; j++) {
+        batch_queue_push_desc pd = qp_job(&j, sizeof j, 0, retries);
+        uint64_t id = 0;
+        CHECK_OK(batch_queue_push(q, &pd, &id));
+        CHECK_EQ(id, j + 1);
+    }
     CHECK_OK(batch_queue_close(q));
     qp2_ctx c = { path, sh, t % 3, 0 };
     unsigned delay_us = (unsigned)(test_rand(rng) % (QP2_JOBS * QP2_WORK / 1000 + 15000));
@@ -525,16 +531,29 @@ static void qp2_trial(const char* path, qp2_shared* sh, int t, uint64_t* rng, qp
     c.wait_until = lease_end;
     pid = qp_fork(qp2_second, &c);
     qp_reap(pid, "second server");
-    CHECK_EQ(atomic_load(&sh->second_completed), not_done);
+    int lost = retries == 0 ? running : 0;   /* FAILED, not run again */
+    CHECK_EQ(atomic_load(&sh->second_completed), not_done - lost);
 
     q = qp_open(path, QP2_LEASE);
     batch_queue_stats s = qp_stats(q);
     CHECK_EQ(s.total, QP2_JOBS);
-    CHECK_EQ(s.count[BATCH_QUEUE_DONE], QP2_JOBS);
+    CHECK_EQ(s.count[BATCH_QUEUE_DONE], QP2_JOBS - lost);
+    CHECK_EQ(s.count[BATCH_QUEUE_FAILED], lost);
     CHECK_EQ(s.next_id, QP2_JOBS + 1);
     for (int j = 0; j < QP2_JOBS; j++) {
         batch_queue_info f = qp_info(q, (uint64_t)j + 1);
         int ran = atomic_load(&sh->ran[j]);
+        if (left[j].status == BATCH_QUEUE_RUNNING && retries == 0) {   /* no retry left: FAILED */
+            if (f.status != BATCH_QUEUE_FAILED || f.attempts != 1 || f.error != BATCH_ERR_TIMEOUT || ran != ran_before[j])
+                fprintf(stderr, "  trial %d, job %d without retries lost its lease: %s, attempts %d, error %d, ran %d -> %d\n",
+                        t, j + 1, batch_queue_status_string(f.status), f.attempts, f.error, ran_before[j], ran);
+            CHECK_EQ(f.status, BATCH_QUEUE_FAILED);
+            CHECK_EQ(f.attempts, 1);
+            CHECK_EQ(f.error, BATCH_ERR_TIMEOUT);
+            CHECK(f.finished_ns >= left[j].lease_until_ns);
+            CHECK_EQ(ran, ran_before[j]);
+            continue;
+        }
         CHECK_EQ(f.status, BATCH_QUEUE_DONE);
         if (left[j].status == BATCH_QUEUE_DONE) {   /* finished before the kill: not again */
             CHECK_EQ(f.attempts, 1);
