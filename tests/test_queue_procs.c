@@ -1423,6 +1423,7 @@ enum { QP7_PUSHERS = 2, QP7_WORKERS = 2 };
 typedef struct qp7_shared {
     _Atomic int pushers_done, workers_done;
     _Atomic long long compactions, completed;
+    _Atomic int compacting;
 } qp7_shared;
 typedef struct qp7_ctx {
     const char* path;
@@ -1470,7 +1471,8 @@ static int qp7_work(batch_ctx* ctx, const batch_queue_job* job, void* user) {
 }
 static void qp7_worker(void* arg) {
     qp7_ctx* c = (qp7_ctx*)arg;
-    batch_queue* q = qp_open(c->path, 2000 * QP_MS);
+    /* the one by hand is BUFFERED: its completes wait in the handle across compactions */
+    batch_queue* q = qp_open_dur(c->path, 2000 * QP_MS, c->who ? BATCH_DURABLE_BUFFERED : BATCH_DURABLE_PROCESS);
     long long completed = 0;
     if (c->who == 0) {   /* batch_queue_serve, renewing across compactions */
         batch_queue_serve_desc sd = qp_serve_desc(qp7_work, c, 2, 0);
@@ -1509,6 +1511,7 @@ static void qp7_compactor(void* arg) {
     batch_queue* q = qp_open(c->path, 2000 * QP_MS);
     uint64_t last_next = 1, i = 0;
     while (atomic_load(&c->sh->workers_done) < QP7_WORKERS) {
+        if (c->who) atomic_store(&c->sh->compacting, 1);   /* the parent may kill it from now on */
         int drop = i++ % 3 != 0;
         batch_result r = batch_queue_compact(q, drop);
         if (r != BATCH_OK) fprintf(stderr, "  compact(%d) number %llu: %s\n", drop, (unsigned long long)i, batch_result_string(r));
@@ -1527,7 +1530,7 @@ static void qp7_compactor(void* arg) {
 static void test_queue_proc_compact_concurrent(void) {
     qp_dir d;
     qp_dir_make(&d);
-    uint64_t per = (uint64_t)scaled(400), n = QP7_PUSHERS * per;
+    uint64_t per = (uint64_t)scaled(1000), n = QP7_PUSHERS * per;
     qp7_shared* sh = (qp7_shared*)shared_alloc(sizeof *sh);
     uint64_t* ids = (uint64_t*)shared_alloc(n * sizeof *ids);
     _Atomic int* ran = (_Atomic int*)shared_alloc((n + 1) * sizeof *ran);
@@ -1538,10 +1541,23 @@ static void test_queue_proc_compact_concurrent(void) {
     pid_t pids[QP7_PUSHERS + QP7_WORKERS + 1];
     int np = 0;
     for (int i = 0; i < QP7_WORKERS; i++) { c.who = i; pids[np++] = qp_fork(qp7_worker, &c); }
-    pids[np++] = qp_fork(qp7_compactor, &c);
+    c.who = 0;
+    pids[np++] = qp_fork(qp7_compactor, &c);   /* compacts until the workers are done */
     for (int i = 0; i < QP7_PUSHERS; i++) { c.who = i; pids[np++] = qp_fork(qp7_pusher, &c); }
+    /* and another compactor, killed at a random instant, again and again */
+    uint64_t rng = test_seed ^ 0x7070;
+    int kills = 0;
+    while (atomic_load(&sh->workers_done) < QP7_WORKERS) {
+        atomic_store(&sh->compacting, 0);
+        c.who = 1;
+        pid_t k = qp_fork(qp7_compactor, &c);
+        while (!atomic_load(&sh->compacting) && atomic_load(&sh->workers_done) < QP7_WORKERS) test_sleep_ns(100000);
+        test_sleep_ns((test_rand(&rng) % 4000) * 1000u);
+        kills += qp_kill_reap(k, "compactor killed") == 0;
+    }
     for (int i = 0; i < np; i++) qp_reap(pids[i], i < QP7_WORKERS ? "worker" : i == QP7_WORKERS ? "compactor" : "pusher");
-    printf("  %llu jobs, %lld compactions meanwhile\n", (unsigned long long)n, atomic_load(&sh->compactions));
+    printf("  %llu jobs, %lld compactions meanwhile, a compactor killed %d times\n", (unsigned long long)n,
+           atomic_load(&sh->compactions), kills);
     CHECK(atomic_load(&sh->compactions) >= 2);
     CHECK_EQ(atomic_load(&sh->completed), (long long)n);
     /* ids: distinct, 1..n (none reused) */
@@ -1585,6 +1601,19 @@ static void test_queue_proc_compact_concurrent(void) {
     CHECK_EQ(batch_queue_get(q, 1, &j), BATCH_ERR_NOT_FOUND);
     CHECK_EQ(batch_queue_cancel(q, n), BATCH_ERR_NOT_FOUND);
     CHECK_OK(batch_queue_close(q));
+    {   /* the last compaction replaced what killed ones left: the queue alone */
+        DIR* dd = opendir(d.dir);
+        CHECK(dd != NULL);
+        struct dirent* e;
+        int files = 0;
+        while ((e = readdir(dd)) != NULL)
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                files++;
+                if (strcmp(e->d_name, "jobs.queue")) printf("  left in the directory: %s\n", e->d_name);
+            }
+        closedir(dd);
+        CHECK_EQ(files, 1);
+    }
     q = qp_open(d.path, 2000 * QP_MS);   /* a fresh handle reads the compacted file */
     CHECK_EQ(qp_stats(q).next_id, n + 1);
     CHECK_EQ(qp_push_u64(q, 42, 0), n + 1);
