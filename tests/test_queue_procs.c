@@ -1628,7 +1628,7 @@ static void test_queue_proc_compact_concurrent(void) {
 /* ---- 8. a lease renewed while its job runs long ---------------------------------------------- */
 #define QP8_LEASE (150 * QP_MS)
 typedef struct qp8_shared {
-    _Atomic int started, finished, stolen, ran;
+    _Atomic int started, finished, stolen, ran, saw_stop;
     _Atomic long long a_completed, b_completed;
 } qp8_shared;
 typedef struct qp8_ctx { const char* path; qp8_shared* sh; } qp8_ctx;
@@ -1641,6 +1641,51 @@ static int qp8_long(batch_ctx* ctx, const batch_queue_job* job, void* user) {
     uint64_t end = batch_now_ns() + 7 * QP8_LEASE;
     while (batch_now_ns() < end && !batch_ctx_should_stop(ctx)) test_sleep_ns(2 * QP_MS);
     CHECK(!batch_ctx_should_stop(ctx));
+    return 0;
+}
+/* The job of a server that will be stopped (SIGSTOP) past its lease: runs until told to stop. */
+static int qp8_stalled(batch_ctx* ctx, const batch_queue_job* job, void* user) {
+    qp8_ctx* c = (qp8_ctx*)user;
+    CHECK_EQ(qp_payload_u64(job), 9);
+    atomic_fetch_add(&c->sh->ran, 1);
+    atomic_store(&c->sh->started, 1);
+    uint64_t end = batch_now_ns() + 30 * QP8_LEASE;
+    while (batch_now_ns() < end && !batch_ctx_should_stop(ctx)) test_sleep_ns(2 * QP_MS);
+    atomic_store(&c->sh->saw_stop, batch_ctx_should_stop(ctx) ? 1 : 0);
+    return 0;   /* finished, says the function: the job is another's now, this is not written */
+}
+static void qp8_server_stalled(void* arg) {
+    qp8_ctx* c = (qp8_ctx*)arg;
+    batch_queue* q = qp_open(c->path, QP8_LEASE);
+    batch_queue_serve_desc sd = qp_serve_desc(qp8_stalled, c, 1, 1);
+    batch_job_summary s;
+    qp_serve(q, &sd, NULL, 0, &s);
+    atomic_store(&c->sh->a_completed, (long long)s.completed);
+    CHECK_OK(batch_queue_close(q));
+}
+static void qp8_probe(void* arg) {   /* one operation: the file's lock is free */
+    qp8_ctx* c = (qp8_ctx*)arg;
+    batch_queue* q = qp_open(c->path, QP8_LEASE);
+    (void)qp_stats(q);
+    CHECK_OK(batch_queue_close(q));
+}
+/* Stops pid where it does not hold the queue's lock (a probe gets through): 1, or 0 after 20 tries. */
+static int qp8_stop_unlocked(pid_t pid, qp8_ctx* c) {
+    for (int tries = 0; tries < 20; tries++) {
+        kill(pid, SIGSTOP);
+        pid_t probe = qp_fork(qp8_probe, c);
+        uint64_t until = batch_now_ns() + 500 * QP_MS;
+        int st = 0;
+        pid_t r;
+        while ((r = waitpid(probe, &st, WNOHANG)) == 0 && batch_now_ns() < until) test_sleep_ns(1 * QP_MS);
+        if (r == probe) {
+            CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+            return 1;
+        }
+        kill(pid, SIGCONT);   /* stopped with the lock held: everyone waits for it (try again) */
+        qp_reap(probe, "probe");
+        test_sleep_ns(7 * QP_MS);
+    }
     return 0;
 }
 static int qp8_thief(batch_ctx* ctx, const batch_queue_job* job, void* user) {
@@ -1714,6 +1759,36 @@ static void test_queue_proc_lease_renew(void) {
     CHECK_EQ(i.status, BATCH_QUEUE_DONE);
     CHECK_EQ(i.attempts, 1);
     CHECK_EQ(i.error, 0);
+
+    /* a server stopped (SIGSTOP) past its lease: the job goes to another claim; continued, the
+       server's renewal finds it lost, its function sees batch_ctx_should_stop and its return 0
+       is not written (the job completes once, by the other) */
+    memset((void*)sh, 0, sizeof *sh);
+    CHECK_EQ(qp_push_u64(q, 9, 0), 2);
+    pid_t st = qp_fork(qp8_server_stalled, &c);
+    while (!atomic_load(&sh->started)) test_sleep_ns(1 * QP_MS);
+    CHECK(qp8_stop_unlocked(st, &c));
+    uint64_t lease_end = qp_info(q, 2).lease_until_ns;
+    while (qp_wall_ns() <= lease_end + 5 * QP_MS) test_sleep_ns(2 * QP_MS);
+    CHECK_EQ(qp_stats(q).expired, 1);
+    batch_queue_job j;
+    CHECK_OK(batch_queue_claim(q, &j));   /* recovers the expired lease */
+    CHECK_EQ(j.info.id, 2);
+    CHECK_EQ(j.info.attempts, 2);
+    CHECK_EQ(j.info.error, BATCH_ERR_TIMEOUT);
+    batch_queue_job_free(q, &j);
+    CHECK_OK(batch_queue_complete(q, 2));
+    batch_queue_info done2 = qp_info(q, 2);
+    kill(st, SIGCONT);
+    qp_reap(st, "stopped server");
+    CHECK_EQ(atomic_load(&sh->saw_stop), 1);
+    CHECK_EQ(atomic_load(&sh->a_completed), 0);
+    CHECK_EQ(atomic_load(&sh->ran), 1);   /* its own run; the second claim's was here, by hand */
+    i = qp_info(q, 2);
+    CHECK_EQ(i.status, BATCH_QUEUE_DONE);
+    CHECK_EQ(i.attempts, 2);
+    CHECK_EQ(i.error, BATCH_ERR_TIMEOUT);
+    CHECK_EQ(i.finished_ns, done2.finished_ns);
     CHECK_OK(batch_queue_close(q));
     shared_free(sh, sizeof *sh);
     qp_dir_remove(&d);
