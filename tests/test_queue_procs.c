@@ -615,13 +615,17 @@ typedef struct qp3_shared {
     _Atomic unsigned long long reported[2];   /* the last id each pusher saw push return */
     _Atomic unsigned long long pushed[2];     /* how many jobs each pusher saw pushed */
     _Atomic int started;
+    _Atomic int in_push;                      /* big pushes started */
 } qp3_shared;
-typedef struct qp3_ctx { const char* path; qp3_shared* sh; uint32_t trial, who; } qp3_ctx;
+typedef struct qp3_ctx { const char* path; qp3_shared* sh; uint32_t trial, who; int big; } qp3_ctx;
 
 static size_t qp3_fill(unsigned char* buf, uint32_t trial, uint32_t who, uint32_t seq, size_t size) {
     qp3_head h = { trial, who, seq, (uint32_t)size };
+    size_t first = size < 4096 ? size : 4096;
+    for (size_t i = 0; i < first; i++) buf[i] = (unsigned char)(seq * 31u + (uint32_t)i * 7u + trial);
+    for (size_t at = 4096; at < size; at += 4096)   /* the filler repeats every 256 bytes */
+        memcpy(buf + at, buf, size - at < 4096 ? size - at : 4096);
     memcpy(buf, &h, sizeof h);
-    for (size_t i = sizeof h; i < size; i++) buf[i] = (unsigned char)(seq * 31u + (uint32_t)i * 7u + trial);
     return size;
 }
 static void qp3_check(const batch_queue_job* j, uint32_t trial, uint32_t who, uint32_t seq) {
@@ -651,6 +655,25 @@ static void qp3_pusher(void* arg) {
     uint32_t seq = 0, quota = c->who ? 300 : 1u << 30;
     uint64_t last = 0;
     atomic_store(&c->sh->started, 1);
+    if (c->big) {   /* payloads of megabytes: writes long enough for a kill to land in one */
+        size_t cap = 2u << 20;
+        unsigned char* big = (unsigned char*)malloc(cap);
+        CHECK(big != NULL);
+        for (;;) {
+            uint64_t r = test_rand(&rng);
+            size_t size = (1u << 20) + (size_t)(r % (1u << 20));
+            qp3_fill(big, c->trial, c->who, seq, size);
+            batch_queue_push_desc j = qp_job(big, size, 0, 0);
+            uint64_t id = 0;
+            atomic_fetch_add(&c->sh->in_push, 1);
+            CHECK_OK(batch_queue_push(q, &j, &id));
+            CHECK(id > last);
+            last = id;
+            seq++;
+            atomic_store(&c->sh->reported[c->who], (unsigned long long)last);
+            atomic_store(&c->sh->pushed[c->who], (unsigned long long)seq);
+        }
+    }
     while (seq < quota) {
         uint64_t r = test_rand(&rng);
         uint32_t n = r % 2 ? 1 : 1 + (uint32_t)((r >> 8) % 12);
@@ -682,20 +705,33 @@ static void test_queue_proc_kill_pusher(void) {
     uint64_t rng = test_seed ^ 0x3030;
     long trials = scaled(16);
     uint64_t next = 1, marker_runs = 0;
+    int torn = 0, in_push = 0;
     for (uint32_t t = 0; t < (uint32_t)trials; t++) {
         memset((void*)sh, 0, sizeof *sh);
-        qp3_ctx ca = { d.path, sh, t, 0 }, cb = { d.path, sh, t, 1 };
+        int big = t % 2 == 0;
+        qp3_ctx ca = { d.path, sh, t, 0, big }, cb = { d.path, sh, t, 1, 0 };
         pid_t a = qp_fork(qp3_pusher, &ca);
-        pid_t b = t % 2 ? qp_fork(qp3_pusher, &cb) : -1;   /* every other trial: one that lives on */
+        pid_t b = t % 3 ? qp_fork(qp3_pusher, &cb) : -1;   /* in 2 trials of 3: one that lives on (and
+                                                                 meets the dead one's torn tail) */
         while (!atomic_load(&sh->started)) test_sleep_ns(100000);
-        test_sleep_ns((test_rand(&rng) % 30000) * 1000u);
+        if (big) {   /* during the first or second big push */
+            int k = 1 + (int)(test_rand(&rng) % 2);
+            while (atomic_load(&sh->in_push) < k) test_sleep_ns(20000);
+            test_sleep_ns((test_rand(&rng) % 12000) * 1000u);
+        } else {
+            test_sleep_ns((test_rand(&rng) % 30000) * 1000u);
+        }
         CHECK_EQ(qp_kill_reap(a, "pusher"), 0);
         if (b > 0) qp_reap(b, "pusher that lives on");
         unsigned long long reported = atomic_load(&sh->reported[0]), pushed = atomic_load(&sh->pushed[0]);
+        if (big && (unsigned long long)atomic_load(&sh->in_push) > pushed) in_push++;
         if (b > 0 && atomic_load(&sh->reported[1]) > reported) reported = atomic_load(&sh->reported[1]);
 
+        uint64_t killed_size = qp_file_size(d.path);
         batch_queue* q = qp_open(d.path, 1000 * QP_MS);   /* opens: a torn tail is cut off */
         batch_queue_stats s = qp_stats(q);
+        CHECK(s.file_bytes <= killed_size);
+        if (s.file_bytes < killed_size) torn++;
         CHECK_EQ(s.next_id, s.total + 1);   /* ids from 1, none missing */
         CHECK(s.next_id > reported);        /* every reported push is there */
         CHECK(s.next_id >= next);
@@ -740,6 +776,7 @@ static void test_queue_proc_kill_pusher(void) {
         next = mid + 1;
         CHECK_OK(batch_queue_close(q));
     }
+    printf("  %ld pushers killed, %d in a push of megabytes, %d torn tails left for the next open\n", trials, in_push, torn);
     /* the whole file once more, with a fresh handle */
     batch_queue* q = qp_open(d.path, 1000 * QP_MS);
     batch_queue_stats s = qp_stats(q);
