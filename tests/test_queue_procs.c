@@ -252,8 +252,15 @@ static batch_result qp_serve(batch_queue* q, const batch_queue_serve_desc* sd, _
     batch_job* job = NULL;
     CHECK_OK(batch_queue_serve(pool, q, sd, &job));
     CHECK(job != NULL);
-    if (until) {
-        while (atomic_load(until) < until_value) test_sleep_ns(1 * QP_MS);
+    if (until) {   /* meanwhile this thread uses the handle the serve uses */
+        batch_queue_info few[5];
+        size_t k = 0;
+        while (atomic_load(until) < until_value) {
+            batch_queue_stats st = qp_stats(q);
+            CHECK(st.total < st.next_id);
+            CHECK_OK(batch_queue_list(q, BATCH_QUEUE_RUNNING, 0, few, 5, &k));
+            test_sleep_ns(1 * QP_MS);
+        }
         CHECK_OK(batch_job_cancel(job));
     }
     batch_result r = batch_job_wait(job, sum);
@@ -381,9 +388,54 @@ static void qp1_server(void* arg) {
     atomic_store(&c->sh->completed[c->who], done);
 }
 
+/* Creation race: processes open a queue nobody created, at once, and push one job each. */
+typedef struct qp1_race { const char* path; _Atomic int* go; int who; } qp1_race;
+static void qp1_racer(void* arg) {
+    qp1_race* r = (qp1_race*)arg;
+    while (!atomic_load(r->go)) { }
+    batch_queue* q = qp_open(r->path, 2000 * QP_MS);
+    CHECK(qp_push_u64(q, (uint64_t)r->who, 0) != 0);
+    CHECK_OK(batch_queue_close(q));
+}
+static void qp1_creation_race(const qp_dir* d) {
+    enum { RACERS = 6 };
+    _Atomic int* go = (_Atomic int*)shared_alloc(sizeof *go);
+    char path[MAX_TEST_PATH + 64];
+    qp_dir_file(d, path, sizeof path, "race.queue");
+    long rounds = scaled(20);
+    for (long round = 0; round < rounds; round++) {
+        unlink(path);
+        atomic_store(go, 0);
+        pid_t pids[RACERS];
+        qp1_race r = { path, go, 0 };
+        for (int i = 0; i < RACERS; i++) { r.who = i; pids[i] = qp_fork(qp1_racer, &r); }
+        test_sleep_ns(2 * QP_MS);
+        atomic_store(go, 1);
+        for (int i = 0; i < RACERS; i++) qp_reap(pids[i], "racer");
+        batch_queue* q = qp_open(path, 2000 * QP_MS);
+        batch_queue_stats s = qp_stats(q);
+        if (s.total != RACERS) fprintf(stderr, "  creation race %ld: %llu jobs, not %d\n", round, (unsigned long long)s.total, RACERS);
+        CHECK_EQ(s.total, RACERS);
+        CHECK_EQ(s.next_id, RACERS + 1);
+        unsigned seen = 0;
+        for (uint64_t id = 1; id <= RACERS; id++) {
+            batch_queue_job j;
+            CHECK_OK(batch_queue_get(q, id, &j));
+            uint64_t who = qp_payload_u64(&j);
+            CHECK(who < RACERS && !(seen & (1u << who)));
+            seen |= 1u << who;
+            batch_queue_job_free(q, &j);
+        }
+        CHECK_OK(batch_queue_close(q));
+    }
+    unlink(path);
+    shared_free(go, sizeof *go);
+}
+
 static void test_queue_proc_push_serve(void) {
     qp_dir d;
     qp_dir_make(&d);
+    qp1_creation_race(&d);
     uint32_t per = (uint32_t)scaled(500), n = QP1_PUSHERS * per;
     qp1_shared* sh = (qp1_shared*)shared_alloc(sizeof *sh);
     _Atomic int* ran = (_Atomic int*)shared_alloc(n * sizeof *ran);
@@ -612,9 +664,60 @@ static void qp2_runner(void* arg) {
            a->who, trials, tally.before, tally.running, tally.lost_complete, tally.after);
     shared_free(sh, sizeof *sh);
 }
+/* A failure's retry delay, written by one process, holds for the claims of another. */
+#define QP2_RETRY (80 * QP_MS)
+static void qp2_failer(void* arg) {
+    const char* path = (const char*)arg;
+    batch_queue* q = NULL;
+    batch_queue_desc d = qp_desc(path, QP2_LEASE);
+    d.retry_base_ns = QP2_RETRY;
+    d.retry_max_ns = 10 * QP2_RETRY;
+    CHECK_OK(batch_queue_open(&q, &d));
+    batch_queue_job j;
+    CHECK_OK(batch_queue_claim(q, &j));
+    CHECK_OK(batch_queue_fail(q, j.info.id, 5, 0, "five"));
+    batch_queue_job_free(q, &j);
+    CHECK_OK(batch_queue_close(q));
+}
+static void qp2_retry_delay(const qp_dir* d) {
+    char path[MAX_TEST_PATH + 64];
+    qp_dir_file(d, path, sizeof path, "retry.queue");
+    batch_queue* q = qp_open(path, QP2_LEASE);   /* its own retry_base is 1 ms: the failer's counts */
+    batch_queue_push_desc pd = qp_job("r", 1, 0, 1);
+    uint64_t id = 0;
+    CHECK_OK(batch_queue_push(q, &pd, &id));
+    uint64_t failed_after = qp_wall_ns();
+    qp_reap(qp_fork(qp2_failer, path), "failer");
+    batch_queue_info i = qp_info(q, id);
+    CHECK_EQ(i.status, BATCH_QUEUE_QUEUED);
+    CHECK_EQ(i.attempts, 1);
+    CHECK_EQ(i.error, 5);
+    CHECK(!strcmp(i.message, "five"));
+    CHECK(i.not_before_ns >= failed_after + QP2_RETRY / 2);   /* base * 2^0, jitter or not */
+    CHECK(i.not_before_ns <= qp_wall_ns() + QP2_RETRY);
+    CHECK_EQ(qp_stats(q).delayed, 1);
+    batch_queue_job j;
+    batch_result r;
+    while ((r = batch_queue_claim(q, &j)) == BATCH_ERR_EMPTY) test_sleep_ns(2 * QP_MS);
+    CHECK_OK(r);
+    CHECK(qp_wall_ns() >= i.not_before_ns);   /* not before its time */
+    CHECK_EQ(j.info.attempts, 2);
+    CHECK_EQ(j.info.error, 5);
+    batch_queue_job_free(q, &j);
+    CHECK_OK(batch_queue_fail(q, id, 6, 0, "six"));   /* its one retry spent: FAILED */
+    i = qp_info(q, id);
+    CHECK_EQ(i.status, BATCH_QUEUE_FAILED);
+    CHECK_EQ(i.error, 6);
+    CHECK(!strcmp(i.message, "six"));
+    CHECK_EQ(i.attempts, 2);
+    CHECK_OK(batch_queue_close(q));
+    unlink(path);
+}
+
 static void test_queue_proc_kill_server(void) {
     qp_dir d;
     qp_dir_make(&d);
+    qp2_retry_delay(&d);
     pid_t pids[QP2_RUNNERS];
     qp2_runner_arg a = { &d, 0 };
     for (int i = 0; i < QP2_RUNNERS; i++) { a.who = i; pids[i] = qp_fork(qp2_runner, &a); }
