@@ -1784,7 +1784,8 @@ static void test_queue_proc_compact_concurrent(void) {
 #if !defined(BATCH_NO_THREADS)   /* renewals need batch_queue_serve, which needs threads */
 #define QP8_LEASE (150 * QP_MS)
 typedef struct qp8_shared {
-    _Atomic int started, finished, stolen, ran, saw_stop;
+    _Atomic int started, finished, stolen, ran, saw_stop, drain_a_finished;
+    _Atomic long long drain_ns;
     _Atomic long long a_completed, b_completed;
 } qp8_shared;
 typedef struct qp8_ctx { const char* path; qp8_shared* sh; } qp8_ctx;
@@ -1862,6 +1863,20 @@ static void qp8_server_a(void* arg) {
     CHECK_OK(batch_queue_close(q));
     atomic_store(&c->sh->finished, 1);
 }
+/* A draining server started while A's job runs: nothing is QUEUED and it runs nothing, so it
+   stops ("drain: stop when the queue has nothing left to claim"). */
+static void qp8_server_drain(void* arg) {
+    qp8_ctx* c = (qp8_ctx*)arg;
+    batch_queue* q = qp_open(c->path, QP8_LEASE);
+    batch_queue_serve_desc sd = qp_serve_desc(qp8_thief, c, 1, 1);
+    batch_job_summary s;
+    uint64_t t0 = batch_now_ns();
+    CHECK_OK(qp_serve(q, &sd, NULL, 0, &s));
+    atomic_store(&c->sh->drain_ns, (long long)(batch_now_ns() - t0));
+    atomic_store(&c->sh->drain_a_finished, atomic_load(&c->sh->finished));
+    CHECK_EQ(s.completed, 0);
+    CHECK_OK(batch_queue_close(q));
+}
 static void qp8_server_b(void* arg) {
     qp8_ctx* c = (qp8_ctx*)arg;
     while (!atomic_load(&c->sh->started)) test_sleep_ns(1 * QP_MS);
@@ -1883,6 +1898,7 @@ static void test_queue_proc_lease_renew(void) {
     pid_t a = qp_fork(qp8_server_a, &c);
     pid_t b = qp_fork(qp8_server_b, &c);
     while (!atomic_load(&sh->started)) test_sleep_ns(1 * QP_MS);
+    pid_t dr = qp_fork(qp8_server_drain, &c);
     /* meanwhile here: the lease never runs out and keeps moving; a claim finds nothing */
     uint64_t last_lease = 0;
     int moves = 0, looks = 0;
@@ -1902,6 +1918,11 @@ static void test_queue_proc_lease_renew(void) {
     }
     qp_reap(a, "server A");
     qp_reap(b, "server B");
+    qp_reap(dr, "draining server");
+    printf("  a draining server with nothing to claim (A's job running) stopped after %.0f ms, %s A's job ended\n",
+           (double)atomic_load(&sh->drain_ns) / 1e6, atomic_load(&sh->drain_a_finished) ? "after" : "before");
+    fflush(stdout);
+    int drain_waited = atomic_load(&sh->drain_a_finished);
     printf("  %d looks at the running job, its lease moved %d times\n", looks, moves);
     CHECK(moves >= 4);   /* it ran 7 leases */
     CHECK_EQ(atomic_load(&sh->stolen), 0);
@@ -1945,6 +1966,10 @@ static void test_queue_proc_lease_renew(void) {
     CHECK_OK(batch_queue_close(q));
     shared_free(sh, sizeof *sh);
     qp_dir_remove(&d);
+    /* last, so that the rest runs: the draining server did not wait for another's job (api.h:
+       drain stops "when the queue has nothing left to claim"; "until nothing is QUEUED (delays
+       included) and nothing it runs is left") */
+    CHECK_EQ(drain_waited, 0);
 }
 #else
 static void test_queue_proc_lease_renew(void) { printf("  no threads: no batch_queue_serve, no renewals\n"); }
