@@ -714,10 +714,69 @@ static void qp2_retry_delay(const qp_dir* d) {
     unlink(path);
 }
 
+/* A holder whose lease ran out ends its job late: fine while no claim took it; a job without
+   retries that a claim found expired is FAILED, and the late complete says TIMEOUT. */
+typedef struct qp2_late { const char* path; _Atomic int* step; _Atomic int* code; } qp2_late;
+static void qp2_late_holder(void* arg) {
+    qp2_late* l = (qp2_late*)arg;
+    batch_queue* q = qp_open(l->path, 30 * QP_MS);
+    batch_queue_job j;
+    CHECK_OK(batch_queue_claim(q, &j));
+    uint64_t until = j.info.lease_until_ns, id = j.info.id;
+    batch_queue_job_free(q, &j);
+    while (qp_wall_ns() <= until + 10 * QP_MS) test_sleep_ns(1 * QP_MS);
+    atomic_store(l->step, 1);   /* expired; the parent may claim (or not) */
+    while (atomic_load(l->step) != 2) test_sleep_ns(1 * QP_MS);
+    atomic_store(l->code, (int)batch_queue_complete(q, id));
+    CHECK_OK(batch_queue_close(q));
+}
+static void qp2_late_ends(const qp_dir* d) {
+    char path[MAX_TEST_PATH + 64];
+    qp_dir_file(d, path, sizeof path, "late.queue");
+    _Atomic int* sh = (_Atomic int*)shared_alloc(2 * sizeof *sh);
+    qp2_late l = { path, &sh[0], &sh[1] };
+    for (int retries = 0; retries < 2; retries++) {
+        unlink(path);
+        atomic_store(&sh[0], 0);
+        batch_queue* q = qp_open(path, 30 * QP_MS);
+        batch_queue_push_desc pd = qp_job("late", 4, 0, retries);
+        uint64_t id = 0;
+        CHECK_OK(batch_queue_push(q, &pd, &id));
+        pid_t pid = qp_fork(qp2_late_holder, &l);
+        while (atomic_load(&sh[0]) != 1) test_sleep_ns(1 * QP_MS);
+        CHECK_EQ(qp_stats(q).expired, 1);
+        batch_queue_job j;
+        if (retries) {   /* nobody claims: the late complete holds */
+            atomic_store(&sh[0], 2);
+            qp_reap(pid, "late holder");
+            CHECK_OK(atomic_load(&sh[1]));
+            batch_queue_info i = qp_info(q, id);
+            CHECK_EQ(i.status, BATCH_QUEUE_DONE);
+            CHECK_EQ(i.attempts, 1);
+            CHECK_EQ(i.error, 0);
+        } else {   /* a claim finds it expired with no retry left: FAILED, nothing to claim */
+            CHECK_EQ(batch_queue_claim(q, &j), BATCH_ERR_EMPTY);
+            batch_queue_info i = qp_info(q, id);
+            CHECK_EQ(i.status, BATCH_QUEUE_FAILED);
+            CHECK_EQ(i.error, BATCH_ERR_TIMEOUT);
+            atomic_store(&sh[0], 2);
+            qp_reap(pid, "late holder");
+            CHECK_EQ(atomic_load(&sh[1]), BATCH_ERR_TIMEOUT);
+            i = qp_info(q, id);
+            CHECK_EQ(i.status, BATCH_QUEUE_FAILED);   /* the late complete changed nothing */
+            CHECK_EQ(i.attempts, 1);
+        }
+        CHECK_OK(batch_queue_close(q));
+    }
+    unlink(path);
+    shared_free(sh, 2 * sizeof *sh);
+}
+
 static void test_queue_proc_kill_server(void) {
     qp_dir d;
     qp_dir_make(&d);
     qp2_retry_delay(&d);
+    qp2_late_ends(&d);
     pid_t pids[QP2_RUNNERS];
     qp2_runner_arg a = { &d, 0 };
     for (int i = 0; i < QP2_RUNNERS; i++) { a.who = i; pids[i] = qp_fork(qp2_runner, &a); }
