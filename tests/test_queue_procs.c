@@ -5,6 +5,91 @@
 static void test_queue_proc_push_serve(void) { test_skip("queue_proc_push_serve (fork, kill)"); }
 static void test_queue_proc_kill_server(void) { test_skip("queue_proc_kill_server (fork, kill)"); }
 static void test_queue_proc_kill_pusher(void) { test_skip("queue_proc_kill_pusher (fork, kill)"); }
+/* Compaction keeps every field of every job, as a handle opened before it (in another process)
+   and a fresh one see it; dropping the finished ones keeps the rest and the ids. */
+typedef struct qp4_cctx { const char* path; const qp4_snap* s; _Atomic int* step; int drop; } qp4_cctx;
+static void qp4_expect_kept(batch_queue* q, const qp4_snap* s, int drop) {
+    size_t n = 0;
+    batch_queue_info* jobs = qp_list_all(q, -1, 3, &n);
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (drop && s->jobs[i].status > BATCH_QUEUE_RUNNING) {
+            batch_queue_job j;
+            CHECK_EQ(batch_queue_get(q, s->jobs[i].id, &j), BATCH_ERR_NOT_FOUND);
+            continue;
+        }
+        CHECK(k < n);
+        qp4_same_info(&jobs[k++], &s->jobs[i]);
+    }
+    CHECK_EQ(k, n);
+    free(jobs);
+    batch_queue_stats st = qp_stats(q);
+    CHECK_EQ(st.next_id, s->st.next_id);
+    CHECK_EQ(st.delayed, s->st.delayed);
+    for (int i = 0; i <= BATCH_QUEUE_RUNNING; i++) CHECK_EQ(st.count[i], s->st.count[i]);
+    for (int i = BATCH_QUEUE_RUNNING + 1; i < BATCH_QUEUE_STATUS_COUNT_; i++) CHECK_EQ(st.count[i], drop ? 0 : s->st.count[i]);
+}
+static void qp4_watcher(void* arg) {   /* opened before the compaction, looks after it */
+    qp4_cctx* c = (qp4_cctx*)arg;
+    batch_queue* q = qp4_open(c->path);
+    qp4_expect_kept(q, c->s, 0);
+    atomic_store(c->step, 1);
+    while (atomic_load(c->step) != 2) test_sleep_ns(1 * QP_MS);
+    qp4_expect_kept(q, c->s, c->drop);
+    CHECK_OK(batch_queue_close(q));
+}
+static void qp4_compacted(const qp_dir* d, const qp4_snap* s) {
+    /* the history again, with names and messages of the longest lengths on top */
+    qp4_snap h[QP4_OPS + 1];
+    qp4_history(d->path, h);
+    batch_queue* q = qp4_open(d->path);
+    char name[BATCH_QUEUE_NAME_MAX], msg[BATCH_MESSAGE_MAX + 40];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = 0;
+    memset(msg, 'm', sizeof msg - 1);
+    msg[sizeof msg - 1] = 0;   /* longer than a message: cut to BATCH_MESSAGE_MAX - 1 */
+    batch_queue_push_desc pd = qp_job("payload", 7, -3, 5);
+    pd.name = name;
+    uint64_t id = 0;
+    CHECK_OK(batch_queue_push(q, &pd, &id));
+    CHECK_EQ(id, 7);
+    batch_queue_job j;
+    CHECK_OK(batch_queue_claim(q, &j));
+    CHECK_EQ(j.info.id, 7);
+    CHECK(!strcmp(j.info.name, name));
+    batch_queue_job_free(q, &j);
+    CHECK_OK(batch_queue_fail(q, 7, -77, 0, msg));
+    qp4_snap z;
+    qp4_take(q, d->path, &z);
+    CHECK_EQ(z.n, 7);
+    CHECK_EQ(strlen(z.jobs[6].message), BATCH_MESSAGE_MAX - 1);
+    CHECK_EQ(z.jobs[6].error, -77);
+    CHECK_OK(batch_queue_close(q));
+    (void)s;
+    _Atomic int* step = (_Atomic int*)shared_alloc(sizeof *step);
+    for (int drop = 0; drop < 2; drop++) {   /* keeping all, then dropping the finished */
+        atomic_store(step, 0);
+        qp4_cctx c = { d->path, &z, step, drop };
+        pid_t pid = qp_fork(qp4_watcher, &c);
+        qp_wait_step(pid, step, 1, "watcher of a compaction");
+        q = qp4_open(d->path);
+        CHECK_OK(batch_queue_compact(q, drop));
+        qp4_expect_kept(q, &z, drop);
+        CHECK_OK(batch_queue_close(q));
+        atomic_store(step, 2);
+        qp_reap(pid, "watcher of a compaction");
+        q = qp4_open(d->path);   /* a fresh handle */
+        qp4_expect_kept(q, &z, drop);
+        CHECK_OK(batch_queue_close(q));
+    }
+    q = qp4_open(d->path);
+    CHECK_EQ(qp_push_u64(q, 1, 0), 8);   /* the ids go on after the dropped ones */
+    CHECK_OK(batch_queue_close(q));
+    shared_free(step, sizeof *step);
+    free(z.jobs);
+    qp4_snaps_free(h);
+}
+
 static void test_queue_proc_torn_file(void) { test_skip("queue_proc_torn_file (fork, kill)"); }
 static void test_queue_proc_cancel(void) { test_skip("queue_proc_cancel (fork, kill)"); }
 static void test_queue_proc_list_pages(void) { test_skip("queue_proc_list_pages (fork, kill)"); }
@@ -185,6 +270,20 @@ static void qp_reap(pid_t pid, const char* what) {
         fprintf(stderr, "  %s (pid %d): %s %d\n", what, (int)pid, WIFSIGNALED(st) ? "killed by signal" : "exit code",
                 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
         CHECK(!"a child process failed");
+    }
+}
+/* Waits until *step reaches value, failing when the child ends first (a CHECK failed in it). */
+static void qp_wait_step(pid_t pid, _Atomic int* step, int value, const char* what) {
+    uint64_t deadline = batch_now_ns() + (uint64_t)120000 * QP_MS;
+    while (atomic_load(step) < value) {
+        int st = 0;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            fprintf(stderr, "  %s (pid %d) ended early: %s %d\n", what, (int)pid, WIFSIGNALED(st) ? "signal" : "exit",
+                    WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+            CHECK(!"a child process ended early");
+        }
+        CHECK(batch_now_ns() < deadline);
+        test_sleep_ns(1 * QP_MS);
     }
 }
 /* SIGKILL and reap: 1 when the child had ended by itself (exit 0) before the signal. */
@@ -1166,6 +1265,91 @@ static void qp4_live_torn(const char* path, const unsigned char* junk, size_t n)
     CHECK_OK(batch_queue_close(q));
 }
 
+/* Compaction keeps every field of every job, as a handle opened before it (in another process)
+   and a fresh one see it; dropping the finished ones keeps the rest and the ids. */
+typedef struct qp4_cctx { const char* path; const qp4_snap* s; _Atomic int* step; int drop; } qp4_cctx;
+static void qp4_expect_kept(batch_queue* q, const qp4_snap* s, int drop) {
+    size_t n = 0;
+    batch_queue_info* jobs = qp_list_all(q, -1, 3, &n);
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (drop && s->jobs[i].status > BATCH_QUEUE_RUNNING) {
+            batch_queue_job j;
+            CHECK_EQ(batch_queue_get(q, s->jobs[i].id, &j), BATCH_ERR_NOT_FOUND);
+            continue;
+        }
+        CHECK(k < n);
+        qp4_same_info(&jobs[k++], &s->jobs[i]);
+    }
+    CHECK_EQ(k, n);
+    free(jobs);
+    batch_queue_stats st = qp_stats(q);
+    CHECK_EQ(st.next_id, s->st.next_id);
+    CHECK_EQ(st.delayed, s->st.delayed);
+    for (int i = 0; i <= BATCH_QUEUE_RUNNING; i++) CHECK_EQ(st.count[i], s->st.count[i]);
+    for (int i = BATCH_QUEUE_RUNNING + 1; i < BATCH_QUEUE_STATUS_COUNT_; i++) CHECK_EQ(st.count[i], drop ? 0 : s->st.count[i]);
+}
+static void qp4_watcher(void* arg) {   /* opened before the compaction, looks after it */
+    qp4_cctx* c = (qp4_cctx*)arg;
+    batch_queue* q = qp4_open(c->path);
+    qp4_expect_kept(q, c->s, 0);
+    atomic_store(c->step, 1);
+    while (atomic_load(c->step) != 2) test_sleep_ns(1 * QP_MS);
+    qp4_expect_kept(q, c->s, c->drop);
+    CHECK_OK(batch_queue_close(q));
+}
+static void qp4_compacted(const qp_dir* d, const qp4_snap* s) {
+    /* the history again, with names and messages of the longest lengths on top */
+    qp4_snap h[QP4_OPS + 1];
+    qp4_history(d->path, h);
+    batch_queue* q = qp4_open(d->path);
+    char name[BATCH_QUEUE_NAME_MAX], msg[BATCH_MESSAGE_MAX + 40];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = 0;
+    memset(msg, 'm', sizeof msg - 1);
+    msg[sizeof msg - 1] = 0;   /* longer than a message: cut to BATCH_MESSAGE_MAX - 1 */
+    batch_queue_push_desc pd = qp_job("payload", 7, -3, 5);
+    pd.name = name;
+    uint64_t id = 0;
+    CHECK_OK(batch_queue_push(q, &pd, &id));
+    CHECK_EQ(id, 7);
+    batch_queue_job j;
+    CHECK_OK(batch_queue_claim(q, &j));
+    CHECK_EQ(j.info.id, 7);
+    CHECK(!strcmp(j.info.name, name));
+    batch_queue_job_free(q, &j);
+    CHECK_OK(batch_queue_fail(q, 7, -77, 0, msg));
+    qp4_snap z;
+    qp4_take(q, d->path, &z);
+    CHECK_EQ(z.n, 7);
+    CHECK_EQ(strlen(z.jobs[6].message), BATCH_MESSAGE_MAX - 1);
+    CHECK_EQ(z.jobs[6].error, -77);
+    CHECK_OK(batch_queue_close(q));
+    (void)s;
+    _Atomic int* step = (_Atomic int*)shared_alloc(sizeof *step);
+    for (int drop = 0; drop < 2; drop++) {   /* keeping all, then dropping the finished */
+        atomic_store(step, 0);
+        qp4_cctx c = { d->path, &z, step, drop };
+        pid_t pid = qp_fork(qp4_watcher, &c);
+        qp_wait_step(pid, step, 1, "watcher of a compaction");
+        q = qp4_open(d->path);
+        CHECK_OK(batch_queue_compact(q, drop));
+        qp4_expect_kept(q, &z, drop);
+        CHECK_OK(batch_queue_close(q));
+        atomic_store(step, 2);
+        qp_reap(pid, "watcher of a compaction");
+        q = qp4_open(d->path);   /* a fresh handle */
+        qp4_expect_kept(q, &z, drop);
+        CHECK_OK(batch_queue_close(q));
+    }
+    q = qp4_open(d->path);
+    CHECK_EQ(qp_push_u64(q, 1, 0), 8);   /* the ids go on after the dropped ones */
+    CHECK_OK(batch_queue_close(q));
+    shared_free(step, sizeof *step);
+    free(z.jobs);
+    qp4_snaps_free(h);
+}
+
 static void test_queue_proc_torn_file(void) {
     qp_dir d;
     qp_dir_make(&d);
@@ -1344,6 +1528,7 @@ static void test_queue_proc_torn_file(void) {
         qp4_live_torn(d.path, junk, 28);
         qp4_live_torn(d.path, junk, 5);   /* a record header cut short */
     }
+    qp4_compacted(&d, s);
     free(full);
     qp4_snaps_free(s);
     qp_dir_remove(&d);
