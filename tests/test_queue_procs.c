@@ -2028,7 +2028,7 @@ static void test_queue_proc_compact_concurrent(void) {
 #if !defined(BATCH_NO_THREADS)   /* renewals need batch_queue_serve, which needs threads */
 #define QP8_LEASE (150 * QP_MS)
 typedef struct qp8_shared {
-    _Atomic int started, finished, stolen, ran, saw_stop, drain_a_finished;
+    _Atomic int started, finished, stolen, ran, saw_stop, drain_a_finished, long_returned;
     _Atomic long long drain_ns;
     _Atomic long long a_completed, b_completed;
 } qp8_shared;
@@ -2042,6 +2042,7 @@ static int qp8_long(batch_ctx* ctx, const batch_queue_job* job, void* user) {
     uint64_t end = batch_now_ns() + 7 * QP8_LEASE;
     while (batch_now_ns() < end && !batch_ctx_should_stop(ctx)) test_sleep_ns(2 * QP_MS);
     CHECK(!batch_ctx_should_stop(ctx));
+    atomic_store(&c->sh->long_returned, 1);
     return 0;
 }
 /* The job of a server that will be stopped (SIGSTOP) past its lease: runs until told to stop. */
@@ -2117,7 +2118,7 @@ static void qp8_server_drain(void* arg) {
     uint64_t t0 = batch_now_ns();
     CHECK_OK(qp_serve(q, &sd, NULL, 0, &s));
     atomic_store(&c->sh->drain_ns, (long long)(batch_now_ns() - t0));
-    atomic_store(&c->sh->drain_a_finished, atomic_load(&c->sh->finished));
+    atomic_store(&c->sh->drain_a_finished, atomic_load(&c->sh->long_returned));
     CHECK_EQ(s.completed, 0);
     CHECK_OK(batch_queue_close(q));
 }
