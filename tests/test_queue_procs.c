@@ -1777,12 +1777,18 @@ static void test_queue_proc_list_pages(void) {
     free(vals);
     uint64_t t1 = batch_now_ns();
     /* claims (highest priority, then lowest id) ended in every way, then cancels of QUEUED ones */
-    uint64_t claims = n * 3 / 10;
+    uint64_t claims = n * 45 / 100;   /* all of priority 2, some of priority 1 */
+    int last_prio = 1 << 30;
+    uint64_t last_id = 0;
     for (uint64_t i = 0; i < claims; i++) {
         batch_queue_job j;
         CHECK_OK(batch_queue_claim(q, &j));
         uint64_t id = j.info.id;
         CHECK_EQ(qp_payload_u64(&j), id);
+        CHECK_EQ(j.info.priority, (int)(qp6_hash(id) % 3));
+        CHECK(j.info.priority < last_prio || (j.info.priority == last_prio && id > last_id));   /* claim order */
+        last_prio = j.info.priority;
+        last_id = id;
         CHECK_EQ(want[id], BATCH_QUEUE_QUEUED);
         batch_queue_job_free(q, &j);
         switch (qp6_hash(id ^ 0xabc) % 4) {
