@@ -27,7 +27,7 @@ check() {   # check NAME 'CONDITION': evaluates the shell condition (may use && 
 }
 now_ms() { date +%s%3N; }
 lines() { wc -l <"$1" | tr -d ' '; }
-Q() { "$BR" queue "$@"; }
+Q() { "$BR" queue "$@"; }   # (not for background runs: $! would be a subshell)
 # jget FILE EXPR: a Python expression over the JSON document d in FILE, printed ("ERR" when the
 # file is not JSON); jf FILE KEY...: those fields of the object, joined by '|'
 if command -v python3 >/dev/null; then HAVE_PY=1; else HAVE_PY=0; echo "     (no python3: the JSON checks are skipped)"; fi
@@ -109,8 +109,8 @@ check "serve: the summary on stderr" 'grep -q "300 done, 0 failed" err4'
 
 # ---- 5. two serves at once on one queue: every job once -----------------------------------------------
 for i in $(seq 1 400); do echo "echo $i >> $T/ran5"; done | Q q5 add --quiet
-Q q5 serve -j 3 --drain >out5a 2>err5a & pa=$!
-Q q5 serve -j 3 --drain >out5b 2>err5b & pb=$!
+"$BR" queue q5 serve -j 3 --drain >out5a 2>err5a & pa=$!
+"$BR" queue q5 serve -j 3 --drain >out5b 2>err5b & pb=$!
 bg_pids="$bg_pids $pa $pb"
 wait $pa; ra=$?
 wait $pb; rb=$?
@@ -160,7 +160,7 @@ check "cancel of an unknown id: exit 1" '[ "$rc" = 1 ] && grep -q "no job 99" er
 Q q8 show 99 >out8 2>err8; rc=$?
 check "show of an unknown id: exit 1" '[ "$rc" = 1 ] && grep -q "no job 99" err8'
 Q q8 add --quiet "echo started >> $T/started8; sleep 30; touch $T/finished8"
-Q q8 serve --drain --lease 1 >out8 2>err8 & ps8=$!
+"$BR" queue q8 serve --drain --lease 1 >out8 2>err8 & ps8=$!
 bg_pids="$bg_pids $ps8"
 wait_for 5 '[ -s started8 ]'
 t0=$(now_ms)
@@ -174,7 +174,7 @@ check "the cancelled job is not counted as a failure: exit 0 (${rc})" '[ "$rc" =
 
 # ---- 9. kill -9 of a serve during a long job (--lease 1): another serve finishes it ------------------
 Q q9 add --quiet "echo \$\$ >> $T/pids9; sleep 1; echo end >> $T/ends9"
-Q q9 serve --lease 1 >out9 2>err9 & ps9=$!
+"$BR" queue q9 serve --lease 1 >out9 2>err9 & ps9=$!
 bg_pids="$bg_pids $ps9"
 wait_for 5 '[ -s pids9 ]'
 kill -9 $ps9; wait $ps9 2>/dev/null
@@ -188,7 +188,7 @@ check "the job is done, in 2 attempts, its command ran to the end once" \
 
 # ---- 10. SIGTERM to a serve: the command stops, the job goes back to the queue --------------------------
 Q q10 add --quiet "echo \$\$ >> $T/pids10; sleep 30"
-Q q10 serve >out10 2>err10 & ps10=$!
+"$BR" queue q10 serve >out10 2>err10 & ps10=$!
 bg_pids="$bg_pids $ps10"
 wait_for 5 '[ -s pids10 ]'
 t0=$(now_ms)

@@ -586,7 +586,6 @@ static int q_list(batch_queue* q, const qopts* o) {
         if (n < want) break;
     }
     if (o->json) puts(shown ? "\n]" : "]");
-    else if (!shown && !rc) q_text_page(rows, 0, 1);
     free(infos);
     free(rows);
     return rc;
