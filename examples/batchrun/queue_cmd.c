@@ -37,7 +37,8 @@ extern char** environ;
 static const char* const Q_USAGE[] = {
     "usage: batchrun queue PATH SUBCOMMAND [options] [arguments]",
     "A durable queue of shell commands in the file PATH (created when missing), shared by any",
-    "number of batchrun processes; a killed serve loses nothing (its jobs run again).",
+    "number of batchrun processes. A killed serve's jobs run again once their leases run out,",
+    "if they have a retry left (a lost lease counts as a failed attempt).",
     "",
     "  add [--priority N] [--retries N] [--name S] [--quiet] [--] [CMD...]",
     "        push CMD (its words joined by spaces, run with sh -c); without CMD, one command a",
