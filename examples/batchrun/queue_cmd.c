@@ -45,13 +45,15 @@ static const char* const Q_USAGE[] = {
     "        line from stdin (blank and '#' lines skipped); prints the ids pushed, one a line",
     "  serve [-j N] [--drain] [--lease SEC] [--max-jobs N] [--timeout SEC] [--retry-delay MS]",
     "        run the queued commands, N at once (default: the CPU count), output grouped per job;",
-    "        --drain: stop when nothing is left; a command exiting non-zero fails its job",
-    "        (retried as it was pushed); SIGINT/SIGTERM/SIGHUP stop the commands and give their",
-    "        jobs back; exit 0 when every command it ran succeeded, 1 when some failed",
+    "        --drain: stop when nothing is queued or running (in any serve); a command exiting",
+    "        non-zero fails its job (retried as it was pushed); SIGINT/SIGTERM/SIGHUP stop the",
+    "        commands and give their jobs back; exit 0 when every command it ran succeeded, 1",
+    "        when some failed",
     "  list [--status queued|running|done|failed|cancelled|all] [--offset N] [--limit M]",
     "        jobs in id order (default: all statuses, the first 100; --limit 0: no limit)",
     "  show ID        one job, with its whole command (exit 1: no such job)",
-    "  cancel ID      cancel a queued or running job (exit 1: no such job, or already finished)",
+    "  cancel ID      cancel a queued or running job (its serve stops the command when it next",
+    "                 renews the lease: within a third of it); exit 1: no such job, or finished",
     "  stats          jobs per status, the file's size",
     "  compact [--drop-finished]   rewrite the file, one record per job (without finished ones)",
     "",
@@ -610,7 +612,8 @@ static int q_show(batch_queue* q, const qopts* o) {
                (unsigned long long)in->id, batch_queue_status_string(in->status), in->priority, in->max_retries,
                in->attempts, in->error);
         printf("message     %s\nname        %s\npushed      %s\nnot before  %s\nlease until %s\nfinished    %s\n",
-               in->message[0] ? in->message : "-", in->name[0] ? in->name : "-", q_time(t[0], 64, in->pushed_ns),
+               in->message[0] ? in->message : in->error == BATCH_ERR_TIMEOUT ? "the lease ran out (its serve died or hung)" : "-",
+               in->name[0] ? in->name : "-", q_time(t[0], 64, in->pushed_ns),
                q_time(t[1], 64, in->not_before_ns), q_time(t[2], 64, in->lease_until_ns),
                q_time(t[3], 64, in->finished_ns));
         printf("size        %llu\ncommand     ", (unsigned long long)in->size);
@@ -891,7 +894,7 @@ static int q_serve_status(const qopts* o, qserve* s, batch_result wr, const batc
                 (unsigned long long)sum->completed, (unsigned long long)sum->failed,
                 (unsigned long long)sum->cancelled, (double)sum->wall_ns / 1e9, sig);
     else if (!o->quiet)
-        q_say("%s: %llu done, %llu failed, %llu cancelled or given back, %.2f s%s", o->path,
+        q_say("%s: %llu done, %llu failed attempts, %llu cancelled or given back, %.2f s%s", o->path,
               (unsigned long long)sum->completed, (unsigned long long)sum->failed, (unsigned long long)sum->cancelled,
               (double)sum->wall_ns / 1e9, sig ? " (interrupted)" : "");
     if (bad) return BR_EXIT_OTHER;
