@@ -219,6 +219,15 @@ Q q4 stats --json >stats11
 check "compact --drop-finished: the 300 done jobs are gone, ids go on from 301" \
     '[ "$rc" = 0 ] && grep -q "\"total\":0" stats11 && [ "$(Q q4 add true)" = 301 ]'
 
+for i in $(seq 1 300); do echo "echo $i >> $T/ran11"; done | Q q11 add --quiet
+"$BR" queue q11 serve -j 4 --drain >out11 2>err11 & ps11=$!
+bg_pids="$bg_pids $ps11"
+n11=0 bad11=0
+while kill -0 $ps11 2>/dev/null; do Q q11 compact --drop-finished >/dev/null 2>&1 || bad11=1; n11=$((n11 + 1)); done
+wait $ps11; rc=$?
+check "compact --drop-finished while a serve runs (${n11} times): all succeed, every job once" \
+    '[ "$rc" = 0 ] && [ "$bad11" = 0 ] && [ "$(lines ran11)" = 300 ] && [ "$(sort -n ran11 | uniq | wc -l)" = 300 ]'
+
 # ---- 12. usage and queue errors exit 255 --------------------------------------------------------------
 usage_rc() { Q "$@" >outu 2>erru </dev/null; echo $?; }
 check "no queue file: 255" '[ "$(usage_rc)" = 255 ] && grep -q "^batchrun: queue: " erru'

@@ -391,7 +391,7 @@ static int q_open(const qopts* o, batch_queue** q) {
     batch_result r = batch_queue_open(q, &d);
     if (r == BATCH_OK) return 1;
     int e = errno;
-    if (r == BATCH_ERR_CORRUPT) q_say("%s is not a queue, or it is damaged (%s)", o->path, batch_result_string(r));
+    if (r == BATCH_ERR_CORRUPT) q_say("%s is not a queue, or it is damaged", o->path);
     else if (r == BATCH_ERR_MISMATCH) q_say("%s is the journal of a job, not a queue", o->path);
     else if (r == BATCH_ERR_IO && e) q_say("cannot open %s: %s", o->path, strerror(e));
     else q_say("cannot open %s: %s", o->path, batch_result_string(r));
