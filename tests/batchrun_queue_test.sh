@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # batchrun_queue_test.sh - checks `batchrun queue` (examples/batchrun/queue_cmd.c) end to end
 # on real queue files: add, serve (one and two at once, failures, cancels, kill -9, signals),
-# list paging, show, stats, compact, JSON, usage errors. About 15 s.
+# list paging, show, stats, compact (also during a serve), JSON, usage errors. About 20 s.
 # Usage: bash tests/batchrun_queue_test.sh [path/to/batchrun]   (default build/examples/batchrun)
 # Last line: "N passed, N failed"; the exit status is non-zero when a check failed.
 set -u
