@@ -61,9 +61,9 @@
 
 /* The version of this file: BATCH_VERSION_NUM is major * 10000 + minor * 100 + patch. */
 #define BATCH_VERSION_MAJOR 0
-#define BATCH_VERSION_MINOR 2
+#define BATCH_VERSION_MINOR 3
 #define BATCH_VERSION_PATCH 0
-#define BATCH_VERSION_STRING "0.2.0"
+#define BATCH_VERSION_STRING "0.3.0"
 #define BATCH_VERSION_NUM (BATCH_VERSION_MAJOR * 10000 + BATCH_VERSION_MINOR * 100 + BATCH_VERSION_PATCH)
 
 /* Under a strict -std=c11 glibc hides POSIX (clock_gettime, sysconf). If this is the first

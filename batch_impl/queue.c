@@ -1036,10 +1036,13 @@ BATCH__PRIVATE int batch__qserve_settle(batch__qserve* s, batch__qslot* sl, int 
     batch_result r;
     int status;
     *retried = false;
+    batch__mutex_lock(&s->m);   /* lost is written by the renewals, under m */
+    bool give_back = atomic_load_explicit(&sl->stop, memory_order_relaxed) && !sl->lost;
+    batch__mutex_unlock(&s->m);
     if (rc == 0) {
         r = batch_queue_complete(q, id);
         status = r == BATCH_OK ? BATCH_TASK_COMPLETED : BATCH_TASK_CANCELLED;
-    } else if (atomic_load_explicit(&sl->stop, memory_order_relaxed) && !sl->lost) {
+    } else if (give_back) {
         r = batch_queue_release(q, id);   /* the serve stops: the job goes back, its attempt not counted */
         status = BATCH_TASK_CANCELLED;
     } else {
