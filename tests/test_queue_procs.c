@@ -2059,6 +2059,7 @@ static void test_queue_proc_compact_concurrent(void) {
 /* ---- 8. a lease renewed while its job runs long ---------------------------------------------- */
 #if !defined(BATCH_NO_THREADS)   /* renewals need batch_queue_serve, which needs threads */
 #define QP8_LEASE (150 * QP_MS)
+enum { QP8_LONG = 3 };   /* long jobs A serves (two workers: the third waits for one, claimed and renewed) */
 typedef struct qp8_shared {
     _Atomic int started, finished, stolen, ran, saw_stop, drain_a_finished, long_returned;
     _Atomic long long drain_ns, drain_end_wall;
@@ -2133,7 +2134,7 @@ static int qp8_thief(batch_ctx* ctx, const batch_queue_job* job, void* user) {
 static void qp8_server_a(void* arg) {
     qp8_ctx* c = (qp8_ctx*)arg;
     batch_queue* q = qp_open(c->path, QP8_LEASE);
-    batch_queue_serve_desc sd = qp_serve_desc(qp8_long, c, 1, 1);
+    batch_queue_serve_desc sd = qp_serve_desc(qp8_long, c, QP8_LONG, 1);
     batch_job_summary s;
     CHECK_OK(qp_serve(q, &sd, NULL, 0, &s));
     atomic_store(&c->sh->a_completed, (long long)s.completed);
@@ -2172,24 +2173,29 @@ static void test_queue_proc_lease_renew(void) {
     qp8_shared* sh = (qp8_shared*)shared_alloc(sizeof *sh);
     qp8_ctx c = { d.path, sh };
     batch_queue* q = qp_open(d.path, QP8_LEASE);
-    CHECK_EQ(qp_push_u64(q, 8, 0), 1);
+    for (uint64_t k = 1; k <= QP8_LONG; k++) CHECK_EQ(qp_push_u64(q, 8, 0), k);
     pid_t a = qp_fork(qp8_server_a, &c);
     pid_t b = qp_fork(qp8_server_b, &c);
     while (!atomic_load(&sh->started)) test_sleep_ns(1 * QP_MS);
     pid_t dr = qp_fork(qp8_server_drain, &c);
-    /* meanwhile here: the lease never runs out and keeps moving; a claim finds nothing */
-    uint64_t last_lease = 0;
+    /* meanwhile here: the leases never run out and keep moving; a claim finds nothing */
+    uint64_t last_lease[QP8_LONG] = { 0 };
     int moves = 0, looks = 0;
     while (!atomic_load(&sh->finished)) {
-        batch_queue_info i = qp_info(q, 1);
-        uint64_t now = qp_wall_ns();
-        if (i.status != BATCH_QUEUE_RUNNING) break;
+        int running = 0;
+        for (int k = 0; k < QP8_LONG; k++) {
+            batch_queue_info i = qp_info(q, (uint64_t)k + 1);
+            uint64_t now = qp_wall_ns();
+            if (i.status != BATCH_QUEUE_RUNNING) continue;
+            running++;
+            if (i.lease_until_ns <= now) fprintf(stderr, "  job %d: the lease ran out %.1f ms ago\n", k + 1, (double)(now - i.lease_until_ns) / 1e6);
+            CHECK(i.lease_until_ns > now);
+            CHECK(i.lease_until_ns <= now + QP8_LEASE + 50 * QP_MS);
+            CHECK_EQ(i.attempts, 1);
+            if (i.lease_until_ns > last_lease[k]) { moves += k == 0 && last_lease[k] != 0; last_lease[k] = i.lease_until_ns; }
+        }
+        if (!running) break;
         looks++;
-        if (i.lease_until_ns <= now) fprintf(stderr, "  the lease ran out %.1f ms ago\n", (double)(now - i.lease_until_ns) / 1e6);
-        CHECK(i.lease_until_ns > now);
-        CHECK(i.lease_until_ns <= now + QP8_LEASE + 50 * QP_MS);
-        CHECK_EQ(i.attempts, 1);
-        if (i.lease_until_ns > last_lease) { moves += last_lease != 0; last_lease = i.lease_until_ns; }
         batch_queue_job j;
         CHECK_EQ(batch_queue_claim(q, &j), BATCH_ERR_EMPTY);
         test_sleep_ns(10 * QP_MS);
@@ -2197,48 +2203,54 @@ static void test_queue_proc_lease_renew(void) {
     qp_reap(a, "server A");
     qp_reap(b, "server B");
     qp_reap(dr, "draining server");
-    printf("  a draining server with nothing to claim (A's job running) stopped after %.0f ms, %s A's job ended\n",
+    printf("  a draining server with nothing to claim (A's jobs running) stopped after %.0f ms, %s A's jobs ended\n",
            (double)atomic_load(&sh->drain_ns) / 1e6, atomic_load(&sh->drain_a_finished) ? "after" : "before");
     CHECK_EQ(atomic_load(&sh->drain_a_finished), 1);   /* it waited for another's RUNNING job */
-    printf("  %d looks at the running job, its lease moved %d times\n", looks, moves);
+    printf("  %d looks at the running jobs, the first one's lease moved %d times\n", looks, moves);
     CHECK(moves >= 4);   /* it ran 7 leases */
     CHECK_EQ(atomic_load(&sh->stolen), 0);
-    CHECK_EQ(atomic_load(&sh->ran), 1);
-    CHECK_EQ(atomic_load(&sh->a_completed), 1);
+    CHECK_EQ(atomic_load(&sh->ran), QP8_LONG);
+    CHECK_EQ(atomic_load(&sh->a_completed), QP8_LONG);
     CHECK_EQ(atomic_load(&sh->b_completed), 0);
-    batch_queue_info i = qp_info(q, 1);
-    CHECK_EQ(i.status, BATCH_QUEUE_DONE);
-    CHECK_EQ(i.attempts, 1);
-    CHECK_EQ(i.error, 0);
-    /* ... and stopped soon after it was DONE */
-    CHECK((uint64_t)atomic_load(&sh->drain_end_wall) >= i.finished_ns);
-    CHECK((uint64_t)atomic_load(&sh->drain_end_wall) < i.finished_ns + 2 * QP8_LEASE);
+    batch_queue_info i;
+    uint64_t last_done = 0;
+    for (int k = 0; k < QP8_LONG; k++) {
+        i = qp_info(q, (uint64_t)k + 1);
+        CHECK_EQ(i.status, BATCH_QUEUE_DONE);
+        CHECK_EQ(i.attempts, 1);
+        CHECK_EQ(i.error, 0);
+        if (i.finished_ns > last_done) last_done = i.finished_ns;
+    }
+    /* ... and stopped soon after they were DONE */
+    CHECK((uint64_t)atomic_load(&sh->drain_end_wall) >= last_done);
+    CHECK((uint64_t)atomic_load(&sh->drain_end_wall) < last_done + 2 * QP8_LEASE);
 
     /* a server stopped (SIGSTOP) past its lease: the job goes to another claim; continued, the
        server's renewal finds it lost, its function sees batch_ctx_should_stop and its return 0
        is not written (the job completes once, by the other) */
     memset((void*)sh, 0, sizeof *sh);
-    CHECK_EQ(qp_push_u64(q, 9, 0), 2);
+    const uint64_t sid = QP8_LONG + 1;
+    CHECK_EQ(qp_push_u64(q, 9, 0), sid);
     pid_t st = qp_fork(qp8_server_stalled, &c);
     while (!atomic_load(&sh->started)) test_sleep_ns(1 * QP_MS);
     CHECK(qp8_stop_unlocked(st, &c));
-    uint64_t lease_end = qp_info(q, 2).lease_until_ns;
+    uint64_t lease_end = qp_info(q, sid).lease_until_ns;
     while (qp_wall_ns() <= lease_end + 5 * QP_MS) test_sleep_ns(2 * QP_MS);
     CHECK_EQ(qp_stats(q).expired, 1);
     batch_queue_job j;
     CHECK_OK(batch_queue_claim(q, &j));   /* recovers the expired lease */
-    CHECK_EQ(j.info.id, 2);
+    CHECK_EQ(j.info.id, sid);
     CHECK_EQ(j.info.attempts, 2);
     CHECK_EQ(j.info.error, BATCH_ERR_TIMEOUT);
     batch_queue_job_free(q, &j);
-    CHECK_OK(batch_queue_complete(q, 2));
-    batch_queue_info done2 = qp_info(q, 2);
+    CHECK_OK(batch_queue_complete(q, sid));
+    batch_queue_info done2 = qp_info(q, sid);
     kill(st, SIGCONT);
     qp_reap(st, "stopped server");
     CHECK_EQ(atomic_load(&sh->saw_stop), 1);
     CHECK_EQ(atomic_load(&sh->a_completed), 0);
     CHECK_EQ(atomic_load(&sh->ran), 1);   /* its own run; the second claim's was here, by hand */
-    i = qp_info(q, 2);
+    i = qp_info(q, sid);
     CHECK_EQ(i.status, BATCH_QUEUE_DONE);
     CHECK_EQ(i.attempts, 2);
     CHECK_EQ(i.error, BATCH_ERR_TIMEOUT);
