@@ -95,6 +95,7 @@ static void test_queue_proc_cancel(void) { test_skip("queue_proc_cancel (fork, k
 static void test_queue_proc_list_pages(void) { test_skip("queue_proc_list_pages (fork, kill)"); }
 static void test_queue_proc_compact_concurrent(void) { test_skip("queue_proc_compact_concurrent (fork, kill)"); }
 static void test_queue_proc_lease_renew(void) { test_skip("queue_proc_lease_renew (fork, kill)"); }
+static void test_queue_proc_inherited_handle(void) { test_skip("queue_proc_inherited_handle (fork)"); }
 #else
 #include <dirent.h>
 #include <time.h>
@@ -2262,6 +2263,79 @@ static void test_queue_proc_lease_renew(void) {
 #else
 static void test_queue_proc_lease_renew(void) { printf("  no threads: no batch_queue_serve, no renewals\n"); }
 #endif
+
+/* ---- 9. a handle a child inherits over fork -------------------------------------------------- */
+/* api.h does not say a handle may not cross fork(); its lock (an OFD fcntl lock on Linux, flock
+   elsewhere) then belongs to both processes at once. Whatever the answer - it works, or the
+   child's operations are refused - a push that returned BATCH_OK must be in the file, with an id
+   of its own. */
+typedef struct qp9_ctx { batch_queue* q; uint64_t* ids; int per; _Atomic int* go; } qp9_ctx;
+static int qp9_push_all(batch_queue* q, uint64_t* ids, int per, int from) {
+    int ok = 0;
+    batch_result last_err = BATCH_OK;
+    for (int i = 0; i < per; i++) {
+        uint64_t v = (uint64_t)(from + i), id = 0;
+        batch_queue_push_desc pd = qp_job(&v, sizeof v, 0, 0);
+        batch_result r = batch_queue_push(q, &pd, &id);
+        ids[from + i] = r == BATCH_OK ? id : 0;
+        ok += r == BATCH_OK;
+        if (r != BATCH_OK && r != last_err) {
+            printf("  a push (%s) returned %s\n", from ? "child" : "parent", batch_result_string(r));
+            last_err = r;
+        }
+    }
+    fflush(stdout);
+    return ok;
+}
+static void qp9_child(void* arg) {
+    qp9_ctx* c = (qp9_ctx*)arg;
+    while (!atomic_load(c->go)) { }
+    (void)qp9_push_all(c->q, c->ids, c->per, c->per);   /* the parent's handle, inherited */
+    (void)batch_queue_close(c->q);                          /* the child's copy */
+}
+static void test_queue_proc_inherited_handle(void) {
+    qp_dir d;
+    qp_dir_make(&d);
+    int per = (int)scaled(5000);
+    uint64_t* ids = (uint64_t*)shared_alloc(2 * (size_t)per * sizeof *ids);
+    _Atomic int* go = (_Atomic int*)shared_alloc(sizeof *go);
+    batch_queue* q = qp_open(d.path, 2000 * QP_MS);
+    qp9_ctx c = { q, ids, per, go };
+    pid_t pid = qp_fork(qp9_child, &c);
+    atomic_store(go, 1);
+    (void)qp9_push_all(q, ids, per, 0);
+    qp_reap(pid, "child with the inherited handle");
+    CHECK_OK(batch_queue_close(q));
+    int ok = 0;
+    unsigned char* seen = (unsigned char*)calloc(4 * (size_t)per + 2, 1);
+    int dup = 0;
+    for (int i = 0; i < 2 * per; i++) {
+        if (!ids[i]) continue;
+        ok++;
+        if (ids[i] < 4 * (uint64_t)per + 2) { dup += seen[ids[i]]; seen[ids[i]] = 1; }
+    }
+    free(seen);
+    q = qp_open(d.path, 2000 * QP_MS);
+    batch_queue_stats s = qp_stats(q);
+    int missing = 0;
+    for (int i = 0; i < 2 * per; i++) {
+        if (!ids[i]) continue;
+        batch_queue_job j;
+        batch_result r = batch_queue_get(q, ids[i], &j);
+        if (r != BATCH_OK || j.info.size != 8 || memcmp(j.payload, &(uint64_t){ (uint64_t)i }, 8) != 0) missing++;
+        batch_queue_job_free(q, &j);
+    }
+    CHECK_OK(batch_queue_close(q));
+    printf("  %d pushes said OK (of %d), %d ids given twice, %llu jobs in the file, %d pushed payloads not under their id\n",
+           ok, 2 * per, dup, (unsigned long long)s.total, missing);
+    fflush(stdout);
+    shared_free(go, sizeof *go);
+    shared_free(ids, 2 * (size_t)per * sizeof *ids);
+    qp_dir_remove(&d);
+    CHECK_EQ(dup, 0);
+    CHECK_EQ(missing, 0);
+    CHECK_EQ(s.total, (uint64_t)ok);
+}
 #endif /* !_WIN32 */
 
 #define QUEUE_PROC_TESTS \
@@ -2272,4 +2346,5 @@ static void test_queue_proc_lease_renew(void) { printf("  no threads: no batch_q
     { "queue_proc_cancel", test_queue_proc_cancel }, \
     { "queue_proc_list_pages", test_queue_proc_list_pages }, \
     { "queue_proc_compact_concurrent", test_queue_proc_compact_concurrent }, \
-    { "queue_proc_lease_renew", test_queue_proc_lease_renew },
+    { "queue_proc_lease_renew", test_queue_proc_lease_renew }, \
+    { "queue_proc_inherited_handle", test_queue_proc_inherited_handle },
