@@ -13,7 +13,7 @@ LDLIBS := -pthread -lm
 SAN_FLAGS := -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # The one ordered list of implementation parts (api.h comes first, then these).
-PARTS := batch_impl/internal.h batch_impl/platform.c batch_impl/deque.c batch_impl/pool.c batch_impl/job.c batch_impl/journal.c batch_impl/sizing.c batch_impl/graph.c batch_impl/map.c batch_impl/report.c batch_impl/mpi.c
+PARTS := batch_impl/internal.h batch_impl/platform.c batch_impl/deque.c batch_impl/pool.c batch_impl/job.c batch_impl/journal.c batch_impl/sizing.c batch_impl/graph.c batch_impl/map.c batch_impl/report.c batch_impl/queue.c batch_impl/mpi.c
 
 TEST_SRC := tests/main.c tests/test.h $(wildcard tests/test_*.c) $(wildcard tests/*_check.h)
 STB_DS := $(STB_INCLUDE)/stb_ds.h

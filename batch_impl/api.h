@@ -1044,8 +1044,9 @@ BATCH_API batch_result batch_queue_open(batch_queue** out, const batch_queue_des
 /* Writes what is buffered, then closes: the first failure's code. NULL: BATCH_OK. Jobs this
    handle holds stay RUNNING until their leases run out: release them first. */
 BATCH_API batch_result batch_queue_close(batch_queue* q);
-/* Appends one job (*out_id, may be NULL: its id), or n jobs with one write (their ids are
-   *out_first_id ... + n - 1). BATCH_ERR_INVALID (nothing pushed) for a bad desc, BATCH_ERR_IO. */
+/* Appends one job (*out_id, may be NULL: its id), or n jobs with one write per MiB (their ids
+   are *out_first_id ... + n - 1). BATCH_ERR_INVALID (nothing pushed) for a bad desc;
+   BATCH_ERR_IO (a failed write: the jobs of that write are not pushed, earlier MiBs are). */
 BATCH_API batch_result batch_queue_push(batch_queue* q, const batch_queue_push_desc* job, uint64_t* out_id);
 BATCH_API batch_result batch_queue_push_many(batch_queue* q, const batch_queue_push_desc* jobs, size_t n,
                                              uint64_t* out_first_id);
@@ -1060,8 +1061,11 @@ BATCH_API void batch_queue_job_free(batch_queue* q, batch_queue_job* job);
    QUEUED again after the retry delay, or FAILED when its retries are spent or `permanent`),
    release (QUEUED again at once; the attempt is not counted), renew (the lease runs lease_ns
    from now). BATCH_ERR_NOT_FOUND (no such id), BATCH_ERR_CANCELLED (cancelled meanwhile: the
-   worker should stop), BATCH_ERR_TIMEOUT (its lease ran out and another claim took it),
-   BATCH_ERR_INVALID (this handle does not hold it), BATCH_ERR_IO. */
+   worker should stop), BATCH_ERR_TIMEOUT (its lease ran out and the job went back to the
+   queue, or to another claim), BATCH_ERR_INVALID (this handle never held it, or ended it:
+   after an end that returned CANCELLED or TIMEOUT it is no longer held), BATCH_ERR_IO. A
+   BUFFERED end is checked against what this handle last read; it is checked again when written,
+   and dropped if the job was cancelled or lost meanwhile. */
 BATCH_API batch_result batch_queue_complete(batch_queue* q, uint64_t id);
 BATCH_API batch_result batch_queue_fail(batch_queue* q, uint64_t id, int code, int permanent, const char* message);
 BATCH_API batch_result batch_queue_release(batch_queue* q, uint64_t id);
@@ -1086,14 +1090,17 @@ BATCH_API batch_result batch_queue_flush(batch_queue* q);
 
 /* Serving: claims jobs and runs them on the pool, at most `concurrency` at once, renewing their
    leases meanwhile, until batch_job_cancel (running jobs see batch_ctx_should_stop; the serve
-   gives back those that then fail, attempts not counted) or, with `drain`, until nothing is
-   QUEUED (delays included) and nothing it runs is left. The job function returns 0 (DONE) or a
+   gives back those that then fail, attempts not counted) or, with `drain`, until no job of the
+   queue is QUEUED (delays included) or RUNNING (a job another worker runs may fail and come
+   back, or its worker may die and its lease run out). The job function returns 0 (DONE) or a
    code (batch_ctx_fail adds a message; batch_ctx_fail_permanent skips the retries); a job
    cancelled while it runs sees batch_ctx_should_stop and its outcome is not written. The serve
    is a batch_job: batch_job_wait (completed = jobs done, failed = attempts failed, cancelled =
    jobs cancelled or given back), progress and the reports (one record per job run) work as for
-   any job. It runs a thread of its own (BATCH_ERR_THREAD without threads). The queue must stay
-   open until the job is destroyed. */
+   any job (the reports show each run as a task named after its job). It runs a thread of its
+   own (BATCH_ERR_THREAD without threads); on a pool without workers the jobs run one at a time
+   on that thread, and a job longer than the lease loses it. The queue must stay open until the
+   job is destroyed. */
 typedef int (*batch_queue_fn)(batch_ctx* ctx, const batch_queue_job* job, void* user_data);
 typedef struct batch_queue_serve_desc {
     batch_queue_fn fn;            /* required */

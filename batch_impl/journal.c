@@ -14,7 +14,12 @@
 #if !defined(BATCH_NO_JOURNAL) && (defined(__unix__) || defined(__APPLE__))
 #  define BATCH__POSIX_IO 1
 #  include <fcntl.h>
+#  include <sys/file.h>   /* flock: the queue's lock where there are no OFD locks */
 #  include <sys/stat.h>
+#  if defined(__linux__) && !defined(F_OFD_SETLKW)   /* hidden by a strict _POSIX_C_SOURCE */
+#    define F_OFD_SETLK 37
+#    define F_OFD_SETLKW 38
+#  endif
 #endif
 #if !defined(BATCH_NO_JOURNAL) && defined(_WIN32)
 #  define BATCH__WIN32_IO 1
@@ -172,6 +177,49 @@ BATCH__PRIVATE int batch__sync_dir(const char* path) {
     int e = fsync(fd) ? errno : 0;
     close(fd);
     return e == EINVAL ? 0 : e;   /* some file systems cannot sync a directory: nothing to do */
+}
+
+/* The queue's cross-process lock on an open file: an open-file-description lock where there is
+   one (Linux: held per open, so two handles of one process exclude each other, and closing
+   another descriptor of the file does not drop it), else flock (per open file on the BSDs and
+   macOS). Blocking; 0 or an errno. */
+BATCH__PRIVATE int batch__file_lock(intptr_t h, bool exclusive) {
+    int r = -1;
+#  if defined(F_OFD_SETLKW)
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = exclusive ? F_WRLCK : F_RDLCK;
+    fl.l_whence = SEEK_SET;   /* l_start 0, l_len 0: the whole file */
+    do r = fcntl((int)h, F_OFD_SETLKW, &fl);
+    while (r < 0 && errno == EINTR);
+    if (r == 0 || errno != EINVAL) return r < 0 ? (errno ? errno : EIO) : 0;   /* EINVAL: a kernel without them */
+#  endif
+    do r = flock((int)h, exclusive ? LOCK_EX : LOCK_SH);
+    while (r < 0 && errno == EINTR);
+    return r < 0 ? (errno ? errno : EIO) : 0;
+}
+BATCH__PRIVATE void batch__file_unlock(intptr_t h) {
+#  if defined(F_OFD_SETLKW)
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_UNLCK;
+    fl.l_whence = SEEK_SET;
+    if (fcntl((int)h, F_OFD_SETLK, &fl) == 0) return;
+#  endif
+    (void)flock((int)h, LOCK_UN);
+}
+/* Atomically replaces `to` with `from`. 0 or an errno. */
+BATCH__PRIVATE int batch__file_rename(const char* from, const char* to) { return rename(from, to) ? errno : 0; }
+/* Was the open file removed from its directory (replaced by a rename, or deleted)? */
+BATCH__PRIVATE bool batch__file_gone(intptr_t h) {
+    struct stat st;
+    return fstat((int)h, &st) == 0 && st.st_nlink == 0;
+}
+/* Wall-clock nanoseconds since 1970 (leases are compared across processes). */
+BATCH__PRIVATE uint64_t batch__wall_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static const batch_journal_io batch__posix_io = {
@@ -341,6 +389,47 @@ BATCH__PRIVATE void batch__wio_close(void* user, intptr_t h) {
     CloseHandle((HANDLE)h);
 }
 
+/* LockFileEx on one byte far past any data: Windows locks are mandatory for the range they
+   cover, and the records must stay readable by a shared holder and writable by the exclusive one. */
+#define BATCH__WLOCK_OFFSET 0x7FFFFFFF00000000ull
+BATCH__PRIVATE int batch__file_lock(intptr_t h, bool exclusive) {
+    OVERLAPPED ov;
+    memset(&ov, 0, sizeof ov);
+    ov.Offset = (DWORD)(BATCH__WLOCK_OFFSET & 0xFFFFFFFFu);
+    ov.OffsetHigh = (DWORD)(BATCH__WLOCK_OFFSET >> 32);
+    if (!LockFileEx((HANDLE)h, exclusive ? LOCKFILE_EXCLUSIVE_LOCK : 0, 0, 1, 0, &ov))
+        return batch__win32_errno(GetLastError());
+    return 0;
+}
+BATCH__PRIVATE void batch__file_unlock(intptr_t h) {
+    OVERLAPPED ov;
+    memset(&ov, 0, sizeof ov);
+    ov.Offset = (DWORD)(BATCH__WLOCK_OFFSET & 0xFFFFFFFFu);
+    ov.OffsetHigh = (DWORD)(BATCH__WLOCK_OFFSET >> 32);
+    (void)UnlockFileEx((HANDLE)h, 0, 1, 0, &ov);
+}
+BATCH__PRIVATE int batch__file_rename(const char* from, const char* to) {
+    int e = 0;
+    WCHAR* wf = batch__wio_wpath(from, &e);
+    if (!wf) return e;
+    WCHAR* wt = batch__wio_wpath(to, &e);
+    if (!wt) { free(wf); return e; }
+    if (!MoveFileExW(wf, wt, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)) e = batch__win32_errno(GetLastError());
+    free(wf);
+    free(wt);
+    return e;
+}
+BATCH__PRIVATE bool batch__file_gone(intptr_t h) {
+    BY_HANDLE_FILE_INFORMATION fi;
+    return GetFileInformationByHandle((HANDLE)h, &fi) && fi.nNumberOfLinks == 0;
+}
+BATCH__PRIVATE uint64_t batch__wall_ns(void) {
+    FILETIME ft;
+    GetSystemTimeAsFileTime(&ft);   /* 100 ns units since 1601 */
+    uint64_t t = ((uint64_t)ft.dwHighDateTime << 32) | ft.dwLowDateTime;
+    return (t - 116444736000000000ull) * 100u;
+}
+
 static const batch_journal_io batch__win32_io = {
     batch__wio_open, batch__wio_read, batch__wio_write, batch__wio_sync,
     batch__wio_truncate, batch__wio_size, batch__wio_close, NULL
@@ -348,6 +437,14 @@ static const batch_journal_io batch__win32_io = {
 BATCH_API const batch_journal_io* batch_journal_win32_io(void) { return &batch__win32_io; }
 #else
 BATCH_API const batch_journal_io* batch_journal_win32_io(void) { return NULL; }
+#endif
+#if !defined(BATCH__POSIX_IO) && !defined(BATCH__WIN32_IO)
+/* No file I/O (BATCH_NO_JOURNAL, bare metal): queues do not open. */
+BATCH__PRIVATE int batch__file_lock(intptr_t h, bool exclusive) { (void)h; (void)exclusive; return ENOSYS; }
+BATCH__PRIVATE void batch__file_unlock(intptr_t h) { (void)h; }
+BATCH__PRIVATE int batch__file_rename(const char* from, const char* to) { (void)from; (void)to; return ENOSYS; }
+BATCH__PRIVATE bool batch__file_gone(intptr_t h) { (void)h; return false; }
+BATCH__PRIVATE uint64_t batch__wall_ns(void) { return batch_now_ns(); }
 #endif
 
 /* The I/O of a journal without hooks: POSIX, or Win32 on Windows; NULL with BATCH_NO_JOURNAL. */
@@ -357,7 +454,7 @@ BATCH__PRIVATE const batch_journal_io* batch__journal_default_io(void) {
 }
 
 /* ---- the journal -------------------------------------------------------------------------- */
-enum { BATCH__JKIND_GRAPH = 1, BATCH__JKIND_MAP = 2 };
+enum { BATCH__JKIND_GRAPH = 1, BATCH__JKIND_MAP = 2, BATCH__JKIND_QUEUE = 3 };
 #define BATCH__JVERSION 1u
 #define BATCH__JHEADER 32u
 #define BATCH__JREC 8u                 /* length + CRC before each payload */
@@ -578,11 +675,21 @@ out:
     return r;
 }
 
-/* Opens (or creates) the journal of a job and replays its valid records through replay(arg).
-   max_payload bounds a record (larger: corrupt). On any error nothing is left open. */
-BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batch_journal_desc* d, uint32_t kind,
-                                                uint64_t fp, uint32_t acc_size, size_t max_payload,
-                                                batch__jreplay_fn replay, void* arg, void* alloc_ctx) {
+/* The header a journal of this kind, fingerprint and accumulator size starts with. */
+BATCH__PRIVATE void batch__journal_want(unsigned char want[BATCH__JHEADER], uint32_t kind, uint64_t fp, uint32_t acc_size) {
+    static const unsigned char magic[8] = { 'B', 'A', 'T', 'C', 'H', 'J', 'N', 'L' };
+    memcpy(want, magic, sizeof magic);
+    batch__put32(want + 8, BATCH__JVERSION);
+    batch__put32(want + 12, kind);
+    batch__put64(want + 16, fp);
+    batch__put32(want + 24, acc_size);
+    batch__put32(want + 28, batch__crc32c(want, 28));
+}
+
+/* A journal object with its file open (not read) and a buffer of `buffer` bytes; *size gets
+   the file's size. On any error nothing is left open. */
+BATCH__PRIVATE batch_result batch__journal_new(batch__journal** out, const batch_journal_desc* d, size_t max_payload,
+                                               size_t buffer, uint64_t* size, void* alloc_ctx) {
     *out = NULL;
     batch__journal* j = (batch__journal*)BATCH_MALLOC(sizeof *j, alloc_ctx);
     if (!j) return BATCH_ERR_NOMEM;
@@ -594,26 +701,33 @@ BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batc
     j->sync_every = d->sync_every ? d->sync_every : 1;
     j->max_payload = max_payload;
     if (!batch__mutex_init(&j->lock)) { BATCH_FREE(j, alloc_ctx); return BATCH_ERR_NOMEM; }
-    unsigned char want[BATCH__JHEADER];
-    static const unsigned char magic[8] = { 'B', 'A', 'T', 'C', 'H', 'J', 'N', 'L' };
-    memcpy(want, magic, sizeof magic);
-    batch__put32(want + 8, BATCH__JVERSION);
-    batch__put32(want + 12, kind);
-    batch__put64(want + 16, fp);
-    batch__put32(want + 24, acc_size);
-    batch__put32(want + 28, batch__crc32c(want, 28));
-    uint64_t size = 0;
     intptr_t h = -1;
     int e = j->io.open(j->io.user, d->path, &h);
     if (e) { batch__journal_free(j); return batch__errno_result(e); }
     j->h = h;
-    batch_result r;
-    if ((e = j->io.size(j->io.user, j->h, &size)) != 0) r = batch__errno_result(e);
+    batch_result r = BATCH_OK;
+    if ((e = j->io.size(j->io.user, j->h, size)) != 0) r = batch__errno_result(e);
+    else if (!batch__jreserve(j, buffer)) r = BATCH_ERR_NOMEM;
+    if (r != BATCH_OK) { batch__journal_free(j); return r; }
+    *out = j;
+    return BATCH_OK;
+}
+
+/* Opens (or creates) the journal of a job and replays its valid records through replay(arg).
+   max_payload bounds a record (larger: corrupt). On any error nothing is left open. */
+BATCH__PRIVATE batch_result batch__journal_open(batch__journal** out, const batch_journal_desc* d, uint32_t kind,
+                                                uint64_t fp, uint32_t acc_size, size_t max_payload,
+                                                batch__jreplay_fn replay, void* arg, void* alloc_ctx) {
+    unsigned char want[BATCH__JHEADER];
+    batch__journal_want(want, kind, fp, acc_size);
+    uint64_t size = 0;
+    batch__journal* j;
     /* the buffer, as big as appends will ever need (a buffered journal's 64 KiB and a record):
        no allocation while the job runs */
-    else if (!batch__jreserve(j, BATCH__JREC + max_payload + (j->dur == BATCH_DURABLE_BUFFERED ? BATCH__JBUFFERED : 0)))
-        r = BATCH_ERR_NOMEM;
-    else if (size < BATCH__JHEADER) r = batch__journal_start(j, d, want, size);
+    size_t buffer = BATCH__JREC + max_payload + (d->durability == BATCH_DURABLE_BUFFERED ? BATCH__JBUFFERED : 0);
+    batch_result r = batch__journal_new(&j, d, max_payload, buffer, &size, alloc_ctx);
+    if (r != BATCH_OK) return r;
+    if (size < BATCH__JHEADER) r = batch__journal_start(j, d, want, size);
     else if ((r = batch__journal_header(j, want)) == BATCH_OK) r = batch__journal_replay(j, size, replay, arg);
     if (r != BATCH_OK) { batch__journal_free(j); return r; }
     *out = j;
