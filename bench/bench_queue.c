@@ -37,6 +37,10 @@
    median of --list-reps calls, ms); the open of that queue from a cold page cache (the file's
    pages dropped with posix_fadvise DONTNEED after an fsync) and from a warm one; the file size.
    A list row's median is of --list-reps calls (21), or of fewer (at least 3) once 1 s is spent.
+   Also: the bytes batch.h holds for the open handle (a counting BATCH_MALLOC), and
+   batch_queue_compact (keeping, then dropping the finished jobs) with the size and open after it.
+   SQLite's "open" is sqlite3_open_v2 + pragmas + the prepared statements + the claim's SELECT
+   from a cold page cache: SQLite reads pages on demand, it has no index to rebuild.
    The same for the SQLite table (SELECT ... ORDER BY id LIMIT 50 OFFSET k) as a reference.
 
    Usage: bench_queue [--quick] [--reps R] [--n N] [--n-sync N] [--list-n N] [--list-reps R]
@@ -44,6 +48,19 @@
                       [--dir DIR] [--sync-dir DIR] [--csv FILE]
    --quick (or BENCH_QUICK=1 in the environment): a few seconds.                            */
 #define _POSIX_C_SOURCE 200809L   /* fork, pipe, waitpid, posix_fadvise, clock_gettime */
+#include <stddef.h>
+#include <stdlib.h>
+
+/* A counting allocator: when a queue's alloc_ctx points to a mem_count, the bytes batch.h holds
+   for it (live) and their peak are kept there. Each block carries a 16-byte header with its size. */
+typedef struct mem_count { size_t live, peak; } mem_count;
+static void* cnt_malloc(size_t sz, void* ctx);
+static void* cnt_realloc(void* p, size_t sz, void* ctx);
+static void cnt_free(void* p, void* ctx);
+#define BATCH_MALLOC(sz, ctx) cnt_malloc((sz), (ctx))
+#define BATCH_REALLOC(p, sz, ctx) cnt_realloc((p), (sz), (ctx))
+#define BATCH_FREE(p, ctx) cnt_free((p), (ctx))
+
 #define BATCH_IMPLEMENTATION
 #include "batch.h"
 
@@ -69,6 +86,40 @@
 #define PAGE 50
 
 /* ---- helpers ---------------------------------------------------------------------------------- */
+#define CNT_HDR 16u
+static void cnt_add(void* ctx, size_t add, size_t sub) {
+    mem_count* m = (mem_count*)ctx;
+    if (!m) return;
+    m->live = m->live + add - sub;
+    if (m->live > m->peak) m->peak = m->live;
+}
+static void* cnt_malloc(size_t sz, void* ctx) {
+    unsigned char* b = (unsigned char*)malloc(sz + CNT_HDR);
+    if (!b) return NULL;
+    memcpy(b, &sz, sizeof sz);
+    cnt_add(ctx, sz, 0);
+    return b + CNT_HDR;
+}
+static void* cnt_realloc(void* p, size_t sz, void* ctx) {
+    if (!p) return cnt_malloc(sz, ctx);
+    unsigned char* b = (unsigned char*)p - CNT_HDR;
+    size_t old;
+    memcpy(&old, b, sizeof old);
+    unsigned char* nb = (unsigned char*)realloc(b, sz + CNT_HDR);
+    if (!nb) return NULL;
+    memcpy(nb, &sz, sizeof sz);
+    cnt_add(ctx, sz, old);
+    return nb + CNT_HDR;
+}
+static void cnt_free(void* p, void* ctx) {
+    if (!p) return;
+    unsigned char* b = (unsigned char*)p - CNT_HDR;
+    size_t old;
+    memcpy(&old, b, sizeof old);
+    cnt_add(ctx, 0, old);
+    free(b);
+}
+
 static void die(const char* fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -205,17 +256,19 @@ static void sql_create(const char* path) {
     sqlite3_close(db);
 }
 
-static batch_queue* bq_open(const char* path, batch_durability d) {
+static batch_queue* bq_open_counted(const char* path, batch_durability d, mem_count* mem) {
     batch_queue_desc qd;
     memset(&qd, 0, sizeof qd);
     qd.path = path;
     qd.durability = d;
     qd.sync_every = 1;
+    qd.alloc_ctx = mem;
     batch_queue* q = NULL;
     batch_result r = batch_queue_open(&q, &qd);
     if (r != BATCH_OK) die("batch_queue_open %s: %s", path, batch_result_string(r));
     return q;
 }
+static batch_queue* bq_open(const char* path, batch_durability d) { return bq_open_counted(path, d, NULL); }
 
 static void conn_open(conn* c, sys_id s, const char* path) {
     memset(c, 0, sizeof *c);
@@ -512,7 +565,9 @@ static void list_batch(const char* path, long long n, int reps) {
         warm[r] = (d - c) * 1e3;
     }
     stats sc = stats_of(cold, open_reps), sw = stats_of(warm, open_reps);
-    q = bq_open(path, BATCH_DURABLE_PROCESS);
+    mem_count mem = { 0, 0 };
+    q = bq_open_counted(path, BATCH_DURABLE_PROCESS, &mem);
+    size_t mem_open = mem.live, mem_peak = mem.peak;
     batch_queue_stats qs;
     batch_result r = batch_queue_stats_get(q, &qs);
     if (r != BATCH_OK) die("batch_queue_stats_get: %s", batch_result_string(r));
@@ -523,6 +578,10 @@ static void list_batch(const char* path, long long n, int reps) {
     add_row("open_cold", "batch", 1, n, "ms", sc);
     add_row("open_warm", "batch", 1, n, "ms", sw);
     add_row("file_bytes", "batch", 1, n, "bytes", one((double)file_size(path)));
+    printf("  memory of the open handle (batch.h's allocations): %.1f MiB (%.1f bytes per job), peak during the open %.1f MiB\n",
+           (double)mem_open / 1048576.0, (double)mem_open / (double)n, (double)mem_peak / 1048576.0);
+    add_row("handle_bytes", "batch", 1, n, "bytes", one((double)mem_open));
+    add_row("handle_peak_bytes", "batch", 1, n, "bytes", one((double)mem_peak));
 
     struct { const char* name; int status; long long count; } sets[] = {
         { "all", -1, n }, { "queued", BATCH_QUEUE_QUEUED, n - done }, { "done", BATCH_QUEUE_DONE, done },
@@ -555,6 +614,23 @@ static void list_batch(const char* path, long long n, int reps) {
             used += snprintf(line + used, sizeof line - (size_t)used, " %7.3f (%5.2f)", st.median, st.max);
         }
         printf("%s\n", line);
+    }
+    /* compaction: one record per job, then without the finished ones */
+    for (int drop = 0; drop <= 1; drop++) {
+        double a = now_s();
+        r = batch_queue_compact(q, drop);
+        double b = now_s();
+        if (r != BATCH_OK) die("batch_queue_compact: %s", batch_result_string(r));
+        batch_queue_close(q);
+        drop_cache(path);
+        double c = now_s();
+        q = bq_open(path, BATCH_DURABLE_PROCESS);
+        double d = now_s();
+        printf("  batch_queue_compact(drop_finished %d): %.1f ms; file %lld bytes (%.1f per job); then a cold open %.1f ms\n",
+               drop, (b - a) * 1e3, file_size(path), (double)file_size(path) / (double)n, (d - c) * 1e3);
+        add_row(drop ? "compact_drop" : "compact", "batch", 1, n, "ms", one((b - a) * 1e3));
+        add_row(drop ? "compact_drop_file_bytes" : "compact_file_bytes", "batch", 1, n, "bytes", one((double)file_size(path)));
+        add_row(drop ? "compact_drop_open_cold" : "compact_open_cold", "batch", 1, n, "ms", one((d - c) * 1e3));
     }
     batch_queue_close(q);
     fflush(stdout);
@@ -592,6 +668,26 @@ static void list_sqlite(const char* path, long long n, int reps) {
            (t1 - t0) * 1e9 / (double)n, file_size(path), (double)file_size(path) / (double)n);
     add_row("setup_insert_tx", "sqlite-off", 1, n, "ns/job", one((t1 - t0) * 1e9 / (double)n));
     add_row("file_bytes", "sqlite", 1, n, "bytes", one((double)file_size(path)));
+
+    double cold[MAX_REPS];
+    int open_reps = reps < 9 ? reps : 9;
+    for (int r = 0; r < open_reps; r++) {
+        char wal[4200];
+        snprintf(wal, sizeof wal, "%s-wal", path);
+        drop_cache(path);
+        if (file_size(wal) > 0) drop_cache(wal);
+        double a = now_s();
+        conn c;
+        conn_open(&c, SYS_SQL_OFF, path);
+        if (sqlite3_step(c.sel) != SQLITE_ROW) die("sqlite: no queued row");
+        sqlite3_reset(c.sel);
+        double b = now_s();
+        conn_close(&c);
+        cold[r] = (b - a) * 1e3;
+    }
+    stats sc = stats_of(cold, open_reps);
+    printf("  open + prepare + the claim's SELECT, cold page cache: %.2f ms (min %.2f, max %.2f)\n", sc.median, sc.min, sc.max);
+    add_row("open_cold", "sqlite", 1, n, "ms", sc);
 
     db = sql_open(path, SYS_SQL_OFF);
     sqlite3_stmt* all = sql_prep(db, "SELECT id, status, priority, attempts, lease_until, length(payload) FROM jobs "
@@ -696,9 +792,9 @@ int main(int argc, char** argv) {
         }
     }
     if (!reps) reps = quick ? 3 : 5;
-    if (!n) n = quick ? 2000 : 20000;
-    if (!n_sync) n_sync = quick ? 100 : 500;
-    if (!list_n) list_n = quick ? 100000 : 1000000;
+    if (!n) n = quick ? 400 : 20000;
+    if (!n_sync) n_sync = quick ? 20 : 500;
+    if (!list_n) list_n = quick ? 50000 : 1000000;
     if (!list_reps) list_reps = quick ? 5 : 21;
     if (reps > MAX_REPS || list_reps > MAX_REPS) die("at most %d repetitions", MAX_REPS);
     for (int k = 0; k < nprocs; k++)
