@@ -383,6 +383,7 @@ batchrun-test: build/examples/batchrun build/tests/batchrun_args_test build/test
 	./build/tests/batchrun_args_test
 	./build/tests/batchrun_child_test
 	bash tests/batchrun_test.sh build/examples/batchrun
+	bash tests/batchrun_queue_test.sh build/examples/batchrun
 
 build/tests/batchrun_args_test: tests/batchrun_args_test.c examples/batchrun/args.c examples/batchrun/args.h
 	@mkdir -p $(@D)

@@ -63,9 +63,9 @@
 
 /* The version of this file: BATCH_VERSION_NUM is major * 10000 + minor * 100 + patch. */
 #define BATCH_VERSION_MAJOR 0
-#define BATCH_VERSION_MINOR 2
+#define BATCH_VERSION_MINOR 3
 #define BATCH_VERSION_PATCH 0
-#define BATCH_VERSION_STRING "0.2.0"
+#define BATCH_VERSION_STRING "0.3.0"
 #define BATCH_VERSION_NUM (BATCH_VERSION_MAJOR * 10000 + BATCH_VERSION_MINOR * 100 + BATCH_VERSION_PATCH)
 
 /* Under a strict -std=c11 glibc hides POSIX (clock_gettime, sysconf). If this is the first
@@ -1085,7 +1085,10 @@ BATCH_API batch_result batch_queue_list(batch_queue* q, int status, uint64_t off
 BATCH_API batch_result batch_queue_stats_get(batch_queue* q, batch_queue_stats* out);
 /* Rewrites the file with one record per job; drop_finished non-zero leaves out DONE, FAILED and
    CANCELLED jobs (their ids are not reused). Safe while other processes use the queue: they
-   follow the new file at their next operation. A crash midway leaves the old file whole. */
+   follow the new file at their next operation. A crash midway leaves the old file whole. On
+   Windows the new file replaces the old one with a POSIX-semantics rename (Windows 10 1709+,
+   NTFS); where that is missing (older systems, wine) and a handle holds the file open (this
+   one does), BATCH_ERR_BUSY and nothing changes. */
 BATCH_API batch_result batch_queue_compact(batch_queue* q, int drop_finished);
 /* Writes buffered records (BUFFERED) and syncs (MACHINE). */
 BATCH_API batch_result batch_queue_flush(batch_queue* q);
@@ -4047,12 +4050,40 @@ static const uint32_t batch__crc32c_table[256] = {
     0x79b737bau, 0x8bdcb4b9u, 0x988c474du, 0x6ae7c44eu, 0xbe2da0a5u, 0x4c4623a6u, 0x5f16d052u, 0xad7d5351u,
 };
 
-BATCH__PRIVATE uint32_t batch__crc32c(const void* data, size_t n) {
-    const unsigned char* p = (const unsigned char*)data;
-    uint32_t c = 0xffffffffu;
+BATCH__PRIVATE uint32_t batch__crc32c_soft(uint32_t c, const unsigned char* p, size_t n) {
     for (size_t i = 0; i < n; i++) c = batch__crc32c_table[(c ^ p[i]) & 0xffu] ^ (c >> 8);
-    return c ^ 0xffffffffu;
+    return c;
 }
+#if defined(BATCH__X86_64_GNU)
+/* SSE4.2's CRC32 instruction computes this very CRC, 8 bytes at a time: about 10x the table
+   (a queue's cold open reads every record). Chosen at run time by CPUID. */
+__attribute__((target("sse4.2"))) static uint32_t batch__crc32c_hw(uint32_t c, const unsigned char* p, size_t n) {
+    uint64_t c64 = c;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c64 = __builtin_ia32_crc32di(c64, v);
+    }
+    c = (uint32_t)c64;
+    for (; n; n--, p++) c = __builtin_ia32_crc32qi(c, *p);
+    return c;
+}
+static _Atomic int batch__crc_hw;   /* 0: not looked yet, 1: SSE4.2, 2: none (relaxed: idempotent) */
+BATCH__PRIVATE uint32_t batch__crc32c(const void* data, size_t n) {
+    int hw = atomic_load_explicit(&batch__crc_hw, memory_order_relaxed);
+    if (!hw) {
+        unsigned a, b, c, d;
+        hw = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 20)) ? 1 : 2;
+        atomic_store_explicit(&batch__crc_hw, hw, memory_order_relaxed);
+    }
+    const unsigned char* p = (const unsigned char*)data;
+    return (hw == 1 ? batch__crc32c_hw(0xffffffffu, p, n) : batch__crc32c_soft(0xffffffffu, p, n)) ^ 0xffffffffu;
+}
+#else
+BATCH__PRIVATE uint32_t batch__crc32c(const void* data, size_t n) {
+    return batch__crc32c_soft(0xffffffffu, (const unsigned char*)data, n) ^ 0xffffffffu;
+}
+#endif
 
 /* ---- little-endian fields ------------------------------------------------------------------ */
 BATCH__PRIVATE void batch__put32(unsigned char* p, uint32_t v) {
@@ -4193,10 +4224,15 @@ BATCH__PRIVATE void batch__file_unlock(intptr_t h) {
 }
 /* Atomically replaces `to` with `from`. 0 or an errno. */
 BATCH__PRIVATE int batch__file_rename(const char* from, const char* to) { return rename(from, to) ? errno : 0; }
-/* Was the open file removed from its directory (replaced by a rename, or deleted)? */
-BATCH__PRIVATE bool batch__file_gone(intptr_t h) {
+BATCH__PRIVATE void batch__file_remove(const char* path) { (void)unlink(path); }
+/* The size of an open file, and whether it was removed from its directory (replaced by a
+   rename, or deleted), with one call. 0 or an errno. */
+BATCH__PRIVATE int batch__file_stat(intptr_t h, uint64_t* size, bool* gone) {
     struct stat st;
-    return fstat((int)h, &st) == 0 && st.st_nlink == 0;
+    if (fstat((int)h, &st)) return errno;
+    *size = (uint64_t)st.st_size;
+    *gone = st.st_nlink == 0;
+    return 0;
 }
 /* Wall-clock nanoseconds since 1970 (leases are compared across processes). */
 BATCH__PRIVATE uint64_t batch__wall_ns(void) {
@@ -4391,20 +4427,47 @@ BATCH__PRIVATE void batch__file_unlock(intptr_t h) {
     ov.OffsetHigh = (DWORD)(BATCH__WLOCK_OFFSET >> 32);
     (void)UnlockFileEx((HANDLE)h, 0, 1, 0, &ov);
 }
+/* Replaces `to` (which other handles may hold open) with `from`: a rename with POSIX semantics
+   (Windows 10 1709+ on NTFS), else MoveFileEx, which fails while `to` is open: EBUSY. */
 BATCH__PRIVATE int batch__file_rename(const char* from, const char* to) {
     int e = 0;
     WCHAR* wf = batch__wio_wpath(from, &e);
     if (!wf) return e;
     WCHAR* wt = batch__wio_wpath(to, &e);
     if (!wt) { free(wf); return e; }
-    if (!MoveFileExW(wf, wt, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)) e = batch__win32_errno(GetLastError());
+    size_t tl = wcslen(wt) * sizeof(WCHAR);
+    FILE_RENAME_INFO* ri = (FILE_RENAME_INFO*)calloc(1, sizeof *ri + tl);
+    HANDLE h = ri ? CreateFileW(wf, DELETE | SYNCHRONIZE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                                OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT, NULL) : INVALID_HANDLE_VALUE;
+    BOOL ok = FALSE;
+    if (h != INVALID_HANDLE_VALUE) {
+        DWORD flags = 0x1 | 0x2;   /* FILE_RENAME_FLAG_REPLACE_IF_EXISTS | FILE_RENAME_FLAG_POSIX_SEMANTICS */
+        memcpy(ri, &flags, sizeof flags);   /* the union's Flags (ReplaceIfExists in older headers) */
+        ri->FileNameLength = (DWORD)tl;
+        memcpy(ri->FileName, wt, tl);
+        ok = SetFileInformationByHandle(h, (FILE_INFO_BY_HANDLE_CLASS)22 /* FileRenameInfoEx */, ri, (DWORD)(sizeof *ri + tl));
+        CloseHandle(h);
+    }
+    free(ri);
+    if (!ok && !MoveFileExW(wf, wt, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)) {
+        DWORD w = GetLastError();
+        e = (w == ERROR_ACCESS_DENIED || w == ERROR_SHARING_VIOLATION) ? EBUSY : batch__win32_errno(w);
+    }
     free(wf);
     free(wt);
     return e;
 }
-BATCH__PRIVATE bool batch__file_gone(intptr_t h) {
+BATCH__PRIVATE void batch__file_remove(const char* path) {
+    int e = 0;
+    WCHAR* w = batch__wio_wpath(path, &e);
+    if (w) { (void)DeleteFileW(w); free(w); }
+}
+BATCH__PRIVATE int batch__file_stat(intptr_t h, uint64_t* size, bool* gone) {
     BY_HANDLE_FILE_INFORMATION fi;
-    return GetFileInformationByHandle((HANDLE)h, &fi) && fi.nNumberOfLinks == 0;
+    if (!GetFileInformationByHandle((HANDLE)h, &fi)) return batch__win32_errno(GetLastError());
+    *size = ((uint64_t)fi.nFileSizeHigh << 32) | fi.nFileSizeLow;
+    *gone = fi.nNumberOfLinks == 0;
+    return 0;
 }
 BATCH__PRIVATE uint64_t batch__wall_ns(void) {
     FILETIME ft;
@@ -4426,7 +4489,8 @@ BATCH_API const batch_journal_io* batch_journal_win32_io(void) { return NULL; }
 BATCH__PRIVATE int batch__file_lock(intptr_t h, bool exclusive) { (void)h; (void)exclusive; return ENOSYS; }
 BATCH__PRIVATE void batch__file_unlock(intptr_t h) { (void)h; }
 BATCH__PRIVATE int batch__file_rename(const char* from, const char* to) { (void)from; (void)to; return ENOSYS; }
-BATCH__PRIVATE bool batch__file_gone(intptr_t h) { (void)h; return false; }
+BATCH__PRIVATE int batch__file_stat(intptr_t h, uint64_t* size, bool* gone) { (void)h; (void)size; (void)gone; return ENOSYS; }
+BATCH__PRIVATE void batch__file_remove(const char* path) { (void)path; }
 BATCH__PRIVATE uint64_t batch__wall_ns(void) { return batch_now_ns(); }
 #endif
 
@@ -9040,7 +9104,7 @@ struct batch_queue {
     size_t njobs, capjobs;
     uint64_t base, next_id;
     uint64_t count[BATCH_QUEUE_STATUS_COUNT_];
-    uint64_t* ready;              /* heap of ids: priority desc, then id asc */
+    struct batch__qready* ready;  /* heap of the QUEUED jobs whose delay is over */
     size_t nready, capready;
     batch__qtimer *delayed, *leases;   /* min-heaps on when */
     size_t ndelayed, capdelayed, nleases, capleases;
@@ -9080,35 +9144,37 @@ BATCH__PRIVATE batch__qjob* batch__qget(batch_queue* q, uint64_t id) {
     return &q->jobs[id - q->base];
 }
 
-/* Ready heap order: a before b? */
-BATCH__PRIVATE bool batch__qbefore(batch_queue* q, uint64_t a, uint64_t b) {
-    int32_t pa = q->jobs[a - q->base].priority, pb = q->jobs[b - q->base].priority;
-    return pa != pb ? pa > pb : a < b;
+/* The ready heap: priority desc, then id asc; entries carry the priority, so that a sift never
+   reads the jobs' array. */
+typedef struct batch__qready { int64_t prio; uint64_t id; } batch__qready;
+BATCH__PRIVATE bool batch__qbefore(batch__qready a, batch__qready b) {
+    return a.prio != b.prio ? a.prio > b.prio : a.id < b.id;
 }
 BATCH__PRIVATE bool batch__qready_push(batch_queue* q, uint64_t id) {
     batch__qjob* jb = &q->jobs[id - q->base];
     if (jb->inheap) return true;
     if (!batch__qgrow((void**)&q->ready, &q->capready, q->nready + 1, sizeof *q->ready, q->alloc_ctx)) return false;
+    batch__qready e = { jb->priority, id };
     size_t i = q->nready++;
-    while (i && batch__qbefore(q, id, q->ready[(i - 1) / 2])) { q->ready[i] = q->ready[(i - 1) / 2]; i = (i - 1) / 2; }
-    q->ready[i] = id;
+    while (i && batch__qbefore(e, q->ready[(i - 1) / 2])) { q->ready[i] = q->ready[(i - 1) / 2]; i = (i - 1) / 2; }
+    q->ready[i] = e;
     jb->inheap = 1;
     return true;
 }
 BATCH__PRIVATE uint64_t batch__qready_pop(batch_queue* q) {
-    uint64_t top = q->ready[0], last = q->ready[--q->nready];
+    batch__qready top = q->ready[0], last = q->ready[--q->nready];
     size_t i = 0, n = q->nready;
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= n) break;
-        if (c + 1 < n && batch__qbefore(q, q->ready[c + 1], q->ready[c])) c++;
-        if (!batch__qbefore(q, q->ready[c], last)) break;
+        if (c + 1 < n && batch__qbefore(q->ready[c + 1], q->ready[c])) c++;
+        if (!batch__qbefore(q->ready[c], last)) break;
         q->ready[i] = q->ready[c];
         i = c;
     }
     if (n) q->ready[i] = last;
-    q->jobs[top - q->base].inheap = 0;
-    return top;
+    q->jobs[top.id - q->base].inheap = 0;
+    return top.id;
 }
 BATCH__PRIVATE bool batch__qtimer_push(batch__qtimer** h, size_t* n, size_t* cap, batch__qtimer t, void* ctx) {
     if (!batch__qgrow((void**)h, cap, *n + 1, sizeof **h, ctx)) return false;
@@ -9160,14 +9226,15 @@ BATCH__PRIVATE batch_result batch__qapply_job(batch_queue* q, uint64_t id, const
         return BATCH_ERR_CORRUPT;   /* ids only grow: a second record of an id is not ours */
     if (q->njobs == 0) q->base = id;
     size_t idx = (size_t)(id - q->base);
-    if (id - q->base > SIZE_MAX / 2 ||
-        !batch__qgrow((void**)&q->jobs, &q->capjobs, idx + 1, sizeof *q->jobs, q->alloc_ctx))
-        return BATCH_ERR_NOMEM;
-    size_t capst = q->njobs;   /* st grows with jobs: same capacity */
-    uint8_t* st = (uint8_t*)BATCH_REALLOC(q->st, q->capjobs, q->alloc_ctx);
-    if (!st) return BATCH_ERR_NOMEM;
-    q->st = st;
-    (void)capst;
+    if (id - q->base > SIZE_MAX / 2) return BATCH_ERR_CORRUPT;
+    if (idx >= q->capjobs) {   /* st grows with jobs, to the same capacity */
+        size_t cap = q->capjobs;
+        if (!batch__qgrow((void**)&q->jobs, &cap, idx + 1, sizeof *q->jobs, q->alloc_ctx)) return BATCH_ERR_NOMEM;
+        uint8_t* st = (uint8_t*)BATCH_REALLOC(q->st, cap, q->alloc_ctx);
+        if (!st) return BATCH_ERR_NOMEM;   /* jobs grew alone: the next try grows st again */
+        q->st = st;
+        q->capjobs = cap;
+    }
     for (size_t i = q->njobs; i < idx; i++) q->st[i] = BATCH__QGONE;
     q->njobs = idx + 1;
     batch__qjob* jb = &q->jobs[idx];
@@ -9255,8 +9322,9 @@ BATCH__PRIVATE batch_result batch__qapply(batch_queue* q, const unsigned char* p
    cut when `cut` (the exclusive lock is held: no writer is midway), else left for a writer. */
 BATCH__PRIVATE batch_result batch__qfollow(batch_queue* q, bool cut) {
     batch__journal* j = q->j;
-    uint64_t size;
-    int e = j->io.size(j->io.user, j->h, &size);
+    uint64_t size = 0;
+    bool gone = false;
+    int e = batch__file_stat(j->h, &size, &gone);
     if (e) return batch__errno_result(e);
     if (size < j->end) return BATCH_ERR_CORRUPT;   /* only a torn tail is ever cut, and we never read one */
     uint64_t off = j->end;       /* the next record's offset */
@@ -9293,7 +9361,7 @@ BATCH__PRIVATE batch_result batch__qfollow(batch_queue* q, bool cut) {
     if (off < size && !q->moved && cut && (e = j->io.truncate(j->io.user, j->h, off)) != 0) return batch__errno_result(e);
     j->end = off;
     /* a compaction whose MOVED record could not be written (or a deleted file): follow the path */
-    if (!q->moved && batch__file_gone(j->h)) q->moved = true;
+    if (gone) q->moved = true;
     return BATCH_OK;
 }
 
@@ -9924,7 +9992,8 @@ BATCH_API batch_result batch_queue_compact(batch_queue* q, int drop_finished) {
     }
     if (r == BATCH_OK) r = batch__qwrite_compact(q, tmp, drop_finished != 0);
     int e = r == BATCH_OK ? batch__file_rename(tmp, q->path) : 0;
-    if (e) r = batch__errno_result(e);
+    if (e) r = e == EBUSY ? BATCH_ERR_BUSY : batch__errno_result(e);
+    if (r != BATCH_OK) batch__file_remove(tmp);   /* a copy that did not replace the queue */
     if (r == BATCH_OK && q->jd.durability == BATCH_DURABLE_MACHINE && (e = batch__sync_dir(q->path)) != 0) r = batch__errno_result(e);
     if (r == BATCH_OK) {   /* tell the others, who hold the old file open, to follow */
         if (!batch__qchange(q, BATCH__QR_MOVED, 0, 0)) r = BATCH_ERR_NOMEM;
@@ -10009,10 +10078,13 @@ BATCH__PRIVATE int batch__qserve_settle(batch__qserve* s, batch__qslot* sl, int 
     batch_result r;
     int status;
     *retried = false;
+    batch__mutex_lock(&s->m);   /* lost is written by the renewals, under m */
+    bool give_back = atomic_load_explicit(&sl->stop, memory_order_relaxed) && !sl->lost;
+    batch__mutex_unlock(&s->m);
     if (rc == 0) {
         r = batch_queue_complete(q, id);
         status = r == BATCH_OK ? BATCH_TASK_COMPLETED : BATCH_TASK_CANCELLED;
-    } else if (atomic_load_explicit(&sl->stop, memory_order_relaxed) && !sl->lost) {
+    } else if (give_back) {
         r = batch_queue_release(q, id);   /* the serve stops: the job goes back, its attempt not counted */
         status = BATCH_TASK_CANCELLED;
     } else {
@@ -10137,14 +10209,17 @@ BATCH__PRIVATE void batch__qserve_renew(batch__qserve* s) {
     }
 }
 
-/* Nothing QUEUED or RUNNING is left in the queue (drain). m held. */
+/* Nothing QUEUED or RUNNING is left in the queue (drain): the counts only, not the O(jobs)
+   scan of batch_queue_stats_get. m held. */
 BATCH__PRIVATE bool batch__qserve_drained(batch__qserve* s) {
-    batch_queue_stats st;
     batch__mutex_unlock(&s->m);
-    batch_result r = batch_queue_stats_get(s->q, &st);
+    batch_queue* q = s->q;
+    batch_result r = batch__qbegin(q, false);
+    bool drained = q->count[BATCH_QUEUE_QUEUED] == 0 && q->count[BATCH_QUEUE_RUNNING] == 0;
+    r = batch__qend(q, r);
     batch__mutex_lock(&s->m);
     if (r != BATCH_OK) { if (s->result == BATCH_OK) s->result = r; return true; }
-    return st.count[BATCH_QUEUE_QUEUED] == 0 && st.count[BATCH_QUEUE_RUNNING] == 0;
+    return drained;
 }
 
 BATCH__PRIVATE int batch__qserve_main(void* arg) {

@@ -61,9 +61,9 @@
 
 /* The version of this file: BATCH_VERSION_NUM is major * 10000 + minor * 100 + patch. */
 #define BATCH_VERSION_MAJOR 0
-#define BATCH_VERSION_MINOR 2
+#define BATCH_VERSION_MINOR 3
 #define BATCH_VERSION_PATCH 0
-#define BATCH_VERSION_STRING "0.2.0"
+#define BATCH_VERSION_STRING "0.3.0"
 #define BATCH_VERSION_NUM (BATCH_VERSION_MAJOR * 10000 + BATCH_VERSION_MINOR * 100 + BATCH_VERSION_PATCH)
 
 /* Under a strict -std=c11 glibc hides POSIX (clock_gettime, sysconf). If this is the first
@@ -1083,7 +1083,10 @@ BATCH_API batch_result batch_queue_list(batch_queue* q, int status, uint64_t off
 BATCH_API batch_result batch_queue_stats_get(batch_queue* q, batch_queue_stats* out);
 /* Rewrites the file with one record per job; drop_finished non-zero leaves out DONE, FAILED and
    CANCELLED jobs (their ids are not reused). Safe while other processes use the queue: they
-   follow the new file at their next operation. A crash midway leaves the old file whole. */
+   follow the new file at their next operation. A crash midway leaves the old file whole. On
+   Windows the new file replaces the old one with a POSIX-semantics rename (Windows 10 1709+,
+   NTFS); where that is missing (older systems, wine) and a handle holds the file open (this
+   one does), BATCH_ERR_BUSY and nothing changes. */
 BATCH_API batch_result batch_queue_compact(batch_queue* q, int drop_finished);
 /* Writes buffered records (BUFFERED) and syncs (MACHINE). */
 BATCH_API batch_result batch_queue_flush(batch_queue* q);

@@ -64,12 +64,40 @@ static const uint32_t batch__crc32c_table[256] = {
     0x79b737bau, 0x8bdcb4b9u, 0x988c474du, 0x6ae7c44eu, 0xbe2da0a5u, 0x4c4623a6u, 0x5f16d052u, 0xad7d5351u,
 };
 
-BATCH__PRIVATE uint32_t batch__crc32c(const void* data, size_t n) {
-    const unsigned char* p = (const unsigned char*)data;
-    uint32_t c = 0xffffffffu;
+BATCH__PRIVATE uint32_t batch__crc32c_soft(uint32_t c, const unsigned char* p, size_t n) {
     for (size_t i = 0; i < n; i++) c = batch__crc32c_table[(c ^ p[i]) & 0xffu] ^ (c >> 8);
-    return c ^ 0xffffffffu;
+    return c;
 }
+#if defined(BATCH__X86_64_GNU)
+/* SSE4.2's CRC32 instruction computes this very CRC, 8 bytes at a time: about 10x the table
+   (a queue's cold open reads every record). Chosen at run time by CPUID. */
+__attribute__((target("sse4.2"))) static uint32_t batch__crc32c_hw(uint32_t c, const unsigned char* p, size_t n) {
+    uint64_t c64 = c;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c64 = __builtin_ia32_crc32di(c64, v);
+    }
+    c = (uint32_t)c64;
+    for (; n; n--, p++) c = __builtin_ia32_crc32qi(c, *p);
+    return c;
+}
+static _Atomic int batch__crc_hw;   /* 0: not looked yet, 1: SSE4.2, 2: none (relaxed: idempotent) */
+BATCH__PRIVATE uint32_t batch__crc32c(const void* data, size_t n) {
+    int hw = atomic_load_explicit(&batch__crc_hw, memory_order_relaxed);
+    if (!hw) {
+        unsigned a, b, c, d;
+        hw = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 20)) ? 1 : 2;
+        atomic_store_explicit(&batch__crc_hw, hw, memory_order_relaxed);
+    }
+    const unsigned char* p = (const unsigned char*)data;
+    return (hw == 1 ? batch__crc32c_hw(0xffffffffu, p, n) : batch__crc32c_soft(0xffffffffu, p, n)) ^ 0xffffffffu;
+}
+#else
+BATCH__PRIVATE uint32_t batch__crc32c(const void* data, size_t n) {
+    return batch__crc32c_soft(0xffffffffu, (const unsigned char*)data, n) ^ 0xffffffffu;
+}
+#endif
 
 /* ---- little-endian fields ------------------------------------------------------------------ */
 BATCH__PRIVATE void batch__put32(unsigned char* p, uint32_t v) {
@@ -210,10 +238,15 @@ BATCH__PRIVATE void batch__file_unlock(intptr_t h) {
 }
 /* Atomically replaces `to` with `from`. 0 or an errno. */
 BATCH__PRIVATE int batch__file_rename(const char* from, const char* to) { return rename(from, to) ? errno : 0; }
-/* Was the open file removed from its directory (replaced by a rename, or deleted)? */
-BATCH__PRIVATE bool batch__file_gone(intptr_t h) {
+BATCH__PRIVATE void batch__file_remove(const char* path) { (void)unlink(path); }
+/* The size of an open file, and whether it was removed from its directory (replaced by a
+   rename, or deleted), with one call. 0 or an errno. */
+BATCH__PRIVATE int batch__file_stat(intptr_t h, uint64_t* size, bool* gone) {
     struct stat st;
-    return fstat((int)h, &st) == 0 && st.st_nlink == 0;
+    if (fstat((int)h, &st)) return errno;
+    *size = (uint64_t)st.st_size;
+    *gone = st.st_nlink == 0;
+    return 0;
 }
 /* Wall-clock nanoseconds since 1970 (leases are compared across processes). */
 BATCH__PRIVATE uint64_t batch__wall_ns(void) {
@@ -408,20 +441,47 @@ BATCH__PRIVATE void batch__file_unlock(intptr_t h) {
     ov.OffsetHigh = (DWORD)(BATCH__WLOCK_OFFSET >> 32);
     (void)UnlockFileEx((HANDLE)h, 0, 1, 0, &ov);
 }
+/* Replaces `to` (which other handles may hold open) with `from`: a rename with POSIX semantics
+   (Windows 10 1709+ on NTFS), else MoveFileEx, which fails while `to` is open: EBUSY. */
 BATCH__PRIVATE int batch__file_rename(const char* from, const char* to) {
     int e = 0;
     WCHAR* wf = batch__wio_wpath(from, &e);
     if (!wf) return e;
     WCHAR* wt = batch__wio_wpath(to, &e);
     if (!wt) { free(wf); return e; }
-    if (!MoveFileExW(wf, wt, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)) e = batch__win32_errno(GetLastError());
+    size_t tl = wcslen(wt) * sizeof(WCHAR);
+    FILE_RENAME_INFO* ri = (FILE_RENAME_INFO*)calloc(1, sizeof *ri + tl);
+    HANDLE h = ri ? CreateFileW(wf, DELETE | SYNCHRONIZE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                                OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT, NULL) : INVALID_HANDLE_VALUE;
+    BOOL ok = FALSE;
+    if (h != INVALID_HANDLE_VALUE) {
+        DWORD flags = 0x1 | 0x2;   /* FILE_RENAME_FLAG_REPLACE_IF_EXISTS | FILE_RENAME_FLAG_POSIX_SEMANTICS */
+        memcpy(ri, &flags, sizeof flags);   /* the union's Flags (ReplaceIfExists in older headers) */
+        ri->FileNameLength = (DWORD)tl;
+        memcpy(ri->FileName, wt, tl);
+        ok = SetFileInformationByHandle(h, (FILE_INFO_BY_HANDLE_CLASS)22 /* FileRenameInfoEx */, ri, (DWORD)(sizeof *ri + tl));
+        CloseHandle(h);
+    }
+    free(ri);
+    if (!ok && !MoveFileExW(wf, wt, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)) {
+        DWORD w = GetLastError();
+        e = (w == ERROR_ACCESS_DENIED || w == ERROR_SHARING_VIOLATION) ? EBUSY : batch__win32_errno(w);
+    }
     free(wf);
     free(wt);
     return e;
 }
-BATCH__PRIVATE bool batch__file_gone(intptr_t h) {
+BATCH__PRIVATE void batch__file_remove(const char* path) {
+    int e = 0;
+    WCHAR* w = batch__wio_wpath(path, &e);
+    if (w) { (void)DeleteFileW(w); free(w); }
+}
+BATCH__PRIVATE int batch__file_stat(intptr_t h, uint64_t* size, bool* gone) {
     BY_HANDLE_FILE_INFORMATION fi;
-    return GetFileInformationByHandle((HANDLE)h, &fi) && fi.nNumberOfLinks == 0;
+    if (!GetFileInformationByHandle((HANDLE)h, &fi)) return batch__win32_errno(GetLastError());
+    *size = ((uint64_t)fi.nFileSizeHigh << 32) | fi.nFileSizeLow;
+    *gone = fi.nNumberOfLinks == 0;
+    return 0;
 }
 BATCH__PRIVATE uint64_t batch__wall_ns(void) {
     FILETIME ft;
@@ -443,7 +503,8 @@ BATCH_API const batch_journal_io* batch_journal_win32_io(void) { return NULL; }
 BATCH__PRIVATE int batch__file_lock(intptr_t h, bool exclusive) { (void)h; (void)exclusive; return ENOSYS; }
 BATCH__PRIVATE void batch__file_unlock(intptr_t h) { (void)h; }
 BATCH__PRIVATE int batch__file_rename(const char* from, const char* to) { (void)from; (void)to; return ENOSYS; }
-BATCH__PRIVATE bool batch__file_gone(intptr_t h) { (void)h; return false; }
+BATCH__PRIVATE int batch__file_stat(intptr_t h, uint64_t* size, bool* gone) { (void)h; (void)size; (void)gone; return ENOSYS; }
+BATCH__PRIVATE void batch__file_remove(const char* path) { (void)path; }
 BATCH__PRIVATE uint64_t batch__wall_ns(void) { return batch_now_ns(); }
 #endif
 

@@ -62,7 +62,7 @@ struct batch_queue {
     size_t njobs, capjobs;
     uint64_t base, next_id;
     uint64_t count[BATCH_QUEUE_STATUS_COUNT_];
-    uint64_t* ready;              /* heap of ids: priority desc, then id asc */
+    struct batch__qready* ready;  /* heap of the QUEUED jobs whose delay is over */
     size_t nready, capready;
     batch__qtimer *delayed, *leases;   /* min-heaps on when */
     size_t ndelayed, capdelayed, nleases, capleases;
@@ -102,35 +102,37 @@ BATCH__PRIVATE batch__qjob* batch__qget(batch_queue* q, uint64_t id) {
     return &q->jobs[id - q->base];
 }
 
-/* Ready heap order: a before b? */
-BATCH__PRIVATE bool batch__qbefore(batch_queue* q, uint64_t a, uint64_t b) {
-    int32_t pa = q->jobs[a - q->base].priority, pb = q->jobs[b - q->base].priority;
-    return pa != pb ? pa > pb : a < b;
+/* The ready heap: priority desc, then id asc; entries carry the priority, so that a sift never
+   reads the jobs' array. */
+typedef struct batch__qready { int64_t prio; uint64_t id; } batch__qready;
+BATCH__PRIVATE bool batch__qbefore(batch__qready a, batch__qready b) {
+    return a.prio != b.prio ? a.prio > b.prio : a.id < b.id;
 }
 BATCH__PRIVATE bool batch__qready_push(batch_queue* q, uint64_t id) {
     batch__qjob* jb = &q->jobs[id - q->base];
     if (jb->inheap) return true;
     if (!batch__qgrow((void**)&q->ready, &q->capready, q->nready + 1, sizeof *q->ready, q->alloc_ctx)) return false;
+    batch__qready e = { jb->priority, id };
     size_t i = q->nready++;
-    while (i && batch__qbefore(q, id, q->ready[(i - 1) / 2])) { q->ready[i] = q->ready[(i - 1) / 2]; i = (i - 1) / 2; }
-    q->ready[i] = id;
+    while (i && batch__qbefore(e, q->ready[(i - 1) / 2])) { q->ready[i] = q->ready[(i - 1) / 2]; i = (i - 1) / 2; }
+    q->ready[i] = e;
     jb->inheap = 1;
     return true;
 }
 BATCH__PRIVATE uint64_t batch__qready_pop(batch_queue* q) {
-    uint64_t top = q->ready[0], last = q->ready[--q->nready];
+    batch__qready top = q->ready[0], last = q->ready[--q->nready];
     size_t i = 0, n = q->nready;
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= n) break;
-        if (c + 1 < n && batch__qbefore(q, q->ready[c + 1], q->ready[c])) c++;
-        if (!batch__qbefore(q, q->ready[c], last)) break;
+        if (c + 1 < n && batch__qbefore(q->ready[c + 1], q->ready[c])) c++;
+        if (!batch__qbefore(q->ready[c], last)) break;
         q->ready[i] = q->ready[c];
         i = c;
     }
     if (n) q->ready[i] = last;
-    q->jobs[top - q->base].inheap = 0;
-    return top;
+    q->jobs[top.id - q->base].inheap = 0;
+    return top.id;
 }
 BATCH__PRIVATE bool batch__qtimer_push(batch__qtimer** h, size_t* n, size_t* cap, batch__qtimer t, void* ctx) {
     if (!batch__qgrow((void**)h, cap, *n + 1, sizeof **h, ctx)) return false;
@@ -182,14 +184,15 @@ BATCH__PRIVATE batch_result batch__qapply_job(batch_queue* q, uint64_t id, const
         return BATCH_ERR_CORRUPT;   /* ids only grow: a second record of an id is not ours */
     if (q->njobs == 0) q->base = id;
     size_t idx = (size_t)(id - q->base);
-    if (id - q->base > SIZE_MAX / 2 ||
-        !batch__qgrow((void**)&q->jobs, &q->capjobs, idx + 1, sizeof *q->jobs, q->alloc_ctx))
-        return BATCH_ERR_NOMEM;
-    size_t capst = q->njobs;   /* st grows with jobs: same capacity */
-    uint8_t* st = (uint8_t*)BATCH_REALLOC(q->st, q->capjobs, q->alloc_ctx);
-    if (!st) return BATCH_ERR_NOMEM;
-    q->st = st;
-    (void)capst;
+    if (id - q->base > SIZE_MAX / 2) return BATCH_ERR_CORRUPT;
+    if (idx >= q->capjobs) {   /* st grows with jobs, to the same capacity */
+        size_t cap = q->capjobs;
+        if (!batch__qgrow((void**)&q->jobs, &cap, idx + 1, sizeof *q->jobs, q->alloc_ctx)) return BATCH_ERR_NOMEM;
+        uint8_t* st = (uint8_t*)BATCH_REALLOC(q->st, cap, q->alloc_ctx);
+        if (!st) return BATCH_ERR_NOMEM;   /* jobs grew alone: the next try grows st again */
+        q->st = st;
+        q->capjobs = cap;
+    }
     for (size_t i = q->njobs; i < idx; i++) q->st[i] = BATCH__QGONE;
     q->njobs = idx + 1;
     batch__qjob* jb = &q->jobs[idx];
@@ -277,8 +280,9 @@ BATCH__PRIVATE batch_result batch__qapply(batch_queue* q, const unsigned char* p
    cut when `cut` (the exclusive lock is held: no writer is midway), else left for a writer. */
 BATCH__PRIVATE batch_result batch__qfollow(batch_queue* q, bool cut) {
     batch__journal* j = q->j;
-    uint64_t size;
-    int e = j->io.size(j->io.user, j->h, &size);
+    uint64_t size = 0;
+    bool gone = false;
+    int e = batch__file_stat(j->h, &size, &gone);
     if (e) return batch__errno_result(e);
     if (size < j->end) return BATCH_ERR_CORRUPT;   /* only a torn tail is ever cut, and we never read one */
     uint64_t off = j->end;       /* the next record's offset */
@@ -315,7 +319,7 @@ BATCH__PRIVATE batch_result batch__qfollow(batch_queue* q, bool cut) {
     if (off < size && !q->moved && cut && (e = j->io.truncate(j->io.user, j->h, off)) != 0) return batch__errno_result(e);
     j->end = off;
     /* a compaction whose MOVED record could not be written (or a deleted file): follow the path */
-    if (!q->moved && batch__file_gone(j->h)) q->moved = true;
+    if (gone) q->moved = true;
     return BATCH_OK;
 }
 
@@ -946,7 +950,8 @@ BATCH_API batch_result batch_queue_compact(batch_queue* q, int drop_finished) {
     }
     if (r == BATCH_OK) r = batch__qwrite_compact(q, tmp, drop_finished != 0);
     int e = r == BATCH_OK ? batch__file_rename(tmp, q->path) : 0;
-    if (e) r = batch__errno_result(e);
+    if (e) r = e == EBUSY ? BATCH_ERR_BUSY : batch__errno_result(e);
+    if (r != BATCH_OK) batch__file_remove(tmp);   /* a copy that did not replace the queue */
     if (r == BATCH_OK && q->jd.durability == BATCH_DURABLE_MACHINE && (e = batch__sync_dir(q->path)) != 0) r = batch__errno_result(e);
     if (r == BATCH_OK) {   /* tell the others, who hold the old file open, to follow */
         if (!batch__qchange(q, BATCH__QR_MOVED, 0, 0)) r = BATCH_ERR_NOMEM;
@@ -1031,10 +1036,13 @@ BATCH__PRIVATE int batch__qserve_settle(batch__qserve* s, batch__qslot* sl, int 
     batch_result r;
     int status;
     *retried = false;
+    batch__mutex_lock(&s->m);   /* lost is written by the renewals, under m */
+    bool give_back = atomic_load_explicit(&sl->stop, memory_order_relaxed) && !sl->lost;
+    batch__mutex_unlock(&s->m);
     if (rc == 0) {
         r = batch_queue_complete(q, id);
         status = r == BATCH_OK ? BATCH_TASK_COMPLETED : BATCH_TASK_CANCELLED;
-    } else if (atomic_load_explicit(&sl->stop, memory_order_relaxed) && !sl->lost) {
+    } else if (give_back) {
         r = batch_queue_release(q, id);   /* the serve stops: the job goes back, its attempt not counted */
         status = BATCH_TASK_CANCELLED;
     } else {
@@ -1159,14 +1167,17 @@ BATCH__PRIVATE void batch__qserve_renew(batch__qserve* s) {
     }
 }
 
-/* Nothing QUEUED or RUNNING is left in the queue (drain). m held. */
+/* Nothing QUEUED or RUNNING is left in the queue (drain): the counts only, not the O(jobs)
+   scan of batch_queue_stats_get. m held. */
 BATCH__PRIVATE bool batch__qserve_drained(batch__qserve* s) {
-    batch_queue_stats st;
     batch__mutex_unlock(&s->m);
-    batch_result r = batch_queue_stats_get(s->q, &st);
+    batch_queue* q = s->q;
+    batch_result r = batch__qbegin(q, false);
+    bool drained = q->count[BATCH_QUEUE_QUEUED] == 0 && q->count[BATCH_QUEUE_RUNNING] == 0;
+    r = batch__qend(q, r);
     batch__mutex_lock(&s->m);
     if (r != BATCH_OK) { if (s->result == BATCH_OK) s->result = r; return true; }
-    return st.count[BATCH_QUEUE_QUEUED] == 0 && st.count[BATCH_QUEUE_RUNNING] == 0;
+    return drained;
 }
 
 BATCH__PRIVATE int batch__qserve_main(void* arg) {

@@ -5,6 +5,13 @@
 
 typedef struct qtest { jdir d; batch_queue* q; } qtest;
 
+/* ms milliseconds of a lease or a sleep, stretched for slow builds (sanitizers, valgrind), where
+   a renewal every lease / 3 must still come in time. */
+static uint64_t qms(uint64_t ms) {
+    uint64_t k = test_scale > 1 ? (uint64_t)(test_scale < 20 ? test_scale : 20) : 1;
+    return ms * 1000000u * k;
+}
+
 static batch_queue_desc qdesc(const char* path, uint64_t lease_ns) {
     batch_queue_desc d;
     memset(&d, 0, sizeof d);
@@ -154,9 +161,9 @@ static void test_queue_fail_retry(void) {
 
 static void test_queue_lease(void) {
     qtest t;
-    qopen(&t, 40000000);   /* 40 ms */
+    qopen(&t, qms(40));
     batch_queue* b;
-    batch_queue_desc d = qdesc(t.d.path, 40000000);
+    batch_queue_desc d = qdesc(t.d.path, qms(40));
     CHECK_OK(batch_queue_open(&b, &d));
     uint64_t id = qpush(t.q, "x", 0, 1, NULL);
     uint64_t once = qpush(t.q, "y", -1, 0, NULL);
@@ -164,11 +171,11 @@ static void test_queue_lease(void) {
     CHECK_EQ(qclaim_id(t.q), once);
     CHECK_EQ(qclaim_id(b), 0);
     for (int i = 0; i < 4; i++) {   /* renewals keep it */
-        test_sleep_ns(20000000);
+        test_sleep_ns(qms(10));
         CHECK_OK(batch_queue_renew(t.q, id));
     }
     CHECK_EQ(qclaim_id(b), 0);
-    test_sleep_ns(60000000);         /* both leases run out */
+    test_sleep_ns(qms(60));          /* both leases run out */
     CHECK_EQ(qclaim_id(b), id);      /* `once` had no retry left: FAILED */
     CHECK_EQ(qstatus(b, once), BATCH_QUEUE_FAILED);
     batch_queue_job j;
@@ -289,7 +296,18 @@ static void test_queue_compact(void) {
     static batch_queue_info l1[64], l2[64];
     size_t n1 = 0, n2 = 0;
     CHECK_OK(batch_queue_list(t.q, -1, 0, l1, 64, &n1));
-    CHECK_OK(batch_queue_compact(t.q, 0));
+    batch_result cr = batch_queue_compact(t.q, 0);
+#if defined(_WIN32)
+    if (cr == BATCH_ERR_BUSY && test_is_wine()) {   /* wine has no POSIX-semantics rename */
+        test_skip("compaction while the file is open needs a POSIX-semantics rename");
+        CHECK_OK(batch_queue_stats_get(other, &after));
+        CHECK_EQ(after.file_bytes, before.file_bytes);   /* nothing changed */
+        CHECK_OK(batch_queue_close(other));
+        qclose(&t);
+        return;
+    }
+#endif
+    CHECK_OK(cr);
     CHECK_OK(batch_queue_stats_get(other, &after));             /* the other handle follows */
     CHECK(after.file_bytes < before.file_bytes);
     CHECK_EQ(after.total, before.total);
@@ -608,7 +626,7 @@ static void test_queue_serve_cancel(void) {
     printf("  skipped without threads: the serve runs a thread of its own\n");
 #else
     qtest t;
-    qopen(&t, 60000000);   /* 60 ms leases: renewed every 20 ms */
+    qopen(&t, qms(60));    /* renewed every 20 ms */
     uint64_t a = qpush(t.q, "a", 1, 0, NULL), b = qpush(t.q, "b", 0, 0, NULL);
     static qstop_t st;
     atomic_init(&st.started, 0);
@@ -626,10 +644,10 @@ static void test_queue_serve_cancel(void) {
     batch_job* job;
     CHECK_OK(batch_queue_serve(pool, t.q, &sd, &job));
     while (atomic_load(&st.started) < 2) test_sleep_ns(1000000);
-    test_sleep_ns(150000000);   /* longer than the lease: renewals hold it */
+    test_sleep_ns(qms(150));    /* longer than the lease: renewals hold it */
     CHECK_EQ(qstatus(t.q, a), BATCH_QUEUE_RUNNING);
     batch_queue* other;
-    batch_queue_desc d = qdesc(t.d.path, 60000000);
+    batch_queue_desc d = qdesc(t.d.path, qms(60));
     CHECK_OK(batch_queue_open(&other, &d));
     CHECK_EQ(qclaim_id(other), 0);
     CHECK_OK(batch_queue_cancel(other, a));

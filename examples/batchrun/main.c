@@ -25,6 +25,7 @@
 #include "args.h"
 #include "child.h"
 #include "opts.h"
+#include "queue_cmd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -807,6 +808,7 @@ static int dry_run(const app* a) {
 int main(int argc, char** argv) {
     static app a;   /* zeroed */
     int first_arg = 0;
+    if (argc > 1 && !strcmp(argv[1], "queue")) return br_queue_main(argc - 1, argv + 1);
     int rc = br_opts_parse(&a.o, argc, argv, &first_arg);
     if (rc >= 0) return rc;
     if (argc == 1 && isatty(0)) {   /* nothing to read: say how to use it */

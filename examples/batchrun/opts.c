@@ -11,8 +11,9 @@
 
 static const char* const USAGE[] = {
     "usage: batchrun [options] [command [args] [::: arguments | :::: files]...] [< input]",
+    "       batchrun queue PATH add|serve|list|show|cancel|stats|compact ...   (batchrun queue -h)",
     "Runs shell commands (/bin/sh -c, each in its own process group) as one batch.h job graph,",
-    "with GNU parallel's everyday command line.",
+    "with GNU parallel's everyday command line; or keeps them in a durable queue (batchrun queue).",
     "",
     "input (one of):",
     "  command ::: a b ...  the command once per argument (several ::: give every combination;",
