@@ -187,6 +187,17 @@ build/bench/bench: bench/bench.c bench/workloads.h batch.h | stb
 bench: build/bench/bench build/examples/batchrun
 	./build/bench/bench $(if $(BENCH_QUICK),--quick) --csv bench/results.csv
 	bash bench/bench_batchrun.sh build/examples/batchrun $(if $(BENCH_QUICK),--reps 3) --csv bench/results_batchrun.csv
+	@if [ -f /usr/include/sqlite3.h ]; then $(MAKE) --no-print-directory bench-queue; \
+	else echo "bench-queue skipped: it needs libsqlite3-dev"; fi
+
+# The durable queue against a queue kept in SQLite (libsqlite3-dev; SQLite is linked into this
+# bench only, never the library): make bench-queue, bench/results_queue.csv
+.PHONY: bench-queue
+build/bench/bench_queue: bench/bench_queue.c batch.h | stb
+	@mkdir -p $(@D)
+	$(CC) $(WARN) -I$(STB_INCLUDE) -I. -O2 -DNDEBUG $(CFLAGS) -o $@ bench/bench_queue.c $(LDLIBS) -lsqlite3
+bench-queue: build/bench/bench_queue
+	./build/bench/bench_queue $(if $(BENCH_QUICK),--quick) --csv bench/results_queue.csv
 
 # The same bench.c with oneTBB as a fourth system (needs libtbb-dev): make bench-tbb
 .PHONY: bench-tbb

@@ -947,10 +947,9 @@ BATCH_API batch_result batch_report_compare(const char* baseline_json, const cha
    DURABLE QUEUES: jobs submitted now, run later, shared by processes, surviving crashes
    A queue is one file: an append-only log in the journal's format (header, then records each
    with a length and a CRC32C; a torn or corrupt tail is cut off, as for a journal). Any number
-   of processes and threads open the same path; each operation takes the file's lock (an
-   open-file-description fcntl lock on Linux, flock elsewhere on POSIX, LockFileEx on Windows),
-   reads what others appended since its last look, then appends its own records. The file is
-   the only state: there is no daemon.
+   of processes and threads open the same path; each operation takes the file's lock (flock on
+   POSIX, held per open file; LockFileEx on Windows), reads what others appended since its last
+   look, then appends its own records. The file is the only state: there is no daemon.
    A job is an opaque payload of bytes with a priority, a retry budget and an optional name. It
    is QUEUED, then RUNNING once claimed (highest priority first, FIFO within one), then DONE,
    FAILED or CANCELLED. A claim is a lease: the claimer renews it while the job runs
@@ -4000,12 +3999,8 @@ BATCH_API void batch_progress_bar_clear(void) {
 #if !defined(BATCH_NO_JOURNAL) && (defined(__unix__) || defined(__APPLE__))
 #  define BATCH__POSIX_IO 1
 #  include <fcntl.h>
-#  include <sys/file.h>   /* flock: the queue's lock where there are no OFD locks */
+#  include <sys/file.h>   /* flock: the queue's lock */
 #  include <sys/stat.h>
-#  if defined(__linux__) && !defined(F_OFD_SETLKW)   /* hidden by a strict _POSIX_C_SOURCE */
-#    define F_OFD_SETLK 37
-#    define F_OFD_SETLKW 38
-#  endif
 #endif
 #if !defined(BATCH_NO_JOURNAL) && defined(_WIN32)
 #  define BATCH__WIN32_IO 1
@@ -4193,35 +4188,18 @@ BATCH__PRIVATE int batch__sync_dir(const char* path) {
     return e == EINVAL ? 0 : e;   /* some file systems cannot sync a directory: nothing to do */
 }
 
-/* The queue's cross-process lock on an open file: an open-file-description lock where there is
-   one (Linux: held per open, so two handles of one process exclude each other, and closing
-   another descriptor of the file does not drop it), else flock (per open file on the BSDs and
-   macOS). Blocking; 0 or an errno. */
+/* The queue's cross-process lock on an open file: flock, held per open file description (Linux,
+   the BSDs, macOS): two handles of one process exclude each other, and closing another
+   descriptor of the file does not drop it. (Linux's OFD fcntl locks have the same semantics,
+   but valgrind does not treat F_OFD_SETLKW as blocking and hangs threads that wait on one.)
+   Blocking; 0 or an errno. */
 BATCH__PRIVATE int batch__file_lock(intptr_t h, bool exclusive) {
-    int r = -1;
-#  if defined(F_OFD_SETLKW)
-    struct flock fl;
-    memset(&fl, 0, sizeof fl);
-    fl.l_type = exclusive ? F_WRLCK : F_RDLCK;
-    fl.l_whence = SEEK_SET;   /* l_start 0, l_len 0: the whole file */
-    do r = fcntl((int)h, F_OFD_SETLKW, &fl);
-    while (r < 0 && errno == EINTR);
-    if (r == 0 || errno != EINVAL) return r < 0 ? (errno ? errno : EIO) : 0;   /* EINVAL: a kernel without them */
-#  endif
+    int r;
     do r = flock((int)h, exclusive ? LOCK_EX : LOCK_SH);
     while (r < 0 && errno == EINTR);
     return r < 0 ? (errno ? errno : EIO) : 0;
 }
-BATCH__PRIVATE void batch__file_unlock(intptr_t h) {
-#  if defined(F_OFD_SETLKW)
-    struct flock fl;
-    memset(&fl, 0, sizeof fl);
-    fl.l_type = F_UNLCK;
-    fl.l_whence = SEEK_SET;
-    if (fcntl((int)h, F_OFD_SETLK, &fl) == 0) return;
-#  endif
-    (void)flock((int)h, LOCK_UN);
-}
+BATCH__PRIVATE void batch__file_unlock(intptr_t h) { (void)flock((int)h, LOCK_UN); }
 /* Atomically replaces `to` with `from`. 0 or an errno. */
 BATCH__PRIVATE int batch__file_rename(const char* from, const char* to) { return rename(from, to) ? errno : 0; }
 BATCH__PRIVATE void batch__file_remove(const char* path) { (void)unlink(path); }

@@ -945,10 +945,9 @@ BATCH_API batch_result batch_report_compare(const char* baseline_json, const cha
    DURABLE QUEUES: jobs submitted now, run later, shared by processes, surviving crashes
    A queue is one file: an append-only log in the journal's format (header, then records each
    with a length and a CRC32C; a torn or corrupt tail is cut off, as for a journal). Any number
-   of processes and threads open the same path; each operation takes the file's lock (an
-   open-file-description fcntl lock on Linux, flock elsewhere on POSIX, LockFileEx on Windows),
-   reads what others appended since its last look, then appends its own records. The file is
-   the only state: there is no daemon.
+   of processes and threads open the same path; each operation takes the file's lock (flock on
+   POSIX, held per open file; LockFileEx on Windows), reads what others appended since its last
+   look, then appends its own records. The file is the only state: there is no daemon.
    A job is an opaque payload of bytes with a priority, a retry budget and an optional name. It
    is QUEUED, then RUNNING once claimed (highest priority first, FIFO within one), then DONE,
    FAILED or CANCELLED. A claim is a lease: the claimer renews it while the job runs
