@@ -102,6 +102,9 @@ static void test_queue_proc_inherited_handle(void) { test_skip("queue_proc_inher
 
 /* ---- helpers (qp_: test_queue.c has its own) ------------------------------------------------ */
 #define QP_MS 1000000ull
+/* Leases stretched a little on slow builds (sanitizers, valgrind: BATCH_TEST_SCALE), where a
+   renewal every lease / 3 must still come in time. */
+static uint64_t qp_k(void) { return test_scale > 1 ? (uint64_t)(test_scale < 3 ? test_scale : 3) : 1; }
 
 typedef struct qp_dir { char dir[MAX_TEST_PATH]; char path[MAX_TEST_PATH + 64]; } qp_dir;
 
@@ -599,8 +602,8 @@ static void test_queue_proc_push_serve(void) {
 
 /* ---- 2. a server killed at a random instant ------------------------------------------------- */
 enum { QP2_JOBS = 3, QP2_RUNNERS = 4 };
-#define QP2_LEASE (150 * QP_MS)
-#define QP2_WORK (12 * QP_MS)
+#define QP2_LEASE (150 * QP_MS * qp_k())
+#define QP2_WORK (12 * QP_MS * qp_k())
 typedef struct qp2_shared {
     _Atomic int ran[QP2_JOBS];
     _Atomic long long second_completed;
@@ -795,7 +798,8 @@ static void qp2_retry_delay(const qp_dir* d) {
     CHECK(!strcmp(i.message, "five"));
     CHECK(i.not_before_ns >= failed_after + QP2_RETRY / 2);   /* base * 2^0, jitter or not */
     CHECK(i.not_before_ns <= qp_wall_ns() + QP2_RETRY);
-    CHECK_EQ(qp_stats(q).delayed, 1);
+    batch_queue_stats st = qp_stats(q);
+    if (qp_wall_ns() < i.not_before_ns) CHECK_EQ(st.delayed, 1);   /* (a slow build may be past it) */
     batch_queue_job j;
     batch_result r;
     while ((r = batch_queue_claim(q, &j)) == BATCH_ERR_EMPTY) test_sleep_ns(2 * QP_MS);
@@ -1562,7 +1566,7 @@ static void test_queue_proc_torn_file(void) {
 }
 
 /* ---- 5. cancel from another process ---------------------------------------------------------- */
-#define QP5_LEASE (150 * QP_MS)
+#define QP5_LEASE (150 * QP_MS * qp_k())
 typedef struct qp5_shared {
     _Atomic int ran[4];            /* by payload */
     _Atomic int started, saw_stop, returned;
@@ -2059,7 +2063,7 @@ static void test_queue_proc_compact_concurrent(void) {
 
 /* ---- 8. a lease renewed while its job runs long ---------------------------------------------- */
 #if !defined(BATCH_NO_THREADS)   /* renewals need batch_queue_serve, which needs threads */
-#define QP8_LEASE (150 * QP_MS)
+#define QP8_LEASE (150 * QP_MS * qp_k())
 enum { QP8_LONG = 3 };   /* long jobs A serves (two workers: the third waits for one, claimed and renewed) */
 typedef struct qp8_shared {
     _Atomic int started, finished, stolen, ran, saw_stop, drain_a_finished, long_returned;
@@ -2073,7 +2077,7 @@ static int qp8_long(batch_ctx* ctx, const batch_queue_job* job, void* user) {
     CHECK_EQ(qp_payload_u64(job), 8);
     atomic_fetch_add(&c->sh->ran, 1);
     atomic_store(&c->sh->started, 1);
-    uint64_t end = batch_now_ns() + 7 * QP8_LEASE;
+    uint64_t end = batch_now_ns() + 5 * QP8_LEASE;
     while (batch_now_ns() < end && !batch_ctx_should_stop(ctx)) test_sleep_ns(2 * QP_MS);
     CHECK(!batch_ctx_should_stop(ctx));
     atomic_store(&c->sh->long_returned, 1);
@@ -2208,7 +2212,7 @@ static void test_queue_proc_lease_renew(void) {
            (double)atomic_load(&sh->drain_ns) / 1e6, atomic_load(&sh->drain_a_finished) ? "after" : "before");
     CHECK_EQ(atomic_load(&sh->drain_a_finished), 1);   /* it waited for another's RUNNING job */
     printf("  %d looks at the running jobs, the first one's lease moved %d times\n", looks, moves);
-    CHECK(moves >= 4);   /* it ran 7 leases */
+    CHECK(moves >= 4);   /* it ran 5 leases */
     CHECK_EQ(atomic_load(&sh->stolen), 0);
     CHECK_EQ(atomic_load(&sh->ran), QP8_LONG);
     CHECK_EQ(atomic_load(&sh->a_completed), QP8_LONG);
