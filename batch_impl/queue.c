@@ -90,7 +90,7 @@ BATCH__PRIVATE bool batch__qgrow(void** p, size_t* cap, size_t need, size_t elem
         if (c > SIZE_MAX / 2 / elem) return false;
         c *= 2;
     }
-    void* n = BATCH_REALLOC(*p, c * elem, ctx);
+    void* n = batch__grow_block(*p, *cap, c, elem, ctx);   /* big arrays on huge pages: fewer faults */
     if (!n) return false;
     *p = n;
     *cap = c;
@@ -156,9 +156,24 @@ BATCH__PRIVATE batch__qtimer batch__qtimer_pop(batch__qtimer* h, size_t* n) {
     return top;
 }
 
+/* Keeps the entries of a timer heap that still stand for their job's state (status, when) and
+   heaps them again: the entries of jobs that ended, or were renewed, wait until their time
+   otherwise (a lease's, 30 s of completions). */
+BATCH__PRIVATE void batch__qtimer_prune(batch_queue* q, batch__qtimer* h, size_t* n, uint8_t status) {
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++) {
+        const batch__qjob* jb = batch__qget(q, h[i].id);
+        if (jb && q->st[h[i].id - q->base] == status && jb->when == h[i].when) h[k++] = h[i];
+    }
+    *n = 0;
+    for (size_t i = 0; i < k; i++) (void)batch__qtimer_push(&h, n, &k, h[i], q->alloc_ctx);   /* in place: i >= *n */
+}
+
 /* A job became QUEUED (when: not before) or RUNNING (when: lease end): index it. */
 BATCH__PRIVATE bool batch__qschedule(batch_queue* q, uint64_t id, uint8_t status, uint64_t when) {
     batch__qtimer t = { when, id };
+    if (status == BATCH_QUEUE_RUNNING && q->nleases >= 4096 && q->nleases / 4 > q->count[BATCH_QUEUE_RUNNING])
+        batch__qtimer_prune(q, q->leases, &q->nleases, BATCH_QUEUE_RUNNING);
     if (status == BATCH_QUEUE_RUNNING) return batch__qtimer_push(&q->leases, &q->nleases, &q->capleases, t, q->alloc_ctx);
     if (status != BATCH_QUEUE_QUEUED) return true;
     if (!when) return batch__qready_push(q, id);
@@ -188,7 +203,7 @@ BATCH__PRIVATE batch_result batch__qapply_job(batch_queue* q, uint64_t id, const
     if (idx >= q->capjobs) {   /* st grows with jobs, to the same capacity */
         size_t cap = q->capjobs;
         if (!batch__qgrow((void**)&q->jobs, &cap, idx + 1, sizeof *q->jobs, q->alloc_ctx)) return BATCH_ERR_NOMEM;
-        uint8_t* st = (uint8_t*)BATCH_REALLOC(q->st, cap, q->alloc_ctx);
+        uint8_t* st = (uint8_t*)batch__grow_block(q->st, q->capjobs, cap, 1, q->alloc_ctx);
         if (!st) return BATCH_ERR_NOMEM;   /* jobs grew alone: the next try grows st again */
         q->st = st;
         q->capjobs = cap;
