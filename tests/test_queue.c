@@ -197,8 +197,8 @@ static void test_queue_lease(void) {
    are still found. */
 static void test_queue_lease_prune(void) {
     qtest t;
-    qopen(&t, qms(30));
-    enum { N = 5000, RUN = 300 };
+    qopen(&t, qms(400));   /* the held ones must last through the loop */
+    enum { N = 4600, RUN = 300 };
     static batch_queue_push_desc jobs[N];
     memset(jobs, 0, sizeof jobs);
     for (int i = 0; i < N; i++) jobs[i].max_retries = 1;   /* a lost lease is a retry */
@@ -210,9 +210,9 @@ static void test_queue_lease_prune(void) {
         CHECK_OK(batch_queue_complete(t.q, id));
     }
     CHECK_EQ(qclaim_id(t.q), 0);
-    test_sleep_ns(qms(40));
+    test_sleep_ns(qms(450));
     batch_queue* b;
-    batch_queue_desc d = qdesc(t.d.path, qms(30));
+    batch_queue_desc d = qdesc(t.d.path, qms(400));
     CHECK_OK(batch_queue_open(&b, &d));
     for (int i = 0; i < RUN; i++) CHECK(qclaim_id(t.q) <= RUN);   /* the same handle finds them */
     CHECK_EQ(qclaim_id(b), 0);
