@@ -9098,6 +9098,8 @@ struct batch_queue {
     size_t npend, cappend;
     uint64_t* held;               /* ids claimed and not ended */
     size_t nheld, capheld;
+    long pid;                     /* the process that opened the handle (a fork's child reopens) */
+    bool flocked;                 /* the operation under way holds the file lock */
 };
 
 BATCH_API const char* batch_queue_status_string(batch_queue_status s) {
@@ -9516,11 +9518,39 @@ BATCH__PRIVATE batch_result batch__qreopen(batch_queue* q, bool excl) {
 /* ---- one operation: lock, catch up, act, write, unlock ---------------------------------------- */
 BATCH__PRIVATE batch_result batch__qflush_pending(batch_queue* q);
 
+/* In a child of fork the handle's file description is the parent's, and so is its lock: the
+   child opens the file again and becomes a handle of its own (the parent's claims stay the
+   parent's). q->lock held. */
+BATCH__PRIVATE batch_result batch__qafter_fork(batch_queue* q, bool* forked) {
+    *forked = false;
+#if defined(BATCH__HOSTED) && !defined(_WIN32)
+    long pid = (long)getpid();
+    if (pid == q->pid) return BATCH_OK;
+    batch__journal* j = q->j;
+    intptr_t h = -1;
+    int e = j->io.open(j->io.user, q->path, &h);
+    if (e) return batch__errno_result(e);
+    j->io.close(j->io.user, j->h);   /* the child's copy: the parent's lock and file stay */
+    j->h = h;
+    j->used = 0;
+    q->pid = pid;
+    q->nheld = q->npend = 0;
+    do q->owner = batch__rand(&q->rng) ^ ((uint64_t)pid << 40); while (!q->owner);
+    *forked = true;
+#else
+    (void)q;
+#endif
+    return BATCH_OK;
+}
+
 BATCH__PRIVATE batch_result batch__qbegin(batch_queue* q, bool excl) {
     batch__mutex_lock(&q->lock);
-    int e = batch__file_lock(q->j->h, excl);
-    if (e) { batch__mutex_unlock(&q->lock); return batch__errno_result(e); }
-    batch_result r = batch__qfollow(q, excl);
+    bool forked;
+    batch_result r = batch__qafter_fork(q, &forked);
+    int e = r == BATCH_OK ? batch__file_lock(q->j->h, excl) : 0;
+    q->flocked = r == BATCH_OK && !e;
+    if (e) r = batch__errno_result(e);
+    if (r == BATCH_OK) r = forked ? batch__qload(q, excl) : batch__qfollow(q, excl);
     for (int i = 0; r == BATCH_OK && q->moved && i < 100; i++) r = batch__qreopen(q, excl);
     if (r == BATCH_OK && excl) r = batch__qflush_pending(q);
     return r;
@@ -9536,7 +9566,8 @@ BATCH__PRIVATE batch_result batch__qend(batch_queue* q, batch_result r) {
         int e = batch__qwrite(q);
         if (e) r = batch__errno_result(e);
     }
-    batch__file_unlock(q->j->h);
+    if (q->flocked) batch__file_unlock(q->j->h);
+    q->flocked = false;
     batch__mutex_unlock(&q->lock);
     return r;
 }
@@ -9626,7 +9657,8 @@ BATCH_API batch_result batch_queue_open(batch_queue** out, const batch_queue_des
     /* the token in our claims: this process, this handle, this instant */
     uint64_t seed = batch__wall_ns() ^ ((uint64_t)(uintptr_t)q << 16) ^ batch_now_ns();
 #if defined(BATCH__HOSTED) && !defined(_WIN32)
-    seed ^= (uint64_t)getpid() << 40;
+    q->pid = (long)getpid();
+    seed ^= (uint64_t)q->pid << 40;
 #elif defined(_WIN32)
     seed ^= (uint64_t)GetCurrentProcessId() << 40;
 #endif
