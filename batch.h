@@ -9332,7 +9332,11 @@ BATCH__PRIVATE batch_result batch__qfollow(batch_queue* q, bool cut) {
         size_t at = (size_t)(off - boff), need = BATCH__JREC;
         if (have - at >= BATCH__JREC) {
             uint32_t l = batch__get32(q->rb + at);
-            if (l == 0 || l > BATCH__QMAX_REC) break;                         /* torn (zeros) or untrusted */
+            if (l == 0 && batch__get32(q->rb + at + 4) == 0) {   /* zeros to the end: a torn append; else corrupt */
+                if ((e = batch__jzero_tail(j, off + BATCH__JREC, size)) != 0) return e < 0 ? BATCH_ERR_CORRUPT : batch__errno_result(e);
+                break;
+            }
+            if (l == 0 || l > BATCH__QMAX_REC) return BATCH_ERR_CORRUPT;    /* never written so (the journal's rules) */
             need += l;
         }
         if (have - at < need) {   /* refill: keep the partial record, read at least BATCH__QREAD more */
