@@ -357,9 +357,13 @@ BATCH__PRIVATE batch_result batch__qrec_done(batch_queue* q, size_t len) {
     unsigned char* f = j->buf + j->used;
     batch__put32(f, (uint32_t)len);
     batch__put32(f + 4, batch__crc32c(f + BATCH__JREC, len));
+    int type = f[BATCH__JREC];
     batch_result r = batch__qapply(q, f + BATCH__JREC, len, j->end + j->used + BATCH__JREC);
     j->used += BATCH__JREC + len;
-    j->unsynced++;
+    /* MACHINE syncs for what a power loss must not take: pushes, ends, cancels. A claim, renewal,
+       release or expiry that is lost only makes its job run again (at least once, as a killed
+       worker does), and the next sync covers it anyway. */
+    if (type == BATCH__QR_JOB || type == BATCH__QR_DONE || type == BATCH__QR_FAIL || type == BATCH__QR_CANCEL) j->unsynced++;
     return r;
 }
 /* A record of a change: type, id, then `extra` bytes the caller fills in (*out). */
