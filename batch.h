@@ -960,8 +960,9 @@ BATCH_API batch_result batch_report_compare(const char* baseline_json, const cha
    No job is lost and none completes twice; a job's *work* runs more than once when its worker
    dies (or loses its lease) before completing it: make it idempotent.
    Durability: PROCESS (default): each operation's records reach the OS before it returns: a
-   killed process loses nothing. MACHINE: and fdatasync every sync_every records: survives a
-   power loss. BUFFERED: completes, failures and releases wait in the handle until its next
+   killed process loses nothing. MACHINE: and fdatasync every sync_every pushes, ends and
+   cancels: survives a power loss (a claim or renewal it takes only makes that job run again,
+   as a killed worker does). BUFFERED: completes, failures and releases wait in the handle until its next
    operation that writes (a claim, a push, batch_queue_flush, close); a killed process loses
    them and those jobs run again once their leases run out. Pushes, claims and cancels are
    written at once at every level. Times are wall-clock nanoseconds since 1970 (leases are
@@ -988,7 +989,7 @@ BATCH_API const char* batch_queue_status_string(batch_queue_status s);
 typedef struct batch_queue_desc {
     const char* path;             /* required; created (mode 0600) when missing */
     batch_durability durability;
-    int sync_every;               /* MACHINE: records per fdatasync; 0: 1 */
+    int sync_every;               /* MACHINE: pushes, ends and cancels per fdatasync; 0: 1 */
     uint64_t lease_ns;            /* how long a claim holds without a renewal; 0: 30 s */
     uint64_t retry_base_ns;       /* a failed attempt's retry k waits base * 2^k; 0: 1 s */
     uint64_t retry_max_ns;        /* cap of that wait; 0: 10 min */
@@ -1350,6 +1351,21 @@ static void* batch__big_malloc(size_t sz, void* ctx) {
     return p;
 }
 #define BATCH__BIG_MALLOC(sz, ctx) batch__big_malloc((sz), (ctx))
+/* Grows a block of old_n to new_n items of elem bytes: realloc while small, else a copy into
+   fresh hinted memory (a realloc would move huge pages with mremap and split them). NULL when
+   out of memory (the old block is kept). */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((unused))
+#endif
+static void* batch__grow_block(void* p, size_t old_n, size_t new_n, size_t elem, void* ctx) {
+    size_t sz = new_n * elem;
+    if (sz < BATCH__HUGE_MIN) return BATCH_REALLOC(p, sz, ctx);
+    void* q = BATCH__BIG_MALLOC(sz, ctx);
+    if (!q) return NULL;
+    if (old_n) memcpy(q, p, old_n * elem);
+    if (p) BATCH_FREE(p, ctx);
+    return q;
+}
 
 /* stb_ds: BATCH_STB_DS_PATH if defined, else "stb_ds.h" if it is on the include path, else
    Debian's <stb/stb_ds.h> (libstb-dev). Its implementation has no once-guard, so a user who
@@ -4997,18 +5013,6 @@ struct batch_graph {
 #define BATCH__NODE_SMALL ((uint32_t)1 << 14)
 BATCH__INLINE batch__gnode* batch__node(const batch_graph* g, uint32_t i) {
     return &g->blocks[i >> BATCH__NODE_BITS][i & (BATCH__NODE_BLOCK - 1)];
-}
-/* Grows a block of old_n to new_n items of elem bytes: realloc while small, else a copy into
-   fresh hinted memory (a realloc would move huge pages with mremap and split them). NULL when
-   out of memory (the old block is kept). */
-BATCH__PRIVATE void* batch__grow_block(void* p, size_t old_n, size_t new_n, size_t elem, void* ctx) {
-    size_t sz = new_n * elem;
-    if (sz < BATCH__HUGE_MIN) return BATCH_REALLOC(p, sz, ctx);
-    void* q = BATCH__BIG_MALLOC(sz, ctx);
-    if (!q) return NULL;
-    if (old_n) memcpy(q, p, old_n * elem);
-    if (p) BATCH_FREE(p, ctx);
-    return q;
 }
 /* Room for one more node: false when out of memory (nothing changed). */
 BATCH__PRIVATE bool batch__node_reserve(batch_graph* g) {
@@ -9095,6 +9099,8 @@ struct batch_queue {
     size_t npend, cappend;
     uint64_t* held;               /* ids claimed and not ended */
     size_t nheld, capheld;
+    long pid;                     /* the process that opened the handle (a fork's child reopens) */
+    bool flocked;                 /* the operation under way holds the file lock */
 };
 
 BATCH_API const char* batch_queue_status_string(batch_queue_status s) {
@@ -9110,7 +9116,7 @@ BATCH__PRIVATE bool batch__qgrow(void** p, size_t* cap, size_t need, size_t elem
         if (c > SIZE_MAX / 2 / elem) return false;
         c *= 2;
     }
-    void* n = BATCH_REALLOC(*p, c * elem, ctx);
+    void* n = batch__grow_block(*p, *cap, c, elem, ctx);   /* big arrays on huge pages: fewer faults */
     if (!n) return false;
     *p = n;
     *cap = c;
@@ -9176,9 +9182,24 @@ BATCH__PRIVATE batch__qtimer batch__qtimer_pop(batch__qtimer* h, size_t* n) {
     return top;
 }
 
+/* Keeps the entries of a timer heap that still stand for their job's state (status, when) and
+   heaps them again: the entries of jobs that ended, or were renewed, wait until their time
+   otherwise (a lease's, 30 s of completions). */
+BATCH__PRIVATE void batch__qtimer_prune(batch_queue* q, batch__qtimer* h, size_t* n, uint8_t status) {
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++) {
+        const batch__qjob* jb = batch__qget(q, h[i].id);
+        if (jb && q->st[h[i].id - q->base] == status && jb->when == h[i].when) h[k++] = h[i];
+    }
+    *n = 0;
+    for (size_t i = 0; i < k; i++) (void)batch__qtimer_push(&h, n, &k, h[i], q->alloc_ctx);   /* in place: i >= *n */
+}
+
 /* A job became QUEUED (when: not before) or RUNNING (when: lease end): index it. */
 BATCH__PRIVATE bool batch__qschedule(batch_queue* q, uint64_t id, uint8_t status, uint64_t when) {
     batch__qtimer t = { when, id };
+    if (status == BATCH_QUEUE_RUNNING && q->nleases >= 4096 && q->nleases / 4 > q->count[BATCH_QUEUE_RUNNING])
+        batch__qtimer_prune(q, q->leases, &q->nleases, BATCH_QUEUE_RUNNING);
     if (status == BATCH_QUEUE_RUNNING) return batch__qtimer_push(&q->leases, &q->nleases, &q->capleases, t, q->alloc_ctx);
     if (status != BATCH_QUEUE_QUEUED) return true;
     if (!when) return batch__qready_push(q, id);
@@ -9208,7 +9229,7 @@ BATCH__PRIVATE batch_result batch__qapply_job(batch_queue* q, uint64_t id, const
     if (idx >= q->capjobs) {   /* st grows with jobs, to the same capacity */
         size_t cap = q->capjobs;
         if (!batch__qgrow((void**)&q->jobs, &cap, idx + 1, sizeof *q->jobs, q->alloc_ctx)) return BATCH_ERR_NOMEM;
-        uint8_t* st = (uint8_t*)BATCH_REALLOC(q->st, cap, q->alloc_ctx);
+        uint8_t* st = (uint8_t*)batch__grow_block(q->st, q->capjobs, cap, 1, q->alloc_ctx);
         if (!st) return BATCH_ERR_NOMEM;   /* jobs grew alone: the next try grows st again */
         q->st = st;
         q->capjobs = cap;
@@ -9312,7 +9333,11 @@ BATCH__PRIVATE batch_result batch__qfollow(batch_queue* q, bool cut) {
         size_t at = (size_t)(off - boff), need = BATCH__JREC;
         if (have - at >= BATCH__JREC) {
             uint32_t l = batch__get32(q->rb + at);
-            if (l == 0 || l > BATCH__QMAX_REC) break;                         /* torn (zeros) or untrusted */
+            if (l == 0 && batch__get32(q->rb + at + 4) == 0) {   /* zeros to the end: a torn append; else corrupt */
+                if ((e = batch__jzero_tail(j, off + BATCH__JREC, size)) != 0) return e < 0 ? BATCH_ERR_CORRUPT : batch__errno_result(e);
+                break;
+            }
+            if (l == 0 || l > BATCH__QMAX_REC) return BATCH_ERR_CORRUPT;    /* never written so (the journal's rules) */
             need += l;
         }
         if (have - at < need) {   /* refill: keep the partial record, read at least BATCH__QREAD more */
@@ -9356,9 +9381,13 @@ BATCH__PRIVATE batch_result batch__qrec_done(batch_queue* q, size_t len) {
     unsigned char* f = j->buf + j->used;
     batch__put32(f, (uint32_t)len);
     batch__put32(f + 4, batch__crc32c(f + BATCH__JREC, len));
+    int type = f[BATCH__JREC];
     batch_result r = batch__qapply(q, f + BATCH__JREC, len, j->end + j->used + BATCH__JREC);
     j->used += BATCH__JREC + len;
-    j->unsynced++;
+    /* MACHINE syncs for what a power loss must not take: pushes, ends, cancels. A claim, renewal,
+       release or expiry that is lost only makes its job run again (at least once, as a killed
+       worker does), and the next sync covers it anyway. */
+    if (type == BATCH__QR_JOB || type == BATCH__QR_DONE || type == BATCH__QR_FAIL || type == BATCH__QR_CANCEL) j->unsynced++;
     return r;
 }
 /* A record of a change: type, id, then `extra` bytes the caller fills in (*out). */
@@ -9498,11 +9527,39 @@ BATCH__PRIVATE batch_result batch__qreopen(batch_queue* q, bool excl) {
 /* ---- one operation: lock, catch up, act, write, unlock ---------------------------------------- */
 BATCH__PRIVATE batch_result batch__qflush_pending(batch_queue* q);
 
+/* In a child of fork the handle's file description is the parent's, and so is its lock: the
+   child opens the file again and becomes a handle of its own (the parent's claims stay the
+   parent's). q->lock held. */
+BATCH__PRIVATE batch_result batch__qafter_fork(batch_queue* q, bool* forked) {
+    *forked = false;
+#if defined(BATCH__HOSTED) && !defined(_WIN32)
+    long pid = (long)getpid();
+    if (pid == q->pid) return BATCH_OK;
+    batch__journal* j = q->j;
+    intptr_t h = -1;
+    int e = j->io.open(j->io.user, q->path, &h);
+    if (e) return batch__errno_result(e);
+    j->io.close(j->io.user, j->h);   /* the child's copy: the parent's lock and file stay */
+    j->h = h;
+    j->used = 0;
+    q->pid = pid;
+    q->nheld = q->npend = 0;
+    do q->owner = batch__rand(&q->rng) ^ ((uint64_t)pid << 40); while (!q->owner);
+    *forked = true;
+#else
+    (void)q;
+#endif
+    return BATCH_OK;
+}
+
 BATCH__PRIVATE batch_result batch__qbegin(batch_queue* q, bool excl) {
     batch__mutex_lock(&q->lock);
-    int e = batch__file_lock(q->j->h, excl);
-    if (e) { batch__mutex_unlock(&q->lock); return batch__errno_result(e); }
-    batch_result r = batch__qfollow(q, excl);
+    bool forked;
+    batch_result r = batch__qafter_fork(q, &forked);
+    int e = r == BATCH_OK ? batch__file_lock(q->j->h, excl) : 0;
+    q->flocked = r == BATCH_OK && !e;
+    if (e) r = batch__errno_result(e);
+    if (r == BATCH_OK) r = forked ? batch__qload(q, excl) : batch__qfollow(q, excl);
     for (int i = 0; r == BATCH_OK && q->moved && i < 100; i++) r = batch__qreopen(q, excl);
     if (r == BATCH_OK && excl) r = batch__qflush_pending(q);
     return r;
@@ -9518,7 +9575,8 @@ BATCH__PRIVATE batch_result batch__qend(batch_queue* q, batch_result r) {
         int e = batch__qwrite(q);
         if (e) r = batch__errno_result(e);
     }
-    batch__file_unlock(q->j->h);
+    if (q->flocked) batch__file_unlock(q->j->h);
+    q->flocked = false;
     batch__mutex_unlock(&q->lock);
     return r;
 }
@@ -9608,7 +9666,8 @@ BATCH_API batch_result batch_queue_open(batch_queue** out, const batch_queue_des
     /* the token in our claims: this process, this handle, this instant */
     uint64_t seed = batch__wall_ns() ^ ((uint64_t)(uintptr_t)q << 16) ^ batch_now_ns();
 #if defined(BATCH__HOSTED) && !defined(_WIN32)
-    seed ^= (uint64_t)getpid() << 40;
+    q->pid = (long)getpid();
+    seed ^= (uint64_t)q->pid << 40;
 #elif defined(_WIN32)
     seed ^= (uint64_t)GetCurrentProcessId() << 40;
 #endif

@@ -958,8 +958,9 @@ BATCH_API batch_result batch_report_compare(const char* baseline_json, const cha
    No job is lost and none completes twice; a job's *work* runs more than once when its worker
    dies (or loses its lease) before completing it: make it idempotent.
    Durability: PROCESS (default): each operation's records reach the OS before it returns: a
-   killed process loses nothing. MACHINE: and fdatasync every sync_every records: survives a
-   power loss. BUFFERED: completes, failures and releases wait in the handle until its next
+   killed process loses nothing. MACHINE: and fdatasync every sync_every pushes, ends and
+   cancels: survives a power loss (a claim or renewal it takes only makes that job run again,
+   as a killed worker does). BUFFERED: completes, failures and releases wait in the handle until its next
    operation that writes (a claim, a push, batch_queue_flush, close); a killed process loses
    them and those jobs run again once their leases run out. Pushes, claims and cancels are
    written at once at every level. Times are wall-clock nanoseconds since 1970 (leases are
@@ -986,7 +987,7 @@ BATCH_API const char* batch_queue_status_string(batch_queue_status s);
 typedef struct batch_queue_desc {
     const char* path;             /* required; created (mode 0600) when missing */
     batch_durability durability;
-    int sync_every;               /* MACHINE: records per fdatasync; 0: 1 */
+    int sync_every;               /* MACHINE: pushes, ends and cancels per fdatasync; 0: 1 */
     uint64_t lease_ns;            /* how long a claim holds without a renewal; 0: 30 s */
     uint64_t retry_base_ns;       /* a failed attempt's retry k waits base * 2^k; 0: 1 s */
     uint64_t retry_max_ns;        /* cap of that wait; 0: 10 min */

@@ -87,18 +87,6 @@ struct batch_graph {
 BATCH__INLINE batch__gnode* batch__node(const batch_graph* g, uint32_t i) {
     return &g->blocks[i >> BATCH__NODE_BITS][i & (BATCH__NODE_BLOCK - 1)];
 }
-/* Grows a block of old_n to new_n items of elem bytes: realloc while small, else a copy into
-   fresh hinted memory (a realloc would move huge pages with mremap and split them). NULL when
-   out of memory (the old block is kept). */
-BATCH__PRIVATE void* batch__grow_block(void* p, size_t old_n, size_t new_n, size_t elem, void* ctx) {
-    size_t sz = new_n * elem;
-    if (sz < BATCH__HUGE_MIN) return BATCH_REALLOC(p, sz, ctx);
-    void* q = BATCH__BIG_MALLOC(sz, ctx);
-    if (!q) return NULL;
-    if (old_n) memcpy(q, p, old_n * elem);
-    if (p) BATCH_FREE(p, ctx);
-    return q;
-}
 /* Room for one more node: false when out of memory (nothing changed). */
 BATCH__PRIVATE bool batch__node_reserve(batch_graph* g) {
     uint64_t cap = g->nblocks > 1 ? (uint64_t)g->nblocks * BATCH__NODE_BLOCK : g->block0_cap;

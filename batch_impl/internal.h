@@ -173,6 +173,21 @@ static void* batch__big_malloc(size_t sz, void* ctx) {
     return p;
 }
 #define BATCH__BIG_MALLOC(sz, ctx) batch__big_malloc((sz), (ctx))
+/* Grows a block of old_n to new_n items of elem bytes: realloc while small, else a copy into
+   fresh hinted memory (a realloc would move huge pages with mremap and split them). NULL when
+   out of memory (the old block is kept). */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((unused))
+#endif
+static void* batch__grow_block(void* p, size_t old_n, size_t new_n, size_t elem, void* ctx) {
+    size_t sz = new_n * elem;
+    if (sz < BATCH__HUGE_MIN) return BATCH_REALLOC(p, sz, ctx);
+    void* q = BATCH__BIG_MALLOC(sz, ctx);
+    if (!q) return NULL;
+    if (old_n) memcpy(q, p, old_n * elem);
+    if (p) BATCH_FREE(p, ctx);
+    return q;
+}
 
 /* stb_ds: BATCH_STB_DS_PATH if defined, else "stb_ds.h" if it is on the include path, else
    Debian's <stb/stb_ds.h> (libstb-dev). Its implementation has no once-guard, so a user who

@@ -193,6 +193,33 @@ static void test_queue_lease(void) {
     qclose(&t);
 }
 
+/* Thousands of ended leases in one handle (its lease heap is pruned), then leases that run out
+   are still found. */
+static void test_queue_lease_prune(void) {
+    qtest t;
+    qopen(&t, qms(400));   /* the held ones must last through the loop */
+    enum { N = 4600, RUN = 300 };
+    static batch_queue_push_desc jobs[N];
+    memset(jobs, 0, sizeof jobs);
+    for (int i = 0; i < N; i++) jobs[i].max_retries = 1;   /* a lost lease is a retry */
+    CHECK_OK(batch_queue_push_many(t.q, jobs, N, NULL));
+    for (int i = 0; i < RUN; i++) CHECK_EQ(qclaim_id(t.q), (uint64_t)i + 1);   /* held through the prunes */
+    for (int i = RUN; i < N; i++) {
+        uint64_t id = qclaim_id(t.q);
+        CHECK_EQ(id, (uint64_t)i + 1);
+        CHECK_OK(batch_queue_complete(t.q, id));
+    }
+    CHECK_EQ(qclaim_id(t.q), 0);
+    test_sleep_ns(qms(450));
+    batch_queue* b;
+    batch_queue_desc d = qdesc(t.d.path, qms(400));
+    CHECK_OK(batch_queue_open(&b, &d));
+    for (int i = 0; i < RUN; i++) CHECK(qclaim_id(t.q) <= RUN);   /* the same handle finds them */
+    CHECK_EQ(qclaim_id(b), 0);
+    CHECK_OK(batch_queue_close(b));
+    qclose(&t);
+}
+
 static void test_queue_cancel_release(void) {
     qtest t;
     qopen(&t, 0);
@@ -675,6 +702,7 @@ static void test_queue_serve_cancel(void) {
     { "queue_basic", test_queue_basic }, \
     { "queue_fail_retry", test_queue_fail_retry }, \
     { "queue_lease", test_queue_lease }, \
+    { "queue_lease_prune", test_queue_lease_prune }, \
     { "queue_cancel_release", test_queue_cancel_release }, \
     { "queue_list_pages", test_queue_list_pages }, \
     { "queue_compact", test_queue_compact }, \
