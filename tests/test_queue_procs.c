@@ -1534,7 +1534,7 @@ static void test_queue_proc_torn_file(void) {
         qp4_live_torn(d.path, junk, 5);   /* a record header cut short */
     }
     qp4_compacted(&d, s);
-    /* last (it fails): records that no torn append leaves, in the middle of the file, as for a
+    /* records that no torn append leaves, in the middle of the file, as for a
        journal ("a record length of 0 followed by any non-zero byte, an oversized record ... is
        BATCH_ERR_CORRUPT"): refused, the file left alone - not cut there with all that follows */
     int cut_instead = 0;
