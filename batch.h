@@ -954,9 +954,11 @@ BATCH_API batch_result batch_report_compare(const char* baseline_json, const cha
    is QUEUED, then RUNNING once claimed (highest priority first, FIFO within one), then DONE,
    FAILED or CANCELLED. A claim is a lease: the claimer renews it while the job runs
    (batch_queue_serve does); a lease that runs out (the worker was killed, or hung) gives the
-   job back to the queue, its attempt counted as failed, and the claim of another worker then
-   fails the old holder's complete (BATCH_ERR_TIMEOUT). A failed attempt is retried after
-   retry_base * 2^k (capped at retry_max) until max_retries retries are spent, then it is FAILED.
+   job back to the queue at once (the lease was its wait), its attempt counted as failed
+   (error BATCH_ERR_TIMEOUT; FAILED if that was its last retry), and the claim of another
+   worker then fails the old holder's complete (BATCH_ERR_TIMEOUT). A failed attempt
+   (batch_queue_fail) is retried after retry_base * 2^k (capped at retry_max) until
+   max_retries retries are spent, then it is FAILED.
    No job is lost and none completes twice; a job's *work* runs more than once when its worker
    dies (or loses its lease) before completing it: make it idempotent.
    Durability: PROCESS (default): each operation's records reach the OS before it returns: a
@@ -1111,7 +1113,7 @@ typedef struct batch_queue_serve_desc {
     batch_queue_fn fn;            /* required */
     void* user_data;
     int concurrency;              /* jobs running at once; 0: the pool's workers (1 inline) */
-    int drain;                    /* non-zero: stop when the queue has nothing left to claim */
+    int drain;                    /* non-zero: stop when no job is QUEUED or RUNNING (see above) */
     uint64_t poll_ns;             /* an idle serve looks for new jobs this often; 0: 50 ms */
     uint64_t max_jobs;            /* stop after claiming this many; 0: no limit */
     int keep_records;             /* keep a record of each run for the reports: O(jobs) memory */
@@ -9083,6 +9085,8 @@ struct batch_queue {
     /* the index */
     batch__qjob* jobs;            /* ids base .. base + njobs - 1 */
     uint8_t* st;                  /* their statuses (BATCH__QGONE: dropped) */
+    uint32_t* blk;                /* status counts per block of ids (batch__qset) */
+    size_t capblk;
     size_t njobs, capjobs;
     uint64_t base, next_id;
     uint64_t count[BATCH_QUEUE_STATUS_COUNT_];
@@ -9206,11 +9210,19 @@ BATCH__PRIVATE bool batch__qschedule(batch_queue* q, uint64_t id, uint8_t status
     return batch__qtimer_push(&q->delayed, &q->ndelayed, &q->capdelayed, t, q->alloc_ctx);
 }
 
+/* Per block of BATCH__QBLOCK ids, how many jobs of each status (and of any, the last counter):
+   a page at a large offset skips whole blocks instead of scanning every status byte. */
+#define BATCH__QBLOCK_BITS 12u
+#define BATCH__QBLK (BATCH_QUEUE_STATUS_COUNT_ + 1)
 BATCH__PRIVATE void batch__qset(batch_queue* q, uint64_t id, uint8_t status) {
-    uint8_t* s = &q->st[id - q->base];
-    if (*s < BATCH_QUEUE_STATUS_COUNT_) q->count[*s]--;
+    size_t i = (size_t)(id - q->base);
+    uint32_t* b = q->blk + (i >> BATCH__QBLOCK_BITS) * BATCH__QBLK;
+    uint8_t* s = &q->st[i];
+    if (*s < BATCH_QUEUE_STATUS_COUNT_) { q->count[*s]--; b[*s]--; }
+    else b[BATCH_QUEUE_STATUS_COUNT_]++;   /* a new job */
     *s = status;
     q->count[status]++;
+    b[status]++;
 }
 
 /* ---- applying records ------------------------------------------------------------------------ */
@@ -9233,6 +9245,11 @@ BATCH__PRIVATE batch_result batch__qapply_job(batch_queue* q, uint64_t id, const
         if (!st) return BATCH_ERR_NOMEM;   /* jobs grew alone: the next try grows st again */
         q->st = st;
         q->capjobs = cap;
+    }
+    size_t nblk = ((idx >> BATCH__QBLOCK_BITS) + 1) * BATCH__QBLK, had = q->capblk;   /* counters */
+    if (nblk > had) {
+        if (!batch__qgrow((void**)&q->blk, &q->capblk, nblk, sizeof *q->blk, q->alloc_ctx)) return BATCH_ERR_NOMEM;
+        memset(q->blk + had, 0, (q->capblk - had) * sizeof *q->blk);
     }
     for (size_t i = q->njobs; i < idx; i++) q->st[i] = BATCH__QGONE;
     q->njobs = idx + 1;
@@ -9484,6 +9501,7 @@ BATCH__PRIVATE void batch__qreset(batch_queue* q) {
     q->base = 0;
     q->next_id = 1;
     memset(q->count, 0, sizeof q->count);
+    if (q->blk) memset(q->blk, 0, q->capblk * sizeof *q->blk);
     q->nready = q->ndelayed = q->nleases = 0;
     q->moved = false;
 }
@@ -9635,7 +9653,7 @@ BATCH__PRIVATE bool batch__queue_desc_ok(const batch_queue_desc* d) {
 BATCH__PRIVATE void batch__queue_free(batch_queue* q) {
     void* ctx = q->alloc_ctx;   /* read before q is freed */
     if (q->j) batch__journal_free(q->j);
-    BATCH_FREE(q->jobs, ctx); BATCH_FREE(q->st, ctx); BATCH_FREE(q->ready, ctx);
+    BATCH_FREE(q->jobs, ctx); BATCH_FREE(q->st, ctx); BATCH_FREE(q->blk, ctx); BATCH_FREE(q->ready, ctx);
     BATCH_FREE(q->delayed, ctx); BATCH_FREE(q->leases, ctx); BATCH_FREE(q->rb, ctx);
     BATCH_FREE(q->pend, ctx); BATCH_FREE(q->held, ctx); BATCH_FREE(q->path, ctx);
     batch__mutex_destroy(&q->lock);
@@ -9929,8 +9947,14 @@ BATCH_API batch_result batch_queue_list(batch_queue* q, int status, uint64_t off
     if (n) *n = 0;
     if (!q || !n || (limit && !out) || status < -1 || status >= BATCH_QUEUE_STATUS_COUNT_) return BATCH_ERR_INVALID;
     batch_result r = batch__qbegin(q, false);
-    size_t got = 0;
-    for (size_t i = 0; r == BATCH_OK && i < q->njobs && got < limit; i++) {
+    size_t got = 0, i = 0;
+    int k = status < 0 ? BATCH_QUEUE_STATUS_COUNT_ : status;
+    for (; r == BATCH_OK && i < q->njobs && offset; i += (size_t)1 << BATCH__QBLOCK_BITS) {   /* whole blocks */
+        uint32_t c = q->blk[(i >> BATCH__QBLOCK_BITS) * BATCH__QBLK + (size_t)k];
+        if (offset < c) break;
+        offset -= c;
+    }
+    for (; r == BATCH_OK && i < q->njobs && got < limit; i++) {
         uint8_t st = q->st[i];
         if (st == BATCH__QGONE || (status >= 0 && st != status)) continue;
         if (offset) { offset--; continue; }

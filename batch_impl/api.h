@@ -952,9 +952,11 @@ BATCH_API batch_result batch_report_compare(const char* baseline_json, const cha
    is QUEUED, then RUNNING once claimed (highest priority first, FIFO within one), then DONE,
    FAILED or CANCELLED. A claim is a lease: the claimer renews it while the job runs
    (batch_queue_serve does); a lease that runs out (the worker was killed, or hung) gives the
-   job back to the queue, its attempt counted as failed, and the claim of another worker then
-   fails the old holder's complete (BATCH_ERR_TIMEOUT). A failed attempt is retried after
-   retry_base * 2^k (capped at retry_max) until max_retries retries are spent, then it is FAILED.
+   job back to the queue at once (the lease was its wait), its attempt counted as failed
+   (error BATCH_ERR_TIMEOUT; FAILED if that was its last retry), and the claim of another
+   worker then fails the old holder's complete (BATCH_ERR_TIMEOUT). A failed attempt
+   (batch_queue_fail) is retried after retry_base * 2^k (capped at retry_max) until
+   max_retries retries are spent, then it is FAILED.
    No job is lost and none completes twice; a job's *work* runs more than once when its worker
    dies (or loses its lease) before completing it: make it idempotent.
    Durability: PROCESS (default): each operation's records reach the OS before it returns: a
@@ -1109,7 +1111,7 @@ typedef struct batch_queue_serve_desc {
     batch_queue_fn fn;            /* required */
     void* user_data;
     int concurrency;              /* jobs running at once; 0: the pool's workers (1 inline) */
-    int drain;                    /* non-zero: stop when the queue has nothing left to claim */
+    int drain;                    /* non-zero: stop when no job is QUEUED or RUNNING (see above) */
     uint64_t poll_ns;             /* an idle serve looks for new jobs this often; 0: 50 ms */
     uint64_t max_jobs;            /* stop after claiming this many; 0: no limit */
     int keep_records;             /* keep a record of each run for the reports: O(jobs) memory */
