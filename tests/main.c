@@ -1,4 +1,4 @@
-/* main.c - the test runner. Usage: run [-s SEED] [-t SECONDS] [--no-fork] [--list] [NAME...]
+/* main.c - the test runner. Usage: run [-s SEED] [-t SECONDS] [--no-fork] [--list] [-x PREFIX] [NAME...]
    Every test runs in a forked child under a watchdog: a test that hangs is reported with the
    stacks of all its threads (gdb) and killed. The last line is "N passed, N failed".
    Windows has no fork: each test runs in this program started again with a hidden
@@ -278,6 +278,8 @@ static int run_one(const test_case* t, int timeout_s, int fork_it) {
 int main(int argc, char** argv) {
     int timeout_s = 300, fork_it = 1, list = 0;
     const char* names[64];
+    const char* skip[16];   /* -x PREFIX: leave out the tests whose names start with it */
+    int nskip = 0;
     int nnames = 0;
 #if defined(_WIN32)
     test_seed = (uint64_t)batch_now_ns() ^ ((uint64_t)GetCurrentProcessId() << 32);
@@ -293,6 +295,7 @@ int main(int argc, char** argv) {
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) timeout_s = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-fork")) fork_it = 0;
         else if (!strcmp(argv[i], "--list")) list = 1;
+        else if (!strcmp(argv[i], "-x") && i + 1 < argc) { if (nskip < 16) skip[nskip++] = argv[i + 1]; i++; }
         else if (nnames < 64) names[nnames++] = argv[i];
     }
     int n = (int)(sizeof all_tests / sizeof all_tests[0]);
@@ -311,6 +314,9 @@ int main(int argc, char** argv) {
             for (int k = 0; k < nnames; k++) hit |= strcmp(names[k], t->name) == 0;
             if (!hit) continue;
         }
+        int skipped = 0;
+        for (int k = 0; k < nskip; k++) skipped |= strncmp(skip[k], t->name, strlen(skip[k])) == 0;
+        if (skipped) continue;
         double t0 = now_ms();
         int f = run_one(t, timeout_s, fork_it);
         printf("%s %-40s %8.1f ms\n", f ? "FAIL" : "ok  ", t->name, now_ms() - t0);
