@@ -302,6 +302,7 @@ int main(int argc, char** argv) {
 #if defined(_WIN32)
     if (argc >= 3 && !strcmp(argv[1], "--child")) return run_child(argc, argv, all_tests, n);
     if (argc >= 2 && !strcmp(argv[1], "--jchild")) return journal_child_main(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "--qchild")) return queue_child_main(argc, argv);
 #endif
     if (list) { for (int i = 0; i < n; i++) puts(all_tests[i].name); return 0; }
     printf("seed %llu (replay: %s -s %llu NAME)\n", (unsigned long long)test_seed, argv[0],

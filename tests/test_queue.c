@@ -698,6 +698,109 @@ static void test_queue_serve_cancel(void) {
 #endif
 }
 
+/* ---- processes, on every platform (Windows: this program again, --qchild) -------------------- */
+/* A child: pushes n jobs, then claims and completes until the queue is empty, writing each id it
+   completed to PATH.k. 0 on success. */
+static int queue_child_work(const char* path, int k, int n) {
+    batch_queue* q;
+    batch_queue_desc d = qdesc(path, 10000000000ull);
+    if (batch_queue_open(&q, &d) != BATCH_OK) return 2;
+    for (int i = 0; i < n; i++) {
+        batch_queue_push_desc p;
+        memset(&p, 0, sizeof p);
+        int v = k * 100000 + i;
+        p.payload = &v;
+        p.size = sizeof v;
+        if (batch_queue_push(q, &p, NULL) != BATCH_OK) return 3;
+    }
+    char out[MAX_TEST_PATH + 80];
+    snprintf(out, sizeof out, "%s.%d", path, k);
+    FILE* f = fopen(out, "w");
+    if (!f) return 4;
+    batch_queue_job j;
+    batch_result r;
+    while ((r = batch_queue_claim(q, &j)) == BATCH_OK) {
+        fprintf(f, "%llu\n", (unsigned long long)j.info.id);
+        if (batch_queue_complete(q, j.info.id) != BATCH_OK) return 5;
+        batch_queue_job_free(q, &j);
+    }
+    fclose(f);
+    return r == BATCH_ERR_EMPTY && batch_queue_close(q) == BATCH_OK ? 0 : 6;
+}
+#if defined(_WIN32)
+static int queue_child_main(int argc, char** argv) {   /* --qchild PATH K N */
+    return argc == 5 ? queue_child_work(argv[2], atoi(argv[3]), atoi(argv[4])) : 9;
+}
+#endif
+
+/* Three processes push and serve one queue at once, then this one drains what is left: every
+   job completed once, by one process, and each id given once. */
+static void test_queue_processes(void) {
+    enum { P = 3 };
+    int n = (int)scaled(400);
+    qtest t;
+    qopen(&t, 0);
+#if defined(_WIN32)
+    HANDLE kids[P];
+    for (int k = 0; k < P; k++) {
+        char args[MAX_TEST_PATH + 64];
+        snprintf(args, sizeof args, "--qchild \"%s\" %d %d", t.d.path, k + 1, n);
+        kids[k] = (HANDLE)test_spawn_self(args);
+        CHECK(kids[k] != NULL);
+    }
+    for (int k = 0; k < P; k++) {
+        DWORD code = 1;
+        CHECK(WaitForSingleObject(kids[k], 120000) == WAIT_OBJECT_0);
+        GetExitCodeProcess(kids[k], &code);
+        CloseHandle(kids[k]);
+        CHECK_EQ(code, 0);
+    }
+#else
+    pid_t kids[P];
+    for (int k = 0; k < P; k++) {
+        fflush(stdout);
+        kids[k] = fork();
+        CHECK(kids[k] >= 0);
+        if (kids[k] == 0) _exit(queue_child_work(t.d.path, k + 1, n));
+    }
+    for (int k = 0; k < P; k++) {
+        int st = 0;
+        CHECK_EQ(waitpid(kids[k], &st, 0), kids[k]);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+#endif
+    int total = P * n;
+    unsigned char* seen = (unsigned char*)calloc((size_t)total + 1, 1);
+    CHECK(seen != NULL);
+    uint64_t id;
+    while ((id = qclaim_id(t.q)) != 0) {   /* what the children left */
+        CHECK(id <= (uint64_t)total && !seen[id]);
+        seen[id] = 1;
+        CHECK_OK(batch_queue_complete(t.q, id));
+    }
+    for (int k = 1; k <= P; k++) {
+        char out[MAX_TEST_PATH + 80];
+        snprintf(out, sizeof out, "%s.%d", t.d.path, k);
+        FILE* f = fopen(out, "r");
+        CHECK(f != NULL);
+        unsigned long long v;
+        while (fscanf(f, "%llu", &v) == 1) {
+            CHECK(v >= 1 && v <= (unsigned long long)total && !seen[v]);   /* completed once */
+            seen[v] = 1;
+        }
+        fclose(f);
+        CHECK_EQ(unlink(out), 0);
+    }
+    for (int i = 1; i <= total; i++) CHECK(seen[i]);
+    free(seen);
+    batch_queue_stats st;
+    CHECK_OK(batch_queue_stats_get(t.q, &st));
+    CHECK_EQ(st.total, total);
+    CHECK_EQ(st.count[BATCH_QUEUE_DONE], total);
+    CHECK_EQ(st.next_id, (uint64_t)total + 1);
+    qclose(&t);
+}
+
 #define QUEUE_TESTS \
     { "queue_basic", test_queue_basic }, \
     { "queue_fail_retry", test_queue_fail_retry }, \
@@ -711,4 +814,5 @@ static void test_queue_serve_cancel(void) {
     { "queue_bad_input", test_queue_bad_input }, \
     { "queue_threads", test_queue_threads }, \
     { "queue_serve", test_queue_serve }, \
-    { "queue_serve_cancel", test_queue_serve_cancel },
+    { "queue_serve_cancel", test_queue_serve_cancel }, \
+    { "queue_processes", test_queue_processes },
