@@ -9281,7 +9281,7 @@ BATCH__PRIVATE batch_result batch__qapply_change(batch_queue* q, int type, uint6
     static const uint8_t need[] = { 0, 0, 25, 25, 17, 24, 9, 17, 18 };
     batch__qjob* jb = batch__qget(q, id);
     if (!jb || len < need[type]) return BATCH_ERR_CORRUPT;
-    uint8_t status = q->st[id - q->base];
+    uint8_t status;
     switch (type) {
         case BATCH__QR_CLAIM: case BATCH__QR_RENEW:
             if (type == BATCH__QR_CLAIM) jb->attempts++;
@@ -9361,7 +9361,6 @@ BATCH__PRIVATE batch_result batch__qfollow(batch_queue* q, bool cut) {
             size_t keep = have - at;
             if (keep) memmove(q->rb, q->rb + at, keep);
             boff = off;
-            at = 0;
             uint64_t want = need > BATCH__QREAD ? need : BATCH__QREAD;
             if (want > size - boff) want = size - boff;
             if (!batch__qgrow((void**)&q->rb, &q->rbcap, (size_t)want, 1, q->alloc_ctx)) return BATCH_ERR_NOMEM;
@@ -9429,8 +9428,8 @@ BATCH__PRIVATE batch_result batch__qlease_rec(batch_queue* q, int type, uint64_t
     return batch__qrec_done(q, 25);
 }
 BATCH__PRIVATE batch_result batch__qfail_rec(batch_queue* q, uint64_t id, int code, bool final, uint64_t when, const char* msg) {
-    size_t ml = msg ? strlen(msg) : 0;
-    if (ml >= BATCH_MESSAGE_MAX) ml = BATCH_MESSAGE_MAX - 1;
+    size_t ml = 0;   /* the message's bytes, without a NUL: the record has their count */
+    while (msg && ml < BATCH_MESSAGE_MAX - 1 && msg[ml]) ml++;
     unsigned char* p = batch__qchange(q, BATCH__QR_FAIL, id, 15 + ml);
     if (!p) return BATCH_ERR_NOMEM;
     batch__put32(p + 9, (uint32_t)code);
