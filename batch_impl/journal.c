@@ -144,8 +144,12 @@ BATCH__PRIVATE int batch__pio_open(void* user, const char* path, intptr_t* out) 
     *out = fd;
     return 0;
 }
+/* An offset off_t cannot hold (a 32-bit off_t, without _FILE_OFFSET_BITS=64) is refused, not
+   wrapped. */
+#define BATCH__OFF_OK(off) (sizeof(off_t) >= 8 || (off) <= 0x7fffffffu)
 BATCH__PRIVATE int batch__pio_read(void* user, intptr_t h, void* buf, size_t n, uint64_t off, size_t* done) {
     (void)user;
+    if (!BATCH__OFF_OK(off + n)) return EFBIG;
     ssize_t r;
     do r = pread((int)h, buf, n, (off_t)off);
     while (r < 0 && errno == EINTR);
@@ -155,6 +159,7 @@ BATCH__PRIVATE int batch__pio_read(void* user, intptr_t h, void* buf, size_t n, 
 }
 BATCH__PRIVATE int batch__pio_write(void* user, intptr_t h, const void* buf, size_t n, uint64_t off, size_t* done) {
     (void)user;
+    if (!BATCH__OFF_OK(off + n)) return EFBIG;
     ssize_t r;
     do r = pwrite((int)h, buf, n, (off_t)off);
     while (r < 0 && errno == EINTR);
@@ -172,6 +177,7 @@ BATCH__PRIVATE int batch__pio_sync(void* user, intptr_t h) {
 }
 BATCH__PRIVATE int batch__pio_truncate(void* user, intptr_t h, uint64_t size) {
     (void)user;
+    if (!BATCH__OFF_OK(size)) return EFBIG;
     return ftruncate((int)h, (off_t)size) ? errno : 0;
 }
 BATCH__PRIVATE int batch__pio_size(void* user, intptr_t h, uint64_t* size) {

@@ -4,6 +4,10 @@
    Windows has no fork: each test runs in this program started again with a hidden
    `--child NAME` argument (--no-fork runs them in the runner's process, as elsewhere). */
 #define _POSIX_C_SOURCE 200809L   /* the runner forks and waits; tests use fmemopen */
+/* 64-bit file offsets on 32-bit targets: the journal and queue files are tested as users with
+   large files build them, and readdir works under qemu-user (a 64-bit host's ext4 hashes
+   overflow the 32-bit d_off otherwise) */
+#define _FILE_OFFSET_BITS 64
 #define BATCH_STATIC
 #define BATCH_IMPLEMENTATION
 #include <stdatomic.h>
