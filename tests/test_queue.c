@@ -161,9 +161,9 @@ static void test_queue_fail_retry(void) {
 
 static void test_queue_lease(void) {
     qtest t;
-    qopen(&t, qms(40));
+    qopen(&t, qms(100));   /* renewed every tenth of it: a loaded machine may be late */
     batch_queue* b;
-    batch_queue_desc d = qdesc(t.d.path, qms(40));
+    batch_queue_desc d = qdesc(t.d.path, qms(100));
     CHECK_OK(batch_queue_open(&b, &d));
     uint64_t id = qpush(t.q, "x", 0, 1, NULL);
     uint64_t once = qpush(t.q, "y", -1, 0, NULL);
@@ -175,7 +175,7 @@ static void test_queue_lease(void) {
         CHECK_OK(batch_queue_renew(t.q, id));
     }
     CHECK_EQ(qclaim_id(b), 0);
-    test_sleep_ns(qms(60));          /* both leases run out */
+    test_sleep_ns(qms(150));         /* both leases run out */
     CHECK_EQ(qclaim_id(b), id);      /* `once` had no retry left: FAILED */
     CHECK_EQ(qstatus(b, once), BATCH_QUEUE_FAILED);
     batch_queue_job j;
